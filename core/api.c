@@ -1,0 +1,192 @@
+/* api.c: the function table the core hands to plugins (struct loket_api). */
+#include "config.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "contact.h"
+#include "http.h"
+#include "log.h"
+#include "loketd.h"
+#include "plugin.h"
+#include "util.h"
+
+struct loket_timer {
+	struct event *ev;
+	void (*cb)(void *arg);
+	void *arg;
+};
+
+static void
+api_log(struct loket_plugin *self, enum loket_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vemit(level, self->name, fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+api_config_get(struct loket_plugin *self, const char *key)
+{
+	for (size_t i = 0; i < self->nvalues; i++)
+		if (strcmp(self->info->config_keys[i].name, key) == 0)
+			return self->values[i];
+	return NULL;
+}
+
+/* Ints, durations (ms), sizes (bytes) and booleans (0/1) all read back as numbers. */
+static int64_t
+api_config_get_int(struct loket_plugin *self, const char *key)
+{
+	const char *v = api_config_get(self, key);
+	uint64_t u;
+	int64_t i;
+	int b;
+
+	if (v == NULL)
+		return 0;
+	for (size_t k = 0; k < self->nvalues; k++) {
+		if (strcmp(self->info->config_keys[k].name, key) != 0)
+			continue;
+		switch (self->info->config_keys[k].type) {
+		case LOKET_CONFIG_INT:
+			return util_parse_int(v, &i) == 0 ? i : 0;
+		case LOKET_CONFIG_BOOL:
+			return util_parse_bool(v, &b) == 0 ? b : 0;
+		case LOKET_CONFIG_DURATION:
+			return util_parse_duration_ms(v, &u) == 0 ? (int64_t)u : 0;
+		case LOKET_CONFIG_SIZE:
+			return util_parse_size(v, &u) == 0 ? (int64_t)u : 0;
+		case LOKET_CONFIG_STRING:
+			return util_parse_int(v, &i) == 0 ? i : 0;
+		}
+	}
+	return 0;
+}
+
+static struct event_base *
+api_event_base(struct loket_plugin *self)
+{
+	return self->daemon->base;
+}
+
+static void
+api_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loket_timer *t = arg;
+
+	t->cb(t->arg);
+}
+
+static struct loket_timer *
+api_timer_new(struct loket_plugin *self, void (*cb)(void *arg), void *arg)
+{
+	struct loket_timer *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->cb = cb;
+	t->arg = arg;
+	if ((t->ev = evtimer_new(self->daemon->base, api_timer_cb, t)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static int
+api_timer_arm(struct loket_timer *t, uint64_t after_ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(after_ms / 1000),
+		.tv_usec = (suseconds_t)(after_ms % 1000) * 1000 };
+
+	return evtimer_add(t->ev, &tv);
+}
+
+static void
+api_timer_cancel(struct loket_timer *t)
+{
+	evtimer_del(t->ev);
+}
+
+static void
+api_timer_free(struct loket_timer *t)
+{
+	if (t == NULL)
+		return;
+	event_free(t->ev);
+	free(t);
+}
+
+static int
+api_http_route(struct loket_plugin *self, unsigned int methods, const char *pattern,
+    enum loket_http_access access, void (*fn)(struct loket_http_req *req, void *arg), void *arg)
+{
+	const char *err = NULL;
+
+	if (http_route_add(self->daemon->http, self->name, methods, pattern, access, fn, arg,
+		&err) < 0) {
+		log_warnx(self->name, "cannot add route pattern=%s reason=\"%s\"", pattern, err);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+api_http_body(struct loket_http_req *req, size_t *len_r)
+{
+	if (len_r != NULL)
+		*len_r = req->body_len;
+	return req->body;
+}
+
+static struct loket_contact *
+api_contact_new(struct loket_plugin *self, const char *channel)
+{
+	return contact_new(self->daemon, self->name, channel);
+}
+
+static void
+api_set_data(struct loket_plugin *self, void *data)
+{
+	self->data = data;
+}
+
+static void *
+api_get_data(struct loket_plugin *self)
+{
+	return self->data;
+}
+
+const struct loket_api api_table = {
+	.size = sizeof(struct loket_api),
+	.abi_major = LOKET_ABI_MAJOR,
+	.abi_minor = LOKET_ABI_MINOR,
+	.log = api_log,
+	.config_get = api_config_get,
+	.config_get_int = api_config_get_int,
+	.event_base = api_event_base,
+	.timer_new = api_timer_new,
+	.timer_arm = api_timer_arm,
+	.timer_cancel = api_timer_cancel,
+	.timer_free = api_timer_free,
+	.http_route = api_http_route,
+	.http_param = http_param,
+	.http_query = http_query,
+	.http_header = http_header,
+	.http_body = api_http_body,
+	.http_reply = http_reply,
+	.http_problem = http_problem,
+	.contact_new = api_contact_new,
+	.contact_set = contact_set,
+	.contact_meta = contact_meta,
+	.contact_submit = contact_submit,
+	.contact_free = contact_free,
+	.set_data = api_set_data,
+	.get_data = api_get_data,
+};

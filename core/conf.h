@@ -1,0 +1,87 @@
+/* conf.h: the daemon's configuration snapshot, parsed from one INI file and validated. */
+#ifndef LOKET_CONF_H
+#define LOKET_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loket/plugin.h"
+
+/* One key = value line as read, for plugin sections and error messages. */
+struct conf_entry {
+	char *section;
+	char *key;
+	char *value;
+	int line;
+};
+
+struct conf_organisation {
+	char *id; /* the part after "organisation." */
+	char *name;
+	char *calendar;
+};
+
+struct conf_department {
+	char *id;
+	char *name;
+	char *organisation;
+	char *calendar;
+};
+
+enum conf_durability {
+	CONF_DURABILITY_FULL,
+	CONF_DURABILITY_RELAXED,
+};
+
+struct conf {
+	char *path;
+
+	/* [loketd] */
+	char *listen;
+	char *listen_host;
+	uint16_t listen_port;
+	char *data_dir;
+	char *plugin_dir;
+	char *plugins; /* space-separated, as written */
+	char **plugin_names;
+	size_t nplugins;
+	char *log_level;
+	enum loket_log_level log_level_value;
+	char *control_socket;
+	char *web_dir;
+
+	/* [http] */
+	uint64_t http_max_header_size;
+	uint64_t http_max_body_size;
+	uint64_t http_timeout_ms;
+	int64_t http_max_connections;
+
+	/* [storage] */
+	char *storage_driver;
+	char *storage_path;
+	char *storage_conninfo;
+	enum conf_durability durability;
+
+	/* [rules] */
+	char *rules_dir;
+
+	struct conf_organisation *organisations;
+	size_t norganisations;
+	struct conf_department *departments;
+	size_t ndepartments;
+
+	struct conf_entry *entries;
+	size_t nentries;
+};
+
+/* Reads and validates path; on error *error_r is "file:line: what was expected" (owned by the caller). */
+int conf_load(const char *path, struct conf **conf_r, char **error_r);
+void conf_free(struct conf *conf);
+/* Entries of section "plugin.NAME", in file order. */
+const struct conf_entry *conf_find(const struct conf *conf, const char *section, const char *key);
+/* Checks one value against a type; on error returns a description of what was expected. */
+const char *conf_check_type(enum loket_config_type type, const char *value);
+const struct conf_department *conf_department(const struct conf *conf, const char *id);
+const struct conf_organisation *conf_organisation(const struct conf *conf, const char *id);
+
+#endif

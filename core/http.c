@@ -1,0 +1,584 @@
+/* http.c: the HTTP server: evhttp with limits, a route table plugins extend, JSON problems. */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+struct http_route {
+	char *owner;
+	char *pattern;
+	char **segs;
+	size_t nsegs;
+	unsigned int methods;
+	enum loket_http_access access;
+	void (*fn)(struct loket_http_req *req, void *arg);
+	void *arg;
+	struct metric_series *latency;
+};
+
+struct http {
+	struct event_base *base;
+	struct evhttp *evhttp;
+	struct evhttp_bound_socket *bound;
+	struct http_guard *guard;
+	struct metrics *metrics;
+	struct http_route **routes;
+	size_t nroutes;
+	unsigned int inflight;
+	int stopping;
+	void (*drained_cb)(void *arg);
+	void *drained_arg;
+	int (*auth_fn)(struct loket_http_req *req, enum loket_http_access access, void *arg);
+	void *auth_arg;
+	struct metric_series *unmatched_latency;
+};
+
+static const struct {
+	int status;
+	const char *title;
+} http_titles[] = {
+	{ 200, "OK" },
+	{ 201, "Created" },
+	{ 202, "Accepted" },
+	{ 204, "No Content" },
+	{ 304, "Not Modified" },
+	{ 400, "Bad Request" },
+	{ 401, "Unauthorized" },
+	{ 403, "Forbidden" },
+	{ 404, "Not Found" },
+	{ 405, "Method Not Allowed" },
+	{ 408, "Request Timeout" },
+	{ 409, "Conflict" },
+	{ 413, "Content Too Large" },
+	{ 415, "Unsupported Media Type" },
+	{ 422, "Unprocessable Content" },
+	{ 429, "Too Many Requests" },
+	{ 431, "Request Header Fields Too Large" },
+	{ 500, "Internal Server Error" },
+	{ 503, "Service Unavailable" },
+};
+
+static const struct {
+	enum loket_http_method method;
+	enum evhttp_cmd_type cmd;
+	const char *name;
+} http_methods[] = {
+	{ LOKET_HTTP_GET, EVHTTP_REQ_GET, "GET" },
+	{ LOKET_HTTP_HEAD, EVHTTP_REQ_HEAD, "HEAD" },
+	{ LOKET_HTTP_POST, EVHTTP_REQ_POST, "POST" },
+	{ LOKET_HTTP_PUT, EVHTTP_REQ_PUT, "PUT" },
+	{ LOKET_HTTP_PATCH, EVHTTP_REQ_PATCH, "PATCH" },
+	{ LOKET_HTTP_DELETE, EVHTTP_REQ_DELETE, "DELETE" },
+};
+
+const char *
+http_status_title(int status)
+{
+	for (size_t i = 0; i < sizeof(http_titles) / sizeof(http_titles[0]); i++)
+		if (http_titles[i].status == status)
+			return http_titles[i].title;
+	return status >= 500 ? "Server Error" : "Error";
+}
+
+char *
+http_problem_body(int status, const char *detail)
+{
+	json_t *j = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
+	    http_status_title(status), "status", status, "detail", detail != NULL ? detail : "");
+	char *s;
+
+	if (j == NULL)
+		return NULL;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
+}
+
+static void http_gen_cb(struct evhttp_request *ev, void *arg);
+
+struct http *
+http_new(struct event_base *base, struct metrics *metrics)
+{
+	struct http *http = calloc(1, sizeof(*http));
+
+	if (http == NULL)
+		return NULL;
+	http->base = base;
+	http->metrics = metrics;
+	if ((http->evhttp = evhttp_new(base)) == NULL ||
+	    (http->guard = http_guard_new(metrics)) == NULL) {
+		http_free(http);
+		return NULL;
+	}
+	evhttp_set_allowed_methods(http->evhttp, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+		EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
+	evhttp_set_default_content_type(http->evhttp, "application/json");
+	evhttp_set_bevcb(http->evhttp, http_guard_bev_cb, http->guard);
+	evhttp_set_gencb(http->evhttp, http_gen_cb, http);
+	http->unmatched_latency = metrics_series(metrics, METRIC_HISTOGRAM,
+	    "loket_http_request_duration_seconds", "Time from request to response, by route.",
+	    "route=\"unmatched\"", metrics_latency_bounds, metrics_latency_nbounds);
+	return http;
+}
+
+void
+http_free(struct http *http)
+{
+	if (http == NULL)
+		return;
+	if (http->evhttp != NULL)
+		evhttp_free(http->evhttp);
+	http_guard_free(http->guard);
+	for (size_t i = 0; i < http->nroutes; i++) {
+		struct http_route *r = http->routes[i];
+
+		for (size_t j = 0; j < r->nsegs; j++)
+			free(r->segs[j]);
+		free(r->segs);
+		free(r->pattern);
+		free(r->owner);
+		free(r);
+	}
+	free(http->routes);
+	free(http);
+}
+
+void
+http_set_limits(struct http *http, const struct http_limits *limits)
+{
+	struct timeval tv = { .tv_sec = (time_t)(limits->timeout_ms / 1000),
+		.tv_usec = (suseconds_t)(limits->timeout_ms % 1000) * 1000 };
+
+	/* The guard answers 431/413 first; these are evhttp's own backstops. */
+	evhttp_set_max_headers_size(http->evhttp, (ev_ssize_t)limits->max_header_size);
+	evhttp_set_max_body_size(http->evhttp, (ev_ssize_t)limits->max_body_size);
+	evhttp_set_timeout_tv(http->evhttp, &tv);
+	http_guard_set_limits(http->guard, limits);
+}
+
+int
+http_listen(struct http *http, const char *host, uint16_t port, const char **error_r)
+{
+	http->bound = evhttp_bind_socket_with_handle(http->evhttp, host, port);
+	if (http->bound == NULL) {
+		*error_r = strerror(errno != 0 ? errno : EADDRNOTAVAIL);
+		return -1;
+	}
+	return 0;
+}
+
+uint16_t
+http_bound_port(struct http *http)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t fd;
+
+	if (http->bound == NULL)
+		return 0;
+	fd = evhttp_bound_socket_get_fd(http->bound);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+void
+http_stop_accepting(struct http *http)
+{
+	http->stopping = 1;
+	if (http->bound != NULL) {
+		evhttp_del_accept_socket(http->evhttp, http->bound);
+		http->bound = NULL;
+	}
+	if (http->inflight == 0 && http->drained_cb != NULL)
+		http->drained_cb(http->drained_arg);
+}
+
+unsigned int
+http_inflight(struct http *http)
+{
+	return http->inflight;
+}
+
+unsigned int
+http_guard_connections_of(struct http *http)
+{
+	return http_guard_connections(http->guard);
+}
+
+void
+http_set_drained_cb(struct http *http, void (*cb)(void *arg), void *arg)
+{
+	http->drained_cb = cb;
+	http->drained_arg = arg;
+}
+
+void
+http_set_auth(struct http *http,
+    int (*fn)(struct loket_http_req *req, enum loket_http_access access, void *arg), void *arg)
+{
+	http->auth_fn = fn;
+	http->auth_arg = arg;
+}
+
+static int
+http_split_path(const char *path, char ***segs_r, size_t *nsegs_r)
+{
+	char **segs = NULL, *copy, *tok, *save = NULL;
+	size_t n = 0;
+
+	if ((copy = strdup(path)) == NULL)
+		return -1;
+	for (tok = strtok_r(copy, "/", &save); tok != NULL; tok = strtok_r(NULL, "/", &save)) {
+		char **s = realloc(segs, (n + 1) * sizeof(*s));
+
+		if (s == NULL || (s[n] = strdup(tok)) == NULL) {
+			segs = s != NULL ? s : segs;
+			goto fail;
+		}
+		segs = s;
+		n++;
+	}
+	free(copy);
+	*segs_r = segs;
+	*nsegs_r = n;
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		free(segs[i]);
+	free(segs);
+	free(copy);
+	return -1;
+}
+
+static int
+http_seg_is_param(const char *seg)
+{
+	size_t len = strlen(seg);
+
+	return len > 2 && seg[0] == '{' && seg[len - 1] == '}';
+}
+
+int
+http_route_add(struct http *http, const char *owner, unsigned int methods, const char *pattern,
+    enum loket_http_access access, void (*fn)(struct loket_http_req *req, void *arg), void *arg,
+    const char **error_r)
+{
+	struct http_route *r, **routes;
+	size_t nparams = 0;
+	char labels[512], esc[256];
+
+	if (pattern[0] != '/' || methods == 0 || fn == NULL) {
+		*error_r = "a route needs a pattern starting with '/', methods and a handler";
+		return -1;
+	}
+	for (size_t i = 0; i < http->nroutes; i++) {
+		if (strcmp(http->routes[i]->pattern, pattern) == 0 &&
+		    (http->routes[i]->methods & methods) != 0) {
+			*error_r = "route already registered for that method";
+			return -1;
+		}
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		goto nomem;
+	if ((r->pattern = strdup(pattern)) == NULL || (r->owner = strdup(owner)) == NULL ||
+	    http_split_path(pattern, &r->segs, &r->nsegs) < 0)
+		goto nomem_route;
+	for (size_t i = 0; i < r->nsegs; i++)
+		nparams += http_seg_is_param(r->segs[i]);
+	if (nparams > HTTP_MAX_PARAMS) {
+		*error_r = "too many parameters in the route pattern";
+		goto fail_route;
+	}
+	r->methods = methods;
+	r->access = access;
+	r->fn = fn;
+	r->arg = arg;
+	snprintf(labels, sizeof(labels), "route=\"%s\"",
+	    metrics_label_escape(esc, sizeof(esc), pattern));
+	r->latency = metrics_series(http->metrics, METRIC_HISTOGRAM,
+	    "loket_http_request_duration_seconds", "Time from request to response, by route.",
+	    labels, metrics_latency_bounds, metrics_latency_nbounds);
+	if ((routes = realloc(http->routes, (http->nroutes + 1) * sizeof(*routes))) == NULL)
+		goto nomem_route;
+	http->routes = routes;
+	routes[http->nroutes++] = r;
+	return 0;
+nomem_route:
+	*error_r = "out of memory";
+fail_route:
+	for (size_t j = 0; j < r->nsegs; j++)
+		free(r->segs[j]);
+	free(r->segs);
+	free(r->pattern);
+	free(r->owner);
+	free(r);
+	return -1;
+nomem:
+	*error_r = "out of memory";
+	return -1;
+}
+
+static int
+http_route_match(const struct http_route *r, char **segs, size_t nsegs)
+{
+	if (r->nsegs != nsegs)
+		return 0;
+	for (size_t i = 0; i < nsegs; i++)
+		if (!http_seg_is_param(r->segs[i]) && strcmp(r->segs[i], segs[i]) != 0)
+			return 0;
+	return 1;
+}
+
+const char *
+http_param(struct loket_http_req *req, const char *name)
+{
+	for (size_t i = 0; i < req->nparams; i++) {
+		const char *n = req->param_names[i];
+		size_t len = strlen(name);
+
+		/* param_names point at "{name}" in the route's pattern. */
+		if (strncmp(n + 1, name, len) == 0 && n[len + 1] == '}' && n[len + 2] == '\0')
+			return req->params[i];
+	}
+	return NULL;
+}
+
+const char *
+http_query(struct loket_http_req *req, const char *name)
+{
+	return evhttp_find_header(&req->query, name);
+}
+
+const char *
+http_header(struct loket_http_req *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+void
+http_add_header(struct loket_http_req *req, const char *name, const char *value)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value);
+}
+
+static void
+http_req_free(struct loket_http_req *req)
+{
+	for (size_t i = 0; i < req->nparams; i++)
+		free(req->params[i]);
+	evhttp_clear_headers(&req->query);
+	free(req->path);
+	free(req->body);
+	free(req);
+}
+
+static void
+http_count(struct http *http, const struct http_route *route, int method, int status)
+{
+	char labels[512], esc[256];
+	const char *mname = "OTHER";
+
+	for (size_t i = 0; i < sizeof(http_methods) / sizeof(http_methods[0]); i++)
+		if ((int)http_methods[i].method == method)
+			mname = http_methods[i].name;
+	snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"",
+	    route != NULL ? metrics_label_escape(esc, sizeof(esc), route->pattern) : "unmatched",
+	    mname, status);
+	metrics_add(metrics_series(http->metrics, METRIC_COUNTER, "loket_http_requests_total",
+			"HTTP requests answered, by route, method and status.", labels, NULL, 0),
+	    1);
+}
+
+void
+http_reply(struct loket_http_req *req, int status, const char *content_type, const void *body,
+    size_t len)
+{
+	struct http *http = req->http;
+	struct evbuffer *buf = evbuffer_new();
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
+	double secs;
+
+	evhttp_remove_header(out, "Content-Type");
+	evhttp_add_header(out, "Content-Type", content_type);
+	if (http->stopping)
+		evhttp_add_header(out, "Connection", "close");
+	if (buf != NULL && len > 0)
+		evbuffer_add(buf, body, len);
+	evhttp_send_reply(req->ev, status, http_status_title(status), buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+	secs = (double)(util_now_ns() - req->start_ns) / 1e9;
+	metrics_observe(req->route != NULL ? req->route->latency : http->unmatched_latency, secs);
+	http_count(http, req->route, req->method, status);
+	http_req_free(req);
+	http->inflight--;
+	if (http->stopping && http->inflight == 0 && http->drained_cb != NULL)
+		http->drained_cb(http->drained_arg);
+}
+
+void
+http_reply_json(struct loket_http_req *req, int status, json_t *json)
+{
+	char *s = json != NULL ? json_dumps(json, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+	json_decref(json);
+	if (s == NULL) {
+		http_problem(req, 500, "could not encode the response");
+		return;
+	}
+	http_reply(req, status, "application/json", s, strlen(s));
+	free(s);
+}
+
+void
+http_problem(struct loket_http_req *req, int status, const char *detail)
+{
+	char *s = http_problem_body(status, detail);
+
+	http_reply(req, status, "application/problem+json", s, s != NULL ? strlen(s) : 0);
+	free(s);
+}
+
+static int
+http_method_of(enum evhttp_cmd_type cmd)
+{
+	for (size_t i = 0; i < sizeof(http_methods) / sizeof(http_methods[0]); i++)
+		if (http_methods[i].cmd == cmd)
+			return (int)http_methods[i].method;
+	return 0;
+}
+
+static void
+http_allow_header(struct loket_http_req *req, unsigned int methods)
+{
+	char allow[128] = "";
+
+	if (methods & LOKET_HTTP_GET)
+		methods |= LOKET_HTTP_HEAD;
+	for (size_t i = 0; i < sizeof(http_methods) / sizeof(http_methods[0]); i++) {
+		if ((methods & http_methods[i].method) == 0)
+			continue;
+		if (allow[0] != '\0')
+			strcat(allow, ", ");
+		strcat(allow, http_methods[i].name);
+	}
+	http_add_header(req, "Allow", allow);
+}
+
+static int
+http_read_body(struct loket_http_req *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);
+	size_t len = evbuffer_get_length(in);
+
+	if ((req->body = malloc(len + 1)) == NULL)
+		return -1;
+	evbuffer_remove(in, req->body, len);
+	req->body[len] = '\0';
+	req->body_len = len;
+	return 0;
+}
+
+static void
+http_gen_cb(struct evhttp_request *ev, void *arg)
+{
+	struct http *http = arg;
+	struct loket_http_req *req;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *raw_path, *raw_query;
+	char **segs = NULL;
+	size_t nsegs = 0;
+	unsigned int allowed = 0;
+	const struct http_route *route = NULL;
+
+	if ((req = calloc(1, sizeof(*req))) == NULL) {
+		evhttp_send_error(ev, 503, "out of memory");
+		return;
+	}
+	http->inflight++;
+	req->http = http;
+	req->ev = ev;
+	req->start_ns = util_now_ns();
+	req->method = http_method_of(evhttp_request_get_command(ev));
+	TAILQ_INIT(&req->query);
+	raw_path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	raw_query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	if (raw_path == NULL || raw_path[0] != '/' ||
+	    (req->path = evhttp_uridecode(raw_path, 0, NULL)) == NULL ||
+	    strlen(req->path) != strcspn(req->path, "\r\n")) {
+		http_problem(req, 400, "the request path is not valid");
+		return;
+	}
+	if (raw_query != NULL && evhttp_parse_query_str(raw_query, &req->query) < 0) {
+		http_problem(req, 400, "the query string is not valid");
+		return;
+	}
+	if (http_read_body(req) < 0 || http_split_path(req->path, &segs, &nsegs) < 0) {
+		http_problem(req, 503, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < http->nroutes; i++) {
+		const struct http_route *r = http->routes[i];
+		unsigned int m = r->methods;
+
+		if (!http_route_match(r, segs, nsegs))
+			continue;
+		if (m & LOKET_HTTP_GET)
+			m |= LOKET_HTTP_HEAD;
+		allowed |= m;
+		if ((m & (unsigned int)req->method) != 0) {
+			route = r;
+			break;
+		}
+	}
+	if (route == NULL) {
+		if (allowed != 0) {
+			http_allow_header(req, allowed);
+			http_problem(req, 405, "this resource does not accept that method");
+		} else {
+			http_problem(req, 404, "no such resource");
+		}
+		goto out;
+	}
+	req->route = route;
+	for (size_t i = 0; i < route->nsegs; i++) {
+		if (!http_seg_is_param(route->segs[i]))
+			continue;
+		req->param_names[req->nparams] = route->segs[i];
+		req->params[req->nparams++] = segs[i];
+		segs[i] = NULL;
+	}
+	if (route->access != LOKET_ACCESS_PUBLIC) {
+		if (http->auth_fn == NULL) {
+			http_problem(req, 401, "a bearer token is required");
+			goto out;
+		}
+		if (http->auth_fn(req, route->access, http->auth_arg) < 0)
+			goto out;
+	}
+	route->fn(req, route->arg);
+out:
+	for (size_t i = 0; i < nsegs; i++)
+		free(segs[i]);
+	free(segs);
+}

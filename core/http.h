@@ -1,0 +1,88 @@
+/* http.h: the HTTP server: evhttp with limits, a route table plugins extend, JSON problems. */
+#ifndef LOKET_HTTP_H
+#define LOKET_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "loket/plugin.h"
+
+struct event_base;
+struct evhttp_request;
+struct metrics;
+struct http;
+struct http_route;
+
+#define HTTP_MAX_PARAMS 4
+
+struct http_limits {
+	uint64_t max_header_size;
+	uint64_t max_body_size;
+	uint64_t timeout_ms;
+	int64_t max_connections;
+};
+
+struct loket_http_req {
+	struct http *http;
+	struct evhttp_request *ev;
+	const struct http_route *route;
+	enum loket_http_method method;
+	char *path;
+	struct evkeyvalq query;
+	const char *param_names[HTTP_MAX_PARAMS];
+	char *params[HTTP_MAX_PARAMS];
+	size_t nparams;
+	char *body;
+	size_t body_len;
+	uint64_t start_ns;
+	void *auth; /* set by the authenticator for non-public routes */
+};
+
+struct http *http_new(struct event_base *base, struct metrics *metrics);
+void http_free(struct http *http);
+void http_set_limits(struct http *http, const struct http_limits *limits);
+int http_listen(struct http *http, const char *host, uint16_t port, const char **error_r);
+/* The port actually bound (useful with port 0). */
+uint16_t http_bound_port(struct http *http);
+void http_stop_accepting(struct http *http);
+unsigned int http_inflight(struct http *http);
+unsigned int http_guard_connections_of(struct http *http);
+/* Called once every request has answered after http_stop_accepting. */
+void http_set_drained_cb(struct http *http, void (*cb)(void *arg), void *arg);
+/*
+ * The authenticator decides non-public routes: it returns 0 to let the
+ * request through, or -1 after answering it (401/403).
+ */
+void http_set_auth(struct http *http,
+    int (*fn)(struct loket_http_req *req, enum loket_http_access access, void *arg), void *arg);
+int http_route_add(struct http *http, const char *owner, unsigned int methods,
+    const char *pattern, enum loket_http_access access,
+    void (*fn)(struct loket_http_req *req, void *arg), void *arg, const char **error_r);
+
+const char *http_param(struct loket_http_req *req, const char *name);
+const char *http_query(struct loket_http_req *req, const char *name);
+const char *http_header(struct loket_http_req *req, const char *name);
+void http_add_header(struct loket_http_req *req, const char *name, const char *value);
+void http_reply(struct loket_http_req *req, int status, const char *content_type, const void *body,
+    size_t len);
+/* Takes over json. */
+void http_reply_json(struct loket_http_req *req, int status, json_t *json);
+void http_problem(struct loket_http_req *req, int status, const char *detail);
+const char *http_status_title(int status);
+/* A complete problem+json document; owned by the caller. */
+char *http_problem_body(int status, const char *detail);
+
+/* http_guard.c: per-connection limits enforced before evhttp parses a request. */
+struct http_guard;
+struct bufferevent;
+struct http_guard *http_guard_new(struct metrics *metrics);
+void http_guard_free(struct http_guard *g);
+void http_guard_set_limits(struct http_guard *g, const struct http_limits *limits);
+unsigned int http_guard_connections(const struct http_guard *g);
+/* evhttp's bevcb: wraps each new connection in the guard. */
+struct bufferevent *http_guard_bev_cb(struct event_base *base, void *arg);
+
+#endif

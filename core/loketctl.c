@@ -1,0 +1,239 @@
+/* loketctl.c: the admin's command line: talks to a running loketd over its control socket. */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "loketd.h"
+#include "plugin.h"
+
+struct ctl_client_cmd {
+	const char *name;
+	const char *usage;
+	int (*fn)(const struct conf *conf, int argc, char **argv);
+};
+
+/* Sends one request and returns the daemon's answer object, or NULL after printing why. */
+static json_t *
+ctl_call(const struct conf *conf, const char *cmd, json_t *args)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	json_t *req = json_pack("{s:s, s:o}", "cmd", cmd, "args", args != NULL ? args : json_array());
+	char *line = json_dumps(req, JSON_COMPACT);
+	json_t *answer = NULL;
+	json_error_t jerr;
+	FILE *fp = NULL;
+	int fd = -1;
+
+	json_decref(req);
+	if (line == NULL)
+		goto out;
+	if (strlen(conf->control_socket) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "loketctl: control socket path too long\n");
+		goto out;
+	}
+	strcpy(sun.sun_path, conf->control_socket);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			fprintf(stderr, "loketctl: loketd is not running (nothing answers on %s)\n",
+			    conf->control_socket);
+		else
+			fprintf(stderr, "loketctl: cannot reach loketd at %s: %s\n",
+			    conf->control_socket, strerror(errno));
+		goto out;
+	}
+	if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0) {
+		fprintf(stderr, "loketctl: cannot send to loketd: %s\n", strerror(errno));
+		goto out;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL)
+		goto out;
+	fd = -1;
+	answer = json_loadf(fp, JSON_DISABLE_EOF_CHECK, &jerr);
+	if (answer == NULL)
+		fprintf(stderr, "loketctl: loketd closed the connection without an answer\n");
+out:
+	free(line);
+	if (fp != NULL)
+		fclose(fp);
+	if (fd >= 0)
+		close(fd);
+	return answer;
+}
+
+/* Runs cmd and returns its result (a new reference), or NULL after printing the error. */
+static json_t *
+ctl_result(const struct conf *conf, const char *cmd, json_t *args)
+{
+	json_t *answer = ctl_call(conf, cmd, args), *result;
+
+	if (answer == NULL)
+		return NULL;
+	if (!json_is_true(json_object_get(answer, "ok"))) {
+		const char *e = json_string_value(json_object_get(answer, "error"));
+
+		fprintf(stderr, "loketctl: %s: %s\n", cmd, e != NULL ? e : "failed");
+		json_decref(answer);
+		return NULL;
+	}
+	result = json_incref(json_object_get(answer, "result"));
+	json_decref(answer);
+	return result;
+}
+
+static void
+print_value(const char *key, json_t *v, int indent)
+{
+	const char *k;
+	json_t *sub;
+	size_t i;
+
+	if (json_is_object(v)) {
+		if (key != NULL)
+			printf("%*s%s:\n", indent, "", key);
+		json_object_foreach(v, k, sub)
+			print_value(k, sub, key != NULL ? indent + 2 : indent);
+	} else if (json_is_array(v)) {
+		printf("%*s%s:%s\n", indent, "", key, json_array_size(v) == 0 ? " (none)" : "");
+		json_array_foreach(v, i, sub) {
+			if (json_is_object(sub)) {
+				const char *name = json_string_value(json_object_get(sub, "name"));
+				char *s = json_dumps(sub, JSON_COMPACT);
+
+				printf("%*s- %s\n", indent + 2, "", name != NULL ? name : s);
+				free(s);
+			} else {
+				print_value("-", sub, indent + 2);
+			}
+		}
+	} else {
+		char *s = json_dumps(v, JSON_ENCODE_ANY);
+
+		if (json_is_string(v))
+			printf("%*s%s: %s\n", indent, "", key, json_string_value(v));
+		else
+			printf("%*s%s: %s\n", indent, "", key, s != NULL ? s : "?");
+		free(s);
+	}
+}
+
+static int
+cmd_version(const struct conf *conf, int argc, char **argv)
+{
+	json_t *r;
+
+	printf("loketctl %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, LOKET_ABI_MAJOR,
+	    LOKET_ABI_MINOR);
+	if ((r = ctl_result(conf, "version", NULL)) == NULL)
+		return 1;
+	printf("loketd %s (plugin ABI %s)\n", json_string_value(json_object_get(r, "version")),
+	    json_string_value(json_object_get(r, "abi")));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_stats(const struct conf *conf, int argc, char **argv)
+{
+	json_t *r = ctl_result(conf, "stats", NULL);
+
+	if (r == NULL)
+		return 1;
+	print_value(NULL, r, 0);
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_reload(const struct conf *conf, int argc, char **argv)
+{
+	json_t *r = ctl_result(conf, "reload", NULL);
+
+	if (r == NULL)
+		return 1;
+	printf("reloaded %s\n", json_string_value(json_object_get(r, "config")));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_check_config(const struct conf *conf, int argc, char **argv)
+{
+	struct plugins *plugins = NULL;
+	char *err = NULL;
+
+	if (plugins_open(conf, NULL, &plugins, &err) < 0) {
+		fprintf(stderr, "loketctl: %s\n", err);
+		free(err);
+		return 2;
+	}
+	plugins_close(plugins);
+	printf("%s: configuration OK\n", conf->path);
+	return 0;
+}
+
+static const struct ctl_client_cmd ctl_client_cmds[] = {
+	{ "version", "version", cmd_version },
+	{ "stats", "stats", cmd_stats },
+	{ "reload", "reload", cmd_reload },
+	{ "check-config", "check-config", cmd_check_config },
+	{ NULL, NULL, NULL },
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: loketctl [-c FILE] COMMAND [ARGS...]\ncommands:\n");
+	for (const struct ctl_client_cmd *c = ctl_client_cmds; c->name != NULL; c++)
+		fprintf(stderr, "  %s\n", c->usage);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *path = SYSCONFDIR "/loket/loket.conf";
+	struct conf *conf = NULL;
+	char *err = NULL;
+	int ch, rc;
+
+	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage();
+		return 2;
+	}
+	for (const struct ctl_client_cmd *c = ctl_client_cmds; c->name != NULL; c++) {
+		if (strcmp(c->name, argv[optind]) != 0)
+			continue;
+		if (conf_load(path, &conf, &err) < 0) {
+			fprintf(stderr, "loketctl: %s\n", err);
+			free(err);
+			return 2;
+		}
+		rc = c->fn(conf, argc - optind - 1, argv + optind + 1);
+		conf_free(conf);
+		return rc;
+	}
+	fprintf(stderr, "loketctl: unknown command '%s'\n", argv[optind]);
+	usage();
+	return 2;
+}

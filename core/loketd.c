@@ -1,0 +1,307 @@
+/* loketd.c: the daemon: start-up in order, signals, reload, drain and shut down in reverse. */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "conf.h"
+#include "ctl.h"
+#include "http.h"
+#include "http_sys.h"
+#include "log.h"
+#include "loketd.h"
+#include "metrics.h"
+#include "plugin.h"
+
+#define LOKETD_DRAIN_SECONDS 5
+
+static void
+loketd_notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: loketd -c FILE [-t] [-V]\n"
+			"  -c FILE  configuration file\n"
+			"  -t       check the configuration and plugins, then exit (0 ok, 2 bad)\n"
+			"  -V       print the version and plugin ABI version\n");
+}
+
+static void
+loketd_limits(const struct conf *conf, struct http_limits *limits)
+{
+	limits->max_header_size = conf->http_max_header_size;
+	limits->max_body_size = conf->http_max_body_size;
+	limits->timeout_ms = conf->http_timeout_ms;
+	limits->max_connections = conf->http_max_connections;
+}
+
+int
+loketd_reload(struct loketd *d, char **error_r)
+{
+	struct conf *conf = NULL;
+	struct http_limits limits;
+
+	loketd_notify("RELOADING=1");
+	log_info("loketd", "reloading config=%s", d->conf_path);
+	if (conf_load(d->conf_path, &conf, error_r) < 0 ||
+	    plugins_check_conf(d->plugins, conf, error_r) < 0)
+		goto fail;
+	/* What is bound or loaded at start cannot change under running connections. */
+	if (strcmp(conf->listen, d->conf->listen) != 0)
+		log_warnx("loketd", "listen changed; restart loketd to apply it");
+	if (strcmp(conf->plugins, d->conf->plugins) != 0)
+		log_warnx("loketd", "plugins changed; restart loketd to apply it");
+	if (strcmp(conf->data_dir, d->conf->data_dir) != 0 ||
+	    strcmp(conf->storage_path, d->conf->storage_path) != 0)
+		log_warnx("loketd", "data_dir or storage changed; restart loketd to apply it");
+	if (plugins_reload(d->plugins, conf, error_r) < 0)
+		goto fail;
+	log_set_level(conf->log_level_value);
+	loketd_limits(conf, &limits);
+	http_set_limits(d->http, &limits);
+	conf_free(d->conf);
+	d->conf = conf;
+	d->reloads++;
+	log_info("loketd", "reloaded config=%s", d->conf_path);
+	loketd_notify("READY=1");
+	return 0;
+fail:
+	conf_free(conf);
+	d->reload_failures++;
+	log_errorx("loketd", "reload failed, keeping the running config: %s",
+	    *error_r != NULL ? *error_r : "unknown error");
+	loketd_notify("READY=1");
+	return -1;
+}
+
+static void
+loketd_exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loketd *d = arg;
+
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
+loketd_drained_cb(void *arg)
+{
+	struct loketd *d = arg;
+
+	log_info("loketd", "drained; stopping");
+	/* Leave the loop on its next turn, after the last answers are flushed. */
+	event_base_once(d->base, -1, EV_TIMEOUT, loketd_exit_cb, d, NULL);
+}
+
+static void
+loketd_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loketd *d = arg;
+
+	log_warnx("loketd", "drain timed out inflight=%u; stopping anyway", http_inflight(d->http));
+	event_base_loopexit(d->base, NULL);
+}
+
+void
+loketd_stop(struct loketd *d)
+{
+	struct timeval tv = { LOKETD_DRAIN_SECONDS, 0 };
+
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	loketd_notify("STOPPING=1");
+	log_info("loketd", "stopping inflight=%u", http_inflight(d->http));
+	d->drain_timer = evtimer_new(d->base, loketd_drain_timeout_cb, d);
+	if (d->drain_timer != NULL)
+		evtimer_add(d->drain_timer, &tv);
+	http_stop_accepting(d->http);
+}
+
+static void
+loketd_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct loketd *d = arg;
+	char *err = NULL;
+
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		loketd_stop(d);
+		break;
+	case SIGHUP:
+		if (loketd_reload(d, &err) < 0)
+			free(err);
+		break;
+	}
+}
+
+static int
+loketd_data_dir(const struct conf *conf)
+{
+	struct stat st;
+
+	if (mkdir(conf->data_dir, 0750) < 0 && errno != EEXIST) {
+		log_error("loketd", "cannot create data_dir path=%s", conf->data_dir);
+		return -1;
+	}
+	if (stat(conf->data_dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    access(conf->data_dir, W_OK | X_OK) < 0) {
+		log_errorx("loketd", "data_dir is not a writable directory path=%s", conf->data_dir);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+loketd_start(struct loketd *d)
+{
+	struct http_limits limits;
+	const char *err = NULL;
+	char *errs = NULL;
+
+	if (loketd_data_dir(d->conf) < 0)
+		return -1;
+	if (evthread_use_pthreads() < 0 || (d->base = event_base_new()) == NULL ||
+	    (d->metrics = metrics_new()) == NULL ||
+	    (d->http = http_new(d->base, d->metrics)) == NULL) {
+		log_errorx("loketd", "cannot set up the event loop");
+		return -1;
+	}
+	loketd_limits(d->conf, &limits);
+	http_set_limits(d->http, &limits);
+	http_set_drained_cb(d->http, loketd_drained_cb, d);
+	if (http_sys_init(d, &err) < 0) {
+		log_errorx("loketd", "cannot add core routes: %s", err);
+		return -1;
+	}
+	if (ctl_open(d, d->conf->control_socket, &d->ctl, &err) < 0) {
+		log_errorx("loketd", "cannot open the control socket path=%s: %s",
+		    d->conf->control_socket, err);
+		return -1;
+	}
+	if (plugins_open(d->conf, d, &d->plugins, &errs) < 0 ||
+	    plugins_load(d->plugins, &api_table, &errs) < 0) {
+		log_errorx("loketd", "%s", errs);
+		free(errs);
+		return -1;
+	}
+	if (http_listen(d->http, d->conf->listen_host, d->conf->listen_port, &err) < 0) {
+		log_errorx("loketd", "cannot listen addr=%s: %s", d->conf->listen, err);
+		return -1;
+	}
+	d->sig_term = evsignal_new(d->base, SIGTERM, loketd_signal_cb, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, loketd_signal_cb, d);
+	d->sig_hup = evsignal_new(d->base, SIGHUP, loketd_signal_cb, d);
+	if (d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL ||
+	    evsignal_add(d->sig_term, NULL) < 0 || evsignal_add(d->sig_int, NULL) < 0 ||
+	    evsignal_add(d->sig_hup, NULL) < 0) {
+		log_errorx("loketd", "cannot install signal handlers");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+loketd_teardown(struct loketd *d)
+{
+	if (d->sig_hup != NULL)
+		event_free(d->sig_hup);
+	if (d->sig_int != NULL)
+		event_free(d->sig_int);
+	if (d->sig_term != NULL)
+		event_free(d->sig_term);
+	if (d->drain_timer != NULL)
+		event_free(d->drain_timer);
+	plugins_close(d->plugins);
+	ctl_close(d->ctl);
+	http_free(d->http);
+	metrics_free(d->metrics);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	conf_free(d->conf);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct loketd d = { 0 };
+	char *err = NULL;
+	int ch, check_only = 0;
+
+	log_init(LOKET_LOG_INFO);
+	while ((ch = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			d.conf_path = optarg;
+			break;
+		case 't':
+			check_only = 1;
+			break;
+		case 'V':
+			printf("loketd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, LOKET_ABI_MAJOR,
+			    LOKET_ABI_MINOR);
+			return 0;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (d.conf_path == NULL || optind != argc) {
+		usage();
+		return 2;
+	}
+	if (conf_load(d.conf_path, &d.conf, &err) < 0) {
+		log_errorx("config", "%s", err);
+		free(err);
+		return 2;
+	}
+	log_set_level(d.conf->log_level_value);
+	if (check_only) {
+		struct plugins *plugins = NULL;
+
+		if (plugins_open(d.conf, &d, &plugins, &err) < 0) {
+			log_errorx("config", "%s", err);
+			free(err);
+			conf_free(d.conf);
+			return 2;
+		}
+		plugins_close(plugins);
+		printf("%s: configuration OK\n", d.conf_path);
+		conf_free(d.conf);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	d.started = time(NULL);
+	if (loketd_start(&d) < 0) {
+		loketd_teardown(&d);
+		return 2;
+	}
+	log_info("loketd", "ready version=%s listen=%s:%u pid=%d", PACKAGE_VERSION,
+	    d.conf->listen_host, http_bound_port(d.http), (int)getpid());
+	loketd_notify("READY=1");
+	event_base_dispatch(d.base);
+	log_info("loketd", "stopped");
+	loketd_teardown(&d);
+	return d.exit_code;
+}

@@ -1,0 +1,43 @@
+/* loketd.h: the daemon's one mutable state, shared by the core files. */
+#ifndef LOKET_LOKETD_H
+#define LOKET_LOKETD_H
+
+#include <stdint.h>
+#include <time.h>
+
+struct conf;
+struct ctl;
+struct event;
+struct event_base;
+struct http;
+struct metrics;
+struct plugins;
+
+struct loketd {
+	struct event_base *base;
+	struct conf *conf; /* the current snapshot; reload swaps it */
+	const char *conf_path;
+	struct metrics *metrics;
+	struct http *http;
+	struct ctl *ctl;
+	struct plugins *plugins;
+	struct event *sig_term;
+	struct event *sig_int;
+	struct event *sig_hup;
+	struct event *drain_timer;
+	int stopping;
+	int exit_code;
+	time_t started;
+	uint64_t reloads;
+	uint64_t reload_failures;
+};
+
+/* loketd.c */
+/* Re-reads the config file; on error the old config stays and *error_r says why. */
+int loketd_reload(struct loketd *d, char **error_r);
+void loketd_stop(struct loketd *d);
+
+/* api.c */
+extern const struct loket_api api_table;
+
+#endif

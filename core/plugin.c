@@ -1,0 +1,354 @@
+/* plugin.c: the plugin loader: dlopen, ABI and permission checks, config keys, lifecycle. */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "plugin.h"
+#include "util.h"
+
+static char *
+plugin_errorf(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+/* A plugin file anyone can replace is code anyone can run as loketd. */
+static char *
+plugin_check_perms(const char *name, const char *path, const char *what)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return plugin_errorf("plugin %s: cannot open %s %s: %s", name, what, path,
+		    strerror(errno));
+	if (st.st_mode & S_IWOTH)
+		return plugin_errorf("plugin %s: %s %s is writable by others (mode %04o); refusing "
+				     "to load it",
+		    name, what, path, (unsigned int)(st.st_mode & 07777));
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return plugin_errorf("plugin %s: %s %s is owned by uid %u, not by root or loketd; "
+				     "refusing to load it",
+		    name, what, path, (unsigned int)st.st_uid);
+	return NULL;
+}
+
+static const struct loket_config_key *
+plugin_key(const struct loket_plugin_info *info, const char *key)
+{
+	if (info->config_keys == NULL)
+		return NULL;
+	for (const struct loket_config_key *k = info->config_keys; k->name != NULL; k++)
+		if (strcmp(k->name, key) == 0)
+			return k;
+	return NULL;
+}
+
+static size_t
+plugin_nkeys(const struct loket_plugin_info *info)
+{
+	size_t n = 0;
+
+	if (info->config_keys != NULL)
+		while (info->config_keys[n].name != NULL)
+			n++;
+	return n;
+}
+
+/* Validates [plugin.NAME] against the plugin's declared keys; fills values_r when not NULL. */
+static char *
+plugin_conf_values(const struct loket_plugin *p, const struct conf *conf, char ***values_r)
+{
+	char section[128];
+	size_t nkeys = plugin_nkeys(p->info);
+	char **values = NULL;
+
+	snprintf(section, sizeof(section), "plugin.%s", p->name);
+	for (size_t i = 0; i < conf->nentries; i++) {
+		const struct conf_entry *e = &conf->entries[i];
+		const struct loket_config_key *k;
+		const char *expected;
+
+		if (strcmp(e->section, section) != 0 || strcmp(e->key, "optional") == 0)
+			continue;
+		if ((k = plugin_key(p->info, e->key)) == NULL)
+			return plugin_errorf("%s:%d: unknown key '%s' in [%s]", conf->path, e->line,
+			    e->key, section);
+		if ((expected = conf_check_type(k->type, e->value)) != NULL)
+			return plugin_errorf("%s:%d: %s: expected %s, got '%s'", conf->path,
+			    e->line, e->key, expected, e->value);
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct loket_config_key *k = &p->info->config_keys[i];
+
+		if (k->default_value == NULL && conf_find(conf, section, k->name) == NULL)
+			return plugin_errorf("%s: [%s] %s is required (%s)", conf->path, section,
+			    k->name, k->help != NULL ? k->help : "no default");
+	}
+	if (values_r == NULL)
+		return NULL;
+	if ((values = calloc(nkeys + 1, sizeof(*values))) == NULL)
+		return plugin_errorf("plugin %s: out of memory", p->name);
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct loket_config_key *k = &p->info->config_keys[i];
+		const struct conf_entry *e = conf_find(conf, section, k->name);
+
+		values[i] = strdup(e != NULL ? e->value : k->default_value);
+		if (values[i] == NULL) {
+			for (size_t j = 0; j < i; j++)
+				free(values[j]);
+			free(values);
+			return plugin_errorf("plugin %s: out of memory", p->name);
+		}
+	}
+	*values_r = values;
+	return NULL;
+}
+
+static void
+plugin_free_values(struct loket_plugin *p)
+{
+	for (size_t i = 0; i < p->nvalues; i++)
+		free(p->values[i]);
+	free(p->values);
+	p->values = NULL;
+	p->nvalues = 0;
+}
+
+static void
+plugin_free(struct loket_plugin *p)
+{
+	plugin_free_values(p);
+	if (p->dl != NULL)
+		dlclose(p->dl);
+	free(p->name);
+	free(p->path);
+	free(p);
+}
+
+static char *
+plugin_open_one(const struct conf *conf, struct plugins *plugins, const char *name,
+    struct loket_plugin **p_r)
+{
+	struct loket_plugin *p;
+	char path[PATH_MAX];
+	char *err;
+
+	if (util_path_join(path, sizeof(path), conf->plugin_dir, name) < 0 ||
+	    strlen(path) + 4 >= sizeof(path))
+		return plugin_errorf("plugin %s: plugin_dir path too long", name);
+	strcat(path, ".so");
+	if ((err = plugin_check_perms(name, conf->plugin_dir, "directory")) != NULL ||
+	    (err = plugin_check_perms(name, path, "file")) != NULL)
+		return err;
+	if ((p = calloc(1, sizeof(*p))) == NULL || (p->name = strdup(name)) == NULL ||
+	    (p->path = strdup(path)) == NULL) {
+		if (p != NULL)
+			plugin_free(p);
+		return plugin_errorf("plugin %s: out of memory", name);
+	}
+	dlerror();
+	if ((p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		err = plugin_errorf("plugin %s: cannot load %s: %s", name, path, dlerror());
+		goto fail;
+	}
+	if ((p->info = dlsym(p->dl, LOKET_PLUGIN_SYMBOL)) == NULL) {
+		err = plugin_errorf("plugin %s: %s has no symbol '%s'; is it a loket plugin?", name,
+		    path, LOKET_PLUGIN_SYMBOL);
+		goto fail;
+	}
+	if (p->info->abi_major != LOKET_ABI_MAJOR) {
+		err = plugin_errorf("plugin %s: built for plugin ABI %u.%u, but this loketd speaks "
+				    "ABI %d.%d (major versions differ); rebuild the plugin",
+		    name, p->info->abi_major, p->info->abi_minor, LOKET_ABI_MAJOR, LOKET_ABI_MINOR);
+		goto fail;
+	}
+	if (p->info->abi_minor > LOKET_ABI_MINOR) {
+		err = plugin_errorf("plugin %s: built for plugin ABI %u.%u, newer than this loketd's "
+				    "ABI %d.%d; upgrade loketd or rebuild the plugin",
+		    name, p->info->abi_major, p->info->abi_minor, LOKET_ABI_MAJOR, LOKET_ABI_MINOR);
+		goto fail;
+	}
+	if (p->info->name == NULL || p->info->load == NULL) {
+		err = plugin_errorf("plugin %s: its descriptor has no %s", name,
+		    p->info->name == NULL ? "name" : "load function");
+		goto fail;
+	}
+	for (struct loket_plugin *q = plugins->head; q != NULL; q = q->next) {
+		if (strcmp(q->info->name, p->info->name) == 0) {
+			err = plugin_errorf("plugin %s: declares the name '%s', already taken by "
+					    "plugin %s (%s)",
+			    name, p->info->name, q->name, q->path);
+			goto fail;
+		}
+	}
+	if ((err = plugin_conf_values(p, conf, &p->values)) != NULL)
+		goto fail;
+	p->nvalues = plugin_nkeys(p->info);
+	*p_r = p;
+	return NULL;
+fail:
+	plugin_free(p);
+	return err;
+}
+
+static int
+plugin_optional(const struct conf *conf, const char *name)
+{
+	char section[128];
+	const struct conf_entry *e;
+	int b = 0;
+
+	snprintf(section, sizeof(section), "plugin.%s", name);
+	e = conf_find(conf, section, "optional");
+	return e != NULL && util_parse_bool(e->value, &b) == 0 && b;
+}
+
+int
+plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins **plugins_r,
+    char **error_r)
+{
+	struct plugins *plugins = calloc(1, sizeof(*plugins));
+	struct loket_plugin **tail;
+
+	*error_r = NULL;
+	if (plugins == NULL) {
+		*error_r = plugin_errorf("out of memory");
+		return -1;
+	}
+	tail = &plugins->head;
+	for (size_t i = 0; i < conf->nplugins; i++) {
+		const char *name = conf->plugin_names[i];
+		struct loket_plugin *p = NULL;
+		char section[128];
+		const struct conf_entry *opt;
+		int b;
+		char *err;
+
+		snprintf(section, sizeof(section), "plugin.%s", name);
+		opt = conf_find(conf, section, "optional");
+		if (opt != NULL && util_parse_bool(opt->value, &b) < 0) {
+			*error_r = plugin_errorf("%s:%d: optional: expected yes or no, got '%s'",
+			    conf->path, opt->line, opt->value);
+			goto fail;
+		}
+		if ((err = plugin_open_one(conf, plugins, name, &p)) != NULL) {
+			if (!plugin_optional(conf, name)) {
+				*error_r = err;
+				goto fail;
+			}
+			log_warnx("plugin", "skipping optional plugin: %s", err);
+			free(err);
+			continue;
+		}
+		p->optional = plugin_optional(conf, name);
+		p->daemon = daemon;
+		*tail = p;
+		tail = &p->next;
+		plugins->count++;
+	}
+	*plugins_r = plugins;
+	return 0;
+fail:
+	plugins_close(plugins);
+	return -1;
+}
+
+int
+plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_r)
+{
+	struct loket_plugin **pp = &plugins->head;
+
+	*error_r = NULL;
+	while (*pp != NULL) {
+		struct loket_plugin *p = *pp;
+		const char *err = NULL;
+
+		p->api = api;
+		if (p->info->load(p, api, &err) < 0) {
+			if (!p->optional) {
+				*error_r = plugin_errorf("plugin %s: load failed: %s", p->name,
+				    err != NULL ? err : "no reason given");
+				return -1;
+			}
+			log_warnx("plugin", "skipping optional plugin %s: load failed: %s", p->name,
+			    err != NULL ? err : "no reason given");
+			*pp = p->next;
+			plugins->count--;
+			plugin_free(p);
+			continue;
+		}
+		p->loaded = 1;
+		log_info("plugin", "loaded name=%s version=%s abi=%u.%u", p->name,
+		    p->info->version != NULL ? p->info->version : "?", p->info->abi_major,
+		    p->info->abi_minor);
+		pp = &p->next;
+	}
+	return 0;
+}
+
+int
+plugins_check_conf(struct plugins *plugins, const struct conf *conf, char **error_r)
+{
+	*error_r = NULL;
+	for (struct loket_plugin *p = plugins->head; p != NULL; p = p->next)
+		if ((*error_r = plugin_conf_values(p, conf, NULL)) != NULL)
+			return -1;
+	return 0;
+}
+
+int
+plugins_reload(struct plugins *plugins, const struct conf *conf, char **error_r)
+{
+	*error_r = NULL;
+	for (struct loket_plugin *p = plugins->head; p != NULL; p = p->next) {
+		char **values = NULL;
+		const char *err = NULL;
+
+		if ((*error_r = plugin_conf_values(p, conf, &values)) != NULL)
+			return -1;
+		plugin_free_values(p);
+		p->values = values;
+		p->nvalues = plugin_nkeys(p->info);
+		if (p->info->reload != NULL && p->info->reload(p, p->api, &err) < 0)
+			log_warnx("plugin", "reload failed name=%s reason=\"%s\"", p->name,
+			    err != NULL ? err : "no reason given");
+	}
+	return 0;
+}
+
+static void
+plugins_unload_from(struct loket_plugin *p)
+{
+	if (p == NULL)
+		return;
+	plugins_unload_from(p->next);
+	if (p->loaded && p->info->unload != NULL)
+		p->info->unload(p, p->api);
+	plugin_free(p);
+}
+
+void
+plugins_close(struct plugins *plugins)
+{
+	if (plugins == NULL)
+		return;
+	plugins_unload_from(plugins->head);
+	free(plugins);
+}

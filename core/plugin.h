@@ -1,0 +1,46 @@
+/* plugin.h: the plugin loader: dlopen, ABI and permission checks, config keys, lifecycle. */
+#ifndef LOKET_PLUGIN_LOADER_H
+#define LOKET_PLUGIN_LOADER_H
+
+#include "loket/plugin.h"
+
+struct conf;
+struct loketd;
+
+struct loket_plugin {
+	char *name; /* the file's base name, also its [plugin.NAME] section */
+	char *path;
+	void *dl;
+	const struct loket_plugin_info *info;
+	int optional;
+	int loaded;
+	void *data;
+	char **values; /* resolved config values, parallel to info->config_keys */
+	size_t nvalues;
+	struct loketd *daemon;
+	const struct loket_api *api;
+	struct loket_plugin *next;
+};
+
+struct plugins {
+	struct loket_plugin *head;
+	size_t count;
+};
+
+/*
+ * Opens and checks every plugin the config names, without calling load().
+ * A required plugin that fails returns -1 with *error_r (owned by the
+ * caller); an optional one is logged and skipped.
+ */
+int plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins **plugins_r,
+    char **error_r);
+/* Calls load() in config order; on error unloads what was loaded. */
+int plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_r);
+/* Checks a new config's plugin sections against the loaded plugins' keys. */
+int plugins_check_conf(struct plugins *plugins, const struct conf *conf, char **error_r);
+/* Installs a checked config's values and calls each plugin's reload(). */
+int plugins_reload(struct plugins *plugins, const struct conf *conf, char **error_r);
+/* unload() in reverse order, then dlclose. */
+void plugins_close(struct plugins *plugins);
+
+#endif

@@ -1,0 +1,166 @@
+/* util.c: small value parsers and string helpers shared by the core and loketctl. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "util.h"
+
+static int
+util_number_suffix(const char *s, uint64_t *num_r, const char **suffix_r)
+{
+	char *end;
+	unsigned long long v;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	while (isspace((unsigned char)*end))
+		end++;
+	*num_r = v;
+	*suffix_r = end;
+	return 0;
+}
+
+int
+util_parse_duration_ms(const char *s, uint64_t *ms_r)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "d", 86400000 },
+	};
+	const char *suffix;
+	uint64_t v;
+
+	if (util_number_suffix(s, &v, &suffix) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(suffix, units[i].unit) == 0) {
+			if (v > UINT64_MAX / units[i].ms)
+				return -1;
+			*ms_r = v * units[i].ms;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+util_parse_size(const char *s, uint64_t *bytes_r)
+{
+	const char *suffix;
+	uint64_t v, mul;
+
+	if (util_number_suffix(s, &v, &suffix) < 0)
+		return -1;
+	if (suffix[0] == '\0')
+		mul = 1;
+	else if (suffix[1] != '\0' && strcasecmp(suffix + 1, "b") != 0 &&
+	    strcasecmp(suffix + 1, "ib") != 0)
+		return -1;
+	else if (tolower((unsigned char)suffix[0]) == 'k')
+		mul = 1024;
+	else if (tolower((unsigned char)suffix[0]) == 'm')
+		mul = 1024 * 1024;
+	else if (tolower((unsigned char)suffix[0]) == 'g')
+		mul = 1024 * 1024 * 1024;
+	else
+		return -1;
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*bytes_r = v * mul;
+	return 0;
+}
+
+int
+util_parse_bool(const char *s, int *b_r)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*b_r = 1;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*b_r = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+util_parse_int(const char *s, int64_t *v_r)
+{
+	char *end;
+	long long v;
+
+	if (*s == '\0')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*v_r = v;
+	return 0;
+}
+
+int
+util_parse_hostport(const char *s, char **host_r, uint16_t *port_r)
+{
+	const char *colon, *host_end, *host = s;
+	int64_t port;
+
+	if (*s == '[') {
+		host = s + 1;
+		host_end = strchr(host, ']');
+		if (host_end == NULL || host_end[1] != ':')
+			return -1;
+		colon = host_end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		host_end = colon;
+	}
+	if (host_end == host || util_parse_int(colon + 1, &port) < 0 || port < 0 || port > 65535)
+		return -1;
+	*host_r = strndup(host, (size_t)(host_end - host));
+	if (*host_r == NULL)
+		return -1;
+	*port_r = (uint16_t)port;
+	return 0;
+}
+
+uint64_t
+util_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int
+util_path_join(char *buf, size_t len, const char *dir, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}

@@ -1,0 +1,21 @@
+/* util.h: small value parsers and string helpers shared by the core and loketctl. */
+#ifndef LOKET_UTIL_H
+#define LOKET_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "30s", "5m", "2h", "1d", "250ms"; a bare number is seconds. */
+int util_parse_duration_ms(const char *s, uint64_t *ms_r);
+/* "512", "64k", "10M", "1g" (powers of 1024). */
+int util_parse_size(const char *s, uint64_t *bytes_r);
+int util_parse_bool(const char *s, int *b_r);
+int util_parse_int(const char *s, int64_t *v_r);
+/* "127.0.0.1:8080", "[::1]:8080", "localhost:80"; host is owned by the caller. */
+int util_parse_hostport(const char *s, char **host_r, uint16_t *port_r);
+/* Monotonic clock in nanoseconds. */
+uint64_t util_now_ns(void);
+/* Writes to the caller's buffer "dir/name"; -1 when it does not fit. */
+int util_path_join(char *buf, size_t len, const char *dir, const char *name);
+
+#endif

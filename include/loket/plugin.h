@@ -1,0 +1,185 @@
+/*
+ * The loket plugin ABI: the one public header a channel or storage plugin
+ * compiles against.
+ *
+ * A plugin is a shared object that exports one symbol, LOKET_PLUGIN_SYMBOL,
+ * a const struct loket_plugin_info stamped with the ABI version it was built
+ * for. The daemon refuses a plugin built for another major version or for a
+ * newer minor version. At load time the core hands the plugin a function
+ * table, struct loket_api, whose first member is its own size: the table only
+ * ever grows at its end, so a plugin built against an older minor version
+ * keeps working, and a plugin can test for a newer entry with LOKET_API_HAS().
+ *
+ * Memory: what the core hands out is borrowed for the duration of the call
+ * unless a comment says otherwise; strings a plugin passes in are copied.
+ * Every function runs on the daemon's event loop thread and must not block.
+ */
+#ifndef LOKET_PLUGIN_H
+#define LOKET_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LOKET_ABI_MAJOR 1
+#define LOKET_ABI_MINOR 0
+
+#define LOKET_PLUGIN_SYMBOL "loket_plugin"
+
+struct event_base;
+
+/* Opaque handles; only the core knows their layout. */
+struct loket_plugin;     /* one loaded plugin, passed back on every call */
+struct loket_http_req;   /* one HTTP request routed to a plugin */
+struct loket_timer;      /* a timer armed on the loop */
+struct loket_contact;    /* a contact being built by a channel */
+
+enum loket_log_level {
+	LOKET_LOG_DEBUG,
+	LOKET_LOG_INFO,
+	LOKET_LOG_WARN,
+	LOKET_LOG_ERROR,
+};
+
+enum loket_config_type {
+	LOKET_CONFIG_STRING,
+	LOKET_CONFIG_INT,      /* signed decimal */
+	LOKET_CONFIG_BOOL,     /* yes/no, true/false, on/off, 1/0 */
+	LOKET_CONFIG_DURATION, /* "30s", "5m", "2h", "1d"; read back in ms */
+	LOKET_CONFIG_SIZE,     /* "512", "64k", "10m"; read back in bytes */
+};
+
+/*
+ * A key a plugin accepts in its [plugin.NAME] section. The core checks every
+ * key in that section against this list before load() and stops the start
+ * with file:line on an unknown key or a value of the wrong type.
+ */
+struct loket_config_key {
+	const char *name;
+	enum loket_config_type type;
+	const char *default_value; /* NULL: the key is required */
+	const char *help;
+};
+
+enum loket_http_method {
+	LOKET_HTTP_GET = 1 << 0,
+	LOKET_HTTP_POST = 1 << 1,
+	LOKET_HTTP_PUT = 1 << 2,
+	LOKET_HTTP_PATCH = 1 << 3,
+	LOKET_HTTP_DELETE = 1 << 4,
+	LOKET_HTTP_HEAD = 1 << 5,
+};
+
+/* Who may call a route. Public routes are reachable without a token. */
+enum loket_http_access {
+	LOKET_ACCESS_PUBLIC,
+	LOKET_ACCESS_TOKEN, /* any valid bearer token */
+	LOKET_ACCESS_ADMIN,
+	LOKET_ACCESS_INTAKE, /* intake or admin tokens */
+};
+
+/* The outcome of a contact submit, borrowed for the duration of the callback. */
+struct loket_submit_result {
+	int status;            /* 0 when the contact is durable, else an HTTP-like code (422, 503, ...) */
+	const char *error;     /* a message a person can read, NULL on success */
+	int64_t contact_id;
+	const char *reference; /* "2026-000123" */
+	const char *json;      /* the stored contact as the API shows it */
+};
+
+struct loket_api {
+	size_t size; /* sizeof(struct loket_api) as the core was built; always first */
+	uint16_t abi_major;
+	uint16_t abi_minor;
+
+	/* Logging: one line per event, "msg key=value ..."; never personal data. */
+	void (*log)(struct loket_plugin *self, enum loket_log_level level, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+	/* Config of this plugin's [plugin.NAME] section, defaults applied. */
+	const char *(*config_get)(struct loket_plugin *self, const char *key);
+	int64_t (*config_get_int)(struct loket_plugin *self, const char *key);
+
+	/* The daemon's libevent base; borrowed for the plugin's lifetime. */
+	struct event_base *(*event_base)(struct loket_plugin *self);
+
+	/* Timers on the loop. The returned timer is owned by the plugin until timer_free. */
+	struct loket_timer *(*timer_new)(struct loket_plugin *self, void (*cb)(void *arg), void *arg);
+	int (*timer_arm)(struct loket_timer *t, uint64_t after_ms);
+	void (*timer_cancel)(struct loket_timer *t);
+	void (*timer_free)(struct loket_timer *t);
+
+	/*
+	 * HTTP routes: pattern segments in braces are parameters ("/hello/{name}").
+	 * The handler must answer exactly once, with http_reply or http_problem,
+	 * now or later on the loop (after an asynchronous submit, for example);
+	 * until then req stays valid.
+	 */
+	int (*http_route)(struct loket_plugin *self, unsigned int methods, const char *pattern,
+	    enum loket_http_access access, void (*fn)(struct loket_http_req *req, void *arg),
+	    void *arg);
+	const char *(*http_param)(struct loket_http_req *req, const char *name);
+	const char *(*http_query)(struct loket_http_req *req, const char *name);
+	const char *(*http_header)(struct loket_http_req *req, const char *name);
+	const char *(*http_body)(struct loket_http_req *req, size_t *len_r);
+	void (*http_reply)(struct loket_http_req *req, int status, const char *content_type,
+	    const void *body, size_t len);
+	void (*http_problem)(struct loket_http_req *req, int status, const char *detail);
+
+	/*
+	 * Contacts: contact_new starts one for a channel; contact_set sets a field
+	 * ("subject", "body", "product", "department", "organisation",
+	 * "direction", "language", "party.name", "party.email", "party.phone",
+	 * "party.rrn"); contact_meta adds channel metadata. contact_submit takes
+	 * the contact over and calls cb on the loop once it is durable, or with an
+	 * error; contact_free drops one that was not submitted.
+	 */
+	struct loket_contact *(*contact_new)(struct loket_plugin *self, const char *channel);
+	int (*contact_set)(struct loket_contact *c, const char *field, const char *value);
+	int (*contact_meta)(struct loket_contact *c, const char *key, const char *value);
+	void (*contact_submit)(struct loket_contact *c,
+	    void (*cb)(const struct loket_submit_result *res, void *arg), void *arg);
+	void (*contact_free)(struct loket_contact *c);
+
+	/* A pointer the plugin keeps with its handle. */
+	void (*set_data)(struct loket_plugin *self, void *data);
+	void *(*get_data)(struct loket_plugin *self);
+
+	/* New entries go here, at the end, with a minor version bump. */
+};
+
+/* True when the core's table has the entry (built with a newer or equal minor). */
+#define LOKET_API_HAS(api, member)                                                         \
+	((api)->size >= offsetof(struct loket_api, member) + sizeof((api)->member) &&          \
+	    (api)->member != NULL)
+
+struct loket_plugin_info {
+	uint16_t abi_major; /* LOKET_ABI_MAJOR at build time */
+	uint16_t abi_minor; /* LOKET_ABI_MINOR at build time */
+	const char *name;
+	const char *version;
+	const char *description;
+	const struct loket_config_key *config_keys; /* ends with a { NULL } entry; may be NULL */
+
+	/* Called once after config validation; return -1 with *error_r to stop the start. */
+	int (*load)(struct loket_plugin *self, const struct loket_api *api, const char **error_r);
+	/* Called at shutdown, in reverse load order; free what get_data holds. */
+	void (*unload)(struct loket_plugin *self, const struct loket_api *api);
+	/* Optional: the config was reloaded (SIGHUP); read it again. */
+	int (*reload)(struct loket_plugin *self, const struct loket_api *api, const char **error_r);
+};
+
+/* Declares the descriptor: LOKET_PLUGIN_DEFINE(.name = "x", .load = x_load, ...). */
+#define LOKET_PLUGIN_DEFINE(...)                                                            \
+	__attribute__((visibility("default"))) const struct loket_plugin_info loket_plugin = { \
+		.abi_major = LOKET_ABI_MAJOR, .abi_minor = LOKET_ABI_MINOR, __VA_ARGS__            \
+	}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
