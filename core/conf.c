@@ -500,7 +500,7 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 	fclose(p.fp);
 	if (p.overlong) {
 		*error_r = conf_errorf("%s:%d: line too long; expected at most 199 characters",
-		    path, p.line + 1);
+		    path, p.line);
 		goto fail;
 	}
 	if (p.error != NULL) {

@@ -167,7 +167,7 @@ http_set_limits(struct http *http, const struct http_limits *limits)
 		.tv_usec = (suseconds_t)(limits->timeout_ms % 1000) * 1000 };
 
 	/* The guard answers 431/413 first; these are evhttp's own backstops. */
-	evhttp_set_max_headers_size(http->evhttp, (ev_ssize_t)limits->max_header_size);
+	evhttp_set_max_headers_size(http->evhttp, (ev_ssize_t)(2 * limits->max_header_size));
 	evhttp_set_max_body_size(http->evhttp, (ev_ssize_t)limits->max_body_size);
 	evhttp_set_timeout_tv(http->evhttp, &tv);
 	http_guard_set_limits(http->guard, limits);

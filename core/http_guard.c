@@ -2,17 +2,19 @@
  * http_guard.c: per-connection limits enforced before evhttp parses a request.
  *
  * libevent 2.1's evhttp answers an oversized header block with an HTML 413
- * and has no cap on concurrent connections. Each accepted connection is
- * therefore wrapped in a filtering bufferevent that holds a request's header
- * block until it is complete, answers 431 (headers), 413 (declared body) or
- * 503 (too many connections) as problem+json itself, and otherwise hands the
- * bytes to evhttp untouched.
+ * and has no cap on concurrent connections. The guard watches the bytes of
+ * each connection as they arrive (an evbuffer callback on the input, which
+ * runs before evhttp reads them), and answers 431 (headers), 413 (declared
+ * body) or 503 (too many connections) as problem+json itself, discarding the
+ * request before evhttp sees the rest of it. Connections are counted from
+ * accept until evhttp frees them (its close callback).
  */
 #include "config.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +26,8 @@
 #include "metrics.h"
 
 enum guard_state {
-	GUARD_HEADERS, /* holding bytes until the header block is complete */
-	GUARD_BODY,    /* passing body_left more bytes */
+	GUARD_HEADERS, /* reading a header block */
+	GUARD_BODY,    /* body_left more bytes belong to the current request */
 	GUARD_PASS,    /* chunked body: evhttp's own limits apply from here */
 	GUARD_CLOSING, /* answered and closing: input is discarded */
 };
@@ -40,10 +42,13 @@ struct http_guard {
 
 struct guard_conn {
 	struct http_guard *g;
-	struct bufferevent *underlying;
+	struct bufferevent *bev;
+	struct evbuffer_cb_entry *watch;
+	struct event *adopt;
 	enum guard_state state;
 	uint64_t body_left;
-	size_t scanned; /* header bytes already searched for the blank line */
+	char *head; /* the header block so far, at most max_header_size bytes */
+	size_t head_len;
 	int over_cap;
 };
 
@@ -58,7 +63,7 @@ http_guard_new(struct metrics *metrics)
 {
 	struct http_guard *g = calloc(1, sizeof(*g));
 	const char *name = "loket_http_rejected_total";
-	const char *help = "Connections answered by the guard before routing, by reason.";
+	const char *help = "Requests answered by the guard before routing, by reason.";
 
 	if (g == NULL)
 		return NULL;
@@ -94,31 +99,31 @@ http_guard_connections(const struct http_guard *g)
 	return g->connections;
 }
 
-static void
-guard_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct guard_conn *c = arg;
-
-	/* Once the answer is on the wire, half-close so the client sees it and EOF. */
-	if (info->n_deleted > 0 && evbuffer_get_length(buf) == 0)
-		shutdown(bufferevent_getfd(c->underlying), SHUT_WR);
-}
-
+/*
+ * Answers on the socket directly: evhttp never saw a complete request, so
+ * it has nothing to send; the half-close tells the client the answer is whole.
+ */
 static void
 guard_answer(struct guard_conn *c, int status, const char *detail)
 {
 	char *body = http_problem_body(status, detail);
-	struct evbuffer *out = bufferevent_get_output(c->underlying);
+	char buf[1024];
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	int n;
 
 	c->state = GUARD_CLOSING;
-	evbuffer_add_printf(out,
+	free(c->head);
+	c->head = NULL;
+	n = snprintf(buf, sizeof(buf),
 	    "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
 	    status, http_status_title(status), body != NULL ? strlen(body) : 0,
 	    body != NULL ? body : "");
 	free(body);
-	evbuffer_add_cb(out, guard_output_cb, c);
-	bufferevent_enable(c->underlying, EV_WRITE);
+	if (fd >= 0 && n > 0 && (size_t)n < sizeof(buf))
+		(void)send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (fd >= 0)
+		shutdown(fd, SHUT_WR);
 }
 
 /* Reads Content-Length and Transfer-Encoding from a complete header block. */
@@ -149,89 +154,155 @@ guard_scan_headers(const char *head, size_t len, uint64_t *content_length_r, int
 	}
 }
 
-static enum bufferevent_filter_result
-guard_input_cb(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
-    enum bufferevent_flush_mode mode, void *arg)
+/* The header block ends at the first blank line; tolerate bare LF as evhttp does. */
+static const char *
+guard_head_end(const char *head, size_t len)
 {
-	struct guard_conn *c = arg;
-	struct http_guard *g = c->g;
-
-	for (;;) {
-		size_t avail = evbuffer_get_length(src);
-		struct evbuffer_ptr pos;
-		uint64_t content_length;
-		size_t head_len, from;
-		int chunked;
-
-		if (avail == 0)
-			return BEV_OK;
-		switch (c->state) {
-		case GUARD_CLOSING:
-			evbuffer_drain(src, avail);
-			return BEV_OK;
-		case GUARD_PASS:
-			evbuffer_remove_buffer(src, dst, avail);
-			return BEV_OK;
-		case GUARD_BODY:
-			if (avail > c->body_left)
-				avail = (size_t)c->body_left;
-			evbuffer_remove_buffer(src, dst, avail);
-			c->body_left -= avail;
-			if (c->body_left == 0)
-				c->state = GUARD_HEADERS;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (head[i] != '\n')
 			continue;
-		case GUARD_HEADERS:
-			break;
-		}
-		/* Search only what is new, backing up over a split "\r\n\r\n". */
-		from = c->scanned > 3 ? c->scanned - 3 : 0;
-		evbuffer_ptr_set(src, &pos, from, EVBUFFER_PTR_SET);
-		pos = evbuffer_search(src, "\r\n\r\n", 4, &pos);
-		if (pos.pos < 0) {
-			c->scanned = avail;
-			if (avail > g->limits.max_header_size) {
-				metrics_add(g->rejected_headers, 1);
-				guard_answer(c, 431, "the request headers are larger than allowed");
-				evbuffer_drain(src, avail);
-			}
-			return BEV_NEED_MORE;
-		}
-		head_len = (size_t)pos.pos + 4;
-		c->scanned = 0;
-		if (head_len > g->limits.max_header_size) {
+		if (head[i + 1] == '\n')
+			return head + i + 2;
+		if (head[i + 1] == '\r' && i + 2 < len && head[i + 2] == '\n')
+			return head + i + 3;
+	}
+	return NULL;
+}
+
+/* Feeds newly arrived bytes through the request framing; returns bytes used. */
+static size_t
+guard_feed(struct guard_conn *c, const char *data, size_t len)
+{
+	struct http_guard *g = c->g;
+	size_t room, take;
+	const char *end;
+	uint64_t content_length;
+	int chunked;
+
+	switch (c->state) {
+	case GUARD_CLOSING:
+	case GUARD_PASS:
+		return len;
+	case GUARD_BODY:
+		take = len < c->body_left ? len : (size_t)c->body_left;
+		c->body_left -= take;
+		if (c->body_left == 0)
+			c->state = GUARD_HEADERS;
+		return take;
+	case GUARD_HEADERS:
+		break;
+	}
+	if (c->head_len == 0 && (data[0] == '\r' || data[0] == '\n'))
+		return 1; /* blank lines between requests */
+	if (c->head == NULL && (c->head = malloc(g->limits.max_header_size + 1)) == NULL) {
+		guard_answer(c, 503, "the server is out of memory");
+		return len;
+	}
+	room = g->limits.max_header_size + 1 - c->head_len;
+	take = len < room ? len : room;
+	memcpy(c->head + c->head_len, data, take);
+	c->head_len += take;
+	end = guard_head_end(c->head, c->head_len);
+	if (end == NULL) {
+		if (c->head_len > g->limits.max_header_size) {
 			metrics_add(g->rejected_headers, 1);
 			guard_answer(c, 431, "the request headers are larger than allowed");
-			continue;
+			return len;
 		}
-		if (c->over_cap) {
-			metrics_add(g->rejected_busy, 1);
-			guard_answer(c, 503, "the server has too many open connections; try again");
-			continue;
-		}
-		guard_scan_headers((const char *)evbuffer_pullup(src, (ev_ssize_t)head_len), head_len,
-		    &content_length, &chunked);
-		if (content_length > g->limits.max_body_size) {
-			metrics_add(g->rejected_body, 1);
-			guard_answer(c, 413, "the request body is larger than allowed");
-			continue;
-		}
-		evbuffer_remove_buffer(src, dst, head_len);
-		if (chunked) {
-			c->state = GUARD_PASS;
-		} else if (content_length > 0) {
-			c->state = GUARD_BODY;
-			c->body_left = content_length;
-		}
+		return take;
+	}
+	/* Only the part of this chunk up to the blank line belongs to the header block. */
+	take -= (size_t)(c->head + c->head_len - end);
+	c->head_len = (size_t)(end - c->head);
+	if (c->head_len > g->limits.max_header_size) {
+		metrics_add(g->rejected_headers, 1);
+		guard_answer(c, 431, "the request headers are larger than allowed");
+		return len;
+	}
+	if (c->over_cap) {
+		metrics_add(g->rejected_busy, 1);
+		guard_answer(c, 503, "the server has too many open connections; try again");
+		return len;
+	}
+	guard_scan_headers(c->head, c->head_len, &content_length, &chunked);
+	c->head_len = 0;
+	if (content_length > g->limits.max_body_size) {
+		metrics_add(g->rejected_body, 1);
+		guard_answer(c, 413, "the request body is larger than allowed");
+		return len;
+	}
+	if (chunked) {
+		c->state = GUARD_PASS;
+	} else if (content_length > 0) {
+		c->state = GUARD_BODY;
+		c->body_left = content_length;
+	}
+	return take;
+}
+
+static void
+guard_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct guard_conn *c = arg;
+	size_t len = evbuffer_get_length(buf), off;
+	struct evbuffer_iovec vec[8];
+	int n;
+
+	if (info->n_added == 0 || c->state == GUARD_CLOSING)
+		goto closing;
+	/* The new bytes are the last n_added of the buffer: evhttp has not read them yet. */
+	off = len - info->n_added;
+	while (off < len && c->state != GUARD_CLOSING) {
+		struct evbuffer_ptr pos;
+		size_t used;
+
+		evbuffer_ptr_set(buf, &pos, off, EVBUFFER_PTR_SET);
+		n = evbuffer_peek(buf, (ev_ssize_t)(len - off), &pos, vec, 1);
+		if (n < 1)
+			break;
+		used = guard_feed(c, vec[0].iov_base, vec[0].iov_len);
+		off += used;
+	}
+closing:
+	if (c->state == GUARD_CLOSING && evbuffer_get_length(buf) > 0) {
+		/* Nothing of a rejected request may reach evhttp. */
+		evbuffer_cb_set_flags(buf, c->watch, 0);
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+		evbuffer_cb_set_flags(buf, c->watch, EVBUFFER_CB_ENABLED);
 	}
 }
 
 static void
-guard_free_cb(void *arg)
+guard_close_cb(struct evhttp_connection *evcon, void *arg)
 {
 	struct guard_conn *c = arg;
 
+	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
 	c->g->connections--;
+	if (c->adopt != NULL)
+		event_free(c->adopt);
+	free(c->head);
 	free(c);
+}
+
+/*
+ * evhttp sets up its connection right after http_guard_bev_cb returns and
+ * leaves its handle as the bufferevent's callback argument; this runs at
+ * the highest priority, before any I/O of the connection is handled.
+ */
+static void
+guard_adopt_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct guard_conn *c = arg;
+	void *cbarg = NULL;
+
+	bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+	if (cbarg == NULL) {
+		log_warnx("http", "connection has no evhttp handle; not counted");
+		c->g->connections--;
+		return;
+	}
+	evhttp_connection_set_closecb(cbarg, guard_close_cb, c);
 }
 
 struct bufferevent *
@@ -239,24 +310,24 @@ http_guard_bev_cb(struct event_base *base, void *arg)
 {
 	struct http_guard *g = arg;
 	struct guard_conn *c = calloc(1, sizeof(*c));
-	struct bufferevent *filter;
 
 	if (c == NULL)
 		return NULL;
 	c->g = g;
 	c->over_cap = g->connections >= (unsigned int)g->limits.max_connections;
-	c->underlying = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (c->underlying == NULL) {
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	c->adopt = event_new(base, -1, 0, guard_adopt_cb, c);
+	if (c->bev == NULL || c->adopt == NULL || event_priority_set(c->adopt, 0) < 0 ||
+	    (c->watch = evbuffer_add_cb(bufferevent_get_input(c->bev), guard_input_cb, c)) ==
+		NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		if (c->adopt != NULL)
+			event_free(c->adopt);
 		free(c);
 		return NULL;
 	}
-	filter = bufferevent_filter_new(c->underlying, guard_input_cb, NULL, BEV_OPT_CLOSE_ON_FREE,
-	    guard_free_cb, c);
-	if (filter == NULL) {
-		bufferevent_free(c->underlying);
-		free(c);
-		return NULL;
-	}
+	event_active(c->adopt, EV_TIMEOUT, 0);
 	g->connections++;
-	return filter;
+	return c->bev;
 }

@@ -1,0 +1,298 @@
+/* test_plugin.c: the plugin loader accepts a good plugin and refuses each kind of bad one by name. */
+#include <event2/event.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "http.h"
+#include "loketd.h"
+#include "metrics.h"
+#include "plugin.h"
+
+struct fixture {
+	char dir[64];
+	char plugin_dir[128];
+	char conf_path[128];
+	struct loketd d;
+};
+
+static const char *
+builddir(void)
+{
+	const char *b = getenv("LOKET_BUILDDIR");
+
+	return b != NULL ? b : ".";
+}
+
+static void
+copy_plugin(struct fixture *f, const char *from, const char *name, mode_t mode)
+{
+	char src[512], dst[256], cmd[1024];
+
+	snprintf(src, sizeof(src), "%s/%s/.libs/%s.so", builddir(), from, name);
+	snprintf(dst, sizeof(dst), "%s/%s.so", f->plugin_dir, name);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, dst);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(chmod(dst, mode), 0);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	strcpy(f->dir, "/tmp/loket-test-plugin-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->plugin_dir, sizeof(f->plugin_dir), "%s/plugins", f->dir);
+	assert_int_equal(mkdir(f->plugin_dir, 0755), 0);
+	chmod(f->plugin_dir, 0755);
+	snprintf(f->conf_path, sizeof(f->conf_path), "%s/loket.conf", f->dir);
+	f->d.base = event_base_new();
+	f->d.metrics = metrics_new();
+	f->d.http = http_new(f->d.base, f->d.metrics);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[256];
+
+	http_free(f->d.http);
+	metrics_free(f->d.metrics);
+	event_base_free(f->d.base);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static struct conf *
+load_conf(struct fixture *f, const char *plugins, const char *extra)
+{
+	struct conf *conf = NULL;
+	char *err = NULL;
+	FILE *fp = fopen(f->conf_path, "w");
+
+	fprintf(fp, "[loketd]\ndata_dir = %s\nplugin_dir = %s\nplugins = %s\n%s", f->dir,
+	    f->plugin_dir, plugins, extra);
+	fclose(fp);
+	if (conf_load(f->conf_path, &conf, &err) < 0)
+		fail_msg("config: %s", err);
+	return conf;
+}
+
+/* Opens and loads; returns the error (owned by the caller) or NULL on success. */
+static char *
+open_and_load(struct fixture *f, struct conf *conf, struct plugins **plugins_r)
+{
+	char *err = NULL;
+
+	*plugins_r = NULL;
+	if (plugins_open(conf, &f->d, plugins_r, &err) < 0)
+		return err;
+	if (plugins_load(*plugins_r, &api_table, &err) < 0) {
+		plugins_close(*plugins_r);
+		*plugins_r = NULL;
+		return err;
+	}
+	return NULL;
+}
+
+static void
+expect_refused(struct fixture *f, const char *plugins, const char *extra, const char *want1,
+    const char *want2)
+{
+	struct conf *conf = load_conf(f, plugins, extra);
+	struct plugins *p = NULL;
+	char *err = open_and_load(f, conf, &p);
+
+	if (err == NULL)
+		fail_msg("plugins '%s' loaded; expected a refusal with '%s'", plugins, want1);
+	if (strstr(err, want1) == NULL || (want2 != NULL && strstr(err, want2) == NULL))
+		fail_msg("error '%s' lacks '%s' / '%s'", err, want1, want2 != NULL ? want2 : "");
+	assert_null(p);
+	free(err);
+	conf_free(conf);
+}
+
+static void
+test_good_plugin(void **state)
+{
+	struct fixture *f = *state;
+	struct conf *conf;
+	struct plugins *p = NULL;
+	char *err;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	conf = load_conf(f, "hello", "[plugin.hello]\ngreeting = Goeiedag\n");
+	err = open_and_load(f, conf, &p);
+	if (err != NULL)
+		fail_msg("%s", err);
+	assert_int_equal(p->count, 1);
+	assert_string_equal(p->head->info->name, "hello");
+	assert_true(p->head->loaded);
+	assert_string_equal(api_table.config_get(p->head, "greeting"), "Goeiedag");
+	assert_int_equal(api_table.config_get_int(p->head, "tick"), 1000);
+	assert_true(LOKET_API_HAS(&api_table, get_data));
+	plugins_close(p);
+	conf_free(conf);
+}
+
+static void
+test_wrong_major(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "tests/plugins", "bad_major", 0755);
+	expect_refused(f, "bad_major", "", "plugin bad_major: built for plugin ABI 2.0",
+	    "this loketd speaks ABI 1.0");
+}
+
+static void
+test_newer_minor(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "tests/plugins", "newer_minor", 0755);
+	expect_refused(f, "newer_minor", "", "built for plugin ABI 1.1, newer than",
+	    "ABI 1.0");
+}
+
+static void
+test_duplicate(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	copy_plugin(f, "tests/plugins", "dup_name", 0755);
+	expect_refused(f, "hello dup_name", "",
+	    "plugin dup_name: declares the name 'hello', already taken by plugin hello", NULL);
+}
+
+static void
+test_missing_symbol(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "tests/plugins", "no_symbol", 0755);
+	expect_refused(f, "no_symbol", "", "has no symbol 'loket_plugin'", NULL);
+}
+
+static void
+test_missing_file(void **state)
+{
+	struct fixture *f = *state;
+
+	expect_refused(f, "absent", "", "plugin absent: cannot open file", "absent.so");
+}
+
+static void
+test_not_a_shared_object(void **state)
+{
+	struct fixture *f = *state;
+	char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/junk.so", f->plugin_dir);
+	fp = fopen(path, "w");
+	fputs("not an ELF file\n", fp);
+	fclose(fp);
+	chmod(path, 0644);
+	expect_refused(f, "junk", "", "plugin junk: cannot load", NULL);
+}
+
+static void
+test_world_writable_dir(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	assert_int_equal(chmod(f->plugin_dir, 0777), 0);
+	expect_refused(f, "hello", "", "is writable by others (mode 0777)", "directory");
+}
+
+static void
+test_world_writable_file(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "plugins", "hello", 0666);
+	expect_refused(f, "hello", "", "is writable by others (mode 0666)", "file");
+}
+
+static void
+test_load_fails(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "tests/plugins", "load_fails", 0755);
+	expect_refused(f, "load_fails", "", "plugin load_fails: load failed: the variant was told",
+	    NULL);
+}
+
+static void
+test_unknown_plugin_key(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	expect_refused(f, "hello", "[plugin.hello]\ncolour = red\n", "loket.conf:6: unknown key "
+								     "'colour' in [plugin.hello]",
+	    NULL);
+	expect_refused(f, "hello", "[plugin.hello]\ntick = often\n",
+	    "loket.conf:6: tick: expected a duration", NULL);
+}
+
+static void
+test_optional_is_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct conf *conf;
+	struct plugins *p = NULL;
+	char *err;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	copy_plugin(f, "tests/plugins", "bad_major", 0755);
+	copy_plugin(f, "tests/plugins", "load_fails", 0755);
+	conf = load_conf(f, "bad_major load_fails hello",
+	    "[plugin.bad_major]\noptional = yes\n[plugin.load_fails]\noptional = yes\n");
+	err = open_and_load(f, conf, &p);
+	if (err != NULL)
+		fail_msg("%s", err);
+	assert_int_equal(p->count, 1);
+	assert_string_equal(p->head->name, "hello");
+	plugins_close(p);
+	conf_free(conf);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_good_plugin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_major, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_minor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_symbol, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_shared_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_world_writable_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_world_writable_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_plugin_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_optional_is_skipped, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
