@@ -22,6 +22,7 @@ enum conf_kind {
 	CONF_SIZE,
 	CONF_COUNT,
 	CONF_CHOICE,
+	CONF_BOOL,
 };
 
 struct conf_key {
@@ -49,6 +50,7 @@ static const struct conf_key conf_keys[] = {
 	{ "http", "max_body_size", CONF_SIZE, "1m", OFF(http_max_body_size), NULL },
 	{ "http", "timeout", CONF_DURATION, "30s", OFF(http_timeout_ms), NULL },
 	{ "http", "max_connections", CONF_COUNT, "1024", OFF(http_max_connections), NULL },
+	{ "http", "metrics_public", CONF_BOOL, "no", OFF(http_metrics_public), NULL },
 	{ "storage", "driver", CONF_CHOICE, "sqlite", OFF(storage_driver), "sqlite pgsql" },
 	{ "storage", "path", CONF_PATH, "", OFF(storage_path), NULL },
 	{ "storage", "conninfo", CONF_STRING, "", OFF(storage_conninfo), NULL },
@@ -270,6 +272,10 @@ conf_apply(struct conf *conf, void *base, const struct conf_key *k, const char *
 		if (util_parse_int(value, &i) < 0 || i <= 0)
 			return "a positive integer";
 		*(int64_t *)((char *)base + k->offset) = i;
+		return NULL;
+	case CONF_BOOL:
+		if (util_parse_bool(value, (int *)((char *)base + k->offset)) < 0)
+			return "yes or no";
 		return NULL;
 	case CONF_CHOICE:
 		if (!conf_choice_ok(k->choices, value))

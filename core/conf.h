@@ -55,6 +55,7 @@ struct conf {
 	uint64_t http_max_body_size;
 	uint64_t http_timeout_ms;
 	int64_t http_max_connections;
+	int http_metrics_public;
 
 	/* [storage] */
 	char *storage_driver;

@@ -2,11 +2,14 @@
 #include "config.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "contact.h"
 #include "loketd.h"
+#include "register.h"
+#include "store.h"
 
 static const char *const contact_fields[] = { "subject", "body", "product", "department",
 	"organisation", "direction", "language", NULL };
@@ -87,33 +90,75 @@ contact_free(struct loket_contact *c)
 	free(c);
 }
 
-struct contact_deferred {
+struct contact_pending {
+	struct loketd *daemon;
 	void (*cb)(const struct loket_submit_result *res, void *arg);
 	void *arg;
+	char error[256];
+	int status;
 };
 
 static void
-contact_unavailable_cb(evutil_socket_t fd, short what, void *arg)
+contact_stored_cb(struct store_req *sr, void *arg)
 {
-	struct contact_deferred *dfr = arg;
-	struct loket_submit_result res = { .status = 503,
-		.error = "the contact register is not available" };
+	struct contact_pending *p = arg;
+	struct loket_submit_result res = { 0 };
+	char *json = NULL;
 
-	dfr->cb(&res, dfr->arg);
-	free(dfr);
+	if (sr->status != 0) {
+		res.status = sr->status;
+		res.error = sr->error;
+	} else {
+		json = json_dumps(sr->out, JSON_COMPACT);
+		res.contact_id = json_integer_value(json_object_get(sr->out, "id"));
+		res.reference = json_string_value(json_object_get(sr->out, "reference"));
+		res.json = json;
+		register_count(p->daemon, json_string_value(json_object_get(sr->out, "channel")),
+		    NULL, "open");
+	}
+	p->cb(&res, p->arg);
+	free(json);
+	free(p);
+}
+
+/* A contact refused before the store still gets its answer on a later turn of the loop. */
+static void
+contact_refused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct contact_pending *p = arg;
+	struct loket_submit_result res = { .status = p->status, .error = p->error };
+
+	p->cb(&res, p->arg);
+	free(p);
 }
 
 void
 contact_submit(struct loket_contact *c,
     void (*cb)(const struct loket_submit_result *res, void *arg), void *arg)
 {
-	struct contact_deferred *dfr = malloc(sizeof(*dfr));
-	struct event_base *base = c->daemon->base;
+	struct contact_pending *p = calloc(1, sizeof(*p));
+	struct loketd *d = c->daemon;
+	struct store_req *sr;
+	json_t *doc = NULL;
 
-	contact_free(c);
-	if (dfr == NULL)
+	if (p == NULL) {
+		contact_free(c);
 		return;
-	dfr->cb = cb;
-	dfr->arg = arg;
-	event_base_once(base, -1, EV_TIMEOUT, contact_unavailable_cb, dfr, NULL);
+	}
+	p->cb = cb;
+	p->arg = arg;
+	p->daemon = d;
+	p->status = register_prepare(d, c->fields, c->source, &doc, p->error, sizeof(p->error));
+	contact_free(c);
+	if (p->status != 0) {
+		event_base_once(d->base, -1, EV_TIMEOUT, contact_refused_cb, p, NULL);
+		return;
+	}
+	if ((sr = store_req_new(STORE_CONTACT_CREATE, doc, contact_stored_cb, p)) == NULL) {
+		p->status = 503;
+		snprintf(p->error, sizeof(p->error), "out of memory");
+		event_base_once(d->base, -1, EV_TIMEOUT, contact_refused_cb, p, NULL);
+		return;
+	}
+	store_submit(d->store, sr);
 }

@@ -104,11 +104,12 @@ ctl_read_cb(struct bufferevent *bev, void *arg)
 		ctl_fail(conn, "expected a JSON object with \"cmd\"");
 		return;
 	}
-	args = json_object_get(req, "args");
+	if ((args = json_object_get(req, "args")) == NULL)
+		json_object_set_new(req, "args", args = json_object());
 	for (const struct ctl_cmd *c = ctl_cmds; c->name != NULL; c++) {
 		if (strcmp(c->name, cmd) == 0) {
 			log_info("ctl", "command cmd=%s", c->name);
-			c->fn(conn, conn->ctl->daemon, args != NULL ? args : json_array());
+			c->fn(conn, conn->ctl->daemon, args);
 			json_decref(req);
 			return;
 		}

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "ctl.h"
 #include "http.h"
 #include "loketd.h"
@@ -53,5 +54,8 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ "version", ctl_cmd_version },
 	{ "stats", ctl_cmd_stats },
 	{ "reload", ctl_cmd_reload },
+	{ "token add", auth_ctl_add },
+	{ "token list", auth_ctl_list },
+	{ "token revoke", auth_ctl_revoke },
 	{ NULL, NULL },
 };

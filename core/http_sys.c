@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "conf.h"
 #include "http.h"
 #include "http_sys.h"
 #include "loketd.h"
@@ -65,7 +66,8 @@ http_sys_init(struct loketd *d, const char **error_r)
 	    http_sys_uptime_cb, d);
 	if (http_route_add(d->http, "core", LOKET_HTTP_GET, "/healthz", LOKET_ACCESS_PUBLIC,
 		http_sys_healthz, d, error_r) < 0 ||
-	    http_route_add(d->http, "core", LOKET_HTTP_GET, "/metrics", LOKET_ACCESS_PUBLIC,
+	    http_route_add(d->http, "core", LOKET_HTTP_GET, "/metrics",
+		d->conf->http_metrics_public ? LOKET_ACCESS_PUBLIC : LOKET_ACCESS_ADMIN,
 		http_sys_metrics, d, error_r) < 0)
 		return -1;
 	return 0;

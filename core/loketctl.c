@@ -180,11 +180,84 @@ cmd_check_config(const struct conf *conf, int argc, char **argv)
 	return 0;
 }
 
+static int
+cmd_token(const struct conf *conf, int argc, char **argv)
+{
+	json_t *args = json_object(), *deps = json_array(), *r, *row;
+	const char *sub = argc > 0 ? argv[0] : "";
+	char cmd[32];
+	size_t i;
+	int positional = 0;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--department") == 0 && k + 1 < argc) {
+			json_array_append_new(deps, json_string(argv[++k]));
+		} else if (strcmp(argv[k], "--organisation") == 0 && k + 1 < argc) {
+			json_object_set_new(args, "organisation", json_string(argv[++k]));
+		} else if (argv[k][0] == '-') {
+			fprintf(stderr, "loketctl: unknown option %s\n", argv[k]);
+			goto usage;
+		} else if (positional == 0) {
+			json_object_set_new(args, "name", json_string(argv[k]));
+			positional++;
+		} else if (positional == 1) {
+			json_object_set_new(args, "role", json_string(argv[k]));
+			positional++;
+		} else {
+			goto usage;
+		}
+	}
+	json_object_set_new(args, "departments", deps);
+	deps = NULL;
+	if (!((strcmp(sub, "add") == 0 && positional == 2) ||
+		(strcmp(sub, "revoke") == 0 && positional == 1) ||
+		(strcmp(sub, "list") == 0 && positional == 0)))
+		goto usage;
+	snprintf(cmd, sizeof(cmd), "token %s", sub);
+	if ((r = ctl_result(conf, cmd, args)) == NULL)
+		return 1;
+	if (strcmp(sub, "add") == 0) {
+		/* Shown once: only its hash is kept. */
+		printf("%s\n", json_string_value(json_object_get(r, "token")));
+		fprintf(stderr, "token '%s' added; it is shown only now, keep it safe\n",
+		    json_string_value(json_object_get(json_object_get(r, "row"), "name")));
+	} else if (strcmp(sub, "revoke") == 0) {
+		printf("revoked %s\n", json_string_value(json_object_get(r, "revoked")));
+	} else {
+		printf("%-24s %-11s %-26s %-14s %s\n", "NAME", "ROLE", "CREATED", "ORGANISATION",
+		    "DEPARTMENTS / STATE");
+		json_array_foreach(json_object_get(r, "items"), i, row) {
+			char *deps_s = json_dumps(json_object_get(row, "departments"), JSON_COMPACT);
+			const char *org = json_string_value(json_object_get(row, "organisation"));
+
+			printf("%-24s %-11s %-26s %-14s %s%s\n",
+			    json_string_value(json_object_get(row, "name")),
+			    json_string_value(json_object_get(row, "role")),
+			    json_string_value(json_object_get(row, "created_at")),
+			    org != NULL ? org : "-", deps_s != NULL ? deps_s : "[]",
+			    json_is_string(json_object_get(row, "revoked_at")) ? " revoked" : "");
+			free(deps_s);
+		}
+	}
+	json_decref(r);
+	return 0;
+usage:
+	json_decref(deps);
+	json_decref(args);
+	fprintf(stderr, "usage: loketctl token add NAME ROLE [--department D]... [--organisation O]\n"
+			"       loketctl token list\n"
+			"       loketctl token revoke NAME\n"
+			"roles: agent, backoffice, admin, intake\n");
+	return 2;
+}
+
 static const struct ctl_client_cmd ctl_client_cmds[] = {
 	{ "version", "version", cmd_version },
 	{ "stats", "stats", cmd_stats },
 	{ "reload", "reload", cmd_reload },
 	{ "check-config", "check-config", cmd_check_config },
+	{ "token", "token add NAME ROLE [--department D]... [--organisation O] | list | revoke NAME",
+	    cmd_token },
 	{ NULL, NULL, NULL },
 };
 

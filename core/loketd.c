@@ -14,14 +14,18 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "auth.h"
 #include "conf.h"
 #include "ctl.h"
 #include "http.h"
+#include "http_api.h"
 #include "http_sys.h"
 #include "log.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "plugin.h"
+#include "register.h"
+#include "store.h"
 
 #define LOKETD_DRAIN_SECONDS 5
 
@@ -188,7 +192,16 @@ loketd_start(struct loketd *d)
 	loketd_limits(d->conf, &limits);
 	http_set_limits(d->http, &limits);
 	http_set_drained_cb(d->http, loketd_drained_cb, d);
-	if (http_sys_init(d, &err) < 0) {
+	if (store_open(d->base, d->metrics, d->conf, &d->store, &err) < 0) {
+		log_errorx("store", "cannot open the register path=%s: %s", d->conf->storage_path,
+		    err);
+		return -1;
+	}
+	if (auth_init(d, &err) < 0 || register_init(d) < 0) {
+		log_errorx("loketd", "cannot start the register: %s", err != NULL ? err : "?");
+		return -1;
+	}
+	if (http_sys_init(d, &err) < 0 || http_api_init(d, &err) < 0) {
 		log_errorx("loketd", "cannot add core routes: %s", err);
 		return -1;
 	}
@@ -230,8 +243,11 @@ loketd_teardown(struct loketd *d)
 		event_free(d->sig_term);
 	if (d->drain_timer != NULL)
 		event_free(d->drain_timer);
+	/* The register first: its last completions still reach live plugins and connections. */
+	store_close(d->store);
 	plugins_close(d->plugins);
 	ctl_close(d->ctl);
+	auth_free(d->auth);
 	http_free(d->http);
 	metrics_free(d->metrics);
 	if (d->base != NULL)

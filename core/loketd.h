@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <time.h>
 
+struct auth;
 struct conf;
 struct ctl;
 struct event;
@@ -12,6 +13,7 @@ struct event_base;
 struct http;
 struct metrics;
 struct plugins;
+struct store;
 
 struct loketd {
 	struct event_base *base;
@@ -21,6 +23,8 @@ struct loketd {
 	struct http *http;
 	struct ctl *ctl;
 	struct plugins *plugins;
+	struct store *store;
+	struct auth *auth;
 	struct event *sig_term;
 	struct event *sig_int;
 	struct event *sig_hup;

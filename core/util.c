@@ -164,3 +164,75 @@ util_path_join(char *buf, size_t len, const char *dir, const char *name)
 
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
+
+int64_t
+util_time_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+util_time_format(int64_t ms, char *buf, size_t len)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&secs, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+int
+util_time_parse(const char *s, int64_t *ms_r)
+{
+	struct tm tm = { 0 };
+	const char *rest;
+	int64_t frac_ms = 0, offset = 0;
+
+	if ((rest = strptime(s, "%Y-%m-%d", &tm)) == NULL)
+		return -1;
+	if (*rest == '\0')
+		goto done;
+	if ((*rest != 'T' && *rest != ' ') || (rest = strptime(rest + 1, "%H:%M:%S", &tm)) == NULL)
+		return -1;
+	if (*rest == '.') {
+		int digits = 0;
+
+		for (rest++; isdigit((unsigned char)*rest); rest++, digits++)
+			if (digits < 3)
+				frac_ms = frac_ms * 10 + (*rest - '0');
+		for (; digits < 3; digits++)
+			frac_ms *= 10;
+	}
+	if (*rest == 'Z' || *rest == 'z') {
+		rest++;
+	} else if (*rest == '+' || *rest == '-') {
+		int hh, mm;
+
+		if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2 || hh > 23 || mm > 59)
+			return -1;
+		offset = (hh * 60 + mm) * 60 * (*rest == '+' ? 1 : -1);
+		rest += 6;
+	} else {
+		return -1;
+	}
+	if (*rest != '\0')
+		return -1;
+done:
+	*ms_r = ((int64_t)timegm(&tm) - offset) * 1000 + frac_ms;
+	return 0;
+}
+
+int
+util_time_year(int64_t ms)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	localtime_r(&secs, &tm);
+	return tm.tm_year + 1900;
+}

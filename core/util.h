@@ -18,4 +18,14 @@ uint64_t util_now_ns(void);
 /* Writes to the caller's buffer "dir/name"; -1 when it does not fit. */
 int util_path_join(char *buf, size_t len, const char *dir, const char *name);
 
+
+
+/* Wall-clock time in milliseconds since the epoch. */
+int64_t util_time_ms(void);
+/* RFC 3339 UTC with milliseconds: "2026-11-28T10:37:44.123Z". */
+void util_time_format(int64_t ms, char *buf, size_t len);
+/* RFC 3339 time or a date (YYYY-MM-DD, midnight UTC) to ms; -1 when it is neither. */
+int util_time_parse(const char *s, int64_t *ms_r);
+/* The calendar year of ms in local time (Europe/Brussels on a Belgian server). */
+int util_time_year(int64_t ms);
 #endif

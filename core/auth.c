@@ -1,0 +1,451 @@
+/* auth.c: bearer tokens (hashed at rest), roles, scopes, and the audit trail of reads. */
+#include "config.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "ctl.h"
+#include "http.h"
+#include "log.h"
+#include "loketd.h"
+#include "store.h"
+#include "util.h"
+
+#define AUTH_PREFIX "lkt_"
+
+struct auth {
+	struct loketd *daemon;
+	struct auth_token **tokens;
+	size_t ntokens;
+};
+
+static const struct {
+	enum auth_role role;
+	const char *name;
+} auth_roles[] = {
+	{ AUTH_AGENT, "agent" },
+	{ AUTH_BACKOFFICE, "backoffice" },
+	{ AUTH_ADMIN, "admin" },
+	{ AUTH_INTAKE, "intake" },
+};
+
+static const char *
+auth_role_name(enum auth_role role)
+{
+	for (size_t i = 0; i < sizeof(auth_roles) / sizeof(auth_roles[0]); i++)
+		if (auth_roles[i].role == role)
+			return auth_roles[i].name;
+	return "?";
+}
+
+static int
+auth_role_parse(const char *s, enum auth_role *role_r)
+{
+	for (size_t i = 0; i < sizeof(auth_roles) / sizeof(auth_roles[0]); i++) {
+		if (strcmp(auth_roles[i].name, s) == 0) {
+			*role_r = auth_roles[i].role;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void
+auth_hash(const char *token, char hex[65])
+{
+	unsigned char h[32];
+
+	crypto_generichash(h, sizeof(h), (const unsigned char *)token, strlen(token), NULL, 0);
+	sodium_bin2hex(hex, 65, h, sizeof(h));
+}
+
+static void
+auth_token_free(struct auth_token *t)
+{
+	if (t == NULL)
+		return;
+	free(t->name);
+	free(t->organisation);
+	json_decref(t->departments);
+	free(t);
+}
+
+/* Adds or replaces the in-memory copy of a token row. */
+static int
+auth_put(struct auth *a, json_t *row)
+{
+	struct auth_token *t = calloc(1, sizeof(*t)), **tokens;
+	const char *name = json_string_value(json_object_get(row, "name"));
+	const char *hash = json_string_value(json_object_get(row, "hash"));
+	const char *org = json_string_value(json_object_get(row, "organisation"));
+	json_t *deps = json_object_get(row, "departments");
+
+	if (t == NULL || name == NULL || hash == NULL || strlen(hash) != 64 ||
+	    auth_role_parse(json_string_value(json_object_get(row, "role")) != NULL ?
+		    json_string_value(json_object_get(row, "role")) :
+		    "",
+		&t->role) < 0) {
+		free(t);
+		return -1;
+	}
+	t->name = strdup(name);
+	memcpy(t->hash, hash, 65);
+	t->organisation = org != NULL ? strdup(org) : NULL;
+	t->departments = json_is_array(deps) ? json_incref(deps) : json_array();
+	t->revoked = !json_is_null(json_object_get(row, "revoked_at")) &&
+	    json_object_get(row, "revoked_at") != NULL;
+	for (size_t i = 0; i < a->ntokens; i++) {
+		if (strcmp(a->tokens[i]->name, name) == 0) {
+			auth_token_free(a->tokens[i]);
+			a->tokens[i] = t;
+			return 0;
+		}
+	}
+	if ((tokens = realloc(a->tokens, (a->ntokens + 1) * sizeof(*tokens))) == NULL) {
+		auth_token_free(t);
+		return -1;
+	}
+	a->tokens = tokens;
+	tokens[a->ntokens++] = t;
+	return 0;
+}
+
+static void
+auth_loaded_cb(struct store_req *req, void *arg)
+{
+	struct auth *a = arg;
+	size_t i;
+	json_t *row;
+
+	if (req->status != 0) {
+		log_errorx("auth", "cannot load tokens: %s", req->error);
+		return;
+	}
+	json_array_foreach(json_object_get(req->out, "items"), i, row)
+		auth_put(a, row);
+	log_info("auth", "tokens loaded count=%zu", a->ntokens);
+}
+
+int
+auth_init(struct loketd *d, const char **error_r)
+{
+	struct auth *a = calloc(1, sizeof(*a));
+	struct store_req *req;
+
+	if (a == NULL || sodium_init() < 0) {
+		free(a);
+		*error_r = "cannot initialise libsodium";
+		return -1;
+	}
+	a->daemon = d;
+	d->auth = a;
+	if ((req = store_req_new(STORE_TOKEN_LIST, json_object(), auth_loaded_cb, a)) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	store_submit(d->store, req);
+	http_set_auth(d->http, auth_http_cb, a);
+	return 0;
+}
+
+void
+auth_free(struct auth *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->ntokens; i++)
+		auth_token_free(a->tokens[i]);
+	free(a->tokens);
+	free(a);
+}
+
+static const struct auth_token *
+auth_lookup(struct auth *a, const char *token)
+{
+	char hex[65];
+
+	if (strncmp(token, AUTH_PREFIX, strlen(AUTH_PREFIX)) != 0 || strlen(token) > 128)
+		return NULL;
+	auth_hash(token, hex);
+	for (size_t i = 0; i < a->ntokens; i++)
+		if (!a->tokens[i]->revoked && sodium_memcmp(a->tokens[i]->hash, hex, 64) == 0)
+			return a->tokens[i];
+	return NULL;
+}
+
+int
+auth_http_cb(struct loket_http_req *req, enum loket_http_access access, void *arg)
+{
+	struct auth *a = arg;
+	const char *h = http_header(req, "Authorization");
+	const struct auth_token *t;
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		http_add_header(req, "WWW-Authenticate", "Bearer realm=\"loket\"");
+		http_problem(req, 401, "a bearer token is required (Authorization: Bearer lkt_...)");
+		return -1;
+	}
+	if ((t = auth_lookup(a, h + 7)) == NULL) {
+		http_add_header(req, "WWW-Authenticate", "Bearer realm=\"loket\", error=\"invalid_token\"");
+		http_problem(req, 401, "the bearer token is unknown or revoked");
+		return -1;
+	}
+	req->auth = (void *)t;
+	switch (access) {
+	case LOKET_ACCESS_PUBLIC:
+	case LOKET_ACCESS_TOKEN:
+		return 0;
+	case LOKET_ACCESS_ADMIN:
+		return auth_require(req, AUTH_ADMIN);
+	case LOKET_ACCESS_INTAKE:
+		return auth_require(req, AUTH_ADMIN | AUTH_INTAKE);
+	}
+	return auth_require(req, AUTH_ADMIN);
+}
+
+int
+auth_require(struct loket_http_req *req, unsigned int roles)
+{
+	const struct auth_token *t = req->auth;
+	char detail[128];
+
+	if (t != NULL && (t->role & roles) != 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "the %s role may not do this",
+	    t != NULL ? auth_role_name(t->role) : "anonymous");
+	http_problem(req, 403, detail);
+	return -1;
+}
+
+const char *
+auth_name(struct loket_http_req *req)
+{
+	const struct auth_token *t = req->auth;
+
+	return t != NULL ? t->name : "anonymous";
+}
+
+json_t *
+auth_scope(struct loket_http_req *req)
+{
+	const struct auth_token *t = req->auth;
+	int limited = t != NULL && t->role == AUTH_BACKOFFICE;
+
+	return json_pack("{s:b, s:O, s:s?}", "all", t != NULL && t->role == AUTH_ADMIN,
+	    "departments", limited ? t->departments : json_null(), "organisation",
+	    t != NULL ? t->organisation : NULL);
+}
+
+int
+auth_department_ok(struct loket_http_req *req, const char *department)
+{
+	const struct auth_token *t = req->auth;
+	size_t i;
+	json_t *d;
+
+	if (t == NULL || t->role != AUTH_BACKOFFICE)
+		return 1;
+	json_array_foreach(t->departments, i, d)
+		if (department != NULL && strcmp(json_string_value(d), department) == 0)
+			return 1;
+	return 0;
+}
+
+void
+auth_audit(struct loketd *d, struct loket_http_req *req, const char *action, const char *object)
+{
+	struct store_req *sr = store_req_new(STORE_AUDIT,
+	    json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)util_time_ms(), "token",
+		auth_name(req), "action", action, "object", object),
+	    NULL, NULL);
+
+	if (sr == NULL) {
+		log_warnx("auth", "cannot record an audit row action=%s object=%s", action, object);
+		return;
+	}
+	store_submit(d->store, sr);
+}
+
+struct auth_pending {
+	struct ctl_conn *conn;
+	struct auth *auth;
+	char token[128];
+	json_t *row;
+};
+
+static void
+auth_added_cb(struct store_req *req, void *arg)
+{
+	struct auth_pending *p = arg;
+
+	if (req->status != 0) {
+		ctl_fail(p->conn, req->error);
+	} else {
+		auth_put(p->auth, p->row);
+		log_info("auth", "token added name=%s role=%s",
+		    json_string_value(json_object_get(p->row, "name")),
+		    json_string_value(json_object_get(p->row, "role")));
+		ctl_reply(p->conn, json_pack("{s:s, s:O}", "token", p->token, "row", p->row));
+	}
+	json_decref(p->row);
+	sodium_memzero(p->token, sizeof(p->token));
+	free(p);
+}
+
+void
+auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	const char *name = NULL, *role = NULL, *org = NULL;
+	json_t *deps = NULL;
+	unsigned char raw[32];
+	char b64[64], hex[65];
+	enum auth_role r;
+	struct auth_pending *p;
+	struct store_req *req;
+	size_t i;
+	json_t *dv;
+
+	if (json_unpack(args, "{s:s, s:s, s?o, s?s}", "name", &name, "role", &role, "departments",
+		&deps, "organisation", &org) < 0) {
+		ctl_fail(conn, "usage: token add NAME ROLE [--department D]... [--organisation O]");
+		return;
+	}
+	if (name[0] == '\0' || strlen(name) > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+							   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+		strlen(name)) {
+		ctl_fail(conn, "a token name has 1 to 64 letters, digits, '-', '_' or '.'");
+		return;
+	}
+	if (auth_role_parse(role, &r) < 0) {
+		ctl_fail(conn, "the role must be agent, backoffice, admin or intake");
+		return;
+	}
+	if (deps == NULL)
+		deps = json_array();
+	else
+		json_incref(deps);
+	json_array_foreach(deps, i, dv) {
+		if (!json_is_string(dv) || conf_department(d->conf, json_string_value(dv)) == NULL) {
+			json_decref(deps);
+			ctl_fail(conn, "--department names a department that is not configured");
+			return;
+		}
+	}
+	if (r == AUTH_BACKOFFICE && json_array_size(deps) == 0) {
+		json_decref(deps);
+		ctl_fail(conn, "a backoffice token needs at least one --department");
+		return;
+	}
+	if (org != NULL && conf_organisation(d->conf, org) == NULL) {
+		json_decref(deps);
+		ctl_fail(conn, "--organisation names an organisation that is not configured");
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		json_decref(deps);
+		ctl_fail(conn, "out of memory");
+		return;
+	}
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(b64, sizeof(b64), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+	snprintf(p->token, sizeof(p->token), AUTH_PREFIX "%s", b64);
+	auth_hash(p->token, hex);
+	p->conn = conn;
+	p->auth = d->auth;
+	p->row = json_pack("{s:s, s:s, s:s, s:o, s:s?, s:I}", "name", name, "hash", hex, "role", role,
+	    "departments", deps, "organisation", org, "created_at", (json_int_t)util_time_ms());
+	req = store_req_new(STORE_TOKEN_PUT, json_incref(p->row), auth_added_cb, p);
+	if (req == NULL) {
+		json_decref(p->row);
+		free(p);
+		ctl_fail(conn, "out of memory");
+		return;
+	}
+	store_submit(d->store, req);
+}
+
+static void
+auth_listed_cb(struct store_req *req, void *arg)
+{
+	struct ctl_conn *conn = arg;
+	size_t i;
+	json_t *row;
+
+	if (req->status != 0) {
+		ctl_fail(conn, req->error);
+		return;
+	}
+	/* The hashes stay in the daemon. */
+	json_array_foreach(json_object_get(req->out, "items"), i, row)
+		json_object_del(row, "hash");
+	ctl_reply(conn, json_incref(req->out));
+}
+
+void
+auth_ctl_list(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	struct store_req *req = store_req_new(STORE_TOKEN_LIST, json_object(), auth_listed_cb, conn);
+
+	if (req == NULL) {
+		ctl_fail(conn, "out of memory");
+		return;
+	}
+	store_submit(d->store, req);
+}
+
+struct auth_revoke {
+	struct ctl_conn *conn;
+	struct auth *auth;
+	char name[65];
+};
+
+static void
+auth_revoked_cb(struct store_req *req, void *arg)
+{
+	struct auth_revoke *r = arg;
+
+	if (req->status != 0) {
+		ctl_fail(r->conn, req->error);
+	} else {
+		for (size_t i = 0; i < r->auth->ntokens; i++)
+			if (strcmp(r->auth->tokens[i]->name, r->name) == 0)
+				r->auth->tokens[i]->revoked = 1;
+		log_info("auth", "token revoked name=%s", r->name);
+		ctl_reply(r->conn, json_pack("{s:s}", "revoked", r->name));
+	}
+	free(r);
+}
+
+void
+auth_ctl_revoke(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	const char *name = NULL;
+	struct auth_revoke *r;
+	struct store_req *req;
+
+	if (json_unpack(args, "{s:s}", "name", &name) < 0 || strlen(name) > 64) {
+		ctl_fail(conn, "usage: token revoke NAME");
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		ctl_fail(conn, "out of memory");
+		return;
+	}
+	r->conn = conn;
+	r->auth = d->auth;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	req = store_req_new(STORE_TOKEN_REVOKE,
+	    json_pack("{s:s, s:I}", "name", name, "at", (json_int_t)util_time_ms()), auth_revoked_cb, r);
+	if (req == NULL) {
+		free(r);
+		ctl_fail(conn, "out of memory");
+		return;
+	}
+	store_submit(d->store, req);
+}

@@ -1,0 +1,52 @@
+/* auth.h: bearer tokens (hashed at rest), roles, scopes, and the audit trail of reads. */
+#ifndef LOKET_AUTH_H
+#define LOKET_AUTH_H
+
+#include <jansson.h>
+
+#include "loket/plugin.h"
+
+struct loketd;
+struct auth;
+
+enum auth_role {
+	AUTH_AGENT = 1 << 0,
+	AUTH_BACKOFFICE = 1 << 1,
+	AUTH_ADMIN = 1 << 2,
+	AUTH_INTAKE = 1 << 3,
+};
+
+#define AUTH_STAFF (AUTH_AGENT | AUTH_BACKOFFICE | AUTH_ADMIN)
+
+struct auth_token {
+	char *name;
+	char hash[65]; /* hex BLAKE2b-256 of the token */
+	enum auth_role role;
+	json_t *departments; /* array; empty = every department */
+	char *organisation;  /* NULL: sees no confidential contact (admin sees all) */
+	int revoked;
+};
+
+/* auth.c */
+int auth_init(struct loketd *d, const char **error_r);
+void auth_free(struct auth *a);
+/* The http_set_auth hook: 401 without or with an unknown token, 403 for a role below access. */
+int auth_http_cb(struct loket_http_req *req, enum loket_http_access access, void *arg);
+/* 0 when the request's token has one of roles; else answers 403 and returns -1. */
+int auth_require(struct loket_http_req *req, unsigned int roles);
+/* What the request's token may see, as the store's "scope" document (new reference). */
+json_t *auth_scope(struct loket_http_req *req);
+const char *auth_name(struct loket_http_req *req);
+/* Records that the request's token read object (no personal data in object). */
+void auth_audit(struct loketd *d, struct loket_http_req *req, const char *action,
+    const char *object);
+/* Whether department is one the request's token is limited to (or it has no limit). */
+int auth_department_ok(struct loket_http_req *req, const char *department);
+
+/* The daemon side of loketctl token add/list/revoke. */
+struct ctl_conn;
+void auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args);
+void auth_ctl_list(struct ctl_conn *conn, struct loketd *d, json_t *args);
+void auth_ctl_revoke(struct ctl_conn *conn, struct loketd *d, json_t *args);
+
+#endif

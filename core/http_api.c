@@ -1,0 +1,154 @@
+/* http_api.c: what the /api/v1 resource files share: calls into the store and their answers. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "http_api.h"
+#include "loketd.h"
+
+void
+api_reply(struct loket_http_req *req, int status, json_t *doc)
+{
+	/* Everything under /api/v1 can carry personal data. */
+	http_add_header(req, "Cache-Control", "no-store");
+	http_reply_json(req, status, doc);
+}
+
+struct api_call *
+api_call_new(struct loketd *d, struct loket_http_req *req, int ok_status)
+{
+	struct api_call *call = calloc(1, sizeof(*call));
+
+	if (call == NULL) {
+		http_problem(req, 503, "out of memory");
+		return NULL;
+	}
+	call->d = d;
+	call->req = req;
+	call->ok_status = ok_status;
+	return call;
+}
+
+static void
+api_store_cb(struct store_req *sr, void *arg)
+{
+	struct api_call *call = arg;
+
+	if (sr->status != 0) {
+		http_add_header(call->req, "Cache-Control", "no-store");
+		http_problem(call->req, sr->status, sr->error);
+		free(call);
+		return;
+	}
+	if (call->after != NULL)
+		call->after(call, sr);
+	if (call->audit_action[0] != '\0')
+		auth_audit(call->d, call->req, call->audit_action, call->audit_object);
+	api_reply(call->req, call->ok_status, json_incref(sr->out));
+	free(call);
+}
+
+void
+api_submit(struct api_call *call, enum store_op op, json_t *in)
+{
+	struct store_req *sr = store_req_new(op, in, api_store_cb, call);
+
+	if (sr == NULL) {
+		http_problem(call->req, 503, "out of memory");
+		free(call);
+		return;
+	}
+	store_submit(call->d->store, sr);
+}
+
+int
+api_id(struct loket_http_req *req, const char *name, json_int_t *id_r)
+{
+	const char *s = http_param(req, name);
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = s != NULL ? strtoll(s, &end, 10) : 0;
+	if (s == NULL || *s == '\0' || *end != '\0' || errno != 0 || v <= 0) {
+		http_problem(req, 404, "no such resource: the id is not a positive number");
+		return -1;
+	}
+	*id_r = v;
+	return 0;
+}
+
+json_t *
+api_body(struct loket_http_req *req, int optional)
+{
+	const char *ctype = http_header(req, "Content-Type");
+	json_error_t jerr;
+	json_t *body;
+	char detail[300];
+
+	if (req->body_len == 0 && optional)
+		return json_object();
+	if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
+		http_problem(req, 415, "the body must be JSON (Content-Type: application/json)");
+		return NULL;
+	}
+	if (req->body_len == 0) {
+		http_problem(req, 400, "the body is empty; expected a JSON object");
+		return NULL;
+	}
+	body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (body == NULL) {
+		snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (line %d, column %d)",
+		    jerr.text, jerr.line, jerr.column);
+		http_problem(req, 400, detail);
+		return NULL;
+	}
+	if (!json_is_object(body)) {
+		json_decref(body);
+		http_problem(req, 422, "expected a JSON object");
+		return NULL;
+	}
+	return body;
+}
+
+int
+api_paging(struct loket_http_req *req, json_t *in)
+{
+	const char *limit = http_query(req, "limit"), *cursor = http_query(req, "cursor");
+	long long v = 50;
+	char *end;
+
+	if (limit != NULL) {
+		errno = 0;
+		v = strtoll(limit, &end, 10);
+		if (*limit == '\0' || *end != '\0' || errno != 0 || v < 1 || v > 500) {
+			http_problem(req, 400, "limit: expected a number from 1 to 500");
+			return -1;
+		}
+	}
+	json_object_set_new(in, "limit", json_integer(v));
+	if (cursor != NULL) {
+		errno = 0;
+		v = strtoll(cursor, &end, 10);
+		if (*cursor == '\0' || *end != '\0' || errno != 0 || v < 1) {
+			http_problem(req, 400, "cursor: not a cursor this API handed out");
+			return -1;
+		}
+		json_object_set_new(in, "cursor", json_integer(v));
+	}
+	return 0;
+}
+
+int
+http_api_init(struct loketd *d, const char **error_r)
+{
+	if (http_api_contacts_init(d, error_r) < 0 || http_api_parties_init(d, error_r) < 0 ||
+	    http_api_tasks_init(d, error_r) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* http_api.h: what the /api/v1 resource files share: calls into the store and their answers. */
+#ifndef LOKET_HTTP_API_H
+#define LOKET_HTTP_API_H
+
+#include <jansson.h>
+
+#include "http.h"
+#include "store.h"
+
+struct loketd;
+
+/* One API request waiting for the store. */
+struct api_call {
+	struct loketd *d;
+	struct loket_http_req *req;
+	int ok_status;
+	char audit_action[32]; /* empty: the read is not audited */
+	char audit_object[64];
+	/* Runs after a successful store request, before the answer (counts, events). */
+	void (*after)(struct api_call *call, struct store_req *sr);
+};
+
+/* http_api.c */
+int http_api_init(struct loketd *d, const char **error_r);
+struct api_call *api_call_new(struct loketd *d, struct loket_http_req *req, int ok_status);
+/* Takes over in; answers req with the store's result (or its problem). */
+void api_submit(struct api_call *call, enum store_op op, json_t *in);
+/* Parses a positive integer path parameter; answers 404 and returns -1 when it is not one. */
+int api_id(struct loket_http_req *req, const char *name, json_int_t *id_r);
+/* Parses the JSON body (an object; an empty body when optional); answers 400/415 on error. */
+json_t *api_body(struct loket_http_req *req, int optional);
+/* limit (1..500, default 50) and cursor query parameters into in; answers 400 on error. */
+int api_paging(struct loket_http_req *req, json_t *in);
+void api_reply(struct loket_http_req *req, int status, json_t *doc);
+
+/* http_api_contacts.c, http_api_parties.c, http_api_tasks.c */
+int http_api_contacts_init(struct loketd *d, const char **error_r);
+int http_api_parties_init(struct loketd *d, const char **error_r);
+int http_api_tasks_init(struct loketd *d, const char **error_r);
+
+#endif

@@ -1,0 +1,49 @@
+/* register.h: the contact register's rules: validation, party identifiers, the status machine. */
+#ifndef LOKET_REGISTER_H
+#define LOKET_REGISTER_H
+
+#include <jansson.h>
+
+#include "loket/plugin.h"
+
+struct loketd;
+struct store_req;
+
+enum register_action {
+	REGISTER_RESOLVE,
+	REGISTER_ESCALATE,
+	REGISTER_CLOSE,
+	REGISTER_REOPEN,
+	REGISTER_ACTION_COUNT,
+};
+
+struct register_transition {
+	const char *name;     /* "resolve" */
+	const char *past;     /* "resolved", for messages */
+	const char *from[3];  /* allowed current statuses, NULL-terminated */
+	const char *to;
+	int line;             /* the line afterwards, 0 = unchanged */
+	int handled;          /* sets handled_at */
+};
+
+extern const struct register_transition register_transitions[REGISTER_ACTION_COUNT];
+
+/* register.c */
+int register_init(struct loketd *d);
+void register_free(struct loketd *d);
+/*
+ * Checks and normalises a contact as posted (fields, types, party
+ * identifiers) into the document the store writes. On error returns an HTTP
+ * status (400/422) and writes a message naming the field into err.
+ */
+int register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc_r,
+    char *err, size_t errlen);
+/* Whether status may go to action's target: 0, or -1 (a 409). */
+int register_transition_allowed(enum register_action action, const char *status);
+/* Keeps the contacts-by-channel-and-status gauges in step with a write that completed. */
+void register_count(struct loketd *d, const char *channel, const char *from, const char *to);
+/* Normalises one party identifier ("email", "phone", "rrn", "bsn"). */
+int register_party_id(const char *field, const char *value, char *out, size_t outlen,
+    const char **error_r);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * store.h: the register's storage interface: requests in, completions on the loop.
+ *
+ * One vtable per driver, one file each (store_sqlite.c is built in). A
+ * request carries a JSON document in and gets one out; writes are queued
+ * to the driver's writer and complete on the loop only after the
+ * transaction holding them is durable (group commit); reads may complete
+ * before store_submit returns.
+ */
+#ifndef LOKET_STORE_H
+#define LOKET_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct conf;
+struct event_base;
+struct metrics;
+struct store;
+
+enum store_op {
+	/* writes */
+	STORE_CONTACT_CREATE,
+	STORE_CONTACT_UPDATE,
+	STORE_TASK_DONE,
+	STORE_TOKEN_PUT,
+	STORE_TOKEN_REVOKE,
+	STORE_AUDIT,
+	/* reads */
+	STORE_CONTACT_GET,
+	STORE_CONTACT_LIST,
+	STORE_PARTY_GET,
+	STORE_PARTY_FIND,
+	STORE_PARTY_CONTACTS,
+	STORE_TASK_LIST,
+	STORE_TOKEN_LIST,
+	STORE_COUNTS,
+	STORE_OP_COUNT,
+};
+
+struct store_req {
+	enum store_op op;
+	json_t *in;  /* owned by the request */
+	json_t *out; /* set by the driver; owned by the request */
+	int status;  /* 0, or an HTTP status: 403, 404, 409, 422, 500, 503 */
+	char error[256];
+	void (*cb)(struct store_req *req, void *arg); /* NULL: nobody waits */
+	void *arg;
+	uint64_t queued_ns;
+	uint64_t commit_ns;   /* how long the commit holding this write took */
+	unsigned int batch;   /* set on the first request of each committed batch: its size */
+	struct store_req *next;
+};
+
+struct store_driver {
+	const char *name;
+	int (*open)(struct store *s, const struct conf *conf, const char **error_r);
+	void (*submit)(struct store *s, struct store_req *req);
+	/* Finishes what is queued, then closes. */
+	void (*close)(struct store *s);
+};
+
+struct store {
+	const struct store_driver *driver;
+	struct event_base *base;
+	struct metrics *metrics;
+	void *impl;
+};
+
+/* store.c */
+int store_open(struct event_base *base, struct metrics *metrics, const struct conf *conf,
+    struct store **store_r, const char **error_r);
+void store_close(struct store *s);
+/* Takes over req; req->cb runs on the loop, then the request is freed. */
+void store_submit(struct store *s, struct store_req *req);
+/* Takes over in. */
+struct store_req *store_req_new(enum store_op op, json_t *in,
+    void (*cb)(struct store_req *req, void *arg), void *arg);
+void store_req_free(struct store_req *req);
+int store_op_is_write(enum store_op op);
+void store_req_fail(struct store_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Runs a completed request's callback and frees it. */
+void store_req_complete(struct store_req *req);
+
+/* store_sqlite.c */
+extern const struct store_driver store_sqlite_driver;
+
+#endif

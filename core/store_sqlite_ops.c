@@ -1,0 +1,1150 @@
+/* store_sqlite_ops.c: the register's SQL: one function per request kind, JSON in and out. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_sqlite.h"
+#include "util.h"
+
+const char *const sq_migrations[] = {
+	/* 0 -> 1: the first register */
+	"CREATE TABLE parties ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL DEFAULT 'person',"
+	"  name TEXT,"
+	"  rrn TEXT UNIQUE,"
+	"  bsn TEXT UNIQUE,"
+	"  preferred_channel TEXT,"
+	"  confidential INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE party_emails (email TEXT PRIMARY KEY, party_id INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX party_emails_party ON party_emails(party_id);"
+	"CREATE TABLE party_phones (phone TEXT PRIMARY KEY, party_id INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX party_phones_party ON party_phones(party_id);"
+	"CREATE TABLE contacts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  reference TEXT NOT NULL UNIQUE,"
+	"  channel TEXT NOT NULL,"
+	"  direction TEXT NOT NULL DEFAULT 'in',"
+	"  received_at INTEGER NOT NULL,"
+	"  handled_at INTEGER,"
+	"  updated_at INTEGER NOT NULL,"
+	"  party_id INTEGER,"
+	"  subject TEXT NOT NULL DEFAULT '',"
+	"  body TEXT NOT NULL DEFAULT '',"
+	"  answer TEXT,"
+	"  product TEXT,"
+	"  department TEXT,"
+	"  organisation TEXT NOT NULL,"
+	"  line INTEGER NOT NULL DEFAULT 1,"
+	"  status TEXT NOT NULL DEFAULT 'open',"
+	"  priority TEXT NOT NULL DEFAULT 'normal',"
+	"  tags TEXT NOT NULL DEFAULT '[]',"
+	"  language TEXT,"
+	"  confidential INTEGER NOT NULL DEFAULT 0,"
+	"  location TEXT,"
+	"  meta TEXT NOT NULL DEFAULT '{}',"
+	"  created_by TEXT NOT NULL);"
+	"CREATE INDEX contacts_party ON contacts(party_id, id);"
+	"CREATE INDEX contacts_status ON contacts(status, id);"
+	"CREATE INDEX contacts_department ON contacts(department, id);"
+	"CREATE TABLE tasks ("
+	"  id INTEGER PRIMARY KEY,"
+	"  contact_id INTEGER NOT NULL,"
+	"  department TEXT,"
+	"  assignee TEXT,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  due_at INTEGER,"
+	"  status TEXT NOT NULL DEFAULT 'open',"
+	"  created_at INTEGER NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  done_at INTEGER,"
+	"  done_by TEXT);"
+	"CREATE INDEX tasks_contact ON tasks(contact_id);"
+	"CREATE INDEX tasks_department ON tasks(department, status, id);"
+	"CREATE TABLE contact_history ("
+	"  id INTEGER PRIMARY KEY,"
+	"  contact_id INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  actor TEXT NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  from_status TEXT,"
+	"  to_status TEXT,"
+	"  detail TEXT);"
+	"CREATE INDEX contact_history_contact ON contact_history(contact_id, id);"
+	"CREATE TABLE audit (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, token TEXT NOT NULL,"
+	"  action TEXT NOT NULL, object TEXT NOT NULL);"
+	"CREATE TABLE tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL, role TEXT NOT NULL,"
+	"  departments TEXT NOT NULL DEFAULT '[]', organisation TEXT, created_at INTEGER NOT NULL,"
+	"  revoked_at INTEGER);"
+	"CREATE TABLE refseq (year INTEGER PRIMARY KEY, last INTEGER NOT NULL);"
+	"CREATE TABLE counts (channel TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,"
+	"  PRIMARY KEY (channel, status)) WITHOUT ROWID;",
+};
+const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
+
+static const char *
+jstr(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void
+bind_json_text(sqlite3_stmt *st, int i, json_t *obj, const char *key)
+{
+	bind_text(st, i, jstr(obj, key));
+}
+
+static void
+bind_json_int(sqlite3_stmt *st, int i, json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (json_is_integer(v))
+		sqlite3_bind_int64(st, i, json_integer_value(v));
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void
+bind_dump(sqlite3_stmt *st, int i, json_t *v, const char *fallback)
+{
+	char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+	sqlite3_bind_text(st, i, s != NULL ? s : fallback, -1, SQLITE_TRANSIENT);
+	free(s);
+}
+
+static json_t *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s != NULL ? json_stringn((const char *)s, (size_t)sqlite3_column_bytes(st, i)) :
+			   json_null();
+}
+
+static json_t *
+col_time(sqlite3_stmt *st, int i)
+{
+	char buf[40];
+
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return json_null();
+	util_time_format(sqlite3_column_int64(st, i), buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *
+col_json(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+	json_t *v = s != NULL ? json_loads(s, JSON_ALLOW_NUL, NULL) : NULL;
+
+	return v != NULL ? v : json_null();
+}
+
+static int
+step_error(struct sq_conn *c, struct store_req *req, int rc)
+{
+	if (rc == SQLITE_CONSTRAINT)
+		store_req_fail(req, 409, "conflict: %s", sqlite3_errmsg(c->db));
+	else
+		store_req_fail(req, 500, "the register failed: %s", sqlite3_errmsg(c->db));
+	return -1;
+}
+
+#define CONTACT_COLS                                                                         \
+	"c.id, c.reference, c.channel, c.direction, c.received_at, c.handled_at, c.updated_at,   \
+	c.party_id, c.subject, c.body, c.answer, c.product, c.department, c.organisation, c.line, \
+	c.status, c.priority, c.tags, c.language, c.confidential, c.location, c.meta,            \
+	c.created_by, p.name "
+
+static json_t *
+contact_row(sqlite3_stmt *st)
+{
+	json_t *party = json_null();
+
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+		party = json_pack("{s:I, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 7),
+		    "name", col_text(st, 23));
+	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+			 " s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o}",
+	    "id", (json_int_t)sqlite3_column_int64(st, 0), "reference", col_text(st, 1),
+	    "channel", col_text(st, 2), "direction", col_text(st, 3), "received_at",
+	    col_time(st, 4), "handled_at", col_time(st, 5), "updated_at", col_time(st, 6),
+	    "party_id",
+	    sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null() :
+							json_integer(sqlite3_column_int64(st, 7)),
+	    "subject", col_text(st, 8), "body", col_text(st, 9), "answer", col_text(st, 10),
+	    "product", col_text(st, 11), "department", col_text(st, 12), "organisation",
+	    col_text(st, 13), "line", (json_int_t)sqlite3_column_int64(st, 14), "status",
+	    col_text(st, 15), "priority", col_text(st, 16), "tags", col_json(st, 17), "language",
+	    col_text(st, 18), "confidential", sqlite3_column_int(st, 19), "location",
+	    col_text(st, 20), "meta", col_json(st, 21), "created_by", col_text(st, 22), "party",
+	    party);
+}
+
+static const char sql_contact_by_id[] = "SELECT " CONTACT_COLS
+					"FROM contacts c LEFT JOIN parties p ON p.id = c.party_id "
+					"WHERE c.id = ?1";
+
+static const char sql_history[] = "SELECT at, actor, action, from_status, to_status, detail "
+				   "FROM contact_history WHERE contact_id = ?1 ORDER BY id";
+
+#define TASK_COLS                                                                            \
+	"t.id, t.contact_id, c.reference, t.department, t.assignee, t.reason, t.due_at, t.status, \
+	t.created_at, t.created_by, t.done_at, t.done_by "
+
+static const char sql_tasks_of_contact[] = "SELECT " TASK_COLS
+					   "FROM tasks t JOIN contacts c ON c.id = t.contact_id "
+					   "WHERE t.contact_id = ?1 ORDER BY t.id";
+
+static json_t *
+task_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+	    (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
+	    (json_int_t)sqlite3_column_int64(st, 1), "reference", col_text(st, 2), "department",
+	    col_text(st, 3), "assignee", col_text(st, 4), "reason", col_text(st, 5), "due_at",
+	    col_time(st, 6), "status", col_text(st, 7), "created_at", col_time(st, 8),
+	    "created_by", col_text(st, 9), "done_at", col_time(st, 10), "done_by",
+	    col_text(st, 11));
+}
+
+/* The contact as the API shows it; with details, its history and tasks too. */
+static json_t *
+contact_load(struct sq_conn *c, sqlite3_int64 id, int details)
+{
+	sqlite3_stmt *st = sq_stmt(c, sql_contact_by_id);
+	json_t *contact, *list;
+
+	if (st == NULL)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return NULL;
+	contact = contact_row(st);
+	sqlite3_reset(st);
+	if (!details || contact == NULL)
+		return contact;
+	list = json_array();
+	if ((st = sq_stmt(c, sql_history)) != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(list,
+			    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "at", col_time(st, 0),
+				"actor", col_text(st, 1), "action", col_text(st, 2), "from",
+				col_text(st, 3), "to", col_text(st, 4), "detail", col_text(st, 5)));
+		sqlite3_reset(st);
+	}
+	json_object_set_new(contact, "history", list);
+	list = json_array();
+	if ((st = sq_stmt(c, sql_tasks_of_contact)) != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(list, task_row(st));
+		sqlite3_reset(st);
+	}
+	json_object_set_new(contact, "tasks", list);
+	return contact;
+}
+
+/* Whether a token's scope may see a contact: its departments, and confidential ones of its organisation. */
+static int
+scope_allows(json_t *scope, const char *department, const char *organisation, int confidential)
+{
+	json_t *deps = json_object_get(scope, "departments");
+	const char *org = jstr(scope, "organisation");
+	size_t i;
+	json_t *d;
+	int in = 0;
+
+	if (json_is_true(json_object_get(scope, "all")))
+		return 1;
+	if (json_is_array(deps)) {
+		json_array_foreach(deps, i, d)
+			in |= department != NULL && json_is_string(d) &&
+			    strcmp(json_string_value(d), department) == 0;
+		if (!in)
+			return 0;
+	}
+	return !confidential || (org != NULL && organisation != NULL && strcmp(org, organisation) == 0);
+}
+
+static int
+history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, const char *actor,
+    const char *action, const char *from, const char *to, const char *detail)
+{
+	static const char sql[] = "INSERT INTO contact_history (contact_id, at, actor, action, "
+				  "from_status, to_status, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, contact_id);
+	sqlite3_bind_int64(st, 2, at);
+	bind_text(st, 3, actor);
+	bind_text(st, 4, action);
+	bind_text(st, 5, from);
+	bind_text(st, 6, to);
+	bind_text(st, 7, detail);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+counts_add(struct sq_conn *c, const char *channel, const char *status, int delta)
+{
+	static const char sql[] = "INSERT INTO counts (channel, status, n) VALUES (?1, ?2, ?3) "
+				  "ON CONFLICT (channel, status) DO UPDATE SET n = n + ?3";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, channel);
+	bind_text(st, 2, status);
+	sqlite3_bind_int(st, 3, delta);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+/* The party an identifier belongs to, or 0. */
+static sqlite3_int64
+party_by(struct sq_conn *c, const char *sql, const char *value)
+{
+	sqlite3_stmt *st;
+	sqlite3_int64 id = 0;
+
+	if (value == NULL || (st = sq_stmt(c, sql)) == NULL)
+		return 0;
+	bind_text(st, 1, value);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return id;
+}
+
+static const char sql_party_by_rrn[] = "SELECT id FROM parties WHERE rrn = ?1";
+static const char sql_party_by_bsn[] = "SELECT id FROM parties WHERE bsn = ?1";
+static const char sql_party_by_email[] = "SELECT party_id FROM party_emails WHERE email = ?1";
+static const char sql_party_by_phone[] = "SELECT party_id FROM party_phones WHERE phone = ?1";
+
+/*
+ * Finds the party by its strongest identifier (RRN, BSN, email, phone) or
+ * creates it, then gives it the identifiers that nobody else holds yet.
+ */
+static int
+party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int64 *id_r)
+{
+	const char *rrn = jstr(party, "rrn"), *bsn = jstr(party, "bsn");
+	const char *email = jstr(party, "email"), *phone = jstr(party, "phone");
+	const char *name = jstr(party, "name");
+	sqlite3_int64 id;
+	sqlite3_stmt *st;
+
+	*id_r = 0;
+	if (rrn == NULL && bsn == NULL && email == NULL && phone == NULL)
+		return 0;
+	id = party_by(c, sql_party_by_rrn, rrn);
+	if (id == 0)
+		id = party_by(c, sql_party_by_bsn, bsn);
+	if (id == 0)
+		id = party_by(c, sql_party_by_email, email);
+	if (id == 0)
+		id = party_by(c, sql_party_by_phone, phone);
+	if (id == 0) {
+		static const char sql[] = "INSERT INTO parties (name, created_at) VALUES (?1, ?2)";
+
+		if ((st = sq_stmt(c, sql)) == NULL)
+			return -1;
+		bind_text(st, 1, name);
+		sqlite3_bind_int64(st, 2, now);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+		id = sqlite3_last_insert_rowid(c->db);
+	} else if (name != NULL) {
+		static const char sql[] = "UPDATE parties SET name = ?2 WHERE id = ?1 AND name IS NULL";
+
+		if ((st = sq_stmt(c, sql)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		bind_text(st, 2, name);
+		sqlite3_step(st);
+	}
+	if (rrn != NULL && party_by(c, sql_party_by_rrn, rrn) == 0) {
+		static const char sql[] = "UPDATE parties SET rrn = ?2 WHERE id = ?1 AND rrn IS NULL";
+
+		if ((st = sq_stmt(c, sql)) != NULL) {
+			sqlite3_bind_int64(st, 1, id);
+			bind_text(st, 2, rrn);
+			sqlite3_step(st);
+		}
+	}
+	if (bsn != NULL && party_by(c, sql_party_by_bsn, bsn) == 0) {
+		static const char sql[] = "UPDATE parties SET bsn = ?2 WHERE id = ?1 AND bsn IS NULL";
+
+		if ((st = sq_stmt(c, sql)) != NULL) {
+			sqlite3_bind_int64(st, 1, id);
+			bind_text(st, 2, bsn);
+			sqlite3_step(st);
+		}
+	}
+	if (email != NULL) {
+		static const char sql[] = "INSERT OR IGNORE INTO party_emails (email, party_id) "
+					  "VALUES (?1, ?2)";
+
+		if ((st = sq_stmt(c, sql)) != NULL) {
+			bind_text(st, 1, email);
+			sqlite3_bind_int64(st, 2, id);
+			sqlite3_step(st);
+		}
+	}
+	if (phone != NULL) {
+		static const char sql[] = "INSERT OR IGNORE INTO party_phones (phone, party_id) "
+					  "VALUES (?1, ?2)";
+
+		if ((st = sq_stmt(c, sql)) != NULL) {
+			bind_text(st, 1, phone);
+			sqlite3_bind_int64(st, 2, id);
+			sqlite3_step(st);
+		}
+	}
+	*id_r = id;
+	return 0;
+}
+
+static int
+reference_next(struct sq_conn *c, int year, char *buf, size_t len)
+{
+	static const char sql[] = "INSERT INTO refseq (year, last) VALUES (?1, 1) "
+				  "ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	sqlite3_int64 n;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, year);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return -1;
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	snprintf(buf, len, "%04d-%06lld", year, (long long)n);
+	return 0;
+}
+
+static void
+op_contact_create(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] =
+	    "INSERT INTO contacts (reference, channel, direction, received_at, updated_at, party_id,"
+	    " subject, body, product, department, organisation, line, status, priority, tags,"
+	    " language, confidential, location, meta, created_by)"
+	    " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+	    " ?17, ?18, ?19)";
+	json_t *in = req->in;
+	sqlite3_int64 now = json_integer_value(json_object_get(in, "received_at")), party_id = 0,
+		      id;
+	char reference[32];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (party_match(c, json_object_get(in, "party"), now, &party_id) < 0 ||
+	    reference_next(c, util_time_year(now), reference, sizeof(reference)) < 0 ||
+	    (st = sq_stmt(c, sql)) == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	bind_text(st, 1, reference);
+	bind_json_text(st, 2, in, "channel");
+	bind_json_text(st, 3, in, "direction");
+	sqlite3_bind_int64(st, 4, now);
+	if (party_id != 0)
+		sqlite3_bind_int64(st, 5, party_id);
+	bind_json_text(st, 6, in, "subject");
+	bind_json_text(st, 7, in, "body");
+	bind_json_text(st, 8, in, "product");
+	bind_json_text(st, 9, in, "department");
+	bind_json_text(st, 10, in, "organisation");
+	bind_json_int(st, 11, in, "line");
+	bind_json_text(st, 12, in, "status");
+	bind_json_text(st, 13, in, "priority");
+	bind_dump(st, 14, json_object_get(in, "tags"), "[]");
+	bind_json_text(st, 15, in, "language");
+	sqlite3_bind_int(st, 16, json_is_true(json_object_get(in, "confidential")));
+	bind_json_text(st, 17, in, "location");
+	bind_dump(st, 18, json_object_get(in, "meta"), "{}");
+	bind_json_text(st, 19, in, "created_by");
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		step_error(c, req, rc);
+		return;
+	}
+	id = sqlite3_last_insert_rowid(c->db);
+	if (history_add(c, id, now, jstr(in, "created_by"), "created", NULL, jstr(in, "status"),
+		jstr(in, "channel")) < 0 ||
+	    counts_add(c, jstr(in, "channel"), jstr(in, "status"), 1) < 0 ||
+	    (req->out = contact_load(c, id, 0)) == NULL)
+		step_error(c, req, SQLITE_ERROR);
+}
+
+static const char sql_contact_state[] = "SELECT status, department, organisation, confidential,"
+					" channel FROM contacts WHERE id = ?1";
+
+struct contact_state {
+	char status[16];
+	char department[128];
+	char organisation[128];
+	char channel[32];
+	int has_department;
+	int confidential;
+};
+
+static int
+contact_state(struct sq_conn *c, sqlite3_int64 id, struct contact_state *cs)
+{
+	sqlite3_stmt *st = sq_stmt(c, sql_contact_state);
+	int found;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	if (found) {
+		snprintf(cs->status, sizeof(cs->status), "%s", sqlite3_column_text(st, 0));
+		cs->has_department = sqlite3_column_type(st, 1) != SQLITE_NULL;
+		snprintf(cs->department, sizeof(cs->department), "%s",
+		    cs->has_department ? (const char *)sqlite3_column_text(st, 1) : "");
+		snprintf(cs->organisation, sizeof(cs->organisation), "%s",
+		    sqlite3_column_text(st, 2));
+		cs->confidential = sqlite3_column_int(st, 3);
+		snprintf(cs->channel, sizeof(cs->channel), "%s", sqlite3_column_text(st, 4));
+	}
+	sqlite3_reset(st);
+	return found ? 0 : -1;
+}
+
+static int
+status_in(json_t *from, const char *status)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(from, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), status) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+tasks_finish(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 now, const char *actor)
+{
+	static const char sql[] = "UPDATE tasks SET status = 'done', done_at = ?2, done_by = ?3 "
+				  "WHERE contact_id = ?1 AND status = 'open'";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, contact_id);
+	sqlite3_bind_int64(st, 2, now);
+	bind_text(st, 3, actor);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+task_create(struct sq_conn *c, sqlite3_int64 contact_id, json_t *task, sqlite3_int64 now,
+    const char *actor)
+{
+	static const char sql[] = "INSERT INTO tasks (contact_id, department, assignee, reason,"
+				  " due_at, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, contact_id);
+	bind_json_text(st, 2, task, "department");
+	bind_json_text(st, 3, task, "assignee");
+	bind_text(st, 4, jstr(task, "reason") != NULL ? jstr(task, "reason") : "");
+	bind_json_int(st, 5, task, "due_at");
+	sqlite3_bind_int64(st, 6, now);
+	bind_text(st, 7, actor);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+/* Field changes of a PATCH (or a transition), one history row each. */
+static int
+contact_set_fields(struct sq_conn *c, sqlite3_int64 id, json_t *set, sqlite3_int64 now,
+    const char *actor)
+{
+	static const char sql[] =
+	    "UPDATE contacts SET"
+	    " subject = coalesce(?2, subject), product = CASE WHEN ?3 THEN ?4 ELSE product END,"
+	    " answer = CASE WHEN ?5 THEN ?6 ELSE answer END,"
+	    " department = CASE WHEN ?7 THEN ?8 ELSE department END,"
+	    " organisation = coalesce(?9, organisation), priority = coalesce(?10, priority),"
+	    " tags = coalesce(?11, tags), updated_at = ?12 WHERE id = ?1";
+	sqlite3_stmt *st;
+	const char *key;
+	json_t *v;
+
+	if (json_object_size(set) == 0)
+		return 0;
+	if ((st = sq_stmt(c, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	bind_json_text(st, 2, set, "subject");
+	sqlite3_bind_int(st, 3, json_object_get(set, "product") != NULL);
+	bind_json_text(st, 4, set, "product");
+	sqlite3_bind_int(st, 5, json_object_get(set, "answer") != NULL);
+	bind_json_text(st, 6, set, "answer");
+	sqlite3_bind_int(st, 7, json_object_get(set, "department") != NULL);
+	bind_json_text(st, 8, set, "department");
+	bind_json_text(st, 9, set, "organisation");
+	bind_json_text(st, 10, set, "priority");
+	if (json_object_get(set, "tags") != NULL)
+		bind_dump(st, 11, json_object_get(set, "tags"), "[]");
+	sqlite3_bind_int64(st, 12, now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	json_object_foreach(set, key, v) {
+		/* Field names are recorded, not their values: the history is no second copy of personal data. */
+		if (strcmp(key, "organisation") != 0 &&
+		    history_add(c, id, now, actor, "updated", NULL, NULL, key) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+op_contact_update(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql_status[] = "UPDATE contacts SET status = ?2, line = coalesce(?3, line),"
+					 " handled_at = CASE WHEN ?4 THEN ?5 ELSE handled_at END,"
+					 " updated_at = ?5 WHERE id = ?1";
+	json_t *in = req->in, *tr = json_object_get(in, "transition");
+	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
+	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
+	const char *actor = jstr(in, "actor");
+	struct contact_state cs;
+	sqlite3_stmt *st;
+
+	if (contact_state(c, id, &cs) < 0) {
+		store_req_fail(req, 404, "no contact with id %lld", (long long)id);
+		return;
+	}
+	if (!scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
+		cs.organisation, cs.confidential)) {
+		store_req_fail(req, 403, "this token may not change that contact");
+		return;
+	}
+	if (tr != NULL && !status_in(json_object_get(tr, "from"), cs.status)) {
+		store_req_fail(req, 409, "the contact is %s; it cannot be %s from there", cs.status,
+		    jstr(tr, "past"));
+		return;
+	}
+	if (contact_set_fields(c, id, json_object_get(in, "set"), now, actor) < 0)
+		goto fail;
+	if (tr != NULL) {
+		if ((st = sq_stmt(c, sql_status)) == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		bind_json_text(st, 2, tr, "to");
+		bind_json_int(st, 3, tr, "line");
+		sqlite3_bind_int(st, 4, json_is_true(json_object_get(tr, "handled")));
+		sqlite3_bind_int64(st, 5, now);
+		if (sqlite3_step(st) != SQLITE_DONE ||
+		    history_add(c, id, now, actor, jstr(tr, "action"), cs.status, jstr(tr, "to"),
+			jstr(tr, "detail")) < 0 ||
+		    counts_add(c, cs.channel, cs.status, -1) < 0 ||
+		    counts_add(c, cs.channel, jstr(tr, "to"), 1) < 0)
+			goto fail;
+	}
+	if (json_is_true(json_object_get(in, "finish_tasks")) && tasks_finish(c, id, now, actor) < 0)
+		goto fail;
+	if (json_object_get(in, "task") != NULL &&
+	    task_create(c, id, json_object_get(in, "task"), now, actor) < 0)
+		goto fail;
+	if ((req->out = contact_load(c, id, 1)) == NULL)
+		goto fail;
+	json_object_set_new(req->out, "previous_status", json_string(cs.status));
+	return;
+fail:
+	step_error(c, req, SQLITE_ERROR);
+}
+
+static const char sql_task_by_id[] = "SELECT " TASK_COLS
+				     "FROM tasks t JOIN contacts c ON c.id = t.contact_id "
+				     "WHERE t.id = ?1";
+
+static void
+op_task_done(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql_done[] = "UPDATE tasks SET status = 'done', done_at = ?2, done_by = ?3"
+				       " WHERE id = ?1";
+	static const char sql_open_left[] = "SELECT count(*) FROM tasks WHERE contact_id = ?1 AND"
+					    " status = 'open'";
+	static const char sql_close[] = "UPDATE contacts SET status = 'closed', handled_at = ?2,"
+					" updated_at = ?2 WHERE id = ?1";
+	json_t *in = req->in, *task;
+	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
+	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
+	const char *actor = jstr(in, "actor");
+	sqlite3_int64 contact_id;
+	struct contact_state cs;
+	sqlite3_stmt *st;
+	int open_left = 0;
+
+	if ((st = sq_stmt(c, sql_task_by_id)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		store_req_fail(req, 404, "no task with id %lld", (long long)id);
+		return;
+	}
+	task = task_row(st);
+	sqlite3_reset(st);
+	contact_id = json_integer_value(json_object_get(task, "contact_id"));
+	if (!scope_allows(json_object_get(in, "scope"), jstr(task, "department"), NULL, 0) ||
+	    contact_state(c, contact_id, &cs) < 0 ||
+	    !scope_allows(json_object_get(in, "scope"), jstr(task, "department"), cs.organisation,
+		cs.confidential)) {
+		json_decref(task);
+		store_req_fail(req, 403, "this token may not finish that task");
+		return;
+	}
+	if (strcmp(jstr(task, "status"), "open") != 0) {
+		json_decref(task);
+		store_req_fail(req, 409, "the task is already done");
+		return;
+	}
+	json_decref(task);
+	if ((st = sq_stmt(c, sql_done)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	bind_text(st, 3, actor);
+	if (sqlite3_step(st) != SQLITE_DONE || (st = sq_stmt(c, sql_open_left)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, contact_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		open_left = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (history_add(c, contact_id, now, actor, "task_done", NULL, NULL, NULL) < 0)
+		goto fail;
+	if (open_left == 0 && strcmp(cs.status, "escalated") == 0) {
+		if ((st = sq_stmt(c, sql_close)) == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, contact_id);
+		sqlite3_bind_int64(st, 2, now);
+		if (sqlite3_step(st) != SQLITE_DONE ||
+		    history_add(c, contact_id, now, actor, "close", "escalated", "closed",
+			"all tasks done") < 0 ||
+		    counts_add(c, cs.channel, "escalated", -1) < 0 ||
+		    counts_add(c, cs.channel, "closed", 1) < 0)
+			goto fail;
+	}
+	if ((st = sq_stmt(c, sql_task_by_id)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto fail;
+	req->out = task_row(st);
+	sqlite3_reset(st);
+	json_object_set_new(req->out, "contact_status",
+	    json_string(open_left == 0 && strcmp(cs.status, "escalated") == 0 ? "closed" :
+										cs.status));
+	json_object_set_new(req->out, "contact_previous_status", json_string(cs.status));
+	json_object_set_new(req->out, "channel", json_string(cs.channel));
+	return;
+fail:
+	step_error(c, req, SQLITE_ERROR);
+}
+
+static void
+op_token_put(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "INSERT INTO tokens (name, hash, role, departments, organisation,"
+				  " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO"
+				  " UPDATE SET hash = ?2, role = ?3, departments = ?4,"
+				  " organisation = ?5, created_at = ?6, revoked_at = NULL"
+				  " WHERE revoked_at IS NOT NULL";
+	json_t *in = req->in;
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	bind_json_text(st, 1, in, "name");
+	bind_json_text(st, 2, in, "hash");
+	bind_json_text(st, 3, in, "role");
+	bind_dump(st, 4, json_object_get(in, "departments"), "[]");
+	bind_json_text(st, 5, in, "organisation");
+	bind_json_int(st, 6, in, "created_at");
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	if (sqlite3_changes(c->db) == 0)
+		store_req_fail(req, 409, "a token named '%s' exists; revoke it first", jstr(in, "name"));
+}
+
+static void
+op_token_revoke(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND"
+				  " revoked_at IS NULL";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	bind_json_text(st, 1, req->in, "name");
+	bind_json_int(st, 2, req->in, "at");
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	if (sqlite3_changes(c->db) == 0)
+		store_req_fail(req, 404, "no active token named '%s'", jstr(req->in, "name"));
+}
+
+static void
+op_audit(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "INSERT INTO audit (at, token, action, object) VALUES (?1, ?2, ?3, ?4)";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	bind_json_int(st, 1, req->in, "at");
+	bind_json_text(st, 2, req->in, "token");
+	bind_json_text(st, 3, req->in, "action");
+	bind_json_text(st, 4, req->in, "object");
+	if (sqlite3_step(st) != SQLITE_DONE)
+		step_error(c, req, SQLITE_ERROR);
+}
+
+static void
+op_contact_get(struct sq_conn *c, struct store_req *req)
+{
+	sqlite3_int64 id = json_integer_value(json_object_get(req->in, "id"));
+	json_t *contact = contact_load(c, id, 1);
+
+	if (contact == NULL) {
+		store_req_fail(req, 404, "no contact with id %lld", (long long)id);
+		return;
+	}
+	if (!scope_allows(json_object_get(req->in, "scope"), jstr(contact, "department"),
+		jstr(contact, "organisation"), json_is_true(json_object_get(contact, "confidential")))) {
+		json_decref(contact);
+		store_req_fail(req, 403, "this token may not read that contact");
+		return;
+	}
+	req->out = contact;
+}
+
+/* Binds the scope as three parameters: all, departments (JSON or NULL), organisation. */
+static void
+bind_scope(sqlite3_stmt *st, int first, json_t *scope)
+{
+	json_t *deps = json_object_get(scope, "departments");
+
+	sqlite3_bind_int(st, first, json_is_true(json_object_get(scope, "all")));
+	if (json_is_array(deps))
+		bind_dump(st, first + 1, deps, "[]");
+	else
+		sqlite3_bind_null(st, first + 1);
+	bind_json_text(st, first + 2, scope, "organisation");
+}
+
+#define SCOPE_SQL(n_all, n_deps, n_org)                                                     \
+	" AND (?" #n_all " OR ((?" #n_deps " IS NULL OR c.department IN (SELECT value FROM"   \
+	" json_each(?" #n_deps "))) AND (c.confidential = 0 OR c.organisation = ?" #n_org ")))"
+
+static void
+list_run(struct store_req *req, sqlite3_stmt *st, int limit)
+{
+	json_t *items = json_array();
+	sqlite3_int64 last = 0;
+	int n = 0, more = 0;
+	char cursor[32];
+
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == limit) {
+			more = 1;
+			break;
+		}
+		last = sqlite3_column_int64(st, 0);
+		json_array_append_new(items, contact_row(st));
+		n++;
+	}
+	sqlite3_reset(st);
+	snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
+	req->out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
+	    more ? json_string(cursor) : json_null());
+}
+
+static void
+op_contact_list(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT " CONTACT_COLS
+				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id WHERE"
+				  " (?1 IS NULL OR c.status = ?1) AND (?2 IS NULL OR c.line = ?2)"
+				  " AND (?3 IS NULL OR c.channel = ?3)"
+				  " AND (?4 IS NULL OR c.department = ?4)"
+				  " AND (?5 IS NULL OR c.received_at >= ?5)"
+				  " AND (?6 IS NULL OR c.received_at < ?6)"
+				  " AND (?7 IS NULL OR c.id < ?7)" SCOPE_SQL(8, 9, 10)
+				  " AND (?12 IS NULL OR c.party_id = ?12)"
+				  " ORDER BY c.id DESC LIMIT ?11";
+	json_t *in = req->in;
+	int limit = (int)json_integer_value(json_object_get(in, "limit"));
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	bind_json_text(st, 1, in, "status");
+	bind_json_int(st, 2, in, "line");
+	bind_json_text(st, 3, in, "channel");
+	bind_json_text(st, 4, in, "department");
+	bind_json_int(st, 5, in, "since");
+	bind_json_int(st, 6, in, "until");
+	bind_json_int(st, 7, in, "cursor");
+	bind_scope(st, 8, json_object_get(in, "scope"));
+	sqlite3_bind_int(st, 11, limit + 1);
+	bind_json_int(st, 12, in, "party");
+	list_run(req, st, limit);
+}
+
+static json_t *
+party_load(struct sq_conn *c, sqlite3_int64 id)
+{
+	static const char sql[] = "SELECT id, kind, name, rrn, bsn, preferred_channel,"
+				  " confidential, created_at FROM parties WHERE id = ?1";
+	static const char sql_emails[] = "SELECT email FROM party_emails WHERE party_id = ?1"
+					 " ORDER BY email";
+	static const char sql_phones[] = "SELECT phone FROM party_phones WHERE party_id = ?1"
+					 " ORDER BY phone";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *party, *list;
+
+	if (st == NULL)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return NULL;
+	party = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "id",
+	    (json_int_t)sqlite3_column_int64(st, 0), "kind", col_text(st, 1), "name",
+	    col_text(st, 2), "rrn", col_text(st, 3), "bsn", col_text(st, 4), "preferred_channel",
+	    col_text(st, 5), "confidential", sqlite3_column_int(st, 6), "created_at",
+	    col_time(st, 7));
+	sqlite3_reset(st);
+	list = json_array();
+	if ((st = sq_stmt(c, sql_emails)) != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(list, col_text(st, 0));
+		sqlite3_reset(st);
+	}
+	json_object_set_new(party, "emails", list);
+	list = json_array();
+	if ((st = sq_stmt(c, sql_phones)) != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(list, col_text(st, 0));
+		sqlite3_reset(st);
+	}
+	json_object_set_new(party, "phones", list);
+	return party;
+}
+
+static void
+op_party_get(struct sq_conn *c, struct store_req *req)
+{
+	sqlite3_int64 id = json_integer_value(json_object_get(req->in, "id"));
+
+	if ((req->out = party_load(c, id)) == NULL)
+		store_req_fail(req, 404, "no party with id %lld", (long long)id);
+}
+
+static void
+op_party_find(struct sq_conn *c, struct store_req *req)
+{
+	json_t *in = req->in, *items = json_array();
+	sqlite3_int64 id = 0;
+	json_t *party;
+
+	if (jstr(in, "rrn") != NULL)
+		id = party_by(c, sql_party_by_rrn, jstr(in, "rrn"));
+	else if (jstr(in, "bsn") != NULL)
+		id = party_by(c, sql_party_by_bsn, jstr(in, "bsn"));
+	else if (jstr(in, "email") != NULL)
+		id = party_by(c, sql_party_by_email, jstr(in, "email"));
+	else if (jstr(in, "phone") != NULL)
+		id = party_by(c, sql_party_by_phone, jstr(in, "phone"));
+	if (id != 0 && (party = party_load(c, id)) != NULL)
+		json_array_append_new(items, party);
+	req->out = json_pack("{s:o}", "items", items);
+}
+
+static void
+op_party_contacts(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql_exists[] = "SELECT 1 FROM parties WHERE id = ?1";
+	static const char sql[] = "SELECT " CONTACT_COLS
+				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
+				  " WHERE c.party_id = ?1 AND (?2 IS NULL OR c.id < ?2)" SCOPE_SQL(3, 4, 5)
+				  " ORDER BY c.id DESC LIMIT ?6";
+	json_t *in = req->in;
+	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
+	int limit = (int)json_integer_value(json_object_get(in, "limit")), found;
+	sqlite3_stmt *st = sq_stmt(c, sql_exists);
+
+	if (st == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (!found) {
+		store_req_fail(req, 404, "no party with id %lld", (long long)id);
+		return;
+	}
+	if ((st = sq_stmt(c, sql)) == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	bind_json_int(st, 2, in, "cursor");
+	bind_scope(st, 3, json_object_get(in, "scope"));
+	sqlite3_bind_int(st, 6, limit + 1);
+	list_run(req, st, limit);
+}
+
+static void
+op_task_list(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT " TASK_COLS
+				  "FROM tasks t JOIN contacts c ON c.id = t.contact_id WHERE"
+				  " (?1 IS NULL OR t.department = ?1) AND (?2 IS NULL OR t.status = ?2)"
+				  " AND (?3 IS NULL OR t.id < ?3)"
+				  " AND (?4 OR ((?5 IS NULL OR t.department IN (SELECT value FROM"
+				  " json_each(?5))) AND (c.confidential = 0 OR c.organisation = ?6)))"
+				  " ORDER BY t.id DESC LIMIT ?7";
+	json_t *in = req->in, *items = json_array();
+	int limit = (int)json_integer_value(json_object_get(in, "limit")), n = 0, more = 0;
+	sqlite3_int64 last = 0;
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	char cursor[32];
+
+	if (st == NULL) {
+		json_decref(items);
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	bind_json_text(st, 1, in, "department");
+	bind_json_text(st, 2, in, "status");
+	bind_json_int(st, 3, in, "cursor");
+	bind_scope(st, 4, json_object_get(in, "scope"));
+	sqlite3_bind_int(st, 7, limit + 1);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == limit) {
+			more = 1;
+			break;
+		}
+		last = sqlite3_column_int64(st, 0);
+		json_array_append_new(items, task_row(st));
+		n++;
+	}
+	sqlite3_reset(st);
+	snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
+	req->out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
+	    more ? json_string(cursor) : json_null());
+}
+
+static void
+op_token_list(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT name, hash, role, departments, organisation, created_at,"
+				  " revoked_at FROM tokens ORDER BY name";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *items = json_array();
+
+	if (st == NULL) {
+		json_decref(items);
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items,
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", col_text(st, 0), "hash",
+			col_text(st, 1), "role", col_text(st, 2), "departments", col_json(st, 3),
+			"organisation", col_text(st, 4), "created_at", col_time(st, 5),
+			"revoked_at", col_time(st, 6)));
+	sqlite3_reset(st);
+	req->out = json_pack("{s:o}", "items", items);
+}
+
+static void
+op_counts(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT channel, status, n FROM counts";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *items = json_array();
+
+	if (st == NULL) {
+		json_decref(items);
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items, json_pack("{s:o, s:o, s:I}", "channel", col_text(st, 0),
+						 "status", col_text(st, 1), "n",
+						 (json_int_t)sqlite3_column_int64(st, 2)));
+	sqlite3_reset(st);
+	req->out = json_pack("{s:o}", "items", items);
+}
+
+void
+sq_op_run(struct sq_conn *c, struct store_req *req)
+{
+	static void (*const ops[STORE_OP_COUNT])(struct sq_conn *, struct store_req *) = {
+		[STORE_CONTACT_CREATE] = op_contact_create,
+		[STORE_CONTACT_UPDATE] = op_contact_update,
+		[STORE_TASK_DONE] = op_task_done,
+		[STORE_TOKEN_PUT] = op_token_put,
+		[STORE_TOKEN_REVOKE] = op_token_revoke,
+		[STORE_AUDIT] = op_audit,
+		[STORE_CONTACT_GET] = op_contact_get,
+		[STORE_CONTACT_LIST] = op_contact_list,
+		[STORE_PARTY_GET] = op_party_get,
+		[STORE_PARTY_FIND] = op_party_find,
+		[STORE_PARTY_CONTACTS] = op_party_contacts,
+		[STORE_TASK_LIST] = op_task_list,
+		[STORE_TOKEN_LIST] = op_token_list,
+		[STORE_COUNTS] = op_counts,
+	};
+
+	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {
+		store_req_fail(req, 500, "unknown storage request");
+		return;
+	}
+	ops[req->op](c, req);
+	if (req->status == 0 && req->out == NULL && !store_op_is_write(req->op))
+		store_req_fail(req, 500, "out of memory");
+}
