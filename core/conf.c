@@ -84,6 +84,35 @@ conf_errorf(const char *fmt, ...)
 	return s;
 }
 
+static int conf_handler(void *user, const char *section, const char *name, const char *value);
+
+/*
+ * inih reports only keys; a section header is noted here so that a section
+ * without keys ([organisation.ocmw]) still exists and an unknown one is named.
+ */
+static void
+conf_section_line(struct conf_parse *p, const char *line)
+{
+	const char *start = line, *end;
+	char section[256];
+
+	while (*start == ' ' || *start == '\t')
+		start++;
+	if (*start != '[' || (end = strchr(start, ']')) == NULL)
+		return;
+	start++;
+	while (*start == ' ' || *start == '\t')
+		start++;
+	while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if ((size_t)(end - start) >= sizeof(section))
+		return;
+	memcpy(section, start, (size_t)(end - start));
+	section[end - start] = '\0';
+	/* An empty key marks the section itself. */
+	conf_handler(p, section, "", "");
+}
+
 static char *
 conf_reader(char *str, int num, void *stream)
 {
@@ -100,6 +129,7 @@ conf_reader(char *str, int num, void *stream)
 		p->overlong = 1;
 		return NULL;
 	}
+	conf_section_line(p, str);
 	return r;
 }
 
@@ -156,7 +186,10 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 		    conf->path, p->line, section);
 		return 0;
 	}
-	if (strcmp(pattern, "plugin.*") != 0 && conf_key_find(pattern, name) == NULL) {
+	if (name[0] == '\0') {
+		if (conf_find(conf, section, "") != NULL)
+			return 1;
+	} else if (strcmp(pattern, "plugin.*") != 0 && conf_key_find(pattern, name) == NULL) {
 		p->error = conf_errorf("%s:%d: unknown key '%s' in [%s]", conf->path, p->line, name,
 		    section);
 		return 0;

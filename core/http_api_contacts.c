@@ -23,7 +23,7 @@ contacts_created_cb(struct api_call *call, struct store_req *sr)
 	    (long long)json_integer_value(json_object_get(sr->out, "id")));
 	http_add_header(call->req, "Location", location);
 	register_count(call->d, json_string_value(json_object_get(sr->out, "channel")), NULL, "open");
-	log_info("register", "contact registered ref=C-%s channel=%s", ref != NULL ? ref : "?",
+	log_debug("register", "contact registered ref=C-%s channel=%s", ref != NULL ? ref : "?",
 	    json_string_value(json_object_get(sr->out, "channel")));
 }
 

@@ -85,7 +85,8 @@ plugin_conf_values(const struct loket_plugin *p, const struct conf *conf, char *
 		const struct loket_config_key *k;
 		const char *expected;
 
-		if (strcmp(e->section, section) != 0 || strcmp(e->key, "optional") == 0)
+		if (strcmp(e->section, section) != 0 || strcmp(e->key, "optional") == 0 ||
+		    e->key[0] == '\0')
 			continue;
 		if ((k = plugin_key(p->info, e->key)) == NULL)
 			return plugin_errorf("%s:%d: unknown key '%s' in [%s]", conf->path, e->line,

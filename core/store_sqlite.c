@@ -234,6 +234,19 @@ sq_open_reader(struct sq_store *sq, const struct conf *conf, const char **error_
 	return 0;
 }
 
+/* Runs one of the writer's fixed statements (savepoints), prepared once. */
+static int
+sq_step_once(struct sq_conn *c, const char *sql)
+{
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	return st != NULL && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+static const char sql_savepoint[] = "SAVEPOINT req";
+static const char sql_rollback_to[] = "ROLLBACK TO req";
+static const char sql_release[] = "RELEASE req";
+
 static void
 sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 {
@@ -241,11 +254,11 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 	int ok = sq_exec(&sq->writer, "BEGIN IMMEDIATE") == 0;
 
 	for (struct store_req *r = batch; r != NULL && ok; r = r->next) {
-		sq_exec(&sq->writer, "SAVEPOINT req");
+		sq_step_once(&sq->writer, sql_savepoint);
 		sq_op_run(&sq->writer, r);
 		if (r->status != 0)
-			sq_exec(&sq->writer, "ROLLBACK TO req");
-		sq_exec(&sq->writer, "RELEASE req");
+			sq_step_once(&sq->writer, sql_rollback_to);
+		sq_step_once(&sq->writer, sql_release);
 	}
 	if (!ok || sq_exec(&sq->writer, "COMMIT") < 0) {
 		/* Nothing of this batch is durable: every waiter hears so. */

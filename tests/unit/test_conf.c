@@ -111,7 +111,8 @@ test_values(void **state)
 static void
 test_errors(void **state)
 {
-	expect_error("[loketd]\ndata_dir = /x\n[nonsense]\nkey = 1\n", 4, "unknown section [nonsense]");
+	expect_error("[loketd]\ndata_dir = /x\n[nonsense]\nkey = 1\n", 3, "unknown section [nonsense]");
+	expect_error("[loketd]\ndata_dir = /x\n[empty.section]\n", 3, "unknown section [empty.section]");
 	expect_error("[loketd]\ndata_dir = /x\ncolour = blue\n", 3, "unknown key 'colour' in [loketd]");
 	expect_error("[loketd]\ndata_dir = /x\n[http]\ntimeout = soon\n", 4,
 	    "timeout: expected a duration like 30s");
@@ -131,7 +132,7 @@ test_errors(void **state)
 	expect_error("[loketd]\ndata_dir = /x\ndata_dir = /y\n", 3, "set twice (first on line 2)");
 	expect_error("[loketd]\ndata_dir = /x\nplugins = a b a\n", 3, "'a' is listed twice");
 	expect_error("[loketd]\ndata_dir = /x\nplugins = ../evil\n", 3, "plugin names");
-	expect_error("[loketd]\ndata_dir = /x\n\n[plugin.ghost]\nk = v\n", 5,
+	expect_error("[loketd]\ndata_dir = /x\n\n[plugin.ghost]\nk = v\n", 4,
 	    "not in [loketd] plugins");
 	expect_error("[loketd]\ndata_dir = /x\n[organisation.g]\n[department.d]\norganisation = "
 		     "nowhere\n",

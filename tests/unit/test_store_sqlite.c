@@ -1,0 +1,272 @@
+/* test_store_sqlite.c: the embedded register: schema, refusing foreign files, group commit, references. */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "metrics.h"
+#include "store.h"
+#include "util.h"
+
+struct fixture {
+	char dir[64];
+	char db[128];
+	struct conf *conf;
+	struct event_base *base;
+	struct metrics *metrics;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char path[160], *err = NULL;
+	FILE *fp;
+
+	evthread_use_pthreads();
+	strcpy(f->dir, "/tmp/loket-test-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof(f->db), "%s/loket.db", f->dir);
+	snprintf(path, sizeof(path), "%s/loket.conf", f->dir);
+	fp = fopen(path, "w");
+	fprintf(fp, "[loketd]\ndata_dir = %s\n", f->dir);
+	fclose(fp);
+	if (conf_load(path, &f->conf, &err) < 0)
+		fail_msg("%s", err);
+	f->base = event_base_new();
+	f->metrics = metrics_new();
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	conf_free(f->conf);
+	metrics_free(f->metrics);
+	event_base_free(f->base);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void
+write_file(const char *path, const void *data, size_t len)
+{
+	FILE *fp = fopen(path, "w");
+
+	fwrite(data, 1, len, fp);
+	fclose(fp);
+}
+
+static void
+expect_refused(struct fixture *f, const char *want)
+{
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct stat before, after;
+	char *bytes_before, *bytes_after;
+	FILE *fp;
+
+	assert_int_equal(stat(f->db, &before), 0);
+	bytes_before = malloc((size_t)before.st_size + 1);
+	fp = fopen(f->db, "r");
+	assert_int_equal(fread(bytes_before, 1, (size_t)before.st_size, fp), (size_t)before.st_size);
+	fclose(fp);
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), -1);
+	assert_null(s);
+	if (strstr(err, want) == NULL)
+		fail_msg("error '%s' lacks '%s'", err, want);
+	/* Never overwritten: the same bytes after the refusal. */
+	assert_int_equal(stat(f->db, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+	bytes_after = malloc((size_t)after.st_size + 1);
+	fp = fopen(f->db, "r");
+	assert_int_equal(fread(bytes_after, 1, (size_t)after.st_size, fp), (size_t)after.st_size);
+	fclose(fp);
+	assert_memory_equal(bytes_before, bytes_after, (size_t)before.st_size);
+	free(bytes_before);
+	free(bytes_after);
+}
+
+static void
+test_refuses_corrupt(void **state)
+{
+	struct fixture *f = *state;
+	char junk[8192];
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 7 + 3);
+	write_file(f->db, junk, sizeof(junk));
+	expect_refused(f, "not an SQLite database or is corrupt");
+}
+
+static void
+test_refuses_foreign(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL);"
+					  "INSERT INTO invoices (total) VALUES (12.5)",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	expect_refused(f, "not a loket register");
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA application_id = 1234", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	expect_refused(f, "another application");
+}
+
+static void
+test_refuses_newer_schema(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA application_id = 1280265044; "
+					  "PRAGMA user_version = 999; CREATE TABLE x (y)",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	expect_refused(f, "written by a newer loketd");
+}
+
+struct tally {
+	int done;
+	int failed;
+	char refs[200][16];
+};
+
+static void
+created_cb(struct store_req *req, void *arg)
+{
+	struct tally *t = arg;
+
+	if (req->status != 0) {
+		t->failed++;
+	} else {
+		snprintf(t->refs[t->done], sizeof(t->refs[0]), "%s",
+		    json_string_value(json_object_get(req->out, "reference")));
+	}
+	t->done++;
+}
+
+static json_t *
+contact_doc(int i)
+{
+	char email[64];
+
+	snprintf(email, sizeof(email), "burger%d@example.be", i % 10);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:i, s:s, s:s, s:s, s:b, s:[], "
+			 "s:{}, s:{s:s}}",
+	    "channel", "phone", "organisation", "gemeente", "status", "open", "created_by", "test",
+	    "direction", "in", "received_at", (json_int_t)util_time_ms(), "priority", "normal",
+	    "line", 1, "subject", "vraag", "body", "", "product", "id", "confidential", 0, "tags",
+	    "meta", "party", "email", email);
+}
+
+static void
+test_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	static struct tally t;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char want[16];
+	int year = util_time_year(util_time_ms());
+
+	memset(&t, 0, sizeof(t));
+	if (store_open(f->base, f->metrics, f->conf, &s, &err) < 0)
+		fail_msg("%s", err);
+	for (int i = 0; i < 200; i++)
+		store_submit(s, store_req_new(STORE_CONTACT_CREATE, contact_doc(i), created_cb, &t));
+	while (t.done < 200)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(t.failed, 0);
+	/* References are handed out in submit order, one after the other. */
+	for (int i = 0; i < 200; i++) {
+		snprintf(want, sizeof(want), "%04d-%06d", year, i + 1);
+		assert_string_equal(t.refs[i], want);
+	}
+	store_close(s);
+	/* Everything acknowledged is on disk: ten parties matched by email, 200 contacts. */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM contacts), "
+						"(SELECT count(*) FROM parties), "
+						"(SELECT count(DISTINCT reference) FROM contacts)",
+			     -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 200);
+	assert_int_equal(sqlite3_column_int(st, 1), 10);
+	assert_int_equal(sqlite3_column_int(st, 2), 200);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* Reopening continues the sequence: a reference is never handed out twice. */
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_submit(s, store_req_new(STORE_CONTACT_CREATE, contact_doc(0), created_cb, &t));
+	while (t.done < 1)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	snprintf(want, sizeof(want), "%04d-%06d", year, 201);
+	assert_string_equal(t.refs[0], want);
+	store_close(s);
+}
+
+static void
+test_schema_marks_file(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_close(s);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0x4c4f4b54);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_refuses_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_foreign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_marks_file, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
