@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf.h"
 #include "log.h"
@@ -522,6 +523,7 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 {
 	struct conf_parse p = { 0 };
 	struct conf *conf;
+	struct stat st = { 0 };
 	int rc;
 
 	*error_r = NULL;
@@ -533,6 +535,12 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 	p.conf = conf;
 	if ((p.fp = fopen(path, "r")) == NULL) {
 		*error_r = conf_errorf("%s: cannot read: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(fileno(p.fp), &st) < 0 || !S_ISREG(st.st_mode)) {
+		*error_r = conf_errorf("%s: cannot read: %s", path,
+		    S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
+		fclose(p.fp);
 		goto fail;
 	}
 	rc = ini_parse_stream(conf_reader, &p, conf_handler, &p);

@@ -420,7 +420,8 @@ http_reply(struct loket_http_req *req, int status, const char *content_type, con
 
 	evhttp_remove_header(out, "Content-Type");
 	evhttp_add_header(out, "Content-Type", content_type);
-	if (http->stopping)
+	/* After a chunked body the guard cannot tell where the next request starts. */
+	if (http->stopping || req->chunked)
 		evhttp_add_header(out, "Connection", "close");
 	if (buf != NULL && len > 0)
 		evbuffer_add(buf, body, len);
@@ -520,6 +521,8 @@ http_gen_cb(struct evhttp_request *ev, void *arg)
 	req->ev = ev;
 	req->start_ns = util_now_ns();
 	req->method = http_method_of(evhttp_request_get_command(ev));
+	req->chunked = evhttp_find_header(evhttp_request_get_input_headers(ev),
+			   "Transfer-Encoding") != NULL;
 	TAILQ_INIT(&req->query);
 	raw_path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	raw_query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;

@@ -39,6 +39,7 @@ struct loket_http_req {
 	size_t body_len;
 	uint64_t start_ns;
 	void *auth; /* set by the authenticator for non-public routes */
+	int chunked; /* the body came chunked: the connection closes after the answer */
 };
 
 struct http *http_new(struct event_base *base, struct metrics *metrics);

@@ -28,7 +28,7 @@
 enum guard_state {
 	GUARD_HEADERS, /* reading a header block */
 	GUARD_BODY,    /* body_left more bytes belong to the current request */
-	GUARD_PASS,    /* chunked body: evhttp's own limits apply from here */
+	GUARD_PASS,    /* a chunked body: counted; the connection closes after its answer */
 	GUARD_CLOSING, /* answered and closing: input is discarded */
 };
 
@@ -47,6 +47,7 @@ struct guard_conn {
 	struct event *adopt;
 	enum guard_state state;
 	uint64_t body_left;
+	uint64_t passed; /* bytes seen since a chunked request started */
 	char *head; /* the header block so far, at most max_header_size bytes */
 	size_t head_len;
 	int over_cap;
@@ -181,7 +182,14 @@ guard_feed(struct guard_conn *c, const char *data, size_t len)
 
 	switch (c->state) {
 	case GUARD_CLOSING:
+		return len;
 	case GUARD_PASS:
+		/* The chunk framing counts too, so this trips no later than evhttp's own limit. */
+		c->passed += len;
+		if (c->passed > g->limits.max_body_size) {
+			metrics_add(g->rejected_body, 1);
+			guard_answer(c, 413, "the request body is larger than allowed");
+		}
 		return len;
 	case GUARD_BODY:
 		take = len < c->body_left ? len : (size_t)c->body_left;
@@ -233,6 +241,7 @@ guard_feed(struct guard_conn *c, const char *data, size_t len)
 	}
 	if (chunked) {
 		c->state = GUARD_PASS;
+		c->passed = 0;
 	} else if (content_length > 0) {
 		c->state = GUARD_BODY;
 		c->body_left = content_length;
