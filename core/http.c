@@ -31,6 +31,12 @@ struct http_route {
 	void (*fn)(struct loket_http_req *req, void *arg);
 	void *arg;
 	struct metric_series *latency;
+	/* The request counters this route has used, so the hot path skips the lookup. */
+	struct {
+		int method;
+		int status;
+		struct metric_series *series;
+	} counted[8];
 };
 
 struct http {
@@ -72,6 +78,7 @@ static const struct {
 	{ 429, "Too Many Requests" },
 	{ 431, "Request Header Fields Too Large" },
 	{ 500, "Internal Server Error" },
+	{ 501, "Not Implemented" },
 	{ 503, "Service Unavailable" },
 };
 
@@ -393,10 +400,23 @@ http_req_free(struct loket_http_req *req)
 }
 
 static void
-http_count(struct http *http, const struct http_route *route, int method, int status)
+http_count(struct http *http, const struct http_route *route_c, int method, int status)
 {
+	struct http_route *route = (struct http_route *)route_c;
+	struct metric_series *series;
 	char labels[512], esc[256];
 	const char *mname = "OTHER";
+	size_t slot = 0;
+
+	if (route != NULL) {
+		for (; slot < 8 && route->counted[slot].series != NULL; slot++) {
+			if (route->counted[slot].method == method &&
+			    route->counted[slot].status == status) {
+				metrics_add(route->counted[slot].series, 1);
+				return;
+			}
+		}
+	}
 
 	for (size_t i = 0; i < sizeof(http_methods) / sizeof(http_methods[0]); i++)
 		if ((int)http_methods[i].method == method)
@@ -404,9 +424,14 @@ http_count(struct http *http, const struct http_route *route, int method, int st
 	snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"",
 	    route != NULL ? metrics_label_escape(esc, sizeof(esc), route->pattern) : "unmatched",
 	    mname, status);
-	metrics_add(metrics_series(http->metrics, METRIC_COUNTER, "loket_http_requests_total",
-			"HTTP requests answered, by route, method and status.", labels, NULL, 0),
-	    1);
+	series = metrics_series(http->metrics, METRIC_COUNTER, "loket_http_requests_total",
+	    "HTTP requests answered, by route, method and status.", labels, NULL, 0);
+	metrics_add(series, 1);
+	if (route != NULL && slot < 8) {
+		route->counted[slot].method = method;
+		route->counted[slot].status = status;
+		route->counted[slot].series = series;
+	}
 }
 
 void

@@ -253,9 +253,9 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 	int64_t due_ms = 0;
 	char err[200];
 
-	if (auth_require(req, action == REGISTER_ESCALATE ? AUTH_AGENT | AUTH_ADMIN |
-		    AUTH_BACKOFFICE :
-							    AUTH_STAFF) < 0 ||
+	/* Escalating is the first line's hand-over; the second line finishes instead. */
+	if (auth_require(req, action == REGISTER_ESCALATE ? AUTH_AGENT | AUTH_ADMIN : AUTH_STAFF) <
+		0 ||
 	    api_id(req, "id", &id) < 0 || (body = api_body(req, 1)) == NULL)
 		return;
 	answer = json_string_value(json_object_get(body, "answer"));

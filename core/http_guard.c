@@ -38,6 +38,7 @@ struct http_guard {
 	struct metric_series *rejected_headers;
 	struct metric_series *rejected_body;
 	struct metric_series *rejected_busy;
+	struct metric_series *rejected_malformed;
 };
 
 struct guard_conn {
@@ -77,6 +78,8 @@ http_guard_new(struct metrics *metrics)
 	    "reason=\"body_too_large\"", NULL, 0);
 	g->rejected_busy = metrics_series(metrics, METRIC_COUNTER, name, help,
 	    "reason=\"too_many_connections\"", NULL, 0);
+	g->rejected_malformed = metrics_series(metrics, METRIC_COUNTER, name, help,
+	    "reason=\"malformed\"", NULL, 0);
 	metrics_gauge_fn(metrics, "loket_http_connections", "Open HTTP connections.", "",
 	    http_guard_connections_cb, g);
 	return g;
@@ -127,32 +130,68 @@ guard_answer(struct guard_conn *c, int status, const char *detail)
 		shutdown(fd, SHUT_WR);
 }
 
-/* Reads Content-Length and Transfer-Encoding from a complete header block. */
-static void
-guard_scan_headers(const char *head, size_t len, uint64_t *content_length_r, int *chunked_r)
+/*
+ * Checks what evhttp would otherwise refuse with an HTML page (request line,
+ * method, Content-Length), and reads the body framing. Returns an HTTP status
+ * (0 when the block is acceptable) with *detail_r for a person.
+ */
+static int
+guard_scan_headers(const char *head, size_t len, uint64_t *content_length_r, int *chunked_r,
+    const char **detail_r)
 {
-	const char *p = head, *end = head + len;
+	static const char *const methods[] = { "GET ", "HEAD ", "POST ", "PUT ", "PATCH ",
+		"DELETE ", "OPTIONS ", NULL };
+	const char *p = head, *end = head + len, *eol = memchr(head, '\n', len);
+	size_t i;
+	int seen_length = 0;
 
 	*content_length_r = 0;
 	*chunked_r = 0;
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		size_t linelen = (size_t)((eol != NULL ? eol : end) - p);
+	for (i = 0; methods[i] != NULL; i++)
+		if (len > strlen(methods[i]) && memcmp(head, methods[i], strlen(methods[i])) == 0)
+			break;
+	if (methods[i] == NULL) {
+		const char *sp = memchr(head, ' ', (size_t)(end - head));
+
+		*detail_r = sp != NULL && (eol == NULL || sp < eol) ?
+		    "this server does not implement that method" :
+		    "the request line is not 'METHOD /path HTTP/1.1'";
+		return sp != NULL && (eol == NULL || sp < eol) ? 501 : 400;
+	}
+	if (eol == NULL || eol - head < 10 ||
+	    memcmp(eol - ((eol[-1] == '\r') ? 10 : 9), " HTTP/1.", 8) != 0) {
+		*detail_r = "the request line is not 'METHOD /path HTTP/1.1'";
+		return 400;
+	}
+	for (p = eol + 1; p < end;) {
+		const char *next = memchr(p, '\n', (size_t)(end - p));
+		size_t linelen = (size_t)((next != NULL ? next : end) - p);
 
 		if (linelen > 15 && strncasecmp(p, "content-length:", 15) == 0) {
-			char num[32];
-			size_t n = linelen - 15 < sizeof(num) - 1 ? linelen - 15 : sizeof(num) - 1;
+			const char *v = p + 15, *vend = p + linelen;
+			uint64_t n = 0;
+			int digits = 0;
 
-			memcpy(num, p + 15, n);
-			num[n] = '\0';
-			*content_length_r = strtoull(num, NULL, 10);
+			while (v < vend && (*v == ' ' || *v == '\t'))
+				v++;
+			while (vend > v && (vend[-1] == '\r' || vend[-1] == ' ' || vend[-1] == '\t'))
+				vend--;
+			for (; v < vend && *v >= '0' && *v <= '9' && digits < 19; v++, digits++)
+				n = n * 10 + (uint64_t)(*v - '0');
+			if (digits == 0 || v != vend || (seen_length && n != *content_length_r)) {
+				*detail_r = "the Content-Length header is not a number of bytes";
+				return 400;
+			}
+			seen_length = 1;
+			*content_length_r = n;
 		} else if (linelen > 18 && strncasecmp(p, "transfer-encoding:", 18) == 0) {
 			*chunked_r = 1;
 		}
-		if (eol == NULL)
+		if (next == NULL)
 			break;
-		p = eol + 1;
+		p = next + 1;
 	}
+	return 0;
 }
 
 /* The header block ends at the first blank line; tolerate bare LF as evhttp does. */
@@ -178,7 +217,8 @@ guard_feed(struct guard_conn *c, const char *data, size_t len)
 	size_t room, take;
 	const char *end;
 	uint64_t content_length;
-	int chunked;
+	const char *detail = NULL;
+	int chunked, status;
 
 	switch (c->state) {
 	case GUARD_CLOSING:
@@ -232,8 +272,13 @@ guard_feed(struct guard_conn *c, const char *data, size_t len)
 		guard_answer(c, 503, "the server has too many open connections; try again");
 		return len;
 	}
-	guard_scan_headers(c->head, c->head_len, &content_length, &chunked);
+	status = guard_scan_headers(c->head, c->head_len, &content_length, &chunked, &detail);
 	c->head_len = 0;
+	if (status != 0) {
+		metrics_add(g->rejected_malformed, 1);
+		guard_answer(c, status, detail);
+		return len;
+	}
 	if (content_length > g->limits.max_body_size) {
 		metrics_add(g->rejected_body, 1);
 		guard_answer(c, 413, "the request body is larger than allowed");

@@ -73,6 +73,10 @@ loketd_reload(struct loketd *d, char **error_r)
 		log_warnx("loketd", "listen changed; restart loketd to apply it");
 	if (strcmp(conf->plugins, d->conf->plugins) != 0)
 		log_warnx("loketd", "plugins changed; restart loketd to apply it");
+	if (strcmp(conf->control_socket, d->conf->control_socket) != 0)
+		log_warnx("loketd", "control_socket changed; restart loketd to apply it");
+	if (conf->http_metrics_public != d->conf->http_metrics_public)
+		log_warnx("loketd", "metrics_public changed; restart loketd to apply it");
 	if (strcmp(conf->data_dir, d->conf->data_dir) != 0 ||
 	    strcmp(conf->storage_path, d->conf->storage_path) != 0)
 		log_warnx("loketd", "data_dir or storage changed; restart loketd to apply it");

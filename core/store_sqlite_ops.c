@@ -442,6 +442,56 @@ reference_next(struct sq_conn *c, int year, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The new contact as the API shows it, built from what was written rather
+ * than read back: the same shape as contact_row, without a second query.
+ */
+static json_t *
+party_name(struct sq_conn *c, sqlite3_int64 party_id)
+{
+	static const char sql[] = "SELECT name FROM parties WHERE id = ?1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *name = NULL;
+
+	if (st == NULL)
+		return json_null();
+	sqlite3_bind_int64(st, 1, party_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		name = col_text(st, 0);
+	sqlite3_reset(st);
+	return name != NULL ? name : json_null();
+}
+
+static json_t *
+contact_created(struct sq_conn *c, json_t *in, sqlite3_int64 id, const char *reference,
+    sqlite3_int64 party_id)
+{
+	static const char *const nullable[] = { "answer", "product", "department", "language",
+		"location", "handled_at", NULL };
+	json_t *out = json_deep_copy(in);
+	char when[40];
+
+	if (out == NULL)
+		return NULL;
+	util_time_format(json_integer_value(json_object_get(in, "received_at")), when, sizeof(when));
+	json_object_set_new(out, "id", json_integer(id));
+	json_object_set_new(out, "reference", json_string(reference));
+	json_object_set_new(out, "received_at", json_string(when));
+	json_object_set_new(out, "updated_at", json_string(when));
+	for (size_t i = 0; nullable[i] != NULL; i++)
+		if (json_object_get(out, nullable[i]) == NULL)
+			json_object_set_new(out, nullable[i], json_null());
+	if (party_id != 0) {
+		json_object_set_new(out, "party_id", json_integer(party_id));
+		json_object_set_new(out, "party",
+		    json_pack("{s:I, s:o}", "id", (json_int_t)party_id, "name", party_name(c, party_id)));
+	} else {
+		json_object_set_new(out, "party_id", json_null());
+		json_object_set_new(out, "party", json_null());
+	}
+	return out;
+}
+
 static void
 op_contact_create(struct sq_conn *c, struct store_req *req)
 {
@@ -492,7 +542,7 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	if (history_add(c, id, now, jstr(in, "created_by"), "created", NULL, jstr(in, "status"),
 		jstr(in, "channel")) < 0 ||
 	    counts_add(c, jstr(in, "channel"), jstr(in, "status"), 1) < 0 ||
-	    (req->out = contact_load(c, id, 0)) == NULL)
+	    (req->out = contact_created(c, in, id, reference, party_id)) == NULL)
 		step_error(c, req, SQLITE_ERROR);
 }
 

@@ -267,6 +267,30 @@ test_too_many_connections(void **state)
 	assert_non_null(strstr(r, "too many open connections"));
 }
 
+static void
+test_malformed(void **state)
+{
+	static const struct {
+		const char *request;
+		const char *status;
+	} cases[] = {
+		{ "GARBAGE\r\n\r\n", "HTTP/1.1 400 " },
+		{ "GET /things/1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 " },
+		{ "BREW /things/1 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 501 " },
+		{ "POST /things/1 HTTP/1.1\r\nContent-Length: ten\r\n\r\n", "HTTP/1.1 400 " },
+		{ "POST /things/1 HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+		    "HTTP/1.1 400 " },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *r = run(*state, cases[i].request, strlen(cases[i].request), 0);
+
+		if (strncmp(r, cases[i].status, strlen(cases[i].status)) != 0 ||
+		    strstr(r, "application/problem+json") == NULL)
+			fail_msg("%s: got '%.60s'", cases[i].request, r);
+	}
+}
+
 /* Every closed connection is uncounted, or the cap would lock clients out over time. */
 static void
 test_connections_uncounted(void **state)
@@ -330,6 +354,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_within_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connections_uncounted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_count, setup, teardown),
