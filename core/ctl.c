@@ -28,6 +28,7 @@ struct ctl {
 struct ctl_conn {
 	struct ctl *ctl;
 	struct bufferevent *bev;
+	int handling; /* a command runs and will answer */
 	int answered;
 	int peer_gone; /* the client hung up before its answer was ready */
 };
@@ -109,6 +110,7 @@ ctl_read_cb(struct bufferevent *bev, void *arg)
 	for (const struct ctl_cmd *c = ctl_cmds; c->name != NULL; c++) {
 		if (strcmp(c->name, cmd) == 0) {
 			log_info("ctl", "command cmd=%s", c->name);
+			conn->handling = 1;
 			c->fn(conn, conn->ctl->daemon, args);
 			json_decref(req);
 			return;
@@ -124,7 +126,7 @@ ctl_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct ctl_conn *conn = arg;
 
 	/* An answer still being prepared holds conn; ctl_send frees it. */
-	if (!conn->answered) {
+	if (conn->handling && !conn->answered) {
 		conn->peer_gone = 1;
 		bufferevent_disable(bev, EV_READ | EV_WRITE);
 		return;
@@ -160,6 +162,7 @@ ctl_open(struct loketd *d, const char *path, struct ctl **ctl_r, const char **er
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct ctl *ctl;
 	mode_t old_umask;
+	struct stat st;
 	int fd, saved;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -184,7 +187,16 @@ ctl_open(struct loketd *d, const char *path, struct ctl **ctl_r, const char **er
 		return -1;
 	}
 	close(fd);
-	unlink(path);
+	/* Only a stale socket is ours to remove; any other file stays and loketd does not start. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			free(ctl->path);
+			free(ctl);
+			*error_r = "the path exists and is not a socket; it was left untouched";
+			return -1;
+		}
+		unlink(path);
+	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		goto fail;
 	old_umask = umask(0177);

@@ -1,0 +1,336 @@
+"""Fixtures that run a real loketd from the build tree, with the standard library as client.
+
+Paths come from LOKET_BUILDDIR and LOKET_SRCDIR (default: the repository root two levels
+up). LOKET_VALGRIND, when set to anything but "" or "none", runs loketd under valgrind:
+"1"/"yes" picks a default command line, anything else is used as the command prefix.
+"""
+
+import http.client
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.path.abspath(os.environ.get("LOKET_SRCDIR") or os.path.join(_HERE, "..", ".."))
+BUILDDIR = os.path.abspath(os.environ.get("LOKET_BUILDDIR") or SRCDIR)
+LOKETD = os.path.join(BUILDDIR, "core", "loketd")
+LOKETCTL = os.path.join(BUILDDIR, "core", "loketctl")
+PLUGIN_DIRS = [
+    os.path.join(BUILDDIR, "plugins", ".libs"),
+    os.path.join(BUILDDIR, "tests", "plugins", ".libs"),
+]
+
+_VALGRIND = os.environ.get("LOKET_VALGRIND", "").strip()
+if _VALGRIND.lower() in ("", "none", "0", "no"):
+    VALGRIND = []
+elif _VALGRIND.lower() in ("1", "yes", "true"):
+    VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite"]
+else:
+    VALGRIND = shlex.split(_VALGRIND)
+# Everything is slower under valgrind; waits (never assertions of speed) stretch with it.
+SLOW = 5 if VALGRIND else 1
+
+START_TIMEOUT = 10 * SLOW
+STOP_TIMEOUT = 10 * SLOW
+
+LOG_LINE = re.compile(r"^\S+Z (debug|info|warn|error) \S+ ")
+
+
+def package_version():
+    """PACKAGE_VERSION from the build tree's config.h."""
+    with open(os.path.join(BUILDDIR, "config.h")) as f:
+        m = re.search(r'#define PACKAGE_VERSION "([^"]*)"', f.read())
+    return m.group(1) if m else None
+
+
+def find_plugin(name):
+    for d in PLUGIN_DIRS:
+        path = os.path.join(d, name + ".so")
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(
+        "plugin %s.so is not built (looked in %s); build it with "
+        "`make %s.la`" % (name, ", ".join(PLUGIN_DIRS),
+                          "plugins/" + name if name == "hello" else "tests/plugins/" + name))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(fn, timeout, interval=0.02):
+    """Polls fn until it returns something truthy; returns that, or None on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def render_config(sections):
+    """INI text from a list of (section, {key: value}) or raw strings, in order."""
+    out = []
+    for item in sections:
+        if isinstance(item, str):
+            out.append(item.rstrip("\n"))
+            continue
+        name, keys = item
+        out.append("[%s]" % name)
+        for k, v in keys.items():
+            out.append("%s = %s" % (k, v))
+    return "\n".join(out) + "\n"
+
+
+def line_of(text, needle, nth=1):
+    """1-based number of the nth line of text that contains needle."""
+    seen = 0
+    for i, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            seen += 1
+            if seen == nth:
+                return i
+    raise ValueError("%r not in config text" % needle)
+
+
+class Loketd:
+    """One loketd instance in its own tmp dir: config, plugin_dir, data_dir, log."""
+
+    def __init__(self, tmp_path, plugins=(), plugins_key=None, http=None, plugin_conf=None,
+                 extra=None, loketd_conf=None):
+        self.dir = tmp_path
+        self.data_dir = str(tmp_path / "data")
+        self.plugin_dir = str(tmp_path / "plugins")
+        self.conf_path = str(tmp_path / "loket.conf")
+        self.log_path = str(tmp_path / "loketd.log")
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.proc = None
+        self._log_file = None
+        self.expect_exit_code = 0  # checked at teardown when the test left loketd running
+
+        os.mkdir(self.plugin_dir)
+        os.chmod(self.plugin_dir, 0o755)
+        for name in plugins:
+            self.add_plugin(name)
+        self.plugin_names = list(plugins) if plugins_key is None else plugins_key.split()
+        self.write_config(self.config(http=http, plugin_conf=plugin_conf, extra=extra,
+                                      loketd_conf=loketd_conf, plugins_key=plugins_key))
+
+    # config -------------------------------------------------------------------------
+
+    def add_plugin(self, name):
+        dst = os.path.join(self.plugin_dir, name + ".so")
+        shutil.copyfile(find_plugin(name), dst)
+        os.chmod(dst, 0o755)
+        return dst
+
+    def config(self, http=None, plugin_conf=None, extra=None, loketd_conf=None,
+               plugins_key=None):
+        """The config text for this instance; plugin_conf maps NAME to {key: value}."""
+        ld = {
+            "listen": "%s:%d" % (self.host, self.port),
+            "data_dir": self.data_dir,
+            "plugin_dir": self.plugin_dir,
+            "plugins": " ".join(self.plugin_names) if plugins_key is None else plugins_key,
+        }
+        # The control socket path must fit in sun_path; only move it when the tmp dir is long.
+        if len(os.path.join(self.data_dir, "loketd.sock")) >= 100:
+            short = os.path.join("/tmp", "loket-%d-%d.sock" % (os.getpid(), self.port))
+            ld["control_socket"] = short
+        ld.update(loketd_conf or {})
+        sections = [("loketd", ld)]
+        if http:
+            sections.append(("http", dict(http)))
+        for name, keys in (plugin_conf or {}).items():
+            sections.append(("plugin." + name, dict(keys)))
+        if extra:
+            sections.append(extra)
+        return render_config(sections)
+
+    def write_config(self, text):
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+        self.config_text = text
+
+    reload_config = write_config
+
+    @property
+    def control_socket(self):
+        m = re.search(r"^control_socket = (.*)$", self.config_text, re.M)
+        return m.group(1) if m else os.path.join(self.data_dir, "loketd.sock")
+
+    # process ------------------------------------------------------------------------
+
+    def command(self, *args):
+        return VALGRIND + [LOKETD, "-c", self.conf_path] + list(args)
+
+    def spawn(self):
+        """Starts loketd without waiting for it to answer."""
+        assert self.proc is None, "loketd already started"
+        self._log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self._log_file, stderr=self._log_file,
+                                     cwd=str(self.dir))
+        return self.proc
+
+    def start(self):
+        """Starts loketd and waits until /healthz answers 200."""
+        self.spawn()
+
+        def up():
+            if self.proc.poll() is not None:
+                return "exited"
+            try:
+                status, _, _ = self.request("GET", "/healthz", timeout=1)
+            except OSError:
+                return None
+            return "up" if status == 200 else None
+
+        state = wait_for(up, START_TIMEOUT, interval=0.05)
+        assert state == "up", "loketd did not answer /healthz within %ds (%s, rc=%s); log:\n%s" % (
+            START_TIMEOUT, state or "timeout", self.proc.returncode, self.log())
+        return self
+
+    def start_fails(self, timeout=START_TIMEOUT):
+        """Starts loketd expecting it to give up; returns its exit code."""
+        self.spawn()
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail("loketd kept running although its start should fail; log:\n" + self.log())
+        return rc
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=STOP_TIMEOUT):
+        """Waits for loketd to exit; returns the exit code or None on timeout."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signals loketd and waits; kill -9 after STOP_TIMEOUT. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return "killed"
+        return self.proc.returncode
+
+    def close(self):
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def check(self, *args):
+        """Runs `loketd -c FILE -t`; returns the CompletedProcess."""
+        return subprocess.run([LOKETD, "-c", self.conf_path, "-t"] + list(args),
+                              capture_output=True, text=True, timeout=30 * SLOW)
+
+    # clients ------------------------------------------------------------------------
+
+    def url(self, path):
+        return "http://%s:%d%s" % (self.host, self.port, path)
+
+    def request(self, method, path, body=None, headers=None, timeout=5 * SLOW):
+        """One request on a new connection: (status, headers, body); never raises on 4xx/5xx."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            conn.close()
+
+    def connect(self, timeout=5 * SLOW):
+        """A raw TCP connection to the HTTP port."""
+        return socket.create_connection((self.host, self.port), timeout=timeout)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, timeout=5 * SLOW, after=0):
+        """Polls the log for a line matching pattern (past offset after); returns the match."""
+        rx = re.compile(pattern, re.M)
+        m = wait_for(lambda: rx.search(self.log(), after), timeout)
+        assert m, "no log line matching %r within %ss; log:\n%s" % (pattern, timeout, self.log())
+        return m
+
+    def ctl(self, *args, timeout=10 * SLOW):
+        return subprocess.run([LOKETCTL, "-c", self.conf_path] + list(args),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def add_token(self, name, role, *options):
+        """`loketctl token add NAME ROLE ...`; returns the bearer token it prints once."""
+        r = self.ctl("token", "add", name, role, *options)
+        assert r.returncode == 0, "token add failed: %s\n%s" % (r.stderr, self.log())
+        return r.stdout.strip()
+
+    def stats(self):
+        """`loketctl stats` as a dict of its top-level scalar lines."""
+        r = self.ctl("stats")
+        assert r.returncode == 0, r.stderr
+        out = {}
+        for line in r.stdout.splitlines():
+            m = re.match(r"^(\w+): (.*)$", line)
+            if m:
+                out[m.group(1)] = m.group(2)
+        return out
+
+
+@pytest.fixture
+def loketd(tmp_path):
+    """Factory: loketd(plugins=[...], http={...}, plugin_conf={...}, extra=..., start=True).
+
+    Each call gets its own sub-directory of tmp_path. Teardown sends SIGTERM, waits
+    (kill -9 after 10 s) and checks that a daemon still running at the end exits 0.
+    """
+    instances = []
+
+    def make(plugins=(), start=True, **kw):
+        d = tmp_path / ("d%d" % len(instances))
+        d.mkdir()
+        inst = Loketd(d, plugins=plugins, **kw)
+        instances.append(inst)
+        if start:
+            inst.start()
+        return inst
+
+    yield make
+
+    problems = []
+    for inst in reversed(instances):
+        was_running = inst.running()
+        rc = inst.stop()
+        inst.close()
+        if was_running and rc != inst.expect_exit_code:
+            problems.append("loketd in %s exited %r on SIGTERM at teardown; log:\n%s"
+                            % (inst.dir, rc, inst.log()))
+    assert not problems, "\n".join(problems)
