@@ -47,6 +47,7 @@ static const struct conf_key conf_keys[] = {
 	{ "loketd", "log_level", CONF_LOGLEVEL, "info", OFF(log_level), NULL },
 	{ "loketd", "control_socket", CONF_PATH, "", OFF(control_socket), NULL },
 	{ "loketd", "web_dir", CONF_PATH, PKGDATADIR "/web", OFF(web_dir), NULL },
+	{ "loketd", "timezone", CONF_STRING, "Europe/Brussels", OFF(timezone), NULL },
 	{ "http", "max_header_size", CONF_SIZE, "8k", OFF(http_max_header_size), NULL },
 	{ "http", "max_body_size", CONF_SIZE, "1m", OFF(http_max_body_size), NULL },
 	{ "http", "timeout", CONF_DURATION, "30s", OFF(http_timeout_ms), NULL },
@@ -57,6 +58,10 @@ static const struct conf_key conf_keys[] = {
 	{ "storage", "conninfo", CONF_STRING, "", OFF(storage_conninfo), NULL },
 	{ "storage", "durability", CONF_CHOICE, "full", 0, "full relaxed" },
 	{ "rules", "dir", CONF_PATH, "", OFF(rules_dir), NULL },
+	{ "rules", "catalogue", CONF_PATH, "", OFF(rules_catalogue), NULL },
+	{ "rules", "instructions", CONF_COUNT, "1000000", OFF(rules_instructions), NULL },
+	{ "rules", "timeout", CONF_DURATION, "50ms", OFF(rules_timeout_ms), NULL },
+	{ "rules", "memory", CONF_SIZE, "64m", OFF(rules_memory), NULL },
 	{ "organisation.*", "name", CONF_STRING, "", ORG(name), NULL },
 	{ "organisation.*", "calendar", CONF_PATH, "", ORG(calendar), NULL },
 	{ "department.*", "name", CONF_STRING, "", DEP(name), NULL },
@@ -617,6 +622,8 @@ conf_free(struct conf *conf)
 	free(conf->storage_path);
 	free(conf->storage_conninfo);
 	free(conf->rules_dir);
+	free(conf->rules_catalogue);
+	free(conf->timezone);
 	free(conf->path);
 	free(conf);
 }

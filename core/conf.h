@@ -49,6 +49,7 @@ struct conf {
 	enum loket_log_level log_level_value;
 	char *control_socket;
 	char *web_dir;
+	char *timezone;
 
 	/* [http] */
 	uint64_t http_max_header_size;
@@ -65,6 +66,10 @@ struct conf {
 
 	/* [rules] */
 	char *rules_dir;
+	char *rules_catalogue;
+	int64_t rules_instructions;
+	uint64_t rules_timeout_ms;
+	uint64_t rules_memory;
 
 	struct conf_organisation *organisations;
 	size_t norganisations;

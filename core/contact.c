@@ -9,6 +9,7 @@
 #include "contact.h"
 #include "loketd.h"
 #include "register.h"
+#include "rulebook.h"
 #include "store.h"
 
 static const char *const contact_fields[] = { "subject", "body", "product", "department",
@@ -113,8 +114,7 @@ contact_stored_cb(struct store_req *sr, void *arg)
 		res.contact_id = json_integer_value(json_object_get(sr->out, "id"));
 		res.reference = json_string_value(json_object_get(sr->out, "reference"));
 		res.json = json;
-		register_count(p->daemon, json_string_value(json_object_get(sr->out, "channel")),
-		    NULL, "open");
+		register_created(p->daemon, sr->out);
 	}
 	p->cb(&res, p->arg);
 	free(json);
@@ -154,6 +154,7 @@ contact_submit(struct loket_contact *c,
 		event_base_once(d->base, -1, EV_TIMEOUT, contact_refused_cb, p, NULL);
 		return;
 	}
+	rulebook_contact(d, doc);
 	if ((sr = store_req_new(STORE_CONTACT_CREATE, doc, contact_stored_cb, p)) == NULL) {
 		p->status = 503;
 		snprintf(p->error, sizeof(p->error), "out of memory");

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "loketd.h"
 #include "register.h"
+#include "rulebook.h"
 #include "util.h"
 
 static void
@@ -22,7 +23,7 @@ contacts_created_cb(struct api_call *call, struct store_req *sr)
 	snprintf(location, sizeof(location), "/api/v1/contacts/%lld",
 	    (long long)json_integer_value(json_object_get(sr->out, "id")));
 	http_add_header(call->req, "Location", location);
-	register_count(call->d, json_string_value(json_object_get(sr->out, "channel")), NULL, "open");
+	register_created(call->d, sr->out);
 	log_debug("register", "contact registered ref=C-%s channel=%s", ref != NULL ? ref : "?",
 	    json_string_value(json_object_get(sr->out, "channel")));
 }
@@ -45,6 +46,8 @@ contacts_post(struct loket_http_req *req, void *arg)
 		http_problem(req, status, err);
 		return;
 	}
+	/* Before the write, so the rules' decisions are stored with the contact. */
+	rulebook_contact(d, doc);
 	if ((call = api_call_new(d, req, 201)) == NULL) {
 		json_decref(doc);
 		return;
@@ -164,10 +167,15 @@ contacts_changed_cb(struct api_call *call, struct store_req *sr)
 	const char *from = json_string_value(json_object_get(sr->out, "previous_status"));
 	const char *to = json_string_value(json_object_get(sr->out, "status"));
 
-	if (from != NULL && to != NULL && strcmp(from, to) != 0)
+	if (json_is_integer(json_object_get(sr->out, "timers_next")))
+		timers_note(call->d, json_integer_value(json_object_get(sr->out, "timers_next")));
+	json_object_del(sr->out, "timers_next");
+	json_object_del(sr->out, "previous_status");
+	if (from != NULL && to != NULL && strcmp(from, to) != 0) {
 		register_count(call->d, json_string_value(json_object_get(sr->out, "channel")), from,
 		    to);
-	json_object_del(sr->out, "previous_status");
+		rulebook_event(call->d, strcmp(to, "open") == 0 ? "reopened" : to, sr->out, NULL);
+	}
 }
 
 static void

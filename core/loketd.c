@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "plugin.h"
 #include "register.h"
+#include "rulebook.h"
 #include "store.h"
 
 #define LOKETD_DRAIN_SECONDS 5
@@ -80,7 +81,8 @@ loketd_reload(struct loketd *d, char **error_r)
 	if (strcmp(conf->data_dir, d->conf->data_dir) != 0 ||
 	    strcmp(conf->storage_path, d->conf->storage_path) != 0)
 		log_warnx("loketd", "data_dir or storage changed; restart loketd to apply it");
-	if (plugins_reload(d->plugins, conf, error_r) < 0)
+	/* Rules and calendars first: a broken rule file keeps the old config and rules. */
+	if (rulebook_reload(d, conf, error_r) < 0 || plugins_reload(d->plugins, conf, error_r) < 0)
 		goto fail;
 	log_set_level(conf->log_level_value);
 	loketd_limits(conf, &limits);
@@ -201,8 +203,13 @@ loketd_start(struct loketd *d)
 		    err);
 		return -1;
 	}
-	if (auth_init(d, &err) < 0 || register_init(d) < 0) {
+	if (auth_init(d, &err) < 0 || register_init(d) < 0 || timers_init(d) < 0) {
 		log_errorx("loketd", "cannot start the register: %s", err != NULL ? err : "?");
+		return -1;
+	}
+	if (rulebook_init(d, &errs) < 0) {
+		log_errorx("rules", "%s", errs != NULL ? errs : "cannot load the rules");
+		free(errs);
 		return -1;
 	}
 	if (http_sys_init(d, &err) < 0 || http_api_init(d, &err) < 0) {
@@ -247,8 +254,10 @@ loketd_teardown(struct loketd *d)
 		event_free(d->sig_term);
 	if (d->drain_timer != NULL)
 		event_free(d->drain_timer);
+	timers_free(d);
 	/* The register first: its last completions still reach live plugins and connections. */
 	store_close(d->store);
+	rulebook_free(d);
 	plugins_close(d->plugins);
 	ctl_close(d->ctl);
 	auth_free(d->auth);
@@ -297,6 +306,9 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	log_set_level(d.conf->log_level_value);
+	/* Opening hours and references count in the municipality's wall clock. */
+	setenv("TZ", d.conf->timezone, 1);
+	tzset();
 	if (check_only) {
 		struct plugins *plugins = NULL;
 

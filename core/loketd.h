@@ -13,7 +13,10 @@ struct event_base;
 struct http;
 struct metrics;
 struct plugins;
+struct rulebook_host;
+struct rules;
 struct store;
+struct units;
 
 struct loketd {
 	struct event_base *base;
@@ -25,6 +28,12 @@ struct loketd {
 	struct plugins *plugins;
 	struct store *store;
 	struct auth *auth;
+	struct rulebook_host *rulebook;
+	struct units *units;
+	struct rules *rules;
+	struct event *timer_ev;
+	int64_t timer_armed_ms; /* when timer_ev fires; 0 when not armed */
+	int timers_busy;
 	struct event *sig_term;
 	struct event *sig_int;
 	struct event *sig_hup;

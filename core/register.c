@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "party_id.h"
 #include "register.h"
+#include "rulebook.h"
 #include "store.h"
 #include "util.h"
 
@@ -92,6 +93,20 @@ register_count(struct loketd *d, const char *channel, const char *from, const ch
 		metrics_add(register_gauge(d, channel, from), -1);
 	if (to != NULL)
 		metrics_add(register_gauge(d, channel, to), 1);
+}
+
+void
+register_created(struct loketd *d, json_t *contact)
+{
+	const char *status = json_string_value(json_object_get(contact, "status"));
+
+	register_count(d, json_string_value(json_object_get(contact, "channel")), NULL, status);
+	if (json_is_integer(json_object_get(contact, "timers_next")))
+		timers_note(d, json_integer_value(json_object_get(contact, "timers_next")));
+	json_object_del(contact, "timers_next");
+	/* Decided at intake: the rules of that status run now that it is stored. */
+	if (status != NULL && strcmp(status, "open") != 0)
+		rulebook_event(d, status, contact, NULL);
 }
 
 int

@@ -42,8 +42,20 @@ int register_prepare(struct loketd *d, json_t *body, const char *actor, json_t *
 int register_transition_allowed(enum register_action action, const char *status);
 /* Keeps the contacts-by-channel-and-status gauges in step with a write that completed. */
 void register_count(struct loketd *d, const char *channel, const char *from, const char *to);
+/* A contact was stored: counts, timers, and the rules of the status it was stored with. */
+void register_created(struct loketd *d, json_t *contact);
 /* Normalises one party identifier ("email", "phone", "rrn", "bsn"). */
 int register_party_id(const char *field, const char *value, char *out, size_t outlen,
     const char **error_r);
+
+/* register_rules.c */
+/*
+ * Applies rule decisions to a prepared contact: field changes, escalation
+ * with its task, resolution, tags, reminders as timers, replies for the
+ * outbox, and a history row per decision naming its rule.
+ */
+int register_apply(struct loketd *d, json_t *doc, json_t *decisions);
+/* One line a person can read for a decision ("escalate to omgeving within 2d, due ..."). */
+void register_describe(json_t *decision, char *buf, size_t len);
 
 #endif

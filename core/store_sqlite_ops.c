@@ -82,6 +82,33 @@ const char *const sq_migrations[] = {
 	"CREATE TABLE refseq (year INTEGER PRIMARY KEY, last INTEGER NOT NULL);"
 	"CREATE TABLE counts (channel TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,"
 	"  PRIMARY KEY (channel, status)) WITHOUT ROWID;",
+	/* 1 -> 2: rules: assignees, durable timers, the outbox of replies */
+	"ALTER TABLE contacts ADD COLUMN assignee TEXT;"
+	"CREATE TABLE timers ("
+	"  id INTEGER PRIMARY KEY,"
+	"  contact_id INTEGER NOT NULL,"
+	"  task_id INTEGER,"
+	"  kind TEXT NOT NULL,"
+	"  due_at INTEGER NOT NULL,"
+	"  payload TEXT NOT NULL DEFAULT '{}',"
+	"  rule TEXT,"
+	"  status TEXT NOT NULL DEFAULT 'pending',"
+	"  created_at INTEGER NOT NULL,"
+	"  done_at INTEGER);"
+	"CREATE INDEX timers_pending ON timers(due_at) WHERE status = 'pending';"
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  contact_id INTEGER NOT NULL,"
+	"  channel TEXT,"
+	"  template TEXT NOT NULL,"
+	"  rule TEXT,"
+	"  status TEXT NOT NULL DEFAULT 'pending',"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_at INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  sent_at INTEGER,"
+	"  error TEXT);"
+	"CREATE INDEX outbox_pending ON outbox(next_at) WHERE status = 'pending';",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
 
@@ -169,7 +196,7 @@ step_error(struct sq_conn *c, struct store_req *req, int rc)
 	"c.id, c.reference, c.channel, c.direction, c.received_at, c.handled_at, c.updated_at,   \
 	c.party_id, c.subject, c.body, c.answer, c.product, c.department, c.organisation, c.line, \
 	c.status, c.priority, c.tags, c.language, c.confidential, c.location, c.meta,            \
-	c.created_by, p.name "
+	c.created_by, p.name, c.assignee "
 
 static json_t *
 contact_row(sqlite3_stmt *st)
@@ -180,7 +207,7 @@ contact_row(sqlite3_stmt *st)
 		party = json_pack("{s:I, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 7),
 		    "name", col_text(st, 23));
 	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-			 " s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o}",
+			 " s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o}",
 	    "id", (json_int_t)sqlite3_column_int64(st, 0), "reference", col_text(st, 1),
 	    "channel", col_text(st, 2), "direction", col_text(st, 3), "received_at",
 	    col_time(st, 4), "handled_at", col_time(st, 5), "updated_at", col_time(st, 6),
@@ -193,7 +220,7 @@ contact_row(sqlite3_stmt *st)
 	    col_text(st, 15), "priority", col_text(st, 16), "tags", col_json(st, 17), "language",
 	    col_text(st, 18), "confidential", sqlite3_column_int(st, 19), "location",
 	    col_text(st, 20), "meta", col_json(st, 21), "created_by", col_text(st, 22), "party",
-	    party);
+	    party, "assignee", col_text(st, 24));
 }
 
 static const char sql_contact_by_id[] = "SELECT " CONTACT_COLS
@@ -442,6 +469,90 @@ reference_next(struct sq_conn *c, int year, char *buf, size_t len)
 	return 0;
 }
 
+static int
+timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task_id, const char *kind,
+    sqlite3_int64 due_at, json_t *payload, const char *rule, sqlite3_int64 now,
+    sqlite3_int64 *next_r)
+{
+	static const char sql[] = "INSERT INTO timers (contact_id, task_id, kind, due_at, payload,"
+				  " rule, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, contact_id);
+	if (task_id != 0)
+		sqlite3_bind_int64(st, 2, task_id);
+	bind_text(st, 3, kind);
+	sqlite3_bind_int64(st, 4, due_at);
+	bind_dump(st, 5, payload, "{}");
+	bind_text(st, 6, rule);
+	sqlite3_bind_int64(st, 7, now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	if (*next_r == 0 || due_at < *next_r)
+		*next_r = due_at;
+	return 0;
+}
+
+static int task_create(struct sq_conn *c, sqlite3_int64 contact_id, json_t *task,
+    sqlite3_int64 now, const char *actor);
+
+/*
+ * What rules decided besides the fields, written with the contact: history
+ * rows naming each rule, the escalation task (with its deadline timer),
+ * reminders, and replies for the outbox.
+ */
+static int
+contact_extras(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
+    const char *actor, sqlite3_int64 *next_r)
+{
+	static const char sql_outbox[] = "INSERT INTO outbox (contact_id, channel, template, rule,"
+					 " next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+	json_t *v, *task = json_object_get(in, "task");
+	sqlite3_stmt *st;
+	size_t i;
+
+	json_array_foreach(json_object_get(in, "history"), i, v)
+		if (history_add(c, id, now, jstr(v, "actor"), jstr(v, "action"), NULL, NULL,
+			jstr(v, "detail")) < 0)
+			return -1;
+	if (task != NULL) {
+		const char *by = jstr(task, "rule") != NULL ? jstr(task, "rule") : actor;
+		char who[300];
+
+		snprintf(who, sizeof(who), "%s%s", jstr(task, "rule") != NULL ? "rule:" : "", by);
+		if (task_create(c, id, task, now, who) < 0 ||
+		    history_add(c, id, now, who, "escalate", "open", "escalated",
+			jstr(task, "reason")) < 0)
+			return -1;
+		if (json_is_integer(json_object_get(task, "due_at")) &&
+		    timer_add(c, id, sqlite3_last_insert_rowid(c->db), "overdue",
+			json_integer_value(json_object_get(task, "due_at")), NULL, NULL, now,
+			next_r) < 0)
+			return -1;
+	} else if (strcmp(jstr(in, "status"), "resolved") == 0) {
+		if (history_add(c, id, now, actor, "resolve", "open", "resolved", NULL) < 0)
+			return -1;
+	}
+	json_array_foreach(json_object_get(in, "timers"), i, v)
+		if (timer_add(c, id, 0, jstr(v, "kind"), json_integer_value(json_object_get(v, "due_at")),
+			json_object_get(v, "payload"), jstr(v, "rule"), now, next_r) < 0)
+			return -1;
+	json_array_foreach(json_object_get(in, "outbox"), i, v) {
+		if ((st = sq_stmt(c, sql_outbox)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		bind_text(st, 2, jstr(v, "via") != NULL ? jstr(v, "via") : jstr(in, "channel"));
+		bind_json_text(st, 3, v, "template");
+		bind_json_text(st, 4, v, "rule");
+		sqlite3_bind_int64(st, 5, now);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * The new contact as the API shows it, built from what was written rather
  * than read back: the same shape as contact_row, without a second query.
@@ -467,13 +578,21 @@ contact_created(struct sq_conn *c, json_t *in, sqlite3_int64 id, const char *ref
     sqlite3_int64 party_id)
 {
 	static const char *const nullable[] = { "answer", "product", "department", "language",
-		"location", "handled_at", NULL };
+		"location", "handled_at", "assignee", NULL };
 	json_t *out = json_deep_copy(in);
 	char when[40];
 
 	if (out == NULL)
 		return NULL;
 	util_time_format(json_integer_value(json_object_get(in, "received_at")), when, sizeof(when));
+	/* What rules added travels to the store, not back to the client. */
+	json_object_del(out, "task");
+	json_object_del(out, "timers");
+	json_object_del(out, "history");
+	json_object_del(out, "outbox");
+	json_object_del(out, "handled");
+	if (json_is_true(json_object_get(in, "handled")))
+		json_object_set_new(out, "handled_at", json_string(when));
 	json_object_set_new(out, "id", json_integer(id));
 	json_object_set_new(out, "reference", json_string(reference));
 	json_object_set_new(out, "received_at", json_string(when));
@@ -498,12 +617,12 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	static const char sql[] =
 	    "INSERT INTO contacts (reference, channel, direction, received_at, updated_at, party_id,"
 	    " subject, body, product, department, organisation, line, status, priority, tags,"
-	    " language, confidential, location, meta, created_by)"
+	    " language, confidential, location, meta, created_by, answer, assignee, handled_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-	    " ?17, ?18, ?19)";
+	    " ?17, ?18, ?19, ?20, ?21, CASE WHEN ?22 THEN ?4 END)";
 	json_t *in = req->in;
 	sqlite3_int64 now = json_integer_value(json_object_get(in, "received_at")), party_id = 0,
-		      id;
+		      id, next_timer = 0;
 	char reference[32];
 	sqlite3_stmt *st;
 	int rc;
@@ -534,16 +653,24 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	bind_json_text(st, 17, in, "location");
 	bind_dump(st, 18, json_object_get(in, "meta"), "{}");
 	bind_json_text(st, 19, in, "created_by");
+	bind_json_text(st, 20, in, "answer");
+	bind_json_text(st, 21, in, "assignee");
+	sqlite3_bind_int(st, 22, json_is_true(json_object_get(in, "handled")));
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
 		step_error(c, req, rc);
 		return;
 	}
 	id = sqlite3_last_insert_rowid(c->db);
-	if (history_add(c, id, now, jstr(in, "created_by"), "created", NULL, jstr(in, "status"),
+	if (history_add(c, id, now, jstr(in, "created_by"), "created", NULL, "open",
 		jstr(in, "channel")) < 0 ||
+	    contact_extras(c, id, in, now, jstr(in, "created_by"), &next_timer) < 0 ||
 	    counts_add(c, jstr(in, "channel"), jstr(in, "status"), 1) < 0 ||
-	    (req->out = contact_created(c, in, id, reference, party_id)) == NULL)
+	    (req->out = contact_created(c, in, id, reference, party_id)) == NULL) {
 		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	if (next_timer > 0)
+		json_object_set_new(req->out, "timers_next", json_integer(next_timer));
 }
 
 static const char sql_contact_state[] = "SELECT status, department, organisation, confidential,"
@@ -673,6 +800,115 @@ contact_set_fields(struct sq_conn *c, sqlite3_int64 id, json_t *set, sqlite3_int
 	return 0;
 }
 
+static int
+timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now)
+{
+	static const char sql[] = "UPDATE timers SET status = 'done', done_at = ?2 WHERE id = ?1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, timer_id);
+	sqlite3_bind_int64(st, 2, now);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+/* Rule history, reminders, replies and a fired timer, written with a contact update. */
+static int
+contact_update_extras(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
+    sqlite3_int64 *next_r)
+{
+	static const char sql_outbox[] = "INSERT INTO outbox (contact_id, channel, template, rule,"
+					 " next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+	json_t *v;
+	size_t i;
+	sqlite3_stmt *st;
+
+	json_array_foreach(json_object_get(in, "history"), i, v)
+		if (history_add(c, id, now, jstr(v, "actor"), jstr(v, "action"), NULL, NULL,
+			jstr(v, "detail")) < 0)
+			return -1;
+	json_array_foreach(json_object_get(in, "timers"), i, v)
+		if (timer_add(c, id, 0, jstr(v, "kind"), json_integer_value(json_object_get(v, "due_at")),
+			json_object_get(v, "payload"), jstr(v, "rule"), now, next_r) < 0)
+			return -1;
+	json_array_foreach(json_object_get(in, "outbox"), i, v) {
+		if ((st = sq_stmt(c, sql_outbox)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		bind_json_text(st, 2, v, "via");
+		bind_json_text(st, 3, v, "template");
+		bind_json_text(st, 4, v, "rule");
+		sqlite3_bind_int64(st, 5, now);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+	}
+	if (json_is_integer(json_object_get(in, "timer_done")) &&
+	    timer_done(c, json_integer_value(json_object_get(in, "timer_done")), now) < 0)
+		return -1;
+	return 0;
+}
+
+static void
+op_timer_done(struct sq_conn *c, struct store_req *req)
+{
+	if (timer_done(c, json_integer_value(json_object_get(req->in, "id")),
+		json_integer_value(json_object_get(req->in, "at"))) < 0)
+		step_error(c, req, SQLITE_ERROR);
+}
+
+/* Pending timers due by now, with what their firing needs to know of the contact. */
+static void
+op_timers_due(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT t.id, t.contact_id, t.task_id, t.kind, t.due_at, t.payload,"
+				  " t.rule, c.status, k.status FROM timers t"
+				  " JOIN contacts c ON c.id = t.contact_id"
+				  " LEFT JOIN tasks k ON k.id = t.task_id"
+				  " WHERE t.status = 'pending' AND t.due_at <= ?1 ORDER BY t.due_at"
+				  " LIMIT ?2";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *items = json_array();
+
+	if (st == NULL) {
+		json_decref(items);
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(req->in, "now")));
+	sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(req->in, "limit")));
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items,
+		    json_pack("{s:I, s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id",
+			(json_int_t)sqlite3_column_int64(st, 0), "contact_id",
+			(json_int_t)sqlite3_column_int64(st, 1), "task_id",
+			sqlite3_column_type(st, 2) == SQLITE_NULL ?
+			    json_null() :
+			    json_integer(sqlite3_column_int64(st, 2)),
+			"kind", col_text(st, 3), "due_at", (json_int_t)sqlite3_column_int64(st, 4),
+			"payload", col_json(st, 5), "rule", col_text(st, 6), "contact_status",
+			col_text(st, 7), "task_status", col_text(st, 8)));
+	sqlite3_reset(st);
+	req->out = json_pack("{s:o}", "items", items);
+}
+
+static void
+op_timers_next(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT min(due_at) FROM timers WHERE status = 'pending'";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		req->out = json_pack("{s:I}", "due_at", (json_int_t)sqlite3_column_int64(st, 0));
+	else
+		req->out = json_pack("{s:n}", "due_at");
+	sqlite3_reset(st);
+}
+
 static void
 op_contact_update(struct sq_conn *c, struct store_req *req)
 {
@@ -684,6 +920,7 @@ op_contact_update(struct sq_conn *c, struct store_req *req)
 	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
 	const char *actor = jstr(in, "actor");
 	struct contact_state cs;
+	sqlite3_int64 next_timer = 0;
 	sqlite3_stmt *st;
 
 	if (contact_state(c, id, &cs) < 0) {
@@ -719,11 +956,23 @@ op_contact_update(struct sq_conn *c, struct store_req *req)
 	}
 	if (json_is_true(json_object_get(in, "finish_tasks")) && tasks_finish(c, id, now, actor) < 0)
 		goto fail;
-	if (json_object_get(in, "task") != NULL &&
-	    task_create(c, id, json_object_get(in, "task"), now, actor) < 0)
+	if (json_object_get(in, "task") != NULL) {
+		json_t *task = json_object_get(in, "task");
+
+		if (task_create(c, id, task, now, actor) < 0)
+			goto fail;
+		if (json_is_integer(json_object_get(task, "due_at")) &&
+		    timer_add(c, id, sqlite3_last_insert_rowid(c->db), "overdue",
+			json_integer_value(json_object_get(task, "due_at")), NULL, NULL, now,
+			&next_timer) < 0)
+			goto fail;
+	}
+	if (contact_update_extras(c, id, in, now, &next_timer) < 0)
 		goto fail;
 	if ((req->out = contact_load(c, id, 1)) == NULL)
 		goto fail;
+	if (next_timer > 0)
+		json_object_set_new(req->out, "timers_next", json_integer(next_timer));
 	json_object_set_new(req->out, "previous_status", json_string(cs.status));
 	return;
 fail:
@@ -1188,6 +1437,9 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_TASK_LIST] = op_task_list,
 		[STORE_TOKEN_LIST] = op_token_list,
 		[STORE_COUNTS] = op_counts,
+		[STORE_TIMER_DONE] = op_timer_done,
+		[STORE_TIMERS_DUE] = op_timers_due,
+		[STORE_TIMERS_NEXT] = op_timers_next,
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

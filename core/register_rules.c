@@ -1,0 +1,176 @@
+/* register_rules.c: turns the decisions of rules into what the register stores with a contact. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "loketd.h"
+#include "register.h"
+#include "util.h"
+
+static const char *
+jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static void
+history(json_t *doc, const char *rule, const char *action, const char *detail)
+{
+	json_t *h = json_object_get(doc, "history");
+	char actor[300];
+
+	if (h == NULL)
+		json_object_set_new(doc, "history", h = json_array());
+	snprintf(actor, sizeof(actor), "rule:%s", rule);
+	json_array_append_new(h, json_pack("{s:s, s:s, s:s?}", "actor", actor, "action", action,
+				       "detail", detail));
+}
+
+static void
+describe(char *buf, size_t len, json_t *d)
+{
+	const char *type = jstr(d, "type");
+	char due[40] = "";
+	json_t *v;
+
+	if ((v = json_object_get(d, "due_at")) != NULL && json_is_integer(v))
+		util_time_format(json_integer_value(v), due, sizeof(due));
+	if (strcmp(type, "set") == 0) {
+		char *value = json_dumps(json_object_get(d, "value"), JSON_ENCODE_ANY | JSON_COMPACT);
+
+		snprintf(buf, len, "set %s = %s", jstr(d, "field"), value != NULL ? value : "?");
+		free(value);
+	} else if (strcmp(type, "escalate") == 0) {
+		snprintf(buf, len, "escalate to %s%s%s%s%s", jstr(d, "to"),
+		    jstr(d, "within") != NULL ? " within " : "",
+		    jstr(d, "within") != NULL ? jstr(d, "within") : "", due[0] != '\0' ? ", due " : "",
+		    due);
+	} else if (strcmp(type, "remind") == 0) {
+		json_t *esc = json_object_get(d, "escalate");
+
+		snprintf(buf, len, "remind after %s (at %s)%s%s%s%s", jstr(d, "after"), due,
+		    jstr(d, "unless") != NULL ? " unless " : "",
+		    jstr(d, "unless") != NULL ? jstr(d, "unless") : "",
+		    esc != NULL ? ", then escalate to " : ", then call ",
+		    esc != NULL ? jstr(esc, "to") : jstr(d, "call"));
+	} else if (strcmp(type, "resolve") == 0) {
+		snprintf(buf, len, "resolve at the first line");
+	} else if (strcmp(type, "assign") == 0) {
+		snprintf(buf, len, "assign to %s", jstr(d, "to"));
+	} else if (strcmp(type, "tag") == 0) {
+		char *tags = json_dumps(json_object_get(d, "tags"), JSON_COMPACT);
+
+		snprintf(buf, len, "tag %s", tags != NULL ? tags : "?");
+		free(tags);
+	} else if (strcmp(type, "reply") == 0) {
+		snprintf(buf, len, "reply with template %s via %s", jstr(d, "template"),
+		    jstr(d, "via") != NULL ? jstr(d, "via") : "the contact's channel");
+	} else if (strcmp(type, "failed") == 0) {
+		snprintf(buf, len, "rule failed (%s)", jstr(d, "result"));
+	} else {
+		snprintf(buf, len, "%s", type);
+	}
+}
+
+void
+register_describe(json_t *decision, char *buf, size_t len)
+{
+	describe(buf, len, decision);
+}
+
+int
+register_apply(struct loketd *d, json_t *doc, json_t *decisions)
+{
+	size_t i;
+	json_t *dec;
+
+	json_array_foreach(decisions, i, dec) {
+		const char *type = jstr(dec, "type"), *rule = jstr(dec, "rule");
+		char text[512];
+
+		if (type == NULL || rule == NULL)
+			continue;
+		describe(text, sizeof(text), dec);
+		if (strcmp(type, "failed") == 0) {
+			/* The message can quote contact data: logs get the rule and the result only. */
+			log_warnx("rules", "rule failed rule=%s result=%s", rule, jstr(dec, "result"));
+			history(doc, rule, "rule_failed", jstr(dec, "result"));
+			continue;
+		}
+		history(doc, rule, "rule", text);
+		if (strcmp(type, "set") == 0) {
+			const char *field = jstr(dec, "field");
+			json_t *value = json_object_get(dec, "value");
+
+			json_object_set(doc, field, value != NULL ? value : json_null());
+			if (strcmp(field, "department") == 0 && json_is_string(value) &&
+			    conf_department(d->conf, json_string_value(value)) != NULL)
+				json_object_set_new(doc, "organisation",
+				    json_string(conf_department(d->conf, json_string_value(value))
+						    ->organisation));
+		} else if (strcmp(type, "escalate") == 0) {
+			const char *to = jstr(dec, "to");
+			json_t *task = json_pack("{s:s, s:s, s:s}", "department", to, "reason",
+			    jstr(dec, "reason") != NULL ? jstr(dec, "reason") : "", "rule", rule);
+
+			if (json_is_integer(json_object_get(dec, "due_at")))
+				json_object_set(task, "due_at", json_object_get(dec, "due_at"));
+			json_object_set_new(doc, "task", task);
+			json_object_set_new(doc, "status", json_string("escalated"));
+			json_object_set_new(doc, "line", json_integer(2));
+			json_object_set_new(doc, "department", json_string(to));
+			if (conf_department(d->conf, to) != NULL)
+				json_object_set_new(doc, "organisation",
+				    json_string(conf_department(d->conf, to)->organisation));
+		} else if (strcmp(type, "resolve") == 0) {
+			json_object_set_new(doc, "status", json_string("resolved"));
+			json_object_set_new(doc, "handled", json_true());
+			if (jstr(dec, "answer") != NULL)
+				json_object_set(doc, "answer", json_object_get(dec, "answer"));
+		} else if (strcmp(type, "assign") == 0) {
+			json_object_set(doc, "assignee", json_object_get(dec, "to"));
+		} else if (strcmp(type, "tag") == 0) {
+			json_t *tags = json_object_get(doc, "tags"), *t;
+			size_t k;
+
+			if (!json_is_array(tags))
+				json_object_set_new(doc, "tags", tags = json_array());
+			json_array_foreach(json_object_get(dec, "tags"), k, t) {
+				int seen = 0;
+				size_t m;
+				json_t *old;
+
+				json_array_foreach(tags, m, old)
+					seen |= json_equal(old, t);
+				if (!seen && json_array_size(tags) < 32)
+					json_array_append(tags, t);
+			}
+		} else if (strcmp(type, "remind") == 0) {
+			json_t *timers = json_object_get(doc, "timers"), *payload;
+
+			if (timers == NULL)
+				json_object_set_new(doc, "timers", timers = json_array());
+			payload = json_deep_copy(dec);
+			json_object_del(payload, "type");
+			json_array_append_new(timers, json_pack("{s:s, s:O, s:s, s:o}", "kind", "remind",
+							  "due_at", json_object_get(dec, "due_at"),
+							  "rule", rule, "payload", payload));
+		} else if (strcmp(type, "reply") == 0) {
+			json_t *outbox = json_object_get(doc, "outbox");
+
+			if (outbox == NULL)
+				json_object_set_new(doc, "outbox", outbox = json_array());
+			json_array_append_new(outbox, json_pack("{s:O, s:O, s:s}", "template",
+							  json_object_get(dec, "template"), "via",
+							  json_object_get(dec, "via") != NULL ?
+							      json_object_get(dec, "via") :
+							      json_null(),
+							  "rule", rule));
+		}
+	}
+	return 0;
+}

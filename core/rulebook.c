@@ -1,0 +1,247 @@
+/* rulebook.c: the daemon's running rules, calendars and catalogue: load, reload, run, count. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "loketd.h"
+#include "metrics.h"
+#include "register.h"
+#include "rulebook.h"
+#include "rules.h"
+#include "store.h"
+#include "units.h"
+#include "util.h"
+
+/* What the rules engine calls back with: the daemon for counting, the units for lookups. */
+struct rulebook_host {
+	struct loketd *d;
+	struct units *units;
+};
+
+static void
+rulebook_count_cb(void *arg, const char *rule, enum rules_result result)
+{
+	struct rulebook_host *rb = arg;
+	char labels[300], esc[256];
+
+	snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"",
+	    metrics_label_escape(esc, sizeof(esc), rule), rules_result_name(result));
+	metrics_add(metrics_series(rb->d->metrics, METRIC_COUNTER, "loket_rule_runs_total",
+			"Rule handler calls, by rule (file:line) and how they ended.", labels, NULL, 0),
+	    1);
+}
+
+static void
+rulebook_log_cb(void *arg, const char *rule, const char *msg)
+{
+	log_info("rules", "log rule=%s msg=\"%s\"", rule, msg);
+}
+
+static const struct catalogue *
+rulebook_catalogue_cb(void *arg)
+{
+	return units_catalogue(((struct rulebook_host *)arg)->units);
+}
+
+static const struct calendar *
+rulebook_calendar_cb(void *arg, const char *unit)
+{
+	return units_calendar(((struct rulebook_host *)arg)->units, unit);
+}
+
+static int
+rulebook_department_cb(void *arg, const char *department)
+{
+	return conf_department(((struct rulebook_host *)arg)->d->conf, department) != NULL;
+}
+
+/* Loads units and rules for conf; all or nothing. */
+static int
+rulebook_build(struct loketd *d, const struct conf *conf, struct rulebook_host **rb_r,
+    struct rules **rules_r, char **error_r)
+{
+	struct rules_limits limits = { .instructions = (uint64_t)conf->rules_instructions,
+		.wall_ms = conf->rules_timeout_ms, .memory = (size_t)conf->rules_memory };
+	struct rules_host host = { 0 };
+	struct rulebook_host *rb = calloc(1, sizeof(*rb));
+
+	*rules_r = NULL;
+	*rb_r = NULL;
+	if (rb == NULL) {
+		*error_r = strdup("out of memory");
+		return -1;
+	}
+	rb->d = d;
+	if (units_load(conf, &rb->units, error_r) < 0) {
+		free(rb);
+		return -1;
+	}
+	if (conf->rules_dir[0] != '\0') {
+		host.arg = rb;
+		host.catalogue = rulebook_catalogue_cb;
+		host.calendar = rulebook_calendar_cb;
+		host.department_known = rulebook_department_cb;
+		host.count = rulebook_count_cb;
+		host.log = rulebook_log_cb;
+		if (rules_load(conf->rules_dir, &limits, &host, rules_r, error_r) < 0) {
+			units_free(rb->units);
+			free(rb);
+			return -1;
+		}
+	}
+	*rb_r = rb;
+	return 0;
+}
+
+int
+rulebook_init(struct loketd *d, char **error_r)
+{
+	if (rulebook_build(d, d->conf, &d->rulebook, &d->rules, error_r) < 0)
+		return -1;
+	d->units = d->rulebook->units;
+	if (d->rules != NULL)
+		log_info("rules", "loaded dir=%s contact_rules=%zu", d->conf->rules_dir,
+		    rules_handler_count(d->rules, "contact"));
+	return 0;
+}
+
+int
+rulebook_reload(struct loketd *d, const struct conf *conf, char **error_r)
+{
+	struct rulebook_host *rb;
+	struct rules *rules;
+
+	if (rulebook_build(d, conf, &rb, &rules, error_r) < 0)
+		return -1;
+	rulebook_free(d);
+	d->rulebook = rb;
+	d->units = rb->units;
+	d->rules = rules;
+	if (rules != NULL)
+		log_info("rules", "reloaded dir=%s contact_rules=%zu", conf->rules_dir,
+		    rules_handler_count(rules, "contact"));
+	return 0;
+}
+
+void
+rulebook_free(struct loketd *d)
+{
+	rules_free(d->rules);
+	if (d->rulebook != NULL)
+		units_free(d->rulebook->units);
+	free(d->rulebook);
+	d->rules = NULL;
+	d->units = NULL;
+	d->rulebook = NULL;
+}
+
+static json_t *
+rulebook_run(struct loketd *d, const char *event, json_t *contact, json_t *extra)
+{
+	if (d->rules == NULL || rules_handler_count(d->rules, event) == 0)
+		return NULL;
+	return rules_run(d->rules, event, contact, extra, util_time_ms());
+}
+
+void
+rulebook_contact(struct loketd *d, json_t *doc)
+{
+	json_t *decisions = rulebook_run(d, "contact", doc, NULL);
+
+	if (decisions == NULL)
+		return;
+	register_apply(d, doc, decisions);
+	json_decref(decisions);
+}
+
+static void
+rulebook_followup_cb(struct store_req *sr, void *arg)
+{
+	struct loketd *d = arg;
+
+	if (sr->status != 0 && sr->status != 409)
+		log_warnx("rules", "a rule's follow-up was not stored: %s", sr->error);
+	if (sr->status == 0 && json_is_integer(json_object_get(sr->out, "timers_next")))
+		timers_note(d, json_integer_value(json_object_get(sr->out, "timers_next")));
+}
+
+static void
+rulebook_timer_followup_cb(struct store_req *sr, void *arg)
+{
+	rulebook_followup_cb(sr, arg);
+	timers_followup_done(arg);
+}
+
+/* Takes over extra. */
+static void
+rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *extra,
+    json_int_t timer_id)
+{
+	json_t *decisions = rulebook_run(d, event, contact, extra), *doc, *in, *set;
+	struct store_req *sr;
+	const char *status;
+
+	json_decref(extra);
+	if (decisions == NULL && timer_id == 0)
+		return;
+	doc = json_deep_copy(contact);
+	status = json_string_value(json_object_get(contact, "status"));
+	if (decisions != NULL)
+		register_apply(d, doc, decisions);
+	in = json_pack("{s:O, s:I, s:s, s:{}}", "id", json_object_get(contact, "id"), "at",
+	    (json_int_t)util_time_ms(), "actor", "rules", "scope", "all", 1);
+	set = json_object();
+	for (const char *const *f = (const char *const[]){ "product", "department",
+		 "organisation", "priority", "tags", NULL };
+	     *f != NULL; f++)
+		if (!json_equal(json_object_get(doc, *f), json_object_get(contact, *f)) &&
+		    json_object_get(doc, *f) != NULL)
+			json_object_set(set, *f, json_object_get(doc, *f));
+	json_object_set_new(in, "set", set);
+	for (const char *const *f = (const char *const[]){ "history", "timers", "outbox", NULL };
+	     *f != NULL; f++)
+		if (json_object_get(doc, *f) != NULL)
+			json_object_set(in, *f, json_object_get(doc, *f));
+	/* An escalation decided on an open contact moves it, like the API would. */
+	if (json_object_get(doc, "task") != NULL && status != NULL && strcmp(status, "open") == 0) {
+		json_object_set(in, "task", json_object_get(doc, "task"));
+		json_object_set_new(in, "transition",
+		    json_pack("{s:s, s:s, s:[s], s:s, s:i, s:b}", "action", "escalate", "past",
+			"escalated", "from", "open", "to", "escalated", "line", 2, "handled", 0));
+	}
+	if (timer_id != 0)
+		json_object_set_new(in, "timer_done", json_integer(timer_id));
+	if (strcmp(event, "overdue") == 0) {
+		json_t *h = json_object_get(in, "history");
+
+		if (h == NULL)
+			json_object_set_new(in, "history", h = json_array());
+		json_array_append_new(h, json_pack("{s:s, s:s, s:s}", "actor", "loketd", "action",
+					     "overdue", "detail", "a task passed its due time"));
+	}
+	json_decref(doc);
+	json_decref(decisions);
+	sr = store_req_new(STORE_CONTACT_UPDATE, in,
+	    timer_id != 0 ? rulebook_timer_followup_cb : rulebook_followup_cb, d);
+	if (sr != NULL)
+		store_submit(d->store, sr);
+	else if (timer_id != 0)
+		timers_followup_done(d);
+}
+
+void
+rulebook_event(struct loketd *d, const char *event, json_t *contact, json_t *extra)
+{
+	rulebook_followup(d, event, contact, extra, 0);
+}
+
+void
+rulebook_timer_event(struct loketd *d, const char *event, json_t *contact, json_t *extra,
+    json_int_t timer_id)
+{
+	rulebook_followup(d, event, contact, extra, timer_id);
+}

@@ -1,0 +1,39 @@
+/* rulebook.h: the daemon's running rules, calendars and catalogue: load, reload, run, count. */
+#ifndef LOKET_RULEBOOK_H
+#define LOKET_RULEBOOK_H
+
+#include <jansson.h>
+
+struct conf;
+struct loketd;
+
+/* rulebook.c */
+int rulebook_init(struct loketd *d, char **error_r);
+/* Builds the new config's rules and calendars; swaps them in only when all load. */
+int rulebook_reload(struct loketd *d, const struct conf *conf, char **error_r);
+void rulebook_free(struct loketd *d);
+/* Runs the contact rules on a prepared contact and applies their decisions to it. */
+void rulebook_contact(struct loketd *d, json_t *doc);
+/*
+ * Runs an event's rules after a write (escalated, resolved, ...) on the
+ * stored contact; their decisions go to the register as a follow-up update.
+ */
+/* Takes over extra. */
+void rulebook_event(struct loketd *d, const char *event, json_t *contact, json_t *extra);
+
+/*
+ * The rules of a fired timer's event (reminder, overdue); the follow-up marks
+ * the timer done and tells the timers when it is stored.
+ */
+void rulebook_timer_event(struct loketd *d, const char *event, json_t *contact, json_t *extra,
+    json_int_t timer_id); /* takes over extra */
+
+/* timers.c: durable timers, armed for the earliest one due. */
+int timers_init(struct loketd *d);
+void timers_free(struct loketd *d);
+/* A write added a timer due at due_ms: fire it in time. */
+void timers_note(struct loketd *d, json_int_t due_ms);
+/* A fired timer's follow-up was stored (or failed). */
+void timers_followup_done(struct loketd *d);
+
+#endif

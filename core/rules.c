@@ -1,0 +1,1326 @@
+/*
+ * rules.c: the Lua rules engine: one sandboxed state, handlers per event,
+ * and the decisions they take, handed back as JSON for the register to apply.
+ *
+ * Three guards keep a rule from hurting the daemon (as HAProxy does for its
+ * Lua): a counting allocator caps the state's memory, a count hook ends a
+ * call that runs over its instruction budget or wall-clock limit, and every
+ * call runs under a protected call whose outcome has a name. Rules see only
+ * base, string, table, math, utf8 and os.time/os.date; the shared libraries
+ * are read-only, each rule file has its own globals, and code is loaded as
+ * text only. Rules decide; they never write: the decisions come back as
+ * JSON and the register stores them with the contact.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "calendar.h"
+#include "catalogue.h"
+#include "rules.h"
+#include "util.h"
+
+#define RULES_HOOK_EVERY 1000
+#define RULES_FILE_MAX (1024 * 1024)
+#define RULES_JSON_DEPTH 16
+
+struct rules_handler {
+	char *event;
+	char *where; /* "routing.lua:12" */
+	int ref;     /* the function, in the registry */
+	int priority;
+	size_t order;
+};
+
+struct rules {
+	lua_State *L;
+	struct rules_limits limits;
+	struct rules_host host;
+	char *dir;
+	size_t mem;
+	int oom;
+	enum rules_result stop; /* set by a guard; RULES_OK while running normally */
+	uint64_t ticks;
+	uint64_t deadline_ns;
+	int64_t now_ms;
+	const char *current; /* the handler running now, for decisions and logs */
+	struct rules_handler *handlers;
+	size_t nhandlers;
+	int decisions_ref;
+};
+
+static const char *const rules_events[] = { "contact", "reply", "escalated", "resolved",
+	"closed", "reopened", "overdue", "missed_call", "reminder", NULL };
+
+static const char *const rules_result_names[RULES_RESULT_COUNT] = {
+	[RULES_OK] = "ok",
+	[RULES_ERROR] = "error",
+	[RULES_BUDGET] = "budget",
+	[RULES_TIMEOUT] = "timeout",
+	[RULES_MEMORY] = "memory",
+	[RULES_ERRERR] = "error_in_error_handler",
+};
+
+/* Keys for the registry and metatables: their addresses are unique. */
+static const char rules_key_self = 'r';
+static const char rules_key_base = 'b';
+static const char rules_key_modules = 'm';
+static const char rules_key_contact_mt = 'c';
+
+const char *
+rules_result_name(enum rules_result result)
+{
+	return result < RULES_RESULT_COUNT ? rules_result_names[result] : "?";
+}
+
+static struct rules *
+rules_of(lua_State *L)
+{
+	struct rules *r;
+
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_self);
+	r = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return r;
+}
+
+static void *
+rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct rules *r = ud;
+	size_t old = ptr != NULL ? osize : 0;
+	void *p;
+
+	if (nsize == 0) {
+		free(ptr);
+		r->mem -= old;
+		return NULL;
+	}
+	if (nsize > old && r->mem - old + nsize > r->limits.memory) {
+		r->oom = 1;
+		return NULL;
+	}
+	if ((p = realloc(ptr, nsize)) != NULL)
+		r->mem = r->mem - old + nsize;
+	return p;
+}
+
+static void
+rules_hook(lua_State *L, lua_Debug *ar)
+{
+	struct rules *r = rules_of(L);
+
+	(void)ar;
+	if (r->stop == RULES_OK) {
+		r->ticks++;
+		if (r->oom)
+			r->stop = RULES_MEMORY;
+		else if (r->ticks * RULES_HOOK_EVERY > r->limits.instructions)
+			r->stop = RULES_BUDGET;
+		else if (util_now_ns() > r->deadline_ns)
+			r->stop = RULES_TIMEOUT;
+	}
+	if (r->stop != RULES_OK) {
+		/* From now on every instruction fails, so pcall inside the rule cannot hold on. */
+		lua_sethook(L, rules_hook, LUA_MASKCOUNT, 1);
+		luaL_error(L, "%s", r->stop == RULES_BUDGET ? "instruction budget exceeded" :
+			    r->stop == RULES_TIMEOUT	  ? "wall-clock limit exceeded" :
+							    "memory cap exceeded");
+	}
+}
+
+static void
+rules_arm(struct rules *r, uint64_t instructions, uint64_t wall_ms)
+{
+	r->stop = RULES_OK;
+	r->oom = 0;
+	r->ticks = 0;
+	r->deadline_ns = util_now_ns() + wall_ms * 1000000;
+	(void)instructions;
+	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, RULES_HOOK_EVERY);
+}
+
+static int
+rules_msgh(lua_State *L)
+{
+	/* Keep the message as it is: it already names file:line. */
+	if (!lua_isstring(L, 1))
+		lua_pushstring(L, "error object is not a string");
+	return 1;
+}
+
+/* Runs the function on top of the stack with nargs under the guards; names the outcome. */
+static enum rules_result
+rules_pcall(struct rules *r, int nargs, uint64_t budget, const char **msg_r)
+{
+	lua_State *L = r->L;
+	int base = lua_gettop(L) - nargs, rc;
+	uint64_t saved = r->limits.instructions;
+
+	lua_pushcfunction(L, rules_msgh);
+	lua_insert(L, base);
+	r->limits.instructions = budget;
+	rules_arm(r, budget, r->limits.wall_ms);
+	rc = lua_pcall(L, nargs, 0, base);
+	lua_sethook(L, NULL, 0, 0);
+	r->limits.instructions = saved;
+	*msg_r = NULL;
+	if (rc != LUA_OK) {
+		*msg_r = lua_tostring(L, -1);
+		lua_pushvalue(L, -1);
+		lua_replace(L, base); /* keep the message alive below the popped area */
+		lua_settop(L, base);
+	} else {
+		lua_settop(L, base - 1);
+	}
+	if (rc == LUA_OK)
+		return RULES_OK;
+	if (r->stop != RULES_OK)
+		return r->stop;
+	if (rc == LUA_ERRMEM || r->oom)
+		return RULES_MEMORY;
+	if (rc == LUA_ERRERR)
+		return RULES_ERRERR;
+	return RULES_ERROR;
+}
+
+static int
+rules_readonly_newindex(lua_State *L)
+{
+	return luaL_error(L, "attempt to change a read-only table");
+}
+
+/* pairs() and # on a proxy see the table behind it. */
+static int
+rules_readonly_pairs(lua_State *L)
+{
+	lua_getmetatable(L, 1);
+	lua_getfield(L, -1, "__index");
+	lua_getglobal(L, "next");
+	lua_insert(L, -2);
+	lua_pushnil(L);
+	return 3;
+}
+
+static int
+rules_readonly_len(lua_State *L)
+{
+	lua_getmetatable(L, 1);
+	lua_getfield(L, -1, "__index");
+	lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+	return 1;
+}
+
+/* Replaces the table at idx by an empty read-only proxy in front of it. */
+static void
+rules_readonly(lua_State *L, int idx)
+{
+	idx = lua_absindex(L, idx);
+	lua_newtable(L);
+	lua_newtable(L);
+	lua_pushvalue(L, idx);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, rules_readonly_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushcfunction(L, rules_readonly_pairs);
+	lua_setfield(L, -2, "__pairs");
+	lua_pushcfunction(L, rules_readonly_len);
+	lua_setfield(L, -2, "__len");
+	lua_pushliteral(L, "read-only");
+	lua_setfield(L, -2, "__metatable");
+	lua_setmetatable(L, -2);
+	lua_replace(L, idx);
+}
+
+static int
+rules_event_known(const char *event)
+{
+	for (size_t i = 0; rules_events[i] != NULL; i++)
+		if (strcmp(rules_events[i], event) == 0)
+			return 1;
+	return 0;
+}
+
+/* loket.on(event, fn [, {priority = N}]) */
+static int
+rules_l_on(lua_State *L)
+{
+	struct rules *r = rules_of(L);
+	const char *event = luaL_checkstring(L, 1);
+	struct rules_handler *h;
+	lua_Debug ar;
+	char where[256];
+	int priority = 0;
+
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	if (!rules_event_known(event))
+		return luaL_error(L, "loket.on: unknown event '%s'; expected contact, reply, escalated, "
+				     "resolved, closed, reopened, overdue, missed_call or reminder",
+		    event);
+	if (lua_istable(L, 3)) {
+		lua_getfield(L, 3, "priority");
+		priority = (int)luaL_optinteger(L, -1, 0);
+		lua_pop(L, 1);
+	}
+	lua_pushvalue(L, 2);
+	lua_getinfo(L, ">S", &ar);
+	snprintf(where, sizeof(where), "%s:%d", ar.short_src, ar.linedefined);
+	h = realloc(r->handlers, (r->nhandlers + 1) * sizeof(*h));
+	if (h == NULL)
+		return luaL_error(L, "out of memory");
+	r->handlers = h;
+	h = &h[r->nhandlers];
+	h->event = strdup(event);
+	h->where = strdup(where);
+	h->priority = priority;
+	h->order = r->nhandlers;
+	lua_pushvalue(L, 2);
+	h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (h->event == NULL || h->where == NULL) {
+		free(h->event);
+		free(h->where);
+		return luaL_error(L, "out of memory");
+	}
+	r->nhandlers++;
+	return 0;
+}
+
+static int
+rules_l_log(lua_State *L)
+{
+	struct rules *r = rules_of(L);
+	luaL_Buffer b;
+	int n = lua_gettop(L);
+
+	luaL_buffinit(L, &b);
+	for (int i = 1; i <= n; i++) {
+		if (i > 1)
+			luaL_addchar(&b, ' ');
+		luaL_tolstring(L, i, NULL);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	if (r->host.log != NULL)
+		r->host.log(r->host.arg, r->current != NULL ? r->current : "load",
+		    lua_tostring(L, -1));
+	return 0;
+}
+
+/* os.time() without arguments is the rule clock, so a test can run rules at a chosen moment. */
+static int
+rules_l_time(lua_State *L)
+{
+	struct rules *r = rules_of(L);
+
+	if (lua_isnoneornil(L, 1)) {
+		lua_pushinteger(L, (lua_Integer)(r->now_ms / 1000));
+		return 1;
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 1);
+	return 1;
+}
+
+static int
+rules_l_now(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)(rules_of(L)->now_ms / 1000));
+	return 1;
+}
+
+static const struct calendar *
+rules_check_calendar(lua_State *L, int idx)
+{
+	struct rules *r = rules_of(L);
+	const struct calendar *cal;
+	const char *unit;
+
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_getfield(L, idx, "unit");
+	unit = lua_tostring(L, -1);
+	lua_pop(L, 1);
+	cal = r->host.calendar != NULL && unit != NULL ? r->host.calendar(r->host.arg, unit) : NULL;
+	if (cal == NULL)
+		luaL_error(L, "no calendar for '%s'", unit != NULL ? unit : "?");
+	return cal;
+}
+
+static lua_Integer
+rules_check_duration_add(lua_State *L, const struct calendar *cal, lua_Integer t, const char *dur)
+{
+	struct calendar_duration d;
+	const char *why = NULL;
+	time_t due;
+
+	if (calendar_parse_duration(dur, &d, &why) < 0)
+		luaL_error(L, "duration '%s': %s", dur, why != NULL ? why : "not a duration");
+	due = calendar_add(cal, (time_t)t, &d);
+	if (due == (time_t)-1)
+		luaL_error(L, "the calendar has no open time for '%s'", dur);
+	return (lua_Integer)due;
+}
+
+/* cal:add(t, "4h") -> the moment 4 open hours after t */
+static int
+rules_l_cal_add(lua_State *L)
+{
+	const struct calendar *cal = rules_check_calendar(L, 1);
+
+	lua_pushinteger(L, rules_check_duration_add(L, cal, luaL_checkinteger(L, 2),
+			       luaL_checkstring(L, 3)));
+	return 1;
+}
+
+static int
+rules_l_cal_is_open(lua_State *L)
+{
+	const struct calendar *cal = rules_check_calendar(L, 1);
+
+	lua_pushboolean(L, calendar_is_open(cal, (time_t)luaL_optinteger(L, 2,
+						     (lua_Integer)(rules_of(L)->now_ms / 1000))));
+	return 1;
+}
+
+/* loket.calendar(unit) -> an object with :add and :is_open */
+static int
+rules_l_calendar(lua_State *L)
+{
+	struct rules *r = rules_of(L);
+	const char *unit = luaL_checkstring(L, 1);
+
+	if (r->host.calendar == NULL || r->host.calendar(r->host.arg, unit) == NULL)
+		return luaL_error(L, "loket.calendar: no department or organisation '%s'", unit);
+	lua_newtable(L);
+	lua_pushstring(L, unit);
+	lua_setfield(L, -2, "unit");
+	lua_pushcfunction(L, rules_l_cal_add);
+	lua_setfield(L, -2, "add");
+	lua_pushcfunction(L, rules_l_cal_is_open);
+	lua_setfield(L, -2, "is_open");
+	return 1;
+}
+
+/* The catalogue as read-only tables keyed by product code. */
+static void
+rules_push_catalogue(lua_State *L, const struct catalogue *cat)
+{
+	lua_newtable(L);
+	for (size_t i = 0; cat != NULL && i < cat->nproducts; i++) {
+		const struct catalogue_product *p = &cat->products[i];
+
+		lua_newtable(L);
+		lua_pushstring(L, p->code);
+		lua_setfield(L, -2, "code");
+		lua_pushstring(L, p->name);
+		lua_setfield(L, -2, "name");
+		lua_pushinteger(L, p->line);
+		lua_setfield(L, -2, "line");
+		if (p->department != NULL && p->department[0] != '\0') {
+			lua_pushstring(L, p->department);
+			lua_setfield(L, -2, "department");
+		}
+		lua_pushstring(L, p->organisation);
+		lua_setfield(L, -2, "organisation");
+		if (p->service_time != NULL && p->service_time[0] != '\0') {
+			lua_pushstring(L, p->service_time);
+			lua_setfield(L, -2, "service_time");
+		}
+		lua_pushboolean(L, p->appointment);
+		lua_setfield(L, -2, "appointment");
+		lua_pushboolean(L, p->digital);
+		lua_setfield(L, -2, "digital");
+		lua_newtable(L);
+		for (size_t k = 0; k < p->nkeywords; k++) {
+			lua_pushstring(L, p->keywords[k]);
+			lua_rawseti(L, -2, (lua_Integer)k + 1);
+		}
+		rules_readonly(L, -1);
+		lua_setfield(L, -2, "keywords");
+		rules_readonly(L, -1);
+		lua_setfield(L, -2, p->code);
+	}
+	rules_readonly(L, -1);
+}
+
+/* require(name): another file of the rules folder, loaded once, as text. */
+static int rules_load_file(struct rules *r, const char *name, int nresults, char **error_r);
+
+static int
+rules_l_require(lua_State *L)
+{
+	struct rules *r = rules_of(L);
+	const char *name = luaL_checkstring(L, 1);
+	char *err = NULL;
+
+	if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					    "0123456789_") != strlen(name))
+		return luaL_error(L, "require '%s': only modules of the rules folder, by plain name",
+		    name);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_modules);
+	if (lua_getfield(L, -1, name) != LUA_TNIL)
+		return 1;
+	lua_pop(L, 1);
+	lua_pushfstring(L, "%s.lua", name);
+	if (rules_load_file(r, lua_tostring(L, -1), 1, &err) < 0) {
+		lua_pushstring(L, err != NULL ? err : "cannot load the module");
+		free(err);
+		return lua_error(L);
+	}
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushboolean(L, 1);
+	}
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -4, name);
+	return 1;
+}
+
+static void rules_push_env(lua_State *L);
+
+/*
+ * Lua's pattern matcher backtracks in C, out of reach of the count hook:
+ * a pattern with several unbounded repetitions over a long subject can run
+ * for minutes. Each matching function first estimates the worst case,
+ * subject length to the power of the repetitions (plus one when unanchored,
+ * for every start position), and refuses what could not finish in time.
+ */
+#define RULES_PATTERN_COST 5e7
+
+static int
+rules_l_pattern_guard(lua_State *L)
+{
+	size_t n, plen;
+	const char *pat;
+	int reps = 0, anchored;
+	double cost = 1;
+
+	luaL_checklstring(L, 1, &n);
+	pat = luaL_checklstring(L, 2, &plen);
+	/* find(s, p, init, true) is a plain search: linear. */
+	if (!(lua_toboolean(L, 4) && lua_tocfunction(L, lua_upvalueindex(2)) != NULL)) {
+		anchored = plen > 0 && pat[0] == '^';
+		for (size_t i = 0; i < plen; i++) {
+			if (pat[i] == '%') {
+				i++;
+			} else if (pat[i] == '[') {
+				for (i++; i < plen && pat[i] != ']'; i++)
+					if (pat[i] == '%')
+						i++;
+			} else if (i > 0 && (pat[i] == '*' || pat[i] == '+' || pat[i] == '-')) {
+				reps++;
+			}
+		}
+		for (int k = 0; k < reps + !anchored && cost <= RULES_PATTERN_COST; k++)
+			cost *= (double)(n + 1);
+		if (reps > 0 && cost > RULES_PATTERN_COST)
+			return luaL_error(L, "pattern too complex for a subject of %d bytes (%d "
+					     "repetitions); anchor it with ^, use fewer of * + -, or "
+					     "a plain find",
+			    (int)n, reps);
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
+/* Wraps string[name] in the pattern guard; plain marks functions with a plain-search flag. */
+static void
+rules_guard_pattern(lua_State *L, int strlib, const char *name, int plain)
+{
+	lua_getfield(L, strlib, name);
+	if (plain)
+		lua_pushcfunction(L, rules_l_pattern_guard);
+	else
+		lua_pushnil(L);
+	lua_pushcclosure(L, rules_l_pattern_guard, 2);
+	lua_setfield(L, strlib, name);
+}
+
+/* load(chunk [, name [, mode [, env]]]): text only, with the rule's globals by default. */
+static int
+rules_l_load(lua_State *L)
+{
+	size_t len;
+	const char *chunk = luaL_checklstring(L, 1, &len);
+	const char *name = luaL_optstring(L, 2, "=(load)");
+
+	if (luaL_loadbufferx(L, chunk, len, name, "t") != LUA_OK) {
+		lua_pushnil(L);
+		lua_insert(L, -2);
+		return 2;
+	}
+	/* Never the real globals: a chunk runs with the given env or fresh rule globals. */
+	if (!lua_isnoneornil(L, 4))
+		lua_pushvalue(L, 4);
+	else
+		rules_push_env(L);
+	if (lua_setupvalue(L, -2, 1) == NULL)
+		lua_pop(L, 1);
+	return 1;
+}
+
+static void
+rules_open_libs(struct rules *r)
+{
+	static const char *const base_keep[] = { "assert", "error", "ipairs", "next", "pairs",
+		"pcall", "select", "tonumber", "tostring", "type", "xpcall", "_VERSION",
+		"setmetatable", "getmetatable", "rawequal", "rawlen", NULL };
+	static const struct {
+		const char *name;
+		lua_CFunction open;
+	} libs[] = {
+		{ LUA_STRLIBNAME, luaopen_string },
+		{ LUA_TABLIBNAME, luaopen_table },
+		{ LUA_MATHLIBNAME, luaopen_math },
+		{ LUA_UTF8LIBNAME, luaopen_utf8 },
+	};
+	lua_State *L = r->L;
+	int base;
+
+	luaL_requiref(L, LUA_GNAME, luaopen_base, 0);
+	lua_pop(L, 1);
+	/* The environment rules see: only what is listed here. */
+	lua_newtable(L);
+	base = lua_gettop(L);
+	lua_pushglobaltable(L);
+	for (size_t i = 0; base_keep[i] != NULL; i++) {
+		lua_getfield(L, -1, base_keep[i]);
+		lua_setfield(L, base, base_keep[i]);
+	}
+	lua_pop(L, 1);
+	for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+		luaL_requiref(L, libs[i].name, libs[i].open, 0);
+		if (strcmp(libs[i].name, LUA_STRLIBNAME) == 0) {
+			int strlib = lua_gettop(L);
+
+			lua_pushnil(L);
+			lua_setfield(L, strlib, "dump");
+			rules_guard_pattern(L, strlib, "find", 1);
+			rules_guard_pattern(L, strlib, "match", 0);
+			rules_guard_pattern(L, strlib, "gmatch", 0);
+			rules_guard_pattern(L, strlib, "gsub", 0);
+		}
+		rules_readonly(L, -1);
+		lua_setfield(L, base, libs[i].name);
+	}
+	/* Strings share one metatable; nobody may reach it to change string methods. */
+	lua_pushliteral(L, "");
+	lua_getmetatable(L, -1);
+	lua_pushliteral(L, "read-only");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 2);
+	luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+	lua_newtable(L);
+	lua_getfield(L, -2, "time");
+	lua_pushcclosure(L, rules_l_time, 1);
+	lua_setfield(L, -2, "time");
+	lua_getfield(L, -2, "date");
+	lua_setfield(L, -2, "date");
+	rules_readonly(L, -1);
+	lua_setfield(L, base, "os");
+	lua_pop(L, 1);
+	lua_pushcfunction(L, rules_l_require);
+	lua_setfield(L, base, "require");
+	lua_pushcfunction(L, rules_l_load);
+	lua_setfield(L, base, "load");
+	lua_pushcfunction(L, rules_l_log);
+	lua_setfield(L, base, "print");
+	/* loket */
+	lua_newtable(L);
+	lua_pushcfunction(L, rules_l_on);
+	lua_setfield(L, -2, "on");
+	lua_pushcfunction(L, rules_l_log);
+	lua_setfield(L, -2, "log");
+	lua_pushcfunction(L, rules_l_calendar);
+	lua_setfield(L, -2, "calendar");
+	lua_pushcfunction(L, rules_l_now);
+	lua_setfield(L, -2, "now");
+	rules_push_catalogue(L, r->host.catalogue != NULL ? r->host.catalogue(r->host.arg) : NULL);
+	lua_setfield(L, -2, "catalogue");
+	rules_readonly(L, -1);
+	lua_setfield(L, base, "loket");
+	lua_pushvalue(L, base);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &rules_key_base);
+	lua_pop(L, 1);
+	lua_newtable(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &rules_key_modules);
+	/* The real globals keep nothing a rule could reach through a leaked function. */
+	lua_pushglobaltable(L);
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dofile");
+	lua_pushnil(L);
+	lua_setfield(L, -2, "loadfile");
+	lua_pushnil(L);
+	lua_setfield(L, -2, "collectgarbage");
+	lua_pop(L, 1);
+}
+
+/* A fresh globals table for one file: its own writes, reads falling through to the base. */
+static void
+rules_push_env(lua_State *L)
+{
+	lua_newtable(L);
+	lua_newtable(L);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_base);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+}
+
+static int
+rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
+{
+	lua_State *L = r->L;
+	char path[4096], chunkname[300];
+	FILE *fp;
+	char *buf = NULL;
+	size_t len;
+	struct stat st;
+	const char *msg;
+	enum rules_result res;
+	int top = lua_gettop(L);
+
+	*error_r = NULL;
+	if (util_path_join(path, sizeof(path), r->dir, name) < 0 || (fp = fopen(path, "r")) == NULL) {
+		if (asprintf(error_r, "%s: cannot read: %s", name, strerror(errno)) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > RULES_FILE_MAX ||
+	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		fclose(fp);
+		if (asprintf(error_r, "%s: not a regular file of at most 1 MiB", name) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	len = fread(buf, 1, (size_t)st.st_size, fp);
+	fclose(fp);
+	snprintf(chunkname, sizeof(chunkname), "@%s", name);
+	/* Text only: a precompiled chunk could break the VM's own checks. */
+	if (luaL_loadbufferx(L, buf, len, chunkname, "t") != LUA_OK) {
+		free(buf);
+		if (asprintf(error_r, "%s", lua_tostring(L, -1)) < 0)
+			*error_r = NULL;
+		lua_settop(L, top);
+		return -1;
+	}
+	free(buf);
+	rules_push_env(L);
+	lua_setupvalue(L, -2, 1);
+	if (nresults == 0) {
+		res = rules_pcall(r, 0, r->limits.instructions * 10, &msg);
+		if (res != RULES_OK) {
+			if (asprintf(error_r, "%s (%s)", msg != NULL ? msg : name,
+				rules_result_name(res)) < 0)
+				*error_r = NULL;
+			lua_settop(L, top);
+			return -1;
+		}
+		lua_settop(L, top);
+		return 0;
+	}
+	/* A module: call it directly; the caller's guards are already armed. */
+	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+		if (asprintf(error_r, "%s", lua_tostring(L, -1)) < 0)
+			*error_r = NULL;
+		lua_settop(L, top);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+rules_handler_cmp(const void *a, const void *b)
+{
+	const struct rules_handler *x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int
+rules_name_filter(const struct dirent *e)
+{
+	size_t len = strlen(e->d_name);
+
+	return e->d_name[0] != '.' && len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0;
+}
+
+void
+rules_free(struct rules *r)
+{
+	if (r == NULL)
+		return;
+	if (r->L != NULL)
+		lua_close(r->L);
+	for (size_t i = 0; i < r->nhandlers; i++) {
+		free(r->handlers[i].event);
+		free(r->handlers[i].where);
+	}
+	free(r->handlers);
+	free(r->dir);
+	free(r);
+}
+
+static void rules_contact_mt(lua_State *L);
+
+int
+rules_load(const char *dir, const struct rules_limits *limits, const struct rules_host *host,
+    struct rules **rules_r, char **error_r)
+{
+	struct rules *r = calloc(1, sizeof(*r));
+	struct dirent **names = NULL;
+	int n = 0;
+
+	*rules_r = NULL;
+	*error_r = NULL;
+	if (r == NULL || (r->dir = strdup(dir)) == NULL)
+		goto nomem;
+	r->limits = *limits;
+	r->host = *host;
+	r->now_ms = util_time_ms();
+	if ((r->L = lua_newstate(rules_alloc, r)) == NULL)
+		goto nomem;
+	lua_pushlightuserdata(r->L, r);
+	lua_rawsetp(r->L, LUA_REGISTRYINDEX, &rules_key_self);
+	rules_open_libs(r);
+	rules_contact_mt(r->L);
+	if ((n = scandir(dir, &names, rules_name_filter, alphasort)) < 0) {
+		if (asprintf(error_r, "%s: cannot read the rules folder: %s", dir, strerror(errno)) < 0)
+			*error_r = NULL;
+		goto fail;
+	}
+	for (int i = 0; i < n; i++) {
+		if (rules_load_file(r, names[i]->d_name, 0, error_r) < 0)
+			goto fail;
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	qsort(r->handlers, r->nhandlers, sizeof(*r->handlers), rules_handler_cmp);
+	lua_gc(r->L, LUA_GCCOLLECT);
+	*rules_r = r;
+	return 0;
+nomem:
+	if (*error_r == NULL && asprintf(error_r, "%s: out of memory loading the rules", dir) < 0)
+		*error_r = NULL;
+fail:
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	rules_free(r);
+	return -1;
+}
+
+size_t
+rules_handler_count(const struct rules *r, const char *event)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; r != NULL && i < r->nhandlers; i++)
+		n += strcmp(r->handlers[i].event, event) == 0;
+	return n;
+}
+
+/* JSON -> Lua, depth-limited. */
+static void
+rules_push_json(lua_State *L, json_t *v, int depth)
+{
+	const char *key;
+	json_t *sub;
+	size_t i;
+
+	if (depth > RULES_JSON_DEPTH) {
+		lua_pushnil(L);
+		return;
+	}
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		lua_createtable(L, 0, (int)json_object_size(v));
+		json_object_foreach(v, key, sub) {
+			rules_push_json(L, sub, depth + 1);
+			lua_setfield(L, -2, key);
+		}
+		break;
+	case JSON_ARRAY:
+		lua_createtable(L, (int)json_array_size(v), 0);
+		json_array_foreach(v, i, sub) {
+			rules_push_json(L, sub, depth + 1);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		break;
+	case JSON_STRING:
+		lua_pushlstring(L, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+		break;
+	case JSON_REAL:
+		lua_pushnumber(L, json_real_value(v));
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		lua_pushboolean(L, json_is_true(v));
+		break;
+	case JSON_NULL:
+		lua_pushnil(L);
+		break;
+	}
+}
+
+/* Lua -> JSON for decisions: strings, numbers, booleans, and tables of them. */
+static json_t *
+rules_to_json(lua_State *L, int idx, int depth)
+{
+	json_t *out;
+
+	idx = lua_absindex(L, idx);
+	switch (lua_type(L, idx)) {
+	case LUA_TSTRING: {
+		size_t len;
+		const char *s = lua_tolstring(L, idx, &len);
+
+		return json_stringn_nocheck(s, len);
+	}
+	case LUA_TNUMBER:
+		return lua_isinteger(L, idx) ? json_integer(lua_tointeger(L, idx)) :
+					       json_real(lua_tonumber(L, idx));
+	case LUA_TBOOLEAN:
+		return json_boolean(lua_toboolean(L, idx));
+	case LUA_TTABLE:
+		if (depth > RULES_JSON_DEPTH)
+			return json_null();
+		if (lua_rawlen(L, idx) > 0) {
+			out = json_array();
+			for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, idx); i++) {
+				lua_rawgeti(L, idx, i);
+				json_array_append_new(out, rules_to_json(L, -1, depth + 1));
+				lua_pop(L, 1);
+			}
+			return out;
+		}
+		out = json_object();
+		lua_pushnil(L);
+		while (lua_next(L, idx) != 0) {
+			if (lua_type(L, -2) == LUA_TSTRING)
+				json_object_set_new(out, lua_tostring(L, -2),
+				    rules_to_json(L, -1, depth + 1));
+			lua_pop(L, 1);
+		}
+		return out;
+	default:
+		return json_null();
+	}
+}
+
+/* Appends the decision table on top of the stack (popped) to the run's list. */
+static void
+rules_decide(lua_State *L, const char *type)
+{
+	struct rules *r = rules_of(L);
+
+	lua_pushstring(L, type);
+	lua_setfield(L, -2, "type");
+	lua_pushstring(L, r->current != NULL ? r->current : "?");
+	lua_setfield(L, -2, "rule");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
+	lua_insert(L, -2);
+	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+	lua_pop(L, 1);
+}
+
+/* The contact's backing data table, from its metatable. */
+static void
+rules_contact_data(lua_State *L, int idx)
+{
+	if (!lua_getmetatable(L, idx))
+		luaL_error(L, "not a contact");
+	lua_getfield(L, -1, "data");
+	lua_remove(L, -2);
+	if (!lua_istable(L, -1))
+		luaL_error(L, "not a contact");
+}
+
+static const char *
+rules_opt_field(lua_State *L, int tbl, const char *key)
+{
+	const char *v;
+
+	lua_getfield(L, tbl, key);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	if (lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "%s: expected a string", key);
+	v = lua_tostring(L, -1);
+	lua_pop(L, 1); /* the string stays alive in tbl */
+	return v;
+}
+
+static void
+rules_check_department(lua_State *L, const char *dep)
+{
+	struct rules *r = rules_of(L);
+
+	if (r->host.department_known != NULL && !r->host.department_known(r->host.arg, dep))
+		luaL_error(L, "no department '%s' is configured", dep);
+}
+
+/* Adds within to now in the calendar of unit; returns ms, or 0 when within is NULL. */
+static lua_Integer
+rules_due(lua_State *L, const char *unit, const char *within)
+{
+	struct rules *r = rules_of(L);
+	const struct calendar *cal;
+
+	if (within == NULL)
+		return 0;
+	cal = r->host.calendar != NULL ? r->host.calendar(r->host.arg, unit) : NULL;
+	if (cal == NULL)
+		luaL_error(L, "no calendar for '%s'", unit);
+	return rules_check_duration_add(L, cal, (lua_Integer)(r->now_ms / 1000), within) * 1000;
+}
+
+/* c:escalate{to = "omgeving", reason = "...", within = "2d"} */
+static int
+rules_m_escalate(lua_State *L)
+{
+	const char *to, *reason, *within;
+	lua_Integer due;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if ((to = rules_opt_field(L, 2, "to")) == NULL)
+		return luaL_error(L, "escalate: 'to' (a department) is required");
+	rules_check_department(L, to);
+	reason = rules_opt_field(L, 2, "reason");
+	within = rules_opt_field(L, 2, "within");
+	due = rules_due(L, to, within);
+	lua_newtable(L);
+	lua_pushstring(L, to);
+	lua_setfield(L, -2, "to");
+	if (reason != NULL) {
+		lua_pushstring(L, reason);
+		lua_setfield(L, -2, "reason");
+	}
+	if (within != NULL) {
+		lua_pushstring(L, within);
+		lua_setfield(L, -2, "within");
+		lua_pushinteger(L, due);
+		lua_setfield(L, -2, "due_at");
+	}
+	rules_decide(L, "escalate");
+	/* Later rules see the contact as it will be stored. */
+	rules_contact_data(L, 1);
+	lua_pushliteral(L, "escalated");
+	lua_setfield(L, -2, "status");
+	lua_pushinteger(L, 2);
+	lua_setfield(L, -2, "line");
+	lua_pushstring(L, to);
+	lua_setfield(L, -2, "department");
+	return 0;
+}
+
+/* c:resolve{answer = "..."} */
+static int
+rules_m_resolve(lua_State *L)
+{
+	const char *answer = NULL;
+
+	if (lua_istable(L, 2))
+		answer = rules_opt_field(L, 2, "answer");
+	lua_newtable(L);
+	if (answer != NULL) {
+		lua_pushstring(L, answer);
+		lua_setfield(L, -2, "answer");
+	}
+	rules_decide(L, "resolve");
+	rules_contact_data(L, 1);
+	lua_pushliteral(L, "resolved");
+	lua_setfield(L, -2, "status");
+	return 0;
+}
+
+/* c:assign{to = "person or department"} */
+static int
+rules_m_assign(lua_State *L)
+{
+	const char *to;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if ((to = rules_opt_field(L, 2, "to")) == NULL)
+		return luaL_error(L, "assign: 'to' is required");
+	lua_newtable(L);
+	lua_pushstring(L, to);
+	lua_setfield(L, -2, "to");
+	rules_decide(L, "assign");
+	return 0;
+}
+
+/* c:tag("a", "b") */
+static int
+rules_m_tag(lua_State *L)
+{
+	int n = lua_gettop(L);
+
+	lua_newtable(L);
+	for (int i = 2; i <= n; i++) {
+		size_t len;
+		const char *t = luaL_checklstring(L, i, &len);
+
+		if (len == 0 || len > 64)
+			return luaL_error(L, "tag: a tag has 1 to 64 bytes");
+		lua_pushstring(L, t);
+		lua_rawseti(L, -2, i - 1);
+	}
+	lua_newtable(L);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "tags");
+	rules_decide(L, "tag");
+	return 0;
+}
+
+/* c:remind{after = "4h", unless = "resolved", escalate = {to=, reason=} | call = "label"} */
+static int
+rules_m_remind(lua_State *L)
+{
+	const char *after, *unless, *call, *unit;
+	lua_Integer due;
+	int has_escalate;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if ((after = rules_opt_field(L, 2, "after")) == NULL)
+		return luaL_error(L, "remind: 'after' (a duration like \"4h\") is required");
+	unless = rules_opt_field(L, 2, "unless");
+	call = rules_opt_field(L, 2, "call");
+	lua_getfield(L, 2, "escalate");
+	has_escalate = lua_istable(L, -1);
+	if (!has_escalate && !lua_isnil(L, -1))
+		return luaL_error(L, "remind: 'escalate' must be a table {to = ..., reason = ...}");
+	if (has_escalate == (call != NULL))
+		return luaL_error(L, "remind: give either 'escalate' or 'call'");
+	if (has_escalate) {
+		const char *to = rules_opt_field(L, -1, "to");
+
+		if (to == NULL)
+			return luaL_error(L, "remind: escalate needs 'to'");
+		rules_check_department(L, to);
+	}
+	/* The reminder counts in the calendar of where the contact is now. */
+	rules_contact_data(L, 1);
+	lua_getfield(L, -1, "department");
+	if (lua_isstring(L, -1))
+		unit = lua_tostring(L, -1);
+	else {
+		lua_getfield(L, -2, "organisation");
+		unit = lua_tostring(L, -1);
+	}
+	due = rules_due(L, unit != NULL ? unit : "", after);
+	lua_newtable(L);
+	lua_pushstring(L, after);
+	lua_setfield(L, -2, "after");
+	lua_pushinteger(L, due);
+	lua_setfield(L, -2, "due_at");
+	if (unless != NULL) {
+		lua_pushstring(L, unless);
+		lua_setfield(L, -2, "unless");
+	}
+	if (call != NULL) {
+		lua_pushstring(L, call);
+		lua_setfield(L, -2, "call");
+	} else {
+		lua_getfield(L, 2, "escalate");
+		lua_newtable(L);
+		lua_getfield(L, -2, "to");
+		lua_setfield(L, -2, "to");
+		lua_getfield(L, -2, "reason");
+		lua_setfield(L, -2, "reason");
+		lua_setfield(L, -3, "escalate");
+		lua_pop(L, 1);
+	}
+	rules_decide(L, "remind");
+	return 0;
+}
+
+/* c:reply{template = "escalated", via = "email"} */
+static int
+rules_m_reply(lua_State *L)
+{
+	const char *tpl, *via;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if ((tpl = rules_opt_field(L, 2, "template")) == NULL)
+		return luaL_error(L, "reply: 'template' is required");
+	via = rules_opt_field(L, 2, "via");
+	lua_newtable(L);
+	lua_pushstring(L, tpl);
+	lua_setfield(L, -2, "template");
+	if (via != NULL) {
+		lua_pushstring(L, via);
+		lua_setfield(L, -2, "via");
+	}
+	rules_decide(L, "reply");
+	return 0;
+}
+
+static const char *const rules_writable[] = { "product", "department", "priority", "tags", "line",
+	"confidential", "language", NULL };
+
+static int
+rules_contact_index(lua_State *L)
+{
+	/* Methods first, then the data. */
+	lua_getmetatable(L, 1);
+	lua_getfield(L, -1, "methods");
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, -2) != LUA_TNIL)
+		return 1;
+	lua_pop(L, 2);
+	lua_getfield(L, -1, "data");
+	lua_pushvalue(L, 2);
+	lua_rawget(L, -2);
+	return 1;
+}
+
+static int
+rules_contact_newindex(lua_State *L)
+{
+	const char *key = luaL_checkstring(L, 2);
+	size_t i;
+
+	for (i = 0; rules_writable[i] != NULL && strcmp(rules_writable[i], key) != 0; i++)
+		;
+	if (rules_writable[i] == NULL)
+		return luaL_error(L, "contact field '%s' cannot be changed by a rule", key);
+	if (strcmp(key, "line") == 0) {
+		lua_Integer line = luaL_checkinteger(L, 3);
+
+		if (line != 1 && line != 2)
+			return luaL_error(L, "line: expected 1 or 2");
+	} else if (strcmp(key, "confidential") == 0) {
+		luaL_checktype(L, 3, LUA_TBOOLEAN);
+	} else if (strcmp(key, "tags") == 0) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+	} else if (strcmp(key, "priority") == 0) {
+		const char *p = luaL_checkstring(L, 3);
+
+		if (strcmp(p, "low") != 0 && strcmp(p, "normal") != 0 && strcmp(p, "high") != 0 &&
+		    strcmp(p, "urgent") != 0)
+			return luaL_error(L, "priority: expected low, normal, high or urgent");
+	} else if (strcmp(key, "department") == 0) {
+		rules_check_department(L, luaL_checkstring(L, 3));
+	} else if (!lua_isnil(L, 3)) {
+		luaL_checkstring(L, 3);
+	}
+	lua_newtable(L);
+	lua_pushvalue(L, 2);
+	lua_setfield(L, -2, "field");
+	lua_pushvalue(L, 3);
+	lua_setfield(L, -2, "value");
+	rules_decide(L, "set");
+	rules_contact_data(L, 1);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
+}
+
+/* The shared method table of contacts, read-only, kept in the registry. */
+static void
+rules_contact_mt(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{ "escalate", rules_m_escalate },
+		{ "resolve", rules_m_resolve },
+		{ "assign", rules_m_assign },
+		{ "tag", rules_m_tag },
+		{ "remind", rules_m_remind },
+		{ "reply", rules_m_reply },
+		{ NULL, NULL },
+	};
+
+	luaL_newlib(L, methods);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
+}
+
+/* A contact object for one run: a proxy whose metatable holds its data. */
+static void
+rules_push_contact(lua_State *L, json_t *contact)
+{
+	lua_newtable(L);
+	lua_newtable(L);
+	rules_push_json(L, contact, 0);
+	lua_setfield(L, -2, "data");
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
+	lua_setfield(L, -2, "methods");
+	lua_pushcfunction(L, rules_contact_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, rules_contact_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushliteral(L, "contact");
+	lua_setfield(L, -2, "__metatable");
+	lua_setmetatable(L, -2);
+}
+
+json_t *
+rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, int64_t now_ms)
+{
+	lua_State *L = r->L;
+	json_t *out = json_array();
+	int top = lua_gettop(L);
+
+	if (out == NULL)
+		return NULL;
+	r->now_ms = now_ms;
+	lua_newtable(L);
+	r->decisions_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	rules_push_contact(L, contact);
+	for (size_t i = 0; i < r->nhandlers; i++) {
+		struct rules_handler *h = &r->handlers[i];
+		enum rules_result res;
+		const char *msg;
+
+		if (strcmp(h->event, event) != 0)
+			continue;
+		r->current = h->where;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
+		lua_pushvalue(L, top + 1);
+		if (extra != NULL)
+			rules_push_json(L, extra, 0);
+		else
+			lua_pushnil(L);
+		res = rules_pcall(r, 2, r->limits.instructions, &msg);
+		if (r->host.count != NULL)
+			r->host.count(r->host.arg, h->where, res);
+		if (res != RULES_OK) {
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "rule", h->where,
+						       "type", "failed", "result",
+						       rules_result_name(res), "message",
+						       msg != NULL ? msg : "?"));
+			lua_pop(L, 1);
+		}
+	}
+	r->current = NULL;
+	/* Decisions of every rule that ran, failed ones included up to their failure. */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
+	for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+		lua_rawgeti(L, -1, i);
+		json_array_append_new(out, rules_to_json(L, -1, 0));
+		lua_pop(L, 1);
+	}
+	luaL_unref(L, LUA_REGISTRYINDEX, r->decisions_ref);
+	lua_settop(L, top);
+	/* Garbage of this run does not count against the next one. */
+	lua_gc(L, LUA_GCSTEP, 0);
+	return out;
+}

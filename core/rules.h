@@ -1,0 +1,64 @@
+/*
+ * rules.h: the Lua rules engine: one sandboxed state, handlers per event,
+ * and the decisions they take, handed back as JSON for the register to apply.
+ */
+#ifndef LOKET_RULES_H
+#define LOKET_RULES_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rules;
+struct catalogue;
+struct calendar;
+
+/* How a rule call ended; every call ends in exactly one of these. */
+enum rules_result {
+	RULES_OK,
+	RULES_ERROR,   /* the rule raised an error */
+	RULES_BUDGET,  /* it ran over its instruction budget */
+	RULES_TIMEOUT, /* it ran over its wall-clock limit */
+	RULES_MEMORY,  /* the state ran out of its memory cap */
+	RULES_ERRERR,  /* the error handler itself failed */
+	RULES_RESULT_COUNT,
+};
+
+struct rules_limits {
+	uint64_t instructions; /* per handler call */
+	uint64_t wall_ms;      /* per handler call */
+	size_t memory;         /* for the whole state */
+};
+
+/* What the engine needs from its host (loketd, or loketctl for rule tests). */
+struct rules_host {
+	void *arg;
+	const struct catalogue *(*catalogue)(void *arg);
+	/* The calendar of a department (or organisation); NULL when unknown. */
+	const struct calendar *(*calendar)(void *arg, const char *unit);
+	int (*department_known)(void *arg, const char *department);
+	/* Called once per handler call with its outcome; may be NULL. */
+	void (*count)(void *arg, const char *rule, enum rules_result result);
+	/* A line from loket.log(); may be NULL. */
+	void (*log)(void *arg, const char *rule, const char *msg);
+};
+
+const char *rules_result_name(enum rules_result result);
+/*
+ * Compiles every *.lua file of dir in name order into a fresh state. On
+ * error nothing is kept and *error_r ("file:line: ...") is owned by the caller.
+ */
+int rules_load(const char *dir, const struct rules_limits *limits, const struct rules_host *host,
+    struct rules **rules_r, char **error_r);
+void rules_free(struct rules *r);
+size_t rules_handler_count(const struct rules *r, const char *event);
+/*
+ * Runs the handlers of event on contact (borrowed; the register's JSON), at
+ * now_ms (the real or a test clock). Returns the decisions as a new JSON
+ * array of {"rule", "type", ...}; a failing handler is skipped and shows as
+ * {"rule", "type": "failed", "result", "message"}.
+ */
+json_t *rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra,
+    int64_t now_ms);
+
+#endif

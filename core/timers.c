@@ -1,0 +1,302 @@
+/*
+ * timers.c: durable timers (reminders, task deadlines) kept in the register
+ * and armed on the loop for the earliest one due.
+ *
+ * No scan runs on a clock: one libevent timer waits for the earliest pending
+ * timer; when it fires, the due ones are read, acted on (each action written
+ * together with marking its timer done), and the next earliest is armed. A
+ * restart arms the earliest again, so a timer due while loketd was down
+ * fires right after start. A crash between an action and its commit fires
+ * the timer again; the actions are checked against the contact's status, so
+ * firing twice does not escalate twice.
+ */
+#include "config.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "loketd.h"
+#include "metrics.h"
+#include "rulebook.h"
+#include "store.h"
+#include "util.h"
+
+#define TIMERS_BATCH 200
+
+static void timers_fire_cb(evutil_socket_t fd, short what, void *arg);
+static void timers_rearm(struct loketd *d);
+
+static void
+timers_arm(struct loketd *d, int64_t due_ms)
+{
+	int64_t now = util_time_ms(), delay = due_ms > now ? due_ms - now : 0;
+	struct timeval tv = { .tv_sec = (time_t)(delay / 1000),
+		.tv_usec = (suseconds_t)(delay % 1000) * 1000 };
+
+	if (d->timer_armed_ms != 0 && d->timer_armed_ms <= due_ms)
+		return;
+	d->timer_armed_ms = due_ms;
+	evtimer_add(d->timer_ev, &tv);
+}
+
+void
+timers_note(struct loketd *d, json_int_t due_ms)
+{
+	if (d->timer_ev != NULL)
+		timers_arm(d, (int64_t)due_ms);
+}
+
+static void
+timers_next_cb(struct store_req *sr, void *arg)
+{
+	struct loketd *d = arg;
+	json_t *due;
+
+	if (sr->status != 0) {
+		log_warnx("timers", "cannot read the next timer: %s", sr->error);
+		return;
+	}
+	due = json_object_get(sr->out, "due_at");
+	if (json_is_integer(due))
+		timers_arm(d, json_integer_value(due));
+}
+
+static void
+timers_rearm(struct loketd *d)
+{
+	struct store_req *sr = store_req_new(STORE_TIMERS_NEXT, json_object(), timers_next_cb, d);
+
+	if (sr != NULL)
+		store_submit(d->store, sr);
+}
+
+/* One follow-up of a fired timer finished; when the batch is through, look further. */
+static void
+timers_settled(struct loketd *d)
+{
+	if (--d->timers_busy > 0)
+		return;
+	timers_rearm(d);
+}
+
+static void
+timers_done_cb(struct store_req *sr, void *arg)
+{
+	struct loketd *d = arg;
+
+	if (sr->status != 0 && sr->status != 409)
+		log_warnx("timers", "a fired timer's action was not stored: %s", sr->error);
+	if (sr->status == 0 && json_is_integer(json_object_get(sr->out, "timers_next")))
+		timers_arm(d, json_integer_value(json_object_get(sr->out, "timers_next")));
+	timers_settled(d);
+}
+
+static void
+timers_submit(struct loketd *d, enum store_op op, json_t *in)
+{
+	struct store_req *sr = store_req_new(op, in, timers_done_cb, d);
+
+	if (sr == NULL) {
+		timers_settled(d);
+		return;
+	}
+	store_submit(d->store, sr);
+}
+
+static void
+timers_finish(struct loketd *d, json_int_t id)
+{
+	timers_submit(d, STORE_TIMER_DONE,
+	    json_pack("{s:I, s:I}", "id", id, "at", (json_int_t)util_time_ms()));
+}
+
+/* "unless = resolved" also holds for a contact closed since. */
+static int
+timers_unless(const char *unless, const char *status)
+{
+	if (unless == NULL || status == NULL)
+		return 0;
+	if (strcmp(unless, status) == 0)
+		return 1;
+	return strcmp(unless, "resolved") == 0 && strcmp(status, "closed") == 0;
+}
+
+static void
+timers_remind_escalate(struct loketd *d, json_t *t, json_t *payload)
+{
+	json_t *esc = json_object_get(payload, "escalate");
+	const char *to = json_string_value(json_object_get(esc, "to"));
+	const char *reason = json_string_value(json_object_get(esc, "reason"));
+	const char *rule = json_string_value(json_object_get(t, "rule"));
+	char actor[300];
+
+	snprintf(actor, sizeof(actor), "rule:%s", rule != NULL ? rule : "reminder");
+	timers_submit(d, STORE_CONTACT_UPDATE,
+	    json_pack("{s:O, s:I, s:s, s:{s:b}, s:O, s:{s:s, s:s, s:[s], s:s, s:i, s:b, s:s?},"
+		      " s:{s:s, s:s}, s:{s:s}, s:[{s:s, s:s, s:s}]}",
+		"id", json_object_get(t, "contact_id"), "at", (json_int_t)util_time_ms(), "actor",
+		actor, "scope", "all", 1, "timer_done", json_object_get(t, "id"), "transition",
+		"action", "escalate", "past", "escalated", "from", "open", "to", "escalated", "line",
+		2, "handled", 0, "detail", reason, "task", "department", to, "reason",
+		reason != NULL ? reason : "", "set", "department", to, "history", "actor", actor,
+		"action", "reminder", "detail", "not handled in time; escalated by a reminder"));
+}
+
+struct timers_call {
+	struct loketd *d;
+	json_t *timer;
+};
+
+/* The contact is read, then the rules of the event run on it. */
+static void
+timers_contact_cb(struct store_req *sr, void *arg)
+{
+	struct timers_call *tc = arg;
+	struct loketd *d = tc->d;
+	json_t *t = tc->timer;
+	const char *kind = json_string_value(json_object_get(t, "kind"));
+	json_int_t id = json_integer_value(json_object_get(t, "id"));
+
+	if (sr->status != 0) {
+		timers_finish(d, id);
+	} else if (strcmp(kind, "overdue") == 0) {
+		rulebook_timer_event(d, "overdue", sr->out,
+		    json_pack("{s:O}", "task_id", json_object_get(t, "task_id")), id);
+	} else {
+		rulebook_timer_event(d, "reminder", sr->out,
+		    json_pack("{s:O}", "call", json_object_get(json_object_get(t, "payload"), "call")),
+		    id);
+	}
+	json_decref(t);
+	free(tc);
+}
+
+static void
+timers_read_contact(struct loketd *d, json_t *t)
+{
+	struct timers_call *tc = calloc(1, sizeof(*tc));
+	struct store_req *sr;
+
+	if (tc == NULL) {
+		timers_settled(d);
+		return;
+	}
+	tc->d = d;
+	tc->timer = json_incref(t);
+	sr = store_req_new(STORE_CONTACT_GET,
+	    json_pack("{s:O, s:{s:b}}", "id", json_object_get(t, "contact_id"), "scope", "all", 1),
+	    timers_contact_cb, tc);
+	if (sr == NULL) {
+		json_decref(t);
+		free(tc);
+		timers_settled(d);
+		return;
+	}
+	store_submit(d->store, sr);
+}
+
+static void
+timers_fire_one(struct loketd *d, json_t *t)
+{
+	const char *kind = json_string_value(json_object_get(t, "kind"));
+	const char *status = json_string_value(json_object_get(t, "contact_status"));
+	json_t *payload = json_object_get(t, "payload");
+	json_int_t id = json_integer_value(json_object_get(t, "id"));
+
+	d->timers_busy++;
+	if (strcmp(kind, "overdue") == 0) {
+		const char *task_status = json_string_value(json_object_get(t, "task_status"));
+
+		if (task_status == NULL || strcmp(task_status, "open") != 0) {
+			timers_finish(d, id);
+			return;
+		}
+		metrics_add(metrics_series(d->metrics, METRIC_COUNTER, "loket_tasks_overdue_total",
+				"Tasks still open at their due time.", "", NULL, 0),
+		    1);
+		log_info("timers", "task overdue contact=%lld",
+		    (long long)json_integer_value(json_object_get(t, "contact_id")));
+		timers_read_contact(d, t);
+		return;
+	}
+	if (timers_unless(json_string_value(json_object_get(payload, "unless")), status)) {
+		timers_finish(d, id);
+		return;
+	}
+	if (json_object_get(payload, "escalate") != NULL) {
+		if (status == NULL || strcmp(status, "open") != 0) {
+			timers_finish(d, id);
+			return;
+		}
+		timers_remind_escalate(d, t, payload);
+		return;
+	}
+	timers_read_contact(d, t);
+}
+
+static void
+timers_due_cb(struct store_req *sr, void *arg)
+{
+	struct loketd *d = arg;
+	json_t *items, *t;
+	size_t i;
+
+	d->timers_busy--;
+	if (sr->status != 0) {
+		log_warnx("timers", "cannot read due timers: %s", sr->error);
+		return;
+	}
+	items = json_object_get(sr->out, "items");
+	d->timers_busy++; /* held while the batch is handed out */
+	json_array_foreach(items, i, t)
+		timers_fire_one(d, t);
+	metrics_add(metrics_series(d->metrics, METRIC_COUNTER, "loket_timers_fired_total",
+			"Durable timers that came due.", "", NULL, 0),
+	    (double)json_array_size(items));
+	timers_settled(d);
+}
+
+static void
+timers_fire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loketd *d = arg;
+	struct store_req *sr;
+
+	d->timer_armed_ms = 0;
+	/* A batch still settling re-reads when it is through. */
+	if (d->timers_busy > 0)
+		return;
+	sr = store_req_new(STORE_TIMERS_DUE,
+	    json_pack("{s:I, s:i}", "now", (json_int_t)util_time_ms(), "limit", TIMERS_BATCH),
+	    timers_due_cb, d);
+	if (sr == NULL)
+		return;
+	d->timers_busy++;
+	store_submit(d->store, sr);
+}
+
+int
+timers_init(struct loketd *d)
+{
+	if ((d->timer_ev = evtimer_new(d->base, timers_fire_cb, d)) == NULL)
+		return -1;
+	timers_rearm(d);
+	return 0;
+}
+
+void
+timers_free(struct loketd *d)
+{
+	if (d->timer_ev != NULL)
+		event_free(d->timer_ev);
+	d->timer_ev = NULL;
+}
+
+void
+timers_followup_done(struct loketd *d)
+{
+	timers_settled(d);
+}

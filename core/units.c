@@ -1,0 +1,160 @@
+/* units.c: the organisations' and departments' calendars and the products catalogue, as loaded. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calendar.h"
+#include "catalogue.h"
+#include "conf.h"
+#include "rules.h"
+#include "units.h"
+
+struct units_calendar {
+	const char *unit; /* borrowed from conf */
+	struct calendar *cal;
+};
+
+struct units {
+	const struct conf *conf;
+	struct catalogue *catalogue;
+	struct units_calendar *cals;
+	size_t ncals;
+	struct calendar *fallback;
+};
+
+static int
+units_known_cb(const char *kind, const char *name, void *arg)
+{
+	const struct conf *conf = arg;
+
+	if (strcmp(kind, "department") == 0)
+		return conf_department(conf, name) != NULL;
+	return conf_organisation(conf, name) != NULL;
+}
+
+static int
+units_add(struct units *u, const char *unit, const char *path, char **error_r)
+{
+	struct units_calendar *c;
+	struct calendar *cal;
+
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	if (calendar_load(path, &cal, error_r) < 0)
+		return -1;
+	if ((c = realloc(u->cals, (u->ncals + 1) * sizeof(*c))) == NULL) {
+		calendar_free(cal);
+		return -1;
+	}
+	u->cals = c;
+	c[u->ncals].unit = unit;
+	c[u->ncals].cal = cal;
+	u->ncals++;
+	return 0;
+}
+
+int
+units_load(const struct conf *conf, struct units **units_r, char **error_r)
+{
+	struct units *u = calloc(1, sizeof(*u));
+
+	*error_r = NULL;
+	if (u == NULL || (u->fallback = calendar_default()) == NULL)
+		goto nomem;
+	u->conf = conf;
+	for (size_t i = 0; i < conf->norganisations; i++)
+		if (units_add(u, conf->organisations[i].id, conf->organisations[i].calendar,
+			error_r) < 0)
+			goto fail;
+	for (size_t i = 0; i < conf->ndepartments; i++)
+		if (units_add(u, conf->departments[i].id, conf->departments[i].calendar, error_r) < 0)
+			goto fail;
+	if (conf->rules_catalogue[0] != '\0' &&
+	    catalogue_load(conf->rules_catalogue, units_known_cb, (void *)conf, &u->catalogue,
+		error_r) < 0)
+		goto fail;
+	*units_r = u;
+	return 0;
+nomem:
+	if (asprintf(error_r, "out of memory loading calendars and catalogue") < 0)
+		*error_r = NULL;
+fail:
+	units_free(u);
+	return -1;
+}
+
+void
+units_free(struct units *u)
+{
+	if (u == NULL)
+		return;
+	for (size_t i = 0; i < u->ncals; i++)
+		calendar_free(u->cals[i].cal);
+	free(u->cals);
+	calendar_free(u->fallback);
+	catalogue_free(u->catalogue);
+	free(u);
+}
+
+static const struct calendar *
+units_own(const struct units *u, const char *unit)
+{
+	for (size_t i = 0; i < u->ncals; i++)
+		if (strcmp(u->cals[i].unit, unit) == 0)
+			return u->cals[i].cal;
+	return NULL;
+}
+
+const struct calendar *
+units_calendar(const struct units *u, const char *unit)
+{
+	const struct conf_department *dep = conf_department(u->conf, unit);
+	const struct calendar *cal;
+
+	if (dep != NULL) {
+		if ((cal = units_own(u, dep->id)) != NULL ||
+		    (cal = units_own(u, dep->organisation)) != NULL)
+			return cal;
+		return u->fallback;
+	}
+	if (conf_organisation(u->conf, unit) != NULL)
+		return (cal = units_own(u, unit)) != NULL ? cal : u->fallback;
+	return NULL;
+}
+
+const struct catalogue *
+units_catalogue(const struct units *u)
+{
+	return u->catalogue;
+}
+
+static const struct catalogue *
+units_host_catalogue(void *arg)
+{
+	return units_catalogue(arg);
+}
+
+static const struct calendar *
+units_host_calendar(void *arg, const char *unit)
+{
+	return units_calendar(arg, unit);
+}
+
+static int
+units_host_department(void *arg, const char *department)
+{
+	const struct units *u = arg;
+
+	return conf_department(u->conf, department) != NULL;
+}
+
+void
+units_rules_host(struct units *u, struct rules_host *host)
+{
+	host->arg = u;
+	host->catalogue = units_host_catalogue;
+	host->calendar = units_host_calendar;
+	host->department_known = units_host_department;
+}

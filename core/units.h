@@ -1,0 +1,20 @@
+/* units.h: the organisations' and departments' calendars and the products catalogue, as loaded. */
+#ifndef LOKET_UNITS_H
+#define LOKET_UNITS_H
+
+struct calendar;
+struct catalogue;
+struct conf;
+struct rules_host;
+struct units;
+
+/* Loads every calendar file and the catalogue the config names; *error_r owned by the caller. */
+int units_load(const struct conf *conf, struct units **units_r, char **error_r);
+void units_free(struct units *u);
+/* A department's calendar, else its organisation's, else the default; NULL for an unknown unit. */
+const struct calendar *units_calendar(const struct units *u, const char *unit);
+const struct catalogue *units_catalogue(const struct units *u);
+/* Fills the catalogue, calendar and department callbacks of a rules host. */
+void units_rules_host(struct units *u, struct rules_host *host);
+
+#endif
