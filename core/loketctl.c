@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "loketctl.h"
 #include "loketd.h"
 #include "plugin.h"
 
@@ -258,6 +259,7 @@ static const struct ctl_client_cmd ctl_client_cmds[] = {
 	{ "check-config", "check-config", cmd_check_config },
 	{ "token", "token add NAME ROLE [--department D]... [--organisation O] | list | revoke NAME",
 	    cmd_token },
+	{ "rules", "rules test DIR CONTACT.json [--at TIME] | replay DIR [--since DATE]", cmd_rules },
 	{ NULL, NULL, NULL },
 };
 
@@ -302,6 +304,8 @@ main(int argc, char *argv[])
 			free(err);
 			return 2;
 		}
+		setenv("TZ", conf->timezone, 1);
+		tzset();
 		rc = c->fn(conf, argc - optind - 1, argv + optind + 1);
 		conf_free(conf);
 		return rc;

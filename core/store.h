@@ -88,5 +88,8 @@ void store_req_complete(struct store_req *req);
 
 /* store_sqlite.c */
 extern const struct store_driver store_sqlite_driver;
+/* store_sqlite_ops.c: every contact received since since_ms, read-only, in id order. */
+int store_sqlite_replay(const char *path, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+    void *arg, char **error_r);
 
 #endif

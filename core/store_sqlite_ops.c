@@ -1450,3 +1450,39 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 	if (req->status == 0 && req->out == NULL && !store_op_is_write(req->op))
 		store_req_fail(req, 500, "out of memory");
 }
+
+int
+store_sqlite_replay(const char *path, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+    void *arg, char **error_r)
+{
+	static const char sql[] = "SELECT " CONTACT_COLS
+				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
+				  " WHERE c.received_at >= ?1 ORDER BY c.id";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, step;
+
+	*error_r = NULL;
+	/* Read-only and without the daemon: WAL lets it run beside a live loketd. */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		if (asprintf(error_r, "%s: cannot read the register: %s", path,
+			db != NULL ? sqlite3_errmsg(db) : "out of memory") < 0)
+			*error_r = NULL;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, since_ms);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *contact = contact_row(st);
+		int stop = contact == NULL || cb(contact, arg) < 0;
+
+		json_decref(contact);
+		if (stop)
+			break;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}

@@ -236,3 +236,25 @@ util_time_year(int64_t ms)
 	localtime_r(&secs, &tm);
 	return tm.tm_year + 1900;
 }
+
+int
+util_time_parse_local(const char *s, int64_t *ms_r)
+{
+	static const char *const formats[] = { "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
+		"%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d", NULL };
+
+	for (size_t i = 0; formats[i] != NULL; i++) {
+		struct tm tm = { 0 };
+		const char *rest = strptime(s, formats[i], &tm);
+		time_t t;
+
+		if (rest == NULL || *rest != '\0')
+			continue;
+		tm.tm_isdst = -1;
+		if ((t = mktime(&tm)) == (time_t)-1)
+			return -1;
+		*ms_r = (int64_t)t * 1000;
+		return 0;
+	}
+	return util_time_parse(s, ms_r);
+}

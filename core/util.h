@@ -26,6 +26,8 @@ int64_t util_time_ms(void);
 void util_time_format(int64_t ms, char *buf, size_t len);
 /* RFC 3339 time or a date (YYYY-MM-DD, midnight UTC) to ms; -1 when it is neither. */
 int util_time_parse(const char *s, int64_t *ms_r);
+/* A local wall-clock time ("2026-12-24 16:55") or an RFC 3339 time to ms. */
+int util_time_parse_local(const char *s, int64_t *ms_r);
 /* The calendar year of ms in local time (Europe/Brussels on a Belgian server). */
 int util_time_year(int64_t ms);
 #endif
