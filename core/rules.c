@@ -707,8 +707,12 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 	snprintf(chunkname, sizeof(chunkname), "@%s", name);
 	/* Text only: a precompiled chunk could break the VM's own checks. */
 	if (luaL_loadbufferx(L, buf, len, chunkname, "t") != LUA_OK) {
+		const char *why = lua_tostring(L, -1);
+		int named = strncmp(why, name, strlen(name)) == 0;
+
 		free(buf);
-		if (asprintf(error_r, "%s", lua_tostring(L, -1)) < 0)
+		/* Syntax errors name file:line already; others (a binary chunk) get the file. */
+		if (asprintf(error_r, "%s%s%s", named ? "" : name, named ? "" : ": ", why) < 0)
 			*error_r = NULL;
 		lua_settop(L, top);
 		return -1;

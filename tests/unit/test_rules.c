@@ -1,0 +1,229 @@
+/* test_rules.c: the Lua engine: handlers and decisions, named results, the sandbox's fences. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rules.h"
+#include "util.h"
+
+static char dir[64];
+
+static void
+write_rule(const char *name, const char *text)
+{
+	char path[160];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "w");
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static int
+setup(void **state)
+{
+	strcpy(dir, "/tmp/loket-test-rules-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+static int
+known_cb(void *arg, const char *department)
+{
+	return strcmp(department, "omgeving") == 0 || strcmp(department, "onthaal") == 0;
+}
+
+static struct rules *
+load(const char *want_error)
+{
+	struct rules_limits limits = { .instructions = 200000, .wall_ms = 50, .memory = 8 << 20 };
+	struct rules_host host = { .department_known = known_cb };
+	struct rules *r = NULL;
+	char *err = NULL;
+	int rc = rules_load(dir, &limits, &host, &r, &err);
+
+	if (want_error == NULL) {
+		if (rc < 0)
+			fail_msg("rules did not load: %s", err);
+		return r;
+	}
+	assert_int_equal(rc, -1);
+	if (err == NULL || strstr(err, want_error) == NULL)
+		fail_msg("error '%s' lacks '%s'", err != NULL ? err : "(none)", want_error);
+	free(err);
+	return NULL;
+}
+
+static json_t *
+run(struct rules *r)
+{
+	json_t *contact = json_pack("{s:s, s:s, s:i, s:s, s:[]}", "channel", "email", "subject",
+	    "Vraag over mijn omgevingsvergunning", "line", 1, "status", "open", "tags");
+	json_t *out = rules_run(r, "contact", contact, NULL, util_time_ms());
+
+	json_decref(contact);
+	return out;
+}
+
+/* The index-th decision's field, as text. */
+static const char *
+field(json_t *decisions, size_t index, const char *key)
+{
+	return json_string_value(json_object_get(json_array_get(decisions, index), key));
+}
+
+static void
+test_decisions_in_order(void **state)
+{
+	struct rules *r;
+	json_t *d;
+
+	write_rule("20-b.lua", "loket.on('contact', function(c) c.product = 'x' end)\n");
+	write_rule("10-a.lua", "loket.on('contact', function(c)\n"
+			       "  if c.subject:lower():find('omgevingsvergunning', 1, true) then\n"
+			       "    c:tag('omgeving') end end)\n"
+			       "loket.on('contact', function(c) c.priority = 'high' end, {priority = 5})\n");
+	r = load(NULL);
+	assert_int_equal(rules_handler_count(r, "contact"), 3);
+	d = run(r);
+	assert_int_equal(json_array_size(d), 3);
+	/* Priority first, then file name order, then order within the file. */
+	assert_string_equal(field(d, 0, "rule"), "10-a.lua:4");
+	assert_string_equal(field(d, 0, "field"), "priority");
+	assert_string_equal(field(d, 1, "type"), "tag");
+	assert_string_equal(field(d, 1, "rule"), "10-a.lua:1");
+	assert_string_equal(field(d, 2, "rule"), "20-b.lua:1");
+	json_decref(d);
+	rules_free(r);
+}
+
+static void
+expect_result(const char *body, const char *result)
+{
+	struct rules *r;
+	json_t *d;
+	uint64_t t0;
+
+	write_rule("50-bad.lua", body);
+	write_rule("60-good.lua", "loket.on('contact', function(c) c:tag('still-runs') end)\n");
+	r = load(NULL);
+	t0 = util_now_ns();
+	d = run(r);
+	/* Contained well within a tenth of a second. */
+	assert_true(util_now_ns() - t0 < 100000000ull);
+	assert_string_equal(field(d, 0, "type"), "failed");
+	if (strcmp(field(d, 0, "result"), result) != 0)
+		fail_msg("%s: got %s (%s), expected %s", body, field(d, 0, "result"),
+		    field(d, 0, "message"), result);
+	assert_string_equal(field(d, 1, "type"), "tag");
+	json_decref(d);
+	/* The state stays usable for the next contact. */
+	d = run(r);
+	assert_string_equal(field(d, 1, "type"), "tag");
+	json_decref(d);
+	rules_free(r);
+}
+
+static void
+test_named_results(void **state)
+{
+	expect_result("loket.on('contact', function(c) error('boom') end)\n", "error");
+	expect_result("loket.on('contact', function(c) while true do end end)\n", "budget");
+	expect_result("loket.on('contact', function(c)\n"
+		      "  while true do pcall(function() while true do end end) end end)\n",
+	    "budget");
+	expect_result("loket.on('contact', function(c) local t = {}\n"
+		      "  for i = 1, 1e9 do t[i] = string.rep('x', 100000) .. i end end)\n",
+	    "memory");
+	expect_result("loket.on('contact', function(c) return string.rep('x', 2^30) end)\n",
+	    "memory");
+	expect_result("loket.on('contact', function(c)\n"
+		      "  return string.rep('a', 50000):find('.-.-.-.-b') end)\n",
+	    "error");
+	expect_result("loket.on('contact', function(c) local function f(n) return 1 + f(n + 1) end\n"
+		      "  f(1) end)\n",
+	    "budget");
+	expect_result("loket.on('contact', function(c) c.status = 'closed' end)\n", "error");
+	expect_result("loket.on('contact', function(c) c:escalate{to = 'nowhere'} end)\n", "error");
+}
+
+static void
+test_sandbox(void **state)
+{
+	struct rules *r;
+	json_t *d;
+
+	write_rule("10-probe.lua",
+	    "loket.on('contact', function(c)\n"
+	    "  assert(io == nil and debug == nil and package == nil and dofile == nil)\n"
+	    "  assert(loadfile == nil and collectgarbage == nil and rawset == nil)\n"
+	    "  assert(os.execute == nil and os.exit == nil and os.remove == nil)\n"
+	    "  assert(string.dump == nil)\n"
+	    "  assert(load(string.char(27) .. 'Lua') == nil)\n"
+	    "  assert(load('return rawset')() == nil)\n"
+	    "  assert(not pcall(function() string.upper = nil end))\n"
+	    "  assert(getmetatable('') == 'read-only')\n"
+	    "  assert(not pcall(setmetatable, loket, nil))\n"
+	    "  assert(not pcall(function() loket.on = nil end))\n"
+	    "  assert(not pcall(require, '../../etc/passwd'))\n"
+	    "  assert(not pcall(require, 'io'))\n"
+	    "  assert(type(os.time()) == 'number' and type(os.date('%Y')) == 'string')\n"
+	    "  leaked = 'from probe'\n"
+	    "  c:tag('sandbox-ok')\n"
+	    "end)\n");
+	write_rule("20-other.lua", "loket.on('contact', function(c)\n"
+				   "  if leaked == nil and string.upper('a') == 'A' then c:tag('isolated') end\n"
+				   "end)\n");
+	r = load(NULL);
+	d = run(r);
+	if (json_array_size(d) != 2 || strcmp(field(d, 0, "type"), "tag") != 0) {
+		char *s = json_dumps(d, 0);
+		fail_msg("sandbox probe: %s", s);
+	}
+	assert_string_equal(field(d, 1, "type"), "tag");
+	json_decref(d);
+	rules_free(r);
+}
+
+static void
+test_load_errors(void **state)
+{
+	write_rule("10-syntax.lua", "loket.on('contact', function(c)\n  if then end)\n");
+	load("10-syntax.lua:2:");
+	write_rule("10-syntax.lua", "loket.on('nonsense', function(c) end)\n");
+	load("unknown event 'nonsense'");
+	write_rule("10-syntax.lua", "while true do end\n");
+	load("budget");
+	write_rule("10-syntax.lua", "\x1bLua binary chunk\n");
+	load("10-syntax.lua");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_decisions_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_named_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
