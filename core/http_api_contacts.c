@@ -137,6 +137,12 @@ contacts_list(struct loket_http_req *req, void *arg)
 		json_decref(in);
 		return;
 	}
+	if (json_is_string(json_object_get(in, "department")) &&
+	    !auth_department_ok(req, json_string_value(json_object_get(in, "department")))) {
+		json_decref(in);
+		http_problem(req, 403, "this token may not see that department's contacts");
+		return;
+	}
 	if (json_object_get(in, "line") != NULL)
 		json_object_set_new(in, "line",
 		    json_integer(atoi(json_string_value(json_object_get(in, "line")))));
