@@ -62,6 +62,7 @@ int
 loketd_reload(struct loketd *d, char **error_r)
 {
 	struct conf *conf = NULL;
+	struct rulebook_pending *pending = NULL;
 	struct http_limits limits;
 
 	loketd_notify("RELOADING=1");
@@ -81,9 +82,11 @@ loketd_reload(struct loketd *d, char **error_r)
 	if (strcmp(conf->data_dir, d->conf->data_dir) != 0 ||
 	    strcmp(conf->storage_path, d->conf->storage_path) != 0)
 		log_warnx("loketd", "data_dir or storage changed; restart loketd to apply it");
-	/* Rules and calendars first: a broken rule file keeps the old config and rules. */
-	if (rulebook_reload(d, conf, error_r) < 0 || plugins_reload(d->plugins, conf, error_r) < 0)
+	/* A broken rule file or calendar keeps the old config and rules. */
+	if ((pending = rulebook_prepare(d, conf, error_r)) == NULL ||
+	    plugins_reload(d->plugins, conf, error_r) < 0)
 		goto fail;
+	rulebook_commit(d, pending);
 	log_set_level(conf->log_level_value);
 	loketd_limits(conf, &limits);
 	http_set_limits(d->http, &limits);
@@ -94,6 +97,7 @@ loketd_reload(struct loketd *d, char **error_r)
 	loketd_notify("READY=1");
 	return 0;
 fail:
+	rulebook_discard(pending);
 	conf_free(conf);
 	d->reload_failures++;
 	log_errorx("loketd", "reload failed, keeping the running config: %s",

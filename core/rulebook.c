@@ -109,22 +109,48 @@ rulebook_init(struct loketd *d, char **error_r)
 	return 0;
 }
 
-int
-rulebook_reload(struct loketd *d, const struct conf *conf, char **error_r)
-{
+struct rulebook_pending {
 	struct rulebook_host *rb;
 	struct rules *rules;
+};
 
-	if (rulebook_build(d, conf, &rb, &rules, error_r) < 0)
-		return -1;
+struct rulebook_pending *
+rulebook_prepare(struct loketd *d, const struct conf *conf, char **error_r)
+{
+	struct rulebook_pending *p = calloc(1, sizeof(*p));
+
+	if (p == NULL) {
+		*error_r = strdup("out of memory");
+		return NULL;
+	}
+	if (rulebook_build(d, conf, &p->rb, &p->rules, error_r) < 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+rulebook_commit(struct loketd *d, struct rulebook_pending *p)
+{
 	rulebook_free(d);
-	d->rulebook = rb;
-	d->units = rb->units;
-	d->rules = rules;
-	if (rules != NULL)
-		log_info("rules", "reloaded dir=%s contact_rules=%zu", conf->rules_dir,
-		    rules_handler_count(rules, "contact"));
-	return 0;
+	d->rulebook = p->rb;
+	d->units = p->rb->units;
+	d->rules = p->rules;
+	if (p->rules != NULL)
+		log_info("rules", "reloaded contact_rules=%zu", rules_handler_count(p->rules, "contact"));
+	free(p);
+}
+
+void
+rulebook_discard(struct rulebook_pending *p)
+{
+	if (p == NULL)
+		return;
+	rules_free(p->rules);
+	units_free(p->rb->units);
+	free(p->rb);
+	free(p);
 }
 
 void

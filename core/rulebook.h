@@ -9,8 +9,16 @@ struct loketd;
 
 /* rulebook.c */
 int rulebook_init(struct loketd *d, char **error_r);
-/* Builds the new config's rules and calendars; swaps them in only when all load. */
-int rulebook_reload(struct loketd *d, const struct conf *conf, char **error_r);
+/*
+ * Reload in two steps: prepare builds the new config's rules and calendars
+ * (NULL with *error_r when any fails to load); commit swaps them in together
+ * with the config they point into, discard drops them.
+ */
+struct rulebook_pending;
+struct rulebook_pending *rulebook_prepare(struct loketd *d, const struct conf *conf,
+    char **error_r);
+void rulebook_commit(struct loketd *d, struct rulebook_pending *p);
+void rulebook_discard(struct rulebook_pending *p);
 void rulebook_free(struct loketd *d);
 /* Runs the contact rules on a prepared contact and applies their decisions to it. */
 void rulebook_contact(struct loketd *d, json_t *doc);
