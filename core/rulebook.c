@@ -218,7 +218,7 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 	status = json_string_value(json_object_get(contact, "status"));
 	if (decisions != NULL)
 		register_apply(d, doc, decisions);
-	in = json_pack("{s:O, s:I, s:s, s:{}}", "id", json_object_get(contact, "id"), "at",
+	in = json_pack("{s:O, s:I, s:s, s:{s:b}}", "id", json_object_get(contact, "id"), "at",
 	    (json_int_t)util_time_ms(), "actor", "rules", "scope", "all", 1);
 	set = json_object();
 	for (const char *const *f = (const char *const[]){ "product", "department",

@@ -97,9 +97,14 @@ timers_done_cb(struct store_req *sr, void *arg)
 static void
 timers_submit(struct loketd *d, enum store_op op, json_t *in)
 {
-	struct store_req *sr = store_req_new(op, in, timers_done_cb, d);
+	struct store_req *sr;
 
-	if (sr == NULL) {
+	if (in == NULL) {
+		log_warnx("timers", "a fired timer's action could not be built");
+		timers_settled(d);
+		return;
+	}
+	if ((sr = store_req_new(op, in, timers_done_cb, d)) == NULL) {
 		timers_settled(d);
 		return;
 	}
