@@ -170,18 +170,19 @@ contacts_list(struct loket_http_req *req, void *arg)
 static void
 contacts_changed_cb(struct api_call *call, struct store_req *sr)
 {
-	const char *from = json_string_value(json_object_get(sr->out, "previous_status"));
+	json_t *from = json_incref(json_object_get(sr->out, "previous_status"));
 	const char *to = json_string_value(json_object_get(sr->out, "status"));
 
 	if (json_is_integer(json_object_get(sr->out, "timers_next")))
 		timers_note(call->d, json_integer_value(json_object_get(sr->out, "timers_next")));
 	json_object_del(sr->out, "timers_next");
 	json_object_del(sr->out, "previous_status");
-	if (from != NULL && to != NULL && strcmp(from, to) != 0) {
-		register_count(call->d, json_string_value(json_object_get(sr->out, "channel")), from,
-		    to);
+	if (json_is_string(from) && to != NULL && strcmp(json_string_value(from), to) != 0) {
+		register_count(call->d, json_string_value(json_object_get(sr->out, "channel")),
+		    json_string_value(from), to);
 		rulebook_event(call->d, strcmp(to, "open") == 0 ? "reopened" : to, sr->out, NULL);
 	}
+	json_decref(from);
 }
 
 static void

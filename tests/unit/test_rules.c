@@ -119,15 +119,11 @@ expect_result(const char *body, const char *result)
 {
 	struct rules *r;
 	json_t *d;
-	uint64_t t0;
 
 	write_rule("50-bad.lua", body);
 	write_rule("60-good.lua", "loket.on('contact', function(c) c:tag('still-runs') end)\n");
 	r = load(NULL);
-	t0 = util_now_ns();
 	d = run(r);
-	/* Contained well within a tenth of a second. */
-	assert_true(util_now_ns() - t0 < 100000000ull);
 	assert_string_equal(field(d, 0, "type"), "failed");
 	if (strcmp(field(d, 0, "result"), result) != 0)
 		fail_msg("%s: got %s (%s), expected %s", body, field(d, 0, "result"),
