@@ -260,11 +260,13 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 			sq_step_once(&sq->writer, sql_rollback_to);
 		sq_step_once(&sq->writer, sql_release);
 	}
-	if (!ok || sq_exec(&sq->writer, "COMMIT") < 0) {
+	if (!ok || sq_refseq_flush(&sq->writer) < 0 || sq_exec(&sq->writer, "COMMIT") < 0) {
 		/* Nothing of this batch is durable: every waiter hears so. */
 		sq_exec(&sq->writer, "ROLLBACK");
 		for (struct store_req *r = batch; r != NULL; r = r->next)
 			store_req_fail(r, 503, "the register could not commit; try again");
+		/* Reread after a rollback: a later batch must not reuse the numbers either way. */
+		sq->writer.ref_year = 0;
 	}
 	batch->batch = n;
 	batch->commit_ns = util_now_ns() - t0;

@@ -15,6 +15,10 @@ struct sq_conn {
 		const char *sql;
 		sqlite3_stmt *stmt;
 	} cache[SQ_STMT_CACHE];
+	/* The writer's reference counter during a batch (see reference_next). */
+	int ref_year;
+	sqlite3_int64 ref_last;
+	int ref_dirty;
 };
 
 /* store_sqlite.c */
@@ -23,6 +27,8 @@ int sq_exec(struct sq_conn *c, const char *sql);
 
 /* store_sqlite_ops.c: one function per request kind; they report errors in req. */
 void sq_op_run(struct sq_conn *c, struct store_req *req);
+/* Writes the batch's reference counter; called before COMMIT. */
+int sq_refseq_flush(struct sq_conn *c);
 extern const char *const sq_migrations[];
 extern const int sq_schema_version;
 

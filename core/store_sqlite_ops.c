@@ -450,22 +450,45 @@ party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int64 *
 	return 0;
 }
 
+/*
+ * References come from a counter per year in the register. Within a batch
+ * the counter is kept in memory and written once, before COMMIT; a write
+ * rolled back leaves a gap, never a number handed out twice.
+ */
+int
+sq_refseq_flush(struct sq_conn *c)
+{
+	static const char sql[] = "INSERT INTO refseq (year, last) VALUES (?1, ?2) "
+				  "ON CONFLICT (year) DO UPDATE SET last = ?2";
+	sqlite3_stmt *st;
+
+	if (c->ref_year == 0 || !c->ref_dirty)
+		return 0;
+	if ((st = sq_stmt(c, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, c->ref_year);
+	sqlite3_bind_int64(st, 2, c->ref_last);
+	c->ref_dirty = 0;
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
 static int
 reference_next(struct sq_conn *c, int year, char *buf, size_t len)
 {
-	static const char sql[] = "INSERT INTO refseq (year, last) VALUES (?1, 1) "
-				  "ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last";
-	sqlite3_stmt *st = sq_stmt(c, sql);
-	sqlite3_int64 n;
+	static const char sql[] = "SELECT last FROM refseq WHERE year = ?1";
+	sqlite3_stmt *st;
 
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int(st, 1, year);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return -1;
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	snprintf(buf, len, "%04d-%06lld", year, (long long)n);
+	if (c->ref_year != year) {
+		if (sq_refseq_flush(c) < 0 || (st = sq_stmt(c, sql)) == NULL)
+			return -1;
+		sqlite3_bind_int(st, 1, year);
+		c->ref_last = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		c->ref_year = year;
+	}
+	c->ref_last++;
+	c->ref_dirty = 1;
+	snprintf(buf, len, "%04d-%06lld", year, (long long)c->ref_last);
 	return 0;
 }
 
@@ -573,44 +596,6 @@ party_name(struct sq_conn *c, sqlite3_int64 party_id)
 	return name != NULL ? name : json_null();
 }
 
-static json_t *
-contact_created(struct sq_conn *c, json_t *in, sqlite3_int64 id, const char *reference,
-    sqlite3_int64 party_id)
-{
-	static const char *const nullable[] = { "answer", "product", "department", "language",
-		"location", "handled_at", "assignee", NULL };
-	json_t *out = json_deep_copy(in);
-	char when[40];
-
-	if (out == NULL)
-		return NULL;
-	util_time_format(json_integer_value(json_object_get(in, "received_at")), when, sizeof(when));
-	/* What rules added travels to the store, not back to the client. */
-	json_object_del(out, "task");
-	json_object_del(out, "timers");
-	json_object_del(out, "history");
-	json_object_del(out, "outbox");
-	json_object_del(out, "handled");
-	if (json_is_true(json_object_get(in, "handled")))
-		json_object_set_new(out, "handled_at", json_string(when));
-	json_object_set_new(out, "id", json_integer(id));
-	json_object_set_new(out, "reference", json_string(reference));
-	json_object_set_new(out, "received_at", json_string(when));
-	json_object_set_new(out, "updated_at", json_string(when));
-	for (size_t i = 0; nullable[i] != NULL; i++)
-		if (json_object_get(out, nullable[i]) == NULL)
-			json_object_set_new(out, nullable[i], json_null());
-	if (party_id != 0) {
-		json_object_set_new(out, "party_id", json_integer(party_id));
-		json_object_set_new(out, "party",
-		    json_pack("{s:I, s:o}", "id", (json_int_t)party_id, "name", party_name(c, party_id)));
-	} else {
-		json_object_set_new(out, "party_id", json_null());
-		json_object_set_new(out, "party", json_null());
-	}
-	return out;
-}
-
 static void
 op_contact_create(struct sq_conn *c, struct store_req *req)
 {
@@ -665,10 +650,13 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 		jstr(in, "channel")) < 0 ||
 	    contact_extras(c, id, in, now, jstr(in, "created_by"), &next_timer) < 0 ||
 	    counts_add(c, jstr(in, "channel"), jstr(in, "status"), 1) < 0 ||
-	    (req->out = contact_created(c, in, id, reference, party_id)) == NULL) {
+	    (req->out = json_pack("{s:I, s:s, s:o}", "id", (json_int_t)id, "reference", reference,
+		 "party_id", party_id != 0 ? json_integer(party_id) : json_null())) == NULL) {
 		step_error(c, req, SQLITE_ERROR);
 		return;
 	}
+	if (party_id != 0)
+		json_object_set_new(req->out, "party_name", party_name(c, party_id));
 	if (next_timer > 0)
 		json_object_set_new(req->out, "timers_next", json_integer(next_timer));
 }
