@@ -1,0 +1,270 @@
+"""The rules engine as a user meets it: the default rules of scripts/rules on real contacts,
+reloading rules (loketctl reload and SIGHUP) with a broken file, and durable reminders that
+fire after a restart. See ../shared/DESIGN.md, "Rules (Lua 5.4)", and docs/api.md.
+"""
+
+import datetime
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from conftest import SLOW
+from test_rules_support import (BRUSSELS, DEFAULT_RULES, ETC, Calendar, Client, example_units,
+                                history_of, parse_time, rules_section, wait_until)
+
+
+def actor_line(contact, file_name):
+    """The history rows of rules of file_name: rule:FILE:LINE actors."""
+    return history_of(contact, actor_prefix="rule:%s:" % file_name)
+
+
+# (a) the default rules -------------------------------------------------------------------
+
+def default_rules_daemon(loketd):
+    d = loketd(extra=rules_section(DEFAULT_RULES) + example_units())
+    d.wait_log(r"rules loaded .*contact_rules=[1-9]")
+    return d, Client(d)
+
+
+def test_default_rules_escalate_an_omgevingsvergunning_mail(loketd):
+    d, client = default_rules_daemon(loketd)
+    gemeente = Calendar(os.path.join(ETC, "calendar-gemeente.conf"))
+
+    created = client.create(channel="email", subject="Vraag over mijn omgevingsvergunning",
+                            body="Hoe ver staat mijn aanvraag voor de verbouwing?",
+                            party={"name": "An Peeters", "email": "an.peeters@example.be"})
+    # The 201 already carries what the rules decided: they run before the write.
+    assert created["product"] == "omgevingsvergunning", created
+    assert created["status"] == "escalated" and created["line"] == 2, created
+
+    c = client.contact(created["id"])
+    assert c["product"] == "omgevingsvergunning"
+    assert c["status"] == "escalated"
+    assert c["line"] == 2
+    assert c["department"] == "omgeving"
+    assert c["organisation"] == "gemeente"
+
+    # 20-classify.lua found the product in the subject, with the catalogue's keywords.
+    classify = actor_line(c, "20-classify.lua")
+    assert [h["detail"] for h in classify if h["action"] == "rule"] == \
+        ['set product = "omgevingsvergunning"'], c["history"]
+
+    # 10-routing.lua handed it to the department with the product's service time (5d).
+    routing = [h for h in actor_line(c, "10-routing.lua") if h["action"] == "rule"]
+    assert len(routing) == 1, c["history"]
+    m = re.match(r"^escalate to omgeving within 5d, due (\S+)$", routing[0]["detail"])
+    assert m, routing[0]
+
+    assert len(c["tasks"]) == 1, c["tasks"]
+    task = c["tasks"][0]
+    assert task["department"] == "omgeving"
+    assert task["status"] == "open"
+    assert task["created_by"].startswith("rule:10-routing.lua:"), task
+    assert "Omgevingsvergunning" in task["reason"], task
+    assert task["due_at"] == m.group(1), (task, routing[0])
+
+    # The deadline is five open days on, at a moment the municipality is open.
+    due, received = parse_time(task["due_at"]), parse_time(c["received_at"])
+    assert due - received > datetime.timedelta(days=4), (received, due)
+    assert due - received < datetime.timedelta(days=30), (received, due)
+    assert gemeente.within_open_hours(due), \
+        "task due %s (%s in Brussels) is not in the gemeente's opening hours" % (
+            task["due_at"], due.astimezone(BRUSSELS))
+
+    # An escalated contact is no first-line contact: no reminder for the team lead.
+    assert not [h for h in actor_line(c, "30-first-line-reminder.lua")], c["history"]
+    # No rule failed.
+    assert not history_of(c, action="rule_failed"), c["history"]
+
+
+def test_default_rules_remind_about_an_open_phone_contact(loketd):
+    d, client = default_rules_daemon(loketd)
+    gemeente = Calendar(os.path.join(ETC, "calendar-gemeente.conf"))
+
+    created = client.create(channel="phone", subject="Vraag zonder product",
+                            body="De beller wil teruggebeld worden.")
+    c = client.contact(created["id"])
+    assert c["status"] == "open"
+    assert c["line"] == 1
+    assert c["product"] is None
+    assert c["department"] is None
+    assert c["tasks"] == []
+
+    rows = [h for h in actor_line(c, "30-first-line-reminder.lua") if h["action"] == "rule"]
+    assert len(rows) == 1, c["history"]
+    m = re.match(r"^remind after 4h \(at (\S+)\) unless resolved, then escalate to onthaal$",
+                 rows[0]["detail"])
+    assert m, rows[0]
+    at, received = parse_time(m.group(1)), parse_time(c["received_at"])
+    assert at > received
+    assert gemeente.within_open_hours(at), "reminder at %s is not in opening hours" % m.group(1)
+    # A phone call gets no acknowledgement mail, and nothing failed.
+    assert not actor_line(c, "40-acknowledge.lua"), c["history"]
+    assert not history_of(c, action="rule_failed"), c["history"]
+
+
+# (b) reload ------------------------------------------------------------------------------
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+TAG_RULE = """-- tags every contact with the version of the rules
+loket.on("contact", function(c)
+  c:tag("%s")
+end)
+"""
+
+# Three ways a rule file fails to load, each pointing at line 3 of 20-broken.lua.
+BROKEN_RULES = {
+    "syntax-error": """-- a syntax error on line 3
+loket.on("contact", function(c)
+  local x = = 1
+end)
+""",
+    "unknown-event": """-- an error while the file runs: an event that does not exist, on line 3
+local function h(c) end
+loket.on("contcat", h)
+""",
+    "endless-top-level": """-- the file's own code never ends (line 3): the budget stops the load
+local n = 0
+while true do n = n + 1 end
+""",
+}
+
+
+def tags_of_new_contact(client, what):
+    c = client.create(channel="phone", subject="reload test: %s" % what)
+    return client.contact(c["id"])["tags"]
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_RULES))
+def test_reload_with_a_broken_rule_keeps_the_old_rules(loketd, tmp_path, broken):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "10-version.lua", TAG_RULE % "v1")
+    d = loketd(extra=rules_section(rules, catalogue=None) + example_units())
+    client = Client(d)
+    assert tags_of_new_contact(client, "start") == ["v1"]
+
+    # New rules, one of them broken: nothing of them may apply.
+    write(rules / "10-version.lua", TAG_RULE % "v2")
+    write(rules / "20-broken.lua", BROKEN_RULES[broken])
+    log_at = len(d.log())
+    r = d.ctl("reload")
+    assert r.returncode != 0, "loketctl reload succeeded with a broken rule: %r" % r.stdout
+    assert "20-broken.lua:3" in r.stdout + r.stderr, \
+        "loketctl reload does not name FILE:LINE of the error: %r %r" % (r.stdout, r.stderr)
+    d.wait_log(r"reload failed.*20-broken\.lua:3", after=log_at)
+    assert d.running()
+    assert client.healthz() == 200
+    assert tags_of_new_contact(client, "after failed reload") == ["v1"]
+
+    # SIGHUP with the same broken file: still running, still the old rules.
+    log_at = len(d.log())
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"reload failed.*20-broken\.lua:3", after=log_at)
+    assert d.running()
+    assert client.healthz() == 200
+    assert tags_of_new_contact(client, "after failed SIGHUP") == ["v1"]
+    assert d.stats().get("reload_failures") == "2", d.stats()
+
+    # Fixed: the reload succeeds and the new rules apply.
+    write(rules / "20-broken.lua", TAG_RULE % "fixed")
+    r = d.ctl("reload")
+    assert r.returncode == 0, "loketctl reload failed: %r %r\n%s" % (r.stdout, r.stderr, d.log())
+    assert tags_of_new_contact(client, "after good reload") == ["v2", "fixed"]
+
+    # SIGHUP of a good folder applies too (and removing a file removes its rule).
+    os.unlink(rules / "20-broken.lua")
+    log_at = len(d.log())
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"loketd reloaded config=", after=log_at)
+    assert tags_of_new_contact(client, "after good SIGHUP") == ["v2"]
+
+
+# (c) durable reminders -------------------------------------------------------------------
+
+ALWAYS_OPEN = "".join("%s = 00:00-24:00\n" % day for day in (
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")) + \
+    "holidays = none\n"
+
+REMIND_RULE = """-- a first-line contact still open a minute later goes to burgerzaken
+loket.on("contact", function(c)
+  if c.line == 1 and c.status == "open" then
+    c:remind{ after = "1m", unless = "resolved",
+              escalate = { to = "burgerzaken", reason = "te laat" } }
+  end
+end)
+"""
+
+
+def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
+    """calendar_parse_duration knows d, h and m: a minute is the shortest reminder, so this
+    test waits about a minute, once, with loketd stopped for most of it."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "50-remind.lua", REMIND_RULE)
+    cal = tmp_path / "always-open.conf"
+    write(cal, ALWAYS_OPEN)
+    units = ("[organisation.gemeente]\nname = Gemeente Voorbeeld\ncalendar = %s\n"
+             "[department.burgerzaken]\norganisation = gemeente\n" % cal)
+    d = loketd(extra=rules_section(rules, catalogue=None) + units)
+    client = Client(d)
+
+    late = client.create(channel="phone", subject="Niemand neemt op")
+    handled = client.create(channel="phone", subject="Meteen beantwoord")
+    client.action(handled["id"], "resolve", {"answer": "Beantwoord aan de telefoon."})
+
+    c = client.contact(late["id"])
+    rows = [h for h in actor_line(c, "50-remind.lua") if h["action"] == "rule"]
+    assert len(rows) == 1, c["history"]
+    m = re.match(r"^remind after 1m \(at (\S+)\) unless resolved, then escalate to burgerzaken$",
+                 rows[0]["detail"])
+    assert m, rows[0]
+    due = parse_time(m.group(1))
+    # Always open: one minute of open time is one minute.
+    assert abs((due - parse_time(c["received_at"])).total_seconds() - 60) < 1, (due, c)
+
+    # Down before it is due; up again after.
+    assert client.contact(late["id"])["status"] == "open"
+    assert d.stop() == 0, d.log()
+    d.proc = None
+    d.close()
+    left = (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+    assert left > 0, "loketd stopped only after the reminder was due; the test is too slow"
+    time.sleep(left + 2)
+    t0 = time.monotonic()
+    d.start()
+
+    def escalated():
+        doc = client.contact(late["id"])
+        return doc if doc["status"] == "escalated" else None
+
+    c = wait_until(escalated, 10 * SLOW)
+    assert c, "the reminder due while loketd was down did not fire after start: %r\n%s" % (
+        client.contact(late["id"]), d.log())
+    assert time.monotonic() - t0 < 10 * SLOW
+    assert c["department"] == "burgerzaken"
+    assert c["line"] == 2
+    reminder = history_of(c, action="reminder")
+    assert len(reminder) == 1, c["history"]
+    assert reminder[0]["actor"].startswith("rule:50-remind.lua:"), reminder
+    assert [t["department"] for t in c["tasks"]] == ["burgerzaken"], c["tasks"]
+    assert c["tasks"][0]["reason"] == "te laat", c["tasks"]
+
+    # unless = "resolved": the contact answered in time is left alone, also once its timer
+    # has come due (both timers were due in the same minute).
+    def fired():
+        m = re.search(r"^loket_timers_fired_total(?:\{\})? (\S+)$", client.metrics(), re.M)
+        return m and float(m.group(1)) >= 2
+    assert wait_until(fired, 10 * SLOW), client.metrics()
+    h = client.contact(handled["id"])
+    assert h["status"] == "resolved", h
+    assert h["department"] is None and h["tasks"] == [], h
+    assert not history_of(h, action="reminder"), h["history"]
+    assert not [x for x in h["history"] if x["action"] == "escalate"], h["history"]
