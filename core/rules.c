@@ -49,7 +49,9 @@ struct rules {
 	int oom;
 	enum rules_result stop; /* set by a guard; RULES_OK while running normally */
 	uint64_t ticks;
-	uint64_t deadline_ns;
+	double work; /* C work charged by the guards during this handler call */
+	uint64_t deadline_ns; /* 0 when no handler runs */
+	int loading;
 	int64_t now_ms;
 	const char *current; /* the handler running now, for decisions and logs */
 	struct rules_handler *handlers;
@@ -113,6 +115,8 @@ rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return p;
 }
 
+static void rules_stop(lua_State *L, struct rules *r, enum rules_result why, const char *what);
+
 static void
 rules_hook(lua_State *L, lua_Debug *ar)
 {
@@ -128,13 +132,31 @@ rules_hook(lua_State *L, lua_Debug *ar)
 		else if (util_now_ns() > r->deadline_ns)
 			r->stop = RULES_TIMEOUT;
 	}
-	if (r->stop != RULES_OK) {
-		/* From now on every instruction fails, so pcall inside the rule cannot hold on. */
-		lua_sethook(L, rules_hook, LUA_MASKCOUNT, 1);
-		luaL_error(L, "%s", r->stop == RULES_BUDGET ? "instruction budget exceeded" :
-			    r->stop == RULES_TIMEOUT	  ? "wall-clock limit exceeded" :
-							    "memory cap exceeded");
-	}
+	if (r->stop != RULES_OK)
+		rules_stop(L, r, r->stop,
+		    r->stop == RULES_BUDGET	 ? "instruction budget exceeded" :
+			r->stop == RULES_TIMEOUT ? "wall-clock limit exceeded" :
+						   "memory cap exceeded");
+}
+
+/*
+ * Ends the handler: from now on every instruction fails, so a pcall inside
+ * the rule cannot hold on. The message names the rule's file:line.
+ */
+static void
+rules_stop(lua_State *L, struct rules *r, enum rules_result why, const char *what)
+{
+	lua_Debug ar;
+	int level = 0;
+
+	r->stop = why;
+	lua_sethook(L, rules_hook, LUA_MASKCOUNT, 1);
+	/* The innermost Lua function is where the rule was. */
+	while (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline < 0)
+		level++;
+	if (lua_getstack(L, level, &ar) && ar.currentline >= 0)
+		luaL_error(L, "%s:%d: %s", ar.short_src, ar.currentline, what);
+	luaL_error(L, "%s", what);
 }
 
 static void
@@ -143,6 +165,7 @@ rules_arm(struct rules *r, uint64_t instructions, uint64_t wall_ms)
 	r->stop = RULES_OK;
 	r->oom = 0;
 	r->ticks = 0;
+	r->work = 0;
 	r->deadline_ns = util_now_ns() + wall_ms * 1000000;
 	(void)instructions;
 	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, RULES_HOOK_EVERY);
@@ -171,6 +194,7 @@ rules_pcall(struct rules *r, int nargs, uint64_t budget, const char **msg_r)
 	rules_arm(r, budget, r->limits.wall_ms);
 	rc = lua_pcall(L, nargs, 0, base);
 	lua_sethook(L, NULL, 0, 0);
+	r->deadline_ns = 0;
 	r->limits.instructions = saved;
 	*msg_r = NULL;
 	if (rc != LUA_OK) {
@@ -261,6 +285,9 @@ rules_l_on(lua_State *L)
 	int priority = 0;
 
 	luaL_checktype(L, 2, LUA_TFUNCTION);
+	if (!r->loading)
+		return luaL_error(L, "loket.on: handlers are registered when a rule file loads, not "
+				     "while rules run");
 	if (!rules_event_known(event))
 		return luaL_error(L, "loket.on: unknown event '%s'; expected contact, reply, escalated, "
 				     "resolved, closed, reopened, overdue, missed_call or reminder",
@@ -487,63 +514,144 @@ rules_l_require(lua_State *L)
 static void rules_push_env(lua_State *L);
 
 /*
- * Lua's pattern matcher backtracks in C, out of reach of the count hook:
- * a pattern with several unbounded repetitions over a long subject can run
- * for minutes. Each matching function first estimates the worst case,
- * subject length to the power of the repetitions (plus one when unanchored,
- * for every start position), and refuses what could not finish in time.
+ * Library functions that loop in C run out of reach of the count hook: a
+ * pattern with several repetitions over a long subject can backtrack for
+ * minutes, string.rep("", 2^40) spins without allocating, table.move walks
+ * any range. Each such function is wrapped: the wrapper checks the clock,
+ * estimates the work the call can do (for a pattern: the subject length to
+ * the power of its repetitions, balances and back-references, plus one when
+ * unanchored), refuses a call that could not finish in time, and charges the
+ * estimate to the handler's work budget so that many allowed calls in a row
+ * stop too.
  */
-#define RULES_PATTERN_COST 5e7
+#define RULES_WORK_CALL 5e7   /* the most one call may do */
+#define RULES_WORK_HANDLER 2e8 /* the most all calls of one handler may do */
+
+enum rules_guard_kind {
+	GUARD_PATTERN,      /* find, match, gmatch, gsub */
+	GUARD_PATTERN_FIND, /* find: a plain search (4th argument) is linear */
+	GUARD_REP,
+	GUARD_LINEAR, /* upper, lower, reverse, format, byte: the subject's length */
+	GUARD_MOVE,
+	GUARD_CONCAT,
+};
+
+static void rules_stop(lua_State *L, struct rules *r, enum rules_result why, const char *what);
+
+static double
+rules_pattern_cost(const char *pat, size_t plen, size_t n)
+{
+	int reps = 0, anchored = plen > 0 && pat[0] == '^';
+	double cost = (double)(n + 1) * (double)(plen + 1);
+
+	for (size_t i = 0; i < plen; i++) {
+		if (pat[i] == '%' && i + 1 < plen) {
+			i++;
+			/* %b scans to the balance, %1 compares a capture: each a factor of n. */
+			if (pat[i] == 'b' || (pat[i] >= '1' && pat[i] <= '9'))
+				reps++;
+		} else if (pat[i] == '[') {
+			for (i++; i < plen && pat[i] != ']'; i++)
+				if (pat[i] == '%')
+					i++;
+		} else if (i > 0 && (pat[i] == '*' || pat[i] == '+' || pat[i] == '-' ||
+				       pat[i] == '?')) {
+			reps++;
+		}
+	}
+	for (int k = 0; k < reps + !anchored - 1 && cost <= 1e18; k++)
+		cost *= (double)(n + 1);
+	return cost;
+}
 
 static int
-rules_l_pattern_guard(lua_State *L)
+rules_l_guard(lua_State *L)
 {
-	size_t n, plen;
+	struct rules *r = rules_of(L);
+	enum rules_guard_kind kind = (enum rules_guard_kind)lua_tointeger(L, lua_upvalueindex(2));
+	double work = 0;
+	size_t n = 0, plen = 0;
 	const char *pat;
-	int reps = 0, anchored;
-	double cost = 1;
 
-	luaL_checklstring(L, 1, &n);
-	pat = luaL_checklstring(L, 2, &plen);
-	/* find(s, p, init, true) is a plain search: linear. */
-	if (!(lua_toboolean(L, 4) && lua_tocfunction(L, lua_upvalueindex(2)) != NULL)) {
-		anchored = plen > 0 && pat[0] == '^';
-		for (size_t i = 0; i < plen; i++) {
-			if (pat[i] == '%') {
-				i++;
-			} else if (pat[i] == '[') {
-				for (i++; i < plen && pat[i] != ']'; i++)
-					if (pat[i] == '%')
-						i++;
-			} else if (i > 0 && (pat[i] == '*' || pat[i] == '+' || pat[i] == '-')) {
-				reps++;
-			}
+	if (r->deadline_ns != 0 && util_now_ns() > r->deadline_ns)
+		rules_stop(L, r, RULES_TIMEOUT, "wall-clock limit exceeded");
+	switch (kind) {
+	case GUARD_PATTERN_FIND:
+		if (lua_toboolean(L, 4)) {
+			luaL_checklstring(L, 1, &n);
+			work = (double)n;
+			break;
 		}
-		for (int k = 0; k < reps + !anchored && cost <= RULES_PATTERN_COST; k++)
-			cost *= (double)(n + 1);
-		if (reps > 0 && cost > RULES_PATTERN_COST)
-			return luaL_error(L, "pattern too complex for a subject of %d bytes (%d "
-					     "repetitions); anchor it with ^, use fewer of * + -, or "
-					     "a plain find",
-			    (int)n, reps);
+		/* FALLTHROUGH */
+	case GUARD_PATTERN:
+		luaL_checklstring(L, 1, &n);
+		pat = luaL_checklstring(L, 2, &plen);
+		work = rules_pattern_cost(pat, plen, n);
+		if (work > RULES_WORK_CALL)
+			return luaL_error(L, "pattern too complex for a subject of %d bytes; anchor it "
+					     "with ^, repeat less, or search plainly with find(s, 1, true)",
+			    (int)n);
+		break;
+	case GUARD_REP: {
+		size_t seplen = 0;
+		lua_Integer times = luaL_checkinteger(L, 2);
+
+		luaL_checklstring(L, 1, &n);
+		luaL_optlstring(L, 3, "", &seplen);
+		work = times <= 0 ? 0 : (double)times * (double)(n + seplen + 1);
+		if (times > 0 && (double)times * (double)(n + seplen) > (double)r->limits.memory)
+			rules_stop(L, r, RULES_MEMORY, "string.rep would exceed the memory cap");
+		if (work > RULES_WORK_CALL)
+			rules_stop(L, r, RULES_BUDGET, "string.rep: more repetitions than a rule may make");
+		break;
 	}
+	case GUARD_LINEAR:
+		if (lua_type(L, 1) == LUA_TSTRING)
+			work = (double)lua_rawlen(L, 1);
+		break;
+	case GUARD_MOVE: {
+		lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+
+		work = e >= f ? (double)e - (double)f + 1 : 0;
+		if (work > RULES_WORK_CALL)
+			rules_stop(L, r, RULES_BUDGET, "table.move: a larger range than a rule may move");
+		break;
+	}
+	case GUARD_CONCAT:
+		if (lua_type(L, 1) == LUA_TTABLE)
+			work = (double)lua_rawlen(L, 1);
+		break;
+	}
+	r->work += work;
+	if (r->work > RULES_WORK_HANDLER)
+		rules_stop(L, r, RULES_BUDGET, "work budget exceeded");
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
 	return lua_gettop(L);
 }
 
-/* Wraps string[name] in the pattern guard; plain marks functions with a plain-search flag. */
+/* Wraps lib[name] (the table at idx) in the guard. */
 static void
-rules_guard_pattern(lua_State *L, int strlib, const char *name, int plain)
+rules_guard_fn(lua_State *L, int lib, const char *name, enum rules_guard_kind kind)
 {
-	lua_getfield(L, strlib, name);
-	if (plain)
-		lua_pushcfunction(L, rules_l_pattern_guard);
-	else
-		lua_pushnil(L);
-	lua_pushcclosure(L, rules_l_pattern_guard, 2);
-	lua_setfield(L, strlib, name);
+	lua_getfield(L, lib, name);
+	lua_pushinteger(L, kind);
+	lua_pushcclosure(L, rules_l_guard, 2);
+	lua_setfield(L, lib, name);
+}
+
+/* setmetatable without __gc: finalizers run with hooks off, out of reach of every limit. */
+static int
+rules_l_setmetatable(lua_State *L)
+{
+	if (lua_istable(L, 2) && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+		return luaL_error(L, "setmetatable: __gc finalizers are not allowed in rules");
+	lua_settop(L, 2);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, 2, 1);
+	return 1;
 }
 
 /* load(chunk [, name [, mode [, env]]]): text only, with the rule's globals by default. */
@@ -605,10 +713,19 @@ rules_open_libs(struct rules *r)
 
 			lua_pushnil(L);
 			lua_setfield(L, strlib, "dump");
-			rules_guard_pattern(L, strlib, "find", 1);
-			rules_guard_pattern(L, strlib, "match", 0);
-			rules_guard_pattern(L, strlib, "gmatch", 0);
-			rules_guard_pattern(L, strlib, "gsub", 0);
+			rules_guard_fn(L, strlib, "find", GUARD_PATTERN_FIND);
+			rules_guard_fn(L, strlib, "match", GUARD_PATTERN);
+			rules_guard_fn(L, strlib, "gmatch", GUARD_PATTERN);
+			rules_guard_fn(L, strlib, "gsub", GUARD_PATTERN);
+			rules_guard_fn(L, strlib, "rep", GUARD_REP);
+			for (const char *const *f = (const char *const[]){ "upper", "lower",
+				 "reverse", "format", "byte", NULL };
+			     *f != NULL; f++)
+				rules_guard_fn(L, strlib, *f, GUARD_LINEAR);
+		} else if (strcmp(libs[i].name, LUA_TABLIBNAME) == 0) {
+			rules_guard_fn(L, lua_gettop(L), "move", GUARD_MOVE);
+			rules_guard_fn(L, lua_gettop(L), "concat", GUARD_CONCAT);
+			rules_guard_fn(L, lua_gettop(L), "unpack", GUARD_CONCAT);
 		}
 		rules_readonly(L, -1);
 		lua_setfield(L, base, libs[i].name);
@@ -629,6 +746,9 @@ rules_open_libs(struct rules *r)
 	rules_readonly(L, -1);
 	lua_setfield(L, base, "os");
 	lua_pop(L, 1);
+	lua_getfield(L, base, "setmetatable");
+	lua_pushcclosure(L, rules_l_setmetatable, 1);
+	lua_setfield(L, base, "setmetatable");
 	lua_pushcfunction(L, rules_l_require);
 	lua_setfield(L, base, "require");
 	lua_pushcfunction(L, rules_l_load);
@@ -673,6 +793,9 @@ rules_push_env(lua_State *L)
 	lua_newtable(L);
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_base);
 	lua_setfield(L, -2, "__index");
+	/* getmetatable(_ENV).__index would hand out the shared base. */
+	lua_pushliteral(L, "read-only");
+	lua_setfield(L, -2, "__metatable");
 	lua_setmetatable(L, -2);
 }
 
@@ -723,8 +846,10 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 	if (nresults == 0) {
 		res = rules_pcall(r, 0, r->limits.instructions * 10, &msg);
 		if (res != RULES_OK) {
-			if (asprintf(error_r, "%s (%s)", msg != NULL ? msg : name,
-				rules_result_name(res)) < 0)
+			int named = msg != NULL && strncmp(msg, name, strlen(name)) == 0;
+
+			if (asprintf(error_r, "%s%s%s (%s)", named ? "" : name, named ? "" : ": ",
+				msg != NULL ? msg : "failed", rules_result_name(res)) < 0)
 				*error_r = NULL;
 			lua_settop(L, top);
 			return -1;
@@ -804,10 +929,12 @@ rules_load(const char *dir, const struct rules_limits *limits, const struct rule
 			*error_r = NULL;
 		goto fail;
 	}
+	r->loading = 1;
 	for (int i = 0; i < n; i++) {
 		if (rules_load_file(r, names[i]->d_name, 0, error_r) < 0)
 			goto fail;
 	}
+	r->loading = 0;
 	for (int i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
@@ -1293,10 +1420,14 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		struct rules_handler *h = &r->handlers[i];
 		enum rules_result res;
 		const char *msg;
+		lua_Integer before;
 
 		if (strcmp(h->event, event) != 0)
 			continue;
 		r->current = h->where;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
+		before = (lua_Integer)lua_rawlen(L, -1);
+		lua_pop(L, 1);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
 		lua_pushvalue(L, top + 1);
 		if (extra != NULL)
@@ -1306,16 +1437,28 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		res = rules_pcall(r, 2, r->limits.instructions, &msg);
 		if (r->host.count != NULL)
 			r->host.count(r->host.arg, h->where, res);
-		if (res != RULES_OK) {
-			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "rule", h->where,
-						       "type", "failed", "result",
-						       rules_result_name(res), "message",
-						       msg != NULL ? msg : "?"));
-			lua_pop(L, 1);
+		if (res == RULES_OK)
+			continue;
+		/* A failed handler is skipped whole: what it decided before failing is dropped. */
+		lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
+		for (lua_Integer k = (lua_Integer)lua_rawlen(L, -1); k > before; k--) {
+			lua_pushnil(L);
+			lua_rawseti(L, -2, k);
 		}
+		lua_createtable(L, 0, 4);
+		lua_pushliteral(L, "failed");
+		lua_setfield(L, -2, "type");
+		lua_pushstring(L, h->where);
+		lua_setfield(L, -2, "rule");
+		lua_pushstring(L, rules_result_name(res));
+		lua_setfield(L, -2, "result");
+		lua_pushstring(L, msg != NULL ? msg : "?");
+		lua_setfield(L, -2, "message");
+		lua_rawseti(L, -2, before + 1);
+		lua_pop(L, 2); /* the decisions, the message */
 	}
 	r->current = NULL;
-	/* Decisions of every rule that ran, failed ones included up to their failure. */
+	/* In the order the handlers ran. */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
 	for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
 		lua_rawgeti(L, -1, i);
