@@ -172,7 +172,7 @@ def rss_kib(pid):
 class Loketd:
     """One loketd in dir/: its config, data_dir, empty plugin_dir and log."""
 
-    def __init__(self, builddir, dir, log_level="info", durability="full"):
+    def __init__(self, builddir, dir, log_level="info", durability="full", extra=""):
         self.loketd = os.path.join(builddir, "core", "loketd")
         self.loketctl = os.path.join(builddir, "core", "loketctl")
         self.dir = dir
@@ -216,6 +216,7 @@ organisation = gemeente
 name = Sociale dienst
 organisation = ocmw
 """ % (self.port, self.data_dir, plugin_dir, log_level, durability))
+            f.write(extra)
 
     def start(self, timeout=60):
         """Starts loketd and waits for /healthz; returns seconds from exec to the first 200."""

@@ -173,13 +173,21 @@ rulebook_run(struct loketd *d, const char *event, json_t *contact, json_t *extra
 	return rules_run(d->rules, event, contact, extra, util_time_ms());
 }
 
+static const double rulebook_bounds[] = { 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1 };
+
 void
 rulebook_contact(struct loketd *d, json_t *doc)
 {
+	uint64_t t0 = util_now_ns();
 	json_t *decisions = rulebook_run(d, "contact", doc, NULL);
 
 	if (decisions == NULL)
 		return;
+	metrics_observe(metrics_series(d->metrics, METRIC_HISTOGRAM, "loket_rules_contact_seconds",
+			    "Time the contact rules took for one new contact.", "", rulebook_bounds,
+			    sizeof(rulebook_bounds) / sizeof(rulebook_bounds[0])),
+	    (double)(util_now_ns() - t0) / 1e9);
 	register_apply(d, doc, decisions);
 	json_decref(decisions);
 }
