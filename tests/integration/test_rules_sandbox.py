@@ -30,7 +30,9 @@ EXPECT = {
     "01-infinite-loop.lua": dict(results=ANY_STOP),
     "02-pcall-swallows-budget.lua": dict(results=ANY_STOP),
     "03-string-rep-bomb.lua": dict(results={"memory"}),
-    "04-table-growth-bomb.lua": dict(results={"memory"}),
+    # Each step is C work (byte, the table constructor); on a loaded machine the clock
+    # can stop it before the cap does. Either way the rule is contained.
+    "04-table-growth-bomb.lua": dict(results={"memory", "timeout"}),
     "05-pcall-swallows-memory.lua": dict(results={"memory"}),
     "06-catastrophic-find.lua": dict(results={"error"}),
     "07-catastrophic-match.lua": dict(results={"error"}),
