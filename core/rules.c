@@ -154,9 +154,12 @@ rules_stop(lua_State *L, struct rules *r, enum rules_result why, const char *wha
 	/* The innermost Lua function is where the rule was. */
 	while (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline < 0)
 		level++;
+	/* lua_error, not luaL_error: the position is already in the message. */
 	if (lua_getstack(L, level, &ar) && ar.currentline >= 0)
-		luaL_error(L, "%s:%d: %s", ar.short_src, ar.currentline, what);
-	luaL_error(L, "%s", what);
+		lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, what);
+	else
+		lua_pushstring(L, what);
+	lua_error(L);
 }
 
 static void
