@@ -1,6 +1,7 @@
 /* auth.c: bearer tokens (hashed at rest), roles, scopes, and the audit trail of reads. */
 #include "config.h"
 
+#include <event2/event.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,15 @@
 
 #define AUTH_PREFIX "lkt_"
 
+#define AUTH_AUDIT_BATCH 256
+#define AUTH_AUDIT_DELAY_MS 20
+
 struct auth {
 	struct loketd *daemon;
 	struct auth_token **tokens;
 	size_t ntokens;
+	json_t *audit_rows; /* waiting for the next flush */
+	struct event *audit_ev;
 };
 
 static const struct {
@@ -131,6 +137,8 @@ auth_loaded_cb(struct store_req *req, void *arg)
 	log_info("auth", "tokens loaded count=%zu", a->ntokens);
 }
 
+static void auth_audit_cb(evutil_socket_t fd, short what, void *arg);
+
 int
 auth_init(struct loketd *d, const char **error_r)
 {
@@ -144,6 +152,8 @@ auth_init(struct loketd *d, const char **error_r)
 	}
 	a->daemon = d;
 	d->auth = a;
+	a->audit_rows = json_array();
+	a->audit_ev = evtimer_new(d->base, auth_audit_cb, d);
 	if ((req = store_req_new(STORE_TOKEN_LIST, json_object(), auth_loaded_cb, a)) == NULL) {
 		*error_r = "out of memory";
 		return -1;
@@ -161,6 +171,9 @@ auth_free(struct auth *a)
 	for (size_t i = 0; i < a->ntokens; i++)
 		auth_token_free(a->tokens[i]);
 	free(a->tokens);
+	json_decref(a->audit_rows);
+	if (a->audit_ev != NULL)
+		event_free(a->audit_ev);
 	free(a);
 }
 
@@ -257,18 +270,49 @@ auth_department_ok(struct loket_http_req *req, const char *department)
 }
 
 void
-auth_audit(struct loketd *d, struct loket_http_req *req, const char *action, const char *object)
+auth_audit_flush(struct loketd *d)
 {
-	struct store_req *sr = store_req_new(STORE_AUDIT,
-	    json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)util_time_ms(), "token",
-		auth_name(req), "action", action, "object", object),
-	    NULL, NULL);
+	struct auth *a = d->auth;
+	struct store_req *sr;
 
+	if (a == NULL || json_array_size(a->audit_rows) == 0)
+		return;
+	/* The request takes the array; new reads gather in a fresh one. */
+	sr = store_req_new(STORE_AUDIT, json_pack("{s:o}", "rows", a->audit_rows), NULL, NULL);
+	a->audit_rows = json_array();
 	if (sr == NULL) {
-		log_warnx("auth", "cannot record an audit row action=%s object=%s", action, object);
+		log_warnx("auth", "cannot record audit rows");
 		return;
 	}
 	store_submit(d->store, sr);
+}
+
+static void
+auth_audit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	auth_audit_flush(arg);
+}
+
+/*
+ * Reads are audited in batches: one write carries the rows of the last few
+ * milliseconds, so a busy read path does not queue a write per read.
+ */
+void
+auth_audit(struct loketd *d, struct loket_http_req *req, const char *action, const char *object)
+{
+	struct auth *a = d->auth;
+	struct timeval tv = { 0, AUTH_AUDIT_DELAY_MS * 1000 };
+
+	if (json_array_append_new(a->audit_rows,
+		json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)util_time_ms(), "token",
+		    auth_name(req), "action", action, "object", object)) < 0) {
+		log_warnx("auth", "cannot record an audit row action=%s object=%s", action, object);
+		return;
+	}
+	if (json_array_size(a->audit_rows) >= AUTH_AUDIT_BATCH)
+		auth_audit_flush(d);
+	else if (a->audit_ev != NULL && !evtimer_pending(a->audit_ev, NULL))
+		evtimer_add(a->audit_ev, &tv);
 }
 
 struct auth_pending {

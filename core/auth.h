@@ -40,6 +40,8 @@ const char *auth_name(struct loket_http_req *req);
 /* Records that the request's token read object (no personal data in object). */
 void auth_audit(struct loketd *d, struct loket_http_req *req, const char *action,
     const char *object);
+/* Hands the audit rows gathered so far to the register. */
+void auth_audit_flush(struct loketd *d);
 /* Whether department is one the request's token is limited to (or it has no limit). */
 int auth_department_ok(struct loket_http_req *req, const char *department);
 

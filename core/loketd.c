@@ -259,6 +259,7 @@ loketd_teardown(struct loketd *d)
 	if (d->drain_timer != NULL)
 		event_free(d->drain_timer);
 	timers_free(d);
+	auth_audit_flush(d);
 	/* The register first: its last completions still reach live plugins and connections. */
 	store_close(d->store);
 	rulebook_free(d);

@@ -1115,12 +1115,21 @@ op_audit(struct sq_conn *c, struct store_req *req)
 		step_error(c, req, SQLITE_ERROR);
 		return;
 	}
-	bind_json_int(st, 1, req->in, "at");
-	bind_json_text(st, 2, req->in, "token");
-	bind_json_text(st, 3, req->in, "action");
-	bind_json_text(st, 4, req->in, "object");
-	if (sqlite3_step(st) != SQLITE_DONE)
-		step_error(c, req, SQLITE_ERROR);
+	json_t *row;
+	size_t i;
+
+	json_array_foreach(json_object_get(req->in, "rows"), i, row) {
+		if (i > 0 && (st = sq_stmt(c, sql)) == NULL)
+			break;
+		bind_json_int(st, 1, row, "at");
+		bind_json_text(st, 2, row, "token");
+		bind_json_text(st, 3, row, "action");
+		bind_json_text(st, 4, row, "object");
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			step_error(c, req, SQLITE_ERROR);
+			return;
+		}
+	}
 }
 
 static void
