@@ -1079,7 +1079,7 @@ rules_contact_data(lua_State *L, int idx)
 {
 	if (!lua_getmetatable(L, idx))
 		luaL_error(L, "not a contact");
-	lua_getfield(L, -1, "data");
+	lua_getfield(L, -1, "__index");
 	lua_remove(L, -2);
 	if (!lua_istable(L, -1))
 		luaL_error(L, "not a contact");
@@ -1311,22 +1311,6 @@ static const char *const rules_writable[] = { "product", "department", "priority
 	"confidential", "language", NULL };
 
 static int
-rules_contact_index(lua_State *L)
-{
-	/* Methods first, then the data. */
-	lua_getmetatable(L, 1);
-	lua_getfield(L, -1, "methods");
-	lua_pushvalue(L, 2);
-	if (lua_rawget(L, -2) != LUA_TNIL)
-		return 1;
-	lua_pop(L, 2);
-	lua_getfield(L, -1, "data");
-	lua_pushvalue(L, 2);
-	lua_rawget(L, -2);
-	return 1;
-}
-
-static int
 rules_contact_newindex(lua_State *L)
 {
 	const char *key = luaL_checkstring(L, 2);
@@ -1387,17 +1371,25 @@ rules_contact_mt(lua_State *L)
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
 }
 
-/* A contact object for one run: a proxy whose metatable holds its data. */
+/*
+ * A contact object for one run: an empty proxy whose metatable's __index is
+ * its data (with the methods beside the fields), so reading a field is a
+ * plain table lookup; writes go through __newindex and are checked.
+ */
 static void
 rules_push_contact(lua_State *L, json_t *contact)
 {
 	lua_newtable(L);
 	lua_newtable(L);
 	rules_push_json(L, contact, 0);
-	lua_setfield(L, -2, "data");
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
-	lua_setfield(L, -2, "methods");
-	lua_pushcfunction(L, rules_contact_index);
+	lua_pushnil(L);
+	while (lua_next(L, -2) != 0) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -5);
+	}
+	lua_pop(L, 1);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, rules_contact_newindex);
 	lua_setfield(L, -2, "__newindex");
@@ -1469,8 +1461,7 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		lua_pop(L, 1);
 	}
 	luaL_unref(L, LUA_REGISTRYINDEX, r->decisions_ref);
+	/* Garbage is left to the collector's own pace; at the cap it runs in full first. */
 	lua_settop(L, top);
-	/* Garbage of this run does not count against the next one. */
-	lua_gc(L, LUA_GCSTEP, 0);
 	return out;
 }
