@@ -19,6 +19,30 @@ api_reply(struct loket_http_req *req, int status, json_t *doc)
 	http_reply_json(req, status, doc);
 }
 
+/* A list whose items the store encoded already ("items_json"): sent as it is. */
+static void
+api_reply_list(struct loket_http_req *req, int status, json_t *out)
+{
+	json_t *items = json_object_get(out, "items_json");
+	char *cursor = json_dumps(json_object_get(out, "next_cursor"), JSON_ENCODE_ANY);
+	size_t len = json_string_length(items) + 64;
+	char *body = malloc(len);
+	int n;
+
+	if (body == NULL || cursor == NULL) {
+		free(body);
+		free(cursor);
+		http_problem(req, 503, "out of memory");
+		return;
+	}
+	n = snprintf(body, len, "{\"items\":%s,\"next_cursor\":%s}", json_string_value(items),
+	    cursor);
+	http_add_header(req, "Cache-Control", "no-store");
+	http_reply(req, status, "application/json", body, n > 0 ? (size_t)n : 0);
+	free(body);
+	free(cursor);
+}
+
 struct api_call *
 api_call_new(struct loketd *d, struct loket_http_req *req, int ok_status)
 {
@@ -49,7 +73,10 @@ api_store_cb(struct store_req *sr, void *arg)
 		call->after(call, sr);
 	if (call->audit_action[0] != '\0')
 		auth_audit(call->d, call->req, call->audit_action, call->audit_object);
-	api_reply(call->req, call->ok_status, json_incref(sr->out));
+	if (json_is_string(json_object_get(sr->out, "items_json")))
+		api_reply_list(call->req, call->ok_status, sr->out);
+	else
+		api_reply(call->req, call->ok_status, json_incref(sr->out));
 	free(call);
 }
 
