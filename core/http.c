@@ -400,9 +400,8 @@ http_req_free(struct loket_http_req *req)
 }
 
 static void
-http_count(struct http *http, const struct http_route *route_c, int method, int status)
+http_count(struct http *http, struct http_route *route, int method, int status)
 {
-	struct http_route *route = (struct http_route *)route_c;
 	struct metric_series *series;
 	char labels[512], esc[256];
 	const char *mname = "OTHER";
@@ -535,7 +534,7 @@ http_gen_cb(struct evhttp_request *ev, void *arg)
 	char **segs = NULL;
 	size_t nsegs = 0;
 	unsigned int allowed = 0;
-	const struct http_route *route = NULL;
+	struct http_route *route = NULL;
 
 	if ((req = calloc(1, sizeof(*req))) == NULL) {
 		evhttp_send_error(ev, 503, "out of memory");
@@ -566,7 +565,7 @@ http_gen_cb(struct evhttp_request *ev, void *arg)
 		goto out;
 	}
 	for (size_t i = 0; i < http->nroutes; i++) {
-		const struct http_route *r = http->routes[i];
+		struct http_route *r = http->routes[i];
 		unsigned int m = r->methods;
 
 		if (!http_route_match(r, segs, nsegs))

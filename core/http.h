@@ -28,7 +28,7 @@ struct http_limits {
 struct loket_http_req {
 	struct http *http;
 	struct evhttp_request *ev;
-	const struct http_route *route;
+	struct http_route *route;
 	enum loket_http_method method;
 	char *path;
 	struct evkeyvalq query;

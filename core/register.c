@@ -125,12 +125,6 @@ register_init(struct loketd *d)
 	return 0;
 }
 
-void
-register_free(struct loketd *d)
-{
-	(void)d;
-}
-
 int
 register_party_id(const char *field, const char *value, char *out, size_t outlen,
     const char **error_r)

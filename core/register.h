@@ -30,7 +30,6 @@ extern const struct register_transition register_transitions[REGISTER_ACTION_COU
 
 /* register.c */
 int register_init(struct loketd *d);
-void register_free(struct loketd *d);
 /*
  * Checks and normalises a contact as posted (fields, types, party
  * identifiers) into the document the store writes. On error returns an HTTP
