@@ -50,6 +50,7 @@ struct rules {
 	enum rules_result stop; /* set by a guard; RULES_OK while running normally */
 	uint64_t ticks;
 	double work; /* C work charged by the guards during this handler call */
+	unsigned int guard_calls;
 	uint64_t deadline_ns; /* 0 when no handler runs */
 	int loading;
 	int64_t now_ms;
@@ -72,7 +73,6 @@ static const char *const rules_result_names[RULES_RESULT_COUNT] = {
 };
 
 /* Keys for the registry and metatables: their addresses are unique. */
-static const char rules_key_self = 'r';
 static const char rules_key_base = 'b';
 static const char rules_key_modules = 'm';
 static const char rules_key_contact_mt = 'c';
@@ -83,15 +83,11 @@ rules_result_name(enum rules_result result)
 	return result < RULES_RESULT_COUNT ? rules_result_names[result] : "?";
 }
 
+/* The engine of a state, kept in the state's extra space: every guarded call asks for it. */
 static struct rules *
 rules_of(lua_State *L)
 {
-	struct rules *r;
-
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_self);
-	r = lua_touserdata(L, -1);
-	lua_pop(L, 1);
-	return r;
+	return *(struct rules **)lua_getextraspace(L);
 }
 
 static void *
@@ -360,6 +356,25 @@ rules_l_time(lua_State *L)
 	return 1;
 }
 
+/* loket.classify(text): the catalogue product one of whose keywords is a word of text, or nil. */
+static int
+rules_l_classify(lua_State *L)
+{
+	struct rules *r = rules_of(L);
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	const struct catalogue *cat = r->host.catalogue != NULL ? r->host.catalogue(r->host.arg) : NULL;
+	const struct catalogue_product *p;
+
+	r->work += (double)len * (cat != NULL ? (double)cat->nproducts : 0);
+	p = cat != NULL ? catalogue_match(cat, text) : NULL;
+	if (p == NULL)
+		lua_pushnil(L);
+	else
+		lua_pushstring(L, p->code);
+	return 1;
+}
+
 static int
 rules_l_now(lua_State *L)
 {
@@ -576,7 +591,8 @@ rules_l_guard(lua_State *L)
 	size_t n = 0, plen = 0;
 	const char *pat;
 
-	if (r->deadline_ns != 0 && util_now_ns() > r->deadline_ns)
+	/* The clock every 16 calls: a call's own work is bounded by the charge below. */
+	if (r->deadline_ns != 0 && (++r->guard_calls & 15) == 0 && util_now_ns() > r->deadline_ns)
 		rules_stop(L, r, RULES_TIMEOUT, "wall-clock limit exceeded");
 	switch (kind) {
 	case GUARD_PATTERN_FIND:
@@ -768,6 +784,8 @@ rules_open_libs(struct rules *r)
 	lua_setfield(L, -2, "calendar");
 	lua_pushcfunction(L, rules_l_now);
 	lua_setfield(L, -2, "now");
+	lua_pushcfunction(L, rules_l_classify);
+	lua_setfield(L, -2, "classify");
 	rules_push_catalogue(L, r->host.catalogue != NULL ? r->host.catalogue(r->host.arg) : NULL);
 	lua_setfield(L, -2, "catalogue");
 	rules_readonly(L, -1);
@@ -923,8 +941,7 @@ rules_load(const char *dir, const struct rules_limits *limits, const struct rule
 	r->now_ms = util_time_ms();
 	if ((r->L = lua_newstate(rules_alloc, r)) == NULL)
 		goto nomem;
-	lua_pushlightuserdata(r->L, r);
-	lua_rawsetp(r->L, LUA_REGISTRYINDEX, &rules_key_self);
+	*(struct rules **)lua_getextraspace(r->L) = r;
 	rules_open_libs(r);
 	rules_contact_mt(r->L);
 	if ((n = scandir(dir, &names, rules_name_filter, alphasort)) < 0) {

@@ -2,13 +2,6 @@
 -- using the keywords of the catalogue. Runs before routing (priority 10).
 loket.on("contact", function(c)
   if c.product or c.channel ~= "email" or c.subject == nil then return end
-  local subject = c.subject:lower()
-  for code, p in pairs(loket.catalogue) do
-    for _, word in ipairs(p.keywords) do
-      if subject:find(word, 1, true) then
-        c.product = code
-        return
-      end
-    end
-  end
+  local code = loket.classify(c.subject)
+  if code then c.product = code end
 end, { priority = 10 })
