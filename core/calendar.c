@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "calendar.h"
+#include "util.h"
 
 /*
  * How many days in a row may be closed before we give up looking for the
@@ -465,20 +466,6 @@ calendar_free(struct calendar *cal)
 	free(cal);
 }
 
-/* A message owned by the caller, or NULL without memory. */
-static char *
-calendar_errorf(const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
 /* Records the first error only, as "path:line: message"; returns 0 for inih. */
 static int
 calendar_fail(struct calendar_parse *p, const char *fmt, ...)
@@ -494,7 +481,7 @@ calendar_fail(struct calendar_parse *p, const char *fmt, ...)
 		msg = NULL;
 	va_end(ap);
 	if (msg != NULL)
-		p->error = calendar_errorf("%s:%d: %s", p->path, p->line, msg);
+		p->error = util_printf("%s:%d: %s", p->path, p->line, msg);
 	free(msg);
 	return 0;
 }
@@ -798,11 +785,11 @@ calendar_load(const char *path, struct calendar **cal_r, char **error_r)
 	if ((p.cal = calendar_new()) == NULL)
 		goto fail;
 	if ((p.fp = fopen(path, "r")) == NULL) {
-		*error_r = calendar_errorf("%s: cannot read: %s", path, strerror(errno));
+		*error_r = util_printf("%s: cannot read: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(fileno(p.fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		*error_r = calendar_errorf("%s: cannot read: not a regular file", path);
+		*error_r = util_printf("%s: cannot read: not a regular file", path);
 		fclose(p.fp);
 		goto fail;
 	}
@@ -815,12 +802,12 @@ calendar_load(const char *path, struct calendar **cal_r, char **error_r)
 		goto fail;
 	}
 	if (rc > 0) {
-		*error_r = calendar_errorf(
+		*error_r = util_printf(
 		    "%s:%d: expected 'key = value', like monday = 08:30-12:00", path, rc);
 		goto fail;
 	}
 	if (rc < 0) {
-		*error_r = calendar_errorf("%s: cannot parse (error %d)", path, rc);
+		*error_r = util_printf("%s: cannot parse (error %d)", path, rc);
 		goto fail;
 	}
 	*cal_r = p.cal;
@@ -828,7 +815,7 @@ calendar_load(const char *path, struct calendar **cal_r, char **error_r)
 fail:
 	free(p.error);
 	if (*error_r == NULL)
-		*error_r = calendar_errorf("%s: out of memory", path);
+		*error_r = util_printf("%s: out of memory", path);
 	calendar_free(p.cal);
 	return -1;
 }

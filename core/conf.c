@@ -77,19 +77,6 @@ struct conf_parse {
 	char *error;
 };
 
-static char *
-conf_errorf(const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
 static int conf_handler(void *user, const char *section, const char *name, const char *value);
 
 /*
@@ -182,12 +169,12 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	if (p->error != NULL)
 		return 0;
 	if (section[0] == '\0') {
-		p->error = conf_errorf("%s:%d: key '%s' outside any section; expected a [section] first",
+		p->error = util_printf("%s:%d: key '%s' outside any section; expected a [section] first",
 		    conf->path, p->line, name);
 		return 0;
 	}
 	if (!conf_section_known(pattern)) {
-		p->error = conf_errorf("%s:%d: unknown section [%s]; expected loketd, http, storage, "
+		p->error = util_printf("%s:%d: unknown section [%s]; expected loketd, http, storage, "
 				       "rules, organisation.NAME, department.NAME or plugin.NAME",
 		    conf->path, p->line, section);
 		return 0;
@@ -196,12 +183,12 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 		if (conf_find(conf, section, "") != NULL)
 			return 1;
 	} else if (strcmp(pattern, "plugin.*") != 0 && conf_key_find(pattern, name) == NULL) {
-		p->error = conf_errorf("%s:%d: unknown key '%s' in [%s]", conf->path, p->line, name,
+		p->error = util_printf("%s:%d: unknown key '%s' in [%s]", conf->path, p->line, name,
 		    section);
 		return 0;
 	}
 	if (conf_find(conf, section, name) != NULL) {
-		p->error = conf_errorf("%s:%d: key '%s' in [%s] is set twice (first on line %d)",
+		p->error = util_printf("%s:%d: key '%s' in [%s] is set twice (first on line %d)",
 		    conf->path, p->line, name, section, conf_find(conf, section, name)->line);
 		return 0;
 	}
@@ -223,7 +210,7 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	conf->nentries++;
 	return 1;
 nomem:
-	p->error = conf_errorf("%s:%d: out of memory", conf->path, p->line);
+	p->error = util_printf("%s:%d: out of memory", conf->path, p->line);
 	return 0;
 }
 
@@ -348,16 +335,16 @@ conf_apply_section(struct conf *conf, const char *pattern, const char *section, 
 		e = conf_find(conf, section, k->key);
 		value = e != NULL ? e->value : k->default_value;
 		if (value == NULL) {
-			*error_r = conf_errorf("%s: [%s] %s is required", conf->path, section, k->key);
+			*error_r = util_printf("%s: [%s] %s is required", conf->path, section, k->key);
 			return -1;
 		}
 		expected = conf_apply(conf, base, k, value);
 		if (expected != NULL) {
 			if (e != NULL)
-				*error_r = conf_errorf("%s:%d: %s: expected %s, got '%s'", conf->path,
+				*error_r = util_printf("%s:%d: %s: expected %s, got '%s'", conf->path,
 				    e->line, k->key, expected, value);
 			else
-				*error_r = conf_errorf("%s: [%s] %s: built-in default '%s' is not %s",
+				*error_r = util_printf("%s: [%s] %s: built-in default '%s' is not %s",
 				    conf->path, section, k->key, value, expected);
 			return -1;
 		}
@@ -379,7 +366,7 @@ conf_split_plugins(struct conf *conf, char **error_r)
 
 		for (const char *c = tok; *c != '\0'; c++) {
 			if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
-				*error_r = conf_errorf("%s:%d: plugins: expected plugin names of "
+				*error_r = util_printf("%s:%d: plugins: expected plugin names of "
 						       "a-z, 0-9 and _, got '%s'",
 				    conf->path, e->line, tok);
 				goto fail;
@@ -387,7 +374,7 @@ conf_split_plugins(struct conf *conf, char **error_r)
 		}
 		for (size_t i = 0; i < conf->nplugins; i++) {
 			if (strcmp(conf->plugin_names[i], tok) == 0) {
-				*error_r = conf_errorf("%s:%d: plugins: '%s' is listed twice",
+				*error_r = util_printf("%s:%d: plugins: '%s' is listed twice",
 				    conf->path, e->line, tok);
 				goto fail;
 			}
@@ -451,7 +438,7 @@ conf_collect_units(struct conf *conf, char **error_r)
 			for (size_t j = 0; j < conf->nplugins; j++)
 				seen |= strcmp(conf->plugin_names[j], section + 7) == 0;
 			if (!seen) {
-				*error_r = conf_errorf("%s:%d: section [%s] is for plugin '%s', which "
+				*error_r = util_printf("%s:%d: section [%s] is for plugin '%s', which "
 						       "is not in [loketd] plugins",
 				    conf->path, conf->entries[i].line, section, section + 7);
 				return -1;
@@ -465,7 +452,7 @@ conf_collect_units(struct conf *conf, char **error_r)
 			char section[256];
 
 			snprintf(section, sizeof(section), "department.%s", d->id);
-			*error_r = conf_errorf("%s:%d: organisation: expected one of the "
+			*error_r = util_printf("%s:%d: organisation: expected one of the "
 					       "[organisation.NAME] sections, got '%s'",
 			    conf->path, conf_find(conf, section, "organisation")->line, d->organisation);
 			return -1;
@@ -500,7 +487,7 @@ conf_derive(struct conf *conf, char **error_r)
 	if (conf->control_socket[0] == '\0') {
 		if (util_path_join(buf, sizeof(buf), conf->data_dir, "loketd.sock") < 0 ||
 		    strlen(buf) >= 108) {
-			*error_r = conf_errorf("%s: data_dir is too long for the control socket path; "
+			*error_r = util_printf("%s: data_dir is too long for the control socket path; "
 					       "set [loketd] control_socket",
 			    conf->path);
 			return -1;
@@ -517,7 +504,7 @@ conf_derive(struct conf *conf, char **error_r)
 			return -1;
 	}
 	if (strcmp(conf->storage_driver, "pgsql") == 0 && conf->storage_conninfo[0] == '\0') {
-		*error_r = conf_errorf("%s: [storage] driver = pgsql needs conninfo", conf->path);
+		*error_r = util_printf("%s: [storage] driver = pgsql needs conninfo", conf->path);
 		return -1;
 	}
 	return 0;
@@ -534,16 +521,16 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 	*error_r = NULL;
 	if ((conf = calloc(1, sizeof(*conf))) == NULL || (conf->path = strdup(path)) == NULL) {
 		free(conf);
-		*error_r = conf_errorf("%s: out of memory", path);
+		*error_r = util_printf("%s: out of memory", path);
 		return -1;
 	}
 	p.conf = conf;
 	if ((p.fp = fopen(path, "r")) == NULL) {
-		*error_r = conf_errorf("%s: cannot read: %s", path, strerror(errno));
+		*error_r = util_printf("%s: cannot read: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(fileno(p.fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		*error_r = conf_errorf("%s: cannot read: %s", path,
+		*error_r = util_printf("%s: cannot read: %s", path,
 		    S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
 		fclose(p.fp);
 		goto fail;
@@ -551,7 +538,7 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 	rc = ini_parse_stream(conf_reader, &p, conf_handler, &p);
 	fclose(p.fp);
 	if (p.overlong) {
-		*error_r = conf_errorf("%s:%d: line too long; expected at most 199 characters",
+		*error_r = util_printf("%s:%d: line too long; expected at most 199 characters",
 		    path, p.line);
 		goto fail;
 	}
@@ -560,11 +547,11 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 		goto fail;
 	}
 	if (rc > 0) {
-		*error_r = conf_errorf("%s:%d: expected '[section]' or 'key = value'", path, rc);
+		*error_r = util_printf("%s:%d: expected '[section]' or 'key = value'", path, rc);
 		goto fail;
 	}
 	if (rc < 0) {
-		*error_r = conf_errorf("%s: cannot parse (error %d)", path, rc);
+		*error_r = util_printf("%s: cannot parse (error %d)", path, rc);
 		goto fail;
 	}
 	if (conf_apply_section(conf, "loketd", "loketd", conf, error_r) < 0 ||
@@ -578,7 +565,7 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 	return 0;
 fail:
 	if (*error_r == NULL)
-		*error_r = conf_errorf("%s: out of memory", path);
+		*error_r = util_printf("%s: out of memory", path);
 	conf_free(conf);
 	return -1;
 }

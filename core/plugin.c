@@ -16,19 +16,6 @@
 #include "plugin.h"
 #include "util.h"
 
-static char *
-plugin_errorf(const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
 /* A plugin file anyone can replace is code anyone can run as loketd. */
 static char *
 plugin_check_perms(const char *name, const char *path, const char *what)
@@ -36,14 +23,14 @@ plugin_check_perms(const char *name, const char *path, const char *what)
 	struct stat st;
 
 	if (stat(path, &st) < 0)
-		return plugin_errorf("plugin %s: cannot open %s %s: %s", name, what, path,
+		return util_printf("plugin %s: cannot open %s %s: %s", name, what, path,
 		    strerror(errno));
 	if (st.st_mode & S_IWOTH)
-		return plugin_errorf("plugin %s: %s %s is writable by others (mode %04o); refusing "
+		return util_printf("plugin %s: %s %s is writable by others (mode %04o); refusing "
 				     "to load it",
 		    name, what, path, (unsigned int)(st.st_mode & 07777));
 	if (st.st_uid != 0 && st.st_uid != geteuid())
-		return plugin_errorf("plugin %s: %s %s is owned by uid %u, not by root or loketd; "
+		return util_printf("plugin %s: %s %s is owned by uid %u, not by root or loketd; "
 				     "refusing to load it",
 		    name, what, path, (unsigned int)st.st_uid);
 	return NULL;
@@ -89,23 +76,23 @@ plugin_conf_values(const struct loket_plugin *p, const struct conf *conf, char *
 		    e->key[0] == '\0')
 			continue;
 		if ((k = plugin_key(p->info, e->key)) == NULL)
-			return plugin_errorf("%s:%d: unknown key '%s' in [%s]", conf->path, e->line,
+			return util_printf("%s:%d: unknown key '%s' in [%s]", conf->path, e->line,
 			    e->key, section);
 		if ((expected = conf_check_type(k->type, e->value)) != NULL)
-			return plugin_errorf("%s:%d: %s: expected %s, got '%s'", conf->path,
+			return util_printf("%s:%d: %s: expected %s, got '%s'", conf->path,
 			    e->line, e->key, expected, e->value);
 	}
 	for (size_t i = 0; i < nkeys; i++) {
 		const struct loket_config_key *k = &p->info->config_keys[i];
 
 		if (k->default_value == NULL && conf_find(conf, section, k->name) == NULL)
-			return plugin_errorf("%s: [%s] %s is required (%s)", conf->path, section,
+			return util_printf("%s: [%s] %s is required (%s)", conf->path, section,
 			    k->name, k->help != NULL ? k->help : "no default");
 	}
 	if (values_r == NULL)
 		return NULL;
 	if ((values = calloc(nkeys + 1, sizeof(*values))) == NULL)
-		return plugin_errorf("plugin %s: out of memory", p->name);
+		return util_printf("plugin %s: out of memory", p->name);
 	for (size_t i = 0; i < nkeys; i++) {
 		const struct loket_config_key *k = &p->info->config_keys[i];
 		const struct conf_entry *e = conf_find(conf, section, k->name);
@@ -115,7 +102,7 @@ plugin_conf_values(const struct loket_plugin *p, const struct conf *conf, char *
 			for (size_t j = 0; j < i; j++)
 				free(values[j]);
 			free(values);
-			return plugin_errorf("plugin %s: out of memory", p->name);
+			return util_printf("plugin %s: out of memory", p->name);
 		}
 	}
 	*values_r = values;
@@ -153,7 +140,7 @@ plugin_open_one(const struct conf *conf, struct plugins *plugins, const char *na
 
 	if (util_path_join(path, sizeof(path), conf->plugin_dir, name) < 0 ||
 	    strlen(path) + 4 >= sizeof(path))
-		return plugin_errorf("plugin %s: plugin_dir path too long", name);
+		return util_printf("plugin %s: plugin_dir path too long", name);
 	strcat(path, ".so");
 	if ((err = plugin_check_perms(name, conf->plugin_dir, "directory")) != NULL ||
 	    (err = plugin_check_perms(name, path, "file")) != NULL)
@@ -162,38 +149,38 @@ plugin_open_one(const struct conf *conf, struct plugins *plugins, const char *na
 	    (p->path = strdup(path)) == NULL) {
 		if (p != NULL)
 			plugin_free(p);
-		return plugin_errorf("plugin %s: out of memory", name);
+		return util_printf("plugin %s: out of memory", name);
 	}
 	dlerror();
 	if ((p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		err = plugin_errorf("plugin %s: cannot load %s: %s", name, path, dlerror());
+		err = util_printf("plugin %s: cannot load %s: %s", name, path, dlerror());
 		goto fail;
 	}
 	if ((p->info = dlsym(p->dl, LOKET_PLUGIN_SYMBOL)) == NULL) {
-		err = plugin_errorf("plugin %s: %s has no symbol '%s'; is it a loket plugin?", name,
+		err = util_printf("plugin %s: %s has no symbol '%s'; is it a loket plugin?", name,
 		    path, LOKET_PLUGIN_SYMBOL);
 		goto fail;
 	}
 	if (p->info->abi_major != LOKET_ABI_MAJOR) {
-		err = plugin_errorf("plugin %s: built for plugin ABI %u.%u, but this loketd speaks "
+		err = util_printf("plugin %s: built for plugin ABI %u.%u, but this loketd speaks "
 				    "ABI %d.%d (major versions differ); rebuild the plugin",
 		    name, p->info->abi_major, p->info->abi_minor, LOKET_ABI_MAJOR, LOKET_ABI_MINOR);
 		goto fail;
 	}
 	if (p->info->abi_minor > LOKET_ABI_MINOR) {
-		err = plugin_errorf("plugin %s: built for plugin ABI %u.%u, newer than this loketd's "
+		err = util_printf("plugin %s: built for plugin ABI %u.%u, newer than this loketd's "
 				    "ABI %d.%d; upgrade loketd or rebuild the plugin",
 		    name, p->info->abi_major, p->info->abi_minor, LOKET_ABI_MAJOR, LOKET_ABI_MINOR);
 		goto fail;
 	}
 	if (p->info->name == NULL || p->info->load == NULL) {
-		err = plugin_errorf("plugin %s: its descriptor has no %s", name,
+		err = util_printf("plugin %s: its descriptor has no %s", name,
 		    p->info->name == NULL ? "name" : "load function");
 		goto fail;
 	}
 	for (struct loket_plugin *q = plugins->head; q != NULL; q = q->next) {
 		if (strcmp(q->info->name, p->info->name) == 0) {
-			err = plugin_errorf("plugin %s: declares the name '%s', already taken by "
+			err = util_printf("plugin %s: declares the name '%s', already taken by "
 					    "plugin %s (%s)",
 			    name, p->info->name, q->name, q->path);
 			goto fail;
@@ -230,7 +217,7 @@ plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins **pl
 
 	*error_r = NULL;
 	if (plugins == NULL) {
-		*error_r = plugin_errorf("out of memory");
+		*error_r = util_printf("out of memory");
 		return -1;
 	}
 	tail = &plugins->head;
@@ -245,7 +232,7 @@ plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins **pl
 		snprintf(section, sizeof(section), "plugin.%s", name);
 		opt = conf_find(conf, section, "optional");
 		if (opt != NULL && util_parse_bool(opt->value, &b) < 0) {
-			*error_r = plugin_errorf("%s:%d: optional: expected yes or no, got '%s'",
+			*error_r = util_printf("%s:%d: optional: expected yes or no, got '%s'",
 			    conf->path, opt->line, opt->value);
 			goto fail;
 		}
@@ -284,7 +271,7 @@ plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_
 		p->api = api;
 		if (p->info->load(p, api, &err) < 0) {
 			if (!p->optional) {
-				*error_r = plugin_errorf("plugin %s: load failed: %s", p->name,
+				*error_r = util_printf("plugin %s: load failed: %s", p->name,
 				    err != NULL ? err : "no reason given");
 				return -1;
 			}

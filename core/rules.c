@@ -835,15 +835,13 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 
 	*error_r = NULL;
 	if (util_path_join(path, sizeof(path), r->dir, name) < 0 || (fp = fopen(path, "r")) == NULL) {
-		if (asprintf(error_r, "%s: cannot read: %s", name, strerror(errno)) < 0)
-			*error_r = NULL;
+		*error_r = util_printf("%s: cannot read: %s", name, strerror(errno));
 		return -1;
 	}
 	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > RULES_FILE_MAX ||
 	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
 		fclose(fp);
-		if (asprintf(error_r, "%s: not a regular file of at most 1 MiB", name) < 0)
-			*error_r = NULL;
+		*error_r = util_printf("%s: not a regular file of at most 1 MiB", name);
 		return -1;
 	}
 	len = fread(buf, 1, (size_t)st.st_size, fp);
@@ -856,8 +854,7 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 
 		free(buf);
 		/* Syntax errors name file:line already; others (a binary chunk) get the file. */
-		if (asprintf(error_r, "%s%s%s", named ? "" : name, named ? "" : ": ", why) < 0)
-			*error_r = NULL;
+		*error_r = util_printf("%s%s%s", named ? "" : name, named ? "" : ": ", why);
 		lua_settop(L, top);
 		return -1;
 	}
@@ -869,9 +866,8 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 		if (res != RULES_OK) {
 			int named = msg != NULL && strncmp(msg, name, strlen(name)) == 0;
 
-			if (asprintf(error_r, "%s%s%s (%s)", named ? "" : name, named ? "" : ": ",
-				msg != NULL ? msg : "failed", rules_result_name(res)) < 0)
-				*error_r = NULL;
+			*error_r = util_printf("%s%s%s (%s)", named ? "" : name, named ? "" : ": ",
+				msg != NULL ? msg : "failed", rules_result_name(res));
 			lua_settop(L, top);
 			return -1;
 		}
@@ -880,8 +876,7 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 	}
 	/* A module: call it directly; the caller's guards are already armed. */
 	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-		if (asprintf(error_r, "%s", lua_tostring(L, -1)) < 0)
-			*error_r = NULL;
+		*error_r = util_printf("%s", lua_tostring(L, -1));
 		lua_settop(L, top);
 		return -1;
 	}
@@ -945,8 +940,7 @@ rules_load(const char *dir, const struct rules_limits *limits, const struct rule
 	rules_open_libs(r);
 	rules_contact_mt(r->L);
 	if ((n = scandir(dir, &names, rules_name_filter, alphasort)) < 0) {
-		if (asprintf(error_r, "%s: cannot read the rules folder: %s", dir, strerror(errno)) < 0)
-			*error_r = NULL;
+		*error_r = util_printf("%s: cannot read the rules folder: %s", dir, strerror(errno));
 		goto fail;
 	}
 	r->loading = 1;
@@ -963,8 +957,8 @@ rules_load(const char *dir, const struct rules_limits *limits, const struct rule
 	*rules_r = r;
 	return 0;
 nomem:
-	if (*error_r == NULL && asprintf(error_r, "%s: out of memory loading the rules", dir) < 0)
-		*error_r = NULL;
+	if (*error_r == NULL)
+		*error_r = util_printf("%s: out of memory loading the rules", dir);
 fail:
 	for (int i = 0; i < n; i++)
 		free(names[i]);

@@ -521,65 +521,51 @@ timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task_id, co
 static int task_create(struct sq_conn *c, sqlite3_int64 contact_id, json_t *task,
     sqlite3_int64 now, const char *actor);
 
+static int rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
+    const char *channel, sqlite3_int64 *next_r);
+
+/* A hand-over to the second line, with a timer for its deadline when it has one. */
+static int
+task_with_deadline(struct sq_conn *c, sqlite3_int64 contact_id, json_t *task, sqlite3_int64 now,
+    const char *actor, sqlite3_int64 *next_r)
+{
+	if (task_create(c, contact_id, task, now, actor) < 0)
+		return -1;
+	if (!json_is_integer(json_object_get(task, "due_at")))
+		return 0;
+	return timer_add(c, contact_id, sqlite3_last_insert_rowid(c->db), "overdue",
+	    json_integer_value(json_object_get(task, "due_at")), NULL, NULL, now, next_r);
+}
+
 /*
  * What rules decided besides the fields, written with the contact: history
- * rows naming each rule, the escalation task (with its deadline timer),
- * reminders, and replies for the outbox.
+ * rows naming each rule, reminders, replies for the outbox, and the
+ * escalation task (with its deadline timer) or the resolution.
  */
 static int
 contact_extras(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
     const char *actor, sqlite3_int64 *next_r)
 {
-	static const char sql_outbox[] = "INSERT INTO outbox (contact_id, channel, template, rule,"
-					 " next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
-	json_t *v, *task = json_object_get(in, "task");
-	sqlite3_stmt *st;
-	size_t i;
+	json_t *task = json_object_get(in, "task");
 
-	json_array_foreach(json_object_get(in, "history"), i, v)
-		if (history_add(c, id, now, jstr(v, "actor"), jstr(v, "action"), NULL, NULL,
-			jstr(v, "detail")) < 0)
-			return -1;
+	if (rule_rows(c, id, in, now, jstr(in, "channel"), next_r) < 0)
+		return -1;
 	if (task != NULL) {
 		const char *by = jstr(task, "rule") != NULL ? jstr(task, "rule") : actor;
 		char who[300];
 
 		snprintf(who, sizeof(who), "%s%s", jstr(task, "rule") != NULL ? "rule:" : "", by);
-		if (task_create(c, id, task, now, who) < 0 ||
+		if (task_with_deadline(c, id, task, now, who, next_r) < 0 ||
 		    history_add(c, id, now, who, "escalate", "open", "escalated",
 			jstr(task, "reason")) < 0)
-			return -1;
-		if (json_is_integer(json_object_get(task, "due_at")) &&
-		    timer_add(c, id, sqlite3_last_insert_rowid(c->db), "overdue",
-			json_integer_value(json_object_get(task, "due_at")), NULL, NULL, now,
-			next_r) < 0)
 			return -1;
 	} else if (strcmp(jstr(in, "status"), "resolved") == 0) {
 		if (history_add(c, id, now, actor, "resolve", "open", "resolved", NULL) < 0)
 			return -1;
 	}
-	json_array_foreach(json_object_get(in, "timers"), i, v)
-		if (timer_add(c, id, 0, jstr(v, "kind"), json_integer_value(json_object_get(v, "due_at")),
-			json_object_get(v, "payload"), jstr(v, "rule"), now, next_r) < 0)
-			return -1;
-	json_array_foreach(json_object_get(in, "outbox"), i, v) {
-		if ((st = sq_stmt(c, sql_outbox)) == NULL)
-			return -1;
-		sqlite3_bind_int64(st, 1, id);
-		bind_text(st, 2, jstr(v, "via") != NULL ? jstr(v, "via") : jstr(in, "channel"));
-		bind_json_text(st, 3, v, "template");
-		bind_json_text(st, 4, v, "rule");
-		sqlite3_bind_int64(st, 5, now);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			return -1;
-	}
 	return 0;
 }
 
-/*
- * The new contact as the API shows it, built from what was written rather
- * than read back: the same shape as contact_row, without a second query.
- */
 static json_t *
 party_name(struct sq_conn *c, sqlite3_int64 party_id)
 {
@@ -801,10 +787,13 @@ timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now)
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-/* Rule history, reminders, replies and a fired timer, written with a contact update. */
+/*
+ * Rule history, reminders, replies (on via, else the contact's channel) and
+ * a fired timer: what a contact create or update carries besides its fields.
+ */
 static int
-contact_update_extras(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
-    sqlite3_int64 *next_r)
+rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
+    const char *channel, sqlite3_int64 *next_r)
 {
 	static const char sql_outbox[] = "INSERT INTO outbox (contact_id, channel, template, rule,"
 					 " next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
@@ -824,7 +813,7 @@ contact_update_extras(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_i
 		if ((st = sq_stmt(c, sql_outbox)) == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1, id);
-		bind_json_text(st, 2, v, "via");
+		bind_text(st, 2, jstr(v, "via") != NULL ? jstr(v, "via") : channel);
 		bind_json_text(st, 3, v, "template");
 		bind_json_text(st, 4, v, "rule");
 		sqlite3_bind_int64(st, 5, now);
@@ -944,18 +933,10 @@ op_contact_update(struct sq_conn *c, struct store_req *req)
 	}
 	if (json_is_true(json_object_get(in, "finish_tasks")) && tasks_finish(c, id, now, actor) < 0)
 		goto fail;
-	if (json_object_get(in, "task") != NULL) {
-		json_t *task = json_object_get(in, "task");
-
-		if (task_create(c, id, task, now, actor) < 0)
-			goto fail;
-		if (json_is_integer(json_object_get(task, "due_at")) &&
-		    timer_add(c, id, sqlite3_last_insert_rowid(c->db), "overdue",
-			json_integer_value(json_object_get(task, "due_at")), NULL, NULL, now,
-			&next_timer) < 0)
-			goto fail;
-	}
-	if (contact_update_extras(c, id, in, now, &next_timer) < 0)
+	if (json_object_get(in, "task") != NULL &&
+	    task_with_deadline(c, id, json_object_get(in, "task"), now, actor, &next_timer) < 0)
+		goto fail;
+	if (rule_rows(c, id, in, now, cs.channel, &next_timer) < 0)
 		goto fail;
 	if ((req->out = contact_load(c, id, 1)) == NULL)
 		goto fail;
@@ -1506,9 +1487,8 @@ store_sqlite_replay(const char *path, int64_t since_ms, int (*cb)(json_t *contac
 	/* Read-only and without the daemon: WAL lets it run beside a live loketd. */
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		if (asprintf(error_r, "%s: cannot read the register: %s", path,
-			db != NULL ? sqlite3_errmsg(db) : "out of memory") < 0)
-			*error_r = NULL;
+		*error_r = util_printf("%s: cannot read the register: %s", path,
+			db != NULL ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, since_ms);

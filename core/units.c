@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "rules.h"
 #include "units.h"
+#include "util.h"
 
 struct units_calendar {
 	const char *unit; /* borrowed from conf */
@@ -78,8 +79,7 @@ units_load(const struct conf *conf, struct units **units_r, char **error_r)
 	*units_r = u;
 	return 0;
 nomem:
-	if (asprintf(error_r, "out of memory loading calendars and catalogue") < 0)
-		*error_r = NULL;
+	*error_r = util_printf("out of memory loading calendars and catalogue");
 fail:
 	units_free(u);
 	return -1;

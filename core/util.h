@@ -13,6 +13,8 @@ int util_parse_bool(const char *s, int *b_r);
 int util_parse_int(const char *s, int64_t *v_r);
 /* "127.0.0.1:8080", "[::1]:8080", "localhost:80"; host is owned by the caller. */
 int util_parse_hostport(const char *s, char **host_r, uint16_t *port_r);
+/* A formatted message owned by the caller, or NULL without memory. */
+char *util_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
 /* Writes to the caller's buffer "dir/name"; -1 when it does not fit. */
