@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "contact.h"
 #include "http.h"
 #include "log.h"
 #include "loketd.h"
+#include "metrics.h"
+#include "outbox.h"
 #include "plugin.h"
 #include "util.h"
 
@@ -163,6 +166,31 @@ api_get_data(struct loket_plugin *self)
 	return self->data;
 }
 
+static void
+api_metric(struct loket_plugin *self, int gauge, const char *name, const char *help,
+    const char *labels, double value)
+{
+	struct metric_series *s;
+
+	/* A plugin's families carry the loket_ prefix like the core's. */
+	if (name == NULL || strncmp(name, "loket_", 6) != 0)
+		return;
+	s = metrics_series(self->daemon->metrics, gauge ? METRIC_GAUGE : METRIC_COUNTER, name,
+	    help != NULL ? help : "", labels != NULL ? labels : "", NULL, 0);
+	if (s == NULL)
+		return;
+	if (gauge)
+		metrics_set(s, value);
+	else
+		metrics_add(s, value);
+}
+
+static const char *
+api_data_dir(struct loket_plugin *self)
+{
+	return self->daemon->conf->data_dir;
+}
+
 const struct loket_api api_table = {
 	.size = sizeof(struct loket_api),
 	.abi_major = LOKET_ABI_MAJOR,
@@ -189,4 +217,10 @@ const struct loket_api api_table = {
 	.contact_free = contact_free,
 	.set_data = api_set_data,
 	.get_data = api_get_data,
+	.contact_key = contact_key,
+	.contact_message = contact_message,
+	.data_dir = api_data_dir,
+	.outbox_sender = outbox_sender,
+	.outbound_done = outbound_done,
+	.metric = api_metric,
 };

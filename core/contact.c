@@ -11,6 +11,7 @@
 #include "register.h"
 #include "rulebook.h"
 #include "store.h"
+#include "util.h"
 
 static const char *const contact_fields[] = { "subject", "body", "product", "department",
 	"organisation", "direction", "language", NULL };
@@ -81,11 +82,37 @@ contact_meta(struct loket_contact *c, const char *key, const char *value)
 	return json_object_set_new(meta, key, json_string(value));
 }
 
+int
+contact_key(struct loket_contact *c, const char *key)
+{
+	if (key == NULL || *key == '\0' || strlen(key) > 1024)
+		return -1;
+	if (c->keys == NULL && (c->keys = json_array()) == NULL)
+		return -1;
+	return json_array_append_new(c->keys, json_string(key));
+}
+
+int
+contact_message(struct loket_contact *c, const char *json)
+{
+	json_t *msg = json_loads(json, 0, NULL);
+
+	if (!json_is_object(msg)) {
+		json_decref(msg);
+		return -1;
+	}
+	json_decref(c->message);
+	c->message = msg;
+	return 0;
+}
+
 void
 contact_free(struct loket_contact *c)
 {
 	if (c == NULL)
 		return;
+	json_decref(c->keys);
+	json_decref(c->message);
 	json_decref(c->fields);
 	free(c->source);
 	free(c);
@@ -110,11 +137,13 @@ contact_stored_cb(struct store_req *sr, void *arg)
 		res.status = sr->status;
 		res.error = sr->error;
 	} else {
+		res.duplicate = json_is_true(json_object_get(sr->out, "duplicate"));
 		json = json_dumps(sr->out, JSON_COMPACT);
 		res.contact_id = json_integer_value(json_object_get(sr->out, "id"));
 		res.reference = json_string_value(json_object_get(sr->out, "reference"));
 		res.json = json;
-		register_created(p->daemon, sr->out);
+		if (!res.duplicate)
+			register_created(p->daemon, sr->out);
 	}
 	p->cb(&res, p->arg);
 	free(json);
@@ -132,14 +161,69 @@ contact_refused_cb(evutil_socket_t fd, short what, void *arg)
 	free(p);
 }
 
+static void
+contact_refuse(struct contact_pending *p, int status, const char *error)
+{
+	p->status = status;
+	snprintf(p->error, sizeof(p->error), "%s", error);
+	event_base_once(p->daemon->base, -1, EV_TIMEOUT, contact_refused_cb, p, NULL);
+}
+
+/* A reply stored on its contact: counts, the "reply" rules, then the channel hears. */
+static void
+contact_threaded_cb(struct store_req *sr, void *arg)
+{
+	struct contact_pending *p = arg;
+	struct loket_submit_result res = { 0 };
+	const char *from = json_string_value(json_object_get(sr->out, "previous_status"));
+	const char *to = json_string_value(json_object_get(sr->out, "status"));
+	char *json = NULL;
+
+	if (sr->status != 0) {
+		res.status = sr->status;
+		res.error = sr->error;
+	} else {
+		res.duplicate = json_is_true(json_object_get(sr->out, "duplicate"));
+		res.threaded = !res.duplicate;
+		res.contact_id = json_integer_value(json_object_get(sr->out, "id"));
+		res.reference = json_string_value(json_object_get(sr->out, "reference"));
+		if (res.threaded) {
+			json_t *extra = json_pack("{s:O}", "message", json_object_get(sr->in, "message"));
+
+			if (from != NULL && to != NULL && strcmp(from, to) != 0)
+				register_count(p->daemon,
+				    json_string_value(json_object_get(sr->out, "channel")), from, to);
+			json_object_del(sr->out, "previous_status");
+			json_object_del(sr->out, "message_row");
+			rulebook_event(p->daemon, "reply", sr->out, extra);
+		}
+		json = json_dumps(sr->out, JSON_COMPACT);
+		res.json = json;
+	}
+	p->cb(&res, p->arg);
+	free(json);
+	free(p);
+}
+
+static void
+contact_thread_found_cb(struct store_req *sr, void *arg)
+{
+	json_int_t *found = arg;
+
+	if (sr->status == 0 && json_is_integer(json_object_get(sr->out, "contact_id")))
+		*found = json_integer_value(json_object_get(sr->out, "contact_id"));
+}
+
 void
 contact_submit(struct loket_contact *c,
     void (*cb)(const struct loket_submit_result *res, void *arg), void *arg)
 {
 	struct contact_pending *p = calloc(1, sizeof(*p));
 	struct loketd *d = c->daemon;
+	json_t *message = c->message, *keys = c->keys, *doc = NULL, *thread;
+	json_int_t thread_id = 0;
 	struct store_req *sr;
-	json_t *doc = NULL;
+	const char *automatic;
 
 	if (p == NULL) {
 		contact_free(c);
@@ -148,17 +232,57 @@ contact_submit(struct loket_contact *c,
 	p->cb = cb;
 	p->arg = arg;
 	p->daemon = d;
+	c->message = c->keys = NULL;
+	if ((thread = json_object_get(message, "thread")) != NULL &&
+	    (json_object_get(thread, "reference") != NULL ||
+		json_array_size(json_object_get(thread, "message_ids")) > 0) &&
+	    (sr = store_req_new(STORE_THREAD_FIND, json_incref(thread), contact_thread_found_cb,
+		 &thread_id)) != NULL)
+		store_submit(d->store, sr); /* a read: done when this returns */
+	json_object_del(message, "thread");
+	if (thread_id != 0) {
+		json_t *in = json_pack("{s:I, s:I, s:s, s:o, s:o, s:b}", "id", thread_id, "at",
+		    (json_int_t)util_time_ms(), "actor", c->source, "message", message, "keys",
+		    keys != NULL ? keys : json_array(), "reopen", 1);
+
+		contact_free(c);
+		if (in == NULL ||
+		    (sr = store_req_new(STORE_MESSAGE_ADD, in, contact_threaded_cb, p)) == NULL) {
+			contact_refuse(p, 503, "out of memory");
+			return;
+		}
+		store_submit(d->store, sr);
+		return;
+	}
 	p->status = register_prepare(d, c->fields, c->source, &doc, p->error, sizeof(p->error));
 	contact_free(c);
 	if (p->status != 0) {
+		json_decref(message);
+		json_decref(keys);
 		event_base_once(d->base, -1, EV_TIMEOUT, contact_refused_cb, p, NULL);
 		return;
 	}
+	automatic = json_string_value(json_object_get(message, "automatic"));
+	if (automatic != NULL) {
+		json_t *tags = json_object_get(doc, "tags"), *meta = json_object_get(doc, "meta");
+
+		if (!json_is_array(tags))
+			json_object_set_new(doc, "tags", tags = json_array());
+		json_array_append_new(tags, json_string("automatic"));
+		if (!json_is_object(meta))
+			json_object_set_new(doc, "meta", meta = json_object());
+		json_object_set_new(meta, "automatic", json_string(automatic));
+	}
 	rulebook_contact(d, doc);
+	/* Automatic mail is registered but never answered: no out-of-office ping-pong. */
+	if (automatic != NULL)
+		json_object_del(doc, "outbox");
+	if (message != NULL)
+		json_object_set_new(doc, "message", message);
+	if (keys != NULL)
+		json_object_set_new(doc, "keys", keys);
 	if ((sr = store_req_new(STORE_CONTACT_CREATE, doc, contact_stored_cb, p)) == NULL) {
-		p->status = 503;
-		snprintf(p->error, sizeof(p->error), "out of memory");
-		event_base_once(d->base, -1, EV_TIMEOUT, contact_refused_cb, p, NULL);
+		contact_refuse(p, 503, "out of memory");
 		return;
 	}
 	store_submit(d->store, sr);

@@ -33,10 +33,11 @@ json_t *api_body(struct loket_http_req *req, int optional);
 int api_paging(struct loket_http_req *req, json_t *in);
 void api_reply(struct loket_http_req *req, int status, json_t *doc);
 
-/* http_api_contacts.c, http_api_parties.c, http_api_tasks.c, http_api_catalogue.c */
+/* http_api_contacts.c, _parties.c, _tasks.c, _catalogue.c, _messages.c */
 int http_api_contacts_init(struct loketd *d, const char **error_r);
 int http_api_parties_init(struct loketd *d, const char **error_r);
 int http_api_tasks_init(struct loketd *d, const char **error_r);
 int http_api_catalogue_init(struct loketd *d, const char **error_r);
+int http_api_messages_init(struct loketd *d, const char **error_r);
 
 #endif

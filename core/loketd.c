@@ -21,6 +21,7 @@
 #include "http_api.h"
 #include "http_sys.h"
 #include "log.h"
+#include "outbox.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -207,7 +208,8 @@ loketd_start(struct loketd *d)
 		    err);
 		return -1;
 	}
-	if (auth_init(d, &err) < 0 || register_init(d) < 0 || timers_init(d) < 0) {
+	if (auth_init(d, &err) < 0 || register_init(d) < 0 || timers_init(d) < 0 ||
+	    outbox_init(d) < 0) {
 		log_errorx("loketd", "cannot start the register: %s", err != NULL ? err : "?");
 		return -1;
 	}
@@ -231,6 +233,7 @@ loketd_start(struct loketd *d)
 		free(errs);
 		return -1;
 	}
+	outbox_start(d);
 	if (http_listen(d->http, d->conf->listen_host, d->conf->listen_port, &err) < 0) {
 		log_errorx("loketd", "cannot listen addr=%s: %s", d->conf->listen, err);
 		return -1;
@@ -262,6 +265,7 @@ loketd_teardown(struct loketd *d)
 	auth_audit_flush(d);
 	/* The register first: its last completions still reach live plugins and connections. */
 	store_close(d->store);
+	outbox_free(d);
 	rulebook_free(d);
 	plugins_close(d->plugins);
 	ctl_close(d->ctl);

@@ -12,6 +12,7 @@ struct event;
 struct event_base;
 struct http;
 struct metrics;
+struct outbox;
 struct plugins;
 struct rulebook_host;
 struct rules;
@@ -31,6 +32,7 @@ struct loketd {
 	struct rulebook_host *rulebook;
 	struct units *units;
 	struct rules *rules;
+	struct outbox *outbox;
 	struct event *timer_ev;
 	int64_t timer_armed_ms; /* when timer_ev fires; 0 when not armed */
 	int timers_busy;

@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "outbox.h"
 #include "plugin.h"
 #include "util.h"
 
@@ -327,6 +328,8 @@ plugins_unload_from(struct loket_plugin *p)
 	if (p == NULL)
 		return;
 	plugins_unload_from(p->next);
+	if (p->loaded)
+		outbox_forget(p);
 	if (p->loaded && p->info->unload != NULL)
 		p->info->unload(p, p->api);
 	plugin_free(p);

@@ -164,12 +164,13 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 
 			if (outbox == NULL)
 				json_object_set_new(doc, "outbox", outbox = json_array());
-			json_array_append_new(outbox, json_pack("{s:O, s:O, s:s}", "template",
-							  json_object_get(dec, "template"), "via",
-							  json_object_get(dec, "via") != NULL ?
-							      json_object_get(dec, "via") :
-							      json_null(),
-							  "rule", rule));
+			json_array_append_new(outbox,
+			    json_pack("{s:O, s:O, s:s, s:{s:O?, s:O?}}", "template",
+				json_object_get(dec, "template"), "via",
+				json_object_get(dec, "via") != NULL ? json_object_get(dec, "via") :
+								      json_null(),
+				"rule", rule, "payload", "due_at", json_object_get(dec, "due_at"),
+				"within", json_object_get(dec, "within")));
 		}
 	}
 	return 0;

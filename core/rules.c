@@ -1297,17 +1297,38 @@ rules_m_remind(lua_State *L)
 	return 0;
 }
 
-/* c:reply{template = "escalated", via = "email"} */
+/*
+ * c:reply{template = "escalated", via = "email", within = "2d"}: within is the
+ * answer the template promises, counted in the contact's calendar.
+ */
 static int
 rules_m_reply(lua_State *L)
 {
-	const char *tpl, *via;
+	const char *tpl, *via, *within, *unit;
+	lua_Integer due = 0;
 
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((tpl = rules_opt_field(L, 2, "template")) == NULL)
 		return luaL_error(L, "reply: 'template' is required");
 	via = rules_opt_field(L, 2, "via");
+	if ((within = rules_opt_field(L, 2, "within")) != NULL) {
+		rules_contact_data(L, 1);
+		lua_getfield(L, -1, "department");
+		if (!lua_isstring(L, -1)) {
+			lua_pop(L, 1);
+			lua_getfield(L, -1, "organisation");
+		}
+		unit = lua_tostring(L, -1);
+		due = rules_due(L, unit != NULL ? unit : "", within);
+		lua_pop(L, 2);
+	}
 	lua_newtable(L);
+	if (within != NULL) {
+		lua_pushstring(L, within);
+		lua_setfield(L, -2, "within");
+		lua_pushinteger(L, due);
+		lua_setfield(L, -2, "due_at");
+	}
 	lua_pushstring(L, tpl);
 	lua_setfield(L, -2, "template");
 	if (via != NULL) {

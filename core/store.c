@@ -54,6 +54,7 @@ void
 store_submit(struct store *s, struct store_req *req)
 {
 	req->queued_ns = util_now_ns();
+	req->store = s;
 	s->driver->submit(s, req);
 }
 
@@ -114,7 +115,7 @@ store_contact_view(json_t *in, json_t *assigned)
 	static const char *const nullable[] = { "answer", "product", "department", "language",
 		"location", "handled_at", "assignee", NULL };
 	static const char *const internal[] = { "task", "timers", "history", "outbox", "handled",
-		"party", NULL };
+		"party", "message", "keys", NULL };
 	json_t *out = json_copy(in), *party_id = json_object_get(assigned, "party_id");
 	char when[40];
 
@@ -149,7 +150,14 @@ store_contact_view(json_t *in, json_t *assigned)
 void
 store_req_complete(struct store_req *req)
 {
-	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL) {
+	struct store *s = req->store;
+
+	if (req->status == 0 && s != NULL && s->outbox_hook != NULL &&
+	    json_array_size(json_object_get(req->in, "outbox")) > 0 &&
+	    !json_is_true(json_object_get(req->out, "duplicate")))
+		s->outbox_hook(s->outbox_arg);
+	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL &&
+	    !json_is_true(json_object_get(req->out, "duplicate"))) {
 		json_t *view = store_contact_view(req->in, req->out);
 
 		json_decref(req->out);

@@ -27,6 +27,8 @@ enum store_op {
 	STORE_TOKEN_REVOKE,
 	STORE_AUDIT,
 	STORE_TIMER_DONE,
+	STORE_MESSAGE_ADD,
+	STORE_OUTBOX_DONE,
 	/* reads */
 	STORE_CONTACT_GET,
 	STORE_CONTACT_LIST,
@@ -38,6 +40,10 @@ enum store_op {
 	STORE_COUNTS,
 	STORE_TIMERS_DUE,
 	STORE_TIMERS_NEXT,
+	STORE_MESSAGE_LIST,
+	STORE_THREAD_FIND,
+	STORE_OUTBOX_DUE,
+	STORE_OUTBOX_NEXT,
 	STORE_OP_COUNT,
 };
 
@@ -53,6 +59,7 @@ struct store_req {
 	uint64_t commit_ns;   /* how long the commit holding this write took */
 	unsigned int batch;   /* set on the first request of each committed batch: its size */
 	struct store_req *next;
+	struct store *store; /* set by store_submit */
 };
 
 struct store_driver {
@@ -68,6 +75,9 @@ struct store {
 	struct event_base *base;
 	struct metrics *metrics;
 	void *impl;
+	/* Called on the loop after a write that queued outbound messages is durable. */
+	void (*outbox_hook)(void *arg);
+	void *outbox_arg;
 };
 
 /* store.c */

@@ -109,16 +109,42 @@ const char *const sq_migrations[] = {
 	"  sent_at INTEGER,"
 	"  error TEXT);"
 	"CREATE INDEX outbox_pending ON outbox(next_at) WHERE status = 'pending';",
+	/* 2 -> 3: channels: the messages of a contact, keys that make intake idempotent */
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY,"
+	"  contact_id INTEGER NOT NULL,"
+	"  direction TEXT NOT NULL,"
+	"  channel TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  actor TEXT NOT NULL,"
+	"  sender TEXT,"
+	"  recipients TEXT NOT NULL DEFAULT '[]',"
+	"  subject TEXT NOT NULL DEFAULT '',"
+	"  body TEXT NOT NULL DEFAULT '',"
+	"  message_id TEXT,"
+	"  automatic TEXT,"
+	"  attachments TEXT NOT NULL DEFAULT '[]',"
+	"  meta TEXT NOT NULL DEFAULT '{}',"
+	"  status TEXT NOT NULL DEFAULT 'received');"
+	"CREATE INDEX messages_contact ON messages(contact_id, id);"
+	"CREATE INDEX messages_message_id ON messages(message_id) WHERE message_id IS NOT NULL;"
+	"CREATE TABLE contact_keys (key TEXT PRIMARY KEY, contact_id INTEGER NOT NULL)"
+	"  WITHOUT ROWID;"
+	"ALTER TABLE outbox ADD COLUMN message_row INTEGER;"
+	"ALTER TABLE outbox ADD COLUMN recipient TEXT;"
+	"ALTER TABLE outbox ADD COLUMN automatic INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE outbox ADD COLUMN payload TEXT NOT NULL DEFAULT '{}';"
+	"CREATE INDEX outbox_recipient ON outbox(recipient, sent_at) WHERE recipient IS NOT NULL;",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
 
-static const char *
+const char *
 jstr(json_t *obj, const char *key)
 {
 	return json_string_value(json_object_get(obj, key));
 }
 
-static void
+void
 bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v != NULL)
@@ -127,13 +153,13 @@ bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
-static void
+void
 bind_json_text(sqlite3_stmt *st, int i, json_t *obj, const char *key)
 {
 	bind_text(st, i, jstr(obj, key));
 }
 
-static void
+void
 bind_json_int(sqlite3_stmt *st, int i, json_t *obj, const char *key)
 {
 	json_t *v = json_object_get(obj, key);
@@ -144,7 +170,7 @@ bind_json_int(sqlite3_stmt *st, int i, json_t *obj, const char *key)
 		sqlite3_bind_null(st, i);
 }
 
-static void
+void
 bind_dump(sqlite3_stmt *st, int i, json_t *v, const char *fallback)
 {
 	char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -153,7 +179,7 @@ bind_dump(sqlite3_stmt *st, int i, json_t *v, const char *fallback)
 	free(s);
 }
 
-static json_t *
+json_t *
 col_text(sqlite3_stmt *st, int i)
 {
 	const unsigned char *s = sqlite3_column_text(st, i);
@@ -162,7 +188,7 @@ col_text(sqlite3_stmt *st, int i)
 			   json_null();
 }
 
-static json_t *
+json_t *
 col_time(sqlite3_stmt *st, int i)
 {
 	char buf[40];
@@ -173,7 +199,7 @@ col_time(sqlite3_stmt *st, int i)
 	return json_string(buf);
 }
 
-static json_t *
+json_t *
 col_json(sqlite3_stmt *st, int i)
 {
 	const char *s = (const char *)sqlite3_column_text(st, i);
@@ -182,7 +208,7 @@ col_json(sqlite3_stmt *st, int i)
 	return v != NULL ? v : json_null();
 }
 
-static int
+int
 step_error(struct sq_conn *c, struct store_req *req, int rc)
 {
 	if (rc == SQLITE_CONSTRAINT)
@@ -251,7 +277,7 @@ task_row(sqlite3_stmt *st)
 }
 
 /* The contact as the API shows it; with details, its history and tasks too. */
-static json_t *
+json_t *
 contact_load(struct sq_conn *c, sqlite3_int64 id, int details)
 {
 	sqlite3_stmt *st = sq_stmt(c, sql_contact_by_id);
@@ -289,7 +315,7 @@ contact_load(struct sq_conn *c, sqlite3_int64 id, int details)
 }
 
 /* Whether a token's scope may see a contact: its departments, and confidential ones of its organisation. */
-static int
+int
 scope_allows(json_t *scope, const char *department, const char *organisation, int confidential)
 {
 	json_t *deps = json_object_get(scope, "departments");
@@ -310,7 +336,7 @@ scope_allows(json_t *scope, const char *department, const char *organisation, in
 	return !confidential || (org != NULL && organisation != NULL && strcmp(org, organisation) == 0);
 }
 
-static int
+int
 history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, const char *actor,
     const char *action, const char *from, const char *to, const char *detail)
 {
@@ -330,7 +356,7 @@ history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, const
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-static int
+int
 counts_add(struct sq_conn *c, const char *channel, const char *status, int delta)
 {
 	static const char sql[] = "INSERT INTO counts (channel, status, n) VALUES (?1, ?2, ?3) "
@@ -598,6 +624,8 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	sqlite3_stmt *st;
 	int rc;
 
+	if (sq_create_duplicate(c, req))
+		return;
 	if (party_match(c, json_object_get(in, "party"), now, &party_id) < 0 ||
 	    reference_next(c, util_time_year(now), reference, sizeof(reference)) < 0 ||
 	    (st = sq_stmt(c, sql)) == NULL) {
@@ -635,6 +663,7 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	if (history_add(c, id, now, jstr(in, "created_by"), "created", NULL, "open",
 		jstr(in, "channel")) < 0 ||
 	    contact_extras(c, id, in, now, jstr(in, "created_by"), &next_timer) < 0 ||
+	    sq_create_message(c, id, in, now) < 0 ||
 	    counts_add(c, jstr(in, "channel"), jstr(in, "status"), 1) < 0 ||
 	    (req->out = json_pack("{s:I, s:s, s:o}", "id", (json_int_t)id, "reference", reference,
 		 "party_id", party_id != 0 ? json_integer(party_id) : json_null())) == NULL) {
@@ -650,16 +679,7 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 static const char sql_contact_state[] = "SELECT status, department, organisation, confidential,"
 					" channel FROM contacts WHERE id = ?1";
 
-struct contact_state {
-	char status[16];
-	char department[128];
-	char organisation[128];
-	char channel[32];
-	int has_department;
-	int confidential;
-};
-
-static int
+int
 contact_state(struct sq_conn *c, sqlite3_int64 id, struct contact_state *cs)
 {
 	sqlite3_stmt *st = sq_stmt(c, sql_contact_state);
@@ -795,11 +815,8 @@ static int
 rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
     const char *channel, sqlite3_int64 *next_r)
 {
-	static const char sql_outbox[] = "INSERT INTO outbox (contact_id, channel, template, rule,"
-					 " next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
 	json_t *v;
 	size_t i;
-	sqlite3_stmt *st;
 
 	json_array_foreach(json_object_get(in, "history"), i, v)
 		if (history_add(c, id, now, jstr(v, "actor"), jstr(v, "action"), NULL, NULL,
@@ -809,17 +826,8 @@ rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
 		if (timer_add(c, id, 0, jstr(v, "kind"), json_integer_value(json_object_get(v, "due_at")),
 			json_object_get(v, "payload"), jstr(v, "rule"), now, next_r) < 0)
 			return -1;
-	json_array_foreach(json_object_get(in, "outbox"), i, v) {
-		if ((st = sq_stmt(c, sql_outbox)) == NULL)
-			return -1;
-		sqlite3_bind_int64(st, 1, id);
-		bind_text(st, 2, jstr(v, "via") != NULL ? jstr(v, "via") : channel);
-		bind_json_text(st, 3, v, "template");
-		bind_json_text(st, 4, v, "rule");
-		sqlite3_bind_int64(st, 5, now);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			return -1;
-	}
+	if (outbox_rows(c, id, in, now, channel) < 0)
+		return -1;
 	if (json_is_integer(json_object_get(in, "timer_done")) &&
 	    timer_done(c, json_integer_value(json_object_get(in, "timer_done")), now) < 0)
 		return -1;
@@ -1461,6 +1469,12 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_TIMER_DONE] = op_timer_done,
 		[STORE_TIMERS_DUE] = op_timers_due,
 		[STORE_TIMERS_NEXT] = op_timers_next,
+		[STORE_MESSAGE_ADD] = sq_op_message_add,
+		[STORE_OUTBOX_DONE] = sq_op_outbox_done,
+		[STORE_MESSAGE_LIST] = sq_op_message_list,
+		[STORE_THREAD_FIND] = sq_op_thread_find,
+		[STORE_OUTBOX_DUE] = sq_op_outbox_due,
+		[STORE_OUTBOX_NEXT] = sq_op_outbox_next,
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

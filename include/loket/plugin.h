@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define LOKET_ABI_MAJOR 1
-#define LOKET_ABI_MINOR 0
+#define LOKET_ABI_MINOR 1
 
 #define LOKET_PLUGIN_SYMBOL "loket_plugin"
 
@@ -88,7 +88,19 @@ struct loket_submit_result {
 	int64_t contact_id;
 	const char *reference; /* "2026-000123" */
 	const char *json;      /* the stored contact as the API shows it */
+	/* 1.1 */
+	int duplicate; /* a key was seen before: nothing was written; contact_id is the earlier one */
+	int threaded;  /* the message went onto the existing contact contact_id (event "reply") */
 };
+
+/* What an outbound sender tells the core about one message (ABI 1.1). */
+enum loket_send_result {
+	LOKET_SEND_OK,     /* handed to the next hop */
+	LOKET_SEND_RETRY,  /* may pass later: try again after retry_after_ms */
+	LOKET_SEND_FAILED, /* will never pass; the contact's history says why */
+};
+
+struct loket_outbound; /* one outbox row being sent; valid until outbound_done */
 
 struct loket_api {
 	size_t size; /* sizeof(struct loket_api) as the core was built; always first */
@@ -147,6 +159,46 @@ struct loket_api {
 	/* A pointer the plugin keeps with its handle. */
 	void (*set_data)(struct loket_plugin *self, void *data);
 	void *(*get_data)(struct loket_plugin *self);
+
+	/* ---- 1.1 ---- */
+
+	/*
+	 * A key that makes intake idempotent ("email:uid:info:1700000000:42",
+	 * "email:message-id:<id>"): a later submit with a key already stored
+	 * writes nothing and answers duplicate with the earlier contact.
+	 */
+	int (*contact_key)(struct loket_contact *c, const char *key);
+	/*
+	 * The channel's message with the contact, as a JSON object: sender,
+	 * recipients [..], subject, body, message_id, automatic (a reason, for
+	 * out-of-office and the like: the contact is tagged and never answered
+	 * automatically), attachments [{name, content_type, sha256, size}], meta {..},
+	 * and thread {reference, message_ids [..]}: when those name a stored
+	 * contact the message goes onto it (a resolved or closed one reopens,
+	 * rules see event "reply") instead of making a new contact.
+	 */
+	int (*contact_message)(struct loket_contact *c, const char *json);
+	/* Where the daemon keeps its files; plugins keep theirs in a folder below it. */
+	const char *(*data_dir)(struct loket_plugin *self);
+	/*
+	 * Registers the plugin as the outbound sender of a channel. send runs on
+	 * the loop with one outbox row as JSON (contact, template or staff
+	 * message, recipient, last inbound message, deadline, attempts, ...) and
+	 * must not block; the plugin answers each with outbound_done, now or later.
+	 */
+	int (*outbox_sender)(struct loket_plugin *self, const char *channel,
+	    void (*send)(struct loket_outbound *o, const char *item_json, void *arg), void *arg);
+	/* sent_json: the message as it went out ({message_id, subject, body, sender, recipients}). */
+	void (*outbound_done)(struct loket_outbound *o, enum loket_send_result result,
+	    const char *error, uint64_t retry_after_ms, const char *sent_json);
+
+	/*
+	 * A counter (gauge = 0: value is added) or gauge (value is set) in
+	 * /metrics; name starts with "loket_", labels as Prometheus text without
+	 * braces ("mailbox=\"info\"") or NULL.
+	 */
+	void (*metric)(struct loket_plugin *self, int gauge, const char *name, const char *help,
+	    const char *labels, double value);
 
 	/* New entries go here, at the end, with a minor version bump. */
 };

@@ -1,16 +1,22 @@
--- 40-acknowledge.lua: a citizen who writes outside opening hours hears when to
--- expect an answer; the template says so with the expected date.
+-- 40-acknowledge.lua: a citizen who writes in (mail or e-loket form) gets an
+-- acknowledgement by mail with the reference and the date an answer can be
+-- expected, counted in the department's opening hours; outside opening hours
+-- the mail says so. Automatic mail (out-of-office, bounces, lists) never gets
+-- one: loketd drops replies to it.
 loket.on("contact", function(c)
   if c.channel ~= "email" and c.channel ~= "web" then return end
+  if not (c.party and c.party.email) then return end
   local unit = c.department or c.organisation
-  if not loket.calendar(unit):is_open() then
+  if loket.calendar(unit):is_open() then
+    c:reply{ template = "ontvangen", via = "email", within = "2d" }
+  else
     c:tag("buiten-openingsuren")
-    c:reply{ template = "ontvangen-buiten-openingsuren", via = c.channel }
+    c:reply{ template = "ontvangen-buiten-openingsuren", via = "email", within = "2d" }
   end
 end)
 
 loket.on("escalated", function(c)
-  if c.party and c.channel == "email" then
+  if c.channel == "email" then
     c:reply{ template = "doorverwezen", via = "email" }
   end
 end)

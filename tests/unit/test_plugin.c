@@ -156,7 +156,7 @@ test_wrong_major(void **state)
 
 	copy_plugin(f, "tests/plugins", "bad_major", 0755);
 	expect_refused(f, "bad_major", "", "plugin bad_major: built for plugin ABI 2.0",
-	    "this loketd speaks ABI 1.0");
+	    "this loketd speaks ABI 1.1");
 }
 
 static void
@@ -165,8 +165,8 @@ test_newer_minor(void **state)
 	struct fixture *f = *state;
 
 	copy_plugin(f, "tests/plugins", "newer_minor", 0755);
-	expect_refused(f, "newer_minor", "", "built for plugin ABI 1.1, newer than",
-	    "ABI 1.0");
+	expect_refused(f, "newer_minor", "", "built for plugin ABI 1.2, newer than",
+	    "ABI 1.1");
 }
 
 static void

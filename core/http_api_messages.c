@@ -1,0 +1,249 @@
+/*
+ * http_api_messages.c: /api/v1/contacts/{id}/messages: what went back and forth on a
+ * contact, and a staff message out through the contact's channel (documents attached).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "http_api.h"
+#include "loketd.h"
+#include "register.h"
+#include "util.h"
+
+#define MESSAGE_MAX_BODY 100000
+#define MESSAGE_MAX_ATTACHMENTS 10
+
+static void
+messages_list(struct loket_http_req *req, void *arg)
+{
+	struct loketd *d = arg;
+	struct api_call *call;
+	json_int_t id;
+
+	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0 ||
+	    (call = api_call_new(d, req, 200)) == NULL)
+		return;
+	snprintf(call->audit_action, sizeof(call->audit_action), "contact.messages");
+	snprintf(call->audit_object, sizeof(call->audit_object), "contact:%lld", (long long)id);
+	api_submit(call, STORE_MESSAGE_LIST,
+	    json_pack("{s:I, s:o}", "id", id, "scope", auth_scope(req)));
+}
+
+/*
+ * Keeps a document under data_dir/attachments by its SHA-256, written to a
+ * temporary name, synced, then renamed: a crash leaves the old state or the
+ * whole file. Returns 0, or -1 with err.
+ */
+static int
+attachment_keep(struct loketd *d, const unsigned char *data, size_t len, char hex[65],
+    char *err, size_t errlen)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char dir[4096], path[4200], tmp[4200];
+	int fd = -1;
+	size_t off = 0;
+
+	crypto_hash_sha256(h, data, len);
+	sodium_bin2hex(hex, 65, h, sizeof(h));
+	snprintf(dir, sizeof(dir), "%s/attachments", d->conf->data_dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, hex);
+	if (access(path, F_OK) == 0)
+		return 0;
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		goto fail;
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, hex);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
+		goto fail;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "attachments: cannot store the file: %s", strerror(errno));
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	return -1;
+}
+
+static int
+text_ok(json_t *v, size_t max)
+{
+	return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v) &&
+	    json_string_length(v) <= max;
+}
+
+/* A file name a mail client can show: no path, no control characters. */
+static int
+name_ok(const char *s)
+{
+	if (*s == '\0' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '/' || *s == '\\')
+			return 0;
+	return 1;
+}
+
+/* The posted attachments decoded and kept; their descriptions (no data) in *out_r. */
+static int
+attachments_take(struct loketd *d, json_t *list, json_t **out_r, char *err, size_t errlen)
+{
+	json_t *out = json_array(), *a;
+	size_t i;
+
+	if (list != NULL && (!json_is_array(list) || json_array_size(list) > MESSAGE_MAX_ATTACHMENTS)) {
+		snprintf(err, errlen, "attachments: expected a list of at most %d files",
+		    MESSAGE_MAX_ATTACHMENTS);
+		goto fail;
+	}
+	json_array_foreach(list, i, a) {
+		json_t *name = json_object_get(a, "name"), *type = json_object_get(a, "content_type");
+		json_t *data = json_object_get(a, "data");
+		const char *slash;
+		unsigned char *bin;
+		size_t binlen, cap;
+		char hex[65];
+
+		if (!text_ok(name, 255) || !name_ok(json_string_value(name))) {
+			snprintf(err, errlen, "attachments[%zu].name: expected a file name", i);
+			goto fail;
+		}
+		if (type != NULL && (!text_ok(type, 127) ||
+					(slash = strchr(json_string_value(type), '/')) == NULL ||
+					slash == json_string_value(type) || slash[1] == '\0' ||
+					strpbrk(json_string_value(type), " \t\r\n;\"") != NULL)) {
+			snprintf(err, errlen, "attachments[%zu].content_type: expected type/subtype",
+			    i);
+			goto fail;
+		}
+		if (!json_is_string(data)) {
+			snprintf(err, errlen, "attachments[%zu].data: expected base64", i);
+			goto fail;
+		}
+		cap = json_string_length(data) / 4 * 3 + 3;
+		if ((bin = malloc(cap)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		if (sodium_base642bin(bin, cap, json_string_value(data), json_string_length(data),
+			"\r\n ", &binlen, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+			free(bin);
+			snprintf(err, errlen, "attachments[%zu].data: expected base64", i);
+			goto fail;
+		}
+		if (attachment_keep(d, bin, binlen, hex, err, errlen) < 0) {
+			free(bin);
+			goto fail;
+		}
+		free(bin);
+		json_array_append_new(out,
+		    json_pack("{s:O, s:s, s:s, s:I}", "name", name, "content_type",
+			type != NULL ? json_string_value(type) : "application/octet-stream", "sha256",
+			hex, "size", (json_int_t)binlen));
+	}
+	*out_r = out;
+	return 0;
+fail:
+	json_decref(out);
+	return -1;
+}
+
+static void
+messages_post_cb(struct api_call *call, struct store_req *sr)
+{
+	json_t *msg = json_incref(json_object_get(sr->out, "message"));
+	json_t *ref = json_incref(json_object_get(sr->out, "reference"));
+
+	/* The answer is the queued message; the contact stays where it was. */
+	json_object_clear(sr->out);
+	json_object_set_new(sr->out, "reference", ref);
+	json_object_update(sr->out, msg);
+	json_decref(msg);
+}
+
+static void
+messages_post(struct loket_http_req *req, void *arg)
+{
+	struct loketd *d = arg;
+	json_t *body, *subject, *text, *to, *via, *files = NULL, *msg, *in;
+	struct api_call *call;
+	char err[256], norm[320];
+	const char *why;
+	json_int_t id;
+
+	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0 ||
+	    (body = api_body(req, 0)) == NULL)
+		return;
+	subject = json_object_get(body, "subject");
+	text = json_object_get(body, "body");
+	to = json_object_get(body, "to");
+	via = json_object_get(body, "via");
+	err[0] = '\0';
+	if (!text_ok(text, MESSAGE_MAX_BODY) || json_string_length(text) == 0)
+		snprintf(err, sizeof(err), "body: expected the message text (at most %d bytes)",
+		    MESSAGE_MAX_BODY);
+	else if (subject != NULL && !text_ok(subject, 300))
+		snprintf(err, sizeof(err), "subject: expected a line of at most 300 bytes");
+	else if (via != NULL && (!text_ok(via, 31) || json_string_length(via) == 0))
+		snprintf(err, sizeof(err), "via: expected a channel name");
+	else if (to != NULL && (!text_ok(to, 254) ||
+				   register_party_id("email", json_string_value(to), norm,
+				       sizeof(norm), &why) < 0))
+		snprintf(err, sizeof(err), "to: expected an email address");
+	if (err[0] != '\0' ||
+	    attachments_take(d, json_object_get(body, "attachments"), &files, err, sizeof(err)) < 0) {
+		json_decref(body);
+		http_problem(req, 422, err);
+		return;
+	}
+	msg = json_pack("{s:s, s:s, s:O, s:o, s:o}", "direction", "out", "subject",
+	    subject != NULL ? json_string_value(subject) : "", "body", text, "attachments", files,
+	    "recipients", to != NULL ? json_pack("[s]", norm) : json_array());
+	in = json_pack("{s:I, s:I, s:s, s:o, s:o, s:b, s:[{s:s, s:s?, s:b}]}", "id", id, "at",
+	    (json_int_t)util_time_ms(), "actor", auth_name(req), "scope", auth_scope(req),
+	    "message", msg, "staff", 1, "outbox", "template", "message", "via",
+	    via != NULL ? json_string_value(via) : NULL, "automatic", 0);
+	json_decref(body);
+	if (in == NULL || (call = api_call_new(d, req, 202)) == NULL) {
+		json_decref(in);
+		return;
+	}
+	call->after = messages_post_cb;
+	api_submit(call, STORE_MESSAGE_ADD, in);
+}
+
+int
+http_api_messages_init(struct loketd *d, const char **error_r)
+{
+	if (http_route_add(d->http, "core", LOKET_HTTP_GET, "/api/v1/contacts/{id}/messages",
+		LOKET_ACCESS_TOKEN, messages_list, d, error_r) < 0 ||
+	    http_route_add(d->http, "core", LOKET_HTTP_POST, "/api/v1/contacts/{id}/messages",
+		LOKET_ACCESS_TOKEN, messages_post, d, error_r) < 0)
+		return -1;
+	return 0;
+}

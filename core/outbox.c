@@ -1,0 +1,335 @@
+/*
+ * outbox.c: hands durable outbox rows to the plugin that sends their channel.
+ *
+ * Rows are written with the contact (rules' replies) or a staff message, so
+ * nothing is sent that is not stored. One event is armed for the earliest
+ * pending row; when it fires, the due rows go to their senders, and each
+ * sender's outcome is written back (sent, retry at a later time, failed)
+ * before the row can be picked up again. A restart finds pending rows where
+ * the last run left them.
+ */
+#include "config.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "loketd.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "plugin.h"
+#include "store.h"
+#include "util.h"
+
+#define OUTBOX_BATCH 64
+#define OUTBOX_SENDERS 8
+
+struct outbox_sender {
+	char channel[32];
+	struct loket_plugin *plugin;
+	void (*send)(struct loket_outbound *o, const char *item_json, void *arg);
+	void *arg;
+};
+
+struct loket_outbound {
+	struct outbox *ob;
+	json_int_t id;
+	char channel[32];
+	char recipient[320];
+	int answered;
+	struct loket_outbound *next;
+};
+
+struct outbox {
+	struct loketd *d;
+	struct event *ev;
+	struct outbox_sender senders[OUTBOX_SENDERS];
+	size_t nsenders;
+	struct loket_outbound *inflight;
+	size_t ninflight;
+	int scanning;
+	int rescan;
+};
+
+static void outbox_scan(struct outbox *ob);
+
+static void
+outbox_fire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	outbox_scan(arg);
+}
+
+static void
+outbox_arm(struct outbox *ob, int64_t at_ms)
+{
+	int64_t now = util_time_ms(), wait = at_ms > now ? at_ms - now : 0;
+	struct timeval tv = { .tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000 };
+
+	evtimer_add(ob->ev, &tv);
+}
+
+static void
+outbox_next_cb(struct store_req *sr, void *arg)
+{
+	struct outbox *ob = arg;
+	json_t *next = json_object_get(sr->out, "next_at");
+
+	if (sr->status != 0 || !json_is_integer(next))
+		return;
+	/* Due rows that are all in flight wait for their outcome, which scans again. */
+	if (json_integer_value(next) <= util_time_ms() && ob->ninflight > 0)
+		return;
+	outbox_arm(ob, json_integer_value(next));
+}
+
+static struct outbox_sender *
+outbox_sender_of(struct outbox *ob, const char *channel)
+{
+	for (size_t i = 0; channel != NULL && i < ob->nsenders; i++)
+		if (strcmp(ob->senders[i].channel, channel) == 0)
+			return &ob->senders[i];
+	return NULL;
+}
+
+static int
+outbox_in_flight(struct outbox *ob, json_int_t id)
+{
+	for (struct loket_outbound *o = ob->inflight; o != NULL; o = o->next)
+		if (o->id == id)
+			return 1;
+	return 0;
+}
+
+static void
+outbox_count(struct outbox *ob, const char *channel, const char *result)
+{
+	char labels[128], esc[64];
+
+	snprintf(labels, sizeof(labels), "channel=\"%s\",result=\"%s\"",
+	    metrics_label_escape(esc, sizeof(esc), channel), result);
+	metrics_add(metrics_series(ob->d->metrics, METRIC_COUNTER, "loket_outbox_total",
+			"Outbound messages by channel and outcome (sent, retry, failed).", labels,
+			NULL, 0),
+	    1);
+}
+
+static void
+outbox_done_cb(struct store_req *sr, void *arg)
+{
+	struct loket_outbound *o = arg;
+	struct outbox *ob = o->ob;
+
+	if (sr->status != 0)
+		log_warn("outbox", "outcome not stored outbox=%lld error=\"%s\"", (long long)o->id,
+		    sr->error);
+	for (struct loket_outbound **pp = &ob->inflight; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == o) {
+			*pp = o->next;
+			ob->ninflight--;
+			break;
+		}
+	}
+	free(o);
+	outbox_note(ob->d);
+}
+
+void
+outbound_done(struct loket_outbound *o, enum loket_send_result result, const char *error,
+    uint64_t retry_after_ms, const char *sent_json)
+{
+	struct outbox *ob = o->ob;
+	static const char *const names[] = { "sent", "retry", "failed" };
+	const char *name = (unsigned)result < 3 ? names[result] : "failed";
+	int64_t now = util_time_ms();
+	json_t *in, *sent = sent_json != NULL ? json_loads(sent_json, 0, NULL) : NULL;
+	struct store_req *sr;
+
+	if (o->answered)
+		return;
+	o->answered = 1;
+	in = json_pack("{s:I, s:s, s:I, s:o, s:o}", "id", o->id, "result",
+	    strcmp(name, "sent") == 0 ? "sent" : strcmp(name, "retry") == 0 ? "retry" : "failed",
+	    "at", (json_int_t)now, "error", error != NULL ? json_string(error) : json_null(),
+	    "sent", sent != NULL ? sent : json_null());
+	if (in == NULL)
+		return;
+	if (result == LOKET_SEND_RETRY)
+		json_object_set_new(in, "next_at",
+		    json_integer(now + (int64_t)(retry_after_ms > 0 ? retry_after_ms : 1000)));
+	if (o->recipient[0] != '\0')
+		json_object_set_new(in, "recipient", json_string(o->recipient));
+	outbox_count(ob, o->channel, name);
+	if (result != LOKET_SEND_OK)
+		log_warn("outbox", "not sent outbox=%lld channel=%s result=%s error=\"%s\"",
+		    (long long)o->id, o->channel, name, error != NULL ? error : "");
+	if ((sr = store_req_new(STORE_OUTBOX_DONE, in, outbox_done_cb, o)) != NULL)
+		store_submit(ob->d->store, sr);
+}
+
+static void
+outbox_due_cb(struct store_req *sr, void *arg)
+{
+	struct outbox *ob = arg;
+	json_t *item;
+	size_t i;
+
+	ob->scanning = 0;
+	if (sr->status != 0) {
+		log_warn("outbox", "cannot read the outbox error=\"%s\"", sr->error);
+		outbox_arm(ob, util_time_ms() + 5000);
+		return;
+	}
+	json_array_foreach(json_object_get(sr->out, "items"), i, item) {
+		json_int_t id = json_integer_value(json_object_get(item, "id"));
+		const char *channel = json_string_value(json_object_get(item, "channel"));
+		const char *recipient = json_string_value(json_object_get(item, "recipient"));
+		struct outbox_sender *s;
+		struct loket_outbound *o;
+		char *text;
+
+		if (outbox_in_flight(ob, id) || (o = calloc(1, sizeof(*o))) == NULL)
+			continue;
+		o->ob = ob;
+		o->id = id;
+		snprintf(o->channel, sizeof(o->channel), "%s", channel != NULL ? channel : "");
+		snprintf(o->recipient, sizeof(o->recipient), "%s", recipient != NULL ? recipient : "");
+		o->next = ob->inflight;
+		ob->inflight = o;
+		ob->ninflight++;
+		if ((s = outbox_sender_of(ob, channel)) == NULL) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "no plugin sends channel %s",
+			    channel != NULL ? channel : "(none)");
+			outbound_done(o, LOKET_SEND_FAILED, why, 0, NULL);
+			continue;
+		}
+		if ((text = json_dumps(item, JSON_COMPACT)) == NULL) {
+			outbound_done(o, LOKET_SEND_RETRY, "out of memory", 60000, NULL);
+			continue;
+		}
+		s->send(o, text, s->arg);
+		free(text);
+	}
+	if (ob->rescan) {
+		ob->rescan = 0;
+		outbox_scan(ob);
+		return;
+	}
+	if ((sr = store_req_new(STORE_OUTBOX_NEXT, json_object(), outbox_next_cb, ob)) != NULL)
+		store_submit(ob->d->store, sr);
+}
+
+static void
+outbox_scan(struct outbox *ob)
+{
+	struct store_req *sr;
+	json_t *in;
+
+	if (ob->scanning) {
+		ob->rescan = 1;
+		return;
+	}
+	if (ob->ninflight >= OUTBOX_BATCH)
+		return; /* each outcome scans again */
+	in = json_pack("{s:I, s:I, s:I}", "now", (json_int_t)util_time_ms(), "after", 0, "limit",
+	    (json_int_t)(OUTBOX_BATCH + ob->ninflight));
+	if (in == NULL || (sr = store_req_new(STORE_OUTBOX_DUE, in, outbox_due_cb, ob)) == NULL)
+		return;
+	ob->scanning = 1;
+	store_submit(ob->d->store, sr);
+}
+
+static void
+outbox_hook(void *arg)
+{
+	outbox_note(arg);
+}
+
+void
+outbox_note(struct loketd *d)
+{
+	if (d->outbox == NULL || d->stopping)
+		return;
+	outbox_arm(d->outbox, 0);
+}
+
+int
+outbox_init(struct loketd *d)
+{
+	struct outbox *ob = calloc(1, sizeof(*ob));
+
+	if (ob == NULL || (ob->ev = evtimer_new(d->base, outbox_fire_cb, ob)) == NULL) {
+		free(ob);
+		return -1;
+	}
+	ob->d = d;
+	d->outbox = ob;
+	d->store->outbox_hook = outbox_hook;
+	d->store->outbox_arg = d;
+	return 0;
+}
+
+/* After the plugins loaded: senders are known, so pending rows can go. */
+void
+outbox_start(struct loketd *d)
+{
+	if (d->outbox != NULL)
+		outbox_arm(d->outbox, 0);
+}
+
+void
+outbox_free(struct loketd *d)
+{
+	struct outbox *ob = d->outbox;
+
+	if (ob == NULL)
+		return;
+	if (d->store != NULL)
+		d->store->outbox_hook = NULL;
+	while (ob->inflight != NULL) {
+		struct loket_outbound *o = ob->inflight;
+
+		ob->inflight = o->next;
+		free(o);
+	}
+	event_free(ob->ev);
+	free(ob);
+	d->outbox = NULL;
+}
+
+int
+outbox_sender(struct loket_plugin *self, const char *channel,
+    void (*send)(struct loket_outbound *o, const char *item_json, void *arg), void *arg)
+{
+	struct outbox *ob = self->daemon->outbox;
+	struct outbox_sender *s;
+
+	if (ob == NULL || channel == NULL || strlen(channel) >= sizeof(s->channel) ||
+	    outbox_sender_of(ob, channel) != NULL || ob->nsenders >= OUTBOX_SENDERS)
+		return -1;
+	s = &ob->senders[ob->nsenders++];
+	snprintf(s->channel, sizeof(s->channel), "%s", channel);
+	s->plugin = self;
+	s->send = send;
+	s->arg = arg;
+	return 0;
+}
+
+/* A plugin going away stops sending; its rows wait for the next start. */
+void
+outbox_forget(struct loket_plugin *self)
+{
+	struct outbox *ob = self->daemon->outbox;
+
+	for (size_t i = 0; ob != NULL && i < ob->nsenders; i++) {
+		if (ob->senders[i].plugin != self)
+			continue;
+		memmove(&ob->senders[i], &ob->senders[i + 1],
+		    (ob->nsenders - i - 1) * sizeof(ob->senders[0]));
+		ob->nsenders--;
+		i--;
+	}
+}

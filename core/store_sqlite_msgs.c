@@ -1,0 +1,615 @@
+/* store_sqlite_msgs.c: the register's messages on contacts, intake keys and the outbox. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_sqlite.h"
+#include "util.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+sqlite3_int64
+sq_keys_find(struct sq_conn *c, json_t *keys)
+{
+	static const char sql[] = "SELECT contact_id FROM contact_keys WHERE key = ?1";
+	sqlite3_int64 found = 0;
+	sqlite3_stmt *st;
+	json_t *k;
+	size_t i;
+
+	json_array_foreach(keys, i, k) {
+		if (!json_is_string(k) || (st = sq_stmt(c, sql)) == NULL)
+			return -1;
+		bind_text(st, 1, json_string_value(k));
+		if (sqlite3_step(st) == SQLITE_ROW)
+			found = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (found != 0)
+			break;
+	}
+	return found;
+}
+
+int
+sq_keys_add(struct sq_conn *c, json_t *keys, sqlite3_int64 contact_id)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO contact_keys (key, contact_id)"
+				  " VALUES (?1, ?2)";
+	sqlite3_stmt *st;
+	json_t *k;
+	size_t i;
+
+	json_array_foreach(keys, i, k) {
+		if ((st = sq_stmt(c, sql)) == NULL)
+			return -1;
+		bind_text(st, 1, json_string_value(k));
+		sqlite3_bind_int64(st, 2, contact_id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
+int
+sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg, const char *channel,
+    sqlite3_int64 now, const char *actor, sqlite3_int64 *msg_r)
+{
+	static const char sql[] = "INSERT INTO messages (contact_id, direction, channel, at, actor,"
+				  " sender, recipients, subject, body, message_id, automatic,"
+				  " attachments, meta, status)"
+				  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	const char *dir = jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in";
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, contact_id);
+	bind_text(st, 2, dir);
+	bind_text(st, 3, jstr(msg, "channel") != NULL ? jstr(msg, "channel") : channel);
+	sqlite3_bind_int64(st, 4, now);
+	bind_text(st, 5, actor);
+	bind_json_text(st, 6, msg, "sender");
+	bind_dump(st, 7, json_object_get(msg, "recipients"), "[]");
+	bind_text(st, 8, jstr(msg, "subject") != NULL ? jstr(msg, "subject") : "");
+	bind_text(st, 9, jstr(msg, "body") != NULL ? jstr(msg, "body") : "");
+	bind_json_text(st, 10, msg, "message_id");
+	bind_json_text(st, 11, msg, "automatic");
+	bind_dump(st, 12, json_object_get(msg, "attachments"), "[]");
+	bind_dump(st, 13, json_object_get(msg, "meta"), "{}");
+	bind_text(st, 14, jstr(msg, "status") != NULL ? jstr(msg, "status") :
+	    strcmp(dir, "in") == 0			 ? "received" :
+							   "queued");
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	*msg_r = sqlite3_last_insert_rowid(c->db);
+	return 0;
+}
+
+int
+outbox_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
+    const char *channel)
+{
+	static const char sql[] = "INSERT INTO outbox (contact_id, channel, template, rule,"
+				  " next_at, created_at, message_row, recipient, automatic, payload)"
+				  " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)";
+	sqlite3_stmt *st;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(in, "outbox"), i, v) {
+		json_t *automatic = json_object_get(v, "automatic");
+
+		if ((st = sq_stmt(c, sql)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		bind_text(st, 2, jstr(v, "via") != NULL ? jstr(v, "via") : channel);
+		bind_json_text(st, 3, v, "template");
+		bind_json_text(st, 4, v, "rule");
+		sqlite3_bind_int64(st, 5, now);
+		bind_json_int(st, 6, v, "message_row");
+		bind_json_text(st, 7, v, "recipient");
+		sqlite3_bind_int(st, 8, automatic == NULL || json_is_true(automatic));
+		bind_dump(st, 9, json_object_get(v, "payload"), "{}");
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
+static json_t *
+contact_reference(struct sq_conn *c, sqlite3_int64 id)
+{
+	static const char sql[] = "SELECT reference FROM contacts WHERE id = ?1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *ref = NULL;
+
+	if (st == NULL)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ref = col_text(st, 0);
+	sqlite3_reset(st);
+	return ref;
+}
+
+/* What a write answers when one of its keys was seen before: the contact that has it. */
+static void
+duplicate_out(struct sq_conn *c, struct store_req *req, sqlite3_int64 id)
+{
+	json_t *ref = contact_reference(c, id);
+
+	req->out = json_pack("{s:b, s:I, s:o}", "duplicate", 1, "id", (json_int_t)id, "reference",
+	    ref != NULL ? ref : json_null());
+}
+
+int
+sq_create_duplicate(struct sq_conn *c, struct store_req *req)
+{
+	sqlite3_int64 dup = sq_keys_find(c, json_object_get(req->in, "keys"));
+
+	if (dup < 0) {
+		step_error(c, req, SQLITE_ERROR);
+		return 1;
+	}
+	if (dup > 0) {
+		duplicate_out(c, req, dup);
+		return 1;
+	}
+	return 0;
+}
+
+int
+sq_create_message(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now)
+{
+	sqlite3_int64 msg_row;
+
+	if (json_object_get(in, "message") != NULL &&
+	    sq_message_insert(c, id, json_object_get(in, "message"), jstr(in, "channel"), now,
+		jstr(in, "created_by"), &msg_row) < 0)
+		return -1;
+	return sq_keys_add(c, json_object_get(in, "keys"), id);
+}
+
+static json_t *message_by_row(struct sq_conn *c, sqlite3_int64 row);
+
+/* Whether the contact came in as automatic mail (out-of-office, bounce, list). */
+static int
+contact_automatic(struct sq_conn *c, sqlite3_int64 id)
+{
+	static const char sql[] = "SELECT 1 FROM messages WHERE contact_id = ?1 AND"
+				  " direction = 'in' AND automatic IS NOT NULL LIMIT 1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	int found;
+
+	if (st == NULL)
+		return 0;
+	sqlite3_bind_int64(st, 1, id);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	return found;
+}
+
+/*
+ * A message on an existing contact: a citizen's reply threaded by a channel,
+ * or a staff message with its outbox row. A reply reopens a resolved or
+ * closed contact.
+ */
+void
+sq_op_message_add(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql_reopen[] = "UPDATE contacts SET status = 'open', line = 1,"
+					 " updated_at = ?2 WHERE id = ?1";
+	static const char sql_touch[] = "UPDATE contacts SET updated_at = ?2 WHERE id = ?1";
+	json_t *in = req->in, *msg = json_object_get(in, "message"), *v;
+	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
+	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
+	const char *actor = jstr(in, "actor");
+	struct contact_state cs;
+	sqlite3_int64 dup, msg_row;
+	sqlite3_stmt *st;
+	int reopen;
+	size_t i;
+
+	if ((dup = sq_keys_find(c, json_object_get(in, "keys"))) != 0) {
+		if (dup < 0)
+			step_error(c, req, SQLITE_ERROR);
+		else
+			duplicate_out(c, req, dup);
+		return;
+	}
+	if (contact_state(c, id, &cs) < 0) {
+		store_req_fail(req, 404, "no contact with id %lld", (long long)id);
+		return;
+	}
+	if (!scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
+		cs.organisation, cs.confidential)) {
+		store_req_fail(req, 403, "this token may not change that contact");
+		return;
+	}
+	if (json_is_true(json_object_get(in, "staff")) && contact_automatic(c, id)) {
+		store_req_fail(req, 409, "this contact is an automatic mail (an out-of-office, a "
+					 "bounce, a list); loket does not answer it");
+		return;
+	}
+	reopen = json_is_true(json_object_get(in, "reopen")) &&
+	    (strcmp(cs.status, "resolved") == 0 || strcmp(cs.status, "closed") == 0);
+	if (sq_message_insert(c, id, msg, cs.channel, now, actor, &msg_row) < 0 ||
+	    sq_keys_add(c, json_object_get(in, "keys"), id) < 0 ||
+	    history_add(c, id, now, actor, "message", NULL, NULL,
+		jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in") < 0 ||
+	    (st = sq_stmt(c, reopen ? sql_reopen : sql_touch)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	if (reopen && (history_add(c, id, now, actor, "reopen", cs.status, "open", "reply") < 0 ||
+			  counts_add(c, cs.channel, cs.status, -1) < 0 ||
+			  counts_add(c, cs.channel, "open", 1) < 0))
+		goto fail;
+	json_array_foreach(json_object_get(in, "outbox"), i, v)
+		json_object_set_new(v, "message_row", json_integer(msg_row));
+	if (outbox_rows(c, id, in, now, cs.channel) < 0 || (req->out = contact_load(c, id, 1)) == NULL)
+		goto fail;
+	json_object_set_new(req->out, "message_row", json_integer(msg_row));
+	json_object_set_new(req->out, "message", message_by_row(c, msg_row));
+	json_object_set_new(req->out, "previous_status", json_string(cs.status));
+	return;
+fail:
+	step_error(c, req, SQLITE_ERROR);
+}
+
+#define MESSAGE_COLS                                                                          \
+	"id, contact_id, direction, channel, at, actor, sender, recipients, subject, body,      \
+	message_id, automatic, attachments, meta, status "
+
+static json_t *
+message_row(sqlite3_stmt *st)
+{
+	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+			 " s:o}",
+	    "id", (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
+	    (json_int_t)sqlite3_column_int64(st, 1), "direction", col_text(st, 2), "channel",
+	    col_text(st, 3), "at", col_time(st, 4), "actor", col_text(st, 5), "sender",
+	    col_text(st, 6), "recipients", col_json(st, 7), "subject", col_text(st, 8), "body",
+	    col_text(st, 9), "message_id", col_text(st, 10), "automatic", col_text(st, 11),
+	    "attachments", col_json(st, 12), "meta", col_json(st, 13), "status", col_text(st, 14));
+}
+
+void
+sq_op_message_list(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT " MESSAGE_COLS
+				  "FROM messages WHERE contact_id = ?1 ORDER BY id";
+	sqlite3_int64 id = json_integer_value(json_object_get(req->in, "id"));
+	struct contact_state cs;
+	sqlite3_stmt *st;
+	json_t *items;
+
+	if (contact_state(c, id, &cs) < 0) {
+		store_req_fail(req, 404, "no contact with id %lld", (long long)id);
+		return;
+	}
+	if (!scope_allows(json_object_get(req->in, "scope"),
+		cs.has_department ? cs.department : NULL, cs.organisation, cs.confidential)) {
+		store_req_fail(req, 403, "this token may not see that contact");
+		return;
+	}
+	if ((st = sq_stmt(c, sql)) == NULL || (items = json_array()) == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items, message_row(st));
+	sqlite3_reset(st);
+	req->out = json_pack("{s:o}", "items", items);
+}
+
+/* The contact a channel's message belongs to: by its reference token, else by message ids. */
+void
+sq_op_thread_find(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql_ref[] = "SELECT id FROM contacts WHERE reference = ?1";
+	static const char sql_msg[] = "SELECT contact_id FROM messages WHERE message_id = ?1"
+				      " ORDER BY id DESC LIMIT 1";
+	sqlite3_int64 found = 0;
+	sqlite3_stmt *st;
+	json_t *v;
+	size_t i;
+
+	if (jstr(req->in, "reference") != NULL && (st = sq_stmt(c, sql_ref)) != NULL) {
+		bind_text(st, 1, jstr(req->in, "reference"));
+		if (sqlite3_step(st) == SQLITE_ROW)
+			found = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	json_array_foreach(json_object_get(req->in, "message_ids"), i, v) {
+		if (found != 0 || !json_is_string(v) || (st = sq_stmt(c, sql_msg)) == NULL)
+			break;
+		bind_text(st, 1, json_string_value(v));
+		if (sqlite3_step(st) == SQLITE_ROW)
+			found = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	req->out = json_pack("{s:o}", "contact_id", found != 0 ? json_integer(found) : json_null());
+}
+
+static json_t *
+message_by_row(struct sq_conn *c, sqlite3_int64 row)
+{
+	static const char sql[] = "SELECT " MESSAGE_COLS "FROM messages WHERE id = ?1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *m = json_null();
+
+	if (st == NULL)
+		return m;
+	sqlite3_bind_int64(st, 1, row);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		m = message_row(st);
+	sqlite3_reset(st);
+	return m;
+}
+
+static json_t *
+last_inbound(struct sq_conn *c, sqlite3_int64 contact_id)
+{
+	static const char sql[] = "SELECT " MESSAGE_COLS "FROM messages WHERE contact_id = ?1"
+				  " AND direction = 'in' ORDER BY id DESC LIMIT 1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *m = json_null();
+
+	if (st == NULL)
+		return m;
+	sqlite3_bind_int64(st, 1, contact_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		m = message_row(st);
+	sqlite3_reset(st);
+	return m;
+}
+
+static json_t *
+party_email(struct sq_conn *c, sqlite3_int64 contact_id)
+{
+	static const char sql[] = "SELECT e.email FROM contacts c JOIN party_emails e"
+				  " ON e.party_id = c.party_id WHERE c.id = ?1 LIMIT 1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *e = json_null();
+
+	if (st == NULL)
+		return e;
+	sqlite3_bind_int64(st, 1, contact_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		e = col_text(st, 0);
+	sqlite3_reset(st);
+	return e;
+}
+
+static json_t *
+open_task_due(struct sq_conn *c, sqlite3_int64 contact_id)
+{
+	static const char sql[] = "SELECT due_at FROM tasks WHERE contact_id = ?1 AND"
+				  " status = 'open' AND due_at IS NOT NULL ORDER BY id DESC LIMIT 1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *due = json_null();
+
+	if (st == NULL)
+		return due;
+	sqlite3_bind_int64(st, 1, contact_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		due = json_integer(sqlite3_column_int64(st, 0));
+	sqlite3_reset(st);
+	return due;
+}
+
+static json_int_t
+sent_automatically(struct sq_conn *c, const char *recipient, sqlite3_int64 now)
+{
+	static const char sql[] = "SELECT count(*) FROM outbox WHERE recipient = ?1 AND"
+				  " automatic = 1 AND status = 'sent' AND sent_at > ?2";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_int_t n = 0;
+
+	if (st == NULL || recipient == NULL)
+		return 0;
+	bind_text(st, 1, recipient);
+	sqlite3_bind_int64(st, 2, now - DAY_MS);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* The recipient of a reply: who the staff addressed, else who wrote last, else the party. */
+static const char *
+outbox_recipient(json_t *item)
+{
+	json_t *msg = json_object_get(item, "message");
+	json_t *to = json_array_get(json_object_get(msg, "recipients"), 0);
+
+	if (json_is_string(to))
+		return json_string_value(to);
+	if (jstr(json_object_get(item, "last_in"), "sender") != NULL)
+		return jstr(json_object_get(item, "last_in"), "sender");
+	return jstr(item, "party_email");
+}
+
+/*
+ * Pending outbox rows due at in.now, each with what a sender needs to write
+ * the message: the contact, the message staff wrote (if any), the last
+ * inbound message (to thread the answer and to keep away from automatic
+ * mail), the open task's deadline and how many automatic messages its
+ * recipient got in the last day.
+ */
+void
+sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT id, contact_id, channel, template, rule, attempts,"
+				  " automatic, message_row, payload FROM outbox WHERE status = 'pending'"
+				  " AND next_at <= ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+	sqlite3_int64 now = json_integer_value(json_object_get(req->in, "now"));
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_t *items = json_array();
+
+	if (st == NULL || items == NULL) {
+		json_decref(items);
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(req->in, "after")));
+	sqlite3_bind_int64(st, 3, json_integer_value(json_object_get(req->in, "limit")));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_t *item = json_pack("{s:I, s:I, s:o, s:o, s:o, s:I, s:b}", "id",
+		    (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
+		    (json_int_t)sqlite3_column_int64(st, 1), "channel", col_text(st, 2), "template",
+		    col_text(st, 3), "rule", col_text(st, 4), "attempts",
+		    (json_int_t)sqlite3_column_int64(st, 5), "automatic", sqlite3_column_int(st, 6));
+
+		if (item == NULL)
+			continue;
+		json_object_set_new(item, "payload", col_json(st, 8));
+		if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+			json_object_set_new(item, "message_row",
+			    json_integer(sqlite3_column_int64(st, 7)));
+		json_array_append_new(items, item);
+	}
+	sqlite3_reset(st);
+	/* Details after the scan: the statements above are shared. */
+	for (size_t i = 0; i < json_array_size(items); i++) {
+		json_t *item = json_array_get(items, i);
+		sqlite3_int64 cid = json_integer_value(json_object_get(item, "contact_id"));
+		json_t *row = json_object_get(item, "message_row");
+
+		json_object_set_new(item, "contact", contact_load(c, cid, 0));
+		json_object_set_new(item, "message",
+		    json_is_integer(row) ? message_by_row(c, json_integer_value(row)) : json_null());
+		json_object_set_new(item, "last_in", last_inbound(c, cid));
+		json_object_set_new(item, "party_email", party_email(c, cid));
+		json_object_set_new(item, "due_at", open_task_due(c, cid));
+		json_object_set_new(item, "recipient",
+		    outbox_recipient(item) != NULL ? json_string(outbox_recipient(item)) :
+						     json_null());
+		json_object_set_new(item, "sent_today",
+		    json_integer(sent_automatically(c, jstr(item, "recipient"), now)));
+	}
+	req->out = json_pack("{s:o}", "items", items);
+}
+
+void
+sq_op_outbox_next(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT min(next_at) FROM outbox WHERE status = 'pending'";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+
+	if (st == NULL) {
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		req->out = json_pack("{s:I}", "next_at", (json_int_t)sqlite3_column_int64(st, 0));
+	else
+		req->out = json_pack("{s:n}", "next_at");
+	sqlite3_reset(st);
+}
+
+/*
+ * A sender's outcome: sent (with the message as it went out, so a reply to
+ * it threads back), to be retried at next_at, or failed for good.
+ */
+void
+sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql_row[] = "SELECT contact_id, message_row, template, rule, channel FROM outbox"
+				      " WHERE id = ?1 AND status = 'pending'";
+	static const char sql_upd[] = "UPDATE outbox SET status = ?2, attempts = attempts + 1,"
+				      " next_at = coalesce(?3, next_at), sent_at = CASE WHEN ?2 ="
+				      " 'sent' THEN ?4 END, error = ?5,"
+				      " recipient = coalesce(?6, recipient) WHERE id = ?1";
+	static const char sql_msg[] = "UPDATE messages SET status = ?2, message_id ="
+				      " coalesce(?3, message_id), subject = coalesce(?4, subject),"
+				      " body = coalesce(?5, body), sender = coalesce(?6, sender),"
+				      " recipients = coalesce(?7, recipients) WHERE id = ?1";
+	json_t *in = req->in, *sent = json_object_get(in, "sent");
+	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
+	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
+	const char *result = jstr(in, "result");
+	const char *status = strcmp(result, "retry") == 0 ? "pending" : result;
+	sqlite3_int64 contact_id, msg_row = 0;
+	sqlite3_stmt *st = sq_stmt(c, sql_row);
+	char actor[300], detail[300], channel[32];
+
+	if (st == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		store_req_fail(req, 404, "no pending outbox row %lld", (long long)id);
+		return;
+	}
+	contact_id = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+		msg_row = sqlite3_column_int64(st, 1);
+	snprintf(actor, sizeof(actor), "%s%s",
+	    sqlite3_column_type(st, 3) != SQLITE_NULL ? "rule:" : "outbox",
+	    sqlite3_column_type(st, 3) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 3) :
+							 "");
+	snprintf(detail, sizeof(detail), "%s %s", status,
+	    sqlite3_column_type(st, 2) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 2) :
+							 "");
+	snprintf(channel, sizeof(channel), "%s",
+	    sqlite3_column_type(st, 4) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 4) :
+							 "");
+	sqlite3_reset(st);
+	if ((st = sq_stmt(c, sql_upd)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, status);
+	bind_json_int(st, 3, in, "next_at");
+	sqlite3_bind_int64(st, 4, now);
+	bind_json_text(st, 5, in, "error");
+	bind_json_text(st, 6, in, "recipient");
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	if (strcmp(status, "pending") != 0) {
+		json_t *msg;
+
+		if (msg_row == 0) {
+			/* A rule's reply: the message exists from now on, as it went out. */
+			msg = json_pack("{s:s, s:s}", "direction", "out", "status", status);
+			if (msg == NULL)
+				goto fail;
+			if (sent != NULL)
+				json_object_update_missing(msg, sent);
+			json_object_set_new(msg, "meta",
+			    json_pack("{s:I}", "outbox", (json_int_t)id));
+			if (sq_message_insert(c, contact_id, msg, channel, now, actor, &msg_row) < 0) {
+				json_decref(msg);
+				goto fail;
+			}
+			json_decref(msg);
+		} else if ((st = sq_stmt(c, sql_msg)) != NULL) {
+			sqlite3_bind_int64(st, 1, msg_row);
+			bind_text(st, 2, status);
+			bind_json_text(st, 3, sent, "message_id");
+			bind_json_text(st, 4, sent, "subject");
+			bind_json_text(st, 5, sent, "body");
+			bind_json_text(st, 6, sent, "sender");
+			if (json_object_get(sent, "recipients") != NULL)
+				bind_dump(st, 7, json_object_get(sent, "recipients"), "[]");
+			if (sqlite3_step(st) != SQLITE_DONE)
+				goto fail;
+		} else {
+			goto fail;
+		}
+		if (history_add(c, contact_id, now, actor, "message", NULL, NULL, detail) < 0)
+			goto fail;
+	}
+	req->out = json_pack("{s:I, s:s, s:I}", "id", (json_int_t)id, "status", status,
+	    "contact_id", (json_int_t)contact_id);
+	return;
+fail:
+	step_error(c, req, SQLITE_ERROR);
+}

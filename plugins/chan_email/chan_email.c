@@ -1,0 +1,476 @@
+/*
+ * chan_email.c: the email channel plugin: its config, the mailboxes it reads,
+ * the loop's side of the queues, the quarantine list and its API route.
+ */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chan_email.h"
+
+static const struct loket_config_key email_keys[] = {
+	{ "mailbox1", LOKET_CONFIG_STRING, "",
+	    "a mailbox to read: NAME URL user=U password=P|password_file=F organisation=O "
+	    "department=D address=A (mailbox2 .. mailbox8 likewise)" },
+	{ "mailbox2", LOKET_CONFIG_STRING, "", "see mailbox1" },
+	{ "mailbox3", LOKET_CONFIG_STRING, "", "see mailbox1" },
+	{ "mailbox4", LOKET_CONFIG_STRING, "", "see mailbox1" },
+	{ "mailbox5", LOKET_CONFIG_STRING, "", "see mailbox1" },
+	{ "mailbox6", LOKET_CONFIG_STRING, "", "see mailbox1" },
+	{ "mailbox7", LOKET_CONFIG_STRING, "", "see mailbox1" },
+	{ "mailbox8", LOKET_CONFIG_STRING, "", "see mailbox1" },
+	{ "acknowledge", LOKET_CONFIG_STRING, "move",
+	    "what marks a mail as registered on the server: move (to processed_folder) or flag" },
+	{ "processed_folder", LOKET_CONFIG_STRING, "Processed", "where registered mail goes" },
+	{ "quarantine_folder", LOKET_CONFIG_STRING, "Quarantine",
+	    "where mail that cannot be registered goes, bytes untouched" },
+	{ "flag", LOKET_CONFIG_STRING, "$Loket", "the keyword set when acknowledge = flag" },
+	{ "idle", LOKET_CONFIG_BOOL, "yes", "wait with IMAP IDLE where the server offers it" },
+	{ "poll", LOKET_CONFIG_DURATION, "60s",
+	    "how often to look without IDLE (and the longest IDLE)" },
+	{ "starttls", LOKET_CONFIG_STRING, "try",
+	    "IMAP and SMTP STARTTLS: no, try or require (imaps:// is always TLS)" },
+	{ "verify_tls", LOKET_CONFIG_BOOL, "yes", "check the servers' certificates and names" },
+	{ "ca_file", LOKET_CONFIG_STRING, "", "CA bundle to check them with; empty: the system's" },
+	{ "timeout", LOKET_CONFIG_DURATION, "30s", "connect and command timeout" },
+	{ "max_message", LOKET_CONFIG_SIZE, "25m", "a larger mail is quarantined" },
+	{ "max_attachment", LOKET_CONFIG_SIZE, "15m", "a larger attachment quarantines its mail" },
+	{ "max_attachments_total", LOKET_CONFIG_SIZE, "25m", "all attachments of one mail" },
+	{ "max_depth", LOKET_CONFIG_INT, "30", "deepest MIME nesting" },
+	{ "max_addresses", LOKET_CONFIG_INT, "500", "most To and Cc addresses" },
+	{ "smtp_host", LOKET_CONFIG_STRING, "127.0.0.1", "the submission server" },
+	{ "smtp_port", LOKET_CONFIG_STRING, "25", "its port (587 for submission)" },
+	{ "smtp_user", LOKET_CONFIG_STRING, "", "AUTH user; empty: no AUTH" },
+	{ "smtp_password_file", LOKET_CONFIG_STRING, "", "a file holding the AUTH password" },
+	{ "from_name", LOKET_CONFIG_STRING, "", "the display name replies come from" },
+	{ "templates", LOKET_CONFIG_STRING, SYSCONFDIR "/loket/templates",
+	    "the folder of reply templates (NAME.LANG.txt)" },
+	{ "language", LOKET_CONFIG_STRING, "nl", "template language when the contact has none" },
+	{ "ack_per_day", LOKET_CONFIG_INT, "5",
+	    "most automatic messages one address gets a day (loop guard)" },
+	{ "retry_min", LOKET_CONFIG_DURATION, "30s", "first wait before sending again" },
+	{ "retry_max", LOKET_CONFIG_DURATION, "1h", "longest wait between attempts" },
+	{ "max_attempts", LOKET_CONFIG_INT, "50", "attempts before a message is given up" },
+	{ NULL, 0, NULL, NULL },
+};
+
+void
+chan_email_wake(struct chan_email *ce)
+{
+	event_active(ce->wake_ev, EV_READ, 0);
+}
+
+static void
+email_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chan_email *ce = arg;
+	struct intake_item *items;
+	struct send_job *jobs;
+
+	pthread_mutex_lock(&ce->qmu);
+	items = ce->in_head;
+	jobs = ce->done_head;
+	ce->in_head = ce->in_tail = NULL;
+	ce->done_head = ce->done_tail = NULL;
+	pthread_mutex_unlock(&ce->qmu);
+	while (items != NULL) {
+		struct intake_item *it = items;
+
+		items = it->next;
+		it->next = NULL;
+		intake_take(ce, it);
+	}
+	while (jobs != NULL) {
+		struct send_job *j = jobs;
+
+		jobs = j->next;
+		ce->api->outbound_done(j->o, j->result, j->error[0] != '\0' ? j->error : NULL,
+		    j->retry_ms, j->sent_json);
+		free(j->item_json);
+		free(j->sent_json);
+		free(j);
+	}
+}
+
+/* Reads a secret from a file: the first line, without its end. */
+static char *
+email_read_secret(const char *path, const char **error_r)
+{
+	char buf[512];
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (f == NULL) {
+		*error_r = "cannot read a password_file";
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return strdup(buf);
+}
+
+/* "info imap://127.0.0.1:1143/INBOX user=... organisation=..." */
+static int
+email_mailbox_parse(struct chan_email *ce, const char *key, const char *value,
+    const char **error_r)
+{
+	struct mailbox *mb = &ce->mailboxes[ce->nmailboxes];
+	char *copy = strdup(value), *save = NULL, *tok, *url, *slash;
+	int field = 0;
+
+	if (copy == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	memset(mb, 0, sizeof(*mb));
+	mb->ce = ce;
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (field == 0) {
+			snprintf(mb->name, sizeof(mb->name), "%s", tok);
+		} else if (field == 1) {
+			url = tok;
+			if (strncmp(url, "imap://", 7) != 0 && strncmp(url, "imaps://", 8) != 0) {
+				*error_r = "a mailbox URL starts with imap:// or imaps://";
+				goto fail;
+			}
+			slash = strchr(url + (url[4] == 's' ? 8 : 7), '/');
+			mb->folder = strdup(slash != NULL && slash[1] != '\0' ? slash + 1 : "INBOX");
+			if (slash != NULL)
+				*slash = '\0';
+			mb->base_url = strdup(url);
+		} else if (eq == NULL) {
+			*error_r = "expected key=value after a mailbox's URL";
+			goto fail;
+		} else {
+			*eq++ = '\0';
+			if (strcmp(tok, "user") == 0)
+				mb->user = strdup(eq);
+			else if (strcmp(tok, "password") == 0)
+				mb->password = strdup(eq);
+			else if (strcmp(tok, "password_file") == 0) {
+				if ((mb->password = email_read_secret(eq, error_r)) == NULL)
+					goto fail;
+			} else if (strcmp(tok, "organisation") == 0)
+				mb->organisation = strdup(eq);
+			else if (strcmp(tok, "department") == 0)
+				mb->department = strdup(eq);
+			else if (strcmp(tok, "address") == 0)
+				mb->address = strdup(eq);
+			else {
+				*error_r = "unknown mailbox setting; expected user, password, "
+					   "password_file, organisation, department or address";
+				goto fail;
+			}
+		}
+		field++;
+	}
+	free(copy);
+	if (field < 2 || mb->base_url == NULL || mb->user == NULL || mb->password == NULL) {
+		*error_r = "a mailbox needs NAME URL user=... and password= or password_file=";
+		return -1;
+	}
+	(void)key;
+	if (mb->address == NULL)
+		mb->address = strdup(strchr(mb->user, '@') != NULL ? mb->user : "loket@localhost");
+	ce->nmailboxes++;
+	return 0;
+fail:
+	free(copy);
+	return -1;
+}
+
+static int
+email_starttls(const char *v)
+{
+	if (strcmp(v, "no") == 0)
+		return 0;
+	if (strcmp(v, "require") == 0)
+		return 2;
+	return 1;
+}
+
+static int
+email_config(struct chan_email *ce, const char **error_r)
+{
+	const struct loket_api *api = ce->api;
+	struct loket_plugin *self = ce->self;
+	const char *ack = api->config_get(self, "acknowledge");
+	const char *tls = api->config_get(self, "starttls");
+	const char *ca = api->config_get(self, "ca_file");
+	const char *pwfile = api->config_get(self, "smtp_password_file");
+	char key[16];
+
+	if (strcmp(ack, "move") == 0)
+		ce->ack = EMAIL_ACK_MOVE;
+	else if (strcmp(ack, "flag") == 0)
+		ce->ack = EMAIL_ACK_FLAG;
+	else {
+		*error_r = "acknowledge: expected move or flag";
+		return -1;
+	}
+	if (strcmp(tls, "no") != 0 && strcmp(tls, "try") != 0 && strcmp(tls, "require") != 0) {
+		*error_r = "starttls: expected no, try or require";
+		return -1;
+	}
+	/* The keyword and folders go into IMAP commands: plain atoms only. */
+	if (strspn(api->config_get(self, "flag"),
+		"$\\ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+		strlen(api->config_get(self, "flag")) ||
+	    *api->config_get(self, "flag") == '\0') {
+		*error_r = "flag: expected an IMAP keyword such as $Loket";
+		return -1;
+	}
+	ce->processed_folder = api->config_get(self, "processed_folder");
+	ce->quarantine_folder = api->config_get(self, "quarantine_folder");
+	ce->flag = api->config_get(self, "flag");
+	ce->idle = api->config_get_int(self, "idle") != 0;
+	ce->poll_ms = api->config_get_int(self, "poll");
+	ce->limits.max_message = (size_t)api->config_get_int(self, "max_message");
+	ce->limits.max_attachment = (size_t)api->config_get_int(self, "max_attachment");
+	ce->limits.max_total = (size_t)api->config_get_int(self, "max_attachments_total");
+	ce->limits.max_depth = (unsigned int)api->config_get_int(self, "max_depth");
+	ce->limits.max_addresses = (unsigned int)api->config_get_int(self, "max_addresses");
+	ce->limits.blob_dir = ce->blob_dir;
+	for (int i = 1; i <= EMAIL_MAILBOXES; i++) {
+		const char *v;
+
+		snprintf(key, sizeof(key), "mailbox%d", i);
+		v = api->config_get(self, key);
+		if (v == NULL || *v == '\0')
+			continue;
+		if (email_mailbox_parse(ce, key, v, error_r) < 0)
+			return -1;
+		struct mailbox *mb = &ce->mailboxes[ce->nmailboxes - 1];
+		mb->imap.url = mb->base_url;
+		mb->imap.user = mb->user;
+		mb->imap.password = mb->password;
+		mb->imap.starttls = email_starttls(tls);
+		mb->imap.verify_tls = api->config_get_int(self, "verify_tls") != 0;
+		mb->imap.ca_file = *ca != '\0' ? ca : NULL;
+		mb->imap.timeout_ms = (long)api->config_get_int(self, "timeout");
+	}
+	ce->smtp.host = api->config_get(self, "smtp_host");
+	ce->smtp.port = api->config_get(self, "smtp_port");
+	ce->smtp.starttls = email_starttls(tls);
+	ce->smtp.verify_tls = api->config_get_int(self, "verify_tls") != 0;
+	ce->smtp.user = *api->config_get(self, "smtp_user") != '\0' ?
+	    api->config_get(self, "smtp_user") :
+	    NULL;
+	if (*pwfile != '\0' && (ce->smtp.password = email_read_secret(pwfile, error_r)) == NULL)
+		return -1;
+	ce->smtp.timeout_ms = (long)api->config_get_int(self, "timeout");
+	ce->templates_dir = api->config_get(self, "templates");
+	ce->language = api->config_get(self, "language");
+	ce->from_name = api->config_get(self, "from_name");
+	ce->ack_per_day = api->config_get_int(self, "ack_per_day");
+	ce->retry_min_ms = api->config_get_int(self, "retry_min");
+	ce->retry_max_ms = api->config_get_int(self, "retry_max");
+	ce->max_attempts = api->config_get_int(self, "max_attempts");
+	return 0;
+}
+
+/* The quarantine list survives restarts as JSON lines next to the register. */
+static void
+email_quarantine_load(struct chan_email *ce)
+{
+	FILE *f = fopen(ce->quarantine_path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+
+	ce->quarantine = json_array();
+	if (f == NULL)
+		return;
+	while (getline(&line, &cap, f) > 0) {
+		json_t *e = json_loads(line, 0, NULL);
+
+		if (e != NULL)
+			json_array_append_new(ce->quarantine, e);
+		if (json_array_size(ce->quarantine) > EMAIL_QUARANTINE_KEPT)
+			json_array_remove(ce->quarantine, 0);
+	}
+	free(line);
+	fclose(f);
+}
+
+void
+chan_email_quarantined(struct chan_email *ce, struct intake_item *it)
+{
+	char labels[96], *line;
+	json_t *e;
+	int fd;
+
+	e = json_pack("{s:I, s:s, s:I, s:I, s:s, s:s?, s:I}", "at",
+	    (json_int_t)time(NULL) * 1000, "mailbox", it->mb->name, "uidvalidity",
+	    (json_int_t)it->uidvalidity, "uid", (json_int_t)it->uid, "error", it->error,
+	    "raw_sha256", it->msg != NULL ? it->msg->raw_sha256 : NULL, "raw_size",
+	    (json_int_t)(it->msg != NULL ? it->msg->raw_size : 0));
+	if (e == NULL)
+		return;
+	json_object_set_new(e, "folder", json_string(ce->quarantine_folder));
+	/* The reason, never who wrote or what: the log is no copy of the mail. */
+	ce->api->log(ce->self, LOKET_LOG_WARN,
+	    "mail quarantined mailbox=%s uid=%u uidvalidity=%u error=\"%s\"", it->mb->name, it->uid,
+	    it->uidvalidity, it->error);
+	snprintf(labels, sizeof(labels), "mailbox=\"%s\"", it->mb->name);
+	ce->api->metric(ce->self, 0, "loket_email_quarantined_total",
+	    "Mails moved to the quarantine folder, by mailbox.", labels, 1);
+	if ((line = json_dumps(e, JSON_COMPACT)) != NULL &&
+	    (fd = open(ce->quarantine_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) >= 0) {
+		if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0)
+			ce->api->log(ce->self, LOKET_LOG_WARN, "cannot write the quarantine list: %s",
+			    strerror(errno));
+		close(fd);
+	}
+	free(line);
+	json_array_append_new(ce->quarantine, e);
+	if (json_array_size(ce->quarantine) > EMAIL_QUARANTINE_KEPT)
+		json_array_remove(ce->quarantine, 0);
+}
+
+/* GET /api/v1/email/quarantine: newest first, for the operator. */
+static void
+email_quarantine_route_cb(struct loket_http_req *req, void *arg)
+{
+	struct chan_email *ce = arg;
+	json_t *items = json_array(), *doc;
+	char *text;
+
+	for (size_t i = json_array_size(ce->quarantine); i > 0; i--)
+		json_array_append(items, json_array_get(ce->quarantine, i - 1));
+	doc = json_pack("{s:o}", "items", items);
+	if (doc == NULL || (text = json_dumps(doc, JSON_COMPACT)) == NULL) {
+		json_decref(doc);
+		ce->api->http_problem(req, 503, "out of memory");
+		return;
+	}
+	ce->api->http_reply(req, 200, "application/json", text, strlen(text));
+	free(text);
+	json_decref(doc);
+}
+
+static void
+email_free(struct chan_email *ce)
+{
+	for (size_t i = 0; i < ce->nmailboxes; i++) {
+		struct mailbox *mb = &ce->mailboxes[i];
+
+		free(mb->base_url);
+		free(mb->folder);
+		free(mb->user);
+		free(mb->password);
+		free(mb->organisation);
+		free(mb->department);
+		free(mb->address);
+	}
+	free((char *)ce->smtp.password);
+	if (ce->wake_ev != NULL)
+		event_free(ce->wake_ev);
+	json_decref(ce->quarantine);
+	pthread_mutex_destroy(&ce->qmu);
+	pthread_cond_destroy(&ce->scv);
+	free(ce);
+}
+
+static int
+email_load(struct loket_plugin *self, const struct loket_api *api, const char **error_r)
+{
+	struct chan_email *ce;
+	char dir[4096];
+
+	if (!LOKET_API_HAS(api, metric)) {
+		*error_r = "this loketd is too old for chan_email (needs plugin ABI 1.1)";
+		return -1;
+	}
+	if ((ce = calloc(1, sizeof(*ce))) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	ce->api = api;
+	ce->self = self;
+	pthread_mutex_init(&ce->qmu, NULL);
+	pthread_cond_init(&ce->scv, NULL);
+	snprintf(ce->blob_dir, sizeof(ce->blob_dir), "%s/attachments", api->data_dir(self));
+	snprintf(dir, sizeof(dir), "%s/email", api->data_dir(self));
+	snprintf(ce->quarantine_path, sizeof(ce->quarantine_path), "%s/quarantine.jsonl", dir);
+	if ((mkdir(dir, 0750) < 0 && errno != EEXIST) ||
+	    (mkdir(ce->blob_dir, 0750) < 0 && errno != EEXIST)) {
+		*error_r = "cannot create the email folders in data_dir";
+		goto fail;
+	}
+	if (email_config(ce, error_r) < 0)
+		goto fail;
+	email_quarantine_load(ce);
+	if ((ce->wake_ev = event_new(api->event_base(self), -1, 0, email_wake_cb, ce)) == NULL) {
+		*error_r = "out of memory";
+		goto fail;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		*error_r = "cannot initialise libcurl";
+		goto fail;
+	}
+	email_mime_init();
+	api->set_data(self, ce);
+	if (api->http_route(self, LOKET_HTTP_GET, "/api/v1/email/quarantine", LOKET_ACCESS_ADMIN,
+		email_quarantine_route_cb, ce) < 0 ||
+	    api->outbox_sender(self, "email", send_outbound_cb, ce) < 0 ||
+	    send_start(ce, error_r) < 0 || intake_start(ce, error_r) < 0) {
+		if (*error_r == NULL)
+			*error_r = "cannot register the email routes or sender";
+		send_stop(ce);
+		intake_stop(ce);
+		api->set_data(self, NULL);
+		goto fail;
+	}
+	api->log(self, LOKET_LOG_INFO, "email ready mailboxes=%zu acknowledge=%s smtp=%s:%s",
+	    ce->nmailboxes, ce->ack == EMAIL_ACK_MOVE ? "move" : "flag", ce->smtp.host,
+	    ce->smtp.port);
+	return 0;
+fail:
+	email_free(ce);
+	return -1;
+}
+
+static void
+email_unload(struct loket_plugin *self, const struct loket_api *api)
+{
+	struct chan_email *ce = api->get_data(self);
+
+	if (ce == NULL)
+		return;
+	pthread_mutex_lock(&ce->qmu);
+	ce->stopping = 1;
+	pthread_mutex_unlock(&ce->qmu);
+	intake_stop(ce);
+	send_stop(ce);
+	/* What the threads queued last is dropped: unacknowledged mail is read again at start. */
+	for (struct intake_item *it = ce->in_head, *next; it != NULL; it = next) {
+		next = it->next;
+		intake_item_free(it);
+	}
+	for (struct send_job *j = ce->done_head, *next; j != NULL; j = next) {
+		next = j->next;
+		free(j->item_json);
+		free(j->sent_json);
+		free(j);
+	}
+	email_mime_shutdown();
+	curl_global_cleanup();
+	email_free(ce);
+	api->set_data(self, NULL);
+}
+
+LOKET_PLUGIN_DEFINE(.name = "chan_email", .version = "1.0",
+    .description = "email: IMAP intake, threading, acknowledgements and replies over SMTP",
+    .config_keys = email_keys, .load = email_load, .unload = email_unload);

@@ -1,0 +1,140 @@
+/*
+ * chan_email.h: the email plugin's own state, shared by chan_email.c (load,
+ * config, quarantine list), intake.c (mailbox threads, submit, acknowledge)
+ * and send.c (templates, the sender thread).
+ *
+ * Threads never call the loket API: they hand their results to the loop
+ * through a queue and one event (wake), and the loop answers them.
+ */
+#ifndef LOKET_CHAN_EMAIL_PLUGIN_H
+#define LOKET_CHAN_EMAIL_PLUGIN_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include <loket/plugin.h>
+
+#include "email.h"
+
+#define EMAIL_MAILBOXES 8
+#define EMAIL_QUARANTINE_KEPT 1000
+
+struct event;
+struct chan_email;
+
+enum email_ack {
+	EMAIL_ACK_MOVE, /* to the processed folder */
+	EMAIL_ACK_FLAG, /* a keyword, the message stays */
+};
+
+/* What the loop decided about one fetched mail. */
+enum intake_outcome {
+	INTAKE_PENDING,
+	INTAKE_DONE,       /* durable (new, threaded or seen before): acknowledge */
+	INTAKE_QUARANTINE, /* move to the quarantine folder */
+	INTAKE_RETRY,      /* the register could not take it now: leave it */
+};
+
+struct mailbox {
+	struct chan_email *ce;
+	char name[32];
+	char *base_url; /* "imap://host:port" */
+	char *folder;   /* "INBOX" */
+	char *user;
+	char *password;
+	char *organisation;
+	char *department;
+	char *address;  /* what replies come from */
+	struct imap_conf imap;
+	pthread_t thread;
+	int started;
+	int wake[2];    /* a byte here ends an IDLE or a sleep early */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t unresolved; /* mails of the current batch the loop has not answered */
+	enum intake_outcome *outcomes; /* the current batch's, by slot */
+};
+
+/*
+ * One fetched mail on its way from a mailbox thread to the loop, which owns
+ * it from then on; the loop writes its outcome into the thread's batch.
+ */
+struct intake_item {
+	struct mailbox *mb;
+	size_t slot;           /* index in mb->outcomes */
+	uint32_t uid;
+	uint32_t uidvalidity;
+	struct email_msg *msg; /* NULL: quarantine with error */
+	char error[256];
+	int without_party;     /* resubmitted without the sender as party */
+	int is_log;            /* a log line from the thread, in error */
+	enum loket_log_level level;
+	struct intake_item *next;
+};
+
+struct send_job {
+	struct loket_outbound *o;
+	char *item_json;
+	enum loket_send_result result;
+	char error[256];
+	uint64_t retry_ms;
+	char *sent_json;
+	struct send_job *next;
+};
+
+struct chan_email {
+	const struct loket_api *api;
+	struct loket_plugin *self;
+	struct mailbox mailboxes[EMAIL_MAILBOXES];
+	size_t nmailboxes;
+	enum email_ack ack;
+	const char *processed_folder;
+	const char *quarantine_folder;
+	const char *flag;
+	int64_t poll_ms;
+	int idle;
+	struct email_limits limits;
+	char blob_dir[4096];
+	char quarantine_path[4200];
+	json_t *quarantine; /* the newest EMAIL_QUARANTINE_KEPT entries, oldest first */
+	struct event *wake_ev;
+	pthread_mutex_t qmu; /* guards the two queues below and stopping */
+	struct intake_item *in_head, *in_tail;
+	struct send_job *done_head, *done_tail;
+	int stopping;
+	/* the sender */
+	pthread_t sender;
+	int sender_started;
+	pthread_cond_t scv;
+	struct send_job *send_head, *send_tail;
+	struct smtp_conf smtp;
+	const char *templates_dir;
+	const char *language;
+	const char *from_name;
+	int64_t ack_per_day;
+	int64_t retry_min_ms, retry_max_ms, max_attempts;
+};
+
+/* chan_email.c */
+/* Wakes the loop to drain the queues; callable from any thread. */
+void chan_email_wake(struct chan_email *ce);
+/* A mail that could not be parsed or was over a limit: log, metric, the API's list. */
+void chan_email_quarantined(struct chan_email *ce, struct intake_item *it);
+
+/* intake.c */
+int intake_start(struct chan_email *ce, const char **error_r);
+void intake_stop(struct chan_email *ce);
+/* The loop takes a queued item over: submits it, or answers it. */
+void intake_take(struct chan_email *ce, struct intake_item *it);
+/* Drops an item the loop will not handle (unload). */
+void intake_item_free(struct intake_item *it);
+
+/* send.c */
+int send_start(struct chan_email *ce, const char **error_r);
+void send_stop(struct chan_email *ce);
+void send_outbound_cb(struct loket_outbound *o, const char *item_json, void *arg);
+/* Renders a template file's text with the item's values ("{{reference}}"); malloc'd. */
+char *send_render(const char *text, json_t *vars);
+
+#endif

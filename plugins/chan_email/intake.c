@@ -1,0 +1,510 @@
+/*
+ * intake.c: one thread per mailbox fetches and parses new mail; the loop
+ * submits each as a contact (or a reply on one); only after the register
+ * says it is durable does the thread move or flag it on the server.
+ *
+ * Exactly once: every submit carries the keys mailbox+UIDVALIDITY+UID and
+ * Message-ID, so a mail read again after a crash between commit and
+ * acknowledgement, after a reconnect, or from a second mailbox is found
+ * in the register and only acknowledged.
+ */
+#include "config.h"
+
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan_email.h"
+
+#define INTAKE_BATCH 256
+#define INTAKE_SUBJECT_MAX 1000
+#define INTAKE_BODY_MAX (512 * 1024)
+
+void
+intake_item_free(struct intake_item *it)
+{
+	if (it == NULL)
+		return;
+	email_msg_free(it->msg);
+	free(it);
+}
+
+static void
+intake_queue(struct chan_email *ce, struct intake_item *it)
+{
+	pthread_mutex_lock(&ce->qmu);
+	if (ce->in_tail != NULL)
+		ce->in_tail->next = it;
+	else
+		ce->in_head = it;
+	ce->in_tail = it;
+	pthread_mutex_unlock(&ce->qmu);
+	chan_email_wake(ce);
+}
+
+/* Threads log through the loop; the line never holds an address or a subject. */
+static void __attribute__((format(printf, 3, 4)))
+intake_log(struct mailbox *mb, enum loket_log_level level, const char *fmt, ...)
+{
+	struct intake_item *it = calloc(1, sizeof(*it));
+	va_list ap;
+
+	if (it == NULL)
+		return;
+	it->mb = mb;
+	it->is_log = 1;
+	it->level = level;
+	va_start(ap, fmt);
+	vsnprintf(it->error, sizeof(it->error), fmt, ap);
+	va_end(ap);
+	intake_queue(mb->ce, it);
+}
+
+static int
+intake_stopping(struct chan_email *ce)
+{
+	int s;
+
+	pthread_mutex_lock(&ce->qmu);
+	s = ce->stopping;
+	pthread_mutex_unlock(&ce->qmu);
+	return s;
+}
+
+/* Sleeps up to ms, or until the wake pipe has a byte; returns 1 when woken. */
+static int
+intake_sleep(struct mailbox *mb, long ms)
+{
+	struct pollfd p = { .fd = mb->wake[0], .events = POLLIN };
+
+	return poll(&p, 1, (int)ms) > 0;
+}
+
+static void
+intake_resolve(struct intake_item *it, enum intake_outcome outcome)
+{
+	struct mailbox *mb = it->mb;
+
+	pthread_mutex_lock(&mb->mu);
+	mb->outcomes[it->slot] = outcome;
+	mb->unresolved--;
+	pthread_cond_signal(&mb->cv);
+	pthread_mutex_unlock(&mb->mu);
+	intake_item_free(it);
+}
+
+static void
+intake_count(struct chan_email *ce, struct mailbox *mb, const char *result)
+{
+	char labels[96];
+
+	snprintf(labels, sizeof(labels), "mailbox=\"%s\",result=\"%s\"", mb->name, result);
+	ce->api->metric(ce->self, 0, "loket_email_intake_total",
+	    "Mails read, by mailbox and outcome (contact, reply, duplicate, automatic, "
+	    "quarantined, retry).",
+	    labels, 1);
+}
+
+/* Cuts s to at most max bytes without splitting a UTF-8 character. */
+static void
+intake_cut(char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	s[max] = '\0';
+}
+
+static json_t *
+intake_addresses(const struct email_addr *list, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < n; i++)
+		if (list[i].addr != NULL)
+			json_array_append_new(a, json_string(list[i].addr));
+	return a;
+}
+
+/* The message as the register keeps it, with what threads it onto an earlier contact. */
+static char *
+intake_message_json(struct intake_item *it)
+{
+	const struct email_msg *m = it->msg;
+	json_t *doc, *atts = json_array(), *refs = json_array(), *ids = json_array();
+	char *text;
+
+	for (size_t i = 0; i < m->n_attachments; i++)
+		json_array_append_new(atts,
+		    json_pack("{s:s, s:s, s:s, s:I}", "name", m->attachments[i].filename,
+			"content_type", m->attachments[i].content_type, "sha256",
+			m->attachments[i].sha256, "size", (json_int_t)m->attachments[i].size));
+	for (size_t i = 0; i < m->n_references; i++)
+		json_array_append_new(refs, json_string(m->references[i]));
+	/* The most recent first: In-Reply-To, then References from the end. */
+	if (m->in_reply_to != NULL)
+		json_array_append_new(ids, json_string(m->in_reply_to));
+	for (size_t i = m->n_references; i > 0; i--)
+		json_array_append_new(ids, json_string(m->references[i - 1]));
+	doc = json_pack("{s:s?, s:o, s:s, s:s, s:s?, s:s?, s:o, s:{s:s, s:I, s:I, s:s?, s:o, s:s,"
+			" s:I, s:o, s:b}}",
+	    "sender", m->from.addr, "recipients", intake_addresses(m->to, m->n_to), "subject",
+	    m->subject, "body", m->body, "message_id", m->message_id, "automatic", m->auto_reason,
+	    "attachments", atts, "meta", "mailbox", it->mb->name, "uidvalidity",
+	    (json_int_t)it->uidvalidity, "uid", (json_int_t)it->uid, "in_reply_to", m->in_reply_to,
+	    "references", refs, "raw_sha256", m->raw_sha256, "raw_size", (json_int_t)m->raw_size,
+	    "cc", intake_addresses(m->cc, m->n_cc), "from_html", m->body_from_html);
+	if (doc == NULL) {
+		json_decref(ids);
+		return NULL;
+	}
+	/* Automatic mail never threads: an out-of-office must not reopen a contact. */
+	if (m->auto_reason == NULL && (m->token != NULL || json_array_size(ids) > 0))
+		json_object_set_new(doc, "thread",
+		    json_pack("{s:s?, s:O}", "reference", m->token, "message_ids", ids));
+	json_decref(ids);
+	text = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	return text;
+}
+
+static void intake_submit(struct chan_email *ce, struct intake_item *it);
+
+static void
+intake_submitted_cb(const struct loket_submit_result *res, void *arg)
+{
+	struct intake_item *it = arg;
+	struct mailbox *mb = it->mb;
+	struct chan_email *ce = mb->ce;
+	const char *result;
+
+	if (res->status == 422 && !it->without_party && it->msg->from.addr != NULL &&
+	    res->error != NULL && strncmp(res->error, "party", 5) == 0) {
+		/* A sender address the register will not take still leaves a contact. */
+		it->without_party = 1;
+		intake_submit(ce, it);
+		return;
+	}
+	if (res->status >= 400 && res->status < 500) {
+		snprintf(it->error, sizeof(it->error), "the register refused it: %s",
+		    res->error != NULL ? res->error : "?");
+		chan_email_quarantined(ce, it);
+		intake_count(ce, mb, "quarantined");
+		intake_resolve(it, INTAKE_QUARANTINE);
+		return;
+	}
+	if (res->status != 0) {
+		ce->api->log(ce->self, LOKET_LOG_WARN,
+		    "mail not registered yet mailbox=%s uid=%u status=%d error=\"%s\"", mb->name,
+		    it->uid, res->status, res->error != NULL ? res->error : "?");
+		intake_count(ce, mb, "retry");
+		intake_resolve(it, INTAKE_RETRY);
+		return;
+	}
+	result = res->duplicate ? "duplicate" :
+	    res->threaded	 ? "reply" :
+	    it->msg->auto_reason != NULL ? "automatic" :
+					   "contact";
+	ce->api->log(ce->self, LOKET_LOG_INFO,
+	    "mail registered mailbox=%s uid=%u reference=%s result=%s%s%s", mb->name, it->uid,
+	    res->reference != NULL ? res->reference : "?", result,
+	    it->msg->auto_reason != NULL ? " automatic=" : "",
+	    it->msg->auto_reason != NULL ? it->msg->auto_reason : "");
+	intake_count(ce, mb, result);
+	intake_resolve(it, INTAKE_DONE);
+}
+
+static void
+intake_submit(struct chan_email *ce, struct intake_item *it)
+{
+	const struct loket_api *api = ce->api;
+	struct email_msg *m = it->msg;
+	struct mailbox *mb = it->mb;
+	struct loket_contact *c = api->contact_new(ce->self, "email");
+	char key[512], *msg_json;
+
+	if (c == NULL) {
+		intake_resolve(it, INTAKE_RETRY);
+		return;
+	}
+	intake_cut(m->subject, INTAKE_SUBJECT_MAX);
+	intake_cut(m->body, INTAKE_BODY_MAX);
+	api->contact_set(c, "subject", m->subject);
+	api->contact_set(c, "body", m->body);
+	if (mb->department != NULL)
+		api->contact_set(c, "department", mb->department);
+	if (mb->organisation != NULL)
+		api->contact_set(c, "organisation", mb->organisation);
+	if (!it->without_party && m->from.addr != NULL) {
+		api->contact_set(c, "party.email", m->from.addr);
+		if (m->from.name != NULL && *m->from.name != '\0')
+			api->contact_set(c, "party.name", m->from.name);
+	}
+	api->contact_meta(c, "mailbox", mb->name);
+	snprintf(key, sizeof(key), "email:uid:%s:%u:%u", mb->name, it->uidvalidity, it->uid);
+	api->contact_key(c, key);
+	if (m->message_id != NULL && strlen(m->message_id) < 400) {
+		snprintf(key, sizeof(key), "email:message-id:%s", m->message_id);
+		api->contact_key(c, key);
+	}
+	if ((msg_json = intake_message_json(it)) == NULL ||
+	    api->contact_message(c, msg_json) < 0) {
+		free(msg_json);
+		api->contact_free(c);
+		intake_resolve(it, INTAKE_RETRY);
+		return;
+	}
+	free(msg_json);
+	api->contact_submit(c, intake_submitted_cb, it);
+}
+
+void
+intake_take(struct chan_email *ce, struct intake_item *it)
+{
+	if (it->is_log) {
+		ce->api->log(ce->self, it->level, "%s", it->error);
+		free(it);
+		return;
+	}
+	if (it->msg == NULL) {
+		chan_email_quarantined(ce, it);
+		intake_count(ce, it->mb, "quarantined");
+		intake_resolve(it, INTAKE_QUARANTINE);
+		return;
+	}
+	intake_submit(ce, it);
+}
+
+/* Waits until the loop answered every mail of the batch; 0, or -1 when stopping. */
+static int
+intake_wait_batch(struct mailbox *mb)
+{
+	int rc;
+
+	pthread_mutex_lock(&mb->mu);
+	while (mb->unresolved > 0 && !intake_stopping(mb->ce)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&mb->cv, &mb->mu, &ts);
+	}
+	rc = mb->unresolved > 0 ? -1 : 0;
+	pthread_mutex_unlock(&mb->mu);
+	return rc;
+}
+
+/* Moves or flags what the register holds, and quarantines what it cannot take. */
+static int
+intake_acknowledge(struct mailbox *mb, struct imap *im, const uint32_t *uids, size_t n)
+{
+	struct chan_email *ce = mb->ce;
+	uint32_t *done = calloc(n + 1, sizeof(*done)), *bad = calloc(n + 1, sizeof(*bad));
+	size_t ndone = 0, nbad = 0;
+	char err[512];
+	int rc = 0;
+
+	if (done == NULL || bad == NULL) {
+		free(done);
+		free(bad);
+		return -1;
+	}
+	pthread_mutex_lock(&mb->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (mb->outcomes[i] == INTAKE_DONE)
+			done[ndone++] = uids[i];
+		else if (mb->outcomes[i] == INTAKE_QUARANTINE)
+			bad[nbad++] = uids[i];
+	}
+	pthread_mutex_unlock(&mb->mu);
+	if (ndone > 0 &&
+	    (ce->ack == EMAIL_ACK_MOVE ?
+		    imap_move(im, mb->folder, done, ndone, ce->processed_folder, err, sizeof(err)) :
+		    imap_flag(im, mb->folder, done, ndone, ce->flag, err, sizeof(err))) < 0) {
+		intake_log(mb, LOKET_LOG_WARN, "cannot acknowledge mailbox=%s count=%zu: %s",
+		    mb->name, ndone, err);
+		rc = -1;
+	}
+	if (nbad > 0 &&
+	    imap_move(im, mb->folder, bad, nbad, ce->quarantine_folder, err, sizeof(err)) < 0) {
+		intake_log(mb, LOKET_LOG_WARN, "cannot move to quarantine mailbox=%s count=%zu: %s",
+		    mb->name, nbad, err);
+		rc = -1;
+	}
+	free(done);
+	free(bad);
+	return rc;
+}
+
+/* Fetches, parses and hands over one batch; returns how many went to the loop. */
+static size_t
+intake_batch(struct mailbox *mb, struct imap *im, uint32_t uidvalidity, const uint32_t *uids,
+    size_t n)
+{
+	struct chan_email *ce = mb->ce;
+	size_t queued = 0;
+	char err[512];
+
+	pthread_mutex_lock(&mb->mu);
+	for (size_t i = 0; i < n; i++)
+		mb->outcomes[i] = INTAKE_RETRY;
+	pthread_mutex_unlock(&mb->mu);
+	for (size_t i = 0; i < n && !intake_stopping(ce); i++) {
+		struct intake_item *it;
+		char *raw = NULL;
+		size_t len = 0;
+		int rc = imap_fetch(im, mb->folder, uids[i], &raw, &len, err, sizeof(err));
+
+		if (rc != 0) {
+			if (rc < 0)
+				intake_log(mb, LOKET_LOG_WARN, "cannot fetch mailbox=%s uid=%u: %s",
+				    mb->name, uids[i], err);
+			free(raw);
+			if (rc < 0)
+				break;
+			continue;
+		}
+		if ((it = calloc(1, sizeof(*it))) == NULL) {
+			free(raw);
+			break;
+		}
+		it->mb = mb;
+		it->slot = i;
+		it->uid = uids[i];
+		it->uidvalidity = uidvalidity;
+		if (email_parse(raw, len, &ce->limits, &it->msg, it->error, sizeof(it->error)) < 0)
+			it->msg = NULL;
+		free(raw);
+		pthread_mutex_lock(&mb->mu);
+		mb->unresolved++;
+		pthread_mutex_unlock(&mb->mu);
+		intake_queue(ce, it);
+		queued++;
+	}
+	return queued;
+}
+
+static void *
+intake_main(void *arg)
+{
+	struct mailbox *mb = arg;
+	struct chan_email *ce = mb->ce;
+	struct imap *im = NULL;
+	long backoff = 1000;
+	int folders_made = 0, idle = -1;
+	char err[512], criteria[300];
+
+	if ((mb->outcomes = calloc(INTAKE_BATCH, sizeof(*mb->outcomes))) == NULL)
+		return NULL;
+	/* Moved mail leaves the folder; flagged mail stays and is told apart by its keyword. */
+	if (ce->ack == EMAIL_ACK_MOVE)
+		snprintf(criteria, sizeof(criteria), "UNDELETED");
+	else
+		snprintf(criteria, sizeof(criteria), "UNDELETED UNKEYWORD %s", ce->flag);
+	while (!intake_stopping(ce)) {
+		uint32_t uidvalidity = 0, uidnext = 0, count = 0, *uids = NULL;
+		size_t n = 0, off;
+
+		if (im == NULL && (im = imap_open(&mb->imap, err, sizeof(err))) == NULL) {
+			intake_log(mb, LOKET_LOG_ERROR, "mailbox %s: %s", mb->name, err);
+			break;
+		}
+		if (imap_status(im, mb->folder, &uidvalidity, &uidnext, &count, err, sizeof(err)) <
+			0 ||
+		    imap_search(im, mb->folder, criteria, &uids, &n, err, sizeof(err)) < 0) {
+			intake_log(mb, LOKET_LOG_WARN,
+			    "mailbox unreachable mailbox=%s retry_in=%ldms: %s", mb->name, backoff, err);
+			intake_sleep(mb, backoff);
+			backoff = backoff < 60000 ? backoff * 2 : 60000;
+			continue;
+		}
+		backoff = 1000;
+		if (!folders_made) {
+			if ((ce->ack == EMAIL_ACK_MOVE &&
+				imap_create(im, ce->processed_folder, err, sizeof(err)) < 0) ||
+			    imap_create(im, ce->quarantine_folder, err, sizeof(err)) < 0)
+				intake_log(mb, LOKET_LOG_WARN, "cannot create folders mailbox=%s: %s",
+				    mb->name, err);
+			folders_made = 1;
+			idle = ce->idle ? imap_has_idle(im, err, sizeof(err)) : 0;
+			intake_log(mb, LOKET_LOG_INFO, "mailbox open mailbox=%s waiting=%s",
+			    mb->name, idle == 1 ? "idle" : "poll");
+		}
+		for (off = 0; off < n && !intake_stopping(ce); off += INTAKE_BATCH) {
+			size_t len = n - off < INTAKE_BATCH ? n - off : INTAKE_BATCH;
+
+			intake_batch(mb, im, uidvalidity, uids + off, len);
+			if (intake_wait_batch(mb) < 0)
+				break;
+			intake_acknowledge(mb, im, uids + off, len);
+		}
+		free(uids);
+		if (intake_stopping(ce))
+			break;
+		if (n > 0)
+			continue; /* more may have come while this batch went in */
+		if (idle == 1) {
+			if (imap_idle_wait(im, mb->folder, (long)ce->poll_ms, mb->wake[0], err,
+				sizeof(err)) < 0) {
+				intake_log(mb, LOKET_LOG_WARN, "idle failed mailbox=%s: %s", mb->name,
+				    err);
+				intake_sleep(mb, backoff);
+			}
+		} else {
+			intake_sleep(mb, (long)ce->poll_ms);
+		}
+	}
+	imap_close(im);
+	return NULL;
+}
+
+int
+intake_start(struct chan_email *ce, const char **error_r)
+{
+	for (size_t i = 0; i < ce->nmailboxes; i++) {
+		struct mailbox *mb = &ce->mailboxes[i];
+
+		pthread_mutex_init(&mb->mu, NULL);
+		pthread_cond_init(&mb->cv, NULL);
+		if (pipe(mb->wake) < 0) {
+			*error_r = "cannot create a pipe";
+			return -1;
+		}
+		if (pthread_create(&mb->thread, NULL, intake_main, mb) != 0) {
+			*error_r = "cannot start a mailbox thread";
+			return -1;
+		}
+		mb->started = 1;
+	}
+	return 0;
+}
+
+void
+intake_stop(struct chan_email *ce)
+{
+	for (size_t i = 0; i < ce->nmailboxes; i++) {
+		struct mailbox *mb = &ce->mailboxes[i];
+
+		if (!mb->started)
+			continue;
+		if (write(mb->wake[1], "x", 1) < 0)
+			ce->api->log(ce->self, LOKET_LOG_WARN, "cannot wake mailbox %s", mb->name);
+		pthread_mutex_lock(&mb->mu);
+		pthread_cond_broadcast(&mb->cv);
+		pthread_mutex_unlock(&mb->mu);
+		pthread_join(mb->thread, NULL);
+		mb->started = 0;
+		close(mb->wake[0]);
+		close(mb->wake[1]);
+		free(mb->outcomes);
+		mb->outcomes = NULL;
+		pthread_mutex_destroy(&mb->mu);
+		pthread_cond_destroy(&mb->cv);
+	}
+}

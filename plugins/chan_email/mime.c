@@ -1,0 +1,1634 @@
+/* mime.c: turns a raw mail into a struct email_msg with GMime 3, and builds outgoing mail. */
+#include "config.h"
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mkstemp, fsync, strndup when built by hand with -std=c11 */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <iconv.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gmime/gmime.h>
+#include <sodium.h>
+
+#include "email.h"
+
+/* A filename longer than this is cut (at a character boundary) for display. */
+#define MIME_FILENAME_MAX 200
+
+struct mime_frame {
+	GMimeObject *obj;
+	unsigned int depth;
+	int inner; /* inside an attached message: counted for depth, not read */
+};
+
+struct mime_parse {
+	const struct email_limits *lim;
+	GMimeParserOptions *opts;
+	int nesting_overflow;
+	GPtrArray *leaves; /* GMimeObject *, document order, borrowed */
+	GPtrArray *contents; /* GByteArray * per attachment, owned */
+	GMimeObject *body_part;
+	size_t total;
+};
+
+static int mime_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+mime_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static void
+mime_sha256_hex(const void *data, size_t len, char hex[65])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, data, len);
+	sodium_bin2hex(hex, 65, h, sizeof(h));
+}
+
+/* Copies a GLib string into malloc'd memory, so that email_msg_free() can use free(). */
+static char *
+mime_take(char *gstr)
+{
+	char *s;
+
+	if (gstr == NULL)
+		return NULL;
+	s = strdup(gstr);
+	g_free(gstr);
+	return s;
+}
+
+/*
+ * One line of display text: invalid UTF-8 replaced, every run of white space
+ * and control characters (CR, LF, tab, C1) made one space, ends trimmed. This
+ * is what keeps an encoded CR/LF in a subject from reaching any header.
+ */
+static char *
+mime_one_line(const char *in, int drop_format)
+{
+	char *valid;
+	const char *p;
+	GString *s;
+	int space = 0;
+
+	if (in == NULL)
+		return NULL;
+	valid = g_utf8_make_valid(in, -1);
+	s = g_string_sized_new(strlen(valid));
+	for (p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+
+		if (g_unichar_isspace(c) || g_unichar_iscntrl(c)) {
+			space = s->len > 0;
+			continue;
+		}
+		/* bidi overrides make "doc\u202Efdp.exe" read as "docexe.pdf" */
+		if (drop_format && g_unichar_type(c) == G_UNICODE_FORMAT)
+			continue;
+		if (space)
+			g_string_append_c(s, ' ');
+		space = 0;
+		g_string_append_unichar(s, c);
+	}
+	g_free(valid);
+	return mime_take(g_string_free(s, FALSE));
+}
+
+/* An address as given, or NULL when it holds something no address can hold. */
+static char *
+mime_clean_addr(const char *a)
+{
+	const unsigned char *p;
+
+	if (a == NULL || *a == '\0' || !g_utf8_validate(a, -1, NULL))
+		return NULL;
+	for (p = (const unsigned char *)a; *p != '\0'; p++)
+		if (*p <= ' ' || *p == 0x7f || *p == '<' || *p == '>')
+			return NULL;
+	return strdup(a);
+}
+
+static int
+mime_is_charset(const char *cs, const char *const *names)
+{
+	for (; *names != NULL; names++)
+		if (g_ascii_strcasecmp(cs, *names) == 0)
+			return 1;
+	return 0;
+}
+
+/* iconv into UTF-8, one U+FFFD for each byte that does not convert. */
+static char *
+mime_iconv(iconv_t cd, const char *data, size_t len)
+{
+	GString *s = g_string_sized_new(len + len / 2 + 16);
+	char buf[4096];
+	char *in = (char *)data;
+	size_t inleft = len;
+
+	while (inleft > 0) {
+		char *out = buf;
+		size_t outleft = sizeof(buf);
+		size_t r = iconv(cd, &in, &inleft, &out, &outleft);
+
+		g_string_append_len(s, buf, out - buf);
+		if (r != (size_t)-1 || errno == E2BIG)
+			continue;
+		g_string_append(s, "\xEF\xBF\xBD");
+		in++;
+		inleft--;
+		iconv(cd, NULL, NULL, NULL, NULL);
+	}
+	return g_string_free(s, FALSE);
+}
+
+/*
+ * Decoded bytes in a declared charset to UTF-8 (g_malloc'd). ISO-8859-1 is
+ * read as windows-1252, as browsers do, because Outlook labels "€" and curly
+ * quotes that way; unlabelled or ASCII-labelled 8-bit text is UTF-8 when it
+ * is valid, else windows-1252.
+ */
+static char *
+mime_to_utf8(const char *charset, const char *data, size_t len)
+{
+	static const char *const latin1[] = { "iso-8859-1", "iso8859-1", "latin1", "l1",
+		"iso_8859-1", "cp819", "ibm819", "iso-ir-100", NULL };
+	static const char *const ascii[] = { "us-ascii", "ascii", "us", NULL };
+	static const char *const utf8[] = { "utf-8", "utf8", NULL };
+	const char *from;
+	iconv_t cd;
+	char *s;
+
+	if (charset == NULL || mime_is_charset(charset, utf8) || mime_is_charset(charset, ascii)) {
+		if (g_utf8_validate(data, len, NULL))
+			return g_strndup(data, len);
+		if (charset != NULL && mime_is_charset(charset, utf8))
+			return g_utf8_make_valid(data, len);
+		from = "WINDOWS-1252";
+	} else if (mime_is_charset(charset, latin1)) {
+		from = "WINDOWS-1252";
+	} else {
+		from = g_mime_charset_iconv_name(charset);
+	}
+	cd = iconv_open("UTF-8", from);
+	if (cd == (iconv_t)-1)
+		return g_utf8_make_valid(data, len);
+	s = mime_iconv(cd, data, len);
+	iconv_close(cd);
+	if (!g_utf8_validate(s, -1, NULL)) {
+		char *v = g_utf8_make_valid(s, -1);
+
+		g_free(s);
+		s = v;
+	}
+	return s;
+}
+
+/* Line ends made LF, NULs dropped; takes over s. */
+static char *
+mime_text_lines(char *s, size_t len)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\r') {
+			s[o++] = '\n';
+			if (i + 1 < len && s[i + 1] == '\n')
+				i++;
+		} else if (s[i] != '\0') {
+			s[o++] = s[i];
+		}
+	}
+	s[o] = '\0';
+	return s;
+}
+
+/* ---- HTML to text ------------------------------------------------------------------- */
+
+struct html_out {
+	GString *s;
+	int space;
+	int breaks;
+	int no_head_end; /* "</head" was looked for and is not there */
+};
+
+static const struct {
+	const char *name;
+	gunichar c;
+} html_entities[] = {
+	{ "amp", '&' },
+	{ "lt", '<' },
+	{ "gt", '>' },
+	{ "quot", '"' },
+	{ "apos", '\'' },
+	{ "nbsp", 0xa0 },
+	{ "euro", 0x20ac },
+	{ "copy", 0xa9 },
+	{ "reg", 0xae },
+	{ "trade", 0x2122 },
+	{ "hellip", 0x2026 },
+	{ "ndash", 0x2013 },
+	{ "mdash", 0x2014 },
+	{ "lsquo", 0x2018 },
+	{ "rsquo", 0x2019 },
+	{ "sbquo", 0x201a },
+	{ "ldquo", 0x201c },
+	{ "rdquo", 0x201d },
+	{ "bdquo", 0x201e },
+	{ "laquo", 0xab },
+	{ "raquo", 0xbb },
+	{ "bull", 0x2022 },
+	{ "middot", 0xb7 },
+	{ "deg", 0xb0 },
+	{ "sect", 0xa7 },
+	{ "para", 0xb6 },
+	{ "shy", 0xad },
+	{ "times", 0xd7 },
+	{ "divide", 0xf7 },
+	{ "plusmn", 0xb1 },
+	{ "frac12", 0xbd },
+	{ "frac14", 0xbc },
+	{ "frac34", 0xbe },
+	{ "sup2", 0xb2 },
+	{ "sup3", 0xb3 },
+	{ "micro", 0xb5 },
+	{ "pound", 0xa3 },
+	{ "cent", 0xa2 },
+	{ "yen", 0xa5 },
+	{ "iexcl", 0xa1 },
+	{ "iquest", 0xbf },
+	{ "ordf", 0xaa },
+	{ "ordm", 0xba },
+	{ "szlig", 0xdf },
+	{ "thinsp", 0x2009 },
+	{ "ensp", 0x2002 },
+	{ "emsp", 0x2003 },
+	{ "zwnj", 0x200c },
+	{ "zwj", 0x200d },
+	{ "Agrave", 0xc0 },
+	{ "Aacute", 0xc1 },
+	{ "Acirc", 0xc2 },
+	{ "Atilde", 0xc3 },
+	{ "Auml", 0xc4 },
+	{ "Aring", 0xc5 },
+	{ "AElig", 0xc6 },
+	{ "Ccedil", 0xc7 },
+	{ "Egrave", 0xc8 },
+	{ "Eacute", 0xc9 },
+	{ "Ecirc", 0xca },
+	{ "Euml", 0xcb },
+	{ "Igrave", 0xcc },
+	{ "Iacute", 0xcd },
+	{ "Icirc", 0xce },
+	{ "Iuml", 0xcf },
+	{ "Ntilde", 0xd1 },
+	{ "Ograve", 0xd2 },
+	{ "Oacute", 0xd3 },
+	{ "Ocirc", 0xd4 },
+	{ "Otilde", 0xd5 },
+	{ "Ouml", 0xd6 },
+	{ "Oslash", 0xd8 },
+	{ "Ugrave", 0xd9 },
+	{ "Uacute", 0xda },
+	{ "Ucirc", 0xdb },
+	{ "Uuml", 0xdc },
+	{ "Yacute", 0xdd },
+	{ "agrave", 0xe0 },
+	{ "aacute", 0xe1 },
+	{ "acirc", 0xe2 },
+	{ "atilde", 0xe3 },
+	{ "auml", 0xe4 },
+	{ "aring", 0xe5 },
+	{ "aelig", 0xe6 },
+	{ "ccedil", 0xe7 },
+	{ "egrave", 0xe8 },
+	{ "eacute", 0xe9 },
+	{ "ecirc", 0xea },
+	{ "euml", 0xeb },
+	{ "igrave", 0xec },
+	{ "iacute", 0xed },
+	{ "icirc", 0xee },
+	{ "iuml", 0xef },
+	{ "ntilde", 0xf1 },
+	{ "ograve", 0xf2 },
+	{ "oacute", 0xf3 },
+	{ "ocirc", 0xf4 },
+	{ "otilde", 0xf5 },
+	{ "ouml", 0xf6 },
+	{ "oslash", 0xf8 },
+	{ "ugrave", 0xf9 },
+	{ "uacute", 0xfa },
+	{ "ucirc", 0xfb },
+	{ "uuml", 0xfc },
+	{ "yacute", 0xfd },
+	{ "yuml", 0xff },
+	{ "OElig", 0x152 },
+	{ "oelig", 0x153 },
+	{ "Scaron", 0x160 },
+	{ "scaron", 0x161 },
+	{ "Yuml", 0x178 },
+	{ "fnof", 0x192 },
+	{ "circ", 0x2c6 },
+	{ "tilde", 0x2dc },
+	{ "dagger", 0x2020 },
+	{ "Dagger", 0x2021 },
+	{ "permil", 0x2030 },
+	{ "lsaquo", 0x2039 },
+	{ "rsaquo", 0x203a },
+	{ "larr", 0x2190 },
+	{ "rarr", 0x2192 },
+	{ "uarr", 0x2191 },
+	{ "darr", 0x2193 },
+};
+
+/* HTML's reading of &#128;..&#159;: the windows-1252 characters at those bytes. */
+static const gunichar html_c1[32] = { 0x20ac, 0xfffd, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021,
+	0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0xfffd, 0x17d, 0xfffd, 0xfffd, 0x2018, 0x2019, 0x201c,
+	0x201d, 0x2022, 0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0xfffd, 0x17e, 0x178 };
+
+static void
+html_char(struct html_out *o, gunichar c)
+{
+	if (c == 0xa0 || g_unichar_isspace(c) || c == 0) {
+		o->space = 1;
+		return;
+	}
+	if (g_unichar_iscntrl(c))
+		return;
+	if (o->s->len > 0) {
+		if (o->breaks > 0)
+			g_string_append_len(o->s, "\n\n", o->breaks);
+		else if (o->space)
+			g_string_append_c(o->s, ' ');
+	}
+	o->breaks = 0;
+	o->space = 0;
+	g_string_append_unichar(o->s, c);
+}
+
+static void
+html_break(struct html_out *o, int n)
+{
+	if (o->breaks < n)
+		o->breaks = n;
+}
+
+/* Decodes the entity at s[i] == '&'; returns the index after it. */
+static size_t
+html_entity(struct html_out *o, const char *s, size_t i, size_t n)
+{
+	size_t j = i + 1, k;
+	gunichar c = 0;
+
+	if (j < n && s[j] == '#') {
+		int hex = j + 1 < n && (s[j + 1] == 'x' || s[j + 1] == 'X');
+		size_t start;
+
+		j += hex ? 2 : 1;
+		start = j;
+		while (j < n && (hex ? g_ascii_isxdigit(s[j]) : g_ascii_isdigit(s[j]))) {
+			if (c <= 0x10ffff)
+				c = c * (hex ? 16 : 10)
+				    + (hex ? (gunichar)g_ascii_xdigit_value(s[j])
+				           : (gunichar)(s[j] - '0'));
+			j++;
+		}
+		if (j == start) {
+			html_char(o, '&');
+			return i + 1;
+		}
+		if (j < n && s[j] == ';')
+			j++;
+		if (c >= 0x80 && c <= 0x9f)
+			c = html_c1[c - 0x80];
+		else if (c == 0 || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			c = 0xfffd;
+		html_char(o, c);
+		return j;
+	}
+	while (j < n && j - i <= 10 && g_ascii_isalnum(s[j]))
+		j++;
+	for (k = 0; k < G_N_ELEMENTS(html_entities); k++) {
+		size_t len = strlen(html_entities[k].name);
+
+		if (len != j - i - 1 || strncmp(s + i + 1, html_entities[k].name, len) != 0)
+			continue;
+		if (j < n && s[j] == ';') {
+			html_char(o, html_entities[k].c);
+			return j + 1;
+		}
+		/* without ';' only the few that old mailers leave bare */
+		if (k < 6) {
+			html_char(o, html_entities[k].c);
+			return j;
+		}
+		break;
+	}
+	html_char(o, '&');
+	return i + 1;
+}
+
+static const char *
+html_find_ci(const char *s, size_t n, const char *needle)
+{
+	size_t m = strlen(needle);
+
+	for (size_t i = 0; i + m <= n; i++)
+		if (g_ascii_strncasecmp(s + i, needle, m) == 0)
+			return s + i;
+	return NULL;
+}
+
+static int
+html_tag_in(const char *name, const char *const *list)
+{
+	for (; *list != NULL; list++)
+		if (strcmp(name, *list) == 0)
+			return 1;
+	return 0;
+}
+
+/* Handles the markup at s[i] == '<'; returns the index after it. */
+static size_t
+html_tag(struct html_out *o, const char *s, size_t i, size_t n)
+{
+	static const char *const para[] = { "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+		"ul", "ol", "dl", "table", "pre", "hr", NULL };
+	static const char *const line[] = { "br", "div", "tr", "li", "dt", "dd", "section",
+		"article", "header", "footer", "address", "center", "form", "fieldset", "caption",
+		"nav", "main", "aside", "figure", "figcaption", "tbody", "thead", "tfoot", NULL };
+	static const char *const hidden[]
+	    = { "script", "style", "title", "head", "template", NULL };
+	char name[16];
+	size_t j = i + 1, nlen = 0;
+	int closing = 0, quote = 0, after_eq = 0;
+
+	if (j < n && (s[j] == '!' || s[j] == '?')) {
+		const char *end;
+
+		if (n - j >= 3 && strncmp(s + j, "!--", 3) == 0) {
+			end = html_find_ci(s + j + 3, n - j - 3, "-->");
+			return end != NULL ? (size_t)(end - s) + 3 : n;
+		}
+		end = memchr(s + j, '>', n - j);
+		return end != NULL ? (size_t)(end - s) + 1 : n;
+	}
+	if (j < n && s[j] == '/') {
+		closing = 1;
+		j++;
+	}
+	if (j >= n || !g_ascii_isalpha(s[j])) {
+		html_char(o, '<');
+		return i + 1;
+	}
+	while (j < n && g_ascii_isalnum(s[j])) {
+		if (nlen < sizeof(name) - 1)
+			name[nlen++] = g_ascii_tolower(s[j]);
+		j++;
+	}
+	name[nlen] = '\0';
+	/* a quote opens a value only after '=', so a stray apostrophe does not eat the page */
+	for (; j < n; j++) {
+		if (quote != 0) {
+			if (s[j] == quote)
+				quote = 0;
+		} else if (s[j] == '>') {
+			break;
+		} else if ((s[j] == '"' || s[j] == '\'') && after_eq) {
+			quote = s[j];
+		} else if (s[j] == '=') {
+			after_eq = 1;
+			continue;
+		}
+		if (!g_ascii_isspace(s[j]))
+			after_eq = 0;
+	}
+	if (j >= n)
+		return n;
+	j++;
+	if (html_tag_in(name, para))
+		html_break(o, 2);
+	else if (html_tag_in(name, line))
+		html_break(o, 1);
+	else if (strcmp(name, "td") == 0 || strcmp(name, "th") == 0)
+		o->space = 1;
+	if (!closing && s[j - 2] != '/' && html_tag_in(name, hidden)) {
+		char end[20];
+		const char *e;
+
+		if (strcmp(name, "head") == 0 && o->no_head_end)
+			return j;
+		snprintf(end, sizeof(end), "</%s", name);
+		e = html_find_ci(s + j, n - j, end);
+		if (e == NULL && strcmp(name, "head") == 0) {
+			/* an unclosed <head> still holds the page; looking once is enough */
+			o->no_head_end = 1;
+			return j;
+		}
+		if (e == NULL)
+			return n;
+		e = memchr(e, '>', n - (size_t)(e - s));
+		return e != NULL ? (size_t)(e - s) + 1 : n;
+	}
+	return j;
+}
+
+/* HTML (already UTF-8) to plain text; g_malloc'd. */
+static char *
+mime_html_to_text(const char *s)
+{
+	struct html_out o = { g_string_new(NULL), 0, 0, 0 };
+	size_t n = strlen(s), i = 0;
+
+	while (i < n) {
+		if (s[i] == '<') {
+			i = html_tag(&o, s, i, n);
+		} else if (s[i] == '&') {
+			i = html_entity(&o, s, i, n);
+		} else {
+			const char *next = g_utf8_next_char(s + i);
+
+			html_char(&o, g_utf8_get_char(s + i));
+			i = (size_t)(next - s);
+		}
+	}
+	return g_string_free(o.s, FALSE);
+}
+
+/* ---- parsing ------------------------------------------------------------------------ */
+
+static void
+mime_warning_cb(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer arg)
+{
+	struct mime_parse *p = arg;
+
+	(void)offset;
+	(void)item;
+	if (code == GMIME_CRIT_NESTING_OVERFLOW)
+		p->nesting_overflow = 1;
+}
+
+/* The decoded content of a part or an attached message (transfer encoding undone). */
+static GByteArray *
+mime_content(GMimeObject *obj)
+{
+	GMimeStream *mem = g_mime_stream_mem_new();
+	GByteArray *ba;
+
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *inner = g_mime_message_part_get_message((GMimeMessagePart *)obj);
+
+		if (inner != NULL)
+			g_mime_object_write_to_stream((GMimeObject *)inner, NULL, mem);
+	} else if (GMIME_IS_PART(obj)) {
+		GMimeDataWrapper *dw = g_mime_part_get_content((GMimePart *)obj);
+
+		if (dw != NULL)
+			g_mime_data_wrapper_write_to_stream(dw, mem);
+	}
+	g_mime_stream_mem_set_owner((GMimeStreamMem *)mem, FALSE);
+	ba = g_mime_stream_mem_get_byte_array((GMimeStreamMem *)mem);
+	g_object_unref(mem);
+	return ba;
+}
+
+static int
+mime_is_type(GMimeObject *obj, const char *type, const char *subtype)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+
+	return ct != NULL && g_mime_content_type_is_type(ct, type, subtype);
+}
+
+static int
+mime_is_attachmentish(GMimeObject *obj)
+{
+	const char *disp = g_mime_object_get_disposition(obj);
+
+	if (disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0)
+		return 1;
+	return GMIME_IS_PART(obj) && g_mime_part_get_filename((GMimePart *)obj) != NULL;
+}
+
+/*
+ * Walks the tree with an explicit stack, so that depth is checked without
+ * recursion; collects the leaves outside attached messages in document order.
+ */
+static int
+mime_walk(struct mime_parse *p, GMimeMessage *m, char *err, size_t errlen)
+{
+	GArray *stack = g_array_new(FALSE, FALSE, sizeof(struct mime_frame));
+	struct mime_frame f = { g_mime_message_get_mime_part(m), 1, 0 };
+	int rc = 0;
+
+	if (f.obj != NULL)
+		g_array_append_val(stack, f);
+	while (stack->len > 0) {
+		f = g_array_index(stack, struct mime_frame, stack->len - 1);
+		g_array_set_size(stack, stack->len - 1);
+		if (f.depth > p->lim->max_depth) {
+			rc = mime_fail(err, errlen, "MIME nesting is deeper than %u levels",
+			    p->lim->max_depth);
+			break;
+		}
+		if (GMIME_IS_MULTIPART(f.obj)) {
+			GMimeMultipart *mp = (GMimeMultipart *)f.obj;
+
+			for (int i = g_mime_multipart_get_count(mp) - 1; i >= 0; i--) {
+				struct mime_frame c
+				    = { g_mime_multipart_get_part(mp, i), f.depth + 1, f.inner };
+
+				if (c.obj != NULL)
+					g_array_append_val(stack, c);
+			}
+			continue;
+		}
+		if (!f.inner)
+			g_ptr_array_add(p->leaves, f.obj);
+		if (GMIME_IS_MESSAGE_PART(f.obj)) {
+			GMimeMessage *inner
+			    = g_mime_message_part_get_message((GMimeMessagePart *)f.obj);
+			struct mime_frame c
+			    = { inner != NULL ? g_mime_message_get_mime_part(inner) : NULL,
+				      f.depth + 1, 1 };
+
+			if (c.obj != NULL)
+				g_array_append_val(stack, c);
+		}
+	}
+	g_array_free(stack, TRUE);
+	return rc;
+}
+
+/* Appends the mailboxes of an address list (group members included) to *v. */
+static void
+mime_addrs(InternetAddressList *list, struct email_addr **v, size_t *n)
+{
+	int len = list != NULL ? internet_address_list_length(list) : 0;
+
+	for (int i = 0; i < len; i++) {
+		InternetAddress *a = internet_address_list_get_address(list, i);
+		InternetAddressList *members = NULL;
+		int nm = 1;
+
+		if (INTERNET_ADDRESS_IS_GROUP(a)) {
+			members = internet_address_group_get_members((InternetAddressGroup *)a);
+			nm = internet_address_list_length(members);
+		}
+		for (int j = 0; j < nm; j++) {
+			InternetAddress *mb
+			    = members != NULL ? internet_address_list_get_address(members, j) : a;
+			struct email_addr *e;
+			const char *name;
+
+			if (!INTERNET_ADDRESS_IS_MAILBOX(mb))
+				continue;
+			e = &(*v)[(*n)++];
+			name = internet_address_get_name(mb);
+			e->name = name != NULL && *name != '\0' ? mime_one_line(name, 0) : NULL;
+			e->addr = mime_clean_addr(
+			    internet_address_mailbox_get_addr((InternetAddressMailbox *)mb));
+		}
+	}
+}
+
+static size_t
+mime_count_addrs(InternetAddressList *list)
+{
+	int len = list != NULL ? internet_address_list_length(list) : 0;
+	size_t n = 0;
+
+	for (int i = 0; i < len; i++) {
+		InternetAddress *a = internet_address_list_get_address(list, i);
+
+		if (INTERNET_ADDRESS_IS_GROUP(a))
+			n += internet_address_list_length(
+			    internet_address_group_get_members((InternetAddressGroup *)a));
+		else
+			n++;
+	}
+	return n;
+}
+
+static int
+mime_fill_addrs(struct email_msg *msg, GMimeMessage *m, const struct email_limits *lim, char *err,
+    size_t errlen)
+{
+	InternetAddressList *to = g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_TO);
+	InternetAddressList *cc = g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_CC);
+	size_t nto = mime_count_addrs(to), ncc = mime_count_addrs(cc);
+	struct email_addr *from = NULL, *rt = NULL;
+	size_t nfrom = 0, nrt = 0;
+
+	if (nto + ncc > lim->max_addresses)
+		return mime_fail(err, errlen, "To and Cc hold %zu addresses, over the limit of %u",
+		    nto + ncc, lim->max_addresses);
+	if (nto > 0 && (msg->to = calloc(nto, sizeof(*msg->to))) == NULL)
+		return mime_fail(err, errlen, "out of memory");
+	if (ncc > 0 && (msg->cc = calloc(ncc, sizeof(*msg->cc))) == NULL)
+		return mime_fail(err, errlen, "out of memory");
+	mime_addrs(to, &msg->to, &msg->n_to);
+	mime_addrs(cc, &msg->cc, &msg->n_cc);
+
+	/* From and Reply-To: only the first mailbox counts */
+	nfrom = mime_count_addrs(g_mime_message_get_from(m));
+	if (nfrom > 0 && (from = calloc(nfrom, sizeof(*from))) != NULL) {
+		size_t k = 0;
+
+		mime_addrs(g_mime_message_get_from(m), &from, &k);
+		if (k > 0)
+			msg->from = from[0];
+		for (size_t i = 1; i < k; i++) {
+			free(from[i].name);
+			free(from[i].addr);
+		}
+		free(from);
+	}
+	nrt = mime_count_addrs(g_mime_message_get_reply_to(m));
+	if (nrt > 0 && (rt = calloc(nrt, sizeof(*rt))) != NULL) {
+		size_t k = 0;
+
+		mime_addrs(g_mime_message_get_reply_to(m), &rt, &k);
+		for (size_t i = 0; i < k; i++) {
+			if (msg->reply_to == NULL && rt[i].addr != NULL) {
+				msg->reply_to = rt[i].addr;
+				rt[i].addr = NULL;
+			}
+			free(rt[i].name);
+			free(rt[i].addr);
+		}
+		free(rt);
+	}
+	return 0;
+}
+
+static char *
+mime_return_path(const char *v)
+{
+	const char *lt, *gt;
+	char *s, *out;
+	size_t o = 0;
+
+	if (v == NULL)
+		return NULL;
+	if ((lt = strchr(v, '<')) != NULL && (gt = strchr(lt, '>')) != NULL)
+		s = strndup(lt + 1, (size_t)(gt - lt - 1));
+	else
+		s = strdup(v);
+	if (s == NULL)
+		return NULL;
+	out = s;
+	for (char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p > ' ' && *p != 0x7f)
+			out[o++] = *p;
+	out[o] = '\0';
+	if (!g_utf8_validate(out, -1, NULL)) {
+		free(s);
+		return NULL;
+	}
+	return out;
+}
+
+static void
+mime_fill_ids(struct email_msg *msg, GMimeMessage *m, GMimeParserOptions *opts)
+{
+	GMimeObject *obj = (GMimeObject *)m;
+	const char *v;
+
+	msg->message_id = mime_clean_addr(g_mime_message_get_message_id(m));
+	if ((v = g_mime_object_get_header(obj, "In-Reply-To")) != NULL) {
+		char *id = g_mime_utils_decode_message_id(v);
+
+		msg->in_reply_to = mime_clean_addr(id);
+		g_free(id);
+	}
+	if ((v = g_mime_object_get_header(obj, "References")) != NULL) {
+		GMimeReferences *refs = g_mime_references_parse(opts, v);
+		int n = refs != NULL ? g_mime_references_length(refs) : 0;
+
+		if (n > 0)
+			msg->references = calloc((size_t)n, sizeof(char *));
+		for (int i = 0; i < n && msg->references != NULL; i++) {
+			char *id = mime_clean_addr(g_mime_references_get_message_id(refs, i));
+
+			if (id != NULL)
+				msg->references[msg->n_references++] = id;
+		}
+		if (refs != NULL)
+			g_mime_references_free(refs);
+	}
+}
+
+/* "2026-000123" from "[loket 2026-000123]" anywhere in the subject. */
+static char *
+mime_token(const char *subj)
+{
+	for (const char *p = strchr(subj, '['); p != NULL; p = strchr(p + 1, '[')) {
+		const char *q = p + 1;
+		int ok = 1;
+
+		if (g_ascii_strncasecmp(q, "loket", 5) != 0 || q[5] != ' ')
+			continue;
+		q += 5;
+		while (*q == ' ')
+			q++;
+		for (int i = 0; i < 11 && ok; i++)
+			ok = i == 4 ? q[i] == '-' : g_ascii_isdigit(q[i]);
+		if (ok && q[11] == ']')
+			return strndup(q, 11);
+	}
+	return NULL;
+}
+
+static const char *
+mime_auto_reason(const struct email_msg *msg, GMimeMessage *m)
+{
+	GMimeObject *obj = (GMimeObject *)m;
+	GMimeObject *top = g_mime_message_get_mime_part(m);
+	const char *v;
+
+	if (top != NULL && mime_is_type(top, "multipart", "report"))
+		return "bounce";
+	if (msg->from.addr != NULL) {
+		const char *at = strchr(msg->from.addr, '@');
+		size_t n = at != NULL ? (size_t)(at - msg->from.addr) : strlen(msg->from.addr);
+
+		if ((n == 13 && g_ascii_strncasecmp(msg->from.addr, "mailer-daemon", n) == 0)
+		    || (n == 10 && g_ascii_strncasecmp(msg->from.addr, "postmaster", n) == 0))
+			return "mailer-daemon";
+	}
+	if (msg->return_path != NULL && *msg->return_path == '\0')
+		return "return-path";
+	if ((v = g_mime_object_get_header(obj, "Auto-Submitted")) != NULL) {
+		v += strspn(v, " \t\r\n");
+		if (g_ascii_strncasecmp(v, "no", 2) != 0
+		    || (v[2] != '\0' && strchr(" \t\r\n;(", v[2]) == NULL))
+			return "auto-submitted";
+	}
+	if (g_mime_object_get_header(obj, "X-Autoreply") != NULL
+	    || g_mime_object_get_header(obj, "X-Autorespond") != NULL)
+		return "x-autoreply";
+	if (g_mime_object_get_header(obj, "X-Auto-Response-Suppress") != NULL)
+		return "x-auto-response-suppress";
+	if ((v = g_mime_object_get_header(obj, "Precedence")) != NULL) {
+		char *p = g_strstrip(g_strdup(v));
+		int bulk = g_ascii_strcasecmp(p, "bulk") == 0 || g_ascii_strcasecmp(p, "junk") == 0
+		    || g_ascii_strcasecmp(p, "list") == 0;
+
+		g_free(p);
+		if (bulk)
+			return "precedence";
+	}
+	if (g_mime_object_get_header(obj, "List-Id") != NULL)
+		return "list-id";
+	return NULL;
+}
+
+static int
+mime_has_mail_headers(GMimeMessage *m)
+{
+	static const char *const names[]
+	    = { "From", "To", "Cc", "Subject", "Date", "Message-ID", "Received", "Return-Path",
+		      "MIME-Version", "Sender", "Reply-To", "In-Reply-To", "References", NULL };
+
+	for (const char *const *n = names; *n != NULL; n++)
+		if (g_mime_object_get_header((GMimeObject *)m, *n) != NULL)
+			return 1;
+	return 0;
+}
+
+static void
+mime_body(struct email_msg *msg, struct mime_parse *p)
+{
+	GMimeObject *html = NULL;
+	const char *cs;
+	GByteArray *ba;
+	char *text;
+
+	for (guint i = 0; i < p->leaves->len && p->body_part == NULL; i++) {
+		GMimeObject *o = p->leaves->pdata[i];
+
+		if (!GMIME_IS_PART(o) || mime_is_attachmentish(o))
+			continue;
+		if (mime_is_type(o, "text", "plain"))
+			p->body_part = o;
+		else if (html == NULL && mime_is_type(o, "text", "html"))
+			html = o;
+	}
+	if (p->body_part == NULL && html != NULL) {
+		p->body_part = html;
+		msg->body_from_html = 1;
+	}
+	if (p->body_part == NULL) {
+		msg->body = strdup("");
+		return;
+	}
+	ba = mime_content(p->body_part);
+	cs = g_mime_object_get_content_type_parameter(p->body_part, "charset");
+	/* a NUL would end the C string early; only UTF-16/32 text holds NUL bytes */
+	if (cs == NULL
+	    || (strstr(cs, "16") == NULL && strstr(cs, "32") == NULL
+	        && g_ascii_strncasecmp(cs, "ucs", 3) != 0)) {
+		guint o = 0;
+
+		for (guint i = 0; i < ba->len; i++)
+			if (ba->data[i] != '\0')
+				ba->data[o++] = ba->data[i];
+		g_byte_array_set_size(ba, o);
+	}
+	text = mime_to_utf8(cs, (const char *)ba->data, ba->len);
+	g_byte_array_free(ba, TRUE);
+	if (msg->body_from_html) {
+		char *t = mime_html_to_text(text);
+
+		g_free(text);
+		text = t;
+	}
+	msg->body = mime_take(mime_text_lines(text, strlen(text)));
+}
+
+static char *
+mime_filename(GMimeObject *o)
+{
+	const char *fn = NULL;
+	char *line;
+	size_t n = 0;
+
+	if (GMIME_IS_MESSAGE_PART(o))
+		return strdup("message.eml");
+	if (GMIME_IS_PART(o))
+		fn = g_mime_part_get_filename((GMimePart *)o);
+	if (fn == NULL || (line = mime_one_line(fn, 1)) == NULL)
+		return strdup("attachment");
+	for (char *q = line; *q != '\0'; q++)
+		if (*q != '/' && *q != '\\')
+			line[n++] = *q;
+	line[n] = '\0';
+	if (n > MIME_FILENAME_MAX) {
+		char *end = line + MIME_FILENAME_MAX;
+
+		/* cut before a UTF-8 continuation byte */
+		while (end > line && ((unsigned char)*end & 0xc0) == 0x80)
+			end--;
+		*end = '\0';
+	}
+	g_strstrip(line);
+	if (*line == '\0' || strcmp(line, ".") == 0 || strcmp(line, "..") == 0) {
+		free(line);
+		return strdup("attachment");
+	}
+	return line;
+}
+
+static int
+mime_attachments(struct email_msg *msg, struct mime_parse *p, char *err, size_t errlen)
+{
+	const struct email_limits *lim = p->lim;
+
+	msg->attachments
+	    = calloc(p->leaves->len > 0 ? p->leaves->len : 1, sizeof(*msg->attachments));
+	if (msg->attachments == NULL)
+		return mime_fail(err, errlen, "out of memory");
+	for (guint i = 0; i < p->leaves->len; i++) {
+		GMimeObject *o = p->leaves->pdata[i];
+		struct email_attachment *a;
+		GByteArray *ba;
+		char *ct;
+
+		if (o == p->body_part)
+			continue;
+		if (!GMIME_IS_MESSAGE_PART(o) && !mime_is_attachmentish(o)
+		    && (mime_is_type(o, "text", "plain") || mime_is_type(o, "text", "html")))
+			continue;
+		ba = mime_content(o);
+		g_ptr_array_add(p->contents, ba);
+		if (ba->len > lim->max_attachment)
+			return mime_fail(err, errlen,
+			    "an attachment is %u bytes, over the limit of %zu", ba->len,
+			    lim->max_attachment);
+		p->total += ba->len;
+		if (p->total > lim->max_total)
+			return mime_fail(err, errlen,
+			    "attachments total at least %zu bytes, over the limit of %zu", p->total,
+			    lim->max_total);
+		a = &msg->attachments[msg->n_attachments++];
+		a->size = ba->len;
+		a->filename = mime_filename(o);
+		ct = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(o));
+		for (char *c = ct; c != NULL && *c != '\0'; c++)
+			*c = g_ascii_tolower(*c);
+		a->content_type = mime_one_line(ct != NULL ? ct : "", 0);
+		g_free(ct);
+		mime_sha256_hex(ba->data, ba->len, a->sha256);
+		if (a->filename == NULL || a->content_type == NULL)
+			return mime_fail(err, errlen, "out of memory");
+	}
+	return 0;
+}
+
+static int
+mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len, char *err,
+    size_t errlen)
+{
+	const char *dir = p->lim->blob_dir;
+
+	mime_sha256_hex(raw, len, msg->raw_sha256);
+	msg->raw_size = len;
+	if (dir == NULL)
+		return 0;
+	for (guint i = 0; i < p->contents->len; i++) {
+		GByteArray *ba = p->contents->pdata[i];
+
+		if (email_blob_put(dir, ba->data, ba->len, msg->attachments[i].sha256, err, errlen)
+		    < 0)
+			return -1;
+	}
+	return email_blob_put(dir, raw, len, msg->raw_sha256, err, errlen);
+}
+
+static void
+mime_fill_header_fields(struct email_msg *msg, GMimeMessage *m, GMimeParserOptions *opts)
+{
+	const char *subj = g_mime_message_get_subject(m);
+	GDateTime *date = g_mime_message_get_date(m);
+
+	msg->subject = mime_one_line(subj != NULL ? subj : "", 0);
+	msg->return_path
+	    = mime_return_path(g_mime_object_get_header((GMimeObject *)m, "Return-Path"));
+	mime_fill_ids(msg, m, opts);
+	if (msg->subject != NULL)
+		msg->token = mime_token(msg->subject);
+	if (date != NULL)
+		msg->date_ms = (int64_t)g_date_time_to_unix(date) * 1000;
+}
+
+/*
+ * A rough count of the addresses in the top-level To and Cc fields, read from
+ * the raw bytes before GMime builds an object per address: '@' and commas
+ * outside quoted strings and comments. It can run high (a name holding an
+ * address), so only a count far over the limit is refused on it.
+ */
+static size_t
+mime_rough_addr_count(const char *raw, size_t len)
+{
+	size_t at = 0, commas = 0, fields = 0, i = 0;
+	int in = 0, quote = 0, comment = 0;
+
+	while (i < len) {
+		const char *eol = memchr(raw + i, '\n', len - i);
+		size_t end = eol != NULL ? (size_t)(eol - raw) : len, j = i;
+
+		if (end == i || (end == i + 1 && raw[i] == '\r'))
+			break;
+		if (raw[i] != ' ' && raw[i] != '\t') {
+			in = end - i >= 3 && raw[i + 2] == ':'
+			    && (g_ascii_strncasecmp(raw + i, "to", 2) == 0
+			        || g_ascii_strncasecmp(raw + i, "cc", 2) == 0);
+			if (in) {
+				fields++;
+				j = i + 3;
+				quote = comment = 0;
+			}
+		}
+		for (; in && j < end; j++) {
+			if (quote) {
+				if (raw[j] == '\\')
+					j++;
+				else if (raw[j] == '"')
+					quote = 0;
+			} else if (raw[j] == '"' && comment == 0) {
+				quote = 1;
+			} else if (raw[j] == '(') {
+				comment++;
+			} else if (raw[j] == ')' && comment > 0) {
+				comment--;
+			} else if (comment == 0 && raw[j] == '@') {
+				at++;
+			} else if (comment == 0 && raw[j] == ',') {
+				commas++;
+			}
+		}
+		i = end + 1;
+	}
+	return at > commas + fields ? at : commas + fields;
+}
+
+int
+email_parse(const char *raw, size_t len, const struct email_limits *lim, struct email_msg **msg_r,
+    char *err, size_t errlen)
+{
+	static const char *fallback[] = { "UTF-8", "windows-1252", NULL };
+	struct mime_parse p = { .lim = lim };
+	struct email_msg *msg = NULL;
+	GMimeStream *stream = NULL;
+	GMimeParser *parser = NULL;
+	GMimeMessage *m = NULL;
+	size_t rough;
+	int rc = -1;
+
+	*msg_r = NULL;
+	if (len > lim->max_message)
+		return mime_fail(err, errlen, "message is %zu bytes, over the limit of %zu", len,
+		    lim->max_message);
+	if (len == 0)
+		return mime_fail(err, errlen, "not a mail message: no headers");
+	if ((rough = mime_rough_addr_count(raw, len)) / 2 > lim->max_addresses)
+		return mime_fail(err, errlen,
+		    "To and Cc hold about %zu addresses, over the limit of %u", rough,
+		    lim->max_addresses);
+
+	p.opts = g_mime_parser_options_new();
+	/* raw 8-bit headers: UTF-8 (RFC 6532) when valid, else what Outlook sends */
+	g_mime_parser_options_set_fallback_charsets(p.opts, fallback);
+	g_mime_parser_options_set_warning_callback(p.opts, mime_warning_cb, &p);
+	p.leaves = g_ptr_array_new();
+	p.contents = g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
+
+	stream = g_mime_stream_mem_new_with_buffer(raw, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	m = g_mime_parser_construct_message(parser, p.opts);
+	if (m == NULL || !mime_has_mail_headers(m)) {
+		mime_fail(err, errlen, "not a mail message: no headers");
+		goto fail;
+	}
+	if (p.nesting_overflow) {
+		mime_fail(err, errlen, "MIME nesting is deeper than %u levels", lim->max_depth);
+		goto fail;
+	}
+	if (mime_walk(&p, m, err, errlen) < 0)
+		goto fail;
+	if ((msg = calloc(1, sizeof(*msg))) == NULL) {
+		mime_fail(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (mime_fill_addrs(msg, m, lim, err, errlen) < 0)
+		goto fail;
+	mime_fill_header_fields(msg, m, p.opts);
+	mime_body(msg, &p);
+	if (msg->subject == NULL || msg->body == NULL) {
+		mime_fail(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (mime_attachments(msg, &p, err, errlen) < 0)
+		goto fail;
+	msg->auto_reason = mime_auto_reason(msg, m);
+	if (mime_store(msg, &p, raw, len, err, errlen) < 0)
+		goto fail;
+	*msg_r = msg;
+	msg = NULL;
+	rc = 0;
+fail:
+	email_msg_free(msg);
+	if (m != NULL)
+		g_object_unref(m);
+	if (parser != NULL)
+		g_object_unref(parser);
+	if (stream != NULL)
+		g_object_unref(stream);
+	g_ptr_array_free(p.contents, TRUE);
+	g_ptr_array_free(p.leaves, TRUE);
+	/* after the message: its headers decode lazily with these options */
+	g_mime_parser_options_free(p.opts);
+	return rc;
+}
+
+static void
+mime_addr_free(struct email_addr *a)
+{
+	free(a->name);
+	free(a->addr);
+}
+
+void
+email_msg_free(struct email_msg *m)
+{
+	if (m == NULL)
+		return;
+	mime_addr_free(&m->from);
+	for (size_t i = 0; i < m->n_to; i++)
+		mime_addr_free(&m->to[i]);
+	free(m->to);
+	for (size_t i = 0; i < m->n_cc; i++)
+		mime_addr_free(&m->cc[i]);
+	free(m->cc);
+	free(m->reply_to);
+	free(m->return_path);
+	free(m->subject);
+	free(m->body);
+	free(m->message_id);
+	free(m->in_reply_to);
+	for (size_t i = 0; i < m->n_references; i++)
+		free(m->references[i]);
+	free(m->references);
+	free(m->token);
+	for (size_t i = 0; i < m->n_attachments; i++) {
+		free(m->attachments[i].filename);
+		free(m->attachments[i].content_type);
+	}
+	free(m->attachments);
+	free(m);
+}
+
+/* ---- blobs -------------------------------------------------------------------------- */
+
+static int
+mime_write_all(int fd, const unsigned char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+email_blob_put(
+    const char *dir, const void *data, size_t len, char sha256_hex[65], char *err, size_t errlen)
+{
+	char *path = NULL, *tmp = NULL;
+	struct stat st;
+	int fd = -1, dfd, rc = -1;
+
+	mime_sha256_hex(data, len, sha256_hex);
+	if (dir == NULL)
+		return mime_fail(err, errlen, "no blob directory");
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return mime_fail(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+	path = g_strdup_printf("%s/%s", dir, sha256_hex);
+	/* same name, same bytes: a complete file is only ever renamed into place */
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) {
+		g_free(path);
+		return 0;
+	}
+	tmp = g_strdup_printf("%s/.tmp-XXXXXX", dir);
+	if ((fd = mkstemp(tmp)) < 0) {
+		mime_fail(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (mime_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+		mime_fail(err, errlen, "cannot write a file in %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		mime_fail(err, errlen, "cannot write a file in %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		mime_fail(err, errlen, "cannot rename a file in %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	/* the rename itself must survive a crash before the mail is acknowledged */
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	rc = 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 && tmp != NULL)
+		unlink(tmp);
+	g_free(tmp);
+	g_free(path);
+	return rc;
+}
+
+/* ---- composing ---------------------------------------------------------------------- */
+
+/* Refuses what could end the address or start another one inside a header. */
+static int
+mime_addr_ok(const char *a)
+{
+	if (a == NULL || *a == '\0' || strchr(a, '@') == NULL || strlen(a) > 320
+	    || !g_utf8_validate(a, -1, NULL))
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)a; *p != '\0'; p++)
+		if (*p <= ' ' || *p == 0x7f || strchr("<>()[],;:\"\\", *p) != NULL)
+			return 0;
+	return 1;
+}
+
+static int
+mime_id_ok(const char *id)
+{
+	if (id == NULL || *id == '\0' || strlen(id) > 900 || !g_utf8_validate(id, -1, NULL))
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)id; *p != '\0'; p++)
+		if (*p <= ' ' || *p == 0x7f || *p == '<' || *p == '>')
+			return 0;
+	return 1;
+}
+
+/* "<a> <b>" from "a b" (brackets in the input tolerated); NULL when an id is unfit. */
+static char *
+mime_references(const char *refs)
+{
+	char **ids = g_strsplit_set(refs, " \t\r\n", -1);
+	GString *s = g_string_new(NULL);
+	int ok = 1;
+
+	for (char **id = ids; *id != NULL && ok; id++) {
+		char *v = *id;
+		size_t n = strlen(v);
+
+		if (n == 0)
+			continue;
+		if (v[0] == '<' && v[n - 1] == '>' && n > 2) {
+			v[n - 1] = '\0';
+			v++;
+		}
+		ok = mime_id_ok(v);
+		g_string_append_printf(s, "%s<%s>", s->len > 0 ? " " : "", v);
+	}
+	g_strfreev(ids);
+	if (!ok || s->len == 0) {
+		g_string_free(s, TRUE);
+		return NULL;
+	}
+	return g_string_free(s, FALSE);
+}
+
+static GMimeObject *
+mime_compose_text(const char *body)
+{
+	char *valid = g_utf8_make_valid(body != NULL ? body : "", -1);
+	GMimePart *part = g_mime_part_new_with_type("text", "plain");
+	GMimeStream *mem = g_mime_stream_mem_new_with_buffer(valid, strlen(valid));
+	GMimeDataWrapper *dw
+	    = g_mime_data_wrapper_new_with_stream(mem, GMIME_CONTENT_ENCODING_DEFAULT);
+
+	g_mime_object_set_content_type_parameter((GMimeObject *)part, "charset", "utf-8");
+	g_mime_part_set_content(part, dw);
+	g_mime_part_set_content_encoding(
+	    part, g_mime_part_get_best_content_encoding(part, GMIME_ENCODING_CONSTRAINT_7BIT));
+	g_object_unref(dw);
+	g_object_unref(mem);
+	g_free(valid);
+	return (GMimeObject *)part;
+}
+
+static GMimeObject *
+mime_compose_attachment(const struct email_out_attachment *a, size_t i, char *err, size_t errlen)
+{
+	GMimeContentDisposition *disp;
+	GMimeContentType *ct = NULL;
+	GMimeDataWrapper *dw;
+	GMimeStream *mem;
+	GMimePart *part;
+	GError *gerr = NULL;
+	char *data, *fn;
+	const char *name;
+	gsize len;
+
+	if (a->path == NULL || !g_file_get_contents(a->path, &data, &len, &gerr)) {
+		mime_fail(err, errlen, "cannot read attachment %zu: %s", i + 1,
+		    gerr != NULL ? gerr->message : "no path");
+		if (gerr != NULL)
+			g_error_free(gerr);
+		return NULL;
+	}
+	if (a->content_type != NULL && strpbrk(a->content_type, "\r\n") == NULL)
+		ct = g_mime_content_type_parse(NULL, a->content_type);
+	if (ct == NULL || g_mime_content_type_get_media_type(ct) == NULL
+	    || g_mime_content_type_get_media_subtype(ct) == NULL) {
+		if (ct != NULL)
+			g_object_unref(ct);
+		ct = g_mime_content_type_new("application", "octet-stream");
+	}
+	fn = mime_one_line(a->filename != NULL ? a->filename : "", 1);
+	name = fn != NULL && *fn != '\0' ? g_strdelimit(fn, "/\\", '_') : "attachment";
+	disp = g_mime_content_disposition_new();
+	g_mime_content_disposition_set_disposition(disp, "attachment");
+	/* set up whole before handing over: GMime writes the header when it is set */
+	g_mime_content_disposition_set_parameter(disp, "filename", name);
+	g_mime_param_set_charset(g_mime_param_list_get_parameter(
+	                             g_mime_content_disposition_get_parameters(disp), "filename"),
+	    "UTF-8");
+	g_mime_content_type_set_parameter(ct, "name", name);
+	g_mime_param_set_charset(
+	    g_mime_param_list_get_parameter(g_mime_content_type_get_parameters(ct), "name"),
+	    "UTF-8");
+	free(fn);
+	part = g_mime_part_new();
+	g_mime_object_set_content_type((GMimeObject *)part, ct);
+	g_mime_object_set_content_disposition((GMimeObject *)part, disp);
+	g_object_unref(disp);
+	g_object_unref(ct);
+	mem = g_mime_stream_mem_new_with_byte_array(g_byte_array_new_take((guint8 *)data, len));
+	dw = g_mime_data_wrapper_new_with_stream(mem, GMIME_CONTENT_ENCODING_DEFAULT);
+	g_mime_part_set_content(part, dw);
+	g_object_unref(dw);
+	g_object_unref(mem);
+	g_mime_part_set_content_encoding(part, GMIME_CONTENT_ENCODING_BASE64);
+	return (GMimeObject *)part;
+}
+
+/* The written message with every line end made CRLF, copied to malloc'd memory. */
+static int
+mime_crlf_copy(const GByteArray *ba, char **data_r, size_t *len_r)
+{
+	size_t n = 0, o = 0;
+	char *out;
+
+	for (guint i = 0; i < ba->len; i++)
+		n += ba->data[i] == '\n' && (i == 0 || ba->data[i - 1] != '\r') ? 2 : 1;
+	if ((out = malloc(n + 1)) == NULL)
+		return -1;
+	for (guint i = 0; i < ba->len; i++) {
+		if (ba->data[i] == '\n' && (i == 0 || ba->data[i - 1] != '\r'))
+			out[o++] = '\r';
+		out[o++] = (char)ba->data[i];
+	}
+	out[o] = '\0';
+	*data_r = out;
+	*len_r = o;
+	return 0;
+}
+
+/*
+ * GMime would encode a name in the smallest charset that holds it, which can
+ * be windows-1251 for a name with an en dash; UTF-8 is what every client reads.
+ */
+static void
+mime_compose_mailbox(GMimeMessage *m, GMimeAddressType type, const char *name, const char *addr)
+{
+	InternetAddress *ia = internet_address_mailbox_new(name, addr);
+
+	internet_address_set_charset(ia, "UTF-8");
+	internet_address_list_add(g_mime_message_get_addresses(m, type), ia);
+	g_object_unref(ia);
+}
+
+static int
+mime_compose_headers(GMimeMessage *m, const struct email_out *o, char *err, size_t errlen)
+{
+	GMimeObject *obj = (GMimeObject *)m;
+	char *from_name = mime_one_line(o->from_name, 0);
+	char *to_name = mime_one_line(o->to_name, 0);
+	char *subj = mime_one_line(o->subject != NULL ? o->subject : "", 0);
+	GDateTime *date;
+	int rc = -1;
+
+	mime_compose_mailbox(m, GMIME_ADDRESS_TYPE_FROM, from_name, o->from_addr);
+	mime_compose_mailbox(m, GMIME_ADDRESS_TYPE_TO, to_name, o->to_addr);
+	g_mime_message_set_subject(m, subj != NULL ? subj : "", "utf-8");
+	date = o->date_ms != 0 ? g_date_time_new_from_unix_utc(o->date_ms / 1000)
+	                       : g_date_time_new_now_utc();
+	g_mime_message_set_date(m, date);
+	g_date_time_unref(date);
+	g_mime_message_set_message_id(m, o->message_id);
+	if (o->in_reply_to != NULL) {
+		char *v;
+
+		if (!mime_id_ok(o->in_reply_to)) {
+			mime_fail(err, errlen, "in-reply-to is not valid");
+			goto fail;
+		}
+		v = g_strdup_printf("<%s>", o->in_reply_to);
+		g_mime_object_set_header(obj, "In-Reply-To", v, NULL);
+		g_free(v);
+	}
+	if (o->references != NULL && strspn(o->references, " \t\r\n") < strlen(o->references)) {
+		char *v = mime_references(o->references);
+
+		if (v == NULL) {
+			mime_fail(err, errlen, "references are not valid");
+			goto fail;
+		}
+		g_mime_object_set_header(obj, "References", v, NULL);
+		g_free(v);
+	}
+	if (o->auto_submitted != NULL) {
+		if (strcmp(o->auto_submitted, "auto-replied") != 0
+		    && strcmp(o->auto_submitted, "auto-generated") != 0) {
+			mime_fail(err, errlen, "auto-submitted is not valid");
+			goto fail;
+		}
+		g_mime_object_set_header(obj, "Auto-Submitted", o->auto_submitted, NULL);
+		/* Exchange then sends no out-of-office answer to our answer */
+		g_mime_object_set_header(obj, "X-Auto-Response-Suppress", "All", NULL);
+	}
+	if (o->reference != NULL) {
+		char *ref = mime_one_line(o->reference, 0);
+
+		g_mime_object_set_header(obj, "X-Loket-Reference", ref != NULL ? ref : "", NULL);
+		free(ref);
+	}
+	g_mime_object_set_header(obj, "MIME-Version", "1.0", NULL);
+	rc = 0;
+fail:
+	free(subj);
+	free(to_name);
+	free(from_name);
+	return rc;
+}
+
+int
+email_compose(const struct email_out *o, char **data_r, size_t *len_r, char *err, size_t errlen)
+{
+	GMimeFormatOptions *fo = NULL;
+	GMimeStream *mem = NULL;
+	GMimeMessage *m = NULL;
+	GMimeObject *top;
+	int rc = -1;
+
+	*data_r = NULL;
+	*len_r = 0;
+	if (!mime_addr_ok(o->from_addr))
+		return mime_fail(err, errlen, "from address is not valid");
+	if (!mime_addr_ok(o->to_addr))
+		return mime_fail(err, errlen, "to address is not valid");
+	if (!mime_id_ok(o->message_id))
+		return mime_fail(err, errlen, "message id is not valid");
+
+	m = g_mime_message_new(TRUE);
+	if (mime_compose_headers(m, o, err, errlen) < 0)
+		goto fail;
+	top = mime_compose_text(o->body);
+	if (o->n_attachments > 0) {
+		GMimeMultipart *mp = g_mime_multipart_new_with_subtype("mixed");
+
+		g_mime_multipart_add(mp, top);
+		g_object_unref(top);
+		top = (GMimeObject *)mp;
+		for (size_t i = 0; i < o->n_attachments; i++) {
+			GMimeObject *a
+			    = mime_compose_attachment(&o->attachments[i], i, err, errlen);
+
+			if (a == NULL) {
+				g_object_unref(top);
+				goto fail;
+			}
+			g_mime_multipart_add(mp, a);
+			g_object_unref(a);
+		}
+	}
+	g_mime_message_set_mime_part(m, top);
+	g_object_unref(top);
+
+	fo = g_mime_format_options_new();
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	mem = g_mime_stream_mem_new();
+	if (g_mime_object_write_to_stream((GMimeObject *)m, fo, mem) < 0) {
+		mime_fail(err, errlen, "cannot write the message");
+		goto fail;
+	}
+	if (mime_crlf_copy(g_mime_stream_mem_get_byte_array((GMimeStreamMem *)mem), data_r, len_r)
+	    < 0) {
+		mime_fail(err, errlen, "out of memory");
+		goto fail;
+	}
+	rc = 0;
+fail:
+	if (mem != NULL)
+		g_object_unref(mem);
+	if (fo != NULL)
+		g_mime_format_options_free(fo);
+	if (m != NULL)
+		g_object_unref(m);
+	return rc;
+}
+
+void
+email_mime_init(void)
+{
+	g_mime_init();
+	/* crypto_hash_sha256 works without it; sodium_init only picks the fast implementation */
+	int rc = sodium_init();
+
+	(void)rc;
+}
+
+void
+email_mime_shutdown(void)
+{
+	g_mime_shutdown();
+}

@@ -1,0 +1,169 @@
+"""The email channel end to end against real Dovecot and Postfix: intake, the
+acknowledgement, threading of the citizen's answer, staff replies with documents, the
+loop guard and header injection."""
+
+import base64
+import hashlib
+import os
+import re
+
+from conftest import SLOW, wait_for
+from email_support import (CITIZEN, citizen_mail, email_contacts, email_daemon, messages,
+                           wait_contacts, wait_mail)
+from mail_fixtures import mailserver  # noqa: F401
+
+REF = re.compile(r"\[loket (\d{4}-\d{6})\]")
+
+
+def test_citizen_mail_becomes_contact_and_gets_acknowledged(loketd, mailserver):
+    d, client = email_daemon(loketd, mailserver)
+    mailserver.send(CITIZEN, ["info@gemeente.test"],
+                    citizen_mail("Vraag over mijn identiteitskaart",
+                                 "Goeiedag,\nmijn identiteitskaart is vervallen. Wat moet ik doen?\n"))
+    (contact,) = wait_contacts(client, 1)
+    assert contact["subject"] == "Vraag over mijn identiteitskaart"
+    assert "identiteitskaart is vervallen" in contact["body"]
+    assert contact["organisation"] == "gemeente"
+    assert contact["party"]["name"] == "Jan Peeters"
+    status, parties, _, _ = client.call("GET", "/api/v1/parties?email=" + CITIZEN,
+                                        token=client.admin)
+    assert status == 200 and parties["items"][0]["id"] == contact["party_id"]
+
+    # Registered means moved out of the INBOX into Processed, bytes intact.
+    assert wait_for(lambda: not mailserver.messages("info@gemeente.test"), 10 * SLOW)
+    assert len(mailserver.messages("info@gemeente.test", "Processed")) == 1
+
+    # The acknowledgement reaches the citizen: reference, expected date, loop-guard headers.
+    # The identity card is burgerzaken's (catalogue): the rules also say it went there.
+    mails = wait_mail(mailserver, CITIZEN, count=2)
+    subjects = sorted(m["Subject"] for m in mails)
+    assert len(mails) == 2 and "doorgegeven aan de dienst burgerzaken" in subjects[1], subjects
+    (ack,) = [m for m in mails if "ontvangen" in m["Subject"]]
+    assert REF.search(ack["Subject"]).group(1) == contact["reference"]
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert ack["X-Loket-Reference"] == contact["reference"]
+    text = ack.get_body(("plain",)).get_content()
+    assert contact["reference"] in text
+    assert re.search(r"uiterlijk op \w+dag \d{1,2} \w+ 20\d\d", text), text
+    assert ack["From"].addresses[0].addr_spec == "info@gemeente.test"
+
+    # The outbox row is now a sent message on the contact, with the Message-ID that went out.
+    msgs = wait_for(lambda: len([m for m in messages(client, contact["id"])
+                                 if m["direction"] == "out" and m["status"] == "sent"]) == 2
+                    and messages(client, contact["id"]), 10 * SLOW)
+    assert msgs, messages(client, contact["id"])
+    assert "<%s>" % msgs[1]["message_id"] in (ack["Message-ID"], mails[1]["Message-ID"])
+
+
+def test_citizen_answer_threads_onto_the_contact_and_reopens_it(loketd, mailserver):
+    d, client = email_daemon(loketd, mailserver)
+    first = citizen_mail("Grofvuil ophalen", "Wanneer komt de grofvuilophaling?\n")
+    mailserver.send(CITIZEN, ["info@gemeente.test"], first)
+    (contact,) = wait_contacts(client, 1)
+    (ack,) = [m for m in wait_mail(mailserver, CITIZEN) if "ontvangen" in m["Subject"]]
+    if contact["status"] == "escalated":
+        client.action(contact["id"], "close", {"answer": "Op afspraak, zie de website."})
+    else:
+        client.action(contact["id"], "resolve", {"answer": "Op afspraak, zie de website."})
+
+    # The citizen answers the acknowledgement: In-Reply-To and the token in the subject.
+    answer = citizen_mail("Re: " + ack["Subject"], "Dank u, maar de website werkt niet.\n",
+                          headers={"In-Reply-To": ack["Message-ID"],
+                                   "References": ack["Message-ID"]})
+    mailserver.send(CITIZEN, ["info@gemeente.test"], answer)
+    ok = wait_for(lambda: client.contact(contact["id"])["status"] == "open", 15 * SLOW,
+                  interval=0.2)
+    assert ok, client.contact(contact["id"])
+    assert len(email_contacts(client)) == 1, "the answer made a new contact"
+    inbound = [m for m in messages(client, contact["id"]) if m["direction"] == "in"]
+    assert [m["body"].strip() for m in inbound] == [
+        "Wanneer komt de grofvuilophaling?", "Dank u, maar de website werkt niet."]
+    history = [h["action"] for h in client.contact(contact["id"])["history"]]
+    assert "reopen" in history
+
+    # Without In-Reply-To, the token alone threads too.
+    token_only = citizen_mail("Nog een vraag [loket %s]" % contact["reference"], "En nu?\n")
+    mailserver.send(CITIZEN, ["info@gemeente.test"], token_only)
+    assert wait_for(lambda: len([m for m in messages(client, contact["id"])
+                                 if m["direction"] == "in"]) == 3, 15 * SLOW, interval=0.2)
+    assert len(email_contacts(client)) == 1
+
+
+def test_staff_reply_with_pdf_arrives_intact(loketd, mailserver):
+    d, client = email_daemon(loketd, mailserver, rules=None)
+    mailserver.send(CITIZEN, ["info@gemeente.test"],
+                    citizen_mail("Uittreksel geboorteakte", "Graag een uittreksel.\n"))
+    (contact,) = wait_contacts(client, 1)
+    pdf = b"%PDF-1.4\n" + os.urandom(20000) + b"\n%%EOF\n"
+    status, doc, _, raw = client.call(
+        "POST", "/api/v1/contacts/%d/messages" % contact["id"],
+        {"body": "Beste,\n\nIn bijlage vindt u het uittreksel.\n\nMet vriendelijke groeten",
+         "attachments": [{"name": "uittreksel geboorteakte.pdf",
+                          "content_type": "application/pdf",
+                          "data": base64.b64encode(pdf).decode()}]},
+        token=client.agent)
+    assert status == 202, raw
+    assert doc["status"] == "queued" and doc["reference"] == contact["reference"]
+    (mail,) = wait_mail(mailserver, CITIZEN)
+    assert contact["reference"] in mail["Subject"]
+    assert mail["Auto-Submitted"] is None, "a staff answer is no automatic mail"
+    (att,) = list(mail.iter_attachments())
+    assert att.get_filename() == "uittreksel geboorteakte.pdf"
+    assert att.get_content_type() == "application/pdf"
+    assert hashlib.sha256(att.get_content()).hexdigest() == hashlib.sha256(pdf).hexdigest()
+    sent = wait_for(lambda: [m for m in messages(client, contact["id"])
+                             if m["direction"] == "out" and m["status"] == "sent"], 10 * SLOW)
+    assert sent and sent[0]["attachments"][0]["size"] == len(pdf)
+
+
+def test_out_of_office_is_registered_flagged_and_never_answered(loketd, mailserver):
+    d, client = email_daemon(loketd, mailserver)
+    mailserver.send(CITIZEN, ["info@gemeente.test"],
+                    citizen_mail("Afwezig: Uw vraag", "Ik ben afwezig tot maandag.\n",
+                                 headers={"Auto-Submitted": "auto-replied"}))
+    (contact,) = wait_contacts(client, 1)
+    assert "automatic" in contact["tags"]
+    assert contact["meta"]["automatic"] == "auto-submitted"
+    # A normal mail after it is acknowledged: so nothing is merely slow.
+    mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Echte vraag", "Hallo\n"))
+    wait_contacts(client, 2)
+    mails = wait_mail(mailserver, CITIZEN)
+    assert len(mails) == 1 and "Echte vraag" in mails[0]["Subject"]
+    status, _, _, raw = client.call("POST", "/api/v1/contacts/%d/messages" % contact["id"],
+                                    {"body": "Bedankt"}, token=client.agent)
+    assert status == 409 and b"automatic" in raw
+
+
+def test_same_mail_to_two_mailboxes_is_one_contact(loketd, mailserver):
+    d, client = email_daemon(loketd, mailserver, rules=None)
+    raw = citizen_mail("Leefloon en huurpremie", "Kan ik beide krijgen?\n",
+                       to="info@gemeente.test, welzijn@ocmw.test")
+    mailserver.send(CITIZEN, ["info@gemeente.test", "welzijn@ocmw.test"], raw)
+    assert wait_for(lambda: not mailserver.messages("info@gemeente.test") and
+                    not mailserver.messages("welzijn@ocmw.test"), 15 * SLOW, interval=0.2)
+    assert len(email_contacts(client)) == 1
+    # Two different mails without Message-ID are both kept.
+    for subject in ("Zonder id 1", "Zonder id 2"):
+        mail = citizen_mail(subject, "x\n").replace(b"Message-ID:", b"X-Old-Id:")
+        mailserver.append("info@gemeente.test", "INBOX", mail)
+    wait_contacts(client, 3)
+
+
+def test_staff_message_cannot_inject_headers(loketd, mailserver):
+    d, client = email_daemon(loketd, mailserver, rules=None)
+    mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Vraag", "Hallo\n"))
+    (contact,) = wait_contacts(client, 1)
+    status, _, _, raw = client.call(
+        "POST", "/api/v1/contacts/%d/messages" % contact["id"],
+        {"body": "x", "to": "burger1@burger.test\r\nBcc: burger2@burger.test"},
+        token=client.agent)
+    assert status == 422 and b"to:" in raw
+    status, _, _, raw = client.call(
+        "POST", "/api/v1/contacts/%d/messages" % contact["id"],
+        {"body": "Antwoord", "subject": "Uw vraag\r\nBcc: burger2@burger.test"},
+        token=client.agent)
+    assert status == 202, raw
+    (mail,) = wait_mail(mailserver, CITIZEN)
+    assert mail["Bcc"] is None and "\n" not in mail["Subject"]
+    assert mail["Subject"].startswith("Uw vraag")
+    assert mailserver.messages("burger2@burger.test") == []
