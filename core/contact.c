@@ -13,8 +13,8 @@
 #include "store.h"
 #include "util.h"
 
-static const char *const contact_fields[] = { "subject", "body", "product", "department",
-	"organisation", "direction", "language", NULL };
+static const char *const contact_fields[]
+    = { "subject", "body", "product", "department", "organisation", "direction", "language", NULL };
 static const char *const party_fields[] = { "name", "email", "phone", "rrn", "bsn", NULL };
 
 struct loket_contact *
@@ -188,11 +188,13 @@ contact_threaded_cb(struct store_req *sr, void *arg)
 		res.contact_id = json_integer_value(json_object_get(sr->out, "id"));
 		res.reference = json_string_value(json_object_get(sr->out, "reference"));
 		if (res.threaded) {
-			json_t *extra = json_pack("{s:O}", "message", json_object_get(sr->in, "message"));
+			json_t *extra
+			    = json_pack("{s:O}", "message", json_object_get(sr->in, "message"));
 
 			if (from != NULL && to != NULL && strcmp(from, to) != 0)
 				register_count(p->daemon,
-				    json_string_value(json_object_get(sr->out, "channel")), from, to);
+				    json_string_value(json_object_get(sr->out, "channel")), from,
+				    to);
 			json_object_del(sr->out, "previous_status");
 			json_object_del(sr->out, "message_row");
 			rulebook_event(p->daemon, "reply", sr->out, extra);
@@ -233,11 +235,12 @@ contact_submit(struct loket_contact *c,
 	p->arg = arg;
 	p->daemon = d;
 	c->message = c->keys = NULL;
-	if ((thread = json_object_get(message, "thread")) != NULL &&
-	    (json_object_get(thread, "reference") != NULL ||
-		json_array_size(json_object_get(thread, "message_ids")) > 0) &&
-	    (sr = store_req_new(STORE_THREAD_FIND, json_incref(thread), contact_thread_found_cb,
-		 &thread_id)) != NULL)
+	if ((thread = json_object_get(message, "thread")) != NULL
+	    && (json_object_get(thread, "reference") != NULL
+	        || json_array_size(json_object_get(thread, "message_ids")) > 0)
+	    && (sr = store_req_new(
+	            STORE_THREAD_FIND, json_incref(thread), contact_thread_found_cb, &thread_id))
+	        != NULL)
 		store_submit(d->store, sr); /* a read: done when this returns */
 	json_object_del(message, "thread");
 	if (thread_id != 0) {
@@ -246,8 +249,9 @@ contact_submit(struct loket_contact *c,
 		    keys != NULL ? keys : json_array(), "reopen", 1);
 
 		contact_free(c);
-		if (in == NULL ||
-		    (sr = store_req_new(STORE_MESSAGE_ADD, in, contact_threaded_cb, p)) == NULL) {
+		if (in == NULL
+		    || (sr = store_req_new(STORE_MESSAGE_ADD, in, contact_threaded_cb, p))
+		        == NULL) {
 			contact_refuse(p, 503, "out of memory");
 			return;
 		}

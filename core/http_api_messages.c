@@ -30,13 +30,13 @@ messages_list(struct loket_http_req *req, void *arg)
 	struct api_call *call;
 	json_int_t id;
 
-	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0 ||
-	    (call = api_call_new(d, req, 200)) == NULL)
+	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0
+	    || (call = api_call_new(d, req, 200)) == NULL)
 		return;
 	snprintf(call->audit_action, sizeof(call->audit_action), "contact.messages");
 	snprintf(call->audit_object, sizeof(call->audit_object), "contact:%lld", (long long)id);
-	api_submit(call, STORE_MESSAGE_LIST,
-	    json_pack("{s:I, s:o}", "id", id, "scope", auth_scope(req)));
+	api_submit(
+	    call, STORE_MESSAGE_LIST, json_pack("{s:I, s:o}", "id", id, "scope", auth_scope(req)));
 }
 
 /*
@@ -45,8 +45,8 @@ messages_list(struct loket_http_req *req, void *arg)
  * whole file. Returns 0, or -1 with err.
  */
 static int
-attachment_keep(struct loketd *d, const unsigned char *data, size_t len, char hex[65],
-    char *err, size_t errlen)
+attachment_keep(
+    struct loketd *d, const unsigned char *data, size_t len, char hex[65], char *err, size_t errlen)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char dir[4096], path[4200], tmp[4200];
@@ -93,8 +93,8 @@ fail:
 static int
 text_ok(json_t *v, size_t max)
 {
-	return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v) &&
-	    json_string_length(v) <= max;
+	return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v)
+	    && json_string_length(v) <= max;
 }
 
 /* A file name a mail client can show: no path, no control characters. */
@@ -116,13 +116,16 @@ attachments_take(struct loketd *d, json_t *list, json_t **out_r, char *err, size
 	json_t *out = json_array(), *a;
 	size_t i;
 
-	if (list != NULL && (!json_is_array(list) || json_array_size(list) > MESSAGE_MAX_ATTACHMENTS)) {
+	if (list != NULL
+	    && (!json_is_array(list) || json_array_size(list) > MESSAGE_MAX_ATTACHMENTS)) {
 		snprintf(err, errlen, "attachments: expected a list of at most %d files",
 		    MESSAGE_MAX_ATTACHMENTS);
 		goto fail;
 	}
-	json_array_foreach(list, i, a) {
-		json_t *name = json_object_get(a, "name"), *type = json_object_get(a, "content_type");
+	json_array_foreach(list, i, a)
+	{
+		json_t *name = json_object_get(a, "name"),
+		       *type = json_object_get(a, "content_type");
 		json_t *data = json_object_get(a, "data");
 		const char *slash;
 		unsigned char *bin;
@@ -133,12 +136,13 @@ attachments_take(struct loketd *d, json_t *list, json_t **out_r, char *err, size
 			snprintf(err, errlen, "attachments[%zu].name: expected a file name", i);
 			goto fail;
 		}
-		if (type != NULL && (!text_ok(type, 127) ||
-					(slash = strchr(json_string_value(type), '/')) == NULL ||
-					slash == json_string_value(type) || slash[1] == '\0' ||
-					strpbrk(json_string_value(type), " \t\r\n;\"") != NULL)) {
-			snprintf(err, errlen, "attachments[%zu].content_type: expected type/subtype",
-			    i);
+		if (type != NULL
+		    && (!text_ok(type, 127)
+		        || (slash = strchr(json_string_value(type), '/')) == NULL
+		        || slash == json_string_value(type) || slash[1] == '\0'
+		        || strpbrk(json_string_value(type), " \t\r\n;\"") != NULL)) {
+			snprintf(
+			    err, errlen, "attachments[%zu].content_type: expected type/subtype", i);
 			goto fail;
 		}
 		if (!json_is_string(data)) {
@@ -151,7 +155,8 @@ attachments_take(struct loketd *d, json_t *list, json_t **out_r, char *err, size
 			goto fail;
 		}
 		if (sodium_base642bin(bin, cap, json_string_value(data), json_string_length(data),
-			"\r\n ", &binlen, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+		        "\r\n ", &binlen, NULL, sodium_base64_VARIANT_ORIGINAL)
+		    != 0) {
 			free(bin);
 			snprintf(err, errlen, "attachments[%zu].data: expected base64", i);
 			goto fail;
@@ -163,8 +168,8 @@ attachments_take(struct loketd *d, json_t *list, json_t **out_r, char *err, size
 		free(bin);
 		json_array_append_new(out,
 		    json_pack("{s:O, s:s, s:s, s:I}", "name", name, "content_type",
-			type != NULL ? json_string_value(type) : "application/octet-stream", "sha256",
-			hex, "size", (json_int_t)binlen));
+		        type != NULL ? json_string_value(type) : "application/octet-stream",
+		        "sha256", hex, "size", (json_int_t)binlen));
 	}
 	*out_r = out;
 	return 0;
@@ -196,8 +201,8 @@ messages_post(struct loket_http_req *req, void *arg)
 	const char *why;
 	json_int_t id;
 
-	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0 ||
-	    (body = api_body(req, 0)) == NULL)
+	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0
+	    || (body = api_body(req, 0)) == NULL)
 		return;
 	subject = json_object_get(body, "subject");
 	text = json_object_get(body, "body");
@@ -211,12 +216,13 @@ messages_post(struct loket_http_req *req, void *arg)
 		snprintf(err, sizeof(err), "subject: expected a line of at most 300 bytes");
 	else if (via != NULL && (!text_ok(via, 31) || json_string_length(via) == 0))
 		snprintf(err, sizeof(err), "via: expected a channel name");
-	else if (to != NULL && (!text_ok(to, 254) ||
-				   register_party_id("email", json_string_value(to), norm,
-				       sizeof(norm), &why) < 0))
+	else if (to != NULL
+	    && (!text_ok(to, 254)
+	        || register_party_id("email", json_string_value(to), norm, sizeof(norm), &why) < 0))
 		snprintf(err, sizeof(err), "to: expected an email address");
-	if (err[0] != '\0' ||
-	    attachments_take(d, json_object_get(body, "attachments"), &files, err, sizeof(err)) < 0) {
+	if (err[0] != '\0'
+	    || attachments_take(d, json_object_get(body, "attachments"), &files, err, sizeof(err))
+	        < 0) {
 		json_decref(body);
 		http_problem(req, 422, err);
 		return;
@@ -241,9 +247,11 @@ int
 http_api_messages_init(struct loketd *d, const char **error_r)
 {
 	if (http_route_add(d->http, "core", LOKET_HTTP_GET, "/api/v1/contacts/{id}/messages",
-		LOKET_ACCESS_TOKEN, messages_list, d, error_r) < 0 ||
-	    http_route_add(d->http, "core", LOKET_HTTP_POST, "/api/v1/contacts/{id}/messages",
-		LOKET_ACCESS_TOKEN, messages_post, d, error_r) < 0)
+	        LOKET_ACCESS_TOKEN, messages_list, d, error_r)
+	        < 0
+	    || http_route_add(d->http, "core", LOKET_HTTP_POST, "/api/v1/contacts/{id}/messages",
+	           LOKET_ACCESS_TOKEN, messages_post, d, error_r)
+	        < 0)
 		return -1;
 	return 0;
 }

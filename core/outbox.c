@@ -109,9 +109,9 @@ outbox_count(struct outbox *ob, const char *channel, const char *result)
 
 	snprintf(labels, sizeof(labels), "channel=\"%s\",result=\"%s\"",
 	    metrics_label_escape(esc, sizeof(esc), channel), result);
-	metrics_add(metrics_series(ob->d->metrics, METRIC_COUNTER, "loket_outbox_total",
-			"Outbound messages by channel and outcome (sent, retry, failed).", labels,
-			NULL, 0),
+	metrics_add(
+	    metrics_series(ob->d->metrics, METRIC_COUNTER, "loket_outbox_total",
+	        "Outbound messages by channel and outcome (sent, retry, failed).", labels, NULL, 0),
 	    1);
 }
 
@@ -150,7 +150,9 @@ outbound_done(struct loket_outbound *o, enum loket_send_result result, const cha
 		return;
 	o->answered = 1;
 	in = json_pack("{s:I, s:s, s:I, s:o, s:o}", "id", o->id, "result",
-	    strcmp(name, "sent") == 0 ? "sent" : strcmp(name, "retry") == 0 ? "retry" : "failed",
+	    strcmp(name, "sent") == 0        ? "sent"
+	        : strcmp(name, "retry") == 0 ? "retry"
+	                                     : "failed",
 	    "at", (json_int_t)now, "error", error != NULL ? json_string(error) : json_null(),
 	    "sent", sent != NULL ? sent : json_null());
 	if (in == NULL)
@@ -181,7 +183,8 @@ outbox_due_cb(struct store_req *sr, void *arg)
 		outbox_arm(ob, util_time_ms() + 5000);
 		return;
 	}
-	json_array_foreach(json_object_get(sr->out, "items"), i, item) {
+	json_array_foreach(json_object_get(sr->out, "items"), i, item)
+	{
 		json_int_t id = json_integer_value(json_object_get(item, "id"));
 		const char *channel = json_string_value(json_object_get(item, "channel"));
 		const char *recipient = json_string_value(json_object_get(item, "recipient"));
@@ -194,7 +197,8 @@ outbox_due_cb(struct store_req *sr, void *arg)
 		o->ob = ob;
 		o->id = id;
 		snprintf(o->channel, sizeof(o->channel), "%s", channel != NULL ? channel : "");
-		snprintf(o->recipient, sizeof(o->recipient), "%s", recipient != NULL ? recipient : "");
+		snprintf(
+		    o->recipient, sizeof(o->recipient), "%s", recipient != NULL ? recipient : "");
 		o->next = ob->inflight;
 		ob->inflight = o;
 		ob->ninflight++;
@@ -307,8 +311,8 @@ outbox_sender(struct loket_plugin *self, const char *channel,
 	struct outbox *ob = self->daemon->outbox;
 	struct outbox_sender *s;
 
-	if (ob == NULL || channel == NULL || strlen(channel) >= sizeof(s->channel) ||
-	    outbox_sender_of(ob, channel) != NULL || ob->nsenders >= OUTBOX_SENDERS)
+	if (ob == NULL || channel == NULL || strlen(channel) >= sizeof(s->channel)
+	    || outbox_sender_of(ob, channel) != NULL || ob->nsenders >= OUTBOX_SENDERS)
 		return -1;
 	s = &ob->senders[ob->nsenders++];
 	snprintf(s->channel, sizeof(s->channel), "%s", channel);

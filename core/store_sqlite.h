@@ -33,7 +33,6 @@ int sq_refseq_flush(struct sq_conn *c);
 extern const char *const sq_migrations[];
 extern const int sq_schema_version;
 
-
 /* store_sqlite_ops.c: helpers the ops files share. */
 struct contact_state {
 	char status[16];
@@ -55,23 +54,22 @@ json_t *col_json(sqlite3_stmt *st, int i);
 int step_error(struct sq_conn *c, struct store_req *req, int rc);
 /* The contact as the API shows it; with details, its history and tasks too. */
 json_t *contact_load(struct sq_conn *c, sqlite3_int64 id, int details);
-int scope_allows(json_t *scope, const char *department, const char *organisation,
-    int confidential);
+int scope_allows(json_t *scope, const char *department, const char *organisation, int confidential);
 int history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, const char *actor,
     const char *action, const char *from, const char *to, const char *detail);
 int counts_add(struct sq_conn *c, const char *channel, const char *status, int delta);
 int contact_state(struct sq_conn *c, sqlite3_int64 id, struct contact_state *cs);
 /* The replies in in's "outbox" (rules' decisions, a staff message), due now. */
-int outbox_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
-    const char *channel);
+int outbox_rows(
+    struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, const char *channel);
 
 /* store_sqlite_msgs.c: messages on contacts, dedup keys, the outbox. */
 /* Whether one of keys already names a contact: its id, 0 when none, -1 on error. */
 sqlite3_int64 sq_keys_find(struct sq_conn *c, json_t *keys);
 int sq_keys_add(struct sq_conn *c, json_t *keys, sqlite3_int64 contact_id);
 /* Writes in's "message" (if any) on contact id; *msg_r gets the row id. */
-int sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg,
-    const char *channel, sqlite3_int64 now, const char *actor, sqlite3_int64 *msg_r);
+int sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg, const char *channel,
+    sqlite3_int64 now, const char *actor, sqlite3_int64 *msg_r);
 /* op_contact_create's part: 1 when a key was seen (req answered), 0 to go on. */
 int sq_create_duplicate(struct sq_conn *c, struct store_req *req);
 /* The created contact's first message and its keys. */

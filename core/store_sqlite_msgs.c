@@ -19,7 +19,8 @@ sq_keys_find(struct sq_conn *c, json_t *keys)
 	json_t *k;
 	size_t i;
 
-	json_array_foreach(keys, i, k) {
+	json_array_foreach(keys, i, k)
+	{
 		if (!json_is_string(k) || (st = sq_stmt(c, sql)) == NULL)
 			return -1;
 		bind_text(st, 1, json_string_value(k));
@@ -36,12 +37,13 @@ int
 sq_keys_add(struct sq_conn *c, json_t *keys, sqlite3_int64 contact_id)
 {
 	static const char sql[] = "INSERT OR IGNORE INTO contact_keys (key, contact_id)"
-				  " VALUES (?1, ?2)";
+	                          " VALUES (?1, ?2)";
 	sqlite3_stmt *st;
 	json_t *k;
 	size_t i;
 
-	json_array_foreach(keys, i, k) {
+	json_array_foreach(keys, i, k)
+	{
 		if ((st = sq_stmt(c, sql)) == NULL)
 			return -1;
 		bind_text(st, 1, json_string_value(k));
@@ -56,10 +58,11 @@ int
 sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg, const char *channel,
     sqlite3_int64 now, const char *actor, sqlite3_int64 *msg_r)
 {
-	static const char sql[] = "INSERT INTO messages (contact_id, direction, channel, at, actor,"
-				  " sender, recipients, subject, body, message_id, automatic,"
-				  " attachments, meta, status)"
-				  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+	static const char sql[]
+	    = "INSERT INTO messages (contact_id, direction, channel, at, actor,"
+	      " sender, recipients, subject, body, message_id, automatic,"
+	      " attachments, meta, status)"
+	      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	const char *dir = jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in";
 
@@ -78,9 +81,10 @@ sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg, cons
 	bind_json_text(st, 11, msg, "automatic");
 	bind_dump(st, 12, json_object_get(msg, "attachments"), "[]");
 	bind_dump(st, 13, json_object_get(msg, "meta"), "{}");
-	bind_text(st, 14, jstr(msg, "status") != NULL ? jstr(msg, "status") :
-	    strcmp(dir, "in") == 0			 ? "received" :
-							   "queued");
+	bind_text(st, 14,
+	    jstr(msg, "status") != NULL  ? jstr(msg, "status")
+	        : strcmp(dir, "in") == 0 ? "received"
+	                                 : "queued");
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return -1;
 	*msg_r = sqlite3_last_insert_rowid(c->db);
@@ -88,17 +92,18 @@ sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg, cons
 }
 
 int
-outbox_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
-    const char *channel)
+outbox_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, const char *channel)
 {
-	static const char sql[] = "INSERT INTO outbox (contact_id, channel, template, rule,"
-				  " next_at, created_at, message_row, recipient, automatic, payload)"
-				  " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)";
+	static const char sql[]
+	    = "INSERT INTO outbox (contact_id, channel, template, rule,"
+	      " next_at, created_at, message_row, recipient, automatic, payload)"
+	      " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)";
 	sqlite3_stmt *st;
 	json_t *v;
 	size_t i;
 
-	json_array_foreach(json_object_get(in, "outbox"), i, v) {
+	json_array_foreach(json_object_get(in, "outbox"), i, v)
+	{
 		json_t *automatic = json_object_get(v, "automatic");
 
 		if ((st = sq_stmt(c, sql)) == NULL)
@@ -165,9 +170,10 @@ sq_create_message(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64
 {
 	sqlite3_int64 msg_row;
 
-	if (json_object_get(in, "message") != NULL &&
-	    sq_message_insert(c, id, json_object_get(in, "message"), jstr(in, "channel"), now,
-		jstr(in, "created_by"), &msg_row) < 0)
+	if (json_object_get(in, "message") != NULL
+	    && sq_message_insert(c, id, json_object_get(in, "message"), jstr(in, "channel"), now,
+	           jstr(in, "created_by"), &msg_row)
+	        < 0)
 		return -1;
 	return sq_keys_add(c, json_object_get(in, "keys"), id);
 }
@@ -179,7 +185,7 @@ static int
 contact_automatic(struct sq_conn *c, sqlite3_int64 id)
 {
 	static const char sql[] = "SELECT 1 FROM messages WHERE contact_id = ?1 AND"
-				  " direction = 'in' AND automatic IS NOT NULL LIMIT 1";
+	                          " direction = 'in' AND automatic IS NOT NULL LIMIT 1";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	int found;
 
@@ -200,7 +206,7 @@ void
 sq_op_message_add(struct sq_conn *c, struct store_req *req)
 {
 	static const char sql_reopen[] = "UPDATE contacts SET status = 'open', line = 1,"
-					 " updated_at = ?2 WHERE id = ?1";
+	                                 " updated_at = ?2 WHERE id = ?1";
 	static const char sql_touch[] = "UPDATE contacts SET updated_at = ?2 WHERE id = ?1";
 	json_t *in = req->in, *msg = json_object_get(in, "message"), *v;
 	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
@@ -224,34 +230,38 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 		return;
 	}
 	if (!scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
-		cs.organisation, cs.confidential)) {
+	        cs.organisation, cs.confidential)) {
 		store_req_fail(req, 403, "this token may not change that contact");
 		return;
 	}
 	if (json_is_true(json_object_get(in, "staff")) && contact_automatic(c, id)) {
-		store_req_fail(req, 409, "this contact is an automatic mail (an out-of-office, a "
-					 "bounce, a list); loket does not answer it");
+		store_req_fail(req, 409,
+		    "this contact is an automatic mail (an out-of-office, a "
+		    "bounce, a list); loket does not answer it");
 		return;
 	}
-	reopen = json_is_true(json_object_get(in, "reopen")) &&
-	    (strcmp(cs.status, "resolved") == 0 || strcmp(cs.status, "closed") == 0);
-	if (sq_message_insert(c, id, msg, cs.channel, now, actor, &msg_row) < 0 ||
-	    sq_keys_add(c, json_object_get(in, "keys"), id) < 0 ||
-	    history_add(c, id, now, actor, "message", NULL, NULL,
-		jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in") < 0 ||
-	    (st = sq_stmt(c, reopen ? sql_reopen : sql_touch)) == NULL)
+	reopen = json_is_true(json_object_get(in, "reopen"))
+	    && (strcmp(cs.status, "resolved") == 0 || strcmp(cs.status, "closed") == 0);
+	if (sq_message_insert(c, id, msg, cs.channel, now, actor, &msg_row) < 0
+	    || sq_keys_add(c, json_object_get(in, "keys"), id) < 0
+	    || history_add(c, id, now, actor, "message", NULL, NULL,
+	           jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in")
+	        < 0
+	    || (st = sq_stmt(c, reopen ? sql_reopen : sql_touch)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail;
-	if (reopen && (history_add(c, id, now, actor, "reopen", cs.status, "open", "reply") < 0 ||
-			  counts_add(c, cs.channel, cs.status, -1) < 0 ||
-			  counts_add(c, cs.channel, "open", 1) < 0))
+	if (reopen
+	    && (history_add(c, id, now, actor, "reopen", cs.status, "open", "reply") < 0
+	        || counts_add(c, cs.channel, cs.status, -1) < 0
+	        || counts_add(c, cs.channel, "open", 1) < 0))
 		goto fail;
 	json_array_foreach(json_object_get(in, "outbox"), i, v)
-		json_object_set_new(v, "message_row", json_integer(msg_row));
-	if (outbox_rows(c, id, in, now, cs.channel) < 0 || (req->out = contact_load(c, id, 1)) == NULL)
+	    json_object_set_new(v, "message_row", json_integer(msg_row));
+	if (outbox_rows(c, id, in, now, cs.channel) < 0
+	    || (req->out = contact_load(c, id, 1)) == NULL)
 		goto fail;
 	json_object_set_new(req->out, "message_row", json_integer(msg_row));
 	json_object_set_new(req->out, "message", message_by_row(c, msg_row));
@@ -261,7 +271,7 @@ fail:
 	step_error(c, req, SQLITE_ERROR);
 }
 
-#define MESSAGE_COLS                                                                          \
+#define MESSAGE_COLS                                                                               \
 	"id, contact_id, direction, channel, at, actor, sender, recipients, subject, body,      \
 	message_id, automatic, attachments, meta, status "
 
@@ -269,7 +279,7 @@ static json_t *
 message_row(sqlite3_stmt *st)
 {
 	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-			 " s:o}",
+	                 " s:o}",
 	    "id", (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
 	    (json_int_t)sqlite3_column_int64(st, 1), "direction", col_text(st, 2), "channel",
 	    col_text(st, 3), "at", col_time(st, 4), "actor", col_text(st, 5), "sender",
@@ -281,8 +291,8 @@ message_row(sqlite3_stmt *st)
 void
 sq_op_message_list(struct sq_conn *c, struct store_req *req)
 {
-	static const char sql[] = "SELECT " MESSAGE_COLS
-				  "FROM messages WHERE contact_id = ?1 ORDER BY id";
+	static const char sql[]
+	    = "SELECT " MESSAGE_COLS "FROM messages WHERE contact_id = ?1 ORDER BY id";
 	sqlite3_int64 id = json_integer_value(json_object_get(req->in, "id"));
 	struct contact_state cs;
 	sqlite3_stmt *st;
@@ -293,7 +303,7 @@ sq_op_message_list(struct sq_conn *c, struct store_req *req)
 		return;
 	}
 	if (!scope_allows(json_object_get(req->in, "scope"),
-		cs.has_department ? cs.department : NULL, cs.organisation, cs.confidential)) {
+	        cs.has_department ? cs.department : NULL, cs.organisation, cs.confidential)) {
 		store_req_fail(req, 403, "this token may not see that contact");
 		return;
 	}
@@ -314,7 +324,7 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 {
 	static const char sql_ref[] = "SELECT id FROM contacts WHERE reference = ?1";
 	static const char sql_msg[] = "SELECT contact_id FROM messages WHERE message_id = ?1"
-				      " ORDER BY id DESC LIMIT 1";
+	                              " ORDER BY id DESC LIMIT 1";
 	sqlite3_int64 found = 0;
 	sqlite3_stmt *st;
 	json_t *v;
@@ -326,7 +336,8 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 			found = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 	}
-	json_array_foreach(json_object_get(req->in, "message_ids"), i, v) {
+	json_array_foreach(json_object_get(req->in, "message_ids"), i, v)
+	{
 		if (found != 0 || !json_is_string(v) || (st = sq_stmt(c, sql_msg)) == NULL)
 			break;
 		bind_text(st, 1, json_string_value(v));
@@ -357,7 +368,7 @@ static json_t *
 last_inbound(struct sq_conn *c, sqlite3_int64 contact_id)
 {
 	static const char sql[] = "SELECT " MESSAGE_COLS "FROM messages WHERE contact_id = ?1"
-				  " AND direction = 'in' ORDER BY id DESC LIMIT 1";
+	                          " AND direction = 'in' ORDER BY id DESC LIMIT 1";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	json_t *m = json_null();
 
@@ -374,7 +385,7 @@ static json_t *
 party_email(struct sq_conn *c, sqlite3_int64 contact_id)
 {
 	static const char sql[] = "SELECT e.email FROM contacts c JOIN party_emails e"
-				  " ON e.party_id = c.party_id WHERE c.id = ?1 LIMIT 1";
+	                          " ON e.party_id = c.party_id WHERE c.id = ?1 LIMIT 1";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	json_t *e = json_null();
 
@@ -390,8 +401,9 @@ party_email(struct sq_conn *c, sqlite3_int64 contact_id)
 static json_t *
 open_task_due(struct sq_conn *c, sqlite3_int64 contact_id)
 {
-	static const char sql[] = "SELECT due_at FROM tasks WHERE contact_id = ?1 AND"
-				  " status = 'open' AND due_at IS NOT NULL ORDER BY id DESC LIMIT 1";
+	static const char sql[]
+	    = "SELECT due_at FROM tasks WHERE contact_id = ?1 AND"
+	      " status = 'open' AND due_at IS NOT NULL ORDER BY id DESC LIMIT 1";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	json_t *due = json_null();
 
@@ -408,7 +420,7 @@ static json_int_t
 sent_automatically(struct sq_conn *c, const char *recipient, sqlite3_int64 now)
 {
 	static const char sql[] = "SELECT count(*) FROM outbox WHERE recipient = ?1 AND"
-				  " automatic = 1 AND status = 'sent' AND sent_at > ?2";
+	                          " automatic = 1 AND status = 'sent' AND sent_at > ?2";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	json_int_t n = 0;
 
@@ -446,9 +458,10 @@ outbox_recipient(json_t *item)
 void
 sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 {
-	static const char sql[] = "SELECT id, contact_id, channel, template, rule, attempts,"
-				  " automatic, message_row, payload FROM outbox WHERE status = 'pending'"
-				  " AND next_at <= ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+	static const char sql[]
+	    = "SELECT id, contact_id, channel, template, rule, attempts,"
+	      " automatic, message_row, payload FROM outbox WHERE status = 'pending'"
+	      " AND next_at <= ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 	sqlite3_int64 now = json_integer_value(json_object_get(req->in, "now"));
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	json_t *items = json_array();
@@ -466,14 +479,15 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 		    (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
 		    (json_int_t)sqlite3_column_int64(st, 1), "channel", col_text(st, 2), "template",
 		    col_text(st, 3), "rule", col_text(st, 4), "attempts",
-		    (json_int_t)sqlite3_column_int64(st, 5), "automatic", sqlite3_column_int(st, 6));
+		    (json_int_t)sqlite3_column_int64(st, 5), "automatic",
+		    sqlite3_column_int(st, 6));
 
 		if (item == NULL)
 			continue;
 		json_object_set_new(item, "payload", col_json(st, 8));
 		if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-			json_object_set_new(item, "message_row",
-			    json_integer(sqlite3_column_int64(st, 7)));
+			json_object_set_new(
+			    item, "message_row", json_integer(sqlite3_column_int64(st, 7)));
 		json_array_append_new(items, item);
 	}
 	sqlite3_reset(st);
@@ -485,13 +499,14 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 
 		json_object_set_new(item, "contact", contact_load(c, cid, 0));
 		json_object_set_new(item, "message",
-		    json_is_integer(row) ? message_by_row(c, json_integer_value(row)) : json_null());
+		    json_is_integer(row) ? message_by_row(c, json_integer_value(row))
+		                         : json_null());
 		json_object_set_new(item, "last_in", last_inbound(c, cid));
 		json_object_set_new(item, "party_email", party_email(c, cid));
 		json_object_set_new(item, "due_at", open_task_due(c, cid));
 		json_object_set_new(item, "recipient",
-		    outbox_recipient(item) != NULL ? json_string(outbox_recipient(item)) :
-						     json_null());
+		    outbox_recipient(item) != NULL ? json_string(outbox_recipient(item))
+		                                   : json_null());
 		json_object_set_new(item, "sent_today",
 		    json_integer(sent_automatically(c, jstr(item, "recipient"), now)));
 	}
@@ -522,16 +537,17 @@ sq_op_outbox_next(struct sq_conn *c, struct store_req *req)
 void
 sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 {
-	static const char sql_row[] = "SELECT contact_id, message_row, template, rule, channel FROM outbox"
-				      " WHERE id = ?1 AND status = 'pending'";
+	static const char sql_row[]
+	    = "SELECT contact_id, message_row, template, rule, channel FROM outbox"
+	      " WHERE id = ?1 AND status = 'pending'";
 	static const char sql_upd[] = "UPDATE outbox SET status = ?2, attempts = attempts + 1,"
-				      " next_at = coalesce(?3, next_at), sent_at = CASE WHEN ?2 ="
-				      " 'sent' THEN ?4 END, error = ?5,"
-				      " recipient = coalesce(?6, recipient) WHERE id = ?1";
+	                              " next_at = coalesce(?3, next_at), sent_at = CASE WHEN ?2 ="
+	                              " 'sent' THEN ?4 END, error = ?5,"
+	                              " recipient = coalesce(?6, recipient) WHERE id = ?1";
 	static const char sql_msg[] = "UPDATE messages SET status = ?2, message_id ="
-				      " coalesce(?3, message_id), subject = coalesce(?4, subject),"
-				      " body = coalesce(?5, body), sender = coalesce(?6, sender),"
-				      " recipients = coalesce(?7, recipients) WHERE id = ?1";
+	                              " coalesce(?3, message_id), subject = coalesce(?4, subject),"
+	                              " body = coalesce(?5, body), sender = coalesce(?6, sender),"
+	                              " recipients = coalesce(?7, recipients) WHERE id = ?1";
 	json_t *in = req->in, *sent = json_object_get(in, "sent");
 	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
 	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
@@ -554,14 +570,14 @@ sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 		msg_row = sqlite3_column_int64(st, 1);
 	snprintf(actor, sizeof(actor), "%s%s",
 	    sqlite3_column_type(st, 3) != SQLITE_NULL ? "rule:" : "outbox",
-	    sqlite3_column_type(st, 3) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 3) :
-							 "");
+	    sqlite3_column_type(st, 3) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 3)
+	                                              : "");
 	snprintf(detail, sizeof(detail), "%s %s", status,
-	    sqlite3_column_type(st, 2) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 2) :
-							 "");
+	    sqlite3_column_type(st, 2) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 2)
+	                                              : "");
 	snprintf(channel, sizeof(channel), "%s",
-	    sqlite3_column_type(st, 4) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 4) :
-							 "");
+	    sqlite3_column_type(st, 4) != SQLITE_NULL ? (const char *)sqlite3_column_text(st, 4)
+	                                              : "");
 	sqlite3_reset(st);
 	if ((st = sq_stmt(c, sql_upd)) == NULL)
 		goto fail;
@@ -583,9 +599,10 @@ sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 				goto fail;
 			if (sent != NULL)
 				json_object_update_missing(msg, sent);
-			json_object_set_new(msg, "meta",
-			    json_pack("{s:I}", "outbox", (json_int_t)id));
-			if (sq_message_insert(c, contact_id, msg, channel, now, actor, &msg_row) < 0) {
+			json_object_set_new(
+			    msg, "meta", json_pack("{s:I}", "outbox", (json_int_t)id));
+			if (sq_message_insert(c, contact_id, msg, channel, now, actor, &msg_row)
+			    < 0) {
 				json_decref(msg);
 				goto fail;
 			}

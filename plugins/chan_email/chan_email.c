@@ -121,8 +121,7 @@ email_read_secret(const char *path, const char **error_r)
 
 /* "info imap://127.0.0.1:1143/INBOX user=... organisation=..." */
 static int
-email_mailbox_parse(struct chan_email *ce, const char *key, const char *value,
-    const char **error_r)
+email_mailbox_parse(struct chan_email *ce, const char *key, const char *value, const char **error_r)
 {
 	struct mailbox *mb = &ce->mailboxes[ce->nmailboxes];
 	char *copy = strdup(value), *save = NULL, *tok, *url, *slash;
@@ -146,7 +145,8 @@ email_mailbox_parse(struct chan_email *ce, const char *key, const char *value,
 				goto fail;
 			}
 			slash = strchr(url + (url[4] == 's' ? 8 : 7), '/');
-			mb->folder = strdup(slash != NULL && slash[1] != '\0' ? slash + 1 : "INBOX");
+			mb->folder
+			    = strdup(slash != NULL && slash[1] != '\0' ? slash + 1 : "INBOX");
 			if (slash != NULL)
 				*slash = '\0';
 			mb->base_url = strdup(url);
@@ -170,7 +170,7 @@ email_mailbox_parse(struct chan_email *ce, const char *key, const char *value,
 				mb->address = strdup(eq);
 			else {
 				*error_r = "unknown mailbox setting; expected user, password, "
-					   "password_file, organisation, department or address";
+				           "password_file, organisation, department or address";
 				goto fail;
 			}
 		}
@@ -226,9 +226,9 @@ email_config(struct chan_email *ce, const char **error_r)
 	}
 	/* The keyword and folders go into IMAP commands: plain atoms only. */
 	if (strspn(api->config_get(self, "flag"),
-		"$\\ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
-		strlen(api->config_get(self, "flag")) ||
-	    *api->config_get(self, "flag") == '\0') {
+	        "$\\ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+	        != strlen(api->config_get(self, "flag"))
+	    || *api->config_get(self, "flag") == '\0') {
 		*error_r = "flag: expected an IMAP keyword such as $Loket";
 		return -1;
 	}
@@ -265,9 +265,9 @@ email_config(struct chan_email *ce, const char **error_r)
 	ce->smtp.port = api->config_get(self, "smtp_port");
 	ce->smtp.starttls = email_starttls(tls);
 	ce->smtp.verify_tls = api->config_get_int(self, "verify_tls") != 0;
-	ce->smtp.user = *api->config_get(self, "smtp_user") != '\0' ?
-	    api->config_get(self, "smtp_user") :
-	    NULL;
+	ce->smtp.user = *api->config_get(self, "smtp_user") != '\0'
+	    ? api->config_get(self, "smtp_user")
+	    : NULL;
 	if (*pwfile != '\0' && (ce->smtp.password = email_read_secret(pwfile, error_r)) == NULL)
 		return -1;
 	ce->smtp.timeout_ms = (long)api->config_get_int(self, "timeout");
@@ -311,10 +311,10 @@ chan_email_quarantined(struct chan_email *ce, struct intake_item *it)
 	json_t *e;
 	int fd;
 
-	e = json_pack("{s:I, s:s, s:I, s:I, s:s, s:s?, s:I}", "at",
-	    (json_int_t)time(NULL) * 1000, "mailbox", it->mb->name, "uidvalidity",
-	    (json_int_t)it->uidvalidity, "uid", (json_int_t)it->uid, "error", it->error,
-	    "raw_sha256", it->msg != NULL ? it->msg->raw_sha256 : NULL, "raw_size",
+	e = json_pack("{s:I, s:s, s:I, s:I, s:s, s:s?, s:I}", "at", (json_int_t)time(NULL) * 1000,
+	    "mailbox", it->mb->name, "uidvalidity", (json_int_t)it->uidvalidity, "uid",
+	    (json_int_t)it->uid, "error", it->error, "raw_sha256",
+	    it->msg != NULL ? it->msg->raw_sha256 : NULL, "raw_size",
 	    (json_int_t)(it->msg != NULL ? it->msg->raw_size : 0));
 	if (e == NULL)
 		return;
@@ -326,11 +326,12 @@ chan_email_quarantined(struct chan_email *ce, struct intake_item *it)
 	snprintf(labels, sizeof(labels), "mailbox=\"%s\"", it->mb->name);
 	ce->api->metric(ce->self, 0, "loket_email_quarantined_total",
 	    "Mails moved to the quarantine folder, by mailbox.", labels, 1);
-	if ((line = json_dumps(e, JSON_COMPACT)) != NULL &&
-	    (fd = open(ce->quarantine_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) >= 0) {
+	if ((line = json_dumps(e, JSON_COMPACT)) != NULL
+	    && (fd = open(ce->quarantine_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640))
+	        >= 0) {
 		if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0)
-			ce->api->log(ce->self, LOKET_LOG_WARN, "cannot write the quarantine list: %s",
-			    strerror(errno));
+			ce->api->log(ce->self, LOKET_LOG_WARN,
+			    "cannot write the quarantine list: %s", strerror(errno));
 		close(fd);
 	}
 	free(line);
@@ -404,8 +405,8 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	snprintf(ce->blob_dir, sizeof(ce->blob_dir), "%s/attachments", api->data_dir(self));
 	snprintf(dir, sizeof(dir), "%s/email", api->data_dir(self));
 	snprintf(ce->quarantine_path, sizeof(ce->quarantine_path), "%s/quarantine.jsonl", dir);
-	if ((mkdir(dir, 0750) < 0 && errno != EEXIST) ||
-	    (mkdir(ce->blob_dir, 0750) < 0 && errno != EEXIST)) {
+	if ((mkdir(dir, 0750) < 0 && errno != EEXIST)
+	    || (mkdir(ce->blob_dir, 0750) < 0 && errno != EEXIST)) {
 		*error_r = "cannot create the email folders in data_dir";
 		goto fail;
 	}
@@ -423,9 +424,10 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	email_mime_init();
 	api->set_data(self, ce);
 	if (api->http_route(self, LOKET_HTTP_GET, "/api/v1/email/quarantine", LOKET_ACCESS_ADMIN,
-		email_quarantine_route_cb, ce) < 0 ||
-	    api->outbox_sender(self, "email", send_outbound_cb, ce) < 0 ||
-	    send_start(ce, error_r) < 0 || intake_start(ce, error_r) < 0) {
+	        email_quarantine_route_cb, ce)
+	        < 0
+	    || api->outbox_sender(self, "email", send_outbound_cb, ce) < 0
+	    || send_start(ce, error_r) < 0 || intake_start(ce, error_r) < 0) {
 		if (*error_r == NULL)
 			*error_r = "cannot register the email routes or sender";
 		send_stop(ce);

@@ -31,25 +31,25 @@ enum email_ack {
 /* What the loop decided about one fetched mail. */
 enum intake_outcome {
 	INTAKE_PENDING,
-	INTAKE_DONE,       /* durable (new, threaded or seen before): acknowledge */
+	INTAKE_DONE, /* durable (new, threaded or seen before): acknowledge */
 	INTAKE_QUARANTINE, /* move to the quarantine folder */
-	INTAKE_RETRY,      /* the register could not take it now: leave it */
+	INTAKE_RETRY, /* the register could not take it now: leave it */
 };
 
 struct mailbox {
 	struct chan_email *ce;
 	char name[32];
 	char *base_url; /* "imap://host:port" */
-	char *folder;   /* "INBOX" */
+	char *folder; /* "INBOX" */
 	char *user;
 	char *password;
 	char *organisation;
 	char *department;
-	char *address;  /* what replies come from */
+	char *address; /* what replies come from */
 	struct imap_conf imap;
 	pthread_t thread;
 	int started;
-	int wake[2];    /* a byte here ends an IDLE or a sleep early */
+	int wake[2]; /* a byte here ends an IDLE or a sleep early */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	size_t unresolved; /* mails of the current batch the loop has not answered */
@@ -62,13 +62,13 @@ struct mailbox {
  */
 struct intake_item {
 	struct mailbox *mb;
-	size_t slot;           /* index in mb->outcomes */
+	size_t slot; /* index in mb->outcomes */
 	uint32_t uid;
 	uint32_t uidvalidity;
 	struct email_msg *msg; /* NULL: quarantine with error */
 	char error[256];
-	int without_party;     /* resubmitted without the sender as party */
-	int is_log;            /* a log line from the thread, in error */
+	int without_party; /* resubmitted without the sender as party */
+	int is_log; /* a log line from the thread, in error */
 	enum loket_log_level level;
 	struct intake_item *next;
 };

@@ -20,19 +20,19 @@ struct email_addr {
 };
 
 struct email_attachment {
-	char *filename;     /* decoded (RFC 2231/2047), path separators removed; never NULL */
+	char *filename; /* decoded (RFC 2231/2047), path separators removed; never NULL */
 	char *content_type; /* "application/pdf" */
-	char sha256[65];    /* lower-case hex; the bytes live in blob_dir/<sha256> */
-	size_t size;        /* decoded size in bytes */
+	char sha256[65]; /* lower-case hex; the bytes live in blob_dir/<sha256> */
+	size_t size; /* decoded size in bytes */
 };
 
 struct email_limits {
-	size_t max_message;     /* raw size; larger: quarantine */
-	size_t max_attachment;  /* one decoded attachment; larger: quarantine */
-	size_t max_total;       /* all decoded attachments together */
+	size_t max_message; /* raw size; larger: quarantine */
+	size_t max_attachment; /* one decoded attachment; larger: quarantine */
+	size_t max_total; /* all decoded attachments together */
 	unsigned int max_depth; /* MIME nesting */
 	unsigned int max_addresses; /* To + Cc addresses, and header count guard */
-	const char *blob_dir;   /* where attachments are stored by SHA-256; NULL: not stored */
+	const char *blob_dir; /* where attachments are stored by SHA-256; NULL: not stored */
 };
 
 struct email_msg {
@@ -41,20 +41,20 @@ struct email_msg {
 	size_t n_to;
 	struct email_addr *cc;
 	size_t n_cc;
-	char *reply_to;    /* address only; NULL when absent */
+	char *reply_to; /* address only; NULL when absent */
 	char *return_path; /* address only; "" when the header is "<>"; NULL when absent */
-	char *subject;     /* decoded, UTF-8, CR/LF folded to spaces; "" when absent */
-	char *body;        /* UTF-8 text: text/plain preferred, else HTML converted to text */
+	char *subject; /* decoded, UTF-8, CR/LF folded to spaces; "" when absent */
+	char *body; /* UTF-8 text: text/plain preferred, else HTML converted to text */
 	int body_from_html;
-	char *message_id;  /* without angle brackets; NULL when absent */
+	char *message_id; /* without angle brackets; NULL when absent */
 	char *in_reply_to; /* without angle brackets; NULL when absent */
 	char **references; /* without angle brackets */
 	size_t n_references;
-	char *token;       /* "2026-000123" from "[loket 2026-000123]" in the subject; NULL */
+	char *token; /* "2026-000123" from "[loket 2026-000123]" in the subject; NULL */
 	const char *auto_reason; /* static string when automatic mail ("auto-submitted",
-				    "precedence", "x-autoreply", "x-auto-response-suppress",
-				    "return-path", "mailer-daemon", "list-id", "bounce"); NULL */
-	int64_t date_ms;   /* Date header as Unix ms; 0 when absent or unparseable */
+	                            "precedence", "x-autoreply", "x-auto-response-suppress",
+	                            "return-path", "mailer-daemon", "list-id", "bounce"); NULL */
+	int64_t date_ms; /* Date header as Unix ms; 0 when absent or unparseable */
 	struct email_attachment *attachments;
 	size_t n_attachments;
 	char raw_sha256[65]; /* the raw message, stored in blob_dir like an attachment */
@@ -71,8 +71,8 @@ int email_parse(const char *raw, size_t len, const struct email_limits *lim,
 void email_msg_free(struct email_msg *m);
 
 /* Stores bytes as dir/<sha256 hex> (write to a temp file, fsync, rename) unless present. */
-int email_blob_put(const char *dir, const void *data, size_t len, char sha256_hex[65],
-    char *err, size_t errlen);
+int email_blob_put(
+    const char *dir, const void *data, size_t len, char sha256_hex[65], char *err, size_t errlen);
 
 struct email_out_attachment {
 	const char *filename;
@@ -83,13 +83,13 @@ struct email_out_attachment {
 struct email_out {
 	const char *from_name, *from_addr;
 	const char *to_name, *to_addr;
-	const char *subject;       /* CR/LF become spaces; encoded-words as needed */
-	const char *body;          /* text/plain; charset=utf-8 */
-	const char *message_id;    /* without brackets */
-	const char *in_reply_to;   /* without brackets; NULL: none */
-	const char *references;    /* space-separated ids without brackets; NULL: none */
+	const char *subject; /* CR/LF become spaces; encoded-words as needed */
+	const char *body; /* text/plain; charset=utf-8 */
+	const char *message_id; /* without brackets */
+	const char *in_reply_to; /* without brackets; NULL: none */
+	const char *references; /* space-separated ids without brackets; NULL: none */
 	const char *auto_submitted; /* "auto-replied", "auto-generated" or NULL */
-	const char *reference;     /* loket reference, sent as X-Loket-Reference */
+	const char *reference; /* loket reference, sent as X-Loket-Reference */
 	const struct email_out_attachment *attachments;
 	size_t n_attachments;
 	int64_t date_ms;
@@ -99,8 +99,8 @@ struct email_out {
  * Builds the message with GMime (CRLF line ends). No field can add a header:
  * CR and LF in names and subjects become spaces, an address with them is refused.
  */
-int email_compose(const struct email_out *o, char **data_r, size_t *len_r, char *err,
-    size_t errlen);
+int email_compose(
+    const struct email_out *o, char **data_r, size_t *len_r, char *err, size_t errlen);
 
 void email_mime_init(void);
 void email_mime_shutdown(void);
@@ -108,13 +108,13 @@ void email_mime_shutdown(void);
 /* ---- imap.c ---------------------------------------------------------------------------- */
 
 struct imap_conf {
-	const char *url;      /* "imap://127.0.0.1:1143" or "imaps://host" (no mailbox) */
+	const char *url; /* "imap://127.0.0.1:1143" or "imaps://host" (no mailbox) */
 	const char *user;
 	const char *password;
-	int starttls;         /* 0: never, 1: when offered, 2: required */
-	int verify_tls;       /* verify peer and host name */
-	const char *ca_file;  /* NULL: system store */
-	long timeout_ms;      /* connect and per-command */
+	int starttls; /* 0: never, 1: when offered, 2: required */
+	int verify_tls; /* verify peer and host name */
+	const char *ca_file; /* NULL: system store */
+	long timeout_ms; /* connect and per-command */
 };
 
 struct imap;
@@ -123,14 +123,14 @@ struct imap;
 struct imap *imap_open(const struct imap_conf *cf, char *err, size_t errlen);
 void imap_close(struct imap *im);
 /* Returns 0, or -1 with err. Each command reconnects on its own after a dropped connection. */
-int imap_status(struct imap *im, const char *mailbox, uint32_t *uidvalidity_r,
-    uint32_t *uidnext_r, uint32_t *messages_r, char *err, size_t errlen);
+int imap_status(struct imap *im, const char *mailbox, uint32_t *uidvalidity_r, uint32_t *uidnext_r,
+    uint32_t *messages_r, char *err, size_t errlen);
 /* UID SEARCH criteria ("ALL", "UNKEYWORD $Loket") in mailbox; *uids_r malloc'd, ascending. */
 int imap_search(struct imap *im, const char *mailbox, const char *criteria, uint32_t **uids_r,
     size_t *n_r, char *err, size_t errlen);
 /* The whole message, BODY.PEEK[] or BODY[]; *data_r malloc'd. 1 when the UID is gone. */
-int imap_fetch(struct imap *im, const char *mailbox, uint32_t uid, char **data_r,
-    size_t *len_r, char *err, size_t errlen);
+int imap_fetch(struct imap *im, const char *mailbox, uint32_t uid, char **data_r, size_t *len_r,
+    char *err, size_t errlen);
 /* +FLAGS (flag) on the UIDs. */
 int imap_flag(struct imap *im, const char *mailbox, const uint32_t *uids, size_t n,
     const char *flag, char *err, size_t errlen);
@@ -146,19 +146,19 @@ int imap_has_idle(struct imap *im, char *err, size_t errlen);
  * timeout_ms. Returns 1 on news, 0 on timeout, -1 with err. stop_fd (or -1): a
  * readable fd ends the wait early with 0 (the plugin's wake-up pipe).
  */
-int imap_idle_wait(struct imap *im, const char *mailbox, long timeout_ms, int stop_fd,
-    char *err, size_t errlen);
+int imap_idle_wait(
+    struct imap *im, const char *mailbox, long timeout_ms, int stop_fd, char *err, size_t errlen);
 
 /* ---- smtp.c ---------------------------------------------------------------------------- */
 
 struct smtp_conf {
 	const char *host;
-	const char *port;     /* "25", "587" */
-	int starttls;         /* 0: never, 1: when offered, 2: required */
+	const char *port; /* "25", "587" */
+	int starttls; /* 0: never, 1: when offered, 2: required */
 	int verify_tls;
-	const char *user;     /* NULL: no AUTH */
+	const char *user; /* NULL: no AUTH */
 	const char *password;
-	const char *helo;     /* NULL: the host name */
+	const char *helo; /* NULL: the host name */
 	long timeout_ms;
 };
 

@@ -143,8 +143,8 @@ intake_message_json(struct intake_item *it)
 	for (size_t i = 0; i < m->n_attachments; i++)
 		json_array_append_new(atts,
 		    json_pack("{s:s, s:s, s:s, s:I}", "name", m->attachments[i].filename,
-			"content_type", m->attachments[i].content_type, "sha256",
-			m->attachments[i].sha256, "size", (json_int_t)m->attachments[i].size));
+		        "content_type", m->attachments[i].content_type, "sha256",
+		        m->attachments[i].sha256, "size", (json_int_t)m->attachments[i].size));
 	for (size_t i = 0; i < m->n_references; i++)
 		json_array_append_new(refs, json_string(m->references[i]));
 	/* The most recent first: In-Reply-To, then References from the end. */
@@ -153,7 +153,7 @@ intake_message_json(struct intake_item *it)
 	for (size_t i = m->n_references; i > 0; i--)
 		json_array_append_new(ids, json_string(m->references[i - 1]));
 	doc = json_pack("{s:s?, s:o, s:s, s:s, s:s?, s:s?, s:o, s:{s:s, s:I, s:I, s:s?, s:o, s:s,"
-			" s:I, s:o, s:b}}",
+	                " s:I, s:o, s:b}}",
 	    "sender", m->from.addr, "recipients", intake_addresses(m->to, m->n_to), "subject",
 	    m->subject, "body", m->body, "message_id", m->message_id, "automatic", m->auto_reason,
 	    "attachments", atts, "meta", "mailbox", it->mb->name, "uidvalidity",
@@ -184,8 +184,8 @@ intake_submitted_cb(const struct loket_submit_result *res, void *arg)
 	struct chan_email *ce = mb->ce;
 	const char *result;
 
-	if (res->status == 422 && !it->without_party && it->msg->from.addr != NULL &&
-	    res->error != NULL && strncmp(res->error, "party", 5) == 0) {
+	if (res->status == 422 && !it->without_party && it->msg->from.addr != NULL
+	    && res->error != NULL && strncmp(res->error, "party", 5) == 0) {
 		/* A sender address the register will not take still leaves a contact. */
 		it->without_party = 1;
 		intake_submit(ce, it);
@@ -207,10 +207,10 @@ intake_submitted_cb(const struct loket_submit_result *res, void *arg)
 		intake_resolve(it, INTAKE_RETRY);
 		return;
 	}
-	result = res->duplicate ? "duplicate" :
-	    res->threaded	 ? "reply" :
-	    it->msg->auto_reason != NULL ? "automatic" :
-					   "contact";
+	result = res->duplicate            ? "duplicate"
+	    : res->threaded                ? "reply"
+	    : it->msg->auto_reason != NULL ? "automatic"
+	                                   : "contact";
 	ce->api->log(ce->self, LOKET_LOG_INFO,
 	    "mail registered mailbox=%s uid=%u reference=%s result=%s%s%s", mb->name, it->uid,
 	    res->reference != NULL ? res->reference : "?", result,
@@ -253,8 +253,7 @@ intake_submit(struct chan_email *ce, struct intake_item *it)
 		snprintf(key, sizeof(key), "email:message-id:%s", m->message_id);
 		api->contact_key(c, key);
 	}
-	if ((msg_json = intake_message_json(it)) == NULL ||
-	    api->contact_message(c, msg_json) < 0) {
+	if ((msg_json = intake_message_json(it)) == NULL || api->contact_message(c, msg_json) < 0) {
 		free(msg_json);
 		api->contact_free(c);
 		intake_resolve(it, INTAKE_RETRY);
@@ -323,16 +322,18 @@ intake_acknowledge(struct mailbox *mb, struct imap *im, const uint32_t *uids, si
 			bad[nbad++] = uids[i];
 	}
 	pthread_mutex_unlock(&mb->mu);
-	if (ndone > 0 &&
-	    (ce->ack == EMAIL_ACK_MOVE ?
-		    imap_move(im, mb->folder, done, ndone, ce->processed_folder, err, sizeof(err)) :
-		    imap_flag(im, mb->folder, done, ndone, ce->flag, err, sizeof(err))) < 0) {
+	if (ndone > 0
+	    && (ce->ack == EMAIL_ACK_MOVE
+	               ? imap_move(
+	                   im, mb->folder, done, ndone, ce->processed_folder, err, sizeof(err))
+	               : imap_flag(im, mb->folder, done, ndone, ce->flag, err, sizeof(err)))
+	        < 0) {
 		intake_log(mb, LOKET_LOG_WARN, "cannot acknowledge mailbox=%s count=%zu: %s",
 		    mb->name, ndone, err);
 		rc = -1;
 	}
-	if (nbad > 0 &&
-	    imap_move(im, mb->folder, bad, nbad, ce->quarantine_folder, err, sizeof(err)) < 0) {
+	if (nbad > 0
+	    && imap_move(im, mb->folder, bad, nbad, ce->quarantine_folder, err, sizeof(err)) < 0) {
 		intake_log(mb, LOKET_LOG_WARN, "cannot move to quarantine mailbox=%s count=%zu: %s",
 		    mb->name, nbad, err);
 		rc = -1;
@@ -344,8 +345,8 @@ intake_acknowledge(struct mailbox *mb, struct imap *im, const uint32_t *uids, si
 
 /* Fetches, parses and hands over one batch; returns how many went to the loop. */
 static size_t
-intake_batch(struct mailbox *mb, struct imap *im, uint32_t uidvalidity, const uint32_t *uids,
-    size_t n)
+intake_batch(
+    struct mailbox *mb, struct imap *im, uint32_t uidvalidity, const uint32_t *uids, size_t n)
 {
 	struct chan_email *ce = mb->ce;
 	size_t queued = 0;
@@ -415,22 +416,23 @@ intake_main(void *arg)
 			intake_log(mb, LOKET_LOG_ERROR, "mailbox %s: %s", mb->name, err);
 			break;
 		}
-		if (imap_status(im, mb->folder, &uidvalidity, &uidnext, &count, err, sizeof(err)) <
-			0 ||
-		    imap_search(im, mb->folder, criteria, &uids, &n, err, sizeof(err)) < 0) {
+		if (imap_status(im, mb->folder, &uidvalidity, &uidnext, &count, err, sizeof(err))
+		        < 0
+		    || imap_search(im, mb->folder, criteria, &uids, &n, err, sizeof(err)) < 0) {
 			intake_log(mb, LOKET_LOG_WARN,
-			    "mailbox unreachable mailbox=%s retry_in=%ldms: %s", mb->name, backoff, err);
+			    "mailbox unreachable mailbox=%s retry_in=%ldms: %s", mb->name, backoff,
+			    err);
 			intake_sleep(mb, backoff);
 			backoff = backoff < 60000 ? backoff * 2 : 60000;
 			continue;
 		}
 		backoff = 1000;
 		if (!folders_made) {
-			if ((ce->ack == EMAIL_ACK_MOVE &&
-				imap_create(im, ce->processed_folder, err, sizeof(err)) < 0) ||
-			    imap_create(im, ce->quarantine_folder, err, sizeof(err)) < 0)
-				intake_log(mb, LOKET_LOG_WARN, "cannot create folders mailbox=%s: %s",
-				    mb->name, err);
+			if ((ce->ack == EMAIL_ACK_MOVE
+			        && imap_create(im, ce->processed_folder, err, sizeof(err)) < 0)
+			    || imap_create(im, ce->quarantine_folder, err, sizeof(err)) < 0)
+				intake_log(mb, LOKET_LOG_WARN,
+				    "cannot create folders mailbox=%s: %s", mb->name, err);
 			folders_made = 1;
 			idle = ce->idle ? imap_has_idle(im, err, sizeof(err)) : 0;
 			intake_log(mb, LOKET_LOG_INFO, "mailbox open mailbox=%s waiting=%s",
@@ -450,10 +452,11 @@ intake_main(void *arg)
 		if (n > 0)
 			continue; /* more may have come while this batch went in */
 		if (idle == 1) {
-			if (imap_idle_wait(im, mb->folder, (long)ce->poll_ms, mb->wake[0], err,
-				sizeof(err)) < 0) {
-				intake_log(mb, LOKET_LOG_WARN, "idle failed mailbox=%s: %s", mb->name,
-				    err);
+			if (imap_idle_wait(
+			        im, mb->folder, (long)ce->poll_ms, mb->wake[0], err, sizeof(err))
+			    < 0) {
+				intake_log(mb, LOKET_LOG_WARN, "idle failed mailbox=%s: %s",
+				    mb->name, err);
 				intake_sleep(mb, backoff);
 			}
 		} else {

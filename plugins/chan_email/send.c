@@ -40,8 +40,8 @@ send_render(const char *text, json_t *vars)
 		size_t chunk = open != NULL ? (size_t)(open - p) : strlen(p), vlen = 0;
 		char name[64];
 
-		if (open != NULL && (close = strstr(open + 2, "}}")) != NULL &&
-		    (size_t)(close - open - 2) < sizeof(name)) {
+		if (open != NULL && (close = strstr(open + 2, "}}")) != NULL
+		    && (size_t)(close - open - 2) < sizeof(name)) {
 			memcpy(name, open + 2, (size_t)(close - open - 2));
 			name[close - open - 2] = '\0';
 			v = jstr(vars, name);
@@ -96,8 +96,8 @@ send_read_file(const char *path)
 static void
 send_date(int64_t ms, const char *lang, char *buf, size_t len)
 {
-	static const char *const nl_days[] = { "zondag", "maandag", "dinsdag", "woensdag",
-		"donderdag", "vrijdag", "zaterdag" };
+	static const char *const nl_days[]
+	    = { "zondag", "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag" };
 	static const char *const nl_months[] = { "januari", "februari", "maart", "april", "mei",
 		"juni", "juli", "augustus", "september", "oktober", "november", "december" };
 	time_t t = (time_t)(ms / 1000);
@@ -126,8 +126,8 @@ send_mailbox(struct chan_email *ce, json_t *contact)
 
 		if (dep != NULL && mb->department != NULL && strcmp(dep, mb->department) == 0)
 			return mb;
-		if (org != NULL && mb->organisation != NULL && strcmp(org, mb->organisation) == 0 &&
-		    (best == &ce->mailboxes[0] || best == NULL))
+		if (org != NULL && mb->organisation != NULL && strcmp(org, mb->organisation) == 0
+		    && (best == &ce->mailboxes[0] || best == NULL))
 			best = mb;
 	}
 	return best;
@@ -141,7 +141,8 @@ send_template(struct chan_email *ce, const char *name, const char *lang, json_t 
 	char path[4200], *text, *subj, *body, *nl;
 
 	for (const char *p = name; *p != '\0'; p++) {
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'
+		        || *p == '_')) {
 			snprintf(err, errlen, "template name '%.40s' is not a plain name", name);
 			return -1;
 		}
@@ -199,12 +200,12 @@ send_references(json_t *last_in)
 	size_t len = 1, i;
 	char *out;
 
-	json_array_foreach(refs, i, v)
-		len += json_string_length(v) + 1;
+	json_array_foreach(refs, i, v) len += json_string_length(v) + 1;
 	len += jstr(last_in, "message_id") != NULL ? strlen(jstr(last_in, "message_id")) + 1 : 0;
 	if ((out = calloc(1, len)) == NULL)
 		return NULL;
-	json_array_foreach(refs, i, v) {
+	json_array_foreach(refs, i, v)
+	{
 		if (!json_is_string(v))
 			continue;
 		strcat(out, json_string_value(v));
@@ -250,14 +251,15 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		    jstr(last_in, "automatic"));
 		goto out;
 	}
-	if (automatic && json_integer_value(json_object_get(item, "sent_today")) >= ce->ack_per_day) {
+	if (automatic
+	    && json_integer_value(json_object_get(item, "sent_today")) >= ce->ack_per_day) {
 		snprintf(j->error, sizeof(j->error),
 		    "not sent: the recipient had %lld automatic messages today (ack_per_day)",
 		    (long long)ce->ack_per_day);
 		goto out;
 	}
-	if (recipient == NULL || strchr(recipient, '@') == NULL ||
-	    strpbrk(recipient, "\r\n <>") != NULL) {
+	if (recipient == NULL || strchr(recipient, '@') == NULL
+	    || strpbrk(recipient, "\r\n <>") != NULL) {
 		snprintf(j->error, sizeof(j->error), "no email address to answer to");
 		goto out;
 	}
@@ -265,31 +267,31 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		snprintf(j->error, sizeof(j->error), "no mailbox to send from");
 		goto out;
 	}
-	send_date(json_is_integer(json_object_get(payload, "due_at")) ?
-		json_integer_value(json_object_get(payload, "due_at")) :
-		json_integer_value(json_object_get(item, "due_at")),
+	send_date(json_is_integer(json_object_get(payload, "due_at"))
+	        ? json_integer_value(json_object_get(payload, "due_at"))
+	        : json_integer_value(json_object_get(item, "due_at")),
 	    lang, due, sizeof(due));
 	vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "reference", ref, "subject",
 	    jstr(contact, "subject") != NULL ? jstr(contact, "subject") : "", "name",
-	    jstr(json_object_get(contact, "party"), "name") != NULL ?
-		jstr(json_object_get(contact, "party"), "name") :
-	    strcmp(lang, "nl") == 0 ? "mevrouw, meneer" :
-				      "Sir or Madam",
+	    jstr(json_object_get(contact, "party"), "name") != NULL
+	        ? jstr(json_object_get(contact, "party"), "name")
+	        : strcmp(lang, "nl") == 0 ? "mevrouw, meneer"
+	                                  : "Sir or Madam",
 	    "organisation",
-	    *ce->from_name != '\0'		      ? ce->from_name :
-	    jstr(contact, "organisation") != NULL ? jstr(contact, "organisation") :
-						    "",
+	    *ce->from_name != '\0'                      ? ce->from_name
+	        : jstr(contact, "organisation") != NULL ? jstr(contact, "organisation")
+	                                                : "",
 	    "department", jstr(contact, "department") != NULL ? jstr(contact, "department") : "",
 	    "due", due);
 	if (tpl != NULL && strcmp(tpl, "message") == 0 && json_is_object(msg)) {
 		const char *s = jstr(msg, "subject");
 
-		subject = s != NULL && *s != '\0' ?
-		    strdup(s) :
-		    send_render("Re: {{subject}}", vars);
+		subject
+		    = s != NULL && *s != '\0' ? strdup(s) : send_render("Re: {{subject}}", vars);
 		body = strdup(jstr(msg, "body") != NULL ? jstr(msg, "body") : "");
-	} else if (tpl == NULL || send_template(ce, tpl, lang, vars, &subject, &body, j->error,
-				      sizeof(j->error)) < 0) {
+	} else if (tpl == NULL
+	    || send_template(ce, tpl, lang, vars, &subject, &body, j->error, sizeof(j->error))
+	        < 0) {
 		goto out;
 	}
 	if (subject == NULL || body == NULL) {
@@ -317,16 +319,17 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		json_t *a;
 		size_t i;
 
-		json_array_foreach(json_object_get(msg, "attachments"), i, a) {
-			if (natt >= sizeof(atts) / sizeof(atts[0]) || jstr(a, "sha256") == NULL ||
-			    strspn(jstr(a, "sha256"), "0123456789abcdef") != 64)
+		json_array_foreach(json_object_get(msg, "attachments"), i, a)
+		{
+			if (natt >= sizeof(atts) / sizeof(atts[0]) || jstr(a, "sha256") == NULL
+			    || strspn(jstr(a, "sha256"), "0123456789abcdef") != 64)
 				continue;
 			snprintf(paths[natt], sizeof(paths[natt]), "%s/%s", ce->blob_dir,
 			    jstr(a, "sha256"));
 			atts[natt].filename = jstr(a, "name") != NULL ? jstr(a, "name") : "bijlage";
-			atts[natt].content_type = jstr(a, "content_type") != NULL ?
-			    jstr(a, "content_type") :
-			    "application/octet-stream";
+			atts[natt].content_type = jstr(a, "content_type") != NULL
+			    ? jstr(a, "content_type")
+			    : "application/octet-stream";
 			atts[natt].path = paths[natt];
 			natt++;
 		}
@@ -349,7 +352,8 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		goto out;
 	/* Automatic mail goes out with an empty envelope sender, so it draws no bounce loop. */
 	if (smtp_send(&ce->smtp, automatic ? "" : mb->address, &recipient, 1, data, len, &permanent,
-		j->error, sizeof(j->error)) < 0) {
+	        j->error, sizeof(j->error))
+	    < 0) {
 		json_int_t attempts = json_integer_value(json_object_get(item, "attempts")) + 1;
 
 		if (!permanent && attempts < ce->max_attempts) {
@@ -361,8 +365,9 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	j->result = LOKET_SEND_OK;
 	j->error[0] = '\0';
 	{
-		json_t *sent = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "message_id", message_id,
-		    "subject", subject, "body", body, "sender", mb->address, "recipients", recipient);
+		json_t *sent
+		    = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "message_id", message_id, "subject",
+		        subject, "body", body, "sender", mb->address, "recipients", recipient);
 
 		j->sent_json = sent != NULL ? json_dumps(sent, JSON_COMPACT) : NULL;
 		json_decref(sent);

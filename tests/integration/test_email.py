@@ -7,10 +7,11 @@ import hashlib
 import os
 import re
 
-from conftest import SLOW, wait_for
+from conftest import SLOW, SRCDIR, wait_for
 from email_support import (CITIZEN, citizen_mail, email_contacts, email_daemon, messages,
                            wait_contacts, wait_mail)
 from mail_fixtures import mailserver  # noqa: F401
+from test_rules_support import Client, example_units
 
 REF = re.compile(r"\[loket (\d{4}-\d{6})\]")
 
@@ -167,3 +168,59 @@ def test_staff_message_cannot_inject_headers(loketd, mailserver):
     assert mail["Bcc"] is None and "\n" not in mail["Subject"]
     assert mail["Subject"].startswith("Uw vraag")
     assert mailserver.messages("burger2@burger.test") == []
+
+
+def test_example_config_documents_every_key(loketd):
+    """The commented [plugin.chan_email] block of etc/loket.conf.example, switched on,
+    passes `loketd -t`: every documented key exists and every default is valid."""
+    with open(os.path.join(SRCDIR, "etc", "loket.conf.example")) as f:
+        text = f.read()
+    block = text[text.index(";[plugin.chan_email]"):]
+    lines = [l[1:] for l in block.splitlines() if l.startswith(";") and not l.startswith("; ")]
+    keys = [l.split("=", 1)[0].strip() for l in lines[1:]]
+    d = loketd(plugins=["chan_email"], start=False)
+    d.write_config(d.config() + "\n".join(lines) + "\n")
+    r = d.check()
+    assert r.returncode == 0, r.stderr
+    # All 34 keys chan_email declares, mailbox3..8 being read like mailbox1 and 2.
+    assert len(keys) == len(set(keys)) == 34 - 6, keys
+
+
+def test_staff_message_bad_input_is_a_clear_problem(loketd):
+    """Checked before anything is stored; without a sender for the channel the message
+    is kept and marked failed, with the reason in the contact's history."""
+    d = loketd(extra=example_units())
+    client = Client(d)
+    contact = client.create(channel="email", subject="Vraag", party={"email": CITIZEN})
+    url = "/api/v1/contacts/%d/messages" % contact["id"]
+    cases = [
+        ({}, "body"),
+        ({"body": ""}, "body"),
+        ({"body": "x", "subject": 5}, "subject"),
+        ({"body": "x", "to": "niet-een-adres"}, "to"),
+        ({"body": "x", "attachments": {"name": "a"}}, "attachments"),
+        ({"body": "x", "attachments": [{"name": "../etc/passwd", "data": "eA=="}]},
+         "attachments[0].name"),
+        ({"body": "x", "attachments": [{"name": "a.pdf", "data": "!!!"}]},
+         "attachments[0].data"),
+        ({"body": "x", "attachments": [{"name": "a.pdf", "content_type": "pdf",
+                                        "data": "eA=="}]}, "attachments[0].content_type"),
+        ({"body": "x", "attachments": [{"name": "a", "data": "eA=="}] * 11}, "attachments"),
+    ]
+    for body, field in cases:
+        status, doc, _, raw = client.call("POST", url, body, token=client.agent)
+        assert status == 422 and doc["detail"].startswith(field), (body, status, raw)
+    status, _, _, _ = client.call("POST", "/api/v1/contacts/999999/messages", {"body": "x"},
+                                  token=client.agent)
+    assert status == 404
+    assert [m for m in messages(client, contact["id"])] == []
+
+    status, doc, _, raw = client.call("POST", url, {"body": "Goed", "to": "Burger1@Burger.TEST"},
+                                      token=client.agent)
+    assert status == 202 and doc["recipients"] == [CITIZEN], raw
+    failed = wait_for(lambda: [m for m in messages(client, contact["id"])
+                               if m["status"] == "failed"], 10 * SLOW, interval=0.1)
+    assert failed, messages(client, contact["id"])
+    history = client.contact(contact["id"])["history"]
+    assert any(h["action"] == "message" and "failed" in (h["detail"] or "") for h in history)
+    assert re.search(r'loket_outbox_total\{channel="email",result="failed"\} 1', client.metrics())
