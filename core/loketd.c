@@ -265,6 +265,8 @@ loketd_teardown(struct loketd *d)
 	auth_audit_flush(d);
 	/* The register first: its last completions still reach live plugins and connections. */
 	store_close(d->store);
+	d->store = NULL;
+	/* After the register: its last completions still report outcomes. */
 	outbox_free(d);
 	rulebook_free(d);
 	plugins_close(d->plugins);

@@ -291,8 +291,6 @@ outbox_free(struct loketd *d)
 
 	if (ob == NULL)
 		return;
-	if (d->store != NULL)
-		d->store->outbox_hook = NULL;
 	while (ob->inflight != NULL) {
 		struct loket_outbound *o = ob->inflight;
 
