@@ -155,8 +155,9 @@ def _run(cmd, env=None, timeout=STOP_TIMEOUT):
 class MailServers:
     """A private Dovecot and Postfix in self.dir; see the module docstring.
 
-    Attributes: imap_host, imap_port, smtp_host, smtp_port, lmtp_port, password, users,
-    dir, dovecot_conf, dovecot_log, postfix_dir.
+    Attributes: imap_host, imap_port (plain, STARTTLS offered), imaps_port (TLS), tls_cert
+    (the self-signed certificate for "localhost", to trust), smtp_host, smtp_port,
+    lmtp_port, password, users, dir, dovecot_conf, dovecot_log, postfix_dir.
     """
 
     def __init__(self, users=USERS, password=PASSWORD):
@@ -166,11 +167,13 @@ class MailServers:
         self.password = password
         self.imap_host = self.smtp_host = "127.0.0.1"
         self.imap_port = free_port()
+        self.imaps_port = free_port()
         self.lmtp_port = free_port()
         self.smtp_port = free_port()
-        while len({self.imap_port, self.lmtp_port, self.smtp_port}) < 3:
+        while len({self.imap_port, self.imaps_port, self.lmtp_port, self.smtp_port}) < 4:
             self.smtp_port = free_port()
             self.lmtp_port = free_port()
+            self.imaps_port = free_port()
 
         self.mail_dir = os.path.join(self.dir, "mail")
         self.dovecot_dir = os.path.join(self.dir, "dovecot")
@@ -213,6 +216,17 @@ class MailServers:
             for u in self.users:
                 f.write("%s:{PLAIN}%s\n" % (u.lower(), self.password))
         os.chmod(passwd, 0o644)
+        # TLS for imaps and STARTTLS: a throwaway certificate for "localhost", which is
+        # also the CA a client can be told to trust (tls_cert).
+        self.tls_cert = os.path.join(self.dovecot_dir, "tls.crt")
+        self.tls_key = os.path.join(self.dovecot_dir, "tls.key")
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", self.tls_key, "-out", self.tls_cert, "-days", "2",
+                            "-subj", "/CN=localhost", "-addext",
+                            "subjectAltName=DNS:localhost"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("openssl could not make the test certificate: " + r.stderr)
         conf = """\
 # Written by tests/integration/mail_fixtures.py; a private instance for the tests.
 protocols = imap lmtp
@@ -222,7 +236,9 @@ state_dir = {dir}/state
 instance_name = loket-test-{imap_port}
 log_path = {log}
 info_log_path = {log}
-ssl = no
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Lu
@@ -259,7 +275,9 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
   }}
   service_count = 0
   process_min_avail = 1
@@ -287,7 +305,8 @@ protocol lmtp {{
 }}
 """.format(base=self.dovecot_base, dir=self.dovecot_dir, log=self.dovecot_log,
            uid=vmail.pw_uid, gid=vmail.pw_gid, mail=self.mail_dir, passwd=passwd,
-           imap_port=self.imap_port, lmtp_port=self.lmtp_port)
+           imap_port=self.imap_port, lmtp_port=self.lmtp_port, imaps_port=self.imaps_port,
+           cert=self.tls_cert, key=self.tls_key)
         os.makedirs(os.path.join(self.dovecot_dir, "state"), exist_ok=True)
         with open(self.dovecot_conf, "w") as f:
             f.write(conf)

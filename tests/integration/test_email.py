@@ -224,3 +224,31 @@ def test_staff_message_bad_input_is_a_clear_problem(loketd):
     history = client.contact(contact["id"])["history"]
     assert any(h["action"] == "message" and "failed" in (h["detail"] or "") for h in history)
     assert re.search(r'loket_outbox_total\{channel="email",result="failed"\} 1', client.metrics())
+
+
+def test_imaps_and_starttls(loketd, mailserver):
+    """imaps:// and STARTTLS (required) both read mail, the certificate checked against
+    the CA given; a certificate nobody vouches for stops the mailbox, loudly."""
+    base = "user=%%s@%%s password=%s organisation=%%s" % mailserver.password
+    d, client = email_daemon(
+        loketd, mailserver, rules=None, starttls="require", verify_tls="yes",
+        ca_file=mailserver.tls_cert,
+        mailbox1="info imaps://localhost:%d/INBOX " % mailserver.imaps_port
+        + base % ("info", "gemeente.test", "gemeente"),
+        mailbox2="welzijn imap://localhost:%d/INBOX " % mailserver.imap_port
+        + base % ("welzijn", "ocmw.test", "ocmw"))
+    mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Over TLS", "imaps\n"))
+    mailserver.send(CITIZEN, ["welzijn@ocmw.test"], citizen_mail("Met STARTTLS", "143\n"))
+    got = wait_contacts(client, 2)
+    assert sorted(c["subject"] for c in got) == ["Met STARTTLS", "Over TLS"]
+    d.stop()
+
+    d, client = email_daemon(
+        loketd, mailserver, rules=None, verify_tls="yes",
+        mailbox1="info imaps://localhost:%d/INBOX " % mailserver.imaps_port
+        + base % ("info", "gemeente.test", "gemeente"), mailbox2="")
+    mailserver.append("info@gemeente.test", "INBOX", citizen_mail("Blijft liggen", "x\n"))
+    assert wait_for(lambda: re.search(r"mailbox unreachable mailbox=info.*(certificate|SSL)",
+                                      d.log()), 10 * SLOW), d.log()
+    assert email_contacts(client) == []
+    assert len(mailserver.messages("info@gemeente.test")) == 1
