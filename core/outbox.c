@@ -38,6 +38,7 @@ struct loket_outbound {
 	json_int_t id;
 	char channel[32];
 	char recipient[320];
+	int automatic;
 	int answered;
 	struct loket_outbound *next;
 };
@@ -100,6 +101,16 @@ outbox_in_flight(struct outbox *ob, json_int_t id)
 		if (o->id == id)
 			return 1;
 	return 0;
+}
+
+static json_int_t
+outbox_automatic_in_flight(struct outbox *ob, const char *recipient)
+{
+	json_int_t n = 0;
+
+	for (struct loket_outbound *o = ob->inflight; o != NULL; o = o->next)
+		n += o->automatic && strcmp(o->recipient, recipient) == 0;
+	return n;
 }
 
 static void
@@ -199,6 +210,15 @@ outbox_due_cb(struct store_req *sr, void *arg)
 		snprintf(o->channel, sizeof(o->channel), "%s", channel != NULL ? channel : "");
 		snprintf(
 		    o->recipient, sizeof(o->recipient), "%s", recipient != NULL ? recipient : "");
+		o->automatic = json_is_true(json_object_get(item, "automatic"));
+		/*
+		 * The register counts what was sent; automatic messages to the same address
+		 * still on their way count too, or a burst would pass the daily cap at once.
+		 */
+		if (o->automatic && recipient != NULL)
+			json_object_set_new(item, "sent_today",
+			    json_integer(json_integer_value(json_object_get(item, "sent_today")) +
+				outbox_automatic_in_flight(ob, recipient)));
 		o->next = ob->inflight;
 		ob->inflight = o;
 		ob->ninflight++;

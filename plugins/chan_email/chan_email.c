@@ -243,6 +243,7 @@ email_config(struct chan_email *ce, const char **error_r)
 	ce->limits.max_depth = (unsigned int)api->config_get_int(self, "max_depth");
 	ce->limits.max_addresses = (unsigned int)api->config_get_int(self, "max_addresses");
 	ce->limits.blob_dir = ce->blob_dir;
+	ce->limits.defer_sync = 1;
 	for (int i = 1; i <= EMAIL_MAILBOXES; i++) {
 		const char *v;
 
@@ -314,8 +315,8 @@ chan_email_quarantined(struct chan_email *ce, struct intake_item *it)
 	e = json_pack("{s:I, s:s, s:I, s:I, s:s, s:s?, s:I}", "at", (json_int_t)time(NULL) * 1000,
 	    "mailbox", it->mb->name, "uidvalidity", (json_int_t)it->uidvalidity, "uid",
 	    (json_int_t)it->uid, "error", it->error, "raw_sha256",
-	    it->msg != NULL ? it->msg->raw_sha256 : NULL, "raw_size",
-	    (json_int_t)(it->msg != NULL ? it->msg->raw_size : 0));
+	    it->msg != NULL ? it->msg->raw_sha256 : it->raw_sha256, "raw_size",
+	    (json_int_t)(it->msg != NULL ? it->msg->raw_size : it->raw_size));
 	if (e == NULL)
 		return;
 	json_object_set_new(e, "folder", json_string(ce->quarantine_folder));

@@ -67,6 +67,8 @@ struct intake_item {
 	uint32_t uidvalidity;
 	struct email_msg *msg; /* NULL: quarantine with error */
 	char error[256];
+	char raw_sha256[65];   /* of a mail that did not parse */
+	size_t raw_size;
 	int without_party; /* resubmitted without the sender as party */
 	int is_log; /* a log line from the thread, in error */
 	enum loket_log_level level;

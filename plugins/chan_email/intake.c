@@ -10,7 +10,10 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,7 +304,8 @@ intake_wait_batch(struct mailbox *mb)
 
 /* Moves or flags what the register holds, and quarantines what it cannot take. */
 static int
-intake_acknowledge(struct mailbox *mb, struct imap *im, const uint32_t *uids, size_t n)
+intake_acknowledge(struct mailbox *mb, struct imap *im, int blob_fd, const uint32_t *uids,
+    size_t n)
 {
 	struct chan_email *ce = mb->ce;
 	uint32_t *done = calloc(n + 1, sizeof(*done)), *bad = calloc(n + 1, sizeof(*bad));
@@ -310,6 +314,14 @@ intake_acknowledge(struct mailbox *mb, struct imap *im, const uint32_t *uids, si
 	int rc = 0;
 
 	if (done == NULL || bad == NULL) {
+		free(done);
+		free(bad);
+		return -1;
+	}
+	/* Blobs were written unsynced, one batch at a time: one sync before the server hears. */
+	if (blob_fd >= 0 && syncfs(blob_fd) < 0) {
+		intake_log(mb, LOKET_LOG_WARN, "cannot sync the attachments folder: %s",
+		    strerror(errno));
 		free(done);
 		free(bad);
 		return -1;
@@ -379,8 +391,15 @@ intake_batch(
 		it->slot = i;
 		it->uid = uids[i];
 		it->uidvalidity = uidvalidity;
-		if (email_parse(raw, len, &ce->limits, &it->msg, it->error, sizeof(it->error)) < 0)
+		if (email_parse(raw, len, &ce->limits, &it->msg, it->error, sizeof(it->error)) < 0) {
+			unsigned char h[crypto_hash_sha256_BYTES];
+
+			/* The quarantine list names the bytes the folder keeps. */
 			it->msg = NULL;
+			crypto_hash_sha256(h, (const unsigned char *)raw, len);
+			sodium_bin2hex(it->raw_sha256, sizeof(it->raw_sha256), h, sizeof(h));
+			it->raw_size = len;
+		}
 		free(raw);
 		pthread_mutex_lock(&mb->mu);
 		mb->unresolved++;
@@ -400,9 +419,13 @@ intake_main(void *arg)
 	long backoff = 1000;
 	int folders_made = 0, idle = -1;
 	char err[512], criteria[300];
+	int blob_fd = open(ce->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if ((mb->outcomes = calloc(INTAKE_BATCH, sizeof(*mb->outcomes))) == NULL)
+	if ((mb->outcomes = calloc(INTAKE_BATCH, sizeof(*mb->outcomes))) == NULL) {
+		if (blob_fd >= 0)
+			close(blob_fd);
 		return NULL;
+	}
 	/* Moved mail leaves the folder; flagged mail stays and is told apart by its keyword. */
 	if (ce->ack == EMAIL_ACK_MOVE)
 		snprintf(criteria, sizeof(criteria), "UNDELETED");
@@ -444,7 +467,7 @@ intake_main(void *arg)
 			intake_batch(mb, im, uidvalidity, uids + off, len);
 			if (intake_wait_batch(mb) < 0)
 				break;
-			intake_acknowledge(mb, im, uids + off, len);
+			intake_acknowledge(mb, im, blob_fd, uids + off, len);
 		}
 		free(uids);
 		if (intake_stopping(ce))
@@ -464,6 +487,8 @@ intake_main(void *arg)
 		}
 	}
 	imap_close(im);
+	if (blob_fd >= 0)
+		close(blob_fd);
 	return NULL;
 }
 

@@ -704,11 +704,12 @@ mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t 
 	for (guint i = 0; i < p->contents->len; i++) {
 		GByteArray *ba = p->contents->pdata[i];
 
-		if (email_blob_put(dir, ba->data, ba->len, msg->attachments[i].sha256, err, errlen)
+		if (email_blob_put(dir, ba->data, ba->len, !p->lim->defer_sync,
+			msg->attachments[i].sha256, err, errlen)
 		    < 0)
 			return -1;
 	}
-	return email_blob_put(dir, raw, len, msg->raw_sha256, err, errlen);
+	return email_blob_put(dir, raw, len, !p->lim->defer_sync, msg->raw_sha256, err, errlen);
 }
 
 static void
@@ -914,8 +915,8 @@ mime_write_all(int fd, const unsigned char *p, size_t len)
 }
 
 int
-email_blob_put(
-    const char *dir, const void *data, size_t len, char sha256_hex[65], char *err, size_t errlen)
+email_blob_put(const char *dir, const void *data, size_t len, int sync, char sha256_hex[65],
+    char *err, size_t errlen)
 {
 	char *path = NULL, *tmp = NULL;
 	struct stat st;
@@ -937,7 +938,7 @@ email_blob_put(
 		mime_fail(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	if (mime_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (mime_write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
 		mime_fail(err, errlen, "cannot write a file in %s: %s", dir, strerror(errno));
 		goto fail;
 	}
@@ -952,7 +953,7 @@ email_blob_put(
 		goto fail;
 	}
 	/* the rename itself must survive a crash before the mail is acknowledged */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0) {
+	if (sync && (dfd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0) {
 		fsync(dfd);
 		close(dfd);
 	}

@@ -564,8 +564,8 @@ test_compose_roundtrip(void **state)
 		pdf[i] = (char)(i * 31 + 7);
 	write_file(pdf_path, pdf, sizeof(pdf));
 	write_file(txt_path, txt, strlen(txt));
-	assert_int_equal(email_blob_put(blobdir, pdf, sizeof(pdf), hex_pdf, err, sizeof(err)), 0);
-	assert_int_equal(email_blob_put(blobdir, txt, strlen(txt), hex_txt, err, sizeof(err)), 0);
+	assert_int_equal(email_blob_put(blobdir, pdf, sizeof(pdf), 1, hex_pdf, err, sizeof(err)), 0);
+	assert_int_equal(email_blob_put(blobdir, txt, strlen(txt), 1, hex_txt, err, sizeof(err)), 0);
 
 	assert_int_equal(email_compose(&o, &data, &len, err, sizeof(err)), 0);
 	assert_int_equal(strlen(data), len);
@@ -716,10 +716,10 @@ test_blob_put(void **state)
 
 	(void)state;
 	/* the directory is created on first use */
-	assert_int_equal(email_blob_put(dir, "abc", 3, hex, err, sizeof(err)), 0);
+	assert_int_equal(email_blob_put(dir, "abc", 3, 1, hex, err, sizeof(err)), 0);
 	assert_string_equal(
 	    hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-	assert_int_equal(email_blob_put(dir, "abc", 3, hex2, err, sizeof(err)), 0);
+	assert_int_equal(email_blob_put(dir, "abc", 3, 1, hex2, err, sizeof(err)), 0);
 	assert_string_equal(hex, hex2);
 	d = opendir(dir);
 	assert_non_null(d);
@@ -737,10 +737,10 @@ test_blob_put(void **state)
 	free(data);
 	free(path);
 
-	assert_int_equal(email_blob_put(dir, "", 0, hex, err, sizeof(err)), 0);
+	assert_int_equal(email_blob_put(dir, "", 0, 1, hex, err, sizeof(err)), 0);
 	assert_string_equal(
 	    hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-	assert_int_equal(email_blob_put("/nonexistent/a/b", "abc", 3, hex, err, sizeof(err)), -1);
+	assert_int_equal(email_blob_put("/nonexistent/a/b", "abc", 3, 1, hex, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "cannot create"));
 	free(dir);
 }
