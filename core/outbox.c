@@ -52,6 +52,8 @@ struct outbox {
 	size_t ninflight;
 	int scanning;
 	int rescan;
+	char unsent[OUTBOX_SENDERS][32]; /* channels rules asked for without a sender, logged */
+	size_t nunsent;
 };
 
 static void outbox_scan(struct outbox *ob);
@@ -133,7 +135,7 @@ outbox_done_cb(struct store_req *sr, void *arg)
 	struct outbox *ob = o->ob;
 
 	if (sr->status != 0)
-		log_warn("outbox", "outcome not stored outbox=%lld error=\"%s\"", (long long)o->id,
+		log_warnx("outbox", "outcome not stored outbox=%lld error=\"%s\"", (long long)o->id,
 		    sr->error);
 	for (struct loket_outbound **pp = &ob->inflight; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == o) {
@@ -175,7 +177,7 @@ outbound_done(struct loket_outbound *o, enum loket_send_result result, const cha
 		json_object_set_new(in, "recipient", json_string(o->recipient));
 	outbox_count(ob, o->channel, name);
 	if (result != LOKET_SEND_OK)
-		log_warn("outbox", "not sent outbox=%lld channel=%s result=%s error=\"%s\"",
+		log_warnx("outbox", "not sent outbox=%lld channel=%s result=%s error=\"%s\"",
 		    (long long)o->id, o->channel, name, error != NULL ? error : "");
 	if ((sr = store_req_new(STORE_OUTBOX_DONE, in, outbox_done_cb, o)) != NULL)
 		store_submit(ob->d->store, sr);
@@ -190,7 +192,7 @@ outbox_due_cb(struct store_req *sr, void *arg)
 
 	ob->scanning = 0;
 	if (sr->status != 0) {
-		log_warn("outbox", "cannot read the outbox error=\"%s\"", sr->error);
+		log_warnx("outbox", "cannot read the outbox error=\"%s\"", sr->error);
 		outbox_arm(ob, util_time_ms() + 5000);
 		return;
 	}
@@ -337,6 +339,27 @@ outbox_sender(struct loket_plugin *self, const char *channel,
 	s->plugin = self;
 	s->send = send;
 	s->arg = arg;
+	return 0;
+}
+
+int
+outbox_has_sender(struct loketd *d, const char *channel)
+{
+	struct outbox *ob = d->outbox;
+
+	/* Without a dispatcher (loketctl rules test) every reply is shown as decided. */
+	if (ob == NULL)
+		return 1;
+	if (channel != NULL && outbox_sender_of(ob, channel) != NULL)
+		return 1;
+	for (size_t i = 0; i < ob->nunsent; i++)
+		if (strcmp(ob->unsent[i], channel != NULL ? channel : "") == 0)
+			return 0;
+	log_warnx("outbox", "rules reply via a channel no plugin sends; such replies are dropped"
+			   " channel=%s", channel != NULL ? channel : "(none)");
+	if (ob->nunsent < OUTBOX_SENDERS)
+		snprintf(ob->unsent[ob->nunsent++], sizeof(ob->unsent[0]), "%s",
+		    channel != NULL ? channel : "");
 	return 0;
 }
 

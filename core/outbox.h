@@ -18,6 +18,8 @@ int outbox_sender(struct loket_plugin *self, const char *channel,
     void (*send)(struct loket_outbound *o, const char *item_json, void *arg), void *arg);
 void outbound_done(struct loket_outbound *o, enum loket_send_result result, const char *error,
     uint64_t retry_after_ms, const char *sent_json);
+/* Whether a plugin sends channel; the first "no" for a channel is logged. */
+int outbox_has_sender(struct loketd *d, const char *channel);
 /* The plugin is unloading: it sends nothing more. */
 void outbox_forget(struct loket_plugin *self);
 

@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "log.h"
 #include "loketd.h"
+#include "outbox.h"
 #include "register.h"
 #include "util.h"
 
@@ -161,7 +162,12 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 							  "rule", rule, "payload", payload));
 		} else if (strcmp(type, "reply") == 0) {
 			json_t *outbox = json_object_get(doc, "outbox");
+			const char *via = jstr(dec, "via") != NULL ? jstr(dec, "via") :
+								     jstr(doc, "channel");
 
+			/* No plugin sends that channel here: nothing to queue (logged once). */
+			if (!outbox_has_sender(d, via))
+				continue;
 			if (outbox == NULL)
 				json_object_set_new(doc, "outbox", outbox = json_array());
 			json_array_append_new(outbox,

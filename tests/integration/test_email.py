@@ -11,7 +11,7 @@ from conftest import SLOW, SRCDIR, wait_for
 from email_support import (CITIZEN, citizen_mail, email_contacts, email_daemon, messages,
                            wait_contacts, wait_mail)
 from mail_fixtures import mailserver  # noqa: F401
-from test_rules_support import Client, example_units
+from test_rules_support import DEFAULT_RULES, Client, example_units, rules_section
 
 REF = re.compile(r"\[loket (\d{4}-\d{6})\]")
 
@@ -252,3 +252,14 @@ def test_imaps_and_starttls(loketd, mailserver):
                                       d.log()), 10 * SLOW), d.log()
     assert email_contacts(client) == []
     assert len(mailserver.messages("info@gemeente.test")) == 1
+
+
+def test_rules_replies_without_a_sender_are_dropped_and_said_once(loketd):
+    """Without chan_email the default rules' acknowledgements have nobody to send them:
+    nothing is queued, and the log says so once, not per contact."""
+    d = loketd(extra=example_units() + rules_section(DEFAULT_RULES))
+    client = Client(d)
+    for i in range(3):
+        c = client.create(channel="web", subject="Vraag %d" % i, party={"email": CITIZEN})
+        assert messages(client, c["id"]) == []
+    assert len(re.findall(r"replies are dropped channel=email", d.log())) == 1, d.log()
