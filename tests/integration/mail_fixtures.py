@@ -155,7 +155,8 @@ def _run(cmd, env=None, timeout=STOP_TIMEOUT):
 class MailServers:
     """A private Dovecot and Postfix in self.dir; see the module docstring.
 
-    Attributes: imap_host, imap_port (plain, STARTTLS offered), imaps_port (TLS), tls_cert
+    Attributes: imap_host, imap_port (plain, STARTTLS offered), imaps_port (TLS),
+    submission_port (SMTP with STARTTLS and AUTH required, users as for IMAP), tls_cert
     (the self-signed certificate for "localhost", to trust), smtp_host, smtp_port,
     lmtp_port, password, users, dir, dovecot_conf, dovecot_log, postfix_dir.
     """
@@ -169,11 +170,16 @@ class MailServers:
         self.imap_port = free_port()
         self.imaps_port = free_port()
         self.lmtp_port = free_port()
+        self.auth_port = free_port()
+        self.submission_port = free_port()
         self.smtp_port = free_port()
-        while len({self.imap_port, self.imaps_port, self.lmtp_port, self.smtp_port}) < 4:
+        while len({self.imap_port, self.imaps_port, self.lmtp_port, self.smtp_port,
+                   self.auth_port, self.submission_port}) < 6:
             self.smtp_port = free_port()
             self.lmtp_port = free_port()
             self.imaps_port = free_port()
+            self.auth_port = free_port()
+            self.submission_port = free_port()
 
         self.mail_dir = os.path.join(self.dir, "mail")
         self.dovecot_dir = os.path.join(self.dir, "dovecot")
@@ -296,6 +302,11 @@ service lmtp {{
 }}
 service auth {{
   client_limit = 4000
+  # Postfix's submission port asks Dovecot who may send (SASL).
+  inet_listener auth-postfix {{
+    address = 127.0.0.1
+    port = {auth_port}
+  }}
 }}
 protocol imap {{
   mail_max_userip_connections = 200
@@ -306,7 +317,7 @@ protocol lmtp {{
 """.format(base=self.dovecot_base, dir=self.dovecot_dir, log=self.dovecot_log,
            uid=vmail.pw_uid, gid=vmail.pw_gid, mail=self.mail_dir, passwd=passwd,
            imap_port=self.imap_port, lmtp_port=self.lmtp_port, imaps_port=self.imaps_port,
-           cert=self.tls_cert, key=self.tls_key)
+           cert=self.tls_cert, key=self.tls_key, auth_port=self.auth_port)
         os.makedirs(os.path.join(self.dovecot_dir, "state"), exist_ok=True)
         with open(self.dovecot_conf, "w") as f:
             f.write(conf)
@@ -425,8 +436,15 @@ maximal_queue_lifetime = 1h
 bounce_queue_lifetime = 1h
 lmtp_connect_timeout = 5s
 delay_warning_time = 0
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_security_level = may
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = inet:127.0.0.1:{auth_port}
+smtpd_sasl_auth_enable = no
 """.format(queue=self.postfix_queue, data=self.postfix_data, dir=self.dir,
-           domains=" ".join(DOMAINS), lmtp_port=self.lmtp_port, logfile=self.postfix_logfile)
+           domains=" ".join(DOMAINS), lmtp_port=self.lmtp_port, logfile=self.postfix_logfile,
+           cert=self.tls_cert, key=self.tls_key, auth_port=self.auth_port)
         with open(os.path.join(self.postfix_dir, "main.cf"), "w") as f:
             f.write(main)
         # The system master.cf with our smtpd listener instead of port 25, and no chroot
@@ -441,6 +459,16 @@ delay_warning_time = 0
                     if fields[1] == "inet":
                         if fields[0] == "smtp":
                             out.append("127.0.0.1:%d inet n - n - - smtpd\n" % self.smtp_port)
+                            # Submission as a provider runs it: STARTTLS, then AUTH, or
+                            # nothing is accepted.
+                            out.append("127.0.0.1:%d inet n - n - - smtpd"
+                                       " -o smtpd_tls_security_level=encrypt"
+                                       " -o smtpd_sasl_auth_enable=yes"
+                                       " -o smtpd_client_restrictions="
+                                       "permit_sasl_authenticated,reject"
+                                       " -o smtpd_relay_restrictions="
+                                       "permit_sasl_authenticated,reject\n"
+                                       % self.submission_port)
                         continue  # no other network listeners (submission, ...)
                     fields[4] = "n"
                     line = " ".join(fields[:8]) + (" " + " ".join(fields[8:])

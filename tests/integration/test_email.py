@@ -263,3 +263,39 @@ def test_rules_replies_without_a_sender_are_dropped_and_said_once(loketd):
         c = client.create(channel="web", subject="Vraag %d" % i, party={"email": CITIZEN})
         assert messages(client, c["id"]) == []
     assert len(re.findall(r"replies are dropped channel=email", d.log())) == 1, d.log()
+
+
+def test_smtp_submission_with_starttls_and_auth(loketd, mailserver, tmp_path):
+    """A submission port that takes mail only after STARTTLS and AUTH (Postfix asking
+    Dovecot): the staff answer goes out authenticated; a wrong password is no lost mail
+    but a reply that waits, and the log says AUTH failed without the password."""
+    secret = tmp_path / "smtp.secret"
+    secret.write_text(mailserver.password + "\n")
+    tls = dict(rules=None, smtp_port=str(mailserver.submission_port),
+               smtp_user="info@gemeente.test", smtp_password_file=str(secret),
+               starttls="require", verify_tls="no")
+    d, client = email_daemon(loketd, mailserver, **tls)
+    mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Vraag", "Hallo\n"))
+    (contact,) = wait_contacts(client, 1)
+    status, _, _, raw = client.call("POST", "/api/v1/contacts/%d/messages" % contact["id"],
+                                    {"body": "Antwoord over TLS"}, token=client.agent)
+    assert status == 202, raw
+    (mail,) = wait_mail(mailserver, CITIZEN)
+    assert mail.get_body(("plain",)).get_content().strip() == "Antwoord over TLS"
+    assert "sasl_username=info@gemeente.test" in mailserver.postfix_log()
+    d.stop()
+
+    secret.write_text("fout\n")
+    mailserver.clear(CITIZEN)
+    d, client = email_daemon(loketd, mailserver, **tls)
+    mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Tweede vraag", "Hallo\n"))
+    (contact,) = wait_contacts(client, 1)
+    client.call("POST", "/api/v1/contacts/%d/messages" % contact["id"], {"body": "x"},
+                token=client.agent)
+    assert wait_for(lambda: re.search(r'loket_outbox_total\{channel="email",result="retry"\}',
+                                      client.metrics()), 15 * SLOW)
+    assert re.search(r"not sent .*AUTH", d.log()), d.log()[-2000:]
+    assert "fout" not in d.log()
+    assert [m["status"] for m in messages(client, contact["id"]) if m["direction"] == "out"] \
+        == ["queued"]
+    assert mailserver.messages(CITIZEN) == []
