@@ -176,6 +176,9 @@ mime_to_utf8(const char *charset, const char *data, size_t len)
 	iconv_t cd;
 	char *s;
 
+	/* An empty part's byte array may have no data at all (found by tests/fuzz/fuzz_mime.c). */
+	if (len == 0 || data == NULL)
+		return g_strdup("");
 	if (charset == NULL || mime_is_charset(charset, utf8) || mime_is_charset(charset, ascii)) {
 		if (g_utf8_validate(data, len, NULL))
 			return g_strndup(data, len);
@@ -603,6 +606,8 @@ mime_body(struct email_msg *msg, struct mime_parse *p)
 	}
 	text = mime_to_utf8(cs, (const char *)ba->data, ba->len);
 	g_byte_array_free(ba, TRUE);
+	if (text == NULL)
+		text = g_strdup("");
 	if (msg->body_from_html) {
 		char *t = mime_html_to_text(text);
 
@@ -705,7 +710,7 @@ mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t 
 		GByteArray *ba = p->contents->pdata[i];
 
 		if (email_blob_put(dir, ba->data, ba->len, !p->lim->defer_sync,
-			msg->attachments[i].sha256, err, errlen)
+		        msg->attachments[i].sha256, err, errlen)
 		    < 0)
 			return -1;
 	}
