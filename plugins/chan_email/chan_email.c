@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,22 @@ void
 chan_email_wake(struct chan_email *ce)
 {
 	event_active(ce->wake_ev, EV_READ, 0);
+}
+
+int
+chan_email_join(struct chan_email *ce, pthread_t thread, const char *what)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 3;
+	if (pthread_timedjoin_np(thread, NULL, &ts) == 0)
+		return 0;
+	/* A server that does not answer must not hold up the stop; nothing it does is lost. */
+	ce->api->log(ce->self, LOKET_LOG_WARN,
+	    "%s still waits for its mail server; stopping without it", what);
+	ce->abandoned = 1;
+	return -1;
 }
 
 static void
@@ -468,10 +485,16 @@ email_unload(struct loket_plugin *self, const struct loket_api *api)
 		free(j->sent_json);
 		free(j);
 	}
-	email_mime_shutdown();
-	curl_global_cleanup();
-	email_free(ce);
 	api->set_data(self, NULL);
+	/* A sender left behind waits in SMTP: it uses neither GMime nor libcurl any more. */
+	if (!ce->intake_abandoned) {
+		email_mime_shutdown();
+		curl_global_cleanup();
+	}
+	/* A thread left behind still reads ce; the process is about to end anyway. */
+	if (ce->abandoned)
+		return;
+	email_free(ce);
 }
 
 LOKET_PLUGIN_DEFINE(.name = "chan_email", .version = "1.0",

@@ -67,7 +67,7 @@ struct intake_item {
 	uint32_t uidvalidity;
 	struct email_msg *msg; /* NULL: quarantine with error */
 	char error[256];
-	char raw_sha256[65];   /* of a mail that did not parse */
+	char raw_sha256[65]; /* of a mail that did not parse */
 	size_t raw_size;
 	int without_party; /* resubmitted without the sender as party */
 	int is_log; /* a log line from the thread, in error */
@@ -104,7 +104,9 @@ struct chan_email {
 	pthread_mutex_t qmu; /* guards the two queues below and stopping */
 	struct intake_item *in_head, *in_tail;
 	struct send_job *done_head, *done_tail;
-	int stopping;
+	int stopping; /* set under qmu: from then on no thread queues or wakes the loop */
+	int abandoned; /* a thread did not stop in time: ce stays allocated */
+	int intake_abandoned; /* ... and it was a mailbox thread (it may be in GMime or libcurl) */
 	/* the sender */
 	pthread_t sender;
 	int sender_started;
@@ -119,8 +121,10 @@ struct chan_email {
 };
 
 /* chan_email.c */
-/* Wakes the loop to drain the queues; callable from any thread. */
+/* Wakes the loop to drain the queues; threads call it holding qmu, unless stopping. */
 void chan_email_wake(struct chan_email *ce);
+/* Joins a thread, waiting at most 3 s; -1 (and ce->abandoned) when it did not end. */
+int chan_email_join(struct chan_email *ce, pthread_t thread, const char *what);
 /* A mail that could not be parsed or was over a limit: log, metric, the API's list. */
 void chan_email_quarantined(struct chan_email *ce, struct intake_item *it);
 

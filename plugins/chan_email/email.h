@@ -33,7 +33,7 @@ struct email_limits {
 	unsigned int max_depth; /* MIME nesting */
 	unsigned int max_addresses; /* To + Cc addresses, and header count guard */
 	const char *blob_dir; /* where attachments are stored by SHA-256; NULL: not stored */
-	int defer_sync;       /* blobs unsynced: the caller syncs blob_dir before acknowledging */
+	int defer_sync; /* blobs unsynced: the caller syncs blob_dir before acknowledging */
 };
 
 struct email_msg {

@@ -555,6 +555,13 @@ imap_search(struct imap *im, const char *mailbox, const char *criteria, uint32_t
 		imap_seterr(err, errlen, "imap SEARCH: out of memory");
 		goto out;
 	}
+	/*
+	 * A selected mailbox's view only takes in new mail when a command ends, and a
+	 * SEARCH runs on the view it started with: a NOOP first, so that mail another
+	 * connection (IDLE) has just seen is searched too.
+	 */
+	if (imap_perform(im, url, "NOOP", "NOOP", err, errlen) != CURLE_OK)
+		goto out;
 	/* ESEARCH answers with ranges: one short line even for a large mailbox. */
 	snprintf(cmd, clen, "UID SEARCH %s%s", im->has_esearch ? "RETURN (ALL) " : "", criteria);
 	if (imap_perform(im, url, cmd, "SEARCH", err, errlen) != CURLE_OK)

@@ -35,17 +35,24 @@ intake_item_free(struct intake_item *it)
 	free(it);
 }
 
-static void
+/* Hands an item to the loop; 0, or -1 when stopping (the item is freed). */
+static int
 intake_queue(struct chan_email *ce, struct intake_item *it)
 {
 	pthread_mutex_lock(&ce->qmu);
+	if (ce->stopping) {
+		pthread_mutex_unlock(&ce->qmu);
+		intake_item_free(it);
+		return -1;
+	}
 	if (ce->in_tail != NULL)
 		ce->in_tail->next = it;
 	else
 		ce->in_head = it;
 	ce->in_tail = it;
-	pthread_mutex_unlock(&ce->qmu);
 	chan_email_wake(ce);
+	pthread_mutex_unlock(&ce->qmu);
+	return 0;
 }
 
 /* Threads log through the loop; the line never holds an address or a subject. */
@@ -304,8 +311,7 @@ intake_wait_batch(struct mailbox *mb)
 
 /* Moves or flags what the register holds, and quarantines what it cannot take. */
 static int
-intake_acknowledge(struct mailbox *mb, struct imap *im, int blob_fd, const uint32_t *uids,
-    size_t n)
+intake_acknowledge(struct mailbox *mb, struct imap *im, int blob_fd, const uint32_t *uids, size_t n)
 {
 	struct chan_email *ce = mb->ce;
 	uint32_t *done = calloc(n + 1, sizeof(*done)), *bad = calloc(n + 1, sizeof(*bad));
@@ -320,8 +326,8 @@ intake_acknowledge(struct mailbox *mb, struct imap *im, int blob_fd, const uint3
 	}
 	/* Blobs were written unsynced, one batch at a time: one sync before the server hears. */
 	if (blob_fd >= 0 && syncfs(blob_fd) < 0) {
-		intake_log(mb, LOKET_LOG_WARN, "cannot sync the attachments folder: %s",
-		    strerror(errno));
+		intake_log(
+		    mb, LOKET_LOG_WARN, "cannot sync the attachments folder: %s", strerror(errno));
 		free(done);
 		free(bad);
 		return -1;
@@ -391,7 +397,8 @@ intake_batch(
 		it->slot = i;
 		it->uid = uids[i];
 		it->uidvalidity = uidvalidity;
-		if (email_parse(raw, len, &ce->limits, &it->msg, it->error, sizeof(it->error)) < 0) {
+		if (email_parse(raw, len, &ce->limits, &it->msg, it->error, sizeof(it->error))
+		    < 0) {
 			unsigned char h[crypto_hash_sha256_BYTES];
 
 			/* The quarantine list names the bytes the folder keeps. */
@@ -404,7 +411,8 @@ intake_batch(
 		pthread_mutex_lock(&mb->mu);
 		mb->unresolved++;
 		pthread_mutex_unlock(&mb->mu);
-		intake_queue(ce, it);
+		if (intake_queue(ce, it) < 0)
+			break;
 		queued++;
 	}
 	return queued;
@@ -526,7 +534,10 @@ intake_stop(struct chan_email *ce)
 		pthread_mutex_lock(&mb->mu);
 		pthread_cond_broadcast(&mb->cv);
 		pthread_mutex_unlock(&mb->mu);
-		pthread_join(mb->thread, NULL);
+		if (chan_email_join(ce, mb->thread, "a mailbox thread") < 0) {
+			ce->intake_abandoned = 1;
+			continue; /* it still uses its mailbox */
+		}
 		mb->started = 0;
 		close(mb->wake[0]);
 		close(mb->wake[1]);

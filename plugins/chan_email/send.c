@@ -401,14 +401,19 @@ send_main(void *arg)
 		pthread_mutex_unlock(&ce->qmu);
 		send_job_run(ce, j);
 		pthread_mutex_lock(&ce->qmu);
+		if (ce->stopping) {
+			/* Its row stays pending and goes at the next start. */
+			free(j->item_json);
+			free(j->sent_json);
+			free(j);
+			break;
+		}
 		if (ce->done_tail != NULL)
 			ce->done_tail->next = j;
 		else
 			ce->done_head = j;
 		ce->done_tail = j;
-		pthread_mutex_unlock(&ce->qmu);
 		chan_email_wake(ce);
-		pthread_mutex_lock(&ce->qmu);
 	}
 	pthread_mutex_unlock(&ce->qmu);
 	return NULL;
@@ -456,7 +461,8 @@ send_stop(struct chan_email *ce)
 	ce->stopping = 1;
 	pthread_cond_broadcast(&ce->scv);
 	pthread_mutex_unlock(&ce->qmu);
-	pthread_join(ce->sender, NULL);
+	if (chan_email_join(ce, ce->sender, "the sender") < 0)
+		return;
 	ce->sender_started = 0;
 	/* Rows not sent stay pending in the register and go at the next start. */
 	while (ce->send_head != NULL) {

@@ -6,6 +6,8 @@ import base64
 import hashlib
 import os
 import re
+import socket
+import time
 
 from conftest import SLOW, SRCDIR, wait_for
 from email_support import (CITIZEN, citizen_mail, email_contacts, email_daemon, messages,
@@ -299,3 +301,50 @@ def test_smtp_submission_with_starttls_and_auth(loketd, mailserver, tmp_path):
     assert [m["status"] for m in messages(client, contact["id"]) if m["direction"] == "out"] \
         == ["queued"]
     assert mailserver.messages(CITIZEN) == []
+
+
+def test_idle_brings_new_mail_without_waiting_for_the_poll(loketd, mailserver):
+    """With IDLE a new mail is registered at once although the poll is a minute; with
+    idle = no the poll finds it."""
+    d, client = email_daemon(loketd, mailserver, rules=None, poll="60s")
+    assert wait_for(lambda: "mailbox open mailbox=info waiting=idle" in d.log(), 10 * SLOW)
+    t0 = time.monotonic()
+    mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Via IDLE", "x\n"))
+    wait_contacts(client, 1, timeout=20)
+    assert time.monotonic() - t0 < 30, "registered only by the poll"
+    d.stop()
+
+    d, client = email_daemon(loketd, mailserver, rules=None, idle="no", poll="1s")
+    assert wait_for(lambda: "mailbox open mailbox=info waiting=poll" in d.log(), 10 * SLOW)
+    mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Via poll", "x\n"))
+    (c,) = wait_contacts(client, 1)
+    assert c["subject"] == "Via poll"
+
+
+def test_a_mail_server_that_hangs_does_not_hold_up_the_stop(loketd, mailserver):
+    """An SMTP server that accepts the connection and never greets: SIGTERM still ends
+    loketd in seconds, exit 0, and the reply stays queued for the next start."""
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(8)
+    try:
+        d, client = email_daemon(loketd, mailserver, rules=None,
+                                 smtp_port=str(hang.getsockname()[1]), timeout="60s")
+        mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Vraag", "x\n"))
+        (contact,) = wait_contacts(client, 1)
+        status, _, _, raw = client.call("POST", "/api/v1/contacts/%d/messages" % contact["id"],
+                                        {"body": "Antwoord"}, token=client.agent)
+        assert status == 202, raw
+        conn, _ = hang.accept()  # the sender is now waiting for a greeting
+        t0 = time.monotonic()
+        assert d.stop() == 0, d.log()[-2000:]
+        assert time.monotonic() - t0 < 8 * SLOW
+        assert "the sender still waits for its mail server" in d.log()
+        conn.close()
+    finally:
+        hang.close()
+    d.proc = None
+    d.close()
+    d.start()
+    assert [m["status"] for m in messages(client, contact["id"])
+            if m["direction"] == "out"] == ["queued"]
