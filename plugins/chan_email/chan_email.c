@@ -20,7 +20,7 @@
 static const struct loket_config_key email_keys[] = {
 	{ "mailbox1", LOKET_CONFIG_STRING, "",
 	    "a mailbox to read: NAME URL user=U password=P|password_file=F organisation=O "
-	    "department=D address=A (mailbox2 .. mailbox8 likewise)" },
+	    "department=D address=A from_name=\"N\" (mailbox2 .. mailbox8 likewise)" },
 	{ "mailbox2", LOKET_CONFIG_STRING, "", "see mailbox1" },
 	{ "mailbox3", LOKET_CONFIG_STRING, "", "see mailbox1" },
 	{ "mailbox4", LOKET_CONFIG_STRING, "", "see mailbox1" },
@@ -136,12 +136,39 @@ email_read_secret(const char *path, const char **error_r)
 	return strdup(buf);
 }
 
+/*
+ * The next word of a mailbox line, in place: words are separated by blanks, and a
+ * value in double quotes (from_name="OCMW Voorbeeld") keeps its blanks.
+ */
+static char *
+email_token(char **cursor)
+{
+	char *p = *cursor, *start, *out;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return NULL;
+	start = out = p;
+	for (int quoted = 0; *p != '\0' && (quoted || (*p != ' ' && *p != '\t')); p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else
+			*out++ = *p;
+	}
+	if (*p != '\0')
+		p++;
+	*out = '\0';
+	*cursor = p;
+	return start;
+}
+
 /* "info imap://127.0.0.1:1143/INBOX user=... organisation=..." */
 static int
 email_mailbox_parse(struct chan_email *ce, const char *key, const char *value, const char **error_r)
 {
 	struct mailbox *mb = &ce->mailboxes[ce->nmailboxes];
-	char *copy = strdup(value), *save = NULL, *tok, *url, *slash;
+	char *copy = strdup(value), *save, *tok, *url, *slash;
 	int field = 0;
 
 	if (copy == NULL) {
@@ -150,7 +177,8 @@ email_mailbox_parse(struct chan_email *ce, const char *key, const char *value, c
 	}
 	memset(mb, 0, sizeof(*mb));
 	mb->ce = ce;
-	for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+	save = copy;
+	while ((tok = email_token(&save)) != NULL) {
 		char *eq = strchr(tok, '=');
 
 		if (field == 0) {
@@ -185,6 +213,8 @@ email_mailbox_parse(struct chan_email *ce, const char *key, const char *value, c
 				mb->department = strdup(eq);
 			else if (strcmp(tok, "address") == 0)
 				mb->address = strdup(eq);
+			else if (strcmp(tok, "from_name") == 0)
+				mb->from_name = strdup(eq);
 			else {
 				*error_r = "unknown mailbox setting; expected user, password, "
 				           "password_file, organisation, department or address";
@@ -392,6 +422,7 @@ email_free(struct chan_email *ce)
 		free(mb->organisation);
 		free(mb->department);
 		free(mb->address);
+		free(mb->from_name);
 	}
 	free((char *)ce->smtp.password);
 	if (ce->wake_ev != NULL)

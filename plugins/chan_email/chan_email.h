@@ -46,6 +46,7 @@ struct mailbox {
 	char *organisation;
 	char *department;
 	char *address; /* what replies come from */
+	char *from_name; /* their display name; NULL: the plugin's from_name */
 	struct imap_conf imap;
 	pthread_t thread;
 	int started;

@@ -221,7 +221,7 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 {
 	json_t *item = json_loads(j->item_json, 0, NULL), *contact, *last_in, *msg, *vars = NULL;
 	json_t *payload;
-	const char *tpl, *recipient, *ref, *lang, *domain;
+	const char *tpl, *recipient, *ref, *lang, *domain, *from_name;
 	const struct mailbox *mb;
 	struct email_out out = { 0 };
 	struct email_out_attachment atts[16];
@@ -267,6 +267,9 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		snprintf(j->error, sizeof(j->error), "no mailbox to send from");
 		goto out;
 	}
+	from_name = mb->from_name != NULL ? mb->from_name
+	    : *ce->from_name != '\0'      ? ce->from_name
+	                                  : NULL;
 	send_date(json_is_integer(json_object_get(payload, "due_at"))
 	        ? json_integer_value(json_object_get(payload, "due_at"))
 	        : json_integer_value(json_object_get(item, "due_at")),
@@ -278,7 +281,7 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	        : strcmp(lang, "nl") == 0 ? "mevrouw, meneer"
 	                                  : "Sir or Madam",
 	    "organisation",
-	    *ce->from_name != '\0'                      ? ce->from_name
+	    from_name != NULL                           ? from_name
 	        : jstr(contact, "organisation") != NULL ? jstr(contact, "organisation")
 	                                                : "",
 	    "department", jstr(contact, "department") != NULL ? jstr(contact, "department") : "",
@@ -334,7 +337,7 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 			natt++;
 		}
 	}
-	out.from_name = *ce->from_name != '\0' ? ce->from_name : NULL;
+	out.from_name = from_name;
 	out.from_addr = mb->address;
 	out.to_name = jstr(json_object_get(contact, "party"), "name");
 	out.to_addr = recipient;

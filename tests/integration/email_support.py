@@ -27,7 +27,8 @@ def email_conf(ms, **over):
                      "organisation=gemeente address=info@gemeente.test"
                      % (ms.imap_port, ms.password)),
         "mailbox2": ("welzijn imap://127.0.0.1:%d/INBOX user=welzijn@ocmw.test password=%s "
-                     "organisation=ocmw department=sociale_dienst address=welzijn@ocmw.test"
+                     "organisation=ocmw department=sociale_dienst address=welzijn@ocmw.test "
+                     'from_name="OCMW Voorbeeld"'
                      % (ms.imap_port, ms.password)),
         "smtp_host": "127.0.0.1",
         "smtp_port": str(ms.smtp_port),

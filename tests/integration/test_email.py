@@ -348,3 +348,18 @@ def test_a_mail_server_that_hangs_does_not_hold_up_the_stop(loketd, mailserver):
     d.start()
     assert [m["status"] for m in messages(client, contact["id"])
             if m["direction"] == "out"] == ["queued"]
+
+
+def test_the_ocmw_answers_as_the_ocmw(loketd, mailserver):
+    """A mail to the welfare centre's address is the OCMW's contact (its department), and
+    its acknowledgement comes from that address, signed with that mailbox's name."""
+    d, client = email_daemon(loketd, mailserver)
+    mailserver.send(CITIZEN, ["welzijn@ocmw.test"],
+                    citizen_mail("Vraag over leefloon", "Heb ik recht op een leefloon?\n",
+                                 to="welzijn@ocmw.test"))
+    (contact,) = wait_contacts(client, 1)
+    assert (contact["organisation"], contact["department"]) == ("ocmw", "sociale_dienst")
+    (ack,) = [m for m in wait_mail(mailserver, CITIZEN) if "ontvangen" in m["Subject"]]
+    assert ack["From"].addresses[0].addr_spec == "welzijn@ocmw.test"
+    assert ack["From"].addresses[0].display_name == "OCMW Voorbeeld"
+    assert "OCMW Voorbeeld" in ack.get_body(("plain",)).get_content()
