@@ -238,8 +238,11 @@ contact_submit(struct loket_contact *c,
 	if ((thread = json_object_get(message, "thread")) != NULL
 	    && (json_object_get(thread, "reference") != NULL
 	        || json_array_size(json_object_get(thread, "message_ids")) > 0)
-	    && (sr = store_req_new(
-	            STORE_THREAD_FIND, json_incref(thread), contact_thread_found_cb, &thread_id))
+	    && (sr = store_req_new(STORE_THREAD_FIND,
+	            json_pack("{s:O?, s:O?, s:O?}", "reference", json_object_get(thread, "reference"),
+	                "message_ids", json_object_get(thread, "message_ids"), "sender",
+	                json_object_get(message, "sender")),
+	            contact_thread_found_cb, &thread_id))
 	        != NULL)
 		store_submit(d->store, sr); /* a read: done when this returns */
 	json_object_del(message, "thread");

@@ -322,7 +322,17 @@ sq_op_message_list(struct sq_conn *c, struct store_req *req)
 void
 sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 {
-	static const char sql_ref[] = "SELECT id FROM contacts WHERE reference = ?1";
+	/*
+	 * References count up, so anybody can write one: the token threads a mail only
+	 * from an address the contact already knows (its party, or a sender on it).
+	 * Message-IDs carry loket's random part and thread from anybody.
+	 */
+	static const char sql_ref[] =
+	    "SELECT c.id FROM contacts c WHERE c.reference = ?1 AND ("
+	    " EXISTS (SELECT 1 FROM party_emails e WHERE e.party_id = c.party_id"
+	    "  AND e.email = lower(?2))"
+	    " OR EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id"
+	    "  AND lower(m.sender) = lower(?2)))";
 	static const char sql_msg[] = "SELECT contact_id FROM messages WHERE message_id = ?1"
 	                              " ORDER BY id DESC LIMIT 1";
 	sqlite3_int64 found = 0;
@@ -330,8 +340,10 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	json_t *v;
 	size_t i;
 
-	if (jstr(req->in, "reference") != NULL && (st = sq_stmt(c, sql_ref)) != NULL) {
+	if (jstr(req->in, "reference") != NULL && jstr(req->in, "sender") != NULL &&
+	    (st = sq_stmt(c, sql_ref)) != NULL) {
 		bind_text(st, 1, jstr(req->in, "reference"));
+		bind_text(st, 2, jstr(req->in, "sender"));
 		if (sqlite3_step(st) == SQLITE_ROW)
 			found = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);

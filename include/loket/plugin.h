@@ -174,8 +174,9 @@ struct loket_api {
 	 * out-of-office and the like: the contact is tagged and never answered
 	 * automatically), attachments [{name, content_type, sha256, size}], meta {..},
 	 * and thread {reference, message_ids [..]}: when those name a stored
-	 * contact the message goes onto it (a resolved or closed one reopens,
-	 * rules see event "reply") instead of making a new contact.
+	 * contact (a reference only from a sender the contact knows) the message
+	 * goes onto it (a resolved or closed one reopens, rules see event "reply")
+	 * instead of making a new contact.
 	 */
 	int (*contact_message)(struct loket_contact *c, const char *json);
 	/* Where the daemon keeps its files; plugins keep theirs in a folder below it. */

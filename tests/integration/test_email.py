@@ -84,12 +84,19 @@ def test_citizen_answer_threads_onto_the_contact_and_reopens_it(loketd, mailserv
     history = [h["action"] for h in client.contact(contact["id"])["history"]]
     assert "reopen" in history
 
-    # Without In-Reply-To, the token alone threads too.
+    # Without In-Reply-To, the token alone threads too, from the citizen's address.
     token_only = citizen_mail("Nog een vraag [loket %s]" % contact["reference"], "En nu?\n")
     mailserver.send(CITIZEN, ["info@gemeente.test"], token_only)
     assert wait_for(lambda: len([m for m in messages(client, contact["id"])
                                  if m["direction"] == "in"]) == 3, 15 * SLOW, interval=0.2)
     assert len(email_contacts(client)) == 1
+
+    # References count up: from an address the contact does not know, a token is no key.
+    other = citizen_mail("Ook mijn vraag [loket %s]" % contact["reference"], "Hallo\n",
+                         sender="burger2@burger.test")
+    mailserver.send("burger2@burger.test", ["info@gemeente.test"], other)
+    wait_contacts(client, 2)
+    assert len([m for m in messages(client, contact["id"]) if m["direction"] == "in"]) == 3
 
 
 def test_staff_reply_with_pdf_arrives_intact(loketd, mailserver):
