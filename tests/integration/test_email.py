@@ -370,3 +370,28 @@ def test_the_ocmw_answers_as_the_ocmw(loketd, mailserver):
     assert ack["From"].addresses[0].addr_spec == "welzijn@ocmw.test"
     assert ack["From"].addresses[0].display_name == "OCMW Voorbeeld"
     assert "OCMW Voorbeeld" in ack.get_body(("plain",)).get_content()
+
+
+def test_reply_rules_run_on_the_threaded_contact(loketd, mailserver, tmp_path):
+    """The documented reply rule (docs/rules.md): the citizen's answer reopens the
+    contact, the rule tags it and raises its priority, with a reminder to escalate."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    with open(os.path.join(SRCDIR, "docs", "rules.md")) as f:
+        doc = f.read()
+    block = re.search(r'```lua\n(loket\.on\("reply".*?)```', doc, re.S).group(1)
+    (rules / "50-reply.lua").write_text(block)
+    d, client = email_daemon(loketd, mailserver, rules=str(rules))
+    first = citizen_mail("Parkeerkaart", "Hoe vraag ik een bewonerskaart aan?\n")
+    mailserver.send(CITIZEN, ["info@gemeente.test"], first)
+    (contact,) = wait_contacts(client, 1)
+    client.action(contact["id"], "resolve", {"answer": "Via het e-loket."})
+    answer = citizen_mail("Re: Parkeerkaart", "Het e-loket geeft een fout.\n",
+                          headers={"In-Reply-To": "<%s>" % messages(client, contact["id"])[0][
+                              "message_id"]})
+    mailserver.send(CITIZEN, ["info@gemeente.test"], answer)
+    done = wait_for(lambda: "antwoord-burger" in client.contact(contact["id"])["tags"]
+                    and client.contact(contact["id"]), 15 * SLOW, interval=0.2)
+    assert done, client.contact(contact["id"])
+    assert done["status"] == "open" and done["priority"] == "high"
+    assert any(h["actor"].startswith("rule:50-reply.lua") for h in done["history"])
