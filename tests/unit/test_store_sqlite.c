@@ -1,4 +1,5 @@
-/* test_store_sqlite.c: the embedded register: schema, refusing foreign files, group commit, references. */
+/* test_store_sqlite.c: the embedded register: schema, foreign files, group commit, references,
+ * intake keys. */
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <setjmp.h>
@@ -85,7 +86,8 @@ expect_refused(struct fixture *f, const char *want)
 	assert_int_equal(stat(f->db, &before), 0);
 	bytes_before = malloc((size_t)before.st_size + 1);
 	fp = fopen(f->db, "r");
-	assert_int_equal(fread(bytes_before, 1, (size_t)before.st_size, fp), (size_t)before.st_size);
+	assert_int_equal(
+	    fread(bytes_before, 1, (size_t)before.st_size, fp), (size_t)before.st_size);
 	fclose(fp);
 	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), -1);
 	assert_null(s);
@@ -122,15 +124,16 @@ test_refuses_foreign(void **state)
 	sqlite3 *db;
 
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL);"
-					  "INSERT INTO invoices (total) VALUES (12.5)",
-			     NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(db,
+	                     "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL);"
+	                     "INSERT INTO invoices (total) VALUES (12.5)",
+	                     NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 	expect_refused(f, "not a loket register");
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA application_id = 1234", NULL, NULL, NULL),
-	    SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "PRAGMA application_id = 1234", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	expect_refused(f, "another application");
 }
@@ -142,9 +145,10 @@ test_refuses_newer_schema(void **state)
 	sqlite3 *db;
 
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA application_id = 1280265044; "
-					  "PRAGMA user_version = 999; CREATE TABLE x (y)",
-			     NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(db,
+	                     "PRAGMA application_id = 1280265044; "
+	                     "PRAGMA user_version = 999; CREATE TABLE x (y)",
+	                     NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 	expect_refused(f, "written by a newer loketd");
@@ -177,7 +181,7 @@ contact_doc(int i)
 
 	snprintf(email, sizeof(email), "burger%d@example.be", i % 10);
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:i, s:s, s:s, s:s, s:b, s:[], "
-			 "s:{}, s:{s:s}}",
+	                 "s:{}, s:{s:s}}",
 	    "channel", "phone", "organisation", "gemeente", "status", "open", "created_by", "test",
 	    "direction", "in", "received_at", (json_int_t)util_time_ms(), "priority", "normal",
 	    "line", 1, "subject", "vraag", "body", "", "product", "id", "confidential", 0, "tags",
@@ -200,7 +204,8 @@ test_group_commit(void **state)
 	if (store_open(f->base, f->metrics, f->conf, &s, &err) < 0)
 		fail_msg("%s", err);
 	for (int i = 0; i < 200; i++)
-		store_submit(s, store_req_new(STORE_CONTACT_CREATE, contact_doc(i), created_cb, &t));
+		store_submit(
+		    s, store_req_new(STORE_CONTACT_CREATE, contact_doc(i), created_cb, &t));
 	while (t.done < 200)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	assert_int_equal(t.failed, 0);
@@ -212,10 +217,11 @@ test_group_commit(void **state)
 	store_close(s);
 	/* Everything acknowledged is on disk: ten parties matched by email, 200 contacts. */
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM contacts), "
-						"(SELECT count(*) FROM parties), "
-						"(SELECT count(DISTINCT reference) FROM contacts)",
-			     -1, &st, NULL),
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                     "SELECT (SELECT count(*) FROM contacts), "
+	                     "(SELECT count(*) FROM parties), "
+	                     "(SELECT count(DISTINCT reference) FROM contacts)",
+	                     -1, &st, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 200);
@@ -231,6 +237,94 @@ test_group_commit(void **state)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	snprintf(want, sizeof(want), "%04d-%06d", year, 201);
 	assert_string_equal(t.refs[0], want);
+	store_close(s);
+}
+
+struct outcome {
+	int done;
+	int status;
+	int duplicate;
+	json_int_t id;
+};
+
+static void
+outcome_cb(struct store_req *req, void *arg)
+{
+	struct outcome *o = arg;
+
+	o->done = 1;
+	o->status = req->status;
+	o->duplicate = json_is_true(json_object_get(req->out, "duplicate"));
+	o->id = json_integer_value(json_object_get(req->out, "id"));
+}
+
+static void
+found_cb(struct store_req *req, void *arg)
+{
+	json_int_t *found = arg;
+
+	assert_int_equal(req->status, 0);
+	*found = json_integer_value(json_object_get(req->out, "contact_id"));
+}
+
+static json_t *
+mail_doc(const char *key, const char *sender)
+{
+	json_t *doc = contact_doc(1);
+
+	json_object_set_new(doc, "channel", json_string("email"));
+	json_object_set_new(doc, "keys", json_pack("[s, s]", key, "email:message-id:same@x"));
+	json_object_set_new(doc, "message",
+	    json_pack("{s:s, s:s, s:s}", "sender", sender, "subject", "vraag", "message_id",
+	        "m1@burger.test"));
+	return doc;
+}
+
+/*
+ * The same mail from two mailboxes, submitted before either is written: one
+ * contact, and the second answer names it. Then what threads a reply: a
+ * Message-ID from anybody, the reference only from an address the contact knows.
+ */
+static void
+test_intake_keys_and_threading(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct outcome a = { 0 }, b = { 0 };
+	json_int_t found = -1;
+	char ref[16];
+	json_t *q;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_submit(s,
+	    store_req_new(STORE_CONTACT_CREATE,
+	        mail_doc("email:uid:info:1:7", "burger1@example.be"), outcome_cb, &a));
+	store_submit(s,
+	    store_req_new(STORE_CONTACT_CREATE,
+	        mail_doc("email:uid:welzijn:1:3", "burger1@example.be"), outcome_cb, &b));
+	while (!a.done || !b.done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(b.status, 0);
+	assert_false(a.duplicate);
+	assert_true(b.duplicate);
+	assert_int_equal(a.id, b.id);
+	snprintf(ref, sizeof(ref), "%04d-%06d", util_time_year(util_time_ms()), 1);
+
+	/* Reads are answered before store_submit returns. */
+	q = json_pack("{s:[s]}", "message_ids", "m1@burger.test");
+	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	assert_int_equal(found, a.id);
+	q = json_pack("{s:s, s:s}", "reference", ref, "sender", "Burger1@Example.be");
+	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	assert_int_equal(found, a.id);
+	q = json_pack("{s:s, s:s}", "reference", ref, "sender", "iemand@anders.be");
+	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	assert_int_equal(found, 0);
+	q = json_pack("{s:s}", "reference", ref);
+	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	assert_int_equal(found, 0);
 	store_close(s);
 }
 
@@ -266,6 +360,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_marks_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intake_keys_and_threading, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
