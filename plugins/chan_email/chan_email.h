@@ -71,7 +71,8 @@ struct intake_item {
 	char raw_sha256[65]; /* of a mail that did not parse */
 	size_t raw_size;
 	int without_party; /* resubmitted without the sender as party */
-	int is_log; /* a log line from the thread, in error */
+	int is_log; /* 1: a log line from the thread, in error; 2: the mailbox health, in up */
+	int up;
 	enum loket_log_level level;
 	struct intake_item *next;
 };

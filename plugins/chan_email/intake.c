@@ -73,6 +73,20 @@ intake_log(struct mailbox *mb, enum loket_log_level level, const char *fmt, ...)
 	intake_queue(mb->ce, it);
 }
 
+/* The mailbox's health for /metrics (loket_email_mailbox_up), sent when it changes. */
+static void
+intake_state(struct mailbox *mb, int up)
+{
+	struct intake_item *it = calloc(1, sizeof(*it));
+
+	if (it == NULL)
+		return;
+	it->mb = mb;
+	it->is_log = 2;
+	it->up = up;
+	intake_queue(mb->ce, it);
+}
+
 static int
 intake_stopping(struct chan_email *ce)
 {
@@ -276,6 +290,15 @@ intake_submit(struct chan_email *ce, struct intake_item *it)
 void
 intake_take(struct chan_email *ce, struct intake_item *it)
 {
+	if (it->is_log == 2) {
+		char labels[96];
+
+		snprintf(labels, sizeof(labels), "mailbox=\"%s\"", it->mb->name);
+		ce->api->metric(ce->self, 1, "loket_email_mailbox_up",
+		    "1 while the mailbox answers, 0 while it cannot be read.", labels, it->up);
+		free(it);
+		return;
+	}
 	if (it->is_log) {
 		ce->api->log(ce->self, it->level, "%s", it->error);
 		free(it);
@@ -425,7 +448,7 @@ intake_main(void *arg)
 	struct chan_email *ce = mb->ce;
 	struct imap *im = NULL;
 	long backoff = 1000;
-	int folders_made = 0, idle = -1;
+	int folders_made = 0, idle = -1, up = -1;
 	char err[512], criteria[300];
 	int blob_fd = open(ce->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -453,11 +476,15 @@ intake_main(void *arg)
 			intake_log(mb, LOKET_LOG_WARN,
 			    "mailbox unreachable mailbox=%s retry_in=%ldms: %s", mb->name, backoff,
 			    err);
+			if (up != 0)
+				intake_state(mb, up = 0);
 			intake_sleep(mb, backoff);
 			backoff = backoff < 60000 ? backoff * 2 : 60000;
 			continue;
 		}
 		backoff = 1000;
+		if (up != 1)
+			intake_state(mb, up = 1);
 		if (!folders_made) {
 			if ((ce->ack == EMAIL_ACK_MOVE
 			        && imap_create(im, ce->processed_folder, err, sizeof(err)) < 0)
