@@ -449,6 +449,7 @@ intake_main(void *arg)
 	struct imap *im = NULL;
 	long backoff = 1000;
 	int folders_made = 0, idle = -1, up = -1;
+	uint32_t last_validity = 0;
 	char err[512], criteria[300];
 	int blob_fd = open(ce->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -485,6 +486,12 @@ intake_main(void *arg)
 		backoff = 1000;
 		if (up != 1)
 			intake_state(mb, up = 1);
+		/* New UIDs for old mail: the Message-ID keys keep it from coming in twice. */
+		if (last_validity != 0 && uidvalidity != last_validity)
+			intake_log(mb, LOKET_LOG_WARN,
+			    "mailbox renumbered mailbox=%s uidvalidity=%u was=%u", mb->name,
+			    uidvalidity, last_validity);
+		last_validity = uidvalidity;
 		if (!folders_made) {
 			if ((ce->ack == EMAIL_ACK_MOVE
 			        && imap_create(im, ce->processed_folder, err, sizeof(err)) < 0)
