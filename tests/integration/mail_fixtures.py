@@ -249,8 +249,6 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Lu
 auth_cache_size = 0
-# A wrong password (a test of SMTP AUTH) is answered at once, not after 2 s.
-auth_failure_delay = 0
 default_internal_user = dovecot
 default_login_user = dovenull
 first_valid_uid = {uid}

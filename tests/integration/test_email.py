@@ -279,7 +279,7 @@ def test_rules_replies_without_a_sender_are_dropped_and_said_once(loketd):
 def test_smtp_submission_with_starttls_and_auth(loketd, mailserver, tmp_path):
     """A submission port that takes mail only after STARTTLS and AUTH (Postfix asking
     Dovecot): the staff answer goes out authenticated; a wrong password is no lost mail
-    but a reply that waits, and the log says AUTH failed without the password."""
+    but a reply that waits, and the log says why without the password."""
     secret = tmp_path / "smtp.secret"
     secret.write_text(mailserver.password + "\n")
     tls = dict(rules=None, smtp_port=str(mailserver.submission_port),
@@ -306,7 +306,10 @@ def test_smtp_submission_with_starttls_and_auth(loketd, mailserver, tmp_path):
     # Dovecot answers a wrong password after its auth_failure_delay, Postfix after its own.
     assert wait_for(lambda: re.search(r'loket_outbox_total\{channel="email",result="retry"\}',
                                       client.metrics()), 40 * SLOW)
-    assert re.search(r"not sent .*AUTH", d.log()), d.log()[-2000:]
+    # How the refusal reads depends on the server (a 535 to AUTH, or the connection
+    # closed on the client); either way the reply waits and no password is logged.
+    assert re.search(r"not sent outbox=\d+ channel=email result=retry error=\"smtp", d.log()), \
+        d.log()[-2000:]
     assert "fout" not in d.log()
     assert [m["status"] for m in messages(client, contact["id"]) if m["direction"] == "out"] \
         == ["queued"]
