@@ -284,7 +284,7 @@ def test_smtp_submission_with_starttls_and_auth(loketd, mailserver, tmp_path):
     secret.write_text(mailserver.password + "\n")
     tls = dict(rules=None, smtp_port=str(mailserver.submission_port),
                smtp_user="info@gemeente.test", smtp_password_file=str(secret),
-               starttls="require", verify_tls="no")
+               starttls="require", verify_tls="no", timeout="10s")
     d, client = email_daemon(loketd, mailserver, **tls)
     mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Vraag", "Hallo\n"))
     (contact,) = wait_contacts(client, 1)
