@@ -211,6 +211,22 @@ register_party(json_t *party, json_t **out_r, char *err, size_t errlen)
 	return 0;
 }
 
+/* "nl", "en", "nl-BE": letters, then dash-separated letters and digits (BCP 47 shape). */
+static int
+register_language_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+
+	if (n < 2 || n > 3)
+		return 0;
+	for (s += n; *s == '-'; s += n) {
+		n = strspn(++s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+		if (n < 1 || n > 8)
+			return 0;
+	}
+	return *s == '\0';
+}
+
 int
 register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc_r, char *err,
     size_t errlen)
@@ -282,6 +298,11 @@ register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc
 	if ((v = json_object_get(body, "priority")) != NULL && !json_is_null(v) &&
 	    !register_one_of(register_priorities, json_string_value(v))) {
 		snprintf(err, errlen, "priority: expected low, normal, high or urgent");
+		return 422;
+	}
+	if ((v = json_object_get(body, "language")) != NULL && !json_is_null(v) &&
+	    !register_language_ok(json_string_value(v))) {
+		snprintf(err, errlen, "language: expected a language tag such as nl, en or nl-BE");
 		return 422;
 	}
 	if ((v = json_object_get(body, "confidential")) != NULL && !json_is_null(v) &&

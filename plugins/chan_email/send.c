@@ -245,6 +245,10 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	ref = jstr(contact, "reference");
 	automatic = json_is_true(json_object_get(item, "automatic"));
 	lang = jstr(contact, "language") != NULL ? jstr(contact, "language") : ce->language;
+	/* The language names a template file: letters and dashes only, else the default. */
+	if (strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") != strlen(lang) ||
+	    *lang == '\0')
+		lang = ce->language;
 	if (automatic && jstr(last_in, "automatic") != NULL) {
 		snprintf(j->error, sizeof(j->error),
 		    "not sent: the contact is automatic mail (%s); loket never answers it",

@@ -132,6 +132,11 @@ CASES = [
      INVALID, ["organisation"]),
     ("priority-whatever", "POST", C, {"channel": "phone", "priority": "whatever"}, {}, (422,),
      ["priority"]),
+    # The language picks a reply template file: a path is no language.
+    ("language-path", "POST", C, {"channel": "email", "language": "../../x"}, {}, (422,),
+     ["language", "nl-BE"]),
+    ("language-digits", "POST", C, {"channel": "phone", "language": "n1"}, {}, (422,),
+     ["language"]),
     ("direction-sideways", "POST", C, {"channel": "phone", "direction": "sideways"}, {},
      INVALID, ["direction"]),
     ("rrn-invalid", "POST", C, {"channel": "phone", "party": {"rrn": "12345678901"}}, {},
