@@ -162,12 +162,9 @@ outbound_done(struct loket_outbound *o, enum loket_send_result result, const cha
 	if (o->answered)
 		return;
 	o->answered = 1;
-	in = json_pack("{s:I, s:s, s:I, s:o, s:o}", "id", o->id, "result",
-	    strcmp(name, "sent") == 0        ? "sent"
-	        : strcmp(name, "retry") == 0 ? "retry"
-	                                     : "failed",
-	    "at", (json_int_t)now, "error", error != NULL ? json_string(error) : json_null(),
-	    "sent", sent != NULL ? sent : json_null());
+	in = json_pack("{s:I, s:s, s:I, s:o, s:o}", "id", o->id, "result", name, "at",
+	    (json_int_t)now, "error", error != NULL ? json_string(error) : json_null(), "sent",
+	    sent != NULL ? sent : json_null());
 	if (in == NULL)
 		return;
 	if (result == LOKET_SEND_RETRY)
@@ -219,8 +216,8 @@ outbox_due_cb(struct store_req *sr, void *arg)
 		 */
 		if (o->automatic && recipient != NULL)
 			json_object_set_new(item, "sent_today",
-			    json_integer(json_integer_value(json_object_get(item, "sent_today")) +
-				outbox_automatic_in_flight(ob, recipient)));
+			    json_integer(json_integer_value(json_object_get(item, "sent_today"))
+			        + outbox_automatic_in_flight(ob, recipient)));
 		o->next = ob->inflight;
 		ob->inflight = o;
 		ob->ninflight++;
@@ -355,8 +352,10 @@ outbox_has_sender(struct loketd *d, const char *channel)
 	for (size_t i = 0; i < ob->nunsent; i++)
 		if (strcmp(ob->unsent[i], channel != NULL ? channel : "") == 0)
 			return 0;
-	log_warnx("outbox", "rules reply via a channel no plugin sends; such replies are dropped"
-			   " channel=%s", channel != NULL ? channel : "(none)");
+	log_warnx("outbox",
+	    "rules reply via a channel no plugin sends; such replies are dropped"
+	    " channel=%s",
+	    channel != NULL ? channel : "(none)");
 	if (ob->nunsent < OUTBOX_SENDERS)
 		snprintf(ob->unsent[ob->nunsent++], sizeof(ob->unsent[0]), "%s",
 		    channel != NULL ? channel : "");

@@ -59,6 +59,8 @@ int history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, c
     const char *action, const char *from, const char *to, const char *detail);
 int counts_add(struct sq_conn *c, const char *channel, const char *status, int delta);
 int contact_state(struct sq_conn *c, sqlite3_int64 id, struct contact_state *cs);
+/* Answers {key: the single value sql selects (the earliest pending time), or null}. */
+void sq_min_pending(struct sq_conn *c, struct store_req *req, const char *sql, const char *key);
 /* The replies in in's "outbox" (rules' decisions, a staff message), due now. */
 int outbox_rows(
     struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, const char *channel);

@@ -123,30 +123,60 @@ outbox_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, 
 	return 0;
 }
 
+#define MESSAGE_COLS                                                                               \
+	"id, contact_id, direction, channel, at, actor, sender, recipients, subject, body,      \
+	message_id, automatic, attachments, meta, status "
+
 static json_t *
-contact_reference(struct sq_conn *c, sqlite3_int64 id)
+message_row(sqlite3_stmt *st)
 {
-	static const char sql[] = "SELECT reference FROM contacts WHERE id = ?1";
+	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+	                 " s:o}",
+	    "id", (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
+	    (json_int_t)sqlite3_column_int64(st, 1), "direction", col_text(st, 2), "channel",
+	    col_text(st, 3), "at", col_time(st, 4), "actor", col_text(st, 5), "sender",
+	    col_text(st, 6), "recipients", col_json(st, 7), "subject", col_text(st, 8), "body",
+	    col_text(st, 9), "message_id", col_text(st, 10), "automatic", col_text(st, 11),
+	    "attachments", col_json(st, 12), "meta", col_json(st, 13), "status", col_text(st, 14));
+}
+
+static json_t *
+first_text(sqlite3_stmt *st)
+{
+	return col_text(st, 0);
+}
+
+static json_t *
+first_int(sqlite3_stmt *st)
+{
+	return json_integer(sqlite3_column_int64(st, 0));
+}
+
+/* The first row a one-parameter query gives for id, made JSON by row; null when none. */
+static json_t *
+row_of(struct sq_conn *c, const char *sql, sqlite3_int64 id, json_t *(*row)(sqlite3_stmt *st))
+{
 	sqlite3_stmt *st = sq_stmt(c, sql);
-	json_t *ref = NULL;
+	json_t *v = NULL;
 
 	if (st == NULL)
-		return NULL;
+		return json_null();
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW)
-		ref = col_text(st, 0);
+		v = row(st);
 	sqlite3_reset(st);
-	return ref;
+	return v != NULL ? v : json_null();
 }
+
+static const char sql_reference[] = "SELECT reference FROM contacts WHERE id = ?1";
+static const char sql_message[] = "SELECT " MESSAGE_COLS "FROM messages WHERE id = ?1";
 
 /* What a write answers when one of its keys was seen before: the contact that has it. */
 static void
 duplicate_out(struct sq_conn *c, struct store_req *req, sqlite3_int64 id)
 {
-	json_t *ref = contact_reference(c, id);
-
 	req->out = json_pack("{s:b, s:I, s:o}", "duplicate", 1, "id", (json_int_t)id, "reference",
-	    ref != NULL ? ref : json_null());
+	    row_of(c, sql_reference, id, first_text));
 }
 
 int
@@ -177,8 +207,6 @@ sq_create_message(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64
 		return -1;
 	return sq_keys_add(c, json_object_get(in, "keys"), id);
 }
-
-static json_t *message_by_row(struct sq_conn *c, sqlite3_int64 row);
 
 /* Whether the contact came in as automatic mail (out-of-office, bounce, list). */
 static int
@@ -264,28 +292,11 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 	    || (req->out = contact_load(c, id, 1)) == NULL)
 		goto fail;
 	json_object_set_new(req->out, "message_row", json_integer(msg_row));
-	json_object_set_new(req->out, "message", message_by_row(c, msg_row));
+	json_object_set_new(req->out, "message", row_of(c, sql_message, msg_row, message_row));
 	json_object_set_new(req->out, "previous_status", json_string(cs.status));
 	return;
 fail:
 	step_error(c, req, SQLITE_ERROR);
-}
-
-#define MESSAGE_COLS                                                                               \
-	"id, contact_id, direction, channel, at, actor, sender, recipients, subject, body,      \
-	message_id, automatic, attachments, meta, status "
-
-static json_t *
-message_row(sqlite3_stmt *st)
-{
-	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-	                 " s:o}",
-	    "id", (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
-	    (json_int_t)sqlite3_column_int64(st, 1), "direction", col_text(st, 2), "channel",
-	    col_text(st, 3), "at", col_time(st, 4), "actor", col_text(st, 5), "sender",
-	    col_text(st, 6), "recipients", col_json(st, 7), "subject", col_text(st, 8), "body",
-	    col_text(st, 9), "message_id", col_text(st, 10), "automatic", col_text(st, 11),
-	    "attachments", col_json(st, 12), "meta", col_json(st, 13), "status", col_text(st, 14));
 }
 
 void
@@ -327,12 +338,12 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	 * from an address the contact already knows (its party, or a sender on it).
 	 * Message-IDs carry loket's random part and thread from anybody.
 	 */
-	static const char sql_ref[] =
-	    "SELECT c.id FROM contacts c WHERE c.reference = ?1 AND ("
-	    " EXISTS (SELECT 1 FROM party_emails e WHERE e.party_id = c.party_id"
-	    "  AND e.email = lower(?2))"
-	    " OR EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id"
-	    "  AND lower(m.sender) = lower(?2)))";
+	static const char sql_ref[]
+	    = "SELECT c.id FROM contacts c WHERE c.reference = ?1 AND ("
+	      " EXISTS (SELECT 1 FROM party_emails e WHERE e.party_id = c.party_id"
+	      "  AND e.email = lower(?2))"
+	      " OR EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id"
+	      "  AND lower(m.sender) = lower(?2)))";
 	static const char sql_msg[] = "SELECT contact_id FROM messages WHERE message_id = ?1"
 	                              " ORDER BY id DESC LIMIT 1";
 	sqlite3_int64 found = 0;
@@ -340,8 +351,8 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	json_t *v;
 	size_t i;
 
-	if (jstr(req->in, "reference") != NULL && jstr(req->in, "sender") != NULL &&
-	    (st = sq_stmt(c, sql_ref)) != NULL) {
+	if (jstr(req->in, "reference") != NULL && jstr(req->in, "sender") != NULL
+	    && (st = sq_stmt(c, sql_ref)) != NULL) {
 		bind_text(st, 1, jstr(req->in, "reference"));
 		bind_text(st, 2, jstr(req->in, "sender"));
 		if (sqlite3_step(st) == SQLITE_ROW)
@@ -360,73 +371,14 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	req->out = json_pack("{s:o}", "contact_id", found != 0 ? json_integer(found) : json_null());
 }
 
-static json_t *
-message_by_row(struct sq_conn *c, sqlite3_int64 row)
-{
-	static const char sql[] = "SELECT " MESSAGE_COLS "FROM messages WHERE id = ?1";
-	sqlite3_stmt *st = sq_stmt(c, sql);
-	json_t *m = json_null();
-
-	if (st == NULL)
-		return m;
-	sqlite3_bind_int64(st, 1, row);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		m = message_row(st);
-	sqlite3_reset(st);
-	return m;
-}
-
-static json_t *
-last_inbound(struct sq_conn *c, sqlite3_int64 contact_id)
-{
-	static const char sql[] = "SELECT " MESSAGE_COLS "FROM messages WHERE contact_id = ?1"
-	                          " AND direction = 'in' ORDER BY id DESC LIMIT 1";
-	sqlite3_stmt *st = sq_stmt(c, sql);
-	json_t *m = json_null();
-
-	if (st == NULL)
-		return m;
-	sqlite3_bind_int64(st, 1, contact_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		m = message_row(st);
-	sqlite3_reset(st);
-	return m;
-}
-
-static json_t *
-party_email(struct sq_conn *c, sqlite3_int64 contact_id)
-{
-	static const char sql[] = "SELECT e.email FROM contacts c JOIN party_emails e"
-	                          " ON e.party_id = c.party_id WHERE c.id = ?1 LIMIT 1";
-	sqlite3_stmt *st = sq_stmt(c, sql);
-	json_t *e = json_null();
-
-	if (st == NULL)
-		return e;
-	sqlite3_bind_int64(st, 1, contact_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		e = col_text(st, 0);
-	sqlite3_reset(st);
-	return e;
-}
-
-static json_t *
-open_task_due(struct sq_conn *c, sqlite3_int64 contact_id)
-{
-	static const char sql[]
-	    = "SELECT due_at FROM tasks WHERE contact_id = ?1 AND"
-	      " status = 'open' AND due_at IS NOT NULL ORDER BY id DESC LIMIT 1";
-	sqlite3_stmt *st = sq_stmt(c, sql);
-	json_t *due = json_null();
-
-	if (st == NULL)
-		return due;
-	sqlite3_bind_int64(st, 1, contact_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		due = json_integer(sqlite3_column_int64(st, 0));
-	sqlite3_reset(st);
-	return due;
-}
+static const char sql_last_inbound[] = "SELECT " MESSAGE_COLS "FROM messages WHERE"
+                                       " contact_id = ?1 AND direction = 'in'"
+                                       " ORDER BY id DESC LIMIT 1";
+static const char sql_party_email[] = "SELECT e.email FROM contacts c JOIN party_emails e"
+                                      " ON e.party_id = c.party_id WHERE c.id = ?1 LIMIT 1";
+static const char sql_task_due[] = "SELECT due_at FROM tasks WHERE contact_id = ?1 AND"
+                                   " status = 'open' AND due_at IS NOT NULL"
+                                   " ORDER BY id DESC LIMIT 1";
 
 static json_int_t
 sent_automatically(struct sq_conn *c, const char *recipient, sqlite3_int64 now)
@@ -508,17 +460,20 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 		json_t *item = json_array_get(items, i);
 		sqlite3_int64 cid = json_integer_value(json_object_get(item, "contact_id"));
 		json_t *row = json_object_get(item, "message_row");
+		const char *recipient;
 
 		json_object_set_new(item, "contact", contact_load(c, cid, 0));
 		json_object_set_new(item, "message",
-		    json_is_integer(row) ? message_by_row(c, json_integer_value(row))
-		                         : json_null());
-		json_object_set_new(item, "last_in", last_inbound(c, cid));
-		json_object_set_new(item, "party_email", party_email(c, cid));
-		json_object_set_new(item, "due_at", open_task_due(c, cid));
-		json_object_set_new(item, "recipient",
-		    outbox_recipient(item) != NULL ? json_string(outbox_recipient(item))
-		                                   : json_null());
+		    json_is_integer(row)
+		        ? row_of(c, sql_message, json_integer_value(row), message_row)
+		        : json_null());
+		json_object_set_new(item, "last_in", row_of(c, sql_last_inbound, cid, message_row));
+		json_object_set_new(
+		    item, "party_email", row_of(c, sql_party_email, cid, first_text));
+		json_object_set_new(item, "due_at", row_of(c, sql_task_due, cid, first_int));
+		recipient = outbox_recipient(item);
+		json_object_set_new(
+		    item, "recipient", recipient != NULL ? json_string(recipient) : json_null());
 		json_object_set_new(item, "sent_today",
 		    json_integer(sent_automatically(c, jstr(item, "recipient"), now)));
 	}
@@ -529,17 +484,8 @@ void
 sq_op_outbox_next(struct sq_conn *c, struct store_req *req)
 {
 	static const char sql[] = "SELECT min(next_at) FROM outbox WHERE status = 'pending'";
-	sqlite3_stmt *st = sq_stmt(c, sql);
 
-	if (st == NULL) {
-		step_error(c, req, SQLITE_ERROR);
-		return;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		req->out = json_pack("{s:I}", "next_at", (json_int_t)sqlite3_column_int64(st, 0));
-	else
-		req->out = json_pack("{s:n}", "next_at");
-	sqlite3_reset(st);
+	sq_min_pending(c, req, sql, "next_at");
 }
 
 /*

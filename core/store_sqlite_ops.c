@@ -877,10 +877,9 @@ op_timers_due(struct sq_conn *c, struct store_req *req)
 	req->out = json_pack("{s:o}", "items", items);
 }
 
-static void
-op_timers_next(struct sq_conn *c, struct store_req *req)
+void
+sq_min_pending(struct sq_conn *c, struct store_req *req, const char *sql, const char *key)
 {
-	static const char sql[] = "SELECT min(due_at) FROM timers WHERE status = 'pending'";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 
 	if (st == NULL) {
@@ -888,10 +887,18 @@ op_timers_next(struct sq_conn *c, struct store_req *req)
 		return;
 	}
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		req->out = json_pack("{s:I}", "due_at", (json_int_t)sqlite3_column_int64(st, 0));
+		req->out = json_pack("{s:I}", key, (json_int_t)sqlite3_column_int64(st, 0));
 	else
-		req->out = json_pack("{s:n}", "due_at");
+		req->out = json_pack("{s:n}", key);
 	sqlite3_reset(st);
+}
+
+static void
+op_timers_next(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT min(due_at) FROM timers WHERE status = 'pending'";
+
+	sq_min_pending(c, req, sql, "due_at");
 }
 
 static void
