@@ -88,6 +88,15 @@ def _tail(path, lines=60):
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _greets(host, port, greeting):
+    """Whether a server on host:port answers a new connection with greeting."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as s:
+            return s.recv(200).startswith(greeting)
+    except OSError:
+        return False
+
+
 def _port_open(host, port):
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -329,13 +338,6 @@ protocol lmtp {{
         pid = self._dovecot_pid()
         return pid is not None and _pid_alive(pid)
 
-    def _imap_greets(self):
-        try:
-            with socket.create_connection((self.imap_host, self.imap_port), timeout=1) as s:
-                return s.recv(200).startswith(b"* OK")
-        except OSError:
-            return False
-
     def start_dovecot(self):
         """Starts Dovecot and waits until IMAP greets and LMTP accepts connections."""
         if self.dovecot_running():
@@ -344,7 +346,8 @@ protocol lmtp {{
         if r.returncode != 0:
             raise RuntimeError("dovecot -c %s failed (rc=%d): %s%s\nlog tail:\n%s" % (
                 self.dovecot_conf, r.returncode, r.stdout, r.stderr, self.dovecot_log_tail()))
-        up = wait_for(lambda: self._imap_greets() and _port_open("127.0.0.1", self.lmtp_port),
+        up = wait_for(lambda: (_greets(self.imap_host, self.imap_port, b"* OK")
+                               and _port_open("127.0.0.1", self.lmtp_port)),
                       START_TIMEOUT, interval=0.02)
         if not up:
             raise RuntimeError("dovecot did not answer on IMAP %d / LMTP %d within %ds; "
@@ -490,13 +493,6 @@ smtpd_sasl_auth_enable = no
         pid = self._master_pid()
         return pid is not None and _pid_alive(pid)
 
-    def _smtp_greets(self):
-        try:
-            with socket.create_connection((self.smtp_host, self.smtp_port), timeout=1) as s:
-                return s.recv(200).startswith(b"220")
-        except OSError:
-            return False
-
     def start_postfix(self):
         """Starts Postfix (postfix -c DIR start) and waits until SMTP greets."""
         if self.postfix_running():
@@ -518,7 +514,8 @@ smtpd_sasl_auth_enable = no
         if r.returncode != 0:
             raise RuntimeError("postfix -c %s start failed (rc=%d): %s%s\nlog tail:\n%s" % (
                 self.postfix_dir, r.returncode, r.stdout, r.stderr, self.postfix_log_tail()))
-        if not wait_for(self._smtp_greets, START_TIMEOUT, interval=0.02):
+        if not wait_for(lambda: _greets(self.smtp_host, self.smtp_port, b"220"), START_TIMEOUT,
+                        interval=0.02):
             raise RuntimeError("postfix did not greet on SMTP %d within %ds; log tail:\n%s" % (
                 self.smtp_port, START_TIMEOUT, self.postfix_log_tail()))
         self._postfix_started_once = True
