@@ -102,6 +102,14 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 			history(doc, rule, "rule_failed", jstr(dec, "result"));
 			continue;
 		}
+		/*
+		 * No plugin sends that channel here: nothing is queued, and the history
+		 * does not claim a reply (the outbox logs the channel once).
+		 */
+		if (strcmp(type, "reply") == 0 &&
+		    !outbox_has_sender(d, jstr(dec, "via") != NULL ? jstr(dec, "via") :
+								 jstr(doc, "channel")))
+			continue;
 		history(doc, rule, "rule", text);
 		if (strcmp(type, "set") == 0) {
 			const char *field = jstr(dec, "field");
@@ -162,12 +170,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 							  "rule", rule, "payload", payload));
 		} else if (strcmp(type, "reply") == 0) {
 			json_t *outbox = json_object_get(doc, "outbox");
-			const char *via = jstr(dec, "via") != NULL ? jstr(dec, "via") :
-								     jstr(doc, "channel");
 
-			/* No plugin sends that channel here: nothing to queue (logged once). */
-			if (!outbox_has_sender(d, via))
-				continue;
 			if (outbox == NULL)
 				json_object_set_new(doc, "outbox", outbox = json_array());
 			json_array_append_new(outbox,

@@ -267,12 +267,16 @@ def test_imaps_and_starttls(loketd, mailserver):
 
 def test_rules_replies_without_a_sender_are_dropped_and_said_once(loketd):
     """Without chan_email the default rules' acknowledgements have nobody to send them:
-    nothing is queued, and the log says so once, not per contact."""
+    nothing is queued, the contact's history does not claim a reply, and the log says so
+    once, not per contact."""
     d = loketd(extra=example_units() + rules_section(DEFAULT_RULES))
     client = Client(d)
     for i in range(3):
         c = client.create(channel="web", subject="Vraag %d" % i, party={"email": CITIZEN})
         assert messages(client, c["id"]) == []
+        details = [h.get("detail") or "" for h in client.contact(c["id"])["history"]]
+        assert any("remind after 4h" in t for t in details), details
+        assert not any("reply" in t for t in details), details
     assert len(re.findall(r"replies are dropped channel=email", d.log())) == 1, d.log()
 
 
