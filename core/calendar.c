@@ -203,12 +203,9 @@ calendar_open_day(const struct calendar *cal, long day)
 	return calendar_is_holiday(cal, year, month, mday) ? NULL : wd;
 }
 
-/*
- * The moment a wall-clock minute of a day happens. mktime decides the UTC
- * offset, so 08:30 stays 08:30 local on either side of a DST change.
- */
+/* mktime for a local wall-clock minute of a day: -1 when it does not exist. */
 static time_t
-calendar_moment(long day, int minute)
+calendar_mktime(long day, int minute)
 {
 	struct tm tm = { 0 };
 	int year, month, mday;
@@ -221,6 +218,66 @@ calendar_moment(long day, int minute)
 	tm.tm_min = minute % 60;
 	tm.tm_isdst = -1;
 	return mktime(&tm);
+}
+
+/*
+ * The UTC offsets of recent days, per thread: most days last 24 hours at one
+ * offset, and for those a moment is arithmetic instead of a mktime (thousands
+ * of instructions, several per deadline). The days of a DST change are
+ * marked and always go to mktime. A change of TZ empties it.
+ */
+#define CALENDAR_OFFSET_SLOTS 64
+
+static _Thread_local struct {
+	char tz[64];
+	struct {
+		long day_plus_one; /* 0: empty */
+		long offset;	   /* seconds east of UTC */
+		int plain;	   /* one offset all day */
+	} slot[CALENDAR_OFFSET_SLOTS];
+} calendar_offsets;
+
+/* 1 with the day's offset when the day has a single one, else 0. */
+static int
+calendar_day_offset(long day, long *offset_r)
+{
+	const char *tz = getenv("TZ");
+	size_t i = (size_t)day % CALENDAR_OFFSET_SLOTS;
+	time_t t0, t1;
+
+	if (tz == NULL)
+		tz = "";
+	if (strncmp(calendar_offsets.tz, tz, sizeof(calendar_offsets.tz)) != 0) {
+		memset(&calendar_offsets, 0, sizeof(calendar_offsets));
+		/* A name that does not fit is never cached: it never compares equal. */
+		if (strlen(tz) >= sizeof(calendar_offsets.tz))
+			return 0;
+		memcpy(calendar_offsets.tz, tz, strlen(tz) + 1);
+	}
+	if (calendar_offsets.slot[i].day_plus_one != day + 1) {
+		t0 = calendar_mktime(day, 0);
+		t1 = calendar_mktime(day + 1, 0);
+		calendar_offsets.slot[i].day_plus_one = day + 1;
+		calendar_offsets.slot[i].offset = day * 86400L - (long)t0;
+		calendar_offsets.slot[i].plain = t0 != (time_t)-1 && t1 != (time_t)-1 &&
+		    (long)t1 - (long)t0 == 86400L;
+	}
+	*offset_r = calendar_offsets.slot[i].offset;
+	return calendar_offsets.slot[i].plain;
+}
+
+/*
+ * The moment a wall-clock minute of a day happens. mktime decides the UTC
+ * offset, so 08:30 stays 08:30 local on either side of a DST change.
+ */
+static time_t
+calendar_moment(long day, int minute)
+{
+	long offset;
+
+	if (day >= 0 && calendar_day_offset(day, &offset))
+		return (time_t)(day * 86400L + minute * 60L - offset);
+	return calendar_mktime(day, minute);
 }
 
 /* A period as two moments; -1 when it does not exist (mktime failed, or it falls in a DST gap). */
@@ -239,7 +296,15 @@ static int
 calendar_local_day(time_t t, long *day_r)
 {
 	struct tm tm;
+	long utc_day = (long)t >= 0 ? (long)t / 86400 : -1, offset;
 
+	/* The local day is the UTC day or one beside it; a plain day answers without localtime. */
+	for (long day = utc_day - 1; utc_day >= 1 && day <= utc_day + 1; day++)
+		if (calendar_day_offset(day, &offset) && (long)t >= day * 86400L - offset &&
+		    (long)t < (day + 1) * 86400L - offset) {
+			*day_r = day;
+			return 0;
+		}
 	if (localtime_r(&t, &tm) == NULL)
 		return -1;
 	*day_r = calendar_day_number(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);

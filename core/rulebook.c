@@ -17,51 +17,26 @@
 #include "units.h"
 #include "util.h"
 
-#define RULEBOOK_COUNTERS 1024
-
 /* What the rules engine calls back with: the daemon for counting, the units for lookups. */
 struct rulebook_host {
 	struct loketd *d;
 	struct units *units;
-	/* Counter per (rule, result): the rule's text lives as long as these rules. */
-	struct {
-		const char *rule;
-		enum rules_result result;
-		struct metric_series *series;
-	} counters[RULEBOOK_COUNTERS];
 };
 
 static void
-rulebook_count_cb(void *arg, const char *rule, enum rules_result result)
+rulebook_count_cb(void *arg, const char *rule, enum rules_result result, void **cache)
 {
 	struct rulebook_host *rb = arg;
-	size_t slot = (((uintptr_t)rule >> 4) * 31 + (size_t)result) % RULEBOOK_COUNTERS;
 	char labels[300], esc[256];
 
-	/* Every handler of every contact counts: look the series up once. */
-	for (size_t probe = 0; probe < RULEBOOK_COUNTERS; probe++) {
-		size_t i = (slot + probe) % RULEBOOK_COUNTERS;
-
-		if (rb->counters[i].rule == rule && rb->counters[i].result == result) {
-			metrics_add(rb->counters[i].series, 1);
-			return;
-		}
-		if (rb->counters[i].rule == NULL) {
-			slot = i;
-			break;
-		}
+	/* Every handler of every contact counts: the engine keeps the series for us. */
+	if (*cache == NULL) {
+		snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"",
+		    metrics_label_escape(esc, sizeof(esc), rule), rules_result_name(result));
+		*cache = metrics_series(rb->d->metrics, METRIC_COUNTER, "loket_rule_runs_total",
+		    "Rule handler calls, by rule (file:line) and how they ended.", labels, NULL, 0);
 	}
-	snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"",
-	    metrics_label_escape(esc, sizeof(esc), rule), rules_result_name(result));
-	struct metric_series *series = metrics_series(rb->d->metrics, METRIC_COUNTER,
-	    "loket_rule_runs_total", "Rule handler calls, by rule (file:line) and how they ended.",
-	    labels, NULL, 0);
-	metrics_add(series, 1);
-	if (rb->counters[slot].rule == NULL) {
-		rb->counters[slot].rule = rule;
-		rb->counters[slot].result = result;
-		rb->counters[slot].series = series;
-	}
+	metrics_add(*cache, 1);
 }
 
 static void

@@ -38,7 +38,10 @@ struct rules_handler {
 	int ref;     /* the function, in the registry */
 	int priority;
 	size_t order;
+	void *counter[RULES_RESULT_COUNT]; /* the host's, per outcome (rules_host.count) */
 };
+
+#define RULES_NEVENTS 9
 
 struct rules {
 	lua_State *L;
@@ -49,19 +52,31 @@ struct rules {
 	int oom;
 	enum rules_result stop; /* set by a guard; RULES_OK while running normally */
 	uint64_t ticks;
+	uint64_t budget; /* instructions the running call may take */
 	double work; /* C work charged by the guards during this handler call */
 	unsigned int guard_calls;
-	uint64_t deadline_ns; /* 0 when no handler runs */
+	int armed;	      /* a guarded call runs */
+	uint64_t deadline_ns; /* of the running call; 0 until its first check */
 	int loading;
 	int64_t now_ms;
 	const char *current; /* the handler running now, for decisions and logs */
 	struct rules_handler *handlers;
 	size_t nhandlers;
+	/* Per event (rules_events order): the handlers' indexes, in running order. */
+	size_t *by_event[RULES_NEVENTS];
+	size_t nby_event[RULES_NEVENTS];
+	/* The run in progress: its handlers, the one running, its decisions. */
+	const size_t *run_list;
+	size_t run_n, run_pos;
+	lua_Integer ndecisions, run_before;
 	int decisions_ref;
+	json_t *run_contact;  /* what lazy reads of the contact come from; NULL after the run */
+	int run_data_ref;     /* the run's contact data table, in the registry */
+	unsigned int run_nils; /* writable fields a rule set to nil (bit per rules_writable) */
 };
 
-static const char *const rules_events[] = { "contact", "reply", "escalated", "resolved",
-	"closed", "reopened", "overdue", "missed_call", "reminder", NULL };
+static const char *const rules_events[RULES_NEVENTS + 1] = { "contact", "reply", "escalated",
+	"resolved", "closed", "reopened", "overdue", "missed_call", "reminder", NULL };
 
 static const char *const rules_result_names[RULES_RESULT_COUNT] = {
 	[RULES_OK] = "ok",
@@ -76,6 +91,7 @@ static const char *const rules_result_names[RULES_RESULT_COUNT] = {
 static const char rules_key_base = 'b';
 static const char rules_key_modules = 'm';
 static const char rules_key_contact_mt = 'c';
+static const char rules_key_data_mt = 'd';
 
 const char *
 rules_result_name(enum rules_result result)
@@ -113,6 +129,24 @@ rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static void rules_stop(lua_State *L, struct rules *r, enum rules_result why, const char *what);
 
+/*
+ * The wall-clock limit of a call counts from its first check (the first
+ * hook tick or the 16th guarded call), not from the call itself: most
+ * handlers end before either, and so never read the clock. Until then a call
+ * has done at most RULES_HOOK_EVERY instructions and 15 guarded calls.
+ */
+static int
+rules_past_deadline(struct rules *r)
+{
+	uint64_t now = util_now_ns();
+
+	if (r->deadline_ns == 0) {
+		r->deadline_ns = now + r->limits.wall_ms * 1000000;
+		return 0;
+	}
+	return now > r->deadline_ns;
+}
+
 static void
 rules_hook(lua_State *L, lua_Debug *ar)
 {
@@ -123,9 +157,9 @@ rules_hook(lua_State *L, lua_Debug *ar)
 		r->ticks++;
 		if (r->oom)
 			r->stop = RULES_MEMORY;
-		else if (r->ticks * RULES_HOOK_EVERY > r->limits.instructions)
+		else if (r->ticks * RULES_HOOK_EVERY > r->budget)
 			r->stop = RULES_BUDGET;
-		else if (util_now_ns() > r->deadline_ns)
+		else if (rules_past_deadline(r))
 			r->stop = RULES_TIMEOUT;
 	}
 	if (r->stop != RULES_OK)
@@ -158,16 +192,41 @@ rules_stop(lua_State *L, struct rules *r, enum rules_result why, const char *wha
 	lua_error(L);
 }
 
+/* Guards for one call of budget instructions (and the wall-clock limit). */
 static void
-rules_arm(struct rules *r, uint64_t instructions, uint64_t wall_ms)
+rules_arm(struct rules *r, uint64_t budget)
 {
 	r->stop = RULES_OK;
 	r->oom = 0;
 	r->ticks = 0;
 	r->work = 0;
-	r->deadline_ns = util_now_ns() + wall_ms * 1000000;
-	(void)instructions;
+	r->budget = budget;
+	r->deadline_ns = 0;
+	r->armed = 1;
 	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, RULES_HOOK_EVERY);
+}
+
+static void
+rules_disarm(struct rules *r)
+{
+	lua_sethook(r->L, NULL, 0, 0);
+	r->armed = 0;
+	r->deadline_ns = 0;
+}
+
+/* The name of how a protected call ended. */
+static enum rules_result
+rules_outcome(struct rules *r, int rc)
+{
+	if (rc == LUA_OK)
+		return RULES_OK;
+	if (r->stop != RULES_OK)
+		return r->stop;
+	if (rc == LUA_ERRMEM || r->oom)
+		return RULES_MEMORY;
+	if (rc == LUA_ERRERR)
+		return RULES_ERRERR;
+	return RULES_ERROR;
 }
 
 static int
@@ -185,16 +244,12 @@ rules_pcall(struct rules *r, int nargs, uint64_t budget, const char **msg_r)
 {
 	lua_State *L = r->L;
 	int base = lua_gettop(L) - nargs, rc;
-	uint64_t saved = r->limits.instructions;
 
 	lua_pushcfunction(L, rules_msgh);
 	lua_insert(L, base);
-	r->limits.instructions = budget;
-	rules_arm(r, budget, r->limits.wall_ms);
+	rules_arm(r, budget);
 	rc = lua_pcall(L, nargs, 0, base);
-	lua_sethook(L, NULL, 0, 0);
-	r->deadline_ns = 0;
-	r->limits.instructions = saved;
+	rules_disarm(r);
 	*msg_r = NULL;
 	if (rc != LUA_OK) {
 		*msg_r = lua_tostring(L, -1);
@@ -204,15 +259,7 @@ rules_pcall(struct rules *r, int nargs, uint64_t budget, const char **msg_r)
 	} else {
 		lua_settop(L, base - 1);
 	}
-	if (rc == LUA_OK)
-		return RULES_OK;
-	if (r->stop != RULES_OK)
-		return r->stop;
-	if (rc == LUA_ERRMEM || r->oom)
-		return RULES_MEMORY;
-	if (rc == LUA_ERRERR)
-		return RULES_ERRERR;
-	return RULES_ERROR;
+	return rules_outcome(r, rc);
 }
 
 static int
@@ -304,6 +351,7 @@ rules_l_on(lua_State *L)
 		return luaL_error(L, "out of memory");
 	r->handlers = h;
 	h = &h[r->nhandlers];
+	memset(h, 0, sizeof(*h));
 	h->event = strdup(event);
 	h->where = strdup(where);
 	h->priority = priority;
@@ -592,7 +640,7 @@ rules_l_guard(lua_State *L)
 	const char *pat;
 
 	/* The clock every 16 calls: a call's own work is bounded by the charge below. */
-	if (r->deadline_ns != 0 && (++r->guard_calls & 15) == 0 && util_now_ns() > r->deadline_ns)
+	if (r->armed && (++r->guard_calls & 15) == 0 && rules_past_deadline(r))
 		rules_stop(L, r, RULES_TIMEOUT, "wall-clock limit exceeded");
 	switch (kind) {
 	case GUARD_PATTERN_FIND:
@@ -644,6 +692,9 @@ rules_l_guard(lua_State *L)
 	r->work += work;
 	if (r->work > RULES_WORK_HANDLER)
 		rules_stop(L, r, RULES_BUDGET, "work budget exceeded");
+	/* A library function without upvalues runs in this frame, on these arguments. */
+	if (lua_toboolean(L, lua_upvalueindex(3)))
+		return lua_tocfunction(L, lua_upvalueindex(1))(L);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -654,9 +705,17 @@ rules_l_guard(lua_State *L)
 static void
 rules_guard_fn(lua_State *L, int lib, const char *name, enum rules_guard_kind kind)
 {
+	int direct;
+
 	lua_getfield(L, lib, name);
 	lua_pushinteger(L, kind);
-	lua_pushcclosure(L, rules_l_guard, 2);
+	direct = lua_tocfunction(L, -2) != NULL;
+	if (direct && lua_getupvalue(L, -2, 1) != NULL) {
+		lua_pop(L, 1);
+		direct = 0;
+	}
+	lua_pushboolean(L, direct);
+	lua_pushcclosure(L, rules_l_guard, 3);
 	lua_setfield(L, lib, name);
 }
 
@@ -913,11 +972,14 @@ rules_free(struct rules *r)
 		free(r->handlers[i].where);
 	}
 	free(r->handlers);
+	for (int e = 0; e < RULES_NEVENTS; e++)
+		free(r->by_event[e]);
 	free(r->dir);
 	free(r);
 }
 
 static void rules_contact_mt(lua_State *L);
+static int rules_event_index(const char *event);
 
 int
 rules_load(const char *dir, const struct rules_limits *limits, const struct rules_host *host,
@@ -953,6 +1015,13 @@ rules_load(const char *dir, const struct rules_limits *limits, const struct rule
 		free(names[i]);
 	free(names);
 	qsort(r->handlers, r->nhandlers, sizeof(*r->handlers), rules_handler_cmp);
+	for (int e = 0; e < RULES_NEVENTS; e++) {
+		if ((r->by_event[e] = calloc(r->nhandlers + 1, sizeof(size_t))) == NULL)
+			goto nomem;
+		for (size_t i = 0; i < r->nhandlers; i++)
+			if (strcmp(r->handlers[i].event, rules_events[e]) == 0)
+				r->by_event[e][r->nby_event[e]++] = i;
+	}
 	lua_gc(r->L, LUA_GCCOLLECT);
 	*rules_r = r;
 	return 0;
@@ -970,11 +1039,9 @@ fail:
 size_t
 rules_handler_count(const struct rules *r, const char *event)
 {
-	size_t n = 0;
+	int ev = rules_event_index(event);
 
-	for (size_t i = 0; r != NULL && i < r->nhandlers; i++)
-		n += strcmp(r->handlers[i].event, event) == 0;
-	return n;
+	return r != NULL && ev >= 0 ? r->nby_event[ev] : 0;
 }
 
 /* JSON -> Lua, depth-limited. */
@@ -1080,7 +1147,7 @@ rules_decide(lua_State *L, const char *type)
 	lua_setfield(L, -2, "rule");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
 	lua_insert(L, -2);
-	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+	lua_rawseti(L, -2, ++r->ndecisions);
 	lua_pop(L, 1);
 }
 
@@ -1372,6 +1439,10 @@ rules_contact_newindex(lua_State *L)
 	} else if (!lua_isnil(L, 3)) {
 		luaL_checkstring(L, 3);
 	}
+	if (lua_isnil(L, 3))
+		rules_of(L)->run_nils |= 1u << i;
+	else
+		rules_of(L)->run_nils &= ~(1u << i);
 	lua_newtable(L);
 	lua_pushvalue(L, 2);
 	lua_setfield(L, -2, "field");
@@ -1385,7 +1456,51 @@ rules_contact_newindex(lua_State *L)
 	return 0;
 }
 
-/* The shared method table of contacts, read-only, kept in the registry. */
+/*
+ * A field of the contact read for the first time (or a method): __index of
+ * the data table. Fields come from the run's JSON and stay in the table, so
+ * the next read is a plain lookup; only what rules read is ever turned into
+ * Lua. A contact kept past its run has only what was read during it.
+ */
+static int
+rules_contact_lazy(lua_State *L)
+{
+	struct rules *r = rules_of(L);
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (lua_type(L, 2) != LUA_TSTRING)
+		return 0;
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, -2) != LUA_TNIL)
+		return 1;
+	lua_pop(L, 2);
+	if (r->run_contact == NULL)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, r->run_data_ref);
+	if (!lua_rawequal(L, 1, -1))
+		return 0;
+	lua_pop(L, 1);
+	key = lua_tostring(L, 2);
+	/* A field a rule set to nil reads as nil, not as it came in. */
+	for (i = 0; rules_writable[i] != NULL; i++)
+		if (strcmp(rules_writable[i], key) == 0) {
+			if (r->run_nils & (1u << i))
+				return 0;
+			break;
+		}
+	if ((v = json_object_get(r->run_contact, key)) == NULL)
+		return 0;
+	rules_push_json(L, v, 0);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
+/* The contacts' shared method table and the metatable of their data tables, in the registry. */
 static void
 rules_contact_mt(lua_State *L)
 {
@@ -1401,27 +1516,33 @@ rules_contact_mt(lua_State *L)
 
 	luaL_newlib(L, methods);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, rules_contact_lazy);
+	lua_setfield(L, -2, "__index");
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &rules_key_data_mt);
 }
 
 /*
  * A contact object for one run: an empty proxy whose metatable's __index is
- * its data (with the methods beside the fields), so reading a field is a
- * plain table lookup; writes go through __newindex and are checked.
+ * its data table, so reading a field is a table lookup (the first read of
+ * each field fills it from the JSON, see rules_contact_lazy); writes go
+ * through __newindex and are checked. Leaves the data table's reference in
+ * r->run_data_ref.
  */
 static void
-rules_push_contact(lua_State *L, json_t *contact)
+rules_push_contact(struct rules *r, json_t *contact)
 {
-	lua_newtable(L);
-	lua_newtable(L);
-	rules_push_json(L, contact, 0);
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
-	lua_pushnil(L);
-	while (lua_next(L, -2) != 0) {
-		lua_pushvalue(L, -2);
-		lua_insert(L, -2);
-		lua_rawset(L, -5);
-	}
-	lua_pop(L, 1);
+	lua_State *L = r->L;
+
+	lua_newtable(L);	  /* the proxy */
+	lua_createtable(L, 0, 3); /* its metatable */
+	lua_createtable(L, 0, 8); /* the data */
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_data_mt);
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	r->run_data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	r->run_contact = contact;
+	r->run_nils = 0;
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, rules_contact_newindex);
 	lua_setfield(L, -2, "__newindex");
@@ -1430,48 +1551,96 @@ rules_push_contact(lua_State *L, json_t *contact)
 	lua_setmetatable(L, -2);
 }
 
+static void
+rules_count(struct rules *r, struct rules_handler *h, enum rules_result res)
+{
+	if (r->host.count != NULL)
+		r->host.count(r->host.arg, h->where, res, &h->counter[res]);
+}
+
+/*
+ * Calls the run's handlers from run_pos on, each under fresh guards, all in
+ * the one protected call of rules_run; a handler that fails ends this call
+ * with run_pos still on it, and rules_run resumes after it.
+ */
+static int
+rules_l_dispatch(lua_State *L)
+{
+	struct rules *r = rules_of(L);
+
+	for (; r->run_pos < r->run_n; r->run_pos++) {
+		struct rules_handler *h = &r->handlers[r->run_list[r->run_pos]];
+
+		r->current = h->where;
+		r->run_before = r->ndecisions;
+		rules_arm(r, r->limits.instructions);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
+		lua_pushvalue(L, 1);
+		lua_pushvalue(L, 2);
+		lua_call(L, 2, 0);
+		rules_count(r, h, RULES_OK);
+	}
+	return 0;
+}
+
+static int
+rules_event_index(const char *event)
+{
+	for (int i = 0; i < RULES_NEVENTS; i++)
+		if (strcmp(rules_events[i], event) == 0)
+			return i;
+	return -1;
+}
+
 json_t *
 rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, int64_t now_ms)
 {
 	lua_State *L = r->L;
 	json_t *out = json_array();
-	int top = lua_gettop(L);
+	int top = lua_gettop(L), ev = rules_event_index(event);
 
 	if (out == NULL)
 		return NULL;
+	if (ev < 0 || r->nby_event[ev] == 0)
+		return out;
 	r->now_ms = now_ms;
+	r->run_list = r->by_event[ev];
+	r->run_n = r->nby_event[ev];
+	r->run_pos = 0;
+	r->ndecisions = 0;
 	lua_newtable(L);
 	r->decisions_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	rules_push_contact(L, contact);
-	for (size_t i = 0; i < r->nhandlers; i++) {
-		struct rules_handler *h = &r->handlers[i];
+	lua_pushcfunction(L, rules_msgh);	/* top + 1 */
+	lua_pushcfunction(L, rules_l_dispatch); /* top + 2 */
+	rules_push_contact(r, contact);		/* top + 3 */
+	if (extra != NULL)			/* top + 4 */
+		rules_push_json(L, extra, 0);
+	else
+		lua_pushnil(L);
+	while (r->run_pos < r->run_n) {
+		struct rules_handler *h;
 		enum rules_result res;
 		const char *msg;
-		lua_Integer before;
+		int rc;
 
-		if (strcmp(h->event, event) != 0)
-			continue;
-		r->current = h->where;
-		lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
-		before = (lua_Integer)lua_rawlen(L, -1);
-		lua_pop(L, 1);
-		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
-		lua_pushvalue(L, top + 1);
-		if (extra != NULL)
-			rules_push_json(L, extra, 0);
-		else
-			lua_pushnil(L);
-		res = rules_pcall(r, 2, r->limits.instructions, &msg);
-		if (r->host.count != NULL)
-			r->host.count(r->host.arg, h->where, res);
-		if (res == RULES_OK)
-			continue;
+		lua_pushvalue(L, top + 2);
+		lua_pushvalue(L, top + 3);
+		lua_pushvalue(L, top + 4);
+		rc = lua_pcall(L, 2, 0, top + 1);
+		rules_disarm(r);
+		if (rc == LUA_OK)
+			break;
 		/* A failed handler is skipped whole: what it decided before failing is dropped. */
+		h = &r->handlers[r->run_list[r->run_pos]];
+		res = rules_outcome(r, rc);
+		rules_count(r, h, res);
+		msg = lua_tostring(L, -1);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
-		for (lua_Integer k = (lua_Integer)lua_rawlen(L, -1); k > before; k--) {
+		for (lua_Integer k = r->ndecisions; k > r->run_before; k--) {
 			lua_pushnil(L);
 			lua_rawseti(L, -2, k);
 		}
+		r->ndecisions = r->run_before + 1;
 		lua_createtable(L, 0, 4);
 		lua_pushliteral(L, "failed");
 		lua_setfield(L, -2, "type");
@@ -1481,13 +1650,16 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		lua_setfield(L, -2, "result");
 		lua_pushstring(L, msg != NULL ? msg : "?");
 		lua_setfield(L, -2, "message");
-		lua_rawseti(L, -2, before + 1);
+		lua_rawseti(L, -2, r->ndecisions);
 		lua_pop(L, 2); /* the decisions, the message */
+		r->run_pos++;
 	}
 	r->current = NULL;
+	r->run_contact = NULL;
+	luaL_unref(L, LUA_REGISTRYINDEX, r->run_data_ref);
 	/* In the order the handlers ran. */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
-	for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+	for (lua_Integer i = 1; i <= r->ndecisions; i++) {
 		lua_rawgeti(L, -1, i);
 		json_array_append_new(out, rules_to_json(L, -1, 0));
 		lua_pop(L, 1);

@@ -37,8 +37,12 @@ struct rules_host {
 	/* The calendar of a department (or organisation); NULL when unknown. */
 	const struct calendar *(*calendar)(void *arg, const char *unit);
 	int (*department_known)(void *arg, const char *department);
-	/* Called once per handler call with its outcome; may be NULL. */
-	void (*count)(void *arg, const char *rule, enum rules_result result);
+	/*
+	 * Called once per handler call with its outcome; may be NULL. cache is the
+	 * host's own slot for this rule and outcome (NULL at first), kept as long as
+	 * these rules, so that counting can skip the lookup of the rule.
+	 */
+	void (*count)(void *arg, const char *rule, enum rules_result result, void **cache);
 	/* A line from loket.log(); may be NULL. */
 	void (*log)(void *arg, const char *rule, const char *msg);
 };

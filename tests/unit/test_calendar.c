@@ -375,6 +375,55 @@ test_is_open(void **state)
 	    calendar_is_open(fx->cal[CAL_ALWAYS_OPEN], local_time("2026-03-29 02:30")), 1);
 }
 
+/*
+ * Every 7 minutes from 2024 to 2030 (so every minute of the day comes round,
+ * the DST nights included), is_open agrees with a reading of the same hours
+ * through localtime_r: the offsets the calendar caches per day are right.
+ */
+static void
+test_is_open_every_7_minutes(void **state)
+{
+	/* The gemeente's hours in minutes after midnight, by tm_wday. */
+	static const int hours[7][3][2] = {
+		[1] = { { 510, 720 }, { 810, 960 } },
+		[2] = { { 510, 720 } },
+		[3] = { { 510, 720 }, { 810, 960 } },
+		[4] = { { 510, 720 }, { 810, 1140 } },
+		[5] = { { 510, 720 } },
+	};
+	const struct calendar *cal = fx->cal[CAL_GEMEENTE];
+	time_t end = utc_time("2031-01-01 00:00");
+	long checked = 0;
+
+	(void)state;
+	for (time_t t = utc_time("2024-01-01 00:00"); t < end; t += 7 * 60) {
+		struct tm tm;
+		int minute, want = 0;
+
+		assert_non_null(localtime_r(&t, &tm));
+		minute = tm.tm_hour * 60 + tm.tm_min;
+		if (!calendar_is_holiday(cal, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday))
+			for (int i = 0; i < 3 && hours[tm.tm_wday][i][1] != 0; i++)
+				want |= minute >= hours[tm.tm_wday][i][0] &&
+				    minute < hours[tm.tm_wday][i][1];
+		if (calendar_is_open(cal, t) != want)
+			fail_msg("%04d-%02d-%02d %02d:%02d local: is_open %d, expected %d",
+			    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			    !want, want);
+		checked++;
+	}
+	assert_true(checked > 500000);
+
+	/* Monday 2026-03-02 08:00 UTC is 09:00 in Brussels (open) and 08:00 in UTC (closed). */
+	assert_int_equal(calendar_is_open(cal, utc_time("2026-03-02 08:00")), 1);
+	setenv("TZ", "UTC", 1);
+	tzset();
+	assert_int_equal(calendar_is_open(cal, utc_time("2026-03-02 08:00")), 0);
+	setenv("TZ", "Europe/Brussels", 1);
+	tzset();
+	assert_int_equal(calendar_is_open(cal, utc_time("2026-03-02 08:00")), 1);
+}
+
 static void
 test_next_open(void **state)
 {
@@ -808,6 +857,7 @@ main(void)
 		cmocka_unit_test(test_belgian_holidays),
 		cmocka_unit_test(test_closing_days),
 		cmocka_unit_test(test_is_open),
+		cmocka_unit_test(test_is_open_every_7_minutes),
 		cmocka_unit_test(test_next_open),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_add),

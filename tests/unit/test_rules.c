@@ -116,6 +116,98 @@ test_decisions_in_order(void **state)
 	rules_free(r);
 }
 
+/* Counts per rule and outcome through the host's cache slot, as rulebook.c does. */
+static int count_lookups, count_calls[8];
+
+static void
+count_cb(void *arg, const char *rule, enum rules_result result, void **cache)
+{
+	(void)arg;
+	(void)rule;
+	if (*cache == NULL) {
+		count_lookups++;
+		*cache = &count_calls[result];
+	}
+	(*(int *)*cache)++;
+}
+
+/*
+ * What a rule sees of the contact: fields as they came in, what earlier
+ * handlers wrote (nil included), the methods, and nothing of a contact kept
+ * from an earlier run but what that run read. A failed handler in between
+ * loses its own decisions only.
+ */
+static void
+test_contact_object(void **state)
+{
+	struct rules_host host = { .department_known = known_cb, .count = count_cb };
+	struct rules *r = NULL;
+	char *err = NULL;
+	json_t *contact, *d;
+
+	write_rule("10-write.lua",
+	    "loket.on('contact', function(c)\n"
+	    "  if old ~= nil then\n"
+	    "    c:tag('old-channel-' .. tostring(old.channel), 'old-body-' .. tostring(old.body))\n"
+	    "  end\n"
+	    "  local _ = c.channel\n"
+	    "  old = c\n"
+	    "  c.product = nil\n"
+	    "  c.priority = 'high'\n"
+	    "end)\n");
+	write_rule("20-fail.lua", "loket.on('contact', function(c) c:tag('lost') error('boom') end)\n");
+	write_rule("30-read.lua",
+	    "loket.on('contact', function(c)\n"
+	    "  c:tag('product-' .. tostring(c.product), 'priority-' .. c.priority,\n"
+	    "        'party-' .. c.party.name, 'meta-' .. tostring(c.meta and c.meta.k))\n"
+	    "  if type(c.escalate) ~= 'function' then error('no methods') end\n"
+	    "  for k in pairs(c) do error('the proxy shows ' .. k) end\n"
+	    "end)\n");
+	if (rules_load(dir, &limits, &host, &r, &err) < 0)
+		fail_msg("rules did not load: %s", err);
+	contact = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:{s:s}}", "channel", "phone", "body",
+	    "lang verhaal", "product", "eid", "priority", "normal", "party", "name", "An",
+	    "meta", "k", "v");
+	for (int round = 0; round < 2; round++) {
+		d = rules_run(r, "contact", contact, NULL, util_time_ms());
+		/* set product, set priority, failed, tag (and the old contact's tag in round 2) */
+		assert_int_equal(json_array_size(d), round == 0 ? 4 : 5);
+		if (round == 1) {
+			/* The kept contact: its channel was read in its run, its body never was. */
+			assert_string_equal(json_string_value(json_array_get(
+						json_object_get(json_array_get(d, 0), "tags"), 0)),
+			    "old-channel-phone");
+			assert_string_equal(json_string_value(json_array_get(
+						json_object_get(json_array_get(d, 0), "tags"), 1)),
+			    "old-body-nil");
+			json_array_remove(d, 0);
+		}
+		assert_string_equal(field(d, 0, "field"), "product");
+		/* A set to nil carries no value. */
+		assert_null(json_object_get(json_array_get(d, 0), "value"));
+		assert_string_equal(field(d, 2, "type"), "failed");
+		assert_string_equal(field(d, 2, "rule"), "20-fail.lua:1");
+		assert_string_equal(field(d, 3, "type"), "tag");
+		{
+			json_t *tags = json_object_get(json_array_get(d, 3), "tags");
+
+			assert_string_equal(json_string_value(json_array_get(tags, 0)), "product-nil");
+			assert_string_equal(json_string_value(json_array_get(tags, 1)), "priority-high");
+			assert_string_equal(json_string_value(json_array_get(tags, 2)), "party-An");
+			assert_string_equal(json_string_value(json_array_get(tags, 3)), "meta-v");
+		}
+		json_decref(d);
+	}
+	/* The input is not changed by the rules: they decide, the register applies. */
+	assert_string_equal(json_string_value(json_object_get(contact, "product")), "eid");
+	/* Six calls counted; each handler's outcome was looked up once, in the first round. */
+	assert_int_equal(count_calls[RULES_OK], 4);
+	assert_int_equal(count_calls[RULES_ERROR], 2);
+	assert_int_equal(count_lookups, 3);
+	json_decref(contact);
+	rules_free(r);
+}
+
 static void
 expect_result(const char *body, const char *result)
 {
@@ -225,6 +317,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_decisions_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_named_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_contact_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 	};
