@@ -224,12 +224,16 @@ calendar_mktime(long day, int minute)
  * The UTC offsets of recent days, per thread: most days last 24 hours at one
  * offset, and for those a moment is arithmetic instead of a mktime (thousands
  * of instructions, several per deadline). The days of a DST change are
- * marked and always go to mktime. A change of TZ empties it.
+ * marked and always go to mktime. A change of TZ empties it: every public
+ * function that reaches calendar_moment or calendar_local_day calls
+ * calendar_offsets_sync first (once, not per moment: getenv walks the
+ * environment).
  */
 #define CALENDAR_OFFSET_SLOTS 64
 
 static _Thread_local struct {
 	char tz[64];
+	int usable; /* tz holds the TZ the offsets are for */
 	struct {
 		long day_plus_one; /* 0: empty */
 		long offset;	   /* seconds east of UTC */
@@ -237,23 +241,33 @@ static _Thread_local struct {
 	} slot[CALENDAR_OFFSET_SLOTS];
 } calendar_offsets;
 
+static void
+calendar_offsets_sync(void)
+{
+	const char *tz = getenv("TZ");
+
+	if (tz == NULL)
+		tz = "";
+	if (strncmp(calendar_offsets.tz, tz, sizeof(calendar_offsets.tz)) == 0 &&
+	    calendar_offsets.usable)
+		return;
+	memset(&calendar_offsets, 0, sizeof(calendar_offsets));
+	/* A name that does not fit is never cached: every moment goes to mktime. */
+	if (strlen(tz) < sizeof(calendar_offsets.tz)) {
+		memcpy(calendar_offsets.tz, tz, strlen(tz) + 1);
+		calendar_offsets.usable = 1;
+	}
+}
+
 /* 1 with the day's offset when the day has a single one, else 0. */
 static int
 calendar_day_offset(long day, long *offset_r)
 {
-	const char *tz = getenv("TZ");
 	size_t i = (size_t)day % CALENDAR_OFFSET_SLOTS;
 	time_t t0, t1;
 
-	if (tz == NULL)
-		tz = "";
-	if (strncmp(calendar_offsets.tz, tz, sizeof(calendar_offsets.tz)) != 0) {
-		memset(&calendar_offsets, 0, sizeof(calendar_offsets));
-		/* A name that does not fit is never cached: it never compares equal. */
-		if (strlen(tz) >= sizeof(calendar_offsets.tz))
-			return 0;
-		memcpy(calendar_offsets.tz, tz, strlen(tz) + 1);
-	}
+	if (!calendar_offsets.usable)
+		return 0;
 	if (calendar_offsets.slot[i].day_plus_one != day + 1) {
 		t0 = calendar_mktime(day, 0);
 		t1 = calendar_mktime(day + 1, 0);
@@ -344,6 +358,7 @@ calendar_is_open(const struct calendar *cal, time_t t)
 	time_t open, close;
 	long day;
 
+	calendar_offsets_sync();
 	if (calendar_local_day(t, &day) < 0 || (wd = calendar_open_day(cal, day)) == NULL)
 		return 0;
 	for (int i = 0; i < wd->nperiods; i++)
@@ -358,6 +373,7 @@ calendar_next_open(const struct calendar *cal, time_t t)
 {
 	time_t open, close;
 
+	calendar_offsets_sync();
 	if (calendar_next_period(cal, t, &open, &close) < 0)
 		return (time_t)-1;
 	return open > t ? open : t;
@@ -420,6 +436,7 @@ calendar_add(const struct calendar *cal, time_t start, const struct calendar_dur
 
 	if (d->days < 0 || d->seconds < 0)
 		return (time_t)-1;
+	/* calendar_next_open syncs the offsets with TZ for all of this call. */
 	if ((t = calendar_next_open(cal, start)) == (time_t)-1)
 		return (time_t)-1;
 	if (d->days > 0 && (t = calendar_add_days(cal, t, d->days)) == (time_t)-1)
