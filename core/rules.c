@@ -68,8 +68,8 @@ struct rules {
 	/* The run in progress: its handlers, the one running, its decisions. */
 	const size_t *run_list;
 	size_t run_n, run_pos;
-	lua_Integer ndecisions, run_before;
-	int decisions_ref;
+	json_t *decisions; /* of the run, in the order the handlers ran */
+	size_t run_before;  /* how many there were when the running handler began */
 	json_t *run_contact;  /* what lazy reads of the contact come from; NULL after the run */
 	int run_data_ref;     /* the run's contact data table, in the registry */
 	unsigned int run_nils; /* writable fields a rule set to nil (bit per rules_writable) */
@@ -1135,20 +1135,28 @@ rules_to_json(lua_State *L, int idx, int depth)
 	}
 }
 
-/* Appends the decision table on top of the stack (popped) to the run's list. */
-static void
-rules_decide(lua_State *L, const char *type)
+/*
+ * A new decision of the running handler, appended to the run's list (which
+ * owns it): methods add their fields once every check that could raise an
+ * error has passed.
+ */
+static json_t *
+rules_decide(struct rules *r, const char *type)
 {
-	struct rules *r = rules_of(L);
+	json_t *dec = json_object();
 
-	lua_pushstring(L, type);
-	lua_setfield(L, -2, "type");
-	lua_pushstring(L, r->current != NULL ? r->current : "?");
-	lua_setfield(L, -2, "rule");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
-	lua_insert(L, -2);
-	lua_rawseti(L, -2, ++r->ndecisions);
-	lua_pop(L, 1);
+	json_object_set_new(dec, "type", json_string(type));
+	json_object_set_new(dec, "rule", json_string(r->current != NULL ? r->current : "?"));
+	json_array_append_new(r->decisions, dec);
+	return dec;
+}
+
+/* A string a rule gave, into a decision. */
+static void
+rules_decide_str(json_t *dec, const char *key, const char *value)
+{
+	if (value != NULL)
+		json_object_set_new(dec, key, json_stringn_nocheck(value, strlen(value)));
 }
 
 /* The contact's backing data table, from its metatable. */
@@ -1210,6 +1218,7 @@ rules_m_escalate(lua_State *L)
 {
 	const char *to, *reason, *within;
 	lua_Integer due;
+	json_t *dec;
 
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((to = rules_opt_field(L, 2, "to")) == NULL)
@@ -1218,20 +1227,13 @@ rules_m_escalate(lua_State *L)
 	reason = rules_opt_field(L, 2, "reason");
 	within = rules_opt_field(L, 2, "within");
 	due = rules_due(L, to, within);
-	lua_newtable(L);
-	lua_pushstring(L, to);
-	lua_setfield(L, -2, "to");
-	if (reason != NULL) {
-		lua_pushstring(L, reason);
-		lua_setfield(L, -2, "reason");
-	}
+	dec = rules_decide(rules_of(L), "escalate");
+	rules_decide_str(dec, "to", to);
+	rules_decide_str(dec, "reason", reason);
 	if (within != NULL) {
-		lua_pushstring(L, within);
-		lua_setfield(L, -2, "within");
-		lua_pushinteger(L, due);
-		lua_setfield(L, -2, "due_at");
+		rules_decide_str(dec, "within", within);
+		json_object_set_new(dec, "due_at", json_integer(due));
 	}
-	rules_decide(L, "escalate");
 	/* Later rules see the contact as it will be stored. */
 	rules_contact_data(L, 1);
 	lua_pushliteral(L, "escalated");
@@ -1251,12 +1253,7 @@ rules_m_resolve(lua_State *L)
 
 	if (lua_istable(L, 2))
 		answer = rules_opt_field(L, 2, "answer");
-	lua_newtable(L);
-	if (answer != NULL) {
-		lua_pushstring(L, answer);
-		lua_setfield(L, -2, "answer");
-	}
-	rules_decide(L, "resolve");
+	rules_decide_str(rules_decide(rules_of(L), "resolve"), "answer", answer);
 	rules_contact_data(L, 1);
 	lua_pushliteral(L, "resolved");
 	lua_setfield(L, -2, "status");
@@ -1272,10 +1269,7 @@ rules_m_assign(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((to = rules_opt_field(L, 2, "to")) == NULL)
 		return luaL_error(L, "assign: 'to' is required");
-	lua_newtable(L);
-	lua_pushstring(L, to);
-	lua_setfield(L, -2, "to");
-	rules_decide(L, "assign");
+	rules_decide_str(rules_decide(rules_of(L), "assign"), "to", to);
 	return 0;
 }
 
@@ -1284,21 +1278,24 @@ static int
 rules_m_tag(lua_State *L)
 {
 	int n = lua_gettop(L);
+	json_t *tags;
 
-	lua_newtable(L);
 	for (int i = 2; i <= n; i++) {
 		size_t len;
-		const char *t = luaL_checklstring(L, i, &len);
 
+		luaL_checklstring(L, i, &len);
 		if (len == 0 || len > 64)
 			return luaL_error(L, "tag: a tag has 1 to 64 bytes");
-		lua_pushstring(L, t);
-		lua_rawseti(L, -2, i - 1);
 	}
-	lua_newtable(L);
-	lua_insert(L, -2);
-	lua_setfield(L, -2, "tags");
-	rules_decide(L, "tag");
+	/* The checks are done: nothing below raises an error. */
+	tags = json_array();
+	for (int i = 2; i <= n; i++) {
+		size_t len;
+		const char *t = lua_tolstring(L, i, &len);
+
+		json_array_append_new(tags, json_stringn_nocheck(t, strlen(t)));
+	}
+	json_object_set_new(rules_decide(rules_of(L), "tag"), "tags", tags);
 	return 0;
 }
 
@@ -1306,9 +1303,10 @@ rules_m_tag(lua_State *L)
 static int
 rules_m_remind(lua_State *L)
 {
-	const char *after, *unless, *call, *unit;
+	const char *after, *unless, *call, *unit, *to = NULL, *reason = NULL;
 	lua_Integer due;
 	int has_escalate;
+	json_t *dec;
 
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((after = rules_opt_field(L, 2, "after")) == NULL)
@@ -1322,11 +1320,10 @@ rules_m_remind(lua_State *L)
 	if (has_escalate == (call != NULL))
 		return luaL_error(L, "remind: give either 'escalate' or 'call'");
 	if (has_escalate) {
-		const char *to = rules_opt_field(L, -1, "to");
-
-		if (to == NULL)
+		if ((to = rules_opt_field(L, -1, "to")) == NULL)
 			return luaL_error(L, "remind: escalate needs 'to'");
 		rules_check_department(L, to);
+		reason = rules_opt_field(L, -1, "reason");
 	}
 	/* The reminder counts in the calendar of where the contact is now. */
 	rules_contact_data(L, 1);
@@ -1338,29 +1335,18 @@ rules_m_remind(lua_State *L)
 		unit = lua_tostring(L, -1);
 	}
 	due = rules_due(L, unit != NULL ? unit : "", after);
-	lua_newtable(L);
-	lua_pushstring(L, after);
-	lua_setfield(L, -2, "after");
-	lua_pushinteger(L, due);
-	lua_setfield(L, -2, "due_at");
-	if (unless != NULL) {
-		lua_pushstring(L, unless);
-		lua_setfield(L, -2, "unless");
+	dec = rules_decide(rules_of(L), "remind");
+	rules_decide_str(dec, "after", after);
+	json_object_set_new(dec, "due_at", json_integer(due));
+	rules_decide_str(dec, "unless", unless);
+	rules_decide_str(dec, "call", call);
+	if (has_escalate) {
+		json_t *esc = json_object();
+
+		rules_decide_str(esc, "to", to);
+		rules_decide_str(esc, "reason", reason);
+		json_object_set_new(dec, "escalate", esc);
 	}
-	if (call != NULL) {
-		lua_pushstring(L, call);
-		lua_setfield(L, -2, "call");
-	} else {
-		lua_getfield(L, 2, "escalate");
-		lua_newtable(L);
-		lua_getfield(L, -2, "to");
-		lua_setfield(L, -2, "to");
-		lua_getfield(L, -2, "reason");
-		lua_setfield(L, -2, "reason");
-		lua_setfield(L, -3, "escalate");
-		lua_pop(L, 1);
-	}
-	rules_decide(L, "remind");
 	return 0;
 }
 
@@ -1373,6 +1359,7 @@ rules_m_reply(lua_State *L)
 {
 	const char *tpl, *via, *within, *unit;
 	lua_Integer due = 0;
+	json_t *dec;
 
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((tpl = rules_opt_field(L, 2, "template")) == NULL)
@@ -1389,20 +1376,13 @@ rules_m_reply(lua_State *L)
 		due = rules_due(L, unit != NULL ? unit : "", within);
 		lua_pop(L, 2);
 	}
-	lua_newtable(L);
+	dec = rules_decide(rules_of(L), "reply");
 	if (within != NULL) {
-		lua_pushstring(L, within);
-		lua_setfield(L, -2, "within");
-		lua_pushinteger(L, due);
-		lua_setfield(L, -2, "due_at");
+		rules_decide_str(dec, "within", within);
+		json_object_set_new(dec, "due_at", json_integer(due));
 	}
-	lua_pushstring(L, tpl);
-	lua_setfield(L, -2, "template");
-	if (via != NULL) {
-		lua_pushstring(L, via);
-		lua_setfield(L, -2, "via");
-	}
-	rules_decide(L, "reply");
+	rules_decide_str(dec, "template", tpl);
+	rules_decide_str(dec, "via", via);
 	return 0;
 }
 
@@ -1413,6 +1393,7 @@ static int
 rules_contact_newindex(lua_State *L)
 {
 	const char *key = luaL_checkstring(L, 2);
+	json_t *dec;
 	size_t i;
 
 	for (i = 0; rules_writable[i] != NULL && strcmp(rules_writable[i], key) != 0; i++)
@@ -1443,13 +1424,11 @@ rules_contact_newindex(lua_State *L)
 		rules_of(L)->run_nils |= 1u << i;
 	else
 		rules_of(L)->run_nils &= ~(1u << i);
-	lua_newtable(L);
-	lua_pushvalue(L, 2);
-	lua_setfield(L, -2, "field");
-	lua_pushvalue(L, 3);
-	lua_setfield(L, -2, "value");
-	rules_decide(L, "set");
 	rules_contact_data(L, 1);
+	dec = rules_decide(rules_of(L), "set");
+	rules_decide_str(dec, "field", key);
+	if (!lua_isnil(L, 3))
+		json_object_set_new(dec, "value", rules_to_json(L, 3, 0));
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, 3);
 	lua_rawset(L, -3);
@@ -1572,7 +1551,7 @@ rules_l_dispatch(lua_State *L)
 		struct rules_handler *h = &r->handlers[r->run_list[r->run_pos]];
 
 		r->current = h->where;
-		r->run_before = r->ndecisions;
+		r->run_before = json_array_size(r->decisions);
 		rules_arm(r, r->limits.instructions);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
 		lua_pushvalue(L, 1);
@@ -1596,20 +1575,16 @@ json_t *
 rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, int64_t now_ms)
 {
 	lua_State *L = r->L;
-	json_t *out = json_array();
+	json_t *out;
 	int top = lua_gettop(L), ev = rules_event_index(event);
 
-	if (out == NULL)
-		return NULL;
-	if (ev < 0 || r->nby_event[ev] == 0)
+	if ((out = json_array()) == NULL || ev < 0 || r->nby_event[ev] == 0)
 		return out;
 	r->now_ms = now_ms;
 	r->run_list = r->by_event[ev];
 	r->run_n = r->nby_event[ev];
 	r->run_pos = 0;
-	r->ndecisions = 0;
-	lua_newtable(L);
-	r->decisions_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	r->decisions = out;
 	lua_pushcfunction(L, rules_msgh);	/* top + 1 */
 	lua_pushcfunction(L, rules_l_dispatch); /* top + 2 */
 	rules_push_contact(r, contact);		/* top + 3 */
@@ -1621,6 +1596,7 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		struct rules_handler *h;
 		enum rules_result res;
 		const char *msg;
+		json_t *failed;
 		int rc;
 
 		lua_pushvalue(L, top + 2);
@@ -1635,36 +1611,19 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		res = rules_outcome(r, rc);
 		rules_count(r, h, res);
 		msg = lua_tostring(L, -1);
-		lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
-		for (lua_Integer k = r->ndecisions; k > r->run_before; k--) {
-			lua_pushnil(L);
-			lua_rawseti(L, -2, k);
-		}
-		r->ndecisions = r->run_before + 1;
-		lua_createtable(L, 0, 4);
-		lua_pushliteral(L, "failed");
-		lua_setfield(L, -2, "type");
-		lua_pushstring(L, h->where);
-		lua_setfield(L, -2, "rule");
-		lua_pushstring(L, rules_result_name(res));
-		lua_setfield(L, -2, "result");
-		lua_pushstring(L, msg != NULL ? msg : "?");
-		lua_setfield(L, -2, "message");
-		lua_rawseti(L, -2, r->ndecisions);
-		lua_pop(L, 2); /* the decisions, the message */
+		while (json_array_size(out) > r->run_before)
+			json_array_remove(out, json_array_size(out) - 1);
+		failed = rules_decide(r, "failed");
+		json_object_set_new(failed, "rule", json_string(h->where));
+		json_object_set_new(failed, "result", json_string(rules_result_name(res)));
+		rules_decide_str(failed, "message", msg != NULL ? msg : "?");
+		lua_pop(L, 1); /* the message */
 		r->run_pos++;
 	}
 	r->current = NULL;
 	r->run_contact = NULL;
+	r->decisions = NULL;
 	luaL_unref(L, LUA_REGISTRYINDEX, r->run_data_ref);
-	/* In the order the handlers ran. */
-	lua_rawgeti(L, LUA_REGISTRYINDEX, r->decisions_ref);
-	for (lua_Integer i = 1; i <= r->ndecisions; i++) {
-		lua_rawgeti(L, -1, i);
-		json_array_append_new(out, rules_to_json(L, -1, 0));
-		lua_pop(L, 1);
-	}
-	luaL_unref(L, LUA_REGISTRYINDEX, r->decisions_ref);
 	/* Garbage is left to the collector's own pace; at the cap it runs in full first. */
 	lua_settop(L, top);
 	return out;
