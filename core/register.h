@@ -56,5 +56,11 @@ int register_party_id(const char *field, const char *value, char *out, size_t ou
 int register_apply(struct loketd *d, json_t *doc, json_t *decisions);
 /* One line a person can read for a decision ("escalate to omgeving within 2d, due ..."). */
 void register_describe(json_t *decision, char *buf, size_t len);
+/*
+ * The actor and detail of a history entry of a contact document: given, or
+ * worded from a rule's decision (entries made by register_apply).
+ */
+void register_history_entry(json_t *entry, char *actor, size_t actor_len, char *detail,
+    size_t detail_len);
 
 #endif

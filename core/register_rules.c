@@ -18,17 +18,42 @@ jstr(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
+static void describe(char *buf, size_t len, json_t *d);
+
+/*
+ * A history entry for a rule's decision: the rule and the decision itself;
+ * the storage thread words it (register_describe), off the loop.
+ */
 static void
-history(json_t *doc, const char *rule, const char *action, const char *detail)
+history(json_t *doc, json_t *dec, const char *action, const char *detail)
 {
-	json_t *h = json_object_get(doc, "history");
-	char actor[300];
+	json_t *h = json_object_get(doc, "history"), *entry = json_object();
 
 	if (h == NULL)
 		json_object_set_new(doc, "history", h = json_array());
-	snprintf(actor, sizeof(actor), "rule:%s", rule);
-	json_array_append_new(h, json_pack("{s:s, s:s, s:s?}", "actor", actor, "action", action,
-				       "detail", detail));
+	json_object_set(entry, "rule", json_object_get(dec, "rule"));
+	json_object_set_new(entry, "action", json_string(action));
+	if (detail != NULL)
+		json_object_set_new(entry, "detail", json_string(detail));
+	else
+		json_object_set(entry, "decision", dec);
+	json_array_append_new(h, entry);
+}
+
+void
+register_history_entry(json_t *entry, char *actor, size_t actor_len, char *detail,
+    size_t detail_len)
+{
+	const char *rule = jstr(entry, "rule");
+
+	snprintf(actor, actor_len, "%s%s", rule != NULL ? "rule:" : "",
+	    rule != NULL ? rule : (jstr(entry, "actor") != NULL ? jstr(entry, "actor") : "?"));
+	if (jstr(entry, "detail") != NULL)
+		snprintf(detail, detail_len, "%s", jstr(entry, "detail"));
+	else if (json_is_object(json_object_get(entry, "decision")))
+		describe(detail, detail_len, json_object_get(entry, "decision"));
+	else
+		detail[0] = '\0';
 }
 
 static void
@@ -91,15 +116,13 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 
 	json_array_foreach(decisions, i, dec) {
 		const char *type = jstr(dec, "type"), *rule = jstr(dec, "rule");
-		char text[512];
 
 		if (type == NULL || rule == NULL)
 			continue;
-		describe(text, sizeof(text), dec);
 		if (strcmp(type, "failed") == 0) {
 			/* The message can quote contact data: logs get the rule and the result only. */
 			log_warnx("rules", "rule failed rule=%s result=%s", rule, jstr(dec, "result"));
-			history(doc, rule, "rule_failed", jstr(dec, "result"));
+			history(doc, dec, "rule_failed", jstr(dec, "result"));
 			continue;
 		}
 		/*
@@ -110,7 +133,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 		    !outbox_has_sender(d, jstr(dec, "via") != NULL ? jstr(dec, "via") :
 								 jstr(doc, "channel")))
 			continue;
-		history(doc, rule, "rule", text);
+		history(doc, dec, "rule", NULL);
 		if (strcmp(type, "set") == 0) {
 			const char *field = jstr(dec, "field");
 			json_t *value = json_object_get(dec, "value");
@@ -159,15 +182,22 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 					json_array_append(tags, t);
 			}
 		} else if (strcmp(type, "remind") == 0) {
-			json_t *timers = json_object_get(doc, "timers"), *payload;
+			json_t *timers = json_object_get(doc, "timers"), *payload = json_object(),
+			       *timer = json_object();
 
 			if (timers == NULL)
 				json_object_set_new(doc, "timers", timers = json_array());
-			payload = json_deep_copy(dec);
-			json_object_del(payload, "type");
-			json_array_append_new(timers, json_pack("{s:s, s:O, s:s, s:o}", "kind", "remind",
-							  "due_at", json_object_get(dec, "due_at"),
-							  "rule", rule, "payload", payload));
+			/* What the firing needs; due_at and rule have columns of their own. */
+			for (const char *const *k = (const char *const[]){ "after", "unless",
+				 "escalate", "call", NULL };
+			     *k != NULL; k++)
+				if (json_object_get(dec, *k) != NULL)
+					json_object_set(payload, *k, json_object_get(dec, *k));
+			json_object_set_new(timer, "kind", json_string("remind"));
+			json_object_set(timer, "due_at", json_object_get(dec, "due_at"));
+			json_object_set(timer, "rule", json_object_get(dec, "rule"));
+			json_object_set_new(timer, "payload", payload);
+			json_array_append_new(timers, timer);
 		} else if (strcmp(type, "reply") == 0) {
 			json_t *outbox = json_object_get(doc, "outbox");
 

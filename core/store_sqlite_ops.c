@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "register.h"
 #include "store_sqlite.h"
 #include "util.h"
 
@@ -818,10 +819,14 @@ rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
 	json_t *v;
 	size_t i;
 
-	json_array_foreach(json_object_get(in, "history"), i, v)
-		if (history_add(c, id, now, jstr(v, "actor"), jstr(v, "action"), NULL, NULL,
-			jstr(v, "detail")) < 0)
+	json_array_foreach(json_object_get(in, "history"), i, v) {
+		char actor[300], detail[512];
+
+		register_history_entry(v, actor, sizeof(actor), detail, sizeof(detail));
+		if (history_add(c, id, now, actor, jstr(v, "action"), NULL, NULL,
+			detail[0] != '\0' ? detail : NULL) < 0)
 			return -1;
+	}
 	json_array_foreach(json_object_get(in, "timers"), i, v)
 		if (timer_add(c, id, 0, jstr(v, "kind"), json_integer_value(json_object_get(v, "due_at")),
 			json_object_get(v, "payload"), jstr(v, "rule"), now, next_r) < 0)
