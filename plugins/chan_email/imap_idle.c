@@ -242,7 +242,7 @@ imap_idle_once(
 	char tag[16], *line;
 	long deadline;
 	size_t tlen;
-	int news = 0, done = 0;
+	int news = 0, done = 0, selected_now = 0;
 
 	if (im->idle_mailbox == NULL || strcmp(im->idle_mailbox, mailbox) != 0) {
 		char *cmd = imap_cmd_mailbox("SELECT", mailbox, "");
@@ -261,6 +261,7 @@ imap_idle_once(
 				imap_seterr(err, errlen, "imap IDLE: out of memory");
 			return -1;
 		}
+		selected_now = 1;
 	}
 
 	snprintf(tag, sizeof(tag), "L%u", ++im->idle_tag);
@@ -294,9 +295,15 @@ imap_idle_once(
 		imap_idle_consume(im, line);
 	}
 
-	/* Changes queued since the last wait are reported right here, none are lost. */
+	/*
+	 * Changes queued since the last wait are reported right here, none are lost;
+	 * but a mail that came between the caller's SEARCH and this connection's
+	 * SELECT is in the SELECT's count, not news to IDLE: after a fresh SELECT the
+	 * caller searches once more before the first real wait.
+	 */
 	deadline = imap_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	for (;;) {
+	news = selected_now;
+	while (!news) {
 		enum imap_idle_read r = imap_idle_line(im, &line, deadline, stop_fd, err, errlen);
 		const char *p;
 		uint32_t v;
@@ -321,8 +328,6 @@ imap_idle_once(
 			return -1;
 		}
 		imap_idle_consume(im, line);
-		if (news)
-			break;
 	}
 	if (!done) {
 		if (imap_idle_send(im, "DONE\r\n", err, errlen) == -1)
