@@ -148,16 +148,37 @@ store_contact_view(json_t *in, json_t *assigned)
 }
 
 void
+store_req_settle(struct store_req *req)
+{
+	json_t *view;
+
+	if (req->op != STORE_CONTACT_CREATE || req->status != 0 || req->out == NULL ||
+	    json_is_true(json_object_get(req->out, "duplicate")))
+		return;
+	req->outbox_queued = json_array_size(json_object_get(req->in, "outbox")) > 0;
+	if ((view = store_contact_view(req->in, req->out)) == NULL) {
+		store_req_fail(req, 503, "out of memory");
+		return;
+	}
+	json_decref(req->out);
+	req->out = view;
+	json_decref(req->in);
+	req->in = NULL;
+	req->settled = 1;
+}
+
+void
 store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
 
 	if (req->status == 0 && s != NULL && s->outbox_hook != NULL &&
-	    json_array_size(json_object_get(req->in, "outbox")) > 0 &&
+	    (req->settled ? req->outbox_queued :
+			    json_array_size(json_object_get(req->in, "outbox")) > 0) &&
 	    !json_is_true(json_object_get(req->out, "duplicate")))
 		s->outbox_hook(s->outbox_arg);
-	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL &&
-	    !json_is_true(json_object_get(req->out, "duplicate"))) {
+	if (!req->settled && req->op == STORE_CONTACT_CREATE && req->status == 0 &&
+	    req->out != NULL && !json_is_true(json_object_get(req->out, "duplicate"))) {
 		json_t *view = store_contact_view(req->in, req->out);
 
 		json_decref(req->out);
