@@ -224,8 +224,10 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 	const char *status;
 
 	json_decref(extra);
-	if (decisions == NULL && timer_id == 0)
+	if (timer_id == 0 && json_array_size(decisions) == 0) {
+		json_decref(decisions);
 		return;
+	}
 	doc = json_deep_copy(contact);
 	status = json_string_value(json_object_get(contact, "status"));
 	if (decisions != NULL)
