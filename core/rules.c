@@ -29,6 +29,11 @@
 #include "util.h"
 
 #define RULES_HOOK_EVERY 1000
+/* Lua's small blocks (strings, tables, closures) come from slabs of the state's own. */
+#define RULES_POOL_STEP 16
+#define RULES_POOL_MAX 256
+#define RULES_POOL_CLASSES (RULES_POOL_MAX / RULES_POOL_STEP)
+#define RULES_SLAB_SIZE (128 * 1024)
 #define RULES_FILE_MAX (1024 * 1024)
 #define RULES_JSON_DEPTH 16
 
@@ -43,8 +48,16 @@ struct rules_handler {
 
 #define RULES_NEVENTS 9
 
+struct rules_slab {
+	struct rules_slab *next;
+	size_t used;
+	_Alignas(16) unsigned char mem[];
+};
+
 struct rules {
 	lua_State *L;
+	void *pool[RULES_POOL_CLASSES]; /* free blocks per size class, linked through their first word */
+	struct rules_slab *slabs;
 	struct rules_limits limits;
 	struct rules_host host;
 	char *dir;
@@ -106,15 +119,52 @@ rules_of(lua_State *L)
 	return *(struct rules **)lua_getextraspace(L);
 }
 
+/*
+ * Small blocks by size class from the state's slabs: a rule's objects sit
+ * together instead of among the daemon's, which keeps a run's working set in
+ * fewer cache lines, and freeing one is a push on a list. Freed blocks serve
+ * the state again; slabs go back with the state.
+ */
+static void *
+rules_pool_get(struct rules *r, size_t cls)
+{
+	size_t size = (cls + 1) * RULES_POOL_STEP;
+	struct rules_slab *slab = r->slabs;
+	void *p = r->pool[cls];
+
+	if (p != NULL) {
+		r->pool[cls] = *(void **)p;
+		return p;
+	}
+	if (slab == NULL || slab->used + size > RULES_SLAB_SIZE) {
+		if ((slab = malloc(sizeof(*slab) + RULES_SLAB_SIZE)) == NULL)
+			return NULL;
+		slab->next = r->slabs;
+		slab->used = 0;
+		r->slabs = slab;
+	}
+	p = slab->mem + slab->used;
+	slab->used += size;
+	return p;
+}
+
 static void *
 rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct rules *r = ud;
 	size_t old = ptr != NULL ? osize : 0;
+	/* Size classes: 1..16 bytes is class 0, 241..256 class 15; larger blocks go to malloc. */
+	size_t ocls = old > 0 && old <= RULES_POOL_MAX ? (old - 1) / RULES_POOL_STEP : SIZE_MAX;
+	size_t ncls = nsize > 0 && nsize <= RULES_POOL_MAX ? (nsize - 1) / RULES_POOL_STEP : SIZE_MAX;
 	void *p;
 
 	if (nsize == 0) {
-		free(ptr);
+		if (ptr != NULL && ocls != SIZE_MAX) {
+			*(void **)ptr = r->pool[ocls];
+			r->pool[ocls] = ptr;
+		} else {
+			free(ptr);
+		}
 		r->mem -= old;
 		return NULL;
 	}
@@ -122,7 +172,19 @@ rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		r->oom = 1;
 		return NULL;
 	}
-	if ((p = realloc(ptr, nsize)) != NULL)
+	if (ptr != NULL && ocls == ncls && ocls != SIZE_MAX) {
+		p = ptr;
+	} else if (ncls == SIZE_MAX && (ptr == NULL || ocls == SIZE_MAX)) {
+		p = realloc(ptr, nsize);
+	} else {
+		p = ncls != SIZE_MAX ? rules_pool_get(r, ncls) : malloc(nsize);
+		if (p != NULL && ptr != NULL) {
+			memcpy(p, ptr, old < nsize ? old : nsize);
+			rules_alloc(ud, ptr, osize, 0);
+			r->mem += old; /* the free above took it off; the line below counts the move */
+		}
+	}
+	if (p != NULL)
 		r->mem = r->mem - old + nsize;
 	return p;
 }
@@ -967,6 +1029,12 @@ rules_free(struct rules *r)
 		return;
 	if (r->L != NULL)
 		lua_close(r->L);
+	while (r->slabs != NULL) {
+		struct rules_slab *next = r->slabs->next;
+
+		free(r->slabs);
+		r->slabs = next;
+	}
 	for (size_t i = 0; i < r->nhandlers; i++) {
 		free(r->handlers[i].event);
 		free(r->handlers[i].where);
