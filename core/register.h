@@ -55,6 +55,8 @@ int register_party_id(const char *field, const char *value, char *out, size_t ou
  */
 int register_apply(struct loketd *d, json_t *doc, json_t *decisions);
 /* One line a person can read for a decision ("escalate to omgeving within 2d, due ..."). */
+/* 1 when applying decisions to doc would change anything (replies nobody sends do not). */
+int register_decides(struct loketd *d, json_t *doc, json_t *decisions);
 void register_describe(json_t *decision, char *buf, size_t len);
 /*
  * The actor and detail of a history entry of a contact document: given, or

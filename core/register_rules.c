@@ -109,6 +109,23 @@ register_describe(json_t *decision, char *buf, size_t len)
 }
 
 int
+register_decides(struct loketd *d, json_t *doc, json_t *decisions)
+{
+	size_t i;
+	json_t *dec;
+
+	json_array_foreach(decisions, i, dec) {
+		const char *type = jstr(dec, "type");
+
+		if (type == NULL || strcmp(type, "reply") != 0 ||
+		    outbox_has_sender(d, jstr(dec, "via") != NULL ? jstr(dec, "via") :
+								 jstr(doc, "channel")))
+			return 1;
+	}
+	return 0;
+}
+
+int
 register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 {
 	size_t i;

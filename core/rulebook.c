@@ -224,7 +224,7 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 	const char *status;
 
 	json_decref(extra);
-	if (timer_id == 0 && json_array_size(decisions) == 0) {
+	if (timer_id == 0 && !register_decides(d, contact, decisions)) {
 		json_decref(decisions);
 		return;
 	}
