@@ -66,7 +66,9 @@ describe(char *buf, size_t len, json_t *d)
 	if ((v = json_object_get(d, "due_at")) != NULL && json_is_integer(v))
 		util_time_format(json_integer_value(v), due, sizeof(due));
 	if (strcmp(type, "set") == 0) {
-		char *value = json_dumps(json_object_get(d, "value"), JSON_ENCODE_ANY | JSON_COMPACT);
+		json_t *set = json_object_get(d, "value");
+		/* A field set to nil has no value in the decision. */
+		char *value = json_dumps(set != NULL ? set : json_null(), JSON_ENCODE_ANY | JSON_COMPACT);
 
 		snprintf(buf, len, "set %s = %s", jstr(d, "field"), value != NULL ? value : "?");
 		free(value);

@@ -277,6 +277,34 @@ task_row(sqlite3_stmt *st)
 	    col_text(st, 11));
 }
 
+/* A history row as entries of the API: a "rules" row (history_rules_row) unfolds. */
+static void
+history_row(json_t *list, sqlite3_stmt *st)
+{
+	const char *actor = (const char *)sqlite3_column_text(st, 1);
+	const char *action = (const char *)sqlite3_column_text(st, 2);
+	json_t *packed = NULL, *e;
+	size_t i;
+
+	if (actor != NULL && action != NULL && strcmp(actor, "rules") == 0 &&
+	    strcmp(action, "rules") == 0 && sqlite3_column_type(st, 5) == SQLITE_TEXT)
+		packed = json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
+	if (!json_is_array(packed)) {
+		json_decref(packed);
+		json_array_append_new(list,
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "at", col_time(st, 0), "actor",
+			col_text(st, 1), "action", col_text(st, 2), "from", col_text(st, 3), "to",
+			col_text(st, 4), "detail", col_text(st, 5)));
+		return;
+	}
+	json_array_foreach(packed, i, e)
+		json_array_append_new(list,
+		    json_pack("{s:o, s:O, s:O, s:n, s:n, s:O}", "at", col_time(st, 0), "actor",
+			json_array_get(e, 0), "action", json_array_get(e, 1), "from", "to", "detail",
+			json_array_get(e, 2)));
+	json_decref(packed);
+}
+
 /* The contact as the API shows it; with details, its history and tasks too. */
 json_t *
 contact_load(struct sq_conn *c, sqlite3_int64 id, int details)
@@ -297,10 +325,7 @@ contact_load(struct sq_conn *c, sqlite3_int64 id, int details)
 	if ((st = sq_stmt(c, sql_history)) != NULL) {
 		sqlite3_bind_int64(st, 1, id);
 		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(list,
-			    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "at", col_time(st, 0),
-				"actor", col_text(st, 1), "action", col_text(st, 2), "from",
-				col_text(st, 3), "to", col_text(st, 4), "detail", col_text(st, 5)));
+			history_row(list, st);
 		sqlite3_reset(st);
 	}
 	json_object_set_new(contact, "history", list);
@@ -809,6 +834,38 @@ timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now)
 }
 
 /*
+ * Several decisions of rules taken together (a new contact's rules, say) are
+ * one row: actor and action "rules", the detail a JSON list of [actor,
+ * action, detail] that contact_load unfolds into the entries the API shows.
+ * One row instead of one per decision: fewer rows per commit on the intake's
+ * path.
+ */
+static int
+history_rules_row(struct sq_conn *c, sqlite3_int64 id, sqlite3_int64 now, json_t *history,
+    size_t from, size_t n)
+{
+	json_t *list = json_array();
+	char *text;
+	int rc;
+
+	for (size_t k = 0; k < n; k++) {
+		json_t *v = json_array_get(history, from + k);
+		char actor[300], detail[512];
+
+		register_history_entry(v, actor, sizeof(actor), detail, sizeof(detail));
+		json_array_append_new(list, json_pack("[s, s, s?]", actor, jstr(v, "action"),
+						detail[0] != '\0' ? detail : NULL));
+	}
+	text = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	if (text == NULL)
+		return -1;
+	rc = history_add(c, id, now, "rules", "rules", NULL, NULL, text);
+	free(text);
+	return rc;
+}
+
+/*
  * Rule history, reminders, replies (on via, else the contact's channel) and
  * a fired timer: what a contact create or update carries besides its fields.
  */
@@ -819,9 +876,23 @@ rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
 	json_t *v;
 	size_t i;
 
-	json_array_foreach(json_object_get(in, "history"), i, v) {
-		char actor[300], detail[512];
+	json_t *history = json_object_get(in, "history");
 
+	for (i = 0; i < json_array_size(history); i++) {
+		char actor[300], detail[512];
+		size_t run = 0;
+
+		/* The decisions of rules in a row are one row: see history_rules_row. */
+		while (i + run < json_array_size(history) &&
+		    jstr(json_array_get(history, i + run), "rule") != NULL)
+			run++;
+		if (run >= 2) {
+			if (history_rules_row(c, id, now, history, i, run) < 0)
+				return -1;
+			i += run - 1;
+			continue;
+		}
+		v = json_array_get(history, i);
 		register_history_entry(v, actor, sizeof(actor), detail, sizeof(detail));
 		if (history_add(c, id, now, actor, jstr(v, "action"), NULL, NULL,
 			detail[0] != '\0' ? detail : NULL) < 0)

@@ -329,6 +329,89 @@ test_intake_keys_and_threading(void **state)
 }
 
 static void
+got_cb(struct store_req *req, void *arg)
+{
+	json_t **out = arg;
+
+	assert_int_equal(req->status, 0);
+	*out = json_incref(req->out);
+}
+
+/*
+ * The decisions of a new contact's rules are stored as one row and read
+ * back as one history entry each, in order, with their rules as actors; a
+ * lone decision stays a row of its own.
+ */
+static void
+test_rules_history_one_row(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct outcome a = { 0 }, b = { 0 };
+	json_t *doc = contact_doc(1), *lone = contact_doc(2), *got = NULL, *h;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	json_object_set_new(doc, "history",
+	    json_pack("[{s:s, s:s, s:{s:s, s:s, s:s}}, {s:s, s:s, s:s}, "
+	              "{s:s, s:s, s:{s:s, s:s, s:[s]}}]",
+	        "rule", "10-a.lua:1", "action", "rule", "decision", "type", "set", "rule",
+	        "10-a.lua:1", "field", "product", "rule", "20-b.lua:4", "action", "rule_failed",
+	        "detail", "budget", "rule", "30-c.lua:2", "action", "rule", "decision", "type", "tag",
+	        "rule", "30-c.lua:2", "tags", "x"));
+	json_object_set_new(lone, "history",
+	    json_pack("[{s:s, s:s, s:{s:s, s:s, s:[s]}}]", "rule", "30-c.lua:2", "action", "rule",
+	        "decision", "type", "tag", "rule", "30-c.lua:2", "tags", "y"));
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_submit(s, store_req_new(STORE_CONTACT_CREATE, doc, outcome_cb, &a));
+	store_submit(s, store_req_new(STORE_CONTACT_CREATE, lone, outcome_cb, &b));
+	while (!a.done || !b.done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(a.status, 0);
+	store_submit(s, store_req_new(STORE_CONTACT_GET, json_pack("{s:I, s:s}", "id", a.id,
+						       "scope", "all"), got_cb, &got));
+	while (got == NULL)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	h = json_object_get(got, "history");
+	/* created, then the three decisions */
+	assert_int_equal(json_array_size(h), 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "action")),
+	    "created");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 1), "actor")),
+	    "rule:10-a.lua:1");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 1), "detail")),
+	    "set product = null");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 2), "action")),
+	    "rule_failed");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 2), "detail")),
+	    "budget");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 3), "actor")),
+	    "rule:30-c.lua:2");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 3), "detail")),
+	    "tag [\"x\"]");
+	json_decref(got);
+	store_close(s);
+	/* On disk: created + one rules row for the first, created + one plain row for the second. */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                     "SELECT contact_id, actor, action FROM contact_history ORDER BY id",
+	                     -1, &st, NULL),
+	    SQLITE_OK);
+	for (int i = 0; i < 4; i++) {
+		static const char *const want[4][2] = { { "test", "created" }, { "rules", "rules" },
+			{ "test", "created" }, { "rule:30-c.lua:2", "rule" } };
+
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 1), want[i][0]);
+		assert_string_equal((const char *)sqlite3_column_text(st, 2), want[i][1]);
+	}
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void
 test_schema_marks_file(void **state)
 {
 	struct fixture *f = *state;
@@ -361,6 +444,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_marks_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intake_keys_and_threading, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_history_one_row, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
