@@ -297,11 +297,15 @@ history_row(json_t *list, sqlite3_stmt *st)
 			col_text(st, 4), "detail", col_text(st, 5)));
 		return;
 	}
-	json_array_foreach(packed, i, e)
+	json_array_foreach(packed, i, e) {
+		char who[300], detail[512];
+
+		register_history_entry(e, who, sizeof(who), detail, sizeof(detail));
 		json_array_append_new(list,
-		    json_pack("{s:o, s:O, s:O, s:n, s:n, s:O}", "at", col_time(st, 0), "actor",
-			json_array_get(e, 0), "action", json_array_get(e, 1), "from", "to", "detail",
-			json_array_get(e, 2)));
+		    json_pack("{s:o, s:s, s:s?, s:n, s:n, s:s?}", "at", col_time(st, 0), "actor", who,
+			"action", jstr(e, "action"), "from", "to", "detail",
+			detail[0] != '\0' ? detail : NULL));
+	}
 	json_decref(packed);
 }
 
@@ -835,10 +839,10 @@ timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now)
 
 /*
  * Several decisions of rules taken together (a new contact's rules, say) are
- * one row: actor and action "rules", the detail a JSON list of [actor,
- * action, detail] that contact_load unfolds into the entries the API shows.
- * One row instead of one per decision: fewer rows per commit on the intake's
- * path.
+ * one row: actor and action "rules", the detail the JSON list of their
+ * entries as register_apply made them ({rule, action, decision or detail}),
+ * which contact_load unfolds and words into the entries the API shows. One
+ * row, and no wording, per contact on the intake's path.
  */
 static int
 history_rules_row(struct sq_conn *c, sqlite3_int64 id, sqlite3_int64 now, json_t *history,
@@ -848,14 +852,8 @@ history_rules_row(struct sq_conn *c, sqlite3_int64 id, sqlite3_int64 now, json_t
 	char *text;
 	int rc;
 
-	for (size_t k = 0; k < n; k++) {
-		json_t *v = json_array_get(history, from + k);
-		char actor[300], detail[512];
-
-		register_history_entry(v, actor, sizeof(actor), detail, sizeof(detail));
-		json_array_append_new(list, json_pack("[s, s, s?]", actor, jstr(v, "action"),
-						detail[0] != '\0' ? detail : NULL));
-	}
+	for (size_t k = 0; k < n; k++)
+		json_array_append(list, json_array_get(history, from + k));
 	text = json_dumps(list, JSON_COMPACT);
 	json_decref(list);
 	if (text == NULL)
