@@ -21,6 +21,7 @@
 struct rulebook_host {
 	struct loketd *d;
 	struct units *units;
+	struct metric_series *contact_seconds; /* looked up at the first contact */
 };
 
 static void
@@ -185,13 +186,15 @@ rulebook_contact(struct loketd *d, json_t *doc)
 {
 	uint64_t t0 = util_now_ns();
 	json_t *decisions = rulebook_run(d, "contact", doc, NULL);
+	double took = (double)(util_now_ns() - t0) / 1e9;
 
 	if (decisions == NULL)
 		return;
-	metrics_observe(metrics_series(d->metrics, METRIC_HISTOGRAM, "loket_rules_contact_seconds",
-			    "Time the contact rules took for one new contact.", "", rulebook_bounds,
-			    sizeof(rulebook_bounds) / sizeof(rulebook_bounds[0])),
-	    (double)(util_now_ns() - t0) / 1e9);
+	if (d->rulebook->contact_seconds == NULL)
+		d->rulebook->contact_seconds = metrics_series(d->metrics, METRIC_HISTOGRAM,
+		    "loket_rules_contact_seconds", "Time the contact rules took for one new contact.",
+		    "", rulebook_bounds, sizeof(rulebook_bounds) / sizeof(rulebook_bounds[0]));
+	metrics_observe(d->rulebook->contact_seconds, took);
 	register_apply(d, doc, decisions);
 	json_decref(decisions);
 }
