@@ -54,9 +54,12 @@ int register_party_id(const char *field, const char *value, char *out, size_t ou
  * outbox, and a history row per decision naming its rule.
  */
 int register_apply(struct loketd *d, json_t *doc, json_t *decisions);
-/* One line a person can read for a decision ("escalate to omgeving within 2d, due ..."). */
-/* 1 when applying decisions to doc would change anything (replies nobody sends do not). */
+/*
+ * 1 when register_apply would change doc (each decision it applies leaves a
+ * history entry); replies nobody sends do not count.
+ */
 int register_decides(struct loketd *d, json_t *doc, json_t *decisions);
+/* One line a person can read for a decision ("escalate to omgeving within 2d, due ..."). */
 void register_describe(json_t *decision, char *buf, size_t len);
 /*
  * The actor and detail of a history entry of a contact document: given, or

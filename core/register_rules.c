@@ -110,20 +110,35 @@ register_describe(json_t *decision, char *buf, size_t len)
 	describe(buf, len, decision);
 }
 
+/*
+ * A reply via a channel no plugin sends here: nothing is queued, and the
+ * history does not claim a reply (the outbox logs the channel once).
+ */
+static int
+reply_unsendable(struct loketd *d, json_t *doc, json_t *dec)
+{
+	return strcmp(jstr(dec, "type"), "reply") == 0 &&
+	    !outbox_has_sender(d, jstr(dec, "via") != NULL ? jstr(dec, "via") :
+							  jstr(doc, "channel"));
+}
+
+/* What register_apply skips: no type or rule, or a reply nobody sends. */
+static int
+decision_applies(struct loketd *d, json_t *doc, json_t *dec)
+{
+	return jstr(dec, "type") != NULL && jstr(dec, "rule") != NULL &&
+	    !reply_unsendable(d, doc, dec);
+}
+
 int
 register_decides(struct loketd *d, json_t *doc, json_t *decisions)
 {
 	size_t i;
 	json_t *dec;
 
-	json_array_foreach(decisions, i, dec) {
-		const char *type = jstr(dec, "type");
-
-		if (type == NULL || strcmp(type, "reply") != 0 ||
-		    outbox_has_sender(d, jstr(dec, "via") != NULL ? jstr(dec, "via") :
-								 jstr(doc, "channel")))
+	json_array_foreach(decisions, i, dec)
+		if (decision_applies(d, doc, dec))
 			return 1;
-	}
 	return 0;
 }
 
@@ -136,7 +151,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 	json_array_foreach(decisions, i, dec) {
 		const char *type = jstr(dec, "type"), *rule = jstr(dec, "rule");
 
-		if (type == NULL || rule == NULL)
+		if (!decision_applies(d, doc, dec))
 			continue;
 		if (strcmp(type, "failed") == 0) {
 			/* The message can quote contact data: logs get the rule and the result only. */
@@ -144,14 +159,6 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 			history(doc, dec, "rule_failed", jstr(dec, "result"));
 			continue;
 		}
-		/*
-		 * No plugin sends that channel here: nothing is queued, and the history
-		 * does not claim a reply (the outbox logs the channel once).
-		 */
-		if (strcmp(type, "reply") == 0 &&
-		    !outbox_has_sender(d, jstr(dec, "via") != NULL ? jstr(dec, "via") :
-								 jstr(doc, "channel")))
-			continue;
 		history(doc, dec, "rule", NULL);
 		if (strcmp(type, "set") == 0) {
 			const char *field = jstr(dec, "field");

@@ -227,6 +227,7 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 	const char *status;
 
 	json_decref(extra);
+	/* Nothing decided (and no timer to close): nothing to store. */
 	if (timer_id == 0 && !register_decides(d, contact, decisions)) {
 		json_decref(decisions);
 		return;
@@ -255,15 +256,6 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 		json_object_set_new(in, "transition",
 		    json_pack("{s:s, s:s, s:[s], s:s, s:i, s:b}", "action", "escalate", "past",
 			"escalated", "from", "open", "to", "escalated", "line", 2, "handled", 0));
-	}
-	/* Nothing decided (and no timer to close): nothing to store. */
-	if (timer_id == 0 && json_object_size(set) == 0 && json_object_get(in, "history") == NULL &&
-	    json_object_get(in, "timers") == NULL && json_object_get(in, "outbox") == NULL &&
-	    json_object_get(in, "task") == NULL && strcmp(event, "overdue") != 0) {
-		json_decref(in);
-		json_decref(doc);
-		json_decref(decisions);
-		return;
 	}
 	if (timer_id != 0)
 		json_object_set_new(in, "timer_done", json_integer(timer_id));
