@@ -152,8 +152,8 @@ store_req_settle(struct store_req *req)
 {
 	json_t *view;
 
-	if (req->op != STORE_CONTACT_CREATE || req->status != 0 || req->out == NULL ||
-	    json_is_true(json_object_get(req->out, "duplicate")))
+	if (req->settled || req->op != STORE_CONTACT_CREATE || req->status != 0 ||
+	    req->out == NULL || json_is_true(json_object_get(req->out, "duplicate")))
 		return;
 	req->outbox_queued = json_array_size(json_object_get(req->in, "outbox")) > 0;
 	if ((view = store_contact_view(req->in, req->out)) == NULL) {
@@ -172,20 +172,13 @@ store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
 
+	/* A driver that did not settle the request on its own thread: here, then. */
+	store_req_settle(req);
 	if (req->status == 0 && s != NULL && s->outbox_hook != NULL &&
 	    (req->settled ? req->outbox_queued :
 			    json_array_size(json_object_get(req->in, "outbox")) > 0) &&
 	    !json_is_true(json_object_get(req->out, "duplicate")))
 		s->outbox_hook(s->outbox_arg);
-	if (!req->settled && req->op == STORE_CONTACT_CREATE && req->status == 0 &&
-	    req->out != NULL && !json_is_true(json_object_get(req->out, "duplicate"))) {
-		json_t *view = store_contact_view(req->in, req->out);
-
-		json_decref(req->out);
-		req->out = view;
-		if (view == NULL)
-			store_req_fail(req, 503, "out of memory");
-	}
 	if (req->cb != NULL)
 		req->cb(req, req->arg);
 	store_req_free(req);

@@ -95,12 +95,13 @@ void store_req_free(struct store_req *req);
 int store_op_is_write(enum store_op op);
 void store_req_fail(struct store_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Runs a completed request's callback and frees it. */
 /*
  * On the driver's thread once the write is durable: a new contact's answer
- * is made there and what was written is let go there, off the loop.
+ * is made there and what was written is let go there, off the loop. Once
+ * per request; store_req_complete does it for a driver that did not.
  */
 void store_req_settle(struct store_req *req);
+/* Runs a completed request's callback and frees it. */
 void store_req_complete(struct store_req *req);
 
 /* store_sqlite.c */
