@@ -1457,16 +1457,24 @@ rules_m_reply(lua_State *L)
 static const char *const rules_writable[] = { "product", "department", "priority", "tags", "line",
 	"confidential", "language", NULL };
 
+/* key's place in rules_writable (its bit in run_nils), or -1 when rules cannot write it. */
+static int
+rules_writable_index(const char *key)
+{
+	for (int i = 0; rules_writable[i] != NULL; i++)
+		if (strcmp(rules_writable[i], key) == 0)
+			return i;
+	return -1;
+}
+
 static int
 rules_contact_newindex(lua_State *L)
 {
 	const char *key = luaL_checkstring(L, 2);
+	int i = rules_writable_index(key);
 	json_t *dec;
-	size_t i;
 
-	for (i = 0; rules_writable[i] != NULL && strcmp(rules_writable[i], key) != 0; i++)
-		;
-	if (rules_writable[i] == NULL)
+	if (i < 0)
 		return luaL_error(L, "contact field '%s' cannot be changed by a rule", key);
 	if (strcmp(key, "line") == 0) {
 		lua_Integer line = luaL_checkinteger(L, 3);
@@ -1515,7 +1523,7 @@ rules_contact_lazy(lua_State *L)
 	struct rules *r = rules_of(L);
 	const char *key;
 	json_t *v;
-	size_t i;
+	int i;
 
 	if (lua_type(L, 2) != LUA_TSTRING)
 		return 0;
@@ -1532,12 +1540,8 @@ rules_contact_lazy(lua_State *L)
 	lua_pop(L, 1);
 	key = lua_tostring(L, 2);
 	/* A field a rule set to nil reads as nil, not as it came in. */
-	for (i = 0; rules_writable[i] != NULL; i++)
-		if (strcmp(rules_writable[i], key) == 0) {
-			if (r->run_nils & (1u << i))
-				return 0;
-			break;
-		}
+	if ((i = rules_writable_index(key)) >= 0 && (r->run_nils & (1u << i)))
+		return 0;
 	if ((v = json_object_get(r->run_contact, key)) == NULL)
 		return 0;
 	rules_push_json(L, v, 0);
