@@ -106,8 +106,9 @@ store_req_fail(struct store_req *req, int status, const char *fmt, ...)
 
 /*
  * A new contact as the API shows it, built on the loop from what was
- * written and the few values the driver assigned (id, reference, party),
- * so the writer thread does not spend its time on JSON.
+ * written and the few values the driver assigned (id, reference, party):
+ * the storage thread, which every write waits for, does not spend its time
+ * on JSON, and the memory is let go on the thread that allocated it.
  */
 static json_t *
 store_contact_view(json_t *in, json_t *assigned)
@@ -148,36 +149,22 @@ store_contact_view(json_t *in, json_t *assigned)
 }
 
 void
-store_req_settle(struct store_req *req)
-{
-	json_t *view;
-
-	if (req->settled || req->op != STORE_CONTACT_CREATE || req->status != 0 ||
-	    req->out == NULL || json_is_true(json_object_get(req->out, "duplicate")))
-		return;
-	req->outbox_queued = json_array_size(json_object_get(req->in, "outbox")) > 0;
-	if ((view = store_contact_view(req->in, req->out)) == NULL) {
-		store_req_fail(req, 503, "out of memory");
-		return;
-	}
-	json_decref(req->out);
-	req->out = view;
-	json_decref(req->in);
-	req->in = NULL;
-	req->settled = 1;
-}
-
-void
 store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
+	int queued = json_array_size(json_object_get(req->in, "outbox")) > 0;
+	int duplicate = json_is_true(json_object_get(req->out, "duplicate"));
+	json_t *view;
 
-	/* A driver that did not settle the request on its own thread: here, then. */
-	store_req_settle(req);
-	if (req->status == 0 && s != NULL && s->outbox_hook != NULL &&
-	    (req->settled ? req->outbox_queued :
-			    json_array_size(json_object_get(req->in, "outbox")) > 0) &&
-	    !json_is_true(json_object_get(req->out, "duplicate")))
+	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL && !duplicate) {
+		if ((view = store_contact_view(req->in, req->out)) == NULL) {
+			store_req_fail(req, 503, "out of memory");
+		} else {
+			json_decref(req->out);
+			req->out = view;
+		}
+	}
+	if (req->status == 0 && s != NULL && s->outbox_hook != NULL && queued && !duplicate)
 		s->outbox_hook(s->outbox_arg);
 	if (req->cb != NULL)
 		req->cb(req, req->arg);

@@ -58,8 +58,6 @@ struct store_req {
 	uint64_t queued_ns;
 	uint64_t commit_ns;   /* how long the commit holding this write took */
 	unsigned int batch;   /* set on the first request of each committed batch: its size */
-	int settled;	      /* store_req_settle made out the answer and let in go */
-	int outbox_queued;    /* (when settled) the write queued outbox rows */
 	struct store_req *next;
 	struct store *store; /* set by store_submit */
 };
@@ -95,12 +93,6 @@ void store_req_free(struct store_req *req);
 int store_op_is_write(enum store_op op);
 void store_req_fail(struct store_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/*
- * On the driver's thread once the write is durable: a new contact's answer
- * is made there and what was written is let go there, off the loop. Once
- * per request; store_req_complete does it for a driver that did not.
- */
-void store_req_settle(struct store_req *req);
 /* Runs a completed request's callback and frees it. */
 void store_req_complete(struct store_req *req);
 

@@ -301,8 +301,6 @@ sq_writer_main(void *arg)
 		pthread_mutex_unlock(&sq->mu);
 
 		sq_run_batch(sq, batch, n);
-		for (struct store_req *r = batch; r != NULL; r = r->next)
-			store_req_settle(r);
 
 		pthread_mutex_lock(&sq->mu);
 		*sq->done_tail = batch;
