@@ -62,8 +62,9 @@ int register_decides(struct loketd *d, json_t *doc, json_t *decisions);
 /* One line a person can read for a decision ("escalate to omgeving within 2d, due ..."). */
 void register_describe(json_t *decision, char *buf, size_t len);
 /*
- * The actor and detail of a history entry of a contact document: given, or
- * worded from a rule's decision (entries made by register_apply).
+ * The actor and detail of an entry {rule, action, decision or detail} of a
+ * "rules" history row as loketd wrote them before 2026-12-02: given, or
+ * worded from the rule's decision.
  */
 void register_history_entry(json_t *entry, char *actor, size_t actor_len, char *detail,
     size_t detail_len);

@@ -21,23 +21,52 @@ jstr(json_t *o, const char *key)
 static void describe(char *buf, size_t len, json_t *d);
 
 /*
- * A history entry for a rule's decision: the rule and the decision itself;
- * the storage thread words it (register_describe), off the loop.
+ * A rule's decision in the history: actor "rule:<file:line>", the action,
+ * and the decision worded (or the failure's result), appended to entries as
+ * three strings. history_rows makes the rows of them.
  */
 static void
-history(json_t *doc, json_t *dec, const char *action, const char *detail)
+history(json_t *entries, json_t *dec, const char *action, const char *detail)
 {
-	json_t *h = json_object_get(doc, "history"), *entry = json_object();
+	char actor[300], text[512];
 
+	snprintf(actor, sizeof(actor), "rule:%s", jstr(dec, "rule"));
+	if (detail == NULL)
+		describe(text, sizeof(text), dec);
+	json_array_append_new(entries, json_string(actor));
+	json_array_append_new(entries, json_string(action));
+	json_array_append_new(entries, json_string(detail != NULL ? detail : text));
+}
+
+/*
+ * The history rows of one event's rules, which the store writes as they
+ * are: a single decision is a row of its own; several are one row, actor
+ * and action "rules", whose detail is the JSON list of their strings (actor,
+ * action, detail, actor, ...), unfolded into entries when the contact is
+ * read. Made here, on the loop, so that the storage thread, which every
+ * write waits for, only binds text.
+ */
+static void
+history_rows(json_t *doc, json_t *entries)
+{
+	json_t *h = json_object_get(doc, "history");
+	size_t n = json_array_size(entries);
+	char *text;
+
+	if (n == 0)
+		return;
 	if (h == NULL)
 		json_object_set_new(doc, "history", h = json_array());
-	json_object_set(entry, "rule", json_object_get(dec, "rule"));
-	json_object_set_new(entry, "action", json_string(action));
-	if (detail != NULL)
-		json_object_set_new(entry, "detail", json_string(detail));
-	else
-		json_object_set(entry, "decision", dec);
-	json_array_append_new(h, entry);
+	if (n == 3) {
+		json_array_append_new(h,
+		    json_pack("{s:O, s:O, s:O}", "actor", json_array_get(entries, 0), "action",
+			json_array_get(entries, 1), "detail", json_array_get(entries, 2)));
+		return;
+	}
+	text = json_dumps(entries, JSON_COMPACT);
+	json_array_append_new(h,
+	    json_pack("{s:s, s:s, s:s?}", "actor", "rules", "action", "rules", "detail", text));
+	free(text);
 }
 
 void
@@ -146,7 +175,7 @@ int
 register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 {
 	size_t i;
-	json_t *dec;
+	json_t *dec, *entries = json_array();
 
 	json_array_foreach(decisions, i, dec) {
 		const char *type = jstr(dec, "type"), *rule = jstr(dec, "rule");
@@ -156,10 +185,10 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 		if (strcmp(type, "failed") == 0) {
 			/* The message can quote contact data: logs get the rule and the result only. */
 			log_warnx("rules", "rule failed rule=%s result=%s", rule, jstr(dec, "result"));
-			history(doc, dec, "rule_failed", jstr(dec, "result"));
+			history(entries, dec, "rule_failed", jstr(dec, "result"));
 			continue;
 		}
-		history(doc, dec, "rule", NULL);
+		history(entries, dec, "rule", NULL);
 		if (strcmp(type, "set") == 0) {
 			const char *field = jstr(dec, "field");
 			json_t *value = json_object_get(dec, "value");
@@ -210,6 +239,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 		} else if (strcmp(type, "remind") == 0) {
 			json_t *timers = json_object_get(doc, "timers"), *payload = json_object(),
 			       *timer = json_object();
+			char *text;
 
 			if (timers == NULL)
 				json_object_set_new(doc, "timers", timers = json_array());
@@ -222,7 +252,12 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 			json_object_set_new(timer, "kind", json_string("remind"));
 			json_object_set(timer, "due_at", json_object_get(dec, "due_at"));
 			json_object_set(timer, "rule", json_object_get(dec, "rule"));
-			json_object_set_new(timer, "payload", payload);
+			/* As the text the store writes: see history_pack. */
+			text = json_dumps(payload, JSON_COMPACT);
+			json_decref(payload);
+			json_object_set_new(timer, "payload",
+			    json_string(text != NULL ? text : "{}"));
+			free(text);
 			json_array_append_new(timers, timer);
 		} else if (strcmp(type, "reply") == 0) {
 			json_t *outbox = json_object_get(doc, "outbox");
@@ -238,5 +273,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 				"within", json_object_get(dec, "within")));
 		}
 	}
+	history_rows(doc, entries);
+	json_decref(entries);
 	return 0;
 }

@@ -277,7 +277,7 @@ task_row(sqlite3_stmt *st)
 	    col_text(st, 11));
 }
 
-/* A history row as entries of the API: a "rules" row (history_rules_row) unfolds. */
+/* A history row as entries of the API: a "rules" row (history_rows, register_rules.c) unfolds. */
 static void
 history_row(json_t *list, sqlite3_stmt *st)
 {
@@ -297,9 +297,19 @@ history_row(json_t *list, sqlite3_stmt *st)
 			col_text(st, 4), "detail", col_text(st, 5)));
 		return;
 	}
+	/* actor, action, detail, actor, ... (see history_rows in register_rules.c) */
+	for (i = 0; i + 2 < json_array_size(packed) && json_is_string(json_array_get(packed, 0));
+	     i += 3)
+		json_array_append_new(list,
+		    json_pack("{s:o, s:O, s:O, s:n, s:n, s:O}", "at", col_time(st, 0), "actor",
+			json_array_get(packed, i), "action", json_array_get(packed, i + 1), "from",
+			"to", "detail", json_array_get(packed, i + 2)));
+	/* Rows written before 2026-12-02 list {rule, action, decision or detail} objects. */
 	json_array_foreach(packed, i, e) {
 		char who[300], detail[512];
 
+		if (!json_is_object(e))
+			break;
 		register_history_entry(e, who, sizeof(who), detail, sizeof(detail));
 		json_array_append_new(list,
 		    json_pack("{s:o, s:s, s:s?, s:n, s:n, s:s?}", "at", col_time(st, 0), "actor", who,
@@ -564,7 +574,11 @@ timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task_id, co
 		sqlite3_bind_int64(st, 2, task_id);
 	bind_text(st, 3, kind);
 	sqlite3_bind_int64(st, 4, due_at);
-	bind_dump(st, 5, payload, "{}");
+	/* A payload register_apply wrote out as text already is bound as it is. */
+	if (json_is_string(payload))
+		bind_text(st, 5, json_string_value(payload));
+	else
+		bind_dump(st, 5, payload, "{}");
 	bind_text(st, 6, rule);
 	sqlite3_bind_int64(st, 7, now);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -838,32 +852,6 @@ timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now)
 }
 
 /*
- * Several decisions of rules taken together (a new contact's rules, say) are
- * one row: actor and action "rules", the detail the JSON list of their
- * entries as register_apply made them ({rule, action, decision or detail}),
- * which contact_load unfolds and words into the entries the API shows. One
- * row, and no wording, per contact on the intake's path.
- */
-static int
-history_rules_row(struct sq_conn *c, sqlite3_int64 id, sqlite3_int64 now, json_t *history,
-    size_t from, size_t n)
-{
-	json_t *list = json_array();
-	char *text;
-	int rc;
-
-	for (size_t k = 0; k < n; k++)
-		json_array_append(list, json_array_get(history, from + k));
-	text = json_dumps(list, JSON_COMPACT);
-	json_decref(list);
-	if (text == NULL)
-		return -1;
-	rc = history_add(c, id, now, "rules", "rules", NULL, NULL, text);
-	free(text);
-	return rc;
-}
-
-/*
  * Rule history, reminders, replies (on via, else the contact's channel) and
  * a fired timer: what a contact create or update carries besides its fields.
  */
@@ -874,28 +862,11 @@ rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
 	json_t *v;
 	size_t i;
 
-	json_t *history = json_object_get(in, "history");
-
-	for (i = 0; i < json_array_size(history); i++) {
-		char actor[300], detail[512];
-		size_t run = 0;
-
-		/* The decisions of rules in a row are one row: see history_rules_row. */
-		while (i + run < json_array_size(history) &&
-		    jstr(json_array_get(history, i + run), "rule") != NULL)
-			run++;
-		if (run >= 2) {
-			if (history_rules_row(c, id, now, history, i, run) < 0)
-				return -1;
-			i += run - 1;
-			continue;
-		}
-		v = json_array_get(history, i);
-		register_history_entry(v, actor, sizeof(actor), detail, sizeof(detail));
-		if (history_add(c, id, now, actor, jstr(v, "action"), NULL, NULL,
-			detail[0] != '\0' ? detail : NULL) < 0)
+	/* Rows as they are: register_apply worded (or packed) the decisions of rules. */
+	json_array_foreach(json_object_get(in, "history"), i, v)
+		if (history_add(c, id, now, jstr(v, "actor") != NULL ? jstr(v, "actor") : "?",
+			jstr(v, "action"), NULL, NULL, jstr(v, "detail")) < 0)
 			return -1;
-	}
 	json_array_foreach(json_object_get(in, "timers"), i, v)
 		if (timer_add(c, id, 0, jstr(v, "kind"), json_integer_value(json_object_get(v, "due_at")),
 			json_object_get(v, "payload"), jstr(v, "rule"), now, next_r) < 0)

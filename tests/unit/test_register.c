@@ -173,6 +173,71 @@ test_subject_limit(void **state)
 	assert_non_null(strstr(err, "subject: longer than 1000 bytes"));
 }
 
+/* The string at key of the i-th entry of doc's history. */
+static const char *
+hist(json_t *doc, size_t i, const char *key)
+{
+	return json_string_value(json_object_get(json_array_get(json_object_get(doc, "history"), i),
+	    key));
+}
+
+/*
+ * register_apply hands the store rows to write as they are: decisions of
+ * rules in a row packed into one "rules" row, a lone one worded, a
+ * reminder's payload as text.
+ */
+static void
+test_apply_history_rows(void **state)
+{
+	json_t *doc = json_pack("{s:s, s:s, s:s, s:[]}", "channel", "phone", "status", "open",
+	    "organisation", "gemeente", "tags");
+	json_t *decisions = json_pack("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:s, s:[s]}]",
+	    "type", "set", "rule", "10-a.lua:1", "field", "product", "value", "eid", "type",
+	    "failed", "rule", "20-b.lua:4", "result", "budget", "type", "tag", "rule", "30-c.lua:2",
+	    "tags", "x");
+	json_t *one = json_pack("[{s:s, s:s, s:s, s:I, s:s, s:{s:s, s:s}}]", "type", "remind",
+	    "rule", "40-d.lua:3", "after", "4h", "due_at", (json_int_t)1764662400000LL, "unless",
+	    "resolved", "escalate", "to", "burgerzaken", "reason", "te laat");
+	json_t *packed, *payload;
+
+	assert_int_equal(register_apply(&d, doc, decisions), 0);
+	assert_string_equal(json_string_value(json_object_get(doc, "product")), "eid");
+	assert_int_equal(json_array_size(json_object_get(doc, "tags")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "tags"), 0)), "x");
+	assert_int_equal(json_array_size(json_object_get(doc, "history")), 1);
+	assert_string_equal(hist(doc, 0, "actor"), "rules");
+	assert_string_equal(hist(doc, 0, "action"), "rules");
+	packed = json_loads(hist(doc, 0, "detail"), 0, NULL);
+	/* actor, action, detail of each decision */
+	assert_int_equal(json_array_size(packed), 9);
+	assert_string_equal(json_string_value(json_array_get(packed, 0)), "rule:10-a.lua:1");
+	assert_string_equal(json_string_value(json_array_get(packed, 2)), "set product = \"eid\"");
+	assert_string_equal(json_string_value(json_array_get(packed, 3)), "rule:20-b.lua:4");
+	assert_string_equal(json_string_value(json_array_get(packed, 4)), "rule_failed");
+	assert_string_equal(json_string_value(json_array_get(packed, 5)), "budget");
+	assert_string_equal(json_string_value(json_array_get(packed, 8)), "tag [\"x\"]");
+	json_decref(packed);
+
+	/* A second event's lone decision after the first's row: worded, the first row kept. */
+	assert_int_equal(register_apply(&d, doc, one), 0);
+	assert_int_equal(json_array_size(json_object_get(doc, "history")), 2);
+	assert_string_equal(hist(doc, 0, "actor"), "rules");
+	assert_string_equal(hist(doc, 1, "actor"), "rule:40-d.lua:3");
+	assert_non_null(strstr(hist(doc, 1, "detail"),
+	    "remind after 4h (at 2025-12-02T08:00:00.000Z) unless resolved, then escalate to "
+	    "burgerzaken"));
+	payload = json_loads(json_string_value(json_object_get(
+	    json_array_get(json_object_get(doc, "timers"), 0), "payload")), 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(payload, "unless")), "resolved");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(payload, "escalate"),
+	    "to")), "burgerzaken");
+	assert_null(json_object_get(payload, "rule"));
+	json_decref(payload);
+	json_decref(decisions);
+	json_decref(one);
+	json_decref(doc);
+}
+
 int
 main(void)
 {
@@ -181,6 +246,7 @@ main(void)
 		cmocka_unit_test(test_prepare_normalises),
 		cmocka_unit_test(test_prepare_refuses),
 		cmocka_unit_test(test_subject_limit),
+		cmocka_unit_test(test_apply_history_rows),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -357,25 +357,32 @@ test_rules_history_one_row(void **state)
 	struct fixture *f = *state;
 	struct store *s = NULL;
 	const char *err = NULL;
-	struct outcome a = { 0 }, b = { 0 };
-	json_t *doc = contact_doc(1), *lone = contact_doc(2), *got = NULL, *h;
+	struct outcome a = { 0 }, b = { 0 }, o = { 0 };
+	json_t *doc = contact_doc(1), *lone = contact_doc(2), *old = contact_doc(3), *got = NULL;
+	json_t *h;
 	sqlite3 *db;
 	sqlite3_stmt *st;
 
+	/* As register_apply hands them over: three decisions packed in one row, one worded. */
 	json_object_set_new(doc, "history",
-	    json_pack("[{s:s, s:s, s:{s:s, s:s, s:s}}, {s:s, s:s, s:s}, "
-	              "{s:s, s:s, s:{s:s, s:s, s:[s]}}]",
-	        "rule", "10-a.lua:1", "action", "rule", "decision", "type", "set", "rule",
-	        "10-a.lua:1", "field", "product", "rule", "20-b.lua:4", "action", "rule_failed",
-	        "detail", "budget", "rule", "30-c.lua:2", "action", "rule", "decision", "type", "tag",
-	        "rule", "30-c.lua:2", "tags", "x"));
+	    json_pack("[{s:s, s:s, s:s}]", "actor", "rules", "action", "rules", "detail",
+	        "[\"rule:10-a.lua:1\", \"rule\", \"set product = null\", "
+	        "\"rule:20-b.lua:4\", \"rule_failed\", \"budget\", "
+	        "\"rule:30-c.lua:2\", \"rule\", \"tag [\\\"x\\\"]\"]"));
 	json_object_set_new(lone, "history",
-	    json_pack("[{s:s, s:s, s:{s:s, s:s, s:[s]}}]", "rule", "30-c.lua:2", "action", "rule",
-	        "decision", "type", "tag", "rule", "30-c.lua:2", "tags", "y"));
+	    json_pack("[{s:s, s:s, s:s}]", "actor", "rule:30-c.lua:2", "action", "rule", "detail",
+	        "tag [\"y\"]"));
 	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
 	store_submit(s, store_req_new(STORE_CONTACT_CREATE, doc, outcome_cb, &a));
+	/* The earlier form of a "rules" row: {rule, action, decision or detail} objects. */
+	json_object_set_new(old, "history",
+	    json_pack("[{s:s, s:s, s:s}]", "actor", "rules", "action", "rules", "detail",
+	        "[{\"rule\": \"10-a.lua:1\", \"action\": \"rule\", \"decision\": {\"type\": "
+	        "\"assign\", \"rule\": \"10-a.lua:1\", \"to\": \"jan\"}}, "
+	        "{\"rule\": \"20-b.lua:4\", \"action\": \"rule_failed\", \"detail\": \"error\"}]"));
 	store_submit(s, store_req_new(STORE_CONTACT_CREATE, lone, outcome_cb, &b));
-	while (!a.done || !b.done)
+	store_submit(s, store_req_new(STORE_CONTACT_CREATE, old, outcome_cb, &o));
+	while (!a.done || !b.done || !o.done)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	assert_int_equal(a.status, 0);
 	store_submit(s, store_req_new(STORE_CONTACT_GET, json_pack("{s:I, s:s}", "id", a.id,
@@ -393,16 +400,29 @@ test_rules_history_one_row(void **state)
 	assert_string_equal(entry_str(h, 3, "actor"), "rule:30-c.lua:2");
 	assert_string_equal(entry_str(h, 3, "detail"), "tag [\"x\"]");
 	json_decref(got);
+	got = NULL;
+	store_submit(s, store_req_new(STORE_CONTACT_GET, json_pack("{s:I, s:s}", "id", o.id,
+						       "scope", "all"), got_cb, &got));
+	while (got == NULL)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	h = json_object_get(got, "history");
+	assert_int_equal(json_array_size(h), 3);
+	assert_string_equal(entry_str(h, 1, "actor"), "rule:10-a.lua:1");
+	assert_string_equal(entry_str(h, 1, "detail"), "assign to jan");
+	assert_string_equal(entry_str(h, 2, "action"), "rule_failed");
+	assert_string_equal(entry_str(h, 2, "detail"), "error");
+	json_decref(got);
 	store_close(s);
-	/* On disk: created + one rules row for the first, created + one plain row for the second. */
+	/* On disk, per contact: created, then a rules row / a plain row / a rules row. */
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db,
 	                     "SELECT contact_id, actor, action FROM contact_history ORDER BY id",
 	                     -1, &st, NULL),
 	    SQLITE_OK);
-	for (int i = 0; i < 4; i++) {
-		static const char *const want[4][2] = { { "test", "created" }, { "rules", "rules" },
-			{ "test", "created" }, { "rule:30-c.lua:2", "rule" } };
+	for (int i = 0; i < 6; i++) {
+		static const char *const want[6][2] = { { "test", "created" }, { "rules", "rules" },
+			{ "test", "created" }, { "rule:30-c.lua:2", "rule" }, { "test", "created" },
+			{ "rules", "rules" } };
 
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 		assert_string_equal((const char *)sqlite3_column_text(st, 1), want[i][0]);
