@@ -172,8 +172,10 @@ def rss_kib(pid):
 class Loketd:
     """One loketd in dir/: its config, data_dir, empty plugin_dir and log."""
 
-    def __init__(self, builddir, dir, log_level="info", durability="full", extra=""):
+    def __init__(self, builddir, dir, log_level="info", durability="full", extra="",
+                 prefix=None):
         self.loketd = os.path.join(builddir, "core", "loketd")
+        self.prefix = list(prefix or [])  # e.g. a valgrind command line to run loketd under
         self.loketctl = os.path.join(builddir, "core", "loketctl")
         self.dir = dir
         self.data_dir = os.path.join(dir, "data")
@@ -225,7 +227,7 @@ organisation = ocmw
         self._log_start = self._log.tell()
         t0 = time.monotonic()
         self.wall_start = time.time()
-        self.proc = subprocess.Popen([self.loketd, "-c", self.conf_path],
+        self.proc = subprocess.Popen(self.prefix + [self.loketd, "-c", self.conf_path],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=self._log, cwd=self.dir)
         while True:
