@@ -4,6 +4,9 @@
 /* libesmtp.h uses size_t without including what defines it. */
 #include <stddef.h>
 
+/* Before libesmtp.h, which declares smtp_starttls_set_ctx only after it. */
+#include <openssl/ssl.h>
+
 #include <auth-client.h>
 #include <libesmtp.h>
 #include <stdarg.h>
@@ -121,8 +124,8 @@ smtp_rcpt_cb(smtp_recipient_t rcpt, const char *mailbox, void *arg)
 
 /*
  * libESMTP asks whether to go on after a certificate problem; the answer is
- * yes only when verification is turned off. Its default OpenSSL context checks
- * against the system store, so no context of our own is needed.
+ * yes only when verification is turned off. The context (smtp_tls) checks
+ * against the system store.
  */
 static void
 smtp_event_cb(smtp_session_t session, int event, void *arg, ...)
@@ -150,6 +153,25 @@ smtp_event_cb(smtp_session_t session, int event, void *arg, ...)
 		*ok = run->cf->verify_tls ? 0 : 1;
 		run->tls_refused |= !*ok;
 	}
+}
+
+/*
+ * A TLS context of our own for a session, checking against the system store.
+ * libESMTP 1.1's default context is one per process that every session frees
+ * when it is destroyed, so a second STARTTLS session in the same process used
+ * a freed context. smtp_starttls_set_ctx takes a reference of its own; the
+ * caller lets go of this one after the session.
+ */
+static SSL_CTX *
+smtp_tls(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx != NULL && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		SSL_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
 }
 
 static void
@@ -286,6 +308,7 @@ smtp_send(const struct smtp_conf *cf, const char *mail_from, const char *const *
 	smtp_session_t session = NULL;
 	smtp_message_t msg;
 	auth_context_t auth = NULL;
+	SSL_CTX *tls = NULL;
 	const smtp_status_t *st;
 	char server[512], ebuf[128], *copy = NULL;
 	long tmo;
@@ -330,6 +353,14 @@ smtp_send(const struct smtp_conf *cf, const char *mail_from, const char *const *
 	            : cf->starttls == 1 ? Starttls_ENABLED
 	                                : Starttls_REQUIRED))
 		goto esmtp_fail;
+	if (cf->starttls != 0) {
+		if ((tls = smtp_tls()) == NULL) {
+			smtp_seterr(err, errlen, "smtp: cannot set up TLS (OpenSSL)");
+			goto out;
+		}
+		if (!smtp_starttls_set_ctx(session, tls))
+			goto esmtp_fail;
+	}
 	tmo = cf->timeout_ms > 0 ? cf->timeout_ms : 30000;
 	/* The RFC 5321 minimums are minutes; the caller's timeout is what it can wait. */
 	smtp_set_timeout(session, Timeout_GREETING | Timeout_OVERRIDE_RFC2822_MINIMUM, tmo);
@@ -392,6 +423,7 @@ esmtp_fail:
 out:
 	if (session != NULL)
 		smtp_destroy_session(session);
+	SSL_CTX_free(tls);
 	if (auth != NULL)
 		auth_destroy_context(auth);
 	free(copy);
