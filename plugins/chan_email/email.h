@@ -175,5 +175,10 @@ struct smtp_conf {
  */
 int smtp_send(const struct smtp_conf *cf, const char *mail_from, const char *const *rcpts,
     size_t n_rcpts, const char *data, size_t len, int *permanent_r, char *err, size_t errlen);
+/*
+ * Lets go of what libESMTP keeps for the whole process (the SASL modules AUTH
+ * loaded), once no smtp_send runs or will run: when the sender has stopped.
+ */
+void smtp_cleanup(void);
 
 #endif

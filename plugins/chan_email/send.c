@@ -471,6 +471,7 @@ send_stop(struct chan_email *ce)
 	if (chan_email_join(ce, ce->sender, "the sender") < 0)
 		return;
 	ce->sender_started = 0;
+	smtp_cleanup();
 	/* Rows not sent stay pending in the register and go at the next start. */
 	while (ce->send_head != NULL) {
 		struct send_job *j = ce->send_head;

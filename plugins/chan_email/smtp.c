@@ -429,3 +429,9 @@ out:
 	free(copy);
 	return ret;
 }
+
+void
+smtp_cleanup(void)
+{
+	auth_client_exit();
+}
