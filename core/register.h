@@ -51,7 +51,8 @@ int register_party_id(const char *field, const char *value, char *out, size_t ou
 /*
  * Applies rule decisions to a prepared contact: field changes, escalation
  * with its task, resolution, tags, reminders as timers, replies for the
- * outbox, and a history row per decision naming its rule.
+ * outbox, and the history rows naming each decision's rule (several
+ * decisions of one call packed into one "rules" row), ready to be written.
  */
 int register_apply(struct loketd *d, json_t *doc, json_t *decisions);
 /*

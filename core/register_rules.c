@@ -252,7 +252,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 			json_object_set_new(timer, "kind", json_string("remind"));
 			json_object_set(timer, "due_at", json_object_get(dec, "due_at"));
 			json_object_set(timer, "rule", json_object_get(dec, "rule"));
-			/* As the text the store writes: see history_pack. */
+			/* As the text the store writes, like the history rows (history_rows). */
 			text = json_dumps(payload, JSON_COMPACT);
 			json_decref(payload);
 			json_object_set_new(timer, "payload",
