@@ -103,12 +103,7 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 		return 2;
 	}
 	printf("rules of %s on %s\n", argv[0], argv[1]);
-	{
-		json_t *when = json_integer(at);
-
-		print_time("at", when);
-		json_decref(when);
-	}
+	print_time("at", json_object_get(doc, "received_at"));
 	decisions = rules_run(rules, "contact", doc, NULL, at);
 	if (json_array_size(decisions) == 0)
 		printf("  no rule decided anything\n");

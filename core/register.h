@@ -64,7 +64,7 @@ int register_decides(struct loketd *d, json_t *doc, json_t *decisions);
 void register_describe(json_t *decision, char *buf, size_t len);
 /*
  * The actor and detail of an entry {rule, action, decision or detail} of a
- * "rules" history row as loketd wrote them before 2026-12-02: given, or
+ * "rules" history row as loketd wrote them before 7b995df: given, or
  * worded from the rule's decision.
  */
 void register_history_entry(json_t *entry, char *actor, size_t actor_len, char *detail,

@@ -237,8 +237,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 					json_array_append(tags, t);
 			}
 		} else if (strcmp(type, "remind") == 0) {
-			json_t *timers = json_object_get(doc, "timers"), *payload = json_object(),
-			       *timer = json_object();
+			json_t *timers = json_object_get(doc, "timers"), *payload = json_object();
 			char *text;
 
 			if (timers == NULL)
@@ -249,16 +248,14 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 			     *k != NULL; k++)
 				if (json_object_get(dec, *k) != NULL)
 					json_object_set(payload, *k, json_object_get(dec, *k));
-			json_object_set_new(timer, "kind", json_string("remind"));
-			json_object_set(timer, "due_at", json_object_get(dec, "due_at"));
-			json_object_set(timer, "rule", json_object_get(dec, "rule"));
 			/* As the text the store writes, like the history rows (history_rows). */
 			text = json_dumps(payload, JSON_COMPACT);
 			json_decref(payload);
-			json_object_set_new(timer, "payload",
-			    json_string(text != NULL ? text : "{}"));
+			json_array_append_new(timers,
+			    json_pack("{s:s, s:O, s:s, s:s}", "kind", "remind", "due_at",
+				json_object_get(dec, "due_at"), "rule", rule, "payload",
+				text != NULL ? text : "{}"));
 			free(text);
-			json_array_append_new(timers, timer);
 		} else if (strcmp(type, "reply") == 0) {
 			json_t *outbox = json_object_get(doc, "outbox");
 

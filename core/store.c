@@ -152,20 +152,20 @@ void
 store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
-	int queued = json_array_size(json_object_get(req->in, "outbox")) > 0;
-	int duplicate = json_is_true(json_object_get(req->out, "duplicate"));
-	json_t *view;
 
-	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL && !duplicate) {
-		if ((view = store_contact_view(req->in, req->out)) == NULL) {
-			store_req_fail(req, 503, "out of memory");
-		} else {
-			json_decref(req->out);
-			req->out = view;
-		}
-	}
-	if (req->status == 0 && s != NULL && s->outbox_hook != NULL && queued && !duplicate)
+	if (req->status == 0 && s != NULL && s->outbox_hook != NULL &&
+	    json_array_size(json_object_get(req->in, "outbox")) > 0 &&
+	    !json_is_true(json_object_get(req->out, "duplicate")))
 		s->outbox_hook(s->outbox_arg);
+	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL &&
+	    !json_is_true(json_object_get(req->out, "duplicate"))) {
+		json_t *view = store_contact_view(req->in, req->out);
+
+		json_decref(req->out);
+		req->out = view;
+		if (view == NULL)
+			store_req_fail(req, 503, "out of memory");
+	}
 	if (req->cb != NULL)
 		req->cb(req, req->arg);
 	store_req_free(req);

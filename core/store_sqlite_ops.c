@@ -304,7 +304,7 @@ history_row(json_t *list, sqlite3_stmt *st)
 		    json_pack("{s:o, s:O, s:O, s:n, s:n, s:O}", "at", col_time(st, 0), "actor",
 			json_array_get(packed, i), "action", json_array_get(packed, i + 1), "from",
 			"to", "detail", json_array_get(packed, i + 2)));
-	/* Rows written before 2026-12-02 list {rule, action, decision or detail} objects. */
+	/* Rows written before 7b995df list {rule, action, decision or detail} objects. */
 	json_array_foreach(packed, i, e) {
 		char who[300], detail[512];
 
@@ -864,8 +864,8 @@ rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
 
 	/* Rows as they are: register_apply worded (or packed) the decisions of rules. */
 	json_array_foreach(json_object_get(in, "history"), i, v)
-		if (history_add(c, id, now, jstr(v, "actor") != NULL ? jstr(v, "actor") : "?",
-			jstr(v, "action"), NULL, NULL, jstr(v, "detail")) < 0)
+		if (history_add(c, id, now, jstr(v, "actor"), jstr(v, "action"), NULL, NULL,
+			jstr(v, "detail")) < 0)
 			return -1;
 	json_array_foreach(json_object_get(in, "timers"), i, v)
 		if (timer_add(c, id, 0, jstr(v, "kind"), json_integer_value(json_object_get(v, "due_at")),

@@ -337,6 +337,19 @@ got_cb(struct store_req *req, void *arg)
 	*out = json_incref(req->out);
 }
 
+/* Contact id with its details, as STORE_CONTACT_GET answers it; owned by the caller. */
+static json_t *
+contact_get(struct fixture *f, struct store *s, json_int_t id)
+{
+	json_t *got = NULL;
+
+	store_submit(s, store_req_new(STORE_CONTACT_GET, json_pack("{s:I, s:s}", "id", id,
+						       "scope", "all"), got_cb, &got));
+	while (got == NULL)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	return got;
+}
+
 /* A text field of the index-th entry of a list, "" when absent (so a check names the value). */
 static const char *
 entry_str(json_t *list, size_t index, const char *key)
@@ -358,8 +371,7 @@ test_rules_history_one_row(void **state)
 	struct store *s = NULL;
 	const char *err = NULL;
 	struct outcome a = { 0 }, b = { 0 }, o = { 0 };
-	json_t *doc = contact_doc(1), *lone = contact_doc(2), *old = contact_doc(3), *got = NULL;
-	json_t *h;
+	json_t *doc = contact_doc(1), *lone = contact_doc(2), *old = contact_doc(3), *got, *h;
 	sqlite3 *db;
 	sqlite3_stmt *st;
 
@@ -385,10 +397,7 @@ test_rules_history_one_row(void **state)
 	while (!a.done || !b.done || !o.done)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	assert_int_equal(a.status, 0);
-	store_submit(s, store_req_new(STORE_CONTACT_GET, json_pack("{s:I, s:s}", "id", a.id,
-						       "scope", "all"), got_cb, &got));
-	while (got == NULL)
-		event_base_loop(f->base, EVLOOP_ONCE);
+	got = contact_get(f, s, a.id);
 	h = json_object_get(got, "history");
 	/* created, then the three decisions */
 	assert_int_equal(json_array_size(h), 4);
@@ -400,11 +409,7 @@ test_rules_history_one_row(void **state)
 	assert_string_equal(entry_str(h, 3, "actor"), "rule:30-c.lua:2");
 	assert_string_equal(entry_str(h, 3, "detail"), "tag [\"x\"]");
 	json_decref(got);
-	got = NULL;
-	store_submit(s, store_req_new(STORE_CONTACT_GET, json_pack("{s:I, s:s}", "id", o.id,
-						       "scope", "all"), got_cb, &got));
-	while (got == NULL)
-		event_base_loop(f->base, EVLOOP_ONCE);
+	got = contact_get(f, s, o.id);
 	h = json_object_get(got, "history");
 	assert_int_equal(json_array_size(h), 3);
 	assert_string_equal(entry_str(h, 1, "actor"), "rule:10-a.lua:1");
