@@ -1,9 +1,11 @@
 """The rules engine as a user meets it: the default rules of scripts/rules on real contacts,
-reloading rules (loketctl reload and SIGHUP) with a broken file, and durable reminders that
-fire after a restart. See ../shared/DESIGN.md, "Rules (Lua 5.4)", and docs/api.md.
+reloading rules (loketctl reload and SIGHUP) with a broken file, durable reminders that
+fire after a restart, and an admin trying rules out with loketctl rules test and replay.
+See ../shared/DESIGN.md, "Rules (Lua 5.4)", docs/api.md and docs/rules.md.
 """
 
 import datetime
+import json
 import os
 import re
 import signal
@@ -268,3 +270,97 @@ def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
     assert h["department"] is None and h["tasks"] == [], h
     assert not history_of(h, action="reminder"), h["history"]
     assert not [x for x in h["history"] if x["action"] == "escalate"], h["history"]
+
+
+# (d) loketctl rules test and rules replay ------------------------------------------------
+
+def contacts_stored(client):
+    status, doc, _, raw = client.call("GET", "/api/v1/contacts?limit=100", token=client.admin)
+    assert status == 200, raw[:300]
+    return doc["items"]
+
+
+def test_loketctl_rules_test_prints_every_decision_and_stores_nothing(loketd, tmp_path):
+    """An admin tries the default rules on a sample mail on Christmas Eve just before closing
+    time: every decision with its rule, the due time counted in the department's opening
+    hours (docs/rules.md shows the same run), and nothing registered or sent."""
+    d = loketd(extra=rules_section(DEFAULT_RULES) + example_units())
+    client = Client(d)
+    sample = tmp_path / "mail.json"
+    write(sample, json.dumps({"channel": "email", "subject": "Vraag over mijn omgevingsvergunning",
+                              "body": "Hoe ver staat mijn aanvraag?",
+                              "party": {"name": "An Peeters", "email": "an.peeters@example.be"}}))
+    r = d.ctl("rules", "test", DEFAULT_RULES, str(sample), "--at", "2026-12-24 16:55")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [re.sub(r" +", " ", line.strip()) for line in r.stdout.splitlines()]
+    assert lines[1:] == [
+        "at Thu 2026-12-24 16:55 CET",
+        '20-classify.lua:3 set product = "omgevingsvergunning"',
+        "10-routing.lua:3 escalate to omgeving within 5d, due 2027-01-06T07:30:00.000Z",
+        '40-acknowledge.lua:6 tag ["buiten-openingsuren"]',
+        "40-acknowledge.lua:6 reply with template ontvangen-buiten-openingsuren via email",
+        "the contact would be stored as:",
+        'status "escalated"',
+        "line 2",
+        'department "omgeving"',
+        'organisation "gemeente"',
+        'product "omgevingsvergunning"',
+        'priority "normal"',
+        'tags ["buiten-openingsuren"]',
+        "task due Wed 2027-01-06 08:30 CET",
+        "reply template ontvangen-buiten-openingsuren",
+    ], r.stdout
+    assert contacts_stored(client) == []
+
+    # Bad input: a clear message and exit code 2, and still nothing stored.
+    r = d.ctl("rules", "test", DEFAULT_RULES, str(sample), "--at", "morgen")
+    assert r.returncode == 2 and "--at: expected \"2026-12-24 16:55\", got 'morgen'" in r.stderr, \
+        r.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    write(broken / "10-half.lua", "loket.on('contact', function(c)\n  c:tag('x'\nend)\n")
+    r = d.ctl("rules", "test", str(broken), str(sample))
+    assert r.returncode == 2, r.stderr
+    assert re.search(r"the rules do not load: .*10-half\.lua:\d+:", r.stderr), r.stderr
+    write(tmp_path / "nonsense.json", "{\"channel\": ")
+    r = d.ctl("rules", "test", DEFAULT_RULES, str(tmp_path / "nonsense.json"))
+    assert r.returncode == 2 and "nonsense.json:1:" in r.stderr, r.stderr
+    assert contacts_stored(client) == []
+
+
+def test_loketctl_rules_replay_reports_what_candidate_rules_would_change(loketd, tmp_path):
+    """Contacts registered without rules, then the default rules replayed over them: the two
+    mails about an environment permit would have gone to the second line, the phone call
+    would not have changed; the register is only read."""
+    empty = tmp_path / "no-rules"
+    empty.mkdir()
+    d = loketd(extra=rules_section(empty) + example_units())
+    client = Client(d)
+    party = {"name": "An Peeters", "email": "an.peeters@example.be"}
+    mails = [client.create(channel="email", subject="Vraag %d over mijn omgevingsvergunning" % i,
+                           party=party) for i in range(2)]
+    call = client.create(channel="phone", subject="Wanneer wordt het afval opgehaald?")
+    since = (datetime.date.today() - datetime.timedelta(days=1)).isoformat()
+
+    r = d.ctl("rules", "replay", DEFAULT_RULES, "--since", since)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "replayed 3 contacts: 2 would be stored differently, 0 rule calls would fail" \
+        in r.stdout, r.stdout
+    refs = sorted(m["reference"] for m in mails)
+    for rule in ("10-routing.lua:3", "20-classify.lua:3"):
+        m = re.search(r"^  %s +2 changed, 0 failed, e\.g\. (\[.*\])$" % re.escape(rule),
+                      r.stdout, re.M)
+        assert m, r.stdout
+        assert sorted(json.loads(m.group(1))) == refs, r.stdout
+    assert call["reference"] not in r.stdout
+    # Not a terminal: no progress bar on stderr.
+    assert "\r" not in r.stderr, r.stderr
+    for c in mails + [call]:
+        stored = client.contact(c["id"])
+        assert (stored["status"], stored["line"], stored["product"]) == ("open", 1, None), stored
+
+    # Contacts from before --since are not replayed; a date that is none is refused.
+    r = d.ctl("rules", "replay", DEFAULT_RULES, "--since", "2099-01-01")
+    assert r.returncode == 0 and "replayed 0 contacts" in r.stdout, r.stdout + r.stderr
+    r = d.ctl("rules", "replay", DEFAULT_RULES, "--since", "vorige week")
+    assert r.returncode == 2 and "--since: expected a date like 2026-11-01" in r.stderr, r.stderr
