@@ -14,8 +14,9 @@ import time
 import pytest
 
 from conftest import SLOW
-from test_rules_support import (BRUSSELS, DEFAULT_RULES, ETC, Calendar, Client, example_units,
-                                history_of, parse_time, rules_section, wait_until)
+from test_rules_support import (BRUSSELS, DEFAULT_RULES, ETC, Calendar, Client,
+                                always_open_units, example_units, history_of, parse_time,
+                                rules_section, wait_until)
 
 
 def actor_line(contact, file_name):
@@ -191,10 +192,6 @@ def test_reload_with_a_broken_rule_keeps_the_old_rules(loketd, tmp_path, broken)
 
 # (c) durable reminders -------------------------------------------------------------------
 
-ALWAYS_OPEN = "".join("%s = 00:00-24:00\n" % day for day in (
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")) + \
-    "holidays = none\n"
-
 REMIND_RULE = """-- a first-line contact still open a minute later goes to burgerzaken
 loket.on("contact", function(c)
   if c.line == 1 and c.status == "open" then
@@ -211,11 +208,7 @@ def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
     rules = tmp_path / "rules"
     rules.mkdir()
     write(rules / "50-remind.lua", REMIND_RULE)
-    cal = tmp_path / "always-open.conf"
-    write(cal, ALWAYS_OPEN)
-    units = ("[organisation.gemeente]\nname = Gemeente Voorbeeld\ncalendar = %s\n"
-             "[department.burgerzaken]\norganisation = gemeente\n" % cal)
-    d = loketd(extra=rules_section(rules, catalogue=None) + units)
+    d = loketd(extra=rules_section(rules, catalogue=None) + always_open_units(tmp_path))
     client = Client(d)
 
     late = client.create(channel="phone", subject="Niemand neemt op")

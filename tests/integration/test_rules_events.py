@@ -1,8 +1,13 @@
-"""Rules of the events after a write: status changes made through the API and by finished
-tasks run their handlers, and what those decide is stored as a follow-up."""
+"""Rules of the events after a write: status changes made through the API, finished tasks
+and tasks past their deadline run their handlers, and what those decide is stored as a
+follow-up. Also the catalogue the rules read, as GET /api/v1/catalogue shows it."""
+import csv
 import os
+import re
 
-from test_rules_support import Client, example_units, rules_section, wait_until
+from conftest import SLOW
+from test_rules_support import (CATALOGUE, Client, always_open_units, example_units,
+                                history_of, rules_section, wait_until)
 
 EVENT_RULES = """
 loket.on("escalated", function(c) c:tag("ev-escalated") end)
@@ -49,3 +54,57 @@ def test_a_finished_task_closes_the_contact_and_runs_closed_rules(loketd, tmp_pa
     assert wait_until(lambda: "ev-closed" in tags_of(client, c["id"]), 5), \
         client.contact(c["id"])
     assert client.contact(c["id"])["status"] == "closed"
+
+
+
+OVERDUE_RULES = """
+loket.on("contact", function(c)
+  c:escalate{ to = "burgerzaken", reason = "advies", within = "1m" }
+end)
+loket.on("overdue", function(c) c:tag("te-laat") end)
+"""
+
+def test_a_task_past_its_deadline_runs_overdue_rules(loketd, tmp_path):
+    """A deadline timer fires on time (a minute of open time, the shortest there is): the
+    history says the task is overdue and the rules of "overdue" run on the contact."""
+    rules = tmp_path / "overdue-rules"
+    rules.mkdir()
+    (rules / "10-overdue.lua").write_text(OVERDUE_RULES)
+    client = Client(loketd(extra=rules_section(str(rules), catalogue=None) +
+                           always_open_units(tmp_path)))
+    c = client.create(channel="phone", subject="Advies gevraagd")
+    assert c["status"] == "escalated" and c["line"] == 2, c
+    assert "te-laat" not in tags_of(client, c["id"])
+    assert wait_until(lambda: "te-laat" in tags_of(client, c["id"]), 90 * SLOW), \
+        client.contact(c["id"])
+    doc = client.contact(c["id"])
+    overdue = history_of(doc, action="overdue")
+    assert [(h["actor"], h["detail"]) for h in overdue] == \
+        [("loketd", "a task passed its due time")], doc["history"]
+    assert doc["status"] == "escalated" and doc["tasks"][0]["status"] == "open", doc
+
+
+def catalogue_rows(path):
+    """The products of a catalogue file as the API shows them, with Python's own CSV reader."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(line for line in f if not line.startswith("#")))
+    header, products = rows[0], rows[1:]
+    out = []
+    for row in products:
+        p = dict(zip(header, row))
+        out.append({"code": p["code"], "name": p["name"], "line": int(p["line"]),
+                    "department": p["department"] or None, "organisation": p["organisation"],
+                    "service_time": p["service_time"] or None,
+                    "appointment": p["appointment"] == "yes", "digital": p["digital"] == "yes",
+                    "keywords": [k for k in re.split(r"[ ;]+", p["keywords"]) if k]})
+    return out
+
+
+def test_catalogue_api_shows_the_loaded_catalogue(loketd, tmp_path):
+    client = daemon(loketd, tmp_path)
+    status, doc, _, raw = client.call("GET", "/api/v1/catalogue", token=client.agent)
+    assert status == 200, raw[:300]
+    assert doc["items"] == catalogue_rows(CATALOGUE)
+    assert len(doc["items"]) > 40
+    status, doc, _, raw = client.call("GET", "/api/v1/catalogue")
+    assert status == 401 and doc["title"] == "Unauthorized", raw[:300]

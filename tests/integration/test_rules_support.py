@@ -50,6 +50,17 @@ def example_units(calendars=True):
     return "\n".join(out) + "\n"
 
 
+def always_open_units(tmp_path):
+    """gemeente with its burgerzaken on a calendar open day and night, every day (written
+    under tmp_path), so that durations in open time are plain time."""
+    cal = tmp_path / "always-open.conf"
+    cal.write_text("".join("%s = 00:00-24:00\n" % day for day in (
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")) +
+        "holidays = none\n")
+    return ("[organisation.gemeente]\nname = Gemeente Voorbeeld\ncalendar = %s\n"
+            "[department.burgerzaken]\norganisation = gemeente\n" % cal)
+
+
 def rules_section(rules_dir, catalogue=CATALOGUE, **keys):
     """A [rules] section: dir, catalogue and any of instructions, timeout, memory."""
     lines = ["[rules]", "dir = %s" % rules_dir]
