@@ -1082,7 +1082,9 @@ rules_load(const char *dir, const struct rules_limits *limits, const struct rule
 	for (int i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	qsort(r->handlers, r->nhandlers, sizeof(*r->handlers), rules_handler_cmp);
+	/* A folder without rules has no handlers array: qsort must not see NULL. */
+	if (r->nhandlers > 0)
+		qsort(r->handlers, r->nhandlers, sizeof(*r->handlers), rules_handler_cmp);
 	for (int e = 0; e < RULES_NEVENTS; e++) {
 		if ((r->by_event[e] = calloc(r->nhandlers + 1, sizeof(size_t))) == NULL)
 			goto nomem;

@@ -91,6 +91,20 @@ field(json_t *decisions, size_t index, const char *key)
 	return json_string_value(json_object_get(json_array_get(decisions, index), key));
 }
 
+/* A rules folder with no rule in it loads (a daemon may start with one) and decides nothing. */
+static void
+test_empty_folder(void **state)
+{
+	struct rules *r = load(NULL);
+	json_t *d;
+
+	assert_int_equal(rules_handler_count(r, "contact"), 0);
+	d = run(r);
+	assert_int_equal(json_array_size(d), 0);
+	json_decref(d);
+	rules_free(r);
+}
+
 static void
 test_decisions_in_order(void **state)
 {
@@ -315,6 +329,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_empty_folder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decisions_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_named_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_contact_object, setup, teardown),
