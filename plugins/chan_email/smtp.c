@@ -161,12 +161,25 @@ smtp_event_cb(smtp_session_t session, int event, void *arg, ...)
  * when it is destroyed, so a second STARTTLS session in the same process used
  * a freed context. smtp_starttls_set_ctx takes a reference of its own; the
  * caller lets go of this one after the session.
+ *
+ * At most TLS 1.2: a TLS 1.3 server sends its session tickets after the
+ * handshake, and when they arrive before libESMTP has written its EHLO, it
+ * reads them as if they were the answer, finds no data in them, and waits
+ * for one until the timeout while the server waits for the EHLO (strace:
+ * a 250-byte record read, then poll for input with nothing written; about
+ * one submission in three after the first of a process). TLS 1.2 has no
+ * messages after the handshake; OpenSSL's defaults keep it to forward-secret
+ * suites.
  */
 static SSL_CTX *
 smtp_tls(void)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
+	if (ctx != NULL && SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		SSL_CTX_free(ctx);
+		ctx = NULL;
+	}
 	if (ctx != NULL && SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		SSL_CTX_free(ctx);
 		ctx = NULL;

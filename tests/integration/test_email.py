@@ -282,8 +282,8 @@ def test_rules_replies_without_a_sender_are_dropped_and_said_once(loketd):
 
 def test_smtp_submission_with_starttls_and_auth(loketd, mailserver, tmp_path):
     """A submission port that takes mail only after STARTTLS and AUTH (Postfix asking
-    Dovecot): the staff answer goes out authenticated, and a second one, over a new TLS
-    session of the same daemon, does not bring it down; a wrong password is no lost mail
+    Dovecot): the staff answers go out authenticated, each over a new TLS session of the
+    same daemon, every one at the first try; a wrong password is no lost mail
     but a reply that waits, and the log says why without the password."""
     secret = tmp_path / "smtp.secret"
     secret.write_text(mailserver.password + "\n")
@@ -299,16 +299,18 @@ def test_smtp_submission_with_starttls_and_auth(loketd, mailserver, tmp_path):
     (mail,) = wait_mail(mailserver, CITIZEN)
     assert mail.get_body(("plain",)).get_content().strip() == "Antwoord over TLS"
     assert "sasl_username=info@gemeente.test" in mailserver.postfix_log()
-    # A second STARTTLS session of the same daemon: libESMTP's own context was freed by the
-    # first one (ASan: heap-use-after-free in SSL_new). The daemon lives through it: the
-    # answer goes out, or waits for a retry (libESMTP's second session can stall after EHLO;
-    # see docs/email.md).
-    status, _, _, raw = client.call("POST", "/api/v1/contacts/%d/messages" % contact["id"],
-                                    {"body": "Tweede antwoord over TLS"}, token=client.agent)
-    assert status == 202, raw
-    assert wait_for(lambda: len(mailserver.messages(CITIZEN)) == 2 or re.search(
-        r'loket_outbox_total\{channel="email",result="retry"\}', client.metrics()), 30 * SLOW), \
-        d.log()[-2000:]
+    # More STARTTLS sessions of the same daemon, one per answer. libESMTP's own context was
+    # freed by the first (ASan: heap-use-after-free in SSL_new); and with TLS 1.3 about one
+    # in three stalled after the handshake (the server's session tickets read as the answer
+    # to EHLO) until the timeout, and waited for a retry. All go out at the first try.
+    for i in range(2, 8):
+        status, _, _, raw = client.call("POST", "/api/v1/contacts/%d/messages" % contact["id"],
+                                        {"body": "Antwoord %d over TLS" % i},
+                                        token=client.agent)
+        assert status == 202, raw
+        wait_mail(mailserver, CITIZEN, count=i)
+    assert "result=\"retry\"" not in client.metrics(), d.log()[-2000:]
+    assert "not sent" not in d.log(), d.log()[-2000:]
     assert d.running(), d.log()[-2000:]
     d.stop()
 
