@@ -1241,6 +1241,30 @@ rules_contact_data(lua_State *L, int idx)
 		luaL_error(L, "not a contact");
 }
 
+/*
+ * A rule acts on the contact its handler was called with. A contact kept
+ * from an earlier run (in an upvalue or a global) still reads what that run
+ * read, but its methods and fields refuse: a decision made through it would
+ * land on whichever contact is being handled now. what names the method.
+ */
+static void
+rules_check_self(lua_State *L, const char *what)
+{
+	struct rules *r = rules_of(L);
+
+	if (lua_type(L, 1) != LUA_TTABLE || !lua_getmetatable(L, 1))
+		luaL_error(L, "%s: call it on the contact, as c:%s(...)", what, what);
+	lua_getfield(L, -1, "__index");
+	if (r->run_contact != NULL)
+		lua_rawgeti(L, LUA_REGISTRYINDEX, r->run_data_ref);
+	else
+		lua_pushnil(L);
+	if (!lua_istable(L, -2) || !lua_rawequal(L, -1, -2))
+		luaL_error(L, "%s: not the contact of this run; a rule acts only on the contact "
+			      "its handler was called with", what);
+	lua_pop(L, 3);
+}
+
 static const char *
 rules_opt_field(lua_State *L, int tbl, const char *key)
 {
@@ -1290,6 +1314,7 @@ rules_m_escalate(lua_State *L)
 	lua_Integer due;
 	json_t *dec;
 
+	rules_check_self(L, "escalate");
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((to = rules_opt_field(L, 2, "to")) == NULL)
 		return luaL_error(L, "escalate: 'to' (a department) is required");
@@ -1321,6 +1346,7 @@ rules_m_resolve(lua_State *L)
 {
 	const char *answer = NULL;
 
+	rules_check_self(L, "resolve");
 	if (lua_istable(L, 2))
 		answer = rules_opt_field(L, 2, "answer");
 	rules_decide_str(rules_decide(rules_of(L), "resolve"), "answer", answer);
@@ -1336,6 +1362,7 @@ rules_m_assign(lua_State *L)
 {
 	const char *to;
 
+	rules_check_self(L, "assign");
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((to = rules_opt_field(L, 2, "to")) == NULL)
 		return luaL_error(L, "assign: 'to' is required");
@@ -1350,6 +1377,7 @@ rules_m_tag(lua_State *L)
 	int n = lua_gettop(L);
 	json_t *tags;
 
+	rules_check_self(L, "tag");
 	for (int i = 2; i <= n; i++) {
 		size_t len;
 
@@ -1378,6 +1406,7 @@ rules_m_remind(lua_State *L)
 	int has_escalate;
 	json_t *dec;
 
+	rules_check_self(L, "remind");
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((after = rules_opt_field(L, 2, "after")) == NULL)
 		return luaL_error(L, "remind: 'after' (a duration like \"4h\") is required");
@@ -1431,6 +1460,7 @@ rules_m_reply(lua_State *L)
 	lua_Integer due = 0;
 	json_t *dec;
 
+	rules_check_self(L, "reply");
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((tpl = rules_opt_field(L, 2, "template")) == NULL)
 		return luaL_error(L, "reply: 'template' is required");
@@ -1478,6 +1508,7 @@ rules_contact_newindex(lua_State *L)
 
 	if (i < 0)
 		return luaL_error(L, "contact field '%s' cannot be changed by a rule", key);
+	rules_check_self(L, key);
 	if (strcmp(key, "line") == 0) {
 		lua_Integer line = luaL_checkinteger(L, 3);
 

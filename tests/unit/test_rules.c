@@ -222,6 +222,63 @@ test_contact_object(void **state)
 	rules_free(r);
 }
 
+/*
+ * A contact kept from an earlier run acts on nothing: its methods and its
+ * fields refuse with a message that says why, instead of deciding for the
+ * contact being handled now; a method called without the contact says how
+ * to call it. The contact of the run itself is untouched by the refusals.
+ */
+static void
+test_kept_contact_acts_not(void **state)
+{
+	static const char *const attempts[] = {
+		"old:tag('x')",
+		"old.priority = 'high'",
+		"old:escalate{ to = 'omgeving' }",
+		"old:resolve{}",
+		"old:assign{ to = 'an' }",
+		"old:remind{ after = '4h', call = 'terugbellen' }",
+		"old:reply{ template = 'ontvangen' }",
+	};
+	struct rules *r;
+	json_t *d;
+
+	for (size_t i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
+		char text[400];
+
+		snprintf(text, sizeof(text),
+		    "loket.on('contact', function(c)\n"
+		    "  if old ~= nil then %s end\n"
+		    "  old = c\n"
+		    "end)\n",
+		    attempts[i]);
+		write_rule("10-keep.lua", text);
+		write_rule("20-tag.lua", "loket.on('contact', function(c) c:tag('now') end)\n");
+		r = load(NULL);
+		d = run(r);
+		assert_int_equal(json_array_size(d), 1);
+		json_decref(d);
+		d = run(r);
+		/* The second run: the kept contact's attempt failed, nothing else decided. */
+		assert_int_equal(json_array_size(d), 2);
+		assert_string_equal(field(d, 0, "type"), "failed");
+		assert_string_equal(field(d, 0, "result"), "error");
+		if (strstr(field(d, 0, "message"), "not the contact of this run") == NULL)
+			fail_msg("%s: %s", attempts[i], field(d, 0, "message"));
+		assert_string_equal(field(d, 1, "type"), "tag");
+		json_decref(d);
+		rules_free(r);
+	}
+	write_rule("10-keep.lua", "loket.on('contact', function(c) c.tag('x') end)\n");
+	r = load(NULL);
+	d = run(r);
+	assert_string_equal(field(d, 0, "type"), "failed");
+	if (strstr(field(d, 0, "message"), "call it on the contact, as c:tag(...)") == NULL)
+		fail_msg("%s", field(d, 0, "message"));
+	json_decref(d);
+	rules_free(r);
+}
+
 static void
 expect_result(const char *body, const char *result)
 {
@@ -333,6 +390,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_decisions_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_named_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_contact_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kept_contact_acts_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 	};
