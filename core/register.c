@@ -15,11 +15,6 @@
 #include "store.h"
 #include "util.h"
 
-#define REGISTER_SUBJECT_MAX 1000
-#define REGISTER_SHORT_MAX 200
-#define REGISTER_TAGS_MAX 32
-#define REGISTER_META_MAX 64
-
 const struct register_transition register_transitions[REGISTER_ACTION_COUNT] = {
 	[REGISTER_RESOLVE] = { "resolve", "resolved", { "open", NULL }, "resolved", 0, 1 },
 	[REGISTER_ESCALATE] = { "escalate", "escalated", { "open", NULL }, "escalated", 2, 0 },
@@ -211,8 +206,8 @@ register_party(json_t *party, json_t **out_r, char *err, size_t errlen)
 	return 0;
 }
 
-/* "nl", "en", "nl-BE": letters, then dash-separated letters and digits (BCP 47 shape). */
-static int
+/* Letters, then dash-separated letters and digits. */
+int
 register_language_ok(const char *s)
 {
 	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
@@ -319,7 +314,7 @@ register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc
 			return 422;
 		}
 		json_array_foreach(v, i, tag)
-			if (!json_is_string(tag) || register_string(tag, "tags", 64, err, errlen) < 0) {
+			if (!json_is_string(tag) || register_string(tag, "tags", REGISTER_TAG_MAX, err, errlen) < 0) {
 				snprintf(err, errlen, "tags: expected strings of at most 64 bytes");
 				return 422;
 			}

@@ -9,6 +9,13 @@
 struct loketd;
 struct store_req;
 
+/* What a contact's fields may hold, through the API and through rules alike. */
+#define REGISTER_SUBJECT_MAX 1000
+#define REGISTER_SHORT_MAX 200 /* product, department, location, a party's name, ... */
+#define REGISTER_TAGS_MAX 32
+#define REGISTER_TAG_MAX 64
+#define REGISTER_META_MAX 64
+
 enum register_action {
 	REGISTER_RESOLVE,
 	REGISTER_ESCALATE,
@@ -37,6 +44,8 @@ int register_init(struct loketd *d);
  */
 int register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc_r,
     char *err, size_t errlen);
+/* "nl", "en", "nl-BE": a language tag in BCP 47 shape. */
+int register_language_ok(const char *s);
 /* Whether status may go to action's target: 0, or -1 (a 409). */
 int register_transition_allowed(enum register_action action, const char *status);
 /* Keeps the contacts-by-channel-and-status gauges in step with a write that completed. */

@@ -233,7 +233,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 
 				json_array_foreach(tags, m, old)
 					seen |= json_equal(old, t);
-				if (!seen && json_array_size(tags) < 32)
+				if (!seen && json_array_size(tags) < REGISTER_TAGS_MAX)
 					json_array_append(tags, t);
 			}
 		} else if (strcmp(type, "remind") == 0) {

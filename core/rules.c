@@ -25,6 +25,7 @@
 
 #include "calendar.h"
 #include "catalogue.h"
+#include "register.h"
 #include "rules.h"
 #include "util.h"
 
@@ -36,6 +37,13 @@
 #define RULES_SLAB_SIZE (128 * 1024)
 #define RULES_FILE_MAX (1024 * 1024)
 #define RULES_JSON_DEPTH 16
+/* What a rule may hand to the register: the longest texts, and labels (names, durations). */
+#define RULES_REASON_MAX 1000
+#define RULES_ANSWER_MAX 10000
+#define RULES_LABEL_MAX 64
+/* A failure's message as kept in the decision, and what loket.log writes. */
+#define RULES_MESSAGE_MAX 500
+#define RULES_LOG_PER_CALL 20
 
 struct rules_handler {
 	char *event;
@@ -86,6 +94,7 @@ struct rules {
 	json_t *run_contact;  /* what lazy reads of the contact come from; NULL after the run */
 	int run_data_ref;     /* the run's contact data table, in the registry */
 	unsigned int run_nils; /* writable fields a rule set to nil (bit per rules_writable) */
+	unsigned int log_lines; /* loket.log lines of the running handler call */
 };
 
 static const char *const rules_events[RULES_NEVENTS + 1] = { "contact", "reply", "escalated",
@@ -264,6 +273,7 @@ rules_arm(struct rules *r, uint64_t budget)
 	r->work = 0;
 	r->budget = budget;
 	r->deadline_ns = 0;
+	r->log_lines = 0;
 	r->armed = 1;
 	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, RULES_HOOK_EVERY);
 }
@@ -429,13 +439,49 @@ rules_l_on(lua_State *L)
 	return 0;
 }
 
+/*
+ * Copies msg into buf (of RULES_MESSAGE_MAX + 1 bytes), cut on a character
+ * boundary; control characters become spaces and, when the result is not
+ * UTF-8 (a rule's own bytes), so does every non-ASCII byte.
+ */
+static const char *
+rules_clean_message(char *buf, const char *msg)
+{
+	size_t n = strlen(msg);
+	json_t *probe;
+
+	if (n > RULES_MESSAGE_MAX) {
+		n = RULES_MESSAGE_MAX;
+		while (n > 0 && ((unsigned char)msg[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (unsigned char)msg[i] < 0x20 || msg[i] == 0x7f ? ' ' : msg[i];
+	buf[n] = '\0';
+	if ((probe = json_stringn(buf, n)) == NULL)
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)buf[i] >= 0x80)
+				buf[i] = '?';
+	json_decref(probe);
+	return buf;
+}
+
+/* loket.log(...): one line, at most RULES_LOG_PER_CALL of them per handler call. */
 static int
 rules_l_log(lua_State *L)
 {
 	struct rules *r = rules_of(L);
+	const char *where = r->current != NULL ? r->current : "load";
+	char clean[RULES_MESSAGE_MAX + 1];
 	luaL_Buffer b;
 	int n = lua_gettop(L);
 
+	if (r->host.log == NULL || ++r->log_lines > RULES_LOG_PER_CALL + 1)
+		return 0;
+	if (r->log_lines == RULES_LOG_PER_CALL + 1) {
+		r->host.log(r->host.arg, where, "(more loket.log lines in this call are left out)");
+		return 0;
+	}
 	luaL_buffinit(L, &b);
 	for (int i = 1; i <= n; i++) {
 		if (i > 1)
@@ -444,9 +490,7 @@ rules_l_log(lua_State *L)
 		luaL_addvalue(&b);
 	}
 	luaL_pushresult(&b);
-	if (r->host.log != NULL)
-		r->host.log(r->host.arg, r->current != NULL ? r->current : "load",
-		    lua_tostring(L, -1));
+	r->host.log(r->host.arg, where, rules_clean_message(clean, lua_tostring(L, -1)));
 	return 0;
 }
 
@@ -1265,8 +1309,38 @@ rules_check_self(lua_State *L, const char *what)
 	lua_pop(L, 3);
 }
 
+/*
+ * What a rule hands to the register as text must read back as it was meant:
+ * valid UTF-8 (jansson's check; the register is JSON), no NUL, at most max
+ * bytes, and for a label (a name, a tag, a duration) no control characters.
+ * Raises an error naming what; returns the string at idx.
+ */
 static const char *
-rules_opt_field(lua_State *L, int tbl, const char *key)
+rules_check_string(lua_State *L, int idx, const char *what, size_t max, int label)
+{
+	size_t len;
+	const char *s;
+	json_t *probe;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "%s: expected a string", what);
+	s = lua_tolstring(L, idx, &len);
+	if (len == 0 || len > max)
+		luaL_error(L, "%s: expected 1 to %d bytes, got %d", what, (int)max, (int)len);
+	if (memchr(s, '\0', len) != NULL)
+		luaL_error(L, "%s: contains a NUL character", what);
+	for (size_t i = 0; label && i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			luaL_error(L, "%s: contains a control character", what);
+	if ((probe = json_stringn(s, len)) == NULL)
+		luaL_error(L, "%s: not valid UTF-8", what);
+	json_decref(probe);
+	return s;
+}
+
+/* tbl[key] as a checked string (rules_check_string), or NULL when it is nil. */
+static const char *
+rules_opt_field(lua_State *L, int tbl, const char *key, size_t max, int label)
 {
 	const char *v;
 
@@ -1275,9 +1349,7 @@ rules_opt_field(lua_State *L, int tbl, const char *key)
 		lua_pop(L, 1);
 		return NULL;
 	}
-	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "%s: expected a string", key);
-	v = lua_tostring(L, -1);
+	v = rules_check_string(L, -1, key, max, label);
 	lua_pop(L, 1); /* the string stays alive in tbl */
 	return v;
 }
@@ -1316,11 +1388,11 @@ rules_m_escalate(lua_State *L)
 
 	rules_check_self(L, "escalate");
 	luaL_checktype(L, 2, LUA_TTABLE);
-	if ((to = rules_opt_field(L, 2, "to")) == NULL)
+	if ((to = rules_opt_field(L, 2, "to", REGISTER_SHORT_MAX, 1)) == NULL)
 		return luaL_error(L, "escalate: 'to' (a department) is required");
 	rules_check_department(L, to);
-	reason = rules_opt_field(L, 2, "reason");
-	within = rules_opt_field(L, 2, "within");
+	reason = rules_opt_field(L, 2, "reason", RULES_REASON_MAX, 0);
+	within = rules_opt_field(L, 2, "within", RULES_LABEL_MAX, 1);
 	due = rules_due(L, to, within);
 	dec = rules_decide(rules_of(L), "escalate");
 	rules_decide_str(dec, "to", to);
@@ -1348,7 +1420,7 @@ rules_m_resolve(lua_State *L)
 
 	rules_check_self(L, "resolve");
 	if (lua_istable(L, 2))
-		answer = rules_opt_field(L, 2, "answer");
+		answer = rules_opt_field(L, 2, "answer", RULES_ANSWER_MAX, 0);
 	rules_decide_str(rules_decide(rules_of(L), "resolve"), "answer", answer);
 	rules_contact_data(L, 1);
 	lua_pushliteral(L, "resolved");
@@ -1364,7 +1436,7 @@ rules_m_assign(lua_State *L)
 
 	rules_check_self(L, "assign");
 	luaL_checktype(L, 2, LUA_TTABLE);
-	if ((to = rules_opt_field(L, 2, "to")) == NULL)
+	if ((to = rules_opt_field(L, 2, "to", REGISTER_SHORT_MAX, 1)) == NULL)
 		return luaL_error(L, "assign: 'to' is required");
 	rules_decide_str(rules_decide(rules_of(L), "assign"), "to", to);
 	return 0;
@@ -1378,13 +1450,8 @@ rules_m_tag(lua_State *L)
 	json_t *tags;
 
 	rules_check_self(L, "tag");
-	for (int i = 2; i <= n; i++) {
-		size_t len;
-
-		luaL_checklstring(L, i, &len);
-		if (len == 0 || len > 64)
-			return luaL_error(L, "tag: a tag has 1 to 64 bytes");
-	}
+	for (int i = 2; i <= n; i++)
+		rules_check_string(L, i, "tag", REGISTER_TAG_MAX, 1);
 	/* The checks are done: nothing below raises an error. */
 	tags = json_array();
 	for (int i = 2; i <= n; i++) {
@@ -1408,10 +1475,10 @@ rules_m_remind(lua_State *L)
 
 	rules_check_self(L, "remind");
 	luaL_checktype(L, 2, LUA_TTABLE);
-	if ((after = rules_opt_field(L, 2, "after")) == NULL)
+	if ((after = rules_opt_field(L, 2, "after", RULES_LABEL_MAX, 1)) == NULL)
 		return luaL_error(L, "remind: 'after' (a duration like \"4h\") is required");
-	unless = rules_opt_field(L, 2, "unless");
-	call = rules_opt_field(L, 2, "call");
+	unless = rules_opt_field(L, 2, "unless", RULES_LABEL_MAX, 1);
+	call = rules_opt_field(L, 2, "call", RULES_LABEL_MAX, 1);
 	lua_getfield(L, 2, "escalate");
 	has_escalate = lua_istable(L, -1);
 	if (!has_escalate && !lua_isnil(L, -1))
@@ -1419,10 +1486,10 @@ rules_m_remind(lua_State *L)
 	if (has_escalate == (call != NULL))
 		return luaL_error(L, "remind: give either 'escalate' or 'call'");
 	if (has_escalate) {
-		if ((to = rules_opt_field(L, -1, "to")) == NULL)
+		if ((to = rules_opt_field(L, -1, "to", REGISTER_SHORT_MAX, 1)) == NULL)
 			return luaL_error(L, "remind: escalate needs 'to'");
 		rules_check_department(L, to);
-		reason = rules_opt_field(L, -1, "reason");
+		reason = rules_opt_field(L, -1, "reason", RULES_REASON_MAX, 0);
 	}
 	/* The reminder counts in the calendar of where the contact is now. */
 	rules_contact_data(L, 1);
@@ -1462,10 +1529,18 @@ rules_m_reply(lua_State *L)
 
 	rules_check_self(L, "reply");
 	luaL_checktype(L, 2, LUA_TTABLE);
-	if ((tpl = rules_opt_field(L, 2, "template")) == NULL)
+	if ((tpl = rules_opt_field(L, 2, "template", RULES_LABEL_MAX, 1)) == NULL)
 		return luaL_error(L, "reply: 'template' is required");
-	via = rules_opt_field(L, 2, "via");
-	if ((within = rules_opt_field(L, 2, "within")) != NULL) {
+	/* A file name in the templates folder: NAME.LANG.txt. */
+	if (tpl[strspn(tpl, "abcdefghijklmnopqrstuvwxyz0123456789_-")] != '\0')
+		return luaL_error(L, "reply: template '%s' is not a plain name (a-z, 0-9, - and _)",
+		    tpl);
+	via = rules_opt_field(L, 2, "via", RULES_LABEL_MAX, 1);
+	if (via != NULL && strcmp(via, "phone") != 0 && strcmp(via, "email") != 0 &&
+	    strcmp(via, "web") != 0 && strcmp(via, "counter") != 0)
+		return luaL_error(L, "reply: via '%s' is not a channel (phone, email, web or counter)",
+		    via);
+	if ((within = rules_opt_field(L, 2, "within", RULES_LABEL_MAX, 1)) != NULL) {
 		rules_contact_data(L, 1);
 		lua_getfield(L, -1, "department");
 		if (!lua_isstring(L, -1)) {
@@ -1517,7 +1592,22 @@ rules_contact_newindex(lua_State *L)
 	} else if (strcmp(key, "confidential") == 0) {
 		luaL_checktype(L, 3, LUA_TBOOLEAN);
 	} else if (strcmp(key, "tags") == 0) {
+		lua_Integer n;
+		int keys = 0;
+
 		luaL_checktype(L, 3, LUA_TTABLE);
+		n = (lua_Integer)lua_rawlen(L, 3);
+		/* A list of tags and nothing else: no holes, no other keys. */
+		for (lua_pushnil(L); lua_next(L, 3) != 0 && keys <= REGISTER_TAGS_MAX; lua_pop(L, 1))
+			keys++;
+		if (keys > REGISTER_TAGS_MAX || keys != n)
+			return luaL_error(L, "tags: expected a list of at most %d tags",
+			    REGISTER_TAGS_MAX);
+		for (lua_Integer k = 1; k <= n; k++) {
+			lua_rawgeti(L, 3, k);
+			rules_check_string(L, -1, "tags", REGISTER_TAG_MAX, 1);
+			lua_pop(L, 1);
+		}
 	} else if (strcmp(key, "priority") == 0) {
 		const char *p = luaL_checkstring(L, 3);
 
@@ -1526,8 +1616,11 @@ rules_contact_newindex(lua_State *L)
 			return luaL_error(L, "priority: expected low, normal, high or urgent");
 	} else if (strcmp(key, "department") == 0) {
 		rules_check_department(L, luaL_checkstring(L, 3));
+	} else if (strcmp(key, "language") == 0 && !lua_isnil(L, 3)) {
+		if (!register_language_ok(rules_check_string(L, 3, key, 16, 1)))
+			return luaL_error(L, "language: expected a language tag such as nl, en or nl-BE");
 	} else if (!lua_isnil(L, 3)) {
-		luaL_checkstring(L, 3);
+		rules_check_string(L, 3, key, REGISTER_SHORT_MAX, 1);
 	}
 	if (lua_isnil(L, 3))
 		rules_of(L)->run_nils |= 1u << i;
@@ -1701,6 +1794,7 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		struct rules_handler *h;
 		enum rules_result res;
 		const char *msg;
+		char clean[RULES_MESSAGE_MAX + 1];
 		json_t *failed;
 		int rc;
 
@@ -1721,7 +1815,7 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		failed = rules_decide(r, "failed");
 		json_object_set_new(failed, "rule", json_string(h->where));
 		json_object_set_new(failed, "result", json_string(rules_result_name(res)));
-		rules_decide_str(failed, "message", msg != NULL ? msg : "?");
+		rules_decide_str(failed, "message", rules_clean_message(clean, msg != NULL ? msg : "?"));
 		lua_pop(L, 1); /* the message */
 		r->run_pos++;
 	}

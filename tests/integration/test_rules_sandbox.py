@@ -54,6 +54,7 @@ EXPECT = {
     "23-gc-finalizer-loop.lua": dict(results=C_TIME, may_succeed=True),
     "24-register-handlers-at-run-time.lua": dict(results={"error"}, may_succeed=True),
     "25-contact-tampering.lua": dict(results={"error"}, unchanged=True),
+    "26-bytes-that-are-not-text.lua": dict(results={"error"}, unchanged=True),
 }
 
 HOSTILE = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HOSTILE_DIR, "*.lua")))

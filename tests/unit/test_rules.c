@@ -279,6 +279,92 @@ test_kept_contact_acts_not(void **state)
 	rules_free(r);
 }
 
+/*
+ * What a rule hands to the register is checked where the rule gives it:
+ * bytes that are not UTF-8, a NUL, control characters in a label, a field
+ * too long or not of its kind fail the rule with a message naming the field;
+ * a reason over several lines with accents is fine.
+ */
+static void
+test_rule_strings_checked(void **state)
+{
+	static const struct {
+		const char *call, *message;
+	} bad[] = {
+		{ "c:tag('\\xff')", "tag: not valid UTF-8" },
+		{ "c:tag('a\\0b')", "tag: contains a NUL character" },
+		{ "c:tag('a\\tb')", "tag: contains a control character" },
+		{ "c:tag(string.rep('t', 65))", "tag: expected 1 to 64 bytes, got 65" },
+		{ "c.product = '\\xc3'", "product: not valid UTF-8" },
+		{ "c.product = string.rep('p', 201)", "product: expected 1 to 200 bytes" },
+		{ "c.language = 'Nederlands'", "language: expected a language tag" },
+		{ "c.tags = { 'a', {} }", "tags: expected a string" },
+		{ "c.tags = { a = 'b' }", "tags: expected a list of at most 32 tags" },
+		{ "local t = {} for i = 1, 33 do t[i] = 'x' .. i end c.tags = t",
+		    "tags: expected a list of at most 32 tags" },
+		{ "c:escalate{ to = 'omgeving', reason = '\\xe2\\x82' }", "reason: not valid UTF-8" },
+		{ "c:escalate{ to = 'omgeving', reason = string.rep('r', 1001) }",
+		    "reason: expected 1 to 1000 bytes" },
+		{ "c:resolve{ answer = 'ok\\0' }", "answer: contains a NUL character" },
+		{ "c:assign{ to = 'an\\npeeters' }", "to: contains a control character" },
+		{ "c:remind{ after = '4h', call = 'bel\\xffterug' }", "call: not valid UTF-8" },
+		{ "c:reply{ template = '../x' }", "template '../x' is not a plain name" },
+		{ "c:reply{ template = 'ontvangen', via = 'fax' }", "via 'fax' is not a channel" },
+	};
+	struct rules *r;
+	json_t *d;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[400];
+
+		snprintf(text, sizeof(text), "loket.on('contact', function(c) %s end)\n", bad[i].call);
+		write_rule("10-bad.lua", text);
+		r = load(NULL);
+		d = run(r);
+		assert_int_equal(json_array_size(d), 1);
+		assert_string_equal(field(d, 0, "type"), "failed");
+		if (strstr(field(d, 0, "message"), bad[i].message) == NULL)
+			fail_msg("%s: '%s' lacks '%s'", bad[i].call, field(d, 0, "message"),
+			    bad[i].message);
+		json_decref(d);
+		rules_free(r);
+	}
+	write_rule("10-bad.lua",
+	    "loket.on('contact', function(c)\n"
+	    "  c:escalate{ to = 'omgeving', reason = 'lijn 1\\nlijn 2: één aanvraag' }\n"
+	    "  c.language = 'nl-BE'\n"
+	    "  c.tags = { 'afspraak', 'dringend' }\n"
+	    "end)\n");
+	r = load(NULL);
+	d = run(r);
+	assert_int_equal(json_array_size(d), 3);
+	assert_string_equal(field(d, 0, "reason"), "lijn 1\nlijn 2: één aanvraag");
+	assert_string_equal(field(d, 1, "type"), "set");
+	assert_string_equal(field(d, 2, "field"), "tags");
+	json_decref(d);
+	rules_free(r);
+	/* A failure's message is kept as text: cut to 500 bytes, not UTF-8 bytes made '?'. */
+	write_rule("10-bad.lua", "loket.on('contact', function(c) error(('\\xc3\\xa9'):rep(400) .. "
+				 "'\\xff', 0) end)\n");
+	r = load(NULL);
+	d = run(r);
+	assert_true(strlen(field(d, 0, "message")) <= 500);
+	{
+		char *text = json_dumps(d, 0);
+
+		assert_non_null(text);
+		free(text);
+	}
+	json_decref(d);
+	write_rule("10-bad.lua", "loket.on('contact', function(c) error('\\xff\\xfe', 0) end)\n");
+	rules_free(r);
+	r = load(NULL);
+	d = run(r);
+	assert_string_equal(field(d, 0, "message"), "??");
+	json_decref(d);
+	rules_free(r);
+}
+
 static void
 expect_result(const char *body, const char *result)
 {
@@ -391,6 +477,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_named_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_contact_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_contact_acts_not, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rule_strings_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 	};
