@@ -44,6 +44,8 @@
 /* A failure's message as kept in the decision, and what loket.log writes. */
 #define RULES_MESSAGE_MAX 500
 #define RULES_LOG_PER_CALL 20
+/* Decisions one handler call may make: far more than a rule needs, far less than a loop makes. */
+#define RULES_DECISIONS_PER_CALL 100
 
 struct rules_handler {
 	char *event;
@@ -1289,7 +1291,8 @@ rules_contact_data(lua_State *L, int idx)
  * A rule acts on the contact its handler was called with. A contact kept
  * from an earlier run (in an upvalue or a global) still reads what that run
  * read, but its methods and fields refuse: a decision made through it would
- * land on whichever contact is being handled now. what names the method.
+ * land on whichever contact is being handled now. And a handler call makes
+ * at most RULES_DECISIONS_PER_CALL decisions. what names the method.
  */
 static void
 rules_check_self(lua_State *L, const char *what)
@@ -1307,6 +1310,9 @@ rules_check_self(lua_State *L, const char *what)
 		luaL_error(L, "%s: not the contact of this run; a rule acts only on the contact "
 			      "its handler was called with", what);
 	lua_pop(L, 3);
+	if (json_array_size(r->decisions) - r->run_before >= RULES_DECISIONS_PER_CALL)
+		luaL_error(L, "%s: more than %d decisions in one handler call", what,
+		    RULES_DECISIONS_PER_CALL);
 }
 
 /*
@@ -1369,9 +1375,17 @@ rules_due(lua_State *L, const char *unit, const char *within)
 {
 	struct rules *r = rules_of(L);
 	const struct calendar *cal;
+	struct calendar_duration d;
+	const char *why = NULL;
 
 	if (within == NULL)
 		return 0;
+	/*
+	 * A reminder or deadline due at once fires at once, and a rule that
+	 * reminds again from its handler would write as fast as the disk goes.
+	 */
+	if (calendar_parse_duration(within, &d, &why) == 0 && d.days == 0 && d.seconds < 60)
+		luaL_error(L, "duration '%s': expected at least 1m", within);
 	cal = r->host.calendar != NULL ? r->host.calendar(r->host.arg, unit) : NULL;
 	if (cal == NULL)
 		luaL_error(L, "no calendar for '%s'", unit);

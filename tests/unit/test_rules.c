@@ -282,8 +282,9 @@ test_kept_contact_acts_not(void **state)
 /*
  * What a rule hands to the register is checked where the rule gives it:
  * bytes that are not UTF-8, a NUL, control characters in a label, a field
- * too long or not of its kind fail the rule with a message naming the field;
- * a reason over several lines with accents is fine.
+ * too long or not of its kind, a timer due at once, a hundred decisions in
+ * one call fail the rule with a message naming the field; a reason over
+ * several lines with accents is fine.
  */
 static void
 test_rule_strings_checked(void **state)
@@ -310,6 +311,10 @@ test_rule_strings_checked(void **state)
 		{ "c:remind{ after = '4h', call = 'bel\\xffterug' }", "call: not valid UTF-8" },
 		{ "c:reply{ template = '../x' }", "template '../x' is not a plain name" },
 		{ "c:reply{ template = 'ontvangen', via = 'fax' }", "via 'fax' is not a channel" },
+		/* A timer due at once, reminded again from its own handler, would never stop. */
+		{ "c:remind{ after = '0h', call = 'x' }", "duration '0h': expected at least 1m" },
+		{ "c:escalate{ to = 'omgeving', within = '0d0h0m' }", "expected at least 1m" },
+		{ "for i = 1, 101 do c:tag('t' .. i) end", "tag: more than 100 decisions" },
 	};
 	struct rules *r;
 	json_t *d;
