@@ -170,19 +170,7 @@ contacts_list(struct loket_http_req *req, void *arg)
 static void
 contacts_changed_cb(struct api_call *call, struct store_req *sr)
 {
-	json_t *from = json_incref(json_object_get(sr->out, "previous_status"));
-	const char *to = json_string_value(json_object_get(sr->out, "status"));
-
-	if (json_is_integer(json_object_get(sr->out, "timers_next")))
-		timers_note(call->d, json_integer_value(json_object_get(sr->out, "timers_next")));
-	json_object_del(sr->out, "timers_next");
-	json_object_del(sr->out, "previous_status");
-	if (json_is_string(from) && to != NULL && strcmp(json_string_value(from), to) != 0) {
-		register_count(call->d, json_string_value(json_object_get(sr->out, "channel")),
-		    json_string_value(from), to);
-		rulebook_event(call->d, strcmp(to, "open") == 0 ? "reopened" : to, sr->out, NULL);
-	}
-	json_decref(from);
+	register_changed(call->d, sr->out);
 }
 
 static void
@@ -260,9 +248,8 @@ contacts_patch(struct loket_http_req *req, void *arg)
 static void
 contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_action action)
 {
-	const struct register_transition *t = &register_transitions[action];
 	struct api_call *call;
-	json_t *body, *in, *tr, *from, *set;
+	json_t *body, *in, *tr, *set;
 	json_int_t id;
 	const char *answer, *reason, *dep, *due;
 	int64_t due_ms = 0;
@@ -302,15 +289,7 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 		http_problem(req, 422, err);
 		return;
 	}
-	from = json_array();
-	for (size_t i = 0; t->from[i] != NULL; i++)
-		json_array_append_new(from, json_string(t->from[i]));
-	tr = json_pack("{s:s, s:s, s:o, s:s, s:b}", "action", t->name, "past", t->past, "from", from,
-	    "to", t->to, "handled", t->handled);
-	if (t->line != 0)
-		json_object_set_new(tr, "line", json_integer(t->line));
-	if (reason != NULL)
-		json_object_set_new(tr, "detail", json_string(reason));
+	tr = register_transition_json(action, reason);
 	set = json_object();
 	if (answer != NULL)
 		json_object_set_new(set, "answer", json_string(answer));

@@ -104,6 +104,41 @@ register_created(struct loketd *d, json_t *contact)
 		rulebook_event(d, status, contact, NULL);
 }
 
+void
+register_changed(struct loketd *d, json_t *contact)
+{
+	json_t *from = json_incref(json_object_get(contact, "previous_status"));
+	const char *to = json_string_value(json_object_get(contact, "status"));
+
+	if (json_is_integer(json_object_get(contact, "timers_next")))
+		timers_note(d, json_integer_value(json_object_get(contact, "timers_next")));
+	json_object_del(contact, "timers_next");
+	json_object_del(contact, "previous_status");
+	if (json_is_string(from) && to != NULL && strcmp(json_string_value(from), to) != 0) {
+		register_count(d, json_string_value(json_object_get(contact, "channel")),
+		    json_string_value(from), to);
+		rulebook_event(d, strcmp(to, "open") == 0 ? "reopened" : to, contact, NULL);
+	}
+	json_decref(from);
+}
+
+json_t *
+register_transition_json(enum register_action action, const char *detail)
+{
+	const struct register_transition *t = &register_transitions[action];
+	json_t *from = json_array(), *tr;
+
+	for (size_t i = 0; t->from[i] != NULL; i++)
+		json_array_append_new(from, json_string(t->from[i]));
+	tr = json_pack("{s:s, s:s, s:o, s:s, s:b}", "action", t->name, "past", t->past, "from", from,
+	    "to", t->to, "handled", t->handled);
+	if (t->line != 0)
+		json_object_set_new(tr, "line", json_integer(t->line));
+	if (detail != NULL)
+		json_object_set_new(tr, "detail", json_string(detail));
+	return tr;
+}
+
 int
 register_init(struct loketd *d)
 {

@@ -206,8 +206,12 @@ rulebook_followup_cb(struct store_req *sr, void *arg)
 
 	if (sr->status != 0 && sr->status != 409)
 		log_warnx("rules", "a rule's follow-up was not stored: %s", sr->error);
-	if (sr->status == 0 && json_is_integer(json_object_get(sr->out, "timers_next")))
-		timers_note(d, json_integer_value(json_object_get(sr->out, "timers_next")));
+	/*
+	 * A status the rules changed runs its own rules, as a change made through
+	 * the API does. Rules change only an open contact's status, so this ends.
+	 */
+	if (sr->status == 0)
+		register_changed(d, sr->out);
 }
 
 static void
@@ -233,6 +237,13 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 		return;
 	}
 	doc = json_deep_copy(contact);
+	/*
+	 * The contact as read holds its history: register_apply adds the rules'
+	 * rows to what it finds, and the follow-up stores every row it is given.
+	 */
+	json_object_del(doc, "history");
+	json_object_del(doc, "timers");
+	json_object_del(doc, "outbox");
 	status = json_string_value(json_object_get(contact, "status"));
 	if (decisions != NULL)
 		register_apply(d, doc, decisions);
@@ -240,7 +251,7 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 	    (json_int_t)util_time_ms(), "actor", "rules", "scope", "all", 1);
 	set = json_object();
 	for (const char *const *f = (const char *const[]){ "product", "department",
-		 "organisation", "priority", "tags", NULL };
+		 "organisation", "priority", "tags", "assignee", "language", "confidential", NULL };
 	     *f != NULL; f++)
 		if (!json_equal(json_object_get(doc, *f), json_object_get(contact, *f)) &&
 		    json_object_get(doc, *f) != NULL)
@@ -250,12 +261,24 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 	     *f != NULL; f++)
 		if (json_object_get(doc, *f) != NULL)
 			json_object_set(in, *f, json_object_get(doc, *f));
-	/* An escalation decided on an open contact moves it, like the API would. */
-	if (json_object_get(doc, "task") != NULL && status != NULL && strcmp(status, "open") == 0) {
-		json_object_set(in, "task", json_object_get(doc, "task"));
-		json_object_set_new(in, "transition",
-		    json_pack("{s:s, s:s, s:[s], s:s, s:i, s:b}", "action", "escalate", "past",
-			"escalated", "from", "open", "to", "escalated", "line", 2, "handled", 0));
+	/*
+	 * An escalation or a resolution decided on an open contact moves it, like
+	 * the API would (the rules refuse both on a contact that is not open).
+	 */
+	if (status != NULL && strcmp(status, "open") == 0) {
+		const char *now = json_string_value(json_object_get(doc, "status"));
+
+		if (now != NULL && strcmp(now, "escalated") == 0 &&
+		    json_object_get(doc, "task") != NULL) {
+			json_object_set(in, "task", json_object_get(doc, "task"));
+			json_object_set_new(in, "transition",
+			    register_transition_json(REGISTER_ESCALATE, NULL));
+		} else if (now != NULL && strcmp(now, "resolved") == 0) {
+			json_object_set_new(in, "transition",
+			    register_transition_json(REGISTER_RESOLVE, NULL));
+			if (json_is_string(json_object_get(doc, "answer")))
+				json_object_set(set, "answer", json_object_get(doc, "answer"));
+		}
 	}
 	if (timer_id != 0)
 		json_object_set_new(in, "timer_done", json_integer(timer_id));

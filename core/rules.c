@@ -97,6 +97,7 @@ struct rules {
 	int run_data_ref;     /* the run's contact data table, in the registry */
 	unsigned int run_nils; /* writable fields a rule set to nil (bit per rules_writable) */
 	unsigned int log_lines; /* loket.log lines of the running handler call */
+	int run_event;		/* the run's event, its index in rules_events */
 };
 
 static const char *const rules_events[RULES_NEVENTS + 1] = { "contact", "reply", "escalated",
@@ -1345,6 +1346,22 @@ rules_check_string(lua_State *L, int idx, const char *what, size_t max, int labe
 }
 
 /* tbl[key] as a checked string (rules_check_string), or NULL when it is nil. */
+/*
+ * Escalating and resolving change the status of an open contact only, as
+ * through the API: in the events of a contact that is escalated, resolved or
+ * closed already, they fail instead of leaving a history that claims them.
+ * The status is the stored one (a new contact is open).
+ */
+static void
+rules_check_open(lua_State *L, const char *what)
+{
+	const char *status = json_string_value(json_object_get(rules_of(L)->run_contact, "status"));
+
+	if (status != NULL && strcmp(status, "open") != 0)
+		luaL_error(L, "%s: the contact is %s; rules escalate and resolve open contacts only",
+		    what, status);
+}
+
 static const char *
 rules_opt_field(lua_State *L, int tbl, const char *key, size_t max, int label)
 {
@@ -1401,6 +1418,7 @@ rules_m_escalate(lua_State *L)
 	json_t *dec;
 
 	rules_check_self(L, "escalate");
+	rules_check_open(L, "escalate");
 	luaL_checktype(L, 2, LUA_TTABLE);
 	if ((to = rules_opt_field(L, 2, "to", REGISTER_SHORT_MAX, 1)) == NULL)
 		return luaL_error(L, "escalate: 'to' (a department) is required");
@@ -1433,6 +1451,7 @@ rules_m_resolve(lua_State *L)
 	const char *answer = NULL;
 
 	rules_check_self(L, "resolve");
+	rules_check_open(L, "resolve");
 	if (lua_istable(L, 2))
 		answer = rules_opt_field(L, 2, "answer", RULES_ANSWER_MAX, 0);
 	rules_decide_str(rules_decide(rules_of(L), "resolve"), "answer", answer);
@@ -1600,6 +1619,10 @@ rules_contact_newindex(lua_State *L)
 	rules_check_self(L, key);
 	if (strcmp(key, "line") == 0) {
 		lua_Integer line = luaL_checkinteger(L, 3);
+
+		/* After intake the line follows the status (escalate moves it to 2). */
+		if (rules_of(L)->run_event != 0)
+			return luaL_error(L, "line: rules set the line of a new contact only");
 
 		if (line != 1 && line != 2)
 			return luaL_error(L, "line: expected 1 or 2");
@@ -1793,6 +1816,7 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 	if ((out = json_array()) == NULL || ev < 0 || r->nby_event[ev] == 0)
 		return out;
 	r->now_ms = now_ms;
+	r->run_event = ev;
 	r->run_list = r->by_event[ev];
 	r->run_n = r->nby_event[ev];
 	r->run_pos = 0;

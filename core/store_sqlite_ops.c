@@ -805,7 +805,10 @@ contact_set_fields(struct sq_conn *c, sqlite3_int64 id, json_t *set, sqlite3_int
 	    " answer = CASE WHEN ?5 THEN ?6 ELSE answer END,"
 	    " department = CASE WHEN ?7 THEN ?8 ELSE department END,"
 	    " organisation = coalesce(?9, organisation), priority = coalesce(?10, priority),"
-	    " tags = coalesce(?11, tags), updated_at = ?12 WHERE id = ?1";
+	    " tags = coalesce(?11, tags), updated_at = ?12,"
+	    " assignee = CASE WHEN ?13 THEN ?14 ELSE assignee END,"
+	    " language = CASE WHEN ?15 THEN ?16 ELSE language END,"
+	    " confidential = coalesce(?17, confidential) WHERE id = ?1";
 	sqlite3_stmt *st;
 	const char *key;
 	json_t *v;
@@ -827,6 +830,13 @@ contact_set_fields(struct sq_conn *c, sqlite3_int64 id, json_t *set, sqlite3_int
 	if (json_object_get(set, "tags") != NULL)
 		bind_dump(st, 11, json_object_get(set, "tags"), "[]");
 	sqlite3_bind_int64(st, 12, now);
+	/* Set by rules in follow-ups (the API's PATCH does not take these). */
+	sqlite3_bind_int(st, 13, json_object_get(set, "assignee") != NULL);
+	bind_json_text(st, 14, set, "assignee");
+	sqlite3_bind_int(st, 15, json_object_get(set, "language") != NULL);
+	bind_json_text(st, 16, set, "language");
+	if (json_is_boolean(json_object_get(set, "confidential")))
+		sqlite3_bind_int(st, 17, json_is_true(json_object_get(set, "confidential")));
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return -1;
 	json_object_foreach(set, key, v) {

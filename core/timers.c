@@ -20,6 +20,7 @@
 #include "log.h"
 #include "loketd.h"
 #include "metrics.h"
+#include "register.h"
 #include "rulebook.h"
 #include "store.h"
 #include "util.h"
@@ -91,6 +92,9 @@ timers_done_cb(struct store_req *sr, void *arg)
 		log_warnx("timers", "a fired timer's action was not stored: %s", sr->error);
 	if (sr->status == 0 && json_is_integer(json_object_get(sr->out, "timers_next")))
 		timers_arm(d, json_integer_value(json_object_get(sr->out, "timers_next")));
+	/* A reminder that escalated: the gauges and the rules of "escalated", as for the API. */
+	if (sr->status == 0 && json_is_string(json_object_get(sr->out, "previous_status")))
+		register_changed(d, sr->out);
 	timers_settled(d);
 }
 

@@ -57,6 +57,68 @@ def test_a_finished_task_closes_the_contact_and_runs_closed_rules(loketd, tmp_pa
 
 
 
+DECIDING_RULES = """
+loket.on("reopened", function(c)
+  c:resolve{ answer = "Opnieuw beantwoord door de regels" }
+  c:assign{ to = "an.peeters" }
+  c.language = "en"
+  c.confidential = true
+end)
+loket.on("resolved", function(c) c:tag("ev-resolved") end)
+loket.on("escalated", function(c) c:tag("ev-escalated") end)
+loket.on("escalated", function(c) c:escalate{ to = "burgerzaken", reason = "nog eens" } end)
+loket.on("escalated", function(c) c.line = 1 end)
+"""
+
+
+def test_rules_in_events_decide_as_the_api_would(loketd, tmp_path):
+    """What rules decide about a contact that is already stored takes effect as it says, or
+    fails: a resolution on a reopened contact resolves it (answer, assignee, language,
+    confidential with it), runs the rules of "resolved" and moves the gauges; an escalation
+    of a contact that is escalated already, or a line set after intake, fails the rule
+    (history rule_failed) instead of a history that claims what was not done."""
+    rules = tmp_path / "deciding"
+    rules.mkdir()
+    (rules / "10-deciding.lua").write_text(DECIDING_RULES)
+    client = Client(loketd(extra=rules_section(str(rules)) + example_units()))
+
+    c = client.create(channel="phone", subject="Vraag over de afvalkalender")
+    client.action(c["id"], "resolve", {"answer": "Aan de balie"})
+    client.action(c["id"], "reopen", {"reason": "burger belt terug"})
+
+    def resolved_by_rules():
+        got = client.contact(c["id"])
+        return got if got["status"] == "resolved" and got.get("assignee") else None
+    got = wait_until(resolved_by_rules, 5 * SLOW)
+    assert got, client.contact(c["id"])
+    assert got["answer"] == "Opnieuw beantwoord door de regels"
+    assert got["assignee"] == "an.peeters"
+    assert got["language"] == "en" and got["confidential"] is True
+    # A follow-up stores the rules' rows, not the history it read again.
+    assert len(history_of(got, "created")) == 1 and len(history_of(got, "reopen")) == 1, \
+        got["history"]
+    decided = [h["detail"] for h in history_of(got, "rule", "rule:10-deciding.lua:2")]
+    assert decided == ["resolve at the first line", "assign to an.peeters",
+                       'set language = "en"', "set confidential = true"], got["history"]
+    assert [h["to"] for h in got["history"] if h["action"] == "resolve"] == \
+        ["resolved", "resolved"], got["history"]
+    metrics = client.metrics()
+    assert re.search(r'loket_contacts\{channel="phone",status="resolved"\} 1\b', metrics), \
+        metrics
+    assert re.search(r'loket_contacts\{channel="phone",status="open"\} 0\b', metrics), metrics
+
+    e = client.create(channel="email", subject="Bouwaanvraag")
+    client.action(e["id"], "escalate", {"department": "omgeving", "reason": "advies"})
+    assert wait_until(lambda: "ev-escalated" in tags_of(client, e["id"]), 5 * SLOW)
+    assert wait_until(lambda: len(history_of(client.contact(e["id"]), "rule_failed")) == 2,
+                      5 * SLOW), client.contact(e["id"])["history"]
+    got = client.contact(e["id"])
+    assert got["status"] == "escalated" and got["department"] == "omgeving"
+    assert got["line"] == 2
+    assert [t["department"] for t in got["tasks"]] == ["omgeving"]
+    assert not any("burgerzaken" in (h.get("detail") or "") for h in got["history"])
+
+
 OVERDUE_RULES = """
 loket.on("contact", function(c)
   c:escalate{ to = "burgerzaken", reason = "advies", within = "1m" }
