@@ -413,9 +413,23 @@ rules_l_on(lua_State *L)
 		return luaL_error(L, "loket.on: unknown event '%s'; expected contact, reply, escalated, "
 				     "resolved, closed, reopened, overdue, missed_call or reminder",
 		    event);
-	if (lua_istable(L, 3)) {
+	if (!lua_isnoneornil(L, 3)) {
+		lua_Integer p;
+		int exact;
+
+		luaL_checktype(L, 3, LUA_TTABLE);
+		/* A misspelt option would be ignored without a word: name it. */
+		for (lua_pushnil(L); lua_next(L, 3) != 0; lua_pop(L, 1))
+			if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "priority") != 0)
+				return luaL_error(L, "loket.on: unknown option '%s'; the one option is "
+						     "priority",
+				    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
 		lua_getfield(L, 3, "priority");
-		priority = (int)luaL_optinteger(L, -1, 0);
+		p = lua_tointegerx(L, -1, &exact);
+		if (!lua_isnil(L, -1) && (!exact || p < -1000000 || p > 1000000))
+			return luaL_error(L, "loket.on: priority must be a whole number (higher runs "
+					     "first)");
+		priority = (int)p;
 		lua_pop(L, 1);
 	}
 	lua_pushvalue(L, 2);
@@ -1511,6 +1525,12 @@ rules_m_remind(lua_State *L)
 	if ((after = rules_opt_field(L, 2, "after", RULES_LABEL_MAX, 1)) == NULL)
 		return luaL_error(L, "remind: 'after' (a duration like \"4h\") is required");
 	unless = rules_opt_field(L, 2, "unless", RULES_LABEL_MAX, 1);
+	/* A misspelt status would never hold, and the reminder would always fire. */
+	if (unless != NULL && strcmp(unless, "open") != 0 && strcmp(unless, "escalated") != 0 &&
+	    strcmp(unless, "resolved") != 0 && strcmp(unless, "closed") != 0)
+		return luaL_error(L, "remind: unless '%s' is not a status (open, escalated, "
+				     "resolved or closed)",
+		    unless);
 	call = rules_opt_field(L, 2, "call", RULES_LABEL_MAX, 1);
 	lua_getfield(L, 2, "escalate");
 	has_escalate = lua_istable(L, -1);

@@ -315,6 +315,9 @@ test_rule_strings_checked(void **state)
 		{ "c:remind{ after = '0h', call = 'x' }", "duration '0h': expected at least 1m" },
 		{ "c:escalate{ to = 'omgeving', within = '0d0h0m' }", "expected at least 1m" },
 		{ "for i = 1, 101 do c:tag('t' .. i) end", "tag: more than 100 decisions" },
+		/* A misspelt status would never hold: the reminder would fire whatever happened. */
+		{ "c:remind{ after = '4h', unless = 'resolvd', call = 'x' }",
+		    "unless 'resolvd' is not a status" },
 	};
 	struct rules *r;
 	json_t *d;
@@ -467,6 +470,13 @@ test_load_errors(void **state)
 	load("10-syntax.lua:2:");
 	write_rule("10-syntax.lua", "loket.on('nonsense', function(c) end)\n");
 	load("unknown event 'nonsense'");
+	/* Options: a misspelt one is named, a priority is a whole number. */
+	write_rule("10-syntax.lua", "loket.on('contact', function(c) end, { prio = 1 })\n");
+	load("10-syntax.lua:1: loket.on: unknown option 'prio'; the one option is priority");
+	write_rule("10-syntax.lua", "loket.on('contact', function(c) end, { priority = 'high' })\n");
+	load("loket.on: priority must be a whole number");
+	write_rule("10-syntax.lua", "loket.on('contact', function(c) end, { priority = 0.5 })\n");
+	load("loket.on: priority must be a whole number");
 	write_rule("10-syntax.lua", "while true do end\n");
 	load("budget");
 	write_rule("10-syntax.lua", "\x1bLua binary chunk\n");
