@@ -1359,7 +1359,6 @@ rules_check_string(lua_State *L, int idx, const char *what, size_t max, int labe
 	return s;
 }
 
-/* tbl[key] as a checked string (rules_check_string), or NULL when it is nil. */
 /*
  * Escalating and resolving change the status of an open contact only, as
  * through the API: in the events of a contact that is escalated, resolved or
@@ -1376,6 +1375,7 @@ rules_check_open(lua_State *L, const char *what)
 		    what, status);
 }
 
+/* tbl[key] as a checked string (rules_check_string), or NULL when it is nil. */
 static const char *
 rules_opt_field(lua_State *L, int tbl, const char *key, size_t max, int label)
 {
@@ -1643,7 +1643,6 @@ rules_contact_newindex(lua_State *L)
 		/* After intake the line follows the status (escalate moves it to 2). */
 		if (rules_of(L)->run_event != 0)
 			return luaL_error(L, "line: rules set the line of a new contact only");
-
 		if (line != 1 && line != 2)
 			return luaL_error(L, "line: expected 1 or 2");
 	} else if (strcmp(key, "confidential") == 0) {
