@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -82,6 +83,17 @@ chan_email_join(struct chan_email *ce, pthread_t thread, const char *what)
 	ce->api->log(ce->self, LOKET_LOG_WARN,
 	    "%s still waits for its mail server; stopping without it", what);
 	ce->abandoned = 1;
+	/*
+	 * The thread returns into this plugin's code when its server answers or
+	 * times out, which may be while the process exits: keep the plugin mapped
+	 * (loketd's dlclose at unload then leaves it in place).
+	 */
+	{
+		Dl_info self;
+
+		if (dladdr((void *)chan_email_join, &self) != 0 && self.dli_fname != NULL)
+			(void)dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+	}
 	return -1;
 }
 
