@@ -14,6 +14,7 @@
 #include "loketctl.h"
 #include "loketd.h"
 #include "plugin.h"
+#include "rulebook.h"
 
 struct ctl_client_cmd {
 	const char *name;
@@ -171,12 +172,22 @@ cmd_check_config(const struct conf *conf, int argc, char **argv)
 	struct plugins *plugins = NULL;
 	char *err = NULL;
 
+	struct loketd d = { .conf = (struct conf *)conf };
+	struct rulebook_pending *rb;
+
 	if (plugins_open(conf, NULL, &plugins, &err) < 0) {
 		fprintf(stderr, "loketctl: %s\n", err);
 		free(err);
 		return 2;
 	}
 	plugins_close(plugins);
+	/* What loketd loads at start and on reload: calendars, the catalogue, the rules. */
+	if ((rb = rulebook_prepare(&d, conf, &err)) == NULL) {
+		fprintf(stderr, "loketctl: %s\n", err);
+		free(err);
+		return 2;
+	}
+	rulebook_discard(rb);
 	printf("%s: configuration OK\n", conf->path);
 	return 0;
 }

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import LOG_LINE, LOKETD, SLOW, SRCDIR, VALGRIND, line_of, package_version, wait_for
+from test_rules_support import example_units
 
 VERSION = package_version()
 ABI = "1.1"
@@ -901,6 +902,35 @@ def test_loketctl_check_config(loketd):
     assert r.returncode == 2
     assert "%s:%d: unknown key 'colour'" % (d.conf_path, line_of(d.config_text, "colour = blue")) \
         in r.stderr, r.stderr
+
+
+def test_loketctl_check_config_loads_what_loketd_loads(loketd, tmp_path):
+    """check-config reads the calendars, the catalogue and the rules as loketd does at start
+    and on reload, so an admin finds a catalogue saved as Latin-1 or a rule that does not
+    compile before the daemon does, with file:line."""
+    catalogue = tmp_path / "catalogue.csv"
+    with open(os.path.join(SRCDIR, "etc", "catalogue.csv"), "rb") as f:
+        good = f.read()
+    catalogue.write_bytes(good)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "10-ok.lua").write_text("loket.on('contact', function(c) c:tag('ok') end)\n")
+    section = "[rules]\ndir = %s\ncatalogue = %s\n" % (rules, catalogue)
+    d = loketd(extra=section + example_units(), start=False)
+    r = d.ctl("check-config")
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
+
+    catalogue.write_bytes(good + "cafe,Caf\u00e9 aanvragen,1,,gemeente,1d,no,yes,caf\u00e9\n"
+                          .encode("latin-1"))
+    r = d.ctl("check-config")
+    assert r.returncode == 2, r.stdout
+    assert "%s:%d: name is not valid UTF-8" % (catalogue, good.count(b"\n") + 1) in r.stderr, \
+        r.stderr
+    catalogue.write_bytes(good)
+    (rules / "20-broken.lua").write_text("loket.on('contact', function(c)\n  c:tag('x'\nend)\n")
+    r = d.ctl("check-config")
+    assert r.returncode == 2, r.stdout
+    assert re.search(r"20-broken\.lua:3: .*expected", r.stderr), r.stderr
 
 
 @pytest.mark.parametrize("cmd", ["stats", "version", "reload"])
