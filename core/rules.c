@@ -1342,20 +1342,28 @@ rules_check_string(lua_State *L, int idx, const char *what, size_t max, int labe
 	size_t len;
 	const char *s;
 	json_t *probe;
+	int ascii = 1;
 
 	if (lua_type(L, idx) != LUA_TSTRING)
 		luaL_error(L, "%s: expected a string", what);
 	s = lua_tolstring(L, idx, &len);
 	if (len == 0 || len > max)
 		luaL_error(L, "%s: expected 1 to %d bytes, got %d", what, (int)max, (int)len);
-	if (memchr(s, '\0', len) != NULL)
-		luaL_error(L, "%s: contains a NUL character", what);
-	for (size_t i = 0; label && i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '\0')
+			luaL_error(L, "%s: contains a NUL character", what);
+		if (label && (ch < 0x20 || ch == 0x7f))
 			luaL_error(L, "%s: contains a control character", what);
-	if ((probe = json_stringn(s, len)) == NULL)
-		luaL_error(L, "%s: not valid UTF-8", what);
-	json_decref(probe);
+		ascii &= ch < 0x80;
+	}
+	/* ASCII is UTF-8; anything else jansson checks. */
+	if (!ascii) {
+		if ((probe = json_stringn(s, len)) == NULL)
+			luaL_error(L, "%s: not valid UTF-8", what);
+		json_decref(probe);
+	}
 	return s;
 }
 
