@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "log.h"
 #include "loketd.h"
 #include "metrics.h"
@@ -140,18 +141,37 @@ timers_remind_escalate(struct loketd *d, json_t *t, json_t *payload)
 	const char *to = json_string_value(json_object_get(esc, "to"));
 	const char *reason = json_string_value(json_object_get(esc, "reason"));
 	const char *rule = json_string_value(json_object_get(t, "rule"));
-	char actor[300];
+	const struct conf_department *dep = to != NULL ? conf_department(d->conf, to) : NULL;
+	char actor[300], detail[300];
 
 	snprintf(actor, sizeof(actor), "rule:%s", rule != NULL ? rule : "reminder");
+	/*
+	 * The department may have gone from loket.conf since the rule decided
+	 * (a reload): the contact stays where it is, and its history says why.
+	 */
+	if (dep == NULL) {
+		log_warnx("timers", "a reminder cannot escalate: department=%s is not configured",
+		    to != NULL ? to : "?");
+		snprintf(detail, sizeof(detail),
+		    "not handled in time; not escalated: department '%s' is not configured",
+		    to != NULL ? to : "?");
+		timers_submit(d, STORE_CONTACT_UPDATE,
+		    json_pack("{s:O, s:I, s:s, s:{s:b}, s:O, s:[{s:s, s:s, s:s}]}", "id",
+			json_object_get(t, "contact_id"), "at", (json_int_t)util_time_ms(), "actor",
+			actor, "scope", "all", 1, "timer_done", json_object_get(t, "id"), "history",
+			"actor", actor, "action", "reminder", "detail", detail));
+		return;
+	}
+	/* As POST .../escalate: the task, and the contact in the department's organisation. */
 	timers_submit(d, STORE_CONTACT_UPDATE,
-	    json_pack("{s:O, s:I, s:s, s:{s:b}, s:O, s:{s:s, s:s, s:[s], s:s, s:i, s:b, s:s?},"
-		      " s:{s:s, s:s}, s:{s:s}, s:[{s:s, s:s, s:s}]}",
+	    json_pack("{s:O, s:I, s:s, s:{s:b}, s:O, s:o, s:{s:s, s:s}, s:{s:s, s:s},"
+		      " s:[{s:s, s:s, s:s}]}",
 		"id", json_object_get(t, "contact_id"), "at", (json_int_t)util_time_ms(), "actor",
 		actor, "scope", "all", 1, "timer_done", json_object_get(t, "id"), "transition",
-		"action", "escalate", "past", "escalated", "from", "open", "to", "escalated", "line",
-		2, "handled", 0, "detail", reason, "task", "department", to, "reason",
-		reason != NULL ? reason : "", "set", "department", to, "history", "actor", actor,
-		"action", "reminder", "detail", "not handled in time; escalated by a reminder"));
+		register_transition_json(REGISTER_ESCALATE, reason), "task", "department", to,
+		"reason", reason != NULL ? reason : "", "set", "department", to, "organisation",
+		dep->organisation, "history", "actor", actor, "action", "reminder", "detail",
+		"not handled in time; escalated by a reminder"));
 }
 
 struct timers_call {

@@ -195,11 +195,16 @@ def test_reload_with_a_broken_rule_keeps_the_old_rules(loketd, tmp_path, broken)
 REMIND_RULE = """-- a first-line contact still open a minute later goes to burgerzaken
 loket.on("contact", function(c)
   if c.line == 1 and c.status == "open" then
+    local to = c.subject == "Voor wonen" and "wonen" or "burgerzaken"
     c:remind{ after = "1m", unless = "resolved",
-              escalate = { to = "burgerzaken", reason = "te laat" } }
+              escalate = { to = to, reason = "te laat" } }
   end
 end)
+loket.on("escalated", function(c) c:tag("ev-escalated") end)
 """
+
+# A department of the other organisation, gone from loket.conf before its reminder is due.
+WONEN = "[organisation.ocmw]\nname = OCMW\n[department.wonen]\norganisation = ocmw\n"
 
 
 def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
@@ -208,11 +213,13 @@ def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
     rules = tmp_path / "rules"
     rules.mkdir()
     write(rules / "50-remind.lua", REMIND_RULE)
-    d = loketd(extra=rules_section(rules, catalogue=None) + always_open_units(tmp_path))
+    units = always_open_units(tmp_path)
+    d = loketd(extra=rules_section(rules, catalogue=None) + units + WONEN)
     client = Client(d)
 
     late = client.create(channel="phone", subject="Niemand neemt op")
     handled = client.create(channel="phone", subject="Meteen beantwoord")
+    orphan = client.create(channel="web", subject="Voor wonen")
     client.action(handled["id"], "resolve", {"answer": "Beantwoord aan de telefoon."})
 
     c = client.contact(late["id"])
@@ -230,6 +237,7 @@ def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
     assert d.stop() == 0, d.log()
     d.proc = None
     d.close()
+    d.write_config(d.config(extra=rules_section(rules, catalogue=None) + units))
     left = (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
     assert left > 0, "loketd stopped only after the reminder was due; the test is too slow"
     time.sleep(left + 2)
@@ -251,12 +259,30 @@ def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
     assert reminder[0]["actor"].startswith("rule:50-remind.lua:"), reminder
     assert [t["department"] for t in c["tasks"]] == ["burgerzaken"], c["tasks"]
     assert c["tasks"][0]["reason"] == "te laat", c["tasks"]
+    # As an escalation through the API: the rules of "escalated" run, the gauges follow.
+    assert wait_until(lambda: "ev-escalated" in client.contact(late["id"])["tags"], 5 * SLOW), \
+        client.contact(late["id"])
+    metrics = client.metrics()
+    assert re.search(r'^loket_contacts\{channel="phone",status="escalated"\} 1$', metrics,
+                     re.M), metrics
+
+    # The department its reminder named is gone from loket.conf: the contact stays where it
+    # is, and its history and the log say why.
+    def told():
+        doc = client.contact(orphan["id"])
+        return doc if history_of(doc, action="reminder") else None
+    o = wait_until(told, 10 * SLOW)
+    assert o, client.contact(orphan["id"])
+    assert o["status"] == "open" and o["department"] is None and o["tasks"] == [], o
+    assert history_of(o, action="reminder")[0]["detail"] == \
+        "not handled in time; not escalated: department 'wonen' is not configured"
+    assert "a reminder cannot escalate: department=wonen is not configured" in d.log()
 
     # unless = "resolved": the contact answered in time is left alone, also once its timer
-    # has come due (both timers were due in the same minute).
+    # has come due (the three timers were due in the same minute).
     def fired():
         m = re.search(r"^loket_timers_fired_total(?:\{\})? (\S+)$", client.metrics(), re.M)
-        return m and float(m.group(1)) >= 2
+        return m and float(m.group(1)) >= 3
     assert wait_until(fired, 10 * SLOW), client.metrics()
     h = client.contact(handled["id"])
     assert h["status"] == "resolved", h
