@@ -61,16 +61,41 @@ print_time(const char *label, json_t *ms)
 	printf("  %-14s %s\n", label, buf);
 }
 
+/* Prints each decision with its rule; returns how many were failures. */
+static int
+print_decisions(json_t *decisions)
+{
+	json_t *dec;
+	char text[512];
+	int failed = 0;
+	size_t i;
+
+	json_array_foreach(decisions, i, dec) {
+		if (strcmp(json_string_value(json_object_get(dec, "type")), "failed") == 0) {
+			printf("  %-28s FAILED (%s): %s\n",
+			    json_string_value(json_object_get(dec, "rule")),
+			    json_string_value(json_object_get(dec, "result")),
+			    json_string_value(json_object_get(dec, "message")));
+			failed++;
+			continue;
+		}
+		register_describe(dec, text, sizeof(text));
+		printf("  %-28s %s\n", json_string_value(json_object_get(dec, "rule")), text);
+	}
+	return failed;
+}
+
 static int
 cmd_rules_test(const struct conf *conf, int argc, char **argv)
 {
 	struct loketd d = { .conf = (struct conf *)conf };
 	struct units *units = NULL;
 	struct rules *rules = NULL;
-	json_t *body, *doc = NULL, *decisions, *dec, *v;
+	json_t *body, *doc = NULL, *decisions, *v;
 	json_error_t jerr;
 	int64_t at = util_time_ms();
-	char err[256], text[512];
+	const char *next;
+	char err[256];
 	int failed = 0, status;
 	size_t i;
 
@@ -107,18 +132,7 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 	decisions = rules_run(rules, "contact", doc, NULL, at);
 	if (json_array_size(decisions) == 0)
 		printf("  no rule decided anything\n");
-	json_array_foreach(decisions, i, dec) {
-		register_describe(dec, text, sizeof(text));
-		if (strcmp(json_string_value(json_object_get(dec, "type")), "failed") == 0) {
-			printf("  %-28s FAILED (%s): %s\n",
-			    json_string_value(json_object_get(dec, "rule")),
-			    json_string_value(json_object_get(dec, "result")),
-			    json_string_value(json_object_get(dec, "message")));
-			failed++;
-		} else {
-			printf("  %-28s %s\n", json_string_value(json_object_get(dec, "rule")), text);
-		}
-	}
+	failed += print_decisions(decisions);
 	register_apply(&d, doc, decisions);
 	printf("the contact would be stored as:\n");
 	for (const char *const *f = (const char *const[]){ "status", "line", "department",
@@ -144,6 +158,19 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 	json_array_foreach(json_object_get(doc, "outbox"), i, v)
 		printf("  %-14s template %s\n", "reply",
 		    json_string_value(json_object_get(v, "template")));
+	/* Stored escalated or resolved, the contact runs the rules of that status next. */
+	next = json_string_value(json_object_get(doc, "status"));
+	if (next != NULL && strcmp(next, "open") != 0 && rules_handler_count(rules, next) > 0) {
+		json_t *after;
+
+		json_object_del(doc, "history");
+		after = rules_run(rules, next, doc, NULL, at);
+		printf("then the rules of \"%s\":\n", next);
+		if (json_array_size(after) == 0)
+			printf("  no rule decided anything\n");
+		failed += print_decisions(after);
+		json_decref(after);
+	}
 	json_decref(decisions);
 	json_decref(doc);
 	rules_free(rules);
