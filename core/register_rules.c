@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "conf.h"
-#include "log.h"
 #include "loketd.h"
 #include "outbox.h"
 #include "register.h"
+#include "rulebook.h"
 #include "util.h"
 
 static const char *
@@ -184,7 +184,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 			continue;
 		if (strcmp(type, "failed") == 0) {
 			/* The message can quote contact data: logs get the rule and the result only. */
-			log_warnx("rules", "rule failed rule=%s result=%s", rule, jstr(dec, "result"));
+			rulebook_failed(d, rule, jstr(dec, "result"));
 			history(entries, dec, "rule_failed", jstr(dec, "result"));
 			continue;
 		}

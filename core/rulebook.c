@@ -22,7 +22,41 @@ struct rulebook_host {
 	struct loketd *d;
 	struct units *units;
 	struct metric_series *contact_seconds; /* looked up at the first contact */
+	json_t *failures; /* "rule result" -> [last logged (ms), failures since] */
 };
+
+#define RULEBOOK_FAILED_EVERY_MS 60000
+
+void
+rulebook_failed(struct loketd *d, const char *rule, const char *result)
+{
+	struct rulebook_host *rb = d->rulebook;
+	int64_t now = util_time_ms();
+	json_int_t since = 0;
+	char key[320];
+	json_t *e;
+
+	if (rb == NULL) {
+		log_warnx("rules", "rule failed rule=%s result=%s", rule, result);
+		return;
+	}
+	snprintf(key, sizeof(key), "%s %s", rule, result);
+	if ((e = json_object_get(rb->failures, key)) != NULL) {
+		since = json_integer_value(json_array_get(e, 1));
+		/* A rule that fails on every contact would fill the log at intake speed. */
+		if (now - json_integer_value(json_array_get(e, 0)) < RULEBOOK_FAILED_EVERY_MS) {
+			json_integer_set(json_array_get(e, 1), since + 1);
+			return;
+		}
+	}
+	if (since > 0)
+		log_warnx("rules", "rule failed rule=%s result=%s (and %lld times more in the last "
+				   "minute or longer)",
+		    rule, result, (long long)since);
+	else
+		log_warnx("rules", "rule failed rule=%s result=%s", rule, result);
+	json_object_set_new(rb->failures, key, json_pack("[I, I]", (json_int_t)now, (json_int_t)0));
+}
 
 static void
 rulebook_count_cb(void *arg, const char *rule, enum rules_result result, void **cache)
@@ -81,7 +115,9 @@ rulebook_build(struct loketd *d, const struct conf *conf, struct rulebook_host *
 		return -1;
 	}
 	rb->d = d;
+	rb->failures = json_object();
 	if (units_load(conf, &rb->units, error_r) < 0) {
+		json_decref(rb->failures);
 		free(rb);
 		return -1;
 	}
@@ -94,6 +130,7 @@ rulebook_build(struct loketd *d, const struct conf *conf, struct rulebook_host *
 		host.log = rulebook_log_cb;
 		if (rules_load(conf->rules_dir, &limits, &host, rules_r, error_r) < 0) {
 			units_free(rb->units);
+			json_decref(rb->failures);
 			free(rb);
 			return -1;
 		}
@@ -154,6 +191,7 @@ rulebook_discard(struct rulebook_pending *p)
 		return;
 	rules_free(p->rules);
 	units_free(p->rb->units);
+	json_decref(p->rb->failures);
 	free(p->rb);
 	free(p);
 }
@@ -162,8 +200,10 @@ void
 rulebook_free(struct loketd *d)
 {
 	rules_free(d->rules);
-	if (d->rulebook != NULL)
+	if (d->rulebook != NULL) {
 		units_free(d->rulebook->units);
+		json_decref(d->rulebook->failures);
+	}
 	free(d->rulebook);
 	d->rules = NULL;
 	d->units = NULL;

@@ -20,6 +20,12 @@ struct rulebook_pending *rulebook_prepare(struct loketd *d, const struct conf *c
 void rulebook_commit(struct loketd *d, struct rulebook_pending *p);
 void rulebook_discard(struct rulebook_pending *p);
 void rulebook_free(struct loketd *d);
+/*
+ * Logs that a rule failed (rule "file:line", result "error", ...): the first
+ * time at once, then at most once a minute per rule and result, with how many
+ * failures there were in between. Without a running rulebook (loketctl), every time.
+ */
+void rulebook_failed(struct loketd *d, const char *rule, const char *result);
 /* Runs the contact rules on a prepared contact and applies their decisions to it. */
 void rulebook_contact(struct loketd *d, json_t *doc);
 /*

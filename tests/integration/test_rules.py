@@ -16,7 +16,7 @@ import pytest
 from conftest import SLOW
 from test_rules_support import (BRUSSELS, DEFAULT_RULES, ETC, Calendar, Client,
                                 always_open_units, example_units, history_of, parse_time,
-                                rules_section, wait_until)
+                                rule_runs, rules_section, wait_until)
 
 
 def actor_line(contact, file_name):
@@ -188,6 +188,25 @@ def test_reload_with_a_broken_rule_keeps_the_old_rules(loketd, tmp_path, broken)
     d.send_signal(signal.SIGHUP)
     d.wait_log(r"loketd reloaded config=", after=log_at)
     assert tags_of_new_contact(client, "after good SIGHUP") == ["v2"]
+
+
+def test_a_rule_failing_on_every_contact_is_logged_once_a_minute(loketd, tmp_path):
+    """A rule that fails on every contact does not fill the log at intake speed: its first
+    failure is logged at once, the next ones only after a minute (with their number); each
+    one is in its contact's history and in /metrics."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "50-broken.lua", "loket.on('contact', function(c) error('kapot') end)\n")
+    d = loketd(extra=rules_section(rules, catalogue=None) + example_units())
+    client = Client(d)
+    contacts = [client.create(channel="phone", subject="Vraag %d" % i) for i in range(8)]
+    for c in contacts:
+        failed = history_of(client.contact(c["id"]), "rule_failed")
+        assert [(h["actor"], h["detail"]) for h in failed] == \
+            [("rule:50-broken.lua:1", "error")], failed
+    assert rule_runs(client.metrics(), "50-broken.lua:1", "error") == 8
+    assert len(re.findall(r"rule failed rule=50-broken\.lua:1 result=error", d.log())) == 1, \
+        d.log()
 
 
 # (c) durable reminders -------------------------------------------------------------------
