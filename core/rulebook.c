@@ -27,17 +27,38 @@ struct rulebook_host {
 
 #define RULEBOOK_FAILED_EVERY_MS 60000
 
+/*
+ * The "file.lua:N" a message starts with, into at, when file is the rule's
+ * own (rule is "file.lua:M"); else "?". Only a position: a message a rule
+ * made itself can hold contact data.
+ */
+static void
+rulebook_message_at(const char *rule, const char *message, char *at, size_t len)
+{
+	const char *colon = strrchr(rule, ':');
+	size_t n = colon != NULL ? (size_t)(colon - rule) : 0, digits;
+
+	snprintf(at, len, "?");
+	if (message == NULL || n == 0 || strncmp(message, rule, n + 1) != 0)
+		return;
+	digits = strspn(message + n + 1, "0123456789");
+	if (digits == 0 || message[n + 1 + digits] != ':')
+		return;
+	snprintf(at, len, "%.*s", (int)(n + 1 + digits), message);
+}
+
 void
-rulebook_failed(struct loketd *d, const char *rule, const char *result)
+rulebook_failed(struct loketd *d, const char *rule, const char *result, const char *message)
 {
 	struct rulebook_host *rb = d->rulebook;
 	int64_t now = util_time_ms();
 	json_int_t since = 0;
-	char key[320];
+	char key[320], at[160];
 	json_t *e;
 
+	rulebook_message_at(rule, message, at, sizeof(at));
 	if (rb == NULL) {
-		log_warnx("rules", "rule failed rule=%s result=%s", rule, result);
+		log_warnx("rules", "rule failed rule=%s result=%s at=%s", rule, result, at);
 		return;
 	}
 	snprintf(key, sizeof(key), "%s %s", rule, result);
@@ -50,11 +71,11 @@ rulebook_failed(struct loketd *d, const char *rule, const char *result)
 		}
 	}
 	if (since > 0)
-		log_warnx("rules", "rule failed rule=%s result=%s (and %lld times more in the last "
-				   "minute or longer)",
-		    rule, result, (long long)since);
+		log_warnx("rules", "rule failed rule=%s result=%s at=%s (and %lld times more in the "
+				   "last minute or longer)",
+		    rule, result, at, (long long)since);
 	else
-		log_warnx("rules", "rule failed rule=%s result=%s", rule, result);
+		log_warnx("rules", "rule failed rule=%s result=%s at=%s", rule, result, at);
 	json_object_set_new(rb->failures, key, json_pack("[I, I]", (json_int_t)now, (json_int_t)0));
 }
 

@@ -21,11 +21,14 @@ void rulebook_commit(struct loketd *d, struct rulebook_pending *p);
 void rulebook_discard(struct rulebook_pending *p);
 void rulebook_free(struct loketd *d);
 /*
- * Logs that a rule failed (rule "file:line", result "error", ...): the first
- * time at once, then at most once a minute per rule and result, with how many
- * failures there were in between. Without a running rulebook (loketctl), every time.
+ * Logs that a rule failed (rule "file:line", result "error", ...) and where
+ * the message says it failed (its leading "file.lua:N:", never the rest,
+ * which can quote contact data): the first time at once, then at most once a
+ * minute per rule and result, with how many failures there were in between.
+ * Without a running rulebook (loketctl), every time.
  */
-void rulebook_failed(struct loketd *d, const char *rule, const char *result);
+void rulebook_failed(struct loketd *d, const char *rule, const char *result,
+    const char *message);
 /* Runs the contact rules on a prepared contact and applies their decisions to it. */
 void rulebook_contact(struct loketd *d, json_t *doc);
 /*
