@@ -10,6 +10,7 @@
 #include "http.h"
 #include "loketd.h"
 #include "plugin.h"
+#include "rulebook.h"
 
 static void
 ctl_cmd_version(struct ctl_conn *conn, struct loketd *d, json_t *args)
@@ -30,11 +31,12 @@ ctl_cmd_stats(struct ctl_conn *conn, struct loketd *d, json_t *args)
 		json_array_append_new(plugins, json_pack("{s:s, s:s}", "name", p->name, "version",
 						   p->info->version != NULL ? p->info->version : ""));
 	ctl_reply(conn,
-	    json_pack("{s:s, s:i, s:I, s:I, s:I, s:i, s:i, s:o}", "version", PACKAGE_VERSION, "pid",
-		(int)getpid(), "uptime_seconds", (json_int_t)(time(NULL) - d->started), "reloads",
-		(json_int_t)d->reloads, "reload_failures", (json_int_t)d->reload_failures,
+	    json_pack("{s:s, s:i, s:I, s:I, s:I, s:i, s:i, s:o, s:o}", "version", PACKAGE_VERSION,
+		"pid", (int)getpid(), "uptime_seconds", (json_int_t)(time(NULL) - d->started),
+		"reloads", (json_int_t)d->reloads, "reload_failures", (json_int_t)d->reload_failures,
 		"http_inflight", (int)http_inflight(d->http), "http_connections",
-		(int)http_guard_connections_of(d->http), "plugins", plugins));
+		(int)http_guard_connections_of(d->http), "plugins", plugins, "rules",
+		rulebook_stats(d)));
 }
 
 static void

@@ -112,6 +112,8 @@ print_value(const char *key, json_t *v, int indent)
 
 				printf("%*s- %s\n", indent + 2, "", name != NULL ? name : s);
 				free(s);
+			} else if (json_is_string(sub)) {
+				printf("%*s- %s\n", indent + 2, "", json_string_value(sub));
 			} else {
 				print_value("-", sub, indent + 2);
 			}

@@ -239,6 +239,27 @@ rulebook_run(struct loketd *d, const char *event, json_t *contact, json_t *extra
 	return rules_run(d->rules, event, contact, extra, util_time_ms());
 }
 
+json_t *
+rulebook_stats(struct loketd *d)
+{
+	json_t *handlers = json_object(), *failing = json_array(), *v;
+	const char *event, *key;
+
+	if (d->rules == NULL) {
+		json_decref(handlers);
+		json_decref(failing);
+		return json_pack("{s:s}", "dir", "(no rules)");
+	}
+	for (int i = 0; (event = rules_event_name(i)) != NULL; i++)
+		if (rules_handler_count(d->rules, event) > 0)
+			json_object_set_new(handlers, event,
+			    json_integer((json_int_t)rules_handler_count(d->rules, event)));
+	json_object_foreach(d->rulebook->failures, key, v)
+		json_array_append_new(failing, json_string(key));
+	return json_pack("{s:s, s:o, s:o}", "dir", d->conf->rules_dir, "handlers", handlers,
+	    "failing since loaded", failing);
+}
+
 static const double rulebook_bounds[] = { 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1 };
 

@@ -29,6 +29,11 @@ void rulebook_free(struct loketd *d);
  */
 void rulebook_failed(struct loketd *d, const char *rule, const char *result,
     const char *message);
+/*
+ * For loketctl stats: the rules folder, the handlers per event, and the rules
+ * that failed since they were loaded ("file:line result").
+ */
+json_t *rulebook_stats(struct loketd *d);
 /* Runs the contact rules on a prepared contact and applies their decisions to it. */
 void rulebook_contact(struct loketd *d, json_t *doc);
 /*

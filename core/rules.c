@@ -1824,6 +1824,12 @@ rules_l_dispatch(lua_State *L)
 	return 0;
 }
 
+const char *
+rules_event_name(int i)
+{
+	return i >= 0 && i < RULES_NEVENTS ? rules_events[i] : NULL;
+}
+
 static int
 rules_event_index(const char *event)
 {

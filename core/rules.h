@@ -56,6 +56,8 @@ int rules_load(const char *dir, const struct rules_limits *limits, const struct 
     struct rules **rules_r, char **error_r);
 void rules_free(struct rules *r);
 size_t rules_handler_count(const struct rules *r, const char *event);
+/* The events rules can handle, in their order: the i-th name, or NULL past the last. */
+const char *rules_event_name(int i);
 /*
  * Runs the handlers of event on contact (borrowed; the register's JSON), at
  * now_ms (the real or a test clock). Returns the decisions as a new JSON

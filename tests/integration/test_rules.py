@@ -193,7 +193,7 @@ def test_reload_with_a_broken_rule_keeps_the_old_rules(loketd, tmp_path, broken)
 def test_a_rule_failing_on_every_contact_is_logged_once_a_minute(loketd, tmp_path):
     """A rule that fails on every contact does not fill the log at intake speed: its first
     failure is logged at once, the next ones only after a minute (with their number); each
-    one is in its contact's history and in /metrics."""
+    one is in its contact's history and in /metrics, and loketctl stats lists the rule."""
     rules = tmp_path / "rules"
     rules.mkdir()
     write(rules / "50-broken.lua", "loket.on('contact', function(c)\n"
@@ -210,6 +210,12 @@ def test_a_rule_failing_on_every_contact_is_logged_once_a_minute(loketd, tmp_pat
     assert len(re.findall(r"rule failed rule=50-broken\.lua:1 result=error at=50-broken\.lua:2$",
                           d.log(), re.M)) == 1, d.log()
     assert "Vraag" not in d.log()
+    # loketctl stats names the folder, its handlers and the rules failing since they loaded.
+    r = d.ctl("stats")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^rules:\n  dir: %s\n  handlers:\n    contact: 1\n"
+                     r"  failing since loaded:\n    - 50-broken\.lua:1 error$" % re.escape(str(rules)),
+                     r.stdout, re.M), r.stdout
 
 
 # (c) durable reminders -------------------------------------------------------------------
