@@ -378,6 +378,58 @@ def test_loketctl_rules_test_prints_every_decision_and_stores_nothing(loketd, tm
     assert contacts_stored(client) == []
 
 
+DOC_SAMPLE = {"channel": "email", "subject": "Dringend: uithuiszetting en omgevingsvergunning",
+              "body": "Ik vrees een uithuiszetting.",
+              "party": {"name": "An Peeters", "email": "an.peeters@example.be"}}
+
+# What each worked example of docs/rules.md decides on DOC_SAMPLE (by its first line), run
+# with loketctl rules test; a snippet without loket.on runs inside a contact handler.
+DOC_EXAMPLES = {
+    "-- 10-routing.lua": [],  # the sample has no product: nothing to route
+    "local cal = loket.calendar": None,  # tags only outside opening hours
+    'loket.on("contact", function(c)\n  if c.product or c.channel': [
+        'set product = "omgevingsvergunning"'],
+    'loket.on("contact", function(c)\n  local text': [
+        'set priority = "urgent"', "escalate to sociale_dienst within 4h"],
+    'loket.on("contact", function(c)\n  if c.line == 1': ["remind after 4h"],
+    'loket.on("escalated"': [],
+    'loket.on("reply"': [],
+}
+
+
+def test_every_worked_example_of_the_rules_guide_runs(loketd, tmp_path):
+    """docs/rules.md promises examples an admin can copy: each one loads, runs on a sample
+    mail without failing, and decides what the guide says it does. The escalated example
+    runs after the one that escalates."""
+    with open(os.path.join(os.path.dirname(ETC), "docs", "rules.md"), encoding="utf-8") as f:
+        blocks = re.findall(r"```lua\n(.*?)```", f.read(), re.S)
+    assert len(blocks) == len(DOC_EXAMPLES), blocks
+    d = loketd(extra=rules_section(tmp_path / "unused") + example_units(), start=False)
+    sample = tmp_path / "sample.json"
+    write(sample, json.dumps(DOC_SAMPLE))
+    for i, block in enumerate(blocks):
+        (key, expected), = [(k, v) for k, v in DOC_EXAMPLES.items() if block.startswith(k)]
+        folder = tmp_path / ("example-%d" % i)
+        folder.mkdir()
+        text = block if "loket.on(" in block else \
+            'loket.on("contact", function(c)\n%send)\n' % block
+        write(folder / "50-example.lua", text)
+        if key == 'loket.on("escalated"':
+            # The example that escalates, so that the contact runs the escalated rules.
+            write(folder / "40-escalate.lua", next(
+                b for b in blocks if b.startswith('loket.on("contact", function(c)\n  local text')))
+        r = d.ctl("rules", "test", str(folder), str(sample), "--at", "2026-12-22 10:00")
+        assert r.returncode == 0 and "FAILED" not in r.stdout, (block, r.stdout, r.stderr)
+        mine = [re.sub(r" +", " ", line.strip()).split(" ", 1)[1]
+                for line in r.stdout.splitlines() if line.strip().startswith("50-example.lua:")]
+        if key == 'loket.on("escalated"':
+            assert 'then the rules of "escalated":' in r.stdout, r.stdout
+            expected = ["reply with template doorverwezen via email"]
+        if expected is not None:
+            assert len(mine) == len(expected) and all(
+                m.startswith(e) for m, e in zip(mine, expected)), (block, mine, expected)
+
+
 def test_loketctl_rules_replay_reports_what_candidate_rules_would_change(loketd, tmp_path):
     """Contacts registered without rules, then the default rules replayed over them: the two
     mails about an environment permit would have gone to the second line, the phone call
