@@ -164,7 +164,9 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 		json_t *after;
 
 		json_object_del(doc, "history");
-		after = rules_run(rules, next, doc, NULL, at);
+		/* As in loketd, the rules of "escalated" get the task. */
+		after = rules_run(rules, next, doc,
+		    strcmp(next, "escalated") == 0 ? json_object_get(doc, "task") : NULL, at);
 		printf("then the rules of \"%s\":\n", next);
 		if (json_array_size(after) == 0)
 			printf("  no rule decided anything\n");

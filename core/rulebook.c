@@ -385,6 +385,19 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 void
 rulebook_event(struct loketd *d, const char *event, json_t *contact, json_t *extra)
 {
+	/* The rules of "escalated" get the task it opened: loket.on("escalated", function(c, task)). */
+	if (extra == NULL && strcmp(event, "escalated") == 0) {
+		json_t *tasks = json_object_get(contact, "tasks"), *t;
+		size_t i;
+
+		json_array_foreach(tasks, i, t) {
+			const char *status = json_string_value(json_object_get(t, "status"));
+
+			if (status != NULL && strcmp(status, "open") == 0)
+				extra = t; /* the last one open is the newest */
+		}
+		extra = json_incref(extra);
+	}
 	rulebook_followup(d, event, contact, extra, 0);
 }
 

@@ -11,6 +11,7 @@ from test_rules_support import (CATALOGUE, Client, always_open_units, example_un
 
 EVENT_RULES = """
 loket.on("escalated", function(c) c:tag("ev-escalated") end)
+loket.on("escalated", function(c, task) c:tag("task-" .. task.department) end)
 loket.on("resolved", function(c) c:tag("ev-resolved") end)
 loket.on("reopened", function(c) c:tag("ev-reopened") end)
 loket.on("closed", function(c) c:tag("ev-closed") end)
@@ -39,6 +40,8 @@ def test_status_changes_run_their_event_rules(loketd, tmp_path):
     assert wait_until(lambda: "ev-reopened" in tags_of(client, c["id"]), 5)
     client.action(c["id"], "escalate", {"department": "omgeving", "reason": "advies"})
     assert wait_until(lambda: "ev-escalated" in tags_of(client, c["id"]), 5)
+    # The rules of "escalated" get the task as their second argument.
+    assert "task-omgeving" in tags_of(client, c["id"]), client.contact(c["id"])
     history = client.contact(c["id"])["history"]
     assert any(h["actor"].startswith("rule:10-events.lua") for h in history), history
 
