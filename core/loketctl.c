@@ -272,7 +272,8 @@ static const struct ctl_client_cmd ctl_client_cmds[] = {
 	{ "check-config", "check-config", cmd_check_config },
 	{ "token", "token add NAME ROLE [--department D]... [--organisation O] | list | revoke NAME",
 	    cmd_token },
-	{ "rules", "rules test DIR CONTACT.json [--at TIME] | replay DIR [--since DATE]", cmd_rules },
+	{ "rules", "rules test DIR CONTACT.json [--at TIME] [--event EVENT] | replay DIR [--since DATE]",
+	    cmd_rules },
 	{ NULL, NULL, NULL },
 };
 

@@ -85,51 +85,132 @@ print_decisions(json_t *decisions)
 	return failed;
 }
 
+/* A status a sample may give for an event's rules; NULL when it is none. */
+static const char *
+sample_status(const char *s)
+{
+	static const char *const statuses[] = { "open", "escalated", "resolved", "closed", NULL };
+
+	for (int i = 0; s != NULL && statuses[i] != NULL; i++)
+		if (strcmp(s, statuses[i]) == 0)
+			return statuses[i];
+	return NULL;
+}
+
+static int
+rules_test_usage(void)
+{
+	fprintf(stderr, "usage: loketctl rules test DIR CONTACT.json [--at \"YYYY-MM-DD HH:MM\"] "
+			"[--event EVENT]\n");
+	return 2;
+}
+
 static int
 cmd_rules_test(const struct conf *conf, int argc, char **argv)
 {
 	struct loketd d = { .conf = (struct conf *)conf };
 	struct units *units = NULL;
 	struct rules *rules = NULL;
-	json_t *body, *doc = NULL, *decisions, *v;
+	json_t *body, *doc = NULL, *decisions, *v, *extra = NULL;
 	json_error_t jerr;
 	int64_t at = util_time_ms();
-	const char *next;
-	char err[256];
-	int failed = 0, status;
+	const char *next, *event = "contact", *pos[2], *given = NULL;
+	char err[256], before[16];
+	int failed = 0, status, npos = 0, known = 0;
 	size_t i;
 
-	if (argc >= 4 && strcmp(argv[2], "--at") == 0) {
-		if (util_time_parse_local(argv[3], &at) < 0) {
-			fprintf(stderr, "loketctl: --at: expected \"2026-12-24 16:55\", got '%s'\n",
-			    argv[3]);
+	for (int k = 0; k < argc; k++) {
+		if (strcmp(argv[k], "--at") == 0 && k + 1 < argc) {
+			if (util_time_parse_local(argv[++k], &at) < 0) {
+				fprintf(stderr, "loketctl: --at: expected \"2026-12-24 16:55\", got '%s'\n",
+				    argv[k]);
+				return 2;
+			}
+		} else if (strcmp(argv[k], "--event") == 0 && k + 1 < argc) {
+			event = argv[++k];
+		} else if (argv[k][0] == '-' || npos == 2) {
+			return rules_test_usage();
+		} else {
+			pos[npos++] = argv[k];
+		}
+	}
+	if (npos != 2)
+		return rules_test_usage();
+	for (int k = 0; rules_event_name(k) != NULL; k++)
+		known |= strcmp(rules_event_name(k), event) == 0;
+	if (!known) {
+		fprintf(stderr, "loketctl: --event: '%s' is no event; expected contact, reply, "
+				"escalated, resolved, closed, reopened, overdue, missed_call or reminder\n",
+		    event);
+		return 2;
+	}
+	if ((body = json_load_file(pos[1], JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+		fprintf(stderr, "loketctl: %s:%d: %s\n", pos[1], jerr.line, jerr.text);
+		return 2;
+	}
+	/* For an event's rules, the sample may say the contact's status and the event's extra. */
+	if (strcmp(event, "contact") != 0 && json_is_object(body)) {
+		given = json_string_value(json_object_get(body, "status"));
+		if (json_object_get(body, "status") != NULL && sample_status(given) == NULL) {
+			fprintf(stderr, "loketctl: %s: status: expected open, escalated, resolved or "
+					"closed\n",
+			    pos[1]);
+			json_decref(body);
 			return 2;
 		}
-		argc -= 2;
-	}
-	if (argc != 2) {
-		fprintf(stderr, "usage: loketctl rules test DIR CONTACT.json [--at \"YYYY-MM-DD HH:MM\"]\n");
-		return 2;
-	}
-	if ((body = json_load_file(argv[1], JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
-		fprintf(stderr, "loketctl: %s:%d: %s\n", argv[1], jerr.line, jerr.text);
-		return 2;
+		given = sample_status(given);
+		if ((extra = json_incref(json_object_get(body, "extra"))) != NULL &&
+		    !json_is_object(extra)) {
+			fprintf(stderr, "loketctl: %s: extra: expected an object (what the event's "
+					"handlers get as their second argument)\n",
+			    pos[1]);
+			json_decref(extra);
+			json_decref(body);
+			return 2;
+		}
+		json_object_del(body, "status");
+		json_object_del(body, "extra");
 	}
 	status = register_prepare(&d, body, "rules-test", &doc, err, sizeof(err));
 	json_decref(body);
 	if (status != 0) {
-		fprintf(stderr, "loketctl: %s: the register would refuse this contact: %s\n", argv[1],
+		fprintf(stderr, "loketctl: %s: the register would refuse this contact: %s\n", pos[1],
 		    err);
+		json_decref(extra);
 		return 2;
 	}
 	json_object_set_new(doc, "received_at", json_integer(at));
-	if (rules_setup(conf, argv[0], &units, &rules) < 0) {
+	if (strcmp(event, "contact") != 0) {
+		if (given == NULL)
+			given = strcmp(event, "escalated") == 0 || strcmp(event, "overdue") == 0 ?
+			    "escalated" :
+			    strcmp(event, "resolved") == 0 ? "resolved" :
+			    strcmp(event, "closed") == 0   ? "closed" :
+							     "open";
+		json_object_set_new(doc, "status", json_string(given));
+		json_object_set_new(doc, "line",
+		    json_integer(strcmp(given, "escalated") == 0 || strcmp(given, "closed") == 0 ? 2 :
+												1));
+		/* As in loketd, the rules of "escalated" get the task. */
+		if (extra == NULL && strcmp(event, "escalated") == 0)
+			extra = json_pack("{s:s?, s:s, s:s}", "department",
+			    json_string_value(json_object_get(doc, "department")), "reason", "",
+			    "status", "open");
+	}
+	if (rules_setup(conf, pos[0], &units, &rules) < 0) {
+		json_decref(extra);
 		json_decref(doc);
 		return 2;
 	}
-	printf("rules of %s on %s\n", argv[0], argv[1]);
+	if (strcmp(event, "contact") == 0)
+		printf("rules of %s on %s\n", pos[0], pos[1]);
+	else
+		printf("rules of \"%s\" in %s on %s (status %s)\n", event, pos[0], pos[1], given);
 	print_time("at", json_object_get(doc, "received_at"));
-	decisions = rules_run(rules, "contact", doc, NULL, at);
+	/* The status before the decisions, kept: register_apply replaces the string. */
+	snprintf(before, sizeof(before), "%s", json_string_value(json_object_get(doc, "status")));
+	decisions = rules_run(rules, event, doc, extra, at);
+	json_decref(extra);
 	if (json_array_size(decisions) == 0)
 		printf("  no rule decided anything\n");
 	failed += print_decisions(decisions);
@@ -160,7 +241,8 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 		    json_string_value(json_object_get(v, "template")));
 	/* Stored escalated or resolved, the contact runs the rules of that status next. */
 	next = json_string_value(json_object_get(doc, "status"));
-	if (next != NULL && strcmp(next, "open") != 0 && rules_handler_count(rules, next) > 0) {
+	if (next != NULL && strcmp(next, "open") != 0 && strcmp(next, before) != 0 &&
+	    rules_handler_count(rules, next) > 0) {
 		json_t *after;
 
 		json_object_del(doc, "history");
@@ -317,7 +399,8 @@ cmd_rules(const struct conf *conf, int argc, char **argv)
 		return cmd_rules_test(conf, argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "replay") == 0)
 		return cmd_rules_replay(conf, argc - 1, argv + 1);
-	fprintf(stderr, "usage: loketctl rules test DIR CONTACT.json [--at \"YYYY-MM-DD HH:MM\"]\n"
+	fprintf(stderr, "usage: loketctl rules test DIR CONTACT.json [--at \"YYYY-MM-DD HH:MM\"] "
+			"[--event EVENT]\n"
 			"       loketctl rules replay DIR [--since YYYY-MM-DD]\n");
 	return 2;
 }

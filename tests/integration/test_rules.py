@@ -378,6 +378,50 @@ def test_loketctl_rules_test_prints_every_decision_and_stores_nothing(loketd, tm
     assert contacts_stored(client) == []
 
 
+def test_loketctl_rules_test_runs_the_rules_of_an_event(loketd, tmp_path):
+    """With --event, rules test runs the handlers of that event on the sample, with the
+    status and the extra argument the sample gives: a citizen's reply that the rules resolve,
+    then the rules of "resolved"; a sample that is not of an event is refused (exit 2)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "50-events.lua", """
+loket.on("reply", function(c, extra)
+  c:tag("antwoord-burger")
+  if extra.message.body:find("bedankt", 1, true) then c:resolve{ answer = "afgehandeld" } end
+end)
+loket.on("resolved", function(c) c:tag("opgelost") end)
+loket.on("escalated", function(c, task) c:tag("naar-" .. task.department) end)
+""")
+    d = loketd(extra=rules_section(rules) + example_units(), start=False)
+    sample = tmp_path / "reply.json"
+    write(sample, json.dumps({"channel": "email", "subject": "Re: uw vraag", "body": "Bedankt",
+                              "department": "burgerzaken",
+                              "extra": {"message": {"body": "Het is in orde, bedankt"}}}))
+    r = d.ctl("rules", "test", str(rules), str(sample), "--event", "reply")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [re.sub(r" +", " ", line.strip()) for line in r.stdout.splitlines()]
+    assert lines[0].startswith('rules of "reply" in ') and lines[0].endswith("(status open)")
+    assert lines[2:4] == ['50-events.lua:2 tag ["antwoord-burger"]',
+                          "50-events.lua:2 resolve at the first line"], r.stdout
+    assert 'status "resolved"' in lines, r.stdout
+    assert lines[-2:] == ['then the rules of "resolved":', '50-events.lua:6 tag ["opgelost"]'], \
+        r.stdout
+
+    # The rules of "escalated" get the task, in the sample's department by default.
+    escalated = tmp_path / "escalated.json"
+    write(escalated, json.dumps({"channel": "phone", "department": "burgerzaken"}))
+    r = d.ctl("rules", "test", str(rules), str(escalated), "--event", "escalated")
+    assert r.returncode == 0 and '50-events.lua:7 tag ["naar-burgerzaken"]' in \
+        [re.sub(r" +", " ", line.strip()) for line in r.stdout.splitlines()], r.stdout
+
+    r = d.ctl("rules", "test", str(rules), str(sample), "--event", "antwoord")
+    assert r.returncode == 2 and "--event: 'antwoord' is no event" in r.stderr, r.stderr
+    write(sample, json.dumps({"channel": "email", "status": "behandeld"}))
+    r = d.ctl("rules", "test", str(rules), str(sample), "--event", "reply")
+    assert r.returncode == 2 and "status: expected open, escalated, resolved or closed" in \
+        r.stderr, r.stderr
+
+
 DOC_SAMPLE = {"channel": "email", "subject": "Dringend: uithuiszetting en omgevingsvergunning",
               "body": "Ik vrees een uithuiszetting.",
               "party": {"name": "An Peeters", "email": "an.peeters@example.be"}}
