@@ -192,8 +192,14 @@ timers_contact_cb(struct store_req *sr, void *arg)
 	if (sr->status != 0) {
 		timers_finish(d, id);
 	} else if (strcmp(kind, "overdue") == 0) {
-		rulebook_timer_event(d, "overdue", sr->out,
-		    json_pack("{s:O}", "task_id", json_object_get(t, "task_id")), id);
+		json_t *extra = json_pack("{s:O}", "task_id", json_object_get(t, "task_id")), *task;
+		size_t i;
+
+		/* The task itself too: its department, reason and due time. */
+		json_array_foreach(json_object_get(sr->out, "tasks"), i, task)
+			if (json_equal(json_object_get(task, "id"), json_object_get(t, "task_id")))
+				json_object_set(extra, "task", task);
+		rulebook_timer_event(d, "overdue", sr->out, extra, id);
 	} else {
 		rulebook_timer_event(d, "reminder", sr->out,
 		    json_pack("{s:O}", "call", json_object_get(json_object_get(t, "payload"), "call")),

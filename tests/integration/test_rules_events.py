@@ -127,6 +127,7 @@ loket.on("contact", function(c)
   c:escalate{ to = "burgerzaken", reason = "advies", within = "1m" }
 end)
 loket.on("overdue", function(c) c:tag("te-laat") end)
+loket.on("overdue", function(c, extra) c:tag("te-laat-bij-" .. extra.task.department) end)
 """
 
 def test_a_task_past_its_deadline_runs_overdue_rules(loketd, tmp_path):
@@ -142,6 +143,8 @@ def test_a_task_past_its_deadline_runs_overdue_rules(loketd, tmp_path):
     assert "te-laat" not in tags_of(client, c["id"])
     assert wait_until(lambda: "te-laat" in tags_of(client, c["id"]), 90 * SLOW), \
         client.contact(c["id"])
+    # The rules of "overdue" get the task that is late.
+    assert "te-laat-bij-burgerzaken" in tags_of(client, c["id"]), client.contact(c["id"])
     doc = client.contact(c["id"])
     overdue = history_of(doc, action="overdue")
     assert [(h["actor"], h["detail"]) for h in overdue] == \
