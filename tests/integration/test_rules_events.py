@@ -2,7 +2,6 @@
 and tasks past their deadline run their handlers, and what those decide is stored as a
 follow-up. Also the catalogue the rules read, as GET /api/v1/catalogue shows it."""
 import csv
-import os
 import re
 
 from conftest import SLOW
