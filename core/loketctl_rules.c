@@ -85,18 +85,6 @@ print_decisions(json_t *decisions)
 	return failed;
 }
 
-/* A status a sample may give for an event's rules; NULL when it is none. */
-static const char *
-sample_status(const char *s)
-{
-	static const char *const statuses[] = { "open", "escalated", "resolved", "closed", NULL };
-
-	for (int i = 0; s != NULL && statuses[i] != NULL; i++)
-		if (strcmp(s, statuses[i]) == 0)
-			return statuses[i];
-	return NULL;
-}
-
 static int
 rules_test_usage(void)
 {
@@ -116,7 +104,7 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 	int64_t at = util_time_ms();
 	const char *next, *event = "contact", *pos[2], *given = NULL;
 	char err[256], before[16];
-	int failed = 0, status, npos = 0, known = 0;
+	int failed = 0, status, npos = 0;
 	size_t i;
 
 	for (int k = 0; k < argc; k++) {
@@ -136,9 +124,7 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 	}
 	if (npos != 2)
 		return rules_test_usage();
-	for (int k = 0; rules_event_name(k) != NULL; k++)
-		known |= strcmp(rules_event_name(k), event) == 0;
-	if (!known) {
+	if (!rules_event_known(event)) {
 		fprintf(stderr, "loketctl: --event: '%s' is no event; expected contact, reply, "
 				"escalated, resolved, closed, reopened, overdue, missed_call or reminder\n",
 		    event);
@@ -151,14 +137,15 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 	/* For an event's rules, the sample may say the contact's status and the event's extra. */
 	if (strcmp(event, "contact") != 0 && json_is_object(body)) {
 		given = json_string_value(json_object_get(body, "status"));
-		if (json_object_get(body, "status") != NULL && sample_status(given) == NULL) {
+		if (json_object_get(body, "status") != NULL && register_status_name(given) == NULL) {
 			fprintf(stderr, "loketctl: %s: status: expected open, escalated, resolved or "
 					"closed\n",
 			    pos[1]);
 			json_decref(body);
 			return 2;
 		}
-		given = sample_status(given);
+		/* The list's own string: body goes before given is used. */
+		given = register_status_name(given);
 		if ((extra = json_incref(json_object_get(body, "extra"))) != NULL &&
 		    !json_is_object(extra)) {
 			fprintf(stderr, "loketctl: %s: extra: expected an object (what the event's "

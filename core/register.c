@@ -46,6 +46,21 @@ register_one_of(const char *const *list, const char *v)
 	return 0;
 }
 
+const char *
+register_status_name(const char *s)
+{
+	for (size_t i = 0; s != NULL && register_statuses[i] != NULL; i++)
+		if (strcmp(register_statuses[i], s) == 0)
+			return register_statuses[i];
+	return NULL;
+}
+
+int
+register_channel_known(const char *s)
+{
+	return s != NULL && register_one_of(register_channels, s);
+}
+
 static struct metric_series *register_gauge(struct loketd *d, const char *channel,
     const char *status);
 

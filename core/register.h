@@ -46,6 +46,10 @@ int register_prepare(struct loketd *d, json_t *body, const char *actor, json_t *
     char *err, size_t errlen);
 /* "nl", "en", "nl-BE": a language tag in BCP 47 shape. */
 int register_language_ok(const char *s);
+/* s as one of the contact statuses (open, escalated, resolved, closed), or NULL. */
+const char *register_status_name(const char *s);
+/* Whether s is a channel: phone, email, web or counter. */
+int register_channel_known(const char *s);
 /* Whether status may go to action's target: 0, or -1 (a 409). */
 int register_transition_allowed(enum register_action action, const char *status);
 /* Keeps the contacts-by-channel-and-status gauges in step with a write that completed. */

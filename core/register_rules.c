@@ -183,7 +183,7 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 		if (!decision_applies(d, doc, dec))
 			continue;
 		if (strcmp(type, "failed") == 0) {
-			/* The message can quote contact data: logs get the rule and the result only. */
+			/* The message can quote contact data: logs get the rule, result and line only. */
 			rulebook_failed(d, rule, jstr(dec, "result"), jstr(dec, "message"));
 			history(entries, dec, "rule_failed", jstr(dec, "result"));
 			continue;

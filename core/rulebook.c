@@ -242,14 +242,13 @@ rulebook_run(struct loketd *d, const char *event, json_t *contact, json_t *extra
 json_t *
 rulebook_stats(struct loketd *d)
 {
-	json_t *handlers = json_object(), *failing = json_array(), *v;
+	json_t *handlers, *failing, *v;
 	const char *event, *key;
 
-	if (d->rules == NULL) {
-		json_decref(handlers);
-		json_decref(failing);
+	if (d->rules == NULL)
 		return json_pack("{s:s}", "dir", "(no rules)");
-	}
+	handlers = json_object();
+	failing = json_array();
 	for (int i = 0; (event = rules_event_name(i)) != NULL; i++)
 		if (rules_handler_count(d->rules, event) > 0)
 			json_object_set_new(handlers, event,

@@ -385,7 +385,7 @@ rules_readonly(lua_State *L, int idx)
 	lua_replace(L, idx);
 }
 
-static int
+int
 rules_event_known(const char *event)
 {
 	for (size_t i = 0; rules_events[i] != NULL; i++)
@@ -1534,8 +1534,7 @@ rules_m_remind(lua_State *L)
 		return luaL_error(L, "remind: 'after' (a duration like \"4h\") is required");
 	unless = rules_opt_field(L, 2, "unless", RULES_LABEL_MAX, 1);
 	/* A misspelt status would never hold, and the reminder would always fire. */
-	if (unless != NULL && strcmp(unless, "open") != 0 && strcmp(unless, "escalated") != 0 &&
-	    strcmp(unless, "resolved") != 0 && strcmp(unless, "closed") != 0)
+	if (unless != NULL && register_status_name(unless) == NULL)
 		return luaL_error(L, "remind: unless '%s' is not a status (open, escalated, "
 				     "resolved or closed)",
 		    unless);
@@ -1597,8 +1596,7 @@ rules_m_reply(lua_State *L)
 		return luaL_error(L, "reply: template '%s' is not a plain name (a-z, 0-9, - and _)",
 		    tpl);
 	via = rules_opt_field(L, 2, "via", RULES_LABEL_MAX, 1);
-	if (via != NULL && strcmp(via, "phone") != 0 && strcmp(via, "email") != 0 &&
-	    strcmp(via, "web") != 0 && strcmp(via, "counter") != 0)
+	if (via != NULL && !register_channel_known(via))
 		return luaL_error(L, "reply: via '%s' is not a channel (phone, email, web or counter)",
 		    via);
 	if ((within = rules_opt_field(L, 2, "within", RULES_LABEL_MAX, 1)) != NULL) {

@@ -58,6 +58,8 @@ void rules_free(struct rules *r);
 size_t rules_handler_count(const struct rules *r, const char *event);
 /* The events rules can handle, in their order: the i-th name, or NULL past the last. */
 const char *rules_event_name(int i);
+/* Whether rules can handle event ("contact", "escalated", ...). */
+int rules_event_known(const char *event);
 /*
  * Runs the handlers of event on contact (borrowed; the register's JSON), at
  * now_ms (the real or a test clock). Returns the decisions as a new JSON

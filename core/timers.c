@@ -91,10 +91,11 @@ timers_done_cb(struct store_req *sr, void *arg)
 
 	if (sr->status != 0 && sr->status != 409)
 		log_warnx("timers", "a fired timer's action was not stored: %s", sr->error);
-	if (sr->status == 0 && json_is_integer(json_object_get(sr->out, "timers_next")))
-		timers_arm(d, json_integer_value(json_object_get(sr->out, "timers_next")));
-	/* A reminder that escalated: the gauges and the rules of "escalated", as for the API. */
-	if (sr->status == 0 && json_is_string(json_object_get(sr->out, "previous_status")))
+	/*
+	 * The next timer the write added is armed; a reminder that escalated moves
+	 * the gauges and runs the rules of "escalated", as for the API.
+	 */
+	if (sr->status == 0)
 		register_changed(d, sr->out);
 	timers_settled(d);
 }
