@@ -430,15 +430,31 @@ DOC_SAMPLE = {"channel": "email", "subject": "Dringend: uithuiszetting en omgevi
 # with loketctl rules test; a snippet without loket.on runs inside a contact handler.
 DOC_EXAMPLES = {
     "-- 10-routing.lua": [],  # the sample has no product: nothing to route
-    "local cal = loket.calendar": None,  # tags only outside opening hours
+    "local cal = loket.calendar": [],  # at --at 2026-12-22 10:00 burgerzaken is open
     'loket.on("contact", function(c)\n  if c.product or c.channel': [
         'set product = "omgevingsvergunning"'],
     'loket.on("contact", function(c)\n  local text': [
         'set priority = "urgent"', "escalate to sociale_dienst within 4h"],
     'loket.on("contact", function(c)\n  if c.line == 1': ["remind after 4h"],
     'loket.on("escalated"': [],
+    # a contact event does not run the rules of "reply": see DOC_EXAMPLE_RUNS
     'loket.on("reply"': [],
 }
+
+# Examples whose decisions show on another run too: (first line, extra loketctl arguments,
+# sample to use instead of DOC_SAMPLE or None, what the example decides there).
+DOC_EXAMPLE_RUNS = [
+    # Christmas Day: every calendar is closed
+    ("local cal = loket.calendar", ["--at", "2026-12-25 10:00"], None,
+     ['tag ["buiten-openingsuren"]']),
+    # a Tuesday evening after closing time
+    ("local cal = loket.calendar", ["--at", "2026-12-22 21:30"], None,
+     ['tag ["buiten-openingsuren"]']),
+    # the citizen answers on an open first-line contact
+    ('loket.on("reply"', ["--event", "reply", "--at", "2026-12-22 10:00"],
+     dict(DOC_SAMPLE, extra={"message": {"body": "Hier is het gevraagde document."}}),
+     ['tag ["antwoord-burger"]', 'set priority = "high"', "remind after 4h"]),
+]
 
 
 def test_every_worked_example_of_the_rules_guide_runs(loketd, tmp_path):
@@ -469,9 +485,23 @@ def test_every_worked_example_of_the_rules_guide_runs(loketd, tmp_path):
         if key == 'loket.on("escalated"':
             assert 'then the rules of "escalated":' in r.stdout, r.stdout
             expected = ["reply with template doorverwezen via email"]
-        if expected is not None:
-            assert len(mine) == len(expected) and all(
-                m.startswith(e) for m, e in zip(mine, expected)), (block, mine, expected)
+        assert len(mine) == len(expected) and all(
+            m.startswith(e) for m, e in zip(mine, expected)), (block, mine, expected)
+        for first_line, args, other, decides in DOC_EXAMPLE_RUNS:
+            if key != first_line:
+                continue
+            used = sample
+            if other is not None:
+                used = tmp_path / ("sample-%d.json" % i)
+                write(used, json.dumps(other))
+            r = d.ctl("rules", "test", str(folder), str(used), *args)
+            assert r.returncode == 0 and "FAILED" not in r.stdout, (block, args, r.stdout,
+                                                                     r.stderr)
+            got = [re.sub(r" +", " ", line.strip()).split(" ", 1)[1]
+                   for line in r.stdout.splitlines()
+                   if line.strip().startswith("50-example.lua:")]
+            assert len(got) == len(decides) and all(
+                m.startswith(e) for m, e in zip(got, decides)), (block, args, got, decides)
 
 
 def test_loketctl_rules_replay_reports_what_candidate_rules_would_change(loketd, tmp_path):
