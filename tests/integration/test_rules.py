@@ -198,7 +198,7 @@ def test_a_rule_failing_on_every_contact_is_logged_once_a_minute(loketd, tmp_pat
     rules.mkdir()
     write(rules / "50-broken.lua", "loket.on('contact', function(c)\n"
                                    "  error('kapot bij ' .. c.subject)\nend)\n")
-    d = loketd(extra=rules_section(rules, catalogue=None) + example_units())
+    d = loketd(extra=rules_section(rules, catalogue=None) + example_units(), test_clock=True)
     client = Client(d)
     contacts = [client.create(channel="phone", subject="Vraag %d" % i) for i in range(8)]
     for c in contacts:
@@ -210,6 +210,15 @@ def test_a_rule_failing_on_every_contact_is_logged_once_a_minute(loketd, tmp_pat
     assert len(re.findall(r"rule failed rule=50-broken\.lua:1 result=error at=50-broken\.lua:2$",
                           d.log(), re.M)) == 1, d.log()
     assert "Vraag" not in d.log()
+    # A minute later (the test clock moves it) the next failure is logged, with the number
+    # of failures left out of the log in between.
+    d.move_clock(61)
+    later = client.create(channel="phone", subject="Vraag na een minuut")
+    assert [h["detail"] for h in history_of(client.contact(later["id"]), "rule_failed")] == \
+        ["error"]
+    d.wait_log(r"rule failed rule=50-broken\.lua:1 result=error at=50-broken\.lua:2 "
+               r"\(and 7 times more in the last minute or longer\)$")
+    assert len(re.findall(r"rule failed rule=50-broken\.lua:1 ", d.log())) == 2, d.log()
     # loketctl stats names the folder, its handlers and the rules failing since they loaded.
     r = d.ctl("stats")
     assert r.returncode == 0, r.stderr
@@ -236,13 +245,13 @@ WONEN = "[organisation.ocmw]\nname = OCMW\n[department.wonen]\norganisation = oc
 
 
 def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
-    """calendar_parse_duration knows d, h and m: a minute is the shortest reminder, so this
-    test waits about a minute, once, with loketd stopped for most of it."""
+    """A minute is the shortest reminder; the test clock (core/util.h) stands in for the
+    minute: loketd stops before the reminder is due and starts with its clock past it."""
     rules = tmp_path / "rules"
     rules.mkdir()
     write(rules / "50-remind.lua", REMIND_RULE)
     units = always_open_units(tmp_path)
-    d = loketd(extra=rules_section(rules, catalogue=None) + units + WONEN)
+    d = loketd(extra=rules_section(rules, catalogue=None) + units + WONEN, test_clock=True)
     client = Client(d)
 
     late = client.create(channel="phone", subject="Niemand neemt op")
@@ -268,7 +277,8 @@ def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
     d.write_config(d.config(extra=rules_section(rules, catalogue=None) + units))
     left = (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
     assert left > 0, "loketd stopped only after the reminder was due; the test is too slow"
-    time.sleep(left + 2)
+    # As if loketd had stayed down until two seconds past the due time.
+    d.clock_offset = left + 2
     t0 = time.monotonic()
     d.start()
 

@@ -3,6 +3,7 @@ and tasks past their deadline run their handlers, and what those decide is store
 follow-up. Also the catalogue the rules read, as GET /api/v1/catalogue shows it."""
 import csv
 import re
+import time
 
 from conftest import SLOW
 from test_rules_support import (CATALOGUE, Client, always_open_units, example_units,
@@ -130,18 +131,24 @@ loket.on("overdue", function(c, extra) c:tag("te-laat-bij-" .. extra.task.depart
 """
 
 def test_a_task_past_its_deadline_runs_overdue_rules(loketd, tmp_path):
-    """A deadline timer fires on time (a minute of open time, the shortest there is): the
-    history says the task is overdue and the rules of "overdue" run on the contact."""
+    """A deadline timer fires on time (a minute of open time, the shortest there is; the
+    test clock moves it): not before, and once due the history says the task is overdue
+    and the rules of "overdue" run on the contact."""
     rules = tmp_path / "overdue-rules"
     rules.mkdir()
     (rules / "10-overdue.lua").write_text(OVERDUE_RULES)
-    client = Client(loketd(extra=rules_section(str(rules), catalogue=None) +
-                           always_open_units(tmp_path)))
+    d = loketd(extra=rules_section(str(rules), catalogue=None) + always_open_units(tmp_path),
+               test_clock=True)
+    client = Client(d)
     c = client.create(channel="phone", subject="Advies gevraagd")
     assert c["status"] == "escalated" and c["line"] == 2, c
-    assert "te-laat" not in tags_of(client, c["id"])
-    assert wait_until(lambda: "te-laat" in tags_of(client, c["id"]), 90 * SLOW), \
-        client.contact(c["id"])
+    d.move_clock(50)  # ten seconds before the deadline
+    time.sleep(1 * SLOW)
+    assert "te-laat" not in tags_of(client, c["id"]), client.contact(c["id"])
+    assert history_of(client.contact(c["id"]), action="overdue") == []
+    d.move_clock(11)
+    assert wait_until(lambda: "te-laat" in tags_of(client, c["id"]), 5 * SLOW), \
+        (client.contact(c["id"]), d.log()[-2000:])
     # The rules of "overdue" get the task that is late.
     assert "te-laat-bij-burgerzaken" in tags_of(client, c["id"]), client.contact(c["id"])
     doc = client.contact(c["id"])
