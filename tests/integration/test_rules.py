@@ -227,6 +227,69 @@ def test_a_rule_failing_on_every_contact_is_logged_once_a_minute(loketd, tmp_pat
                      r.stdout, re.M), r.stdout
 
 
+def test_require_in_rules_loads_from_rules_folder_only(loketd, tmp_path):
+    """require("name") loads name.lua of the rules folder (docs/rules.md): a rule uses what
+    a shared module returns; a module beside the folder, or named by a path, is refused and
+    the rules with it do not load, naming file:line."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "gedeeld.lua", 'return { dienst = "omgeving" }\n')
+    write(rules / "50-use.lua", 'local gedeeld = require("gedeeld")\n'
+                                'loket.on("contact", function(c)\n'
+                                '  c:tag("dienst-" .. gedeeld.dienst)\n'
+                                'end)\n')
+    write(tmp_path / "buiten.lua", 'return { dienst = "buiten" }\n')
+    d = loketd(extra=rules_section(rules, catalogue=None) + example_units())
+    client = Client(d)
+    c = client.create(channel="phone", subject="Vraag over een module")
+    assert "dienst-omgeving" in client.contact(c["id"])["tags"], client.contact(c["id"])
+
+    sample = tmp_path / "sample.json"
+    write(sample, json.dumps({"channel": "phone", "subject": "x"}))
+    for name, why in (("buiten", "buiten.lua"), ("../buiten", "only modules of the rules folder"),
+                      ("/etc/passwd", "only modules of the rules folder")):
+        outside = tmp_path / ("outside-%d" % len(name))
+        outside.mkdir()
+        write(outside / "50-use.lua", 'local m = require("%s")\n'
+                                      'loket.on("contact", function(c) c:tag(m.dienst) end)\n'
+                                      % name)
+        r = d.ctl("rules", "test", str(outside), str(sample))
+        assert r.returncode == 2, (name, r.stdout, r.stderr)
+        assert re.search(r"the rules do not load: .*50-use\.lua:1:", r.stderr), (name, r.stderr)
+        assert why in r.stderr, (name, r.stderr)
+        assert "buiten" not in r.stdout, (name, r.stdout)
+
+
+LOG_RULE = """loket.on("contact", function(c)
+  loket.log("lang " .. string.rep("x", 600))
+  loket.log("regel\\nmet\\tstuurtekens\\27[31m")
+  for i = 3, 25 do loket.log("regel " .. i) end
+end)
+"""
+
+
+def test_loket_log_is_capped(loketd, tmp_path):
+    """loket.log writes at most 20 lines per handler call, then one line saying the rest is
+    left out; each line cut to 500 bytes, control characters made spaces (docs/rules.md).
+    The cap is per call: the next contact gets its 20 lines again."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "50-log.lua", LOG_RULE)
+    d = loketd(extra=rules_section(rules, catalogue=None) + example_units())
+    client = Client(d)
+    for n in (1, 2):
+        client.create(channel="phone", subject="Vraag %d" % n)
+        lines = re.findall(r"^\S+ info rules log rule=50-log\.lua:1 msg=\"(.*)\"$", d.log(), re.M)
+        assert len(lines) == 21 * n, "%d loket.log lines after %d contacts:\n%s" % (
+            len(lines), n, "\n".join(lines))
+        mine = lines[21 * (n - 1):]
+        assert mine[0] == ("lang " + "x" * 600)[:500], mine[0]
+        assert mine[1] == "regel met stuurtekens [31m", mine[1]
+        assert mine[2:20] == ["regel %d" % i for i in range(3, 21)], mine[2:20]
+        assert mine[20] == "(more loket.log lines in this call are left out)", mine[20]
+    assert "regel 21" not in d.log()
+
+
 # (c) durable reminders -------------------------------------------------------------------
 
 REMIND_RULE = """-- a first-line contact still open a minute later goes to burgerzaken

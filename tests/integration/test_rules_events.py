@@ -7,7 +7,7 @@ import time
 
 from conftest import SLOW
 from test_rules_support import (CATALOGUE, Client, always_open_units, example_units,
-                                history_of, rules_section, wait_until)
+                                history_of, rule_runs, rules_section, wait_until)
 
 EVENT_RULES = """
 loket.on("escalated", function(c) c:tag("ev-escalated") end)
@@ -156,6 +156,45 @@ def test_a_task_past_its_deadline_runs_overdue_rules(loketd, tmp_path):
     assert [(h["actor"], h["detail"]) for h in overdue] == \
         [("loketd", "a task passed its due time")], doc["history"]
     assert doc["status"] == "escalated" and doc["tasks"][0]["status"] == "open", doc
+
+
+REMINDER_RULES = """
+loket.on("contact", function(c)
+  c:remind{ after = "1m", call = "nabellen" }
+end)
+loket.on("reminder", function(c, extra)
+  c:tag("herinnerd-" .. extra.call)
+  c.priority = "high"
+end)
+"""
+
+
+def test_reminder_event_runs_its_rules(loketd, tmp_path):
+    """c:remind{ after, call } (docs/rules.md): when the timer is due (the test clock moves
+    it) the rules of "reminder" run on the contact with { call = ... }, once, and what they
+    decide is stored; not before it is due."""
+    rules = tmp_path / "reminder-rules"
+    rules.mkdir()
+    (rules / "10-reminder.lua").write_text(REMINDER_RULES)
+    d = loketd(extra=rules_section(str(rules), catalogue=None) + always_open_units(tmp_path),
+               test_clock=True)
+    client = Client(d)
+    c = client.create(channel="phone", subject="Terugbellen a.u.b.")
+    d.move_clock(50)
+    time.sleep(1 * SLOW)
+    assert "herinnerd-nabellen" not in tags_of(client, c["id"]), client.contact(c["id"])
+    d.move_clock(11)
+    assert wait_until(lambda: "herinnerd-nabellen" in tags_of(client, c["id"]), 5 * SLOW), \
+        (client.contact(c["id"]), d.log()[-2000:])
+    doc = client.contact(c["id"])
+    assert doc["priority"] == "high", doc
+    assert doc["status"] == "open", doc
+    # Fired once: moving on an hour runs nothing more.
+    d.move_clock(3600)
+    time.sleep(1 * SLOW)
+    doc = client.contact(c["id"])
+    assert doc["tags"].count("herinnerd-nabellen") == 1, doc
+    assert rule_runs(client.metrics(), "10-reminder.lua:5", "ok") == 1, client.metrics()
 
 
 def catalogue_rows(path):
