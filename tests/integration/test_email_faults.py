@@ -7,12 +7,15 @@ none is registered twice, whatever happens between the register's commit and the
 (or flag) on the IMAP server.
 """
 
+import datetime
 import email
 import email.policy
 import os
 import re
 import signal
+import socket
 import sqlite3
+import threading
 import time
 import uuid
 
@@ -360,3 +363,117 @@ def test_automatic_replies_are_capped_when_mails_come_one_by_one(loketd, mailser
     outs = [m for c in email_contacts(client) for m in messages(client, c["id"])
             if m["direction"] == "out"]
     assert sorted(m["status"] for m in outs) == ["failed", "failed", "sent", "sent"], outs
+
+
+class RefusingSmtp:
+    """An SMTP server on loopback that refuses every recipient with a 5xx (as a server
+    does for a mailbox that does not exist); counts the sessions and RCPTs it saw."""
+
+    def __init__(self, code=550, text="5.1.1 <burger1@burger.test>: Recipient address rejected"):
+        self.code, self.text = code, text
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.sessions = 0
+        self.rcpts = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.sessions += 1
+            with conn:
+                conn.settimeout(10)
+                f = conn.makefile("rwb")
+                try:
+                    f.write(b"220 weigeraar.test ESMTP\r\n")
+                    f.flush()
+                    for line in f:
+                        cmd = line.strip().upper()
+                        if cmd.startswith(b"EHLO"):
+                            f.write(b"250-weigeraar.test\r\n250 8BITMIME\r\n")
+                        elif cmd.startswith(b"RCPT"):
+                            self.rcpts += 1
+                            f.write(b"%d %s\r\n" % (self.code, self.text.encode()))
+                        elif cmd.startswith(b"QUIT"):
+                            f.write(b"221 bye\r\n")
+                            f.flush()
+                            break
+                        elif cmd.startswith(b"DATA"):
+                            f.write(b"554 no valid recipients\r\n")
+                        else:
+                            f.write(b"250 ok\r\n")
+                        f.flush()
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_smtp_5xx_ends_delivery_as_failed(loketd, mailserver):
+    """A server that refuses the recipient with a 5xx is a permanent answer: the reply is
+    tried once, marked failed (on the message, in the history, in /metrics), not retried,
+    and the log says why without the address."""
+    smtp = RefusingSmtp()
+    try:
+        d, client = email_daemon(loketd, mailserver, rules=None, smtp_port=str(smtp.port))
+        mailserver.append(INFO, "INBOX", citizen_mail("Vraag over de markt", "Wanneer?\n"))
+        (contact,) = wait_contacts(client, 1)
+        status, doc, _, raw = client.call(
+            "POST", "/api/v1/contacts/%d/messages" % contact["id"],
+            {"body": "Elke vrijdag."}, token=client.agent)
+        assert status == 202 and doc["status"] == "queued", raw
+        failed = wait_for(lambda: [m for m in messages(client, contact["id"])
+                                   if m["direction"] == "out" and m["status"] == "failed"],
+                          15 * SLOW, interval=0.2)
+        assert failed, (messages(client, contact["id"]), d.log()[-2000:])
+        # retry_min is 1 s, retry_max 2 s: a retry would have come by now.
+        time.sleep(3 * SLOW)
+        assert smtp.sessions == 1 and smtp.rcpts == 1, (smtp.sessions, smtp.rcpts)
+        assert metric(client, "loket_outbox_total", channel="email", result="failed") == 1
+        assert metric(client, "loket_outbox_total", channel="email", result="retry") == 0
+        history = client.contact(contact["id"])["history"]
+        assert any(h["action"] == "message" and "failed" in (h["detail"] or "")
+                   for h in history), history
+        assert re.search(r"not sent outbox=\d+ channel=email result=failed error=\".*550",
+                         d.log()), d.log()[-2000:]
+        assert CITIZEN not in "\n".join(l for l in d.log().splitlines() if "not sent" in l)
+    finally:
+        smtp.close()
+
+
+def test_mailbox_retry_backs_off(loketd, mailserver):
+    """A mailbox that cannot be reached is tried again after 1 s, then 2 s, then 4 s (up to
+    a minute), each try logged with its wait; once the server is back the mail comes in."""
+    d, client = email_daemon(loketd, mailserver, rules=None, mailbox2="", start=False)
+    mailserver.stop_dovecot()
+    try:
+        d.start()
+        pattern = re.compile(r"^(\S+)Z warn \S+ mailbox unreachable mailbox=info "
+                             r"retry_in=(\d+)ms", re.M)
+        tries = wait_for(lambda: len(pattern.findall(d.log())) >= 3 and
+                         pattern.findall(d.log()), 20 * SLOW, interval=0.2)
+        assert tries, d.log()[-3000:]
+        waits = [int(w) for _, w in tries[:3]]
+        assert waits == [1000, 2000, 4000], waits
+        at = [datetime.datetime.fromisoformat(t) for t, _ in tries[:3]]
+        gaps = [(b - a).total_seconds() for a, b in zip(at, at[1:])]
+        for gap, wait in zip(gaps, waits):
+            assert gap >= wait / 1000 - 0.1, (gaps, waits)
+        assert 'loket_email_mailbox_up{mailbox="info"} 0' in client.metrics()
+    finally:
+        mailserver.start_dovecot()
+    mailserver.append(INFO, "INBOX", citizen_mail("Na de storing", "Hallo\n"))
+    (c,) = wait_contacts(client, 1, timeout=30)
+    assert c["subject"] == "Na de storing"
+    assert 'loket_email_mailbox_up{mailbox="info"} 1' in client.metrics()
