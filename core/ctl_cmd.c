@@ -63,8 +63,9 @@ ctl_cmd_debug_clock(struct ctl_conn *conn, struct loketd *d, json_t *args)
 	char now[40];
 
 	if (!util_test_clock_on()) {
-		ctl_fail(conn, "the test clock is off: it is for tests only, and on only when "
-			       "loketd was started with LOKET_TEST_CLOCK=1 in its environment");
+		ctl_fail(conn,
+		    "the test clock is off: it is for tests only, and on only when "
+		    "loketd was started with LOKET_TEST_CLOCK=1 in its environment");
 		return;
 	}
 	if (by == NULL || util_parse_duration_ms(by, &ms) < 0 || ms == 0 || ms > INT64_MAX / 2

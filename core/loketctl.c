@@ -272,8 +272,9 @@ cmd_debug(const struct conf *conf, int argc, char **argv)
 	json_t *r;
 
 	if (argc != 2 || strcmp(argv[0], "clock") != 0 || argv[1][0] != '+') {
-		fprintf(stderr, "usage: loketctl debug clock +DURATION   (tests only: loketd must "
-				"run with LOKET_TEST_CLOCK=1)\n");
+		fprintf(stderr,
+		    "usage: loketctl debug clock +DURATION   (tests only: loketd must "
+		    "run with LOKET_TEST_CLOCK=1)\n");
 		return 2;
 	}
 	if ((r = ctl_result(conf, "debug clock", json_pack("{s:s}", "by", argv[1] + 1))) == NULL)

@@ -349,8 +349,9 @@ main(int argc, char *argv[])
 	log_info("loketd", "ready version=%s listen=%s:%u pid=%d", PACKAGE_VERSION,
 	    d.conf->listen_host, http_bound_port(d.http), (int)getpid());
 	if (util_test_clock_on())
-		log_warnx("loketd", "test clock on (LOKET_TEST_CLOCK=1): loketctl debug clock can "
-				    "move time forward; never set it outside tests");
+		log_warnx("loketd",
+		    "test clock on (LOKET_TEST_CLOCK=1): loketctl debug clock can "
+		    "move time forward; never set it outside tests");
 	loketd_notify("READY=1");
 	event_base_dispatch(d.base);
 	log_info("loketd", "stopped");
