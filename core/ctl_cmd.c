@@ -8,9 +8,11 @@
 #include "auth.h"
 #include "ctl.h"
 #include "http.h"
+#include "log.h"
 #include "loketd.h"
 #include "plugin.h"
 #include "rulebook.h"
+#include "util.h"
 
 static void
 ctl_cmd_version(struct ctl_conn *conn, struct loketd *d, json_t *args)
@@ -52,6 +54,31 @@ ctl_cmd_reload(struct ctl_conn *conn, struct loketd *d, json_t *args)
 	ctl_reply(conn, json_pack("{s:s}", "config", d->conf_path));
 }
 
+/* Tests only: moves the daemon's clock forward (util.h, "The test clock"). */
+static void
+ctl_cmd_debug_clock(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	const char *by = json_string_value(json_object_get(args, "by"));
+	uint64_t ms;
+	char now[40];
+
+	if (!util_test_clock_on()) {
+		ctl_fail(conn,
+		    "the test clock is off: it is for tests only, and on only when "
+		    "loketd was started with LOKET_TEST_CLOCK=1 in its environment");
+		return;
+	}
+	if (by == NULL || util_parse_duration_ms(by, &ms) < 0 || ms == 0 || ms > INT64_MAX / 2
+	    || util_test_clock_move((int64_t)ms) < 0) {
+		ctl_fail(conn, "expected how far to move the clock forward, such as 90s, 5m or 2h");
+		return;
+	}
+	log_warnx("loketd", "test clock moved forward by %s", by);
+	timers_clock_moved(d);
+	util_time_format(util_time_ms(), now, sizeof(now));
+	ctl_reply(conn, json_pack("{s:s}", "now", now));
+}
+
 const struct ctl_cmd ctl_cmds[] = {
 	{ "version", ctl_cmd_version },
 	{ "stats", ctl_cmd_stats },
@@ -59,5 +86,6 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ "token add", auth_ctl_add },
 	{ "token list", auth_ctl_list },
 	{ "token revoke", auth_ctl_revoke },
+	{ "debug clock", ctl_cmd_debug_clock },
 	{ NULL, NULL },
 };

@@ -128,7 +128,10 @@ api_body(struct loket_http_req *req, int optional)
 		http_problem(req, 400, "the body is empty; expected a JSON object");
 		return NULL;
 	}
-	body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	/* JSON_DECODE_ANY: a bare string or null is JSON, only not an object, which is a 422
+	 * (docs/api.md), not a syntax error. */
+	body = json_loadb(req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 	if (body == NULL) {
 		snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (line %d, column %d)",
 		    jerr.text, jerr.line, jerr.column);

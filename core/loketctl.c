@@ -265,6 +265,25 @@ usage:
 	return 2;
 }
 
+/* Tests only: see util.h, "The test clock". */
+static int
+cmd_debug(const struct conf *conf, int argc, char **argv)
+{
+	json_t *r;
+
+	if (argc != 2 || strcmp(argv[0], "clock") != 0 || argv[1][0] != '+') {
+		fprintf(stderr,
+		    "usage: loketctl debug clock +DURATION   (tests only: loketd must "
+		    "run with LOKET_TEST_CLOCK=1)\n");
+		return 2;
+	}
+	if ((r = ctl_result(conf, "debug clock", json_pack("{s:s}", "by", argv[1] + 1))) == NULL)
+		return 1;
+	printf("clock now %s\n", json_string_value(json_object_get(r, "now")));
+	json_decref(r);
+	return 0;
+}
+
 static const struct ctl_client_cmd ctl_client_cmds[] = {
 	{ "version", "version", cmd_version },
 	{ "stats", "stats", cmd_stats },
@@ -274,6 +293,7 @@ static const struct ctl_client_cmd ctl_client_cmds[] = {
 	    cmd_token },
 	{ "rules", "rules test DIR CONTACT.json [--at TIME] [--event EVENT] | replay DIR [--since DATE]",
 	    cmd_rules },
+	{ "debug", "debug clock +DURATION (tests only)", cmd_debug },
 	{ NULL, NULL, NULL },
 };
 

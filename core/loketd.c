@@ -27,6 +27,7 @@
 #include "plugin.h"
 #include "register.h"
 #include "rulebook.h"
+#include "util.h"
 #include "store.h"
 
 #define LOKETD_DRAIN_SECONDS 5
@@ -335,6 +336,11 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (util_test_clock_start() < 0) {
+		log_errorx("loketd", "LOKET_TEST_CLOCK_OFFSET: expected a duration such as 90s");
+		conf_free(d.conf);
+		return 2;
+	}
 	d.started = time(NULL);
 	if (loketd_start(&d) < 0) {
 		loketd_teardown(&d);
@@ -342,6 +348,10 @@ main(int argc, char *argv[])
 	}
 	log_info("loketd", "ready version=%s listen=%s:%u pid=%d", PACKAGE_VERSION,
 	    d.conf->listen_host, http_bound_port(d.http), (int)getpid());
+	if (util_test_clock_on())
+		log_warnx("loketd",
+		    "test clock on (LOKET_TEST_CLOCK=1): loketctl debug clock can "
+		    "move time forward; never set it outside tests");
 	loketd_notify("READY=1");
 	event_base_dispatch(d.base);
 	log_info("loketd", "stopped");

@@ -687,8 +687,11 @@ rules_l_require(lua_State *L)
 	lua_pop(L, 1);
 	lua_pushfstring(L, "%s.lua", name);
 	if (rules_load_file(r, lua_tostring(L, -1), 1, &err) < 0) {
+		/* Prefixed with where the require is: the admin looks for file:line. */
+		luaL_where(L, 1);
 		lua_pushstring(L, err != NULL ? err : "cannot load the module");
 		free(err);
+		lua_concat(L, 2);
 		return lua_error(L);
 	}
 	if (lua_isnil(L, -1)) {

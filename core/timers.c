@@ -51,6 +51,18 @@ timers_note(struct loketd *d, json_int_t due_ms)
 		timers_arm(d, (int64_t)due_ms);
 }
 
+void
+timers_clock_moved(struct loketd *d)
+{
+	if (d->timer_ev == NULL)
+		return;
+	/* The armed delay was counted on the old time; the store knows the earliest due. */
+	evtimer_del(d->timer_ev);
+	d->timer_armed_ms = 0;
+	if (d->timers_busy == 0)
+		timers_rearm(d);
+}
+
 static void
 timers_next_cb(struct store_req *sr, void *arg)
 {

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,13 +167,47 @@ util_path_join(char *buf, size_t len, const char *dir, const char *name)
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+/* How far the test clock has moved; 0 unless LOKET_TEST_CLOCK=1 (any thread reads it). */
+static _Atomic int_least64_t util_clock_moved_ms;
+
 int64_t
 util_time_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + atomic_load(&util_clock_moved_ms);
+}
+
+int
+util_test_clock_on(void)
+{
+	const char *v = getenv("LOKET_TEST_CLOCK");
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+int
+util_test_clock_move(int64_t ms)
+{
+	/* Only forward: stored times and armed timers assume time does not go back. */
+	if (!util_test_clock_on() || ms <= 0)
+		return -1;
+	atomic_fetch_add(&util_clock_moved_ms, ms);
+	return 0;
+}
+
+int
+util_test_clock_start(void)
+{
+	const char *v = getenv("LOKET_TEST_CLOCK_OFFSET");
+	uint64_t ms;
+
+	if (!util_test_clock_on() || v == NULL || *v == '\0')
+		return 0;
+	if (util_parse_duration_ms(v, &ms) < 0 || ms == 0 || ms > INT64_MAX / 2)
+		return -1;
+	return util_test_clock_move((int64_t)ms);
 }
 
 void

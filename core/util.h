@@ -22,8 +22,19 @@ int util_path_join(char *buf, size_t len, const char *dir, const char *name);
 
 
 
-/* Wall-clock time in milliseconds since the epoch. */
+/* Wall-clock time in milliseconds since the epoch (plus the test clock's moves). */
 int64_t util_time_ms(void);
+/*
+ * The test clock: only when loketd runs with LOKET_TEST_CLOCK=1 in its environment
+ * (the integration tests' fixtures set it; nothing else does), `loketctl debug clock`
+ * moves util_time_ms() forward, so that tests of minute-long timers need not wait.
+ */
+int util_test_clock_on(void);
+/* Moves the wall clock forward by ms (> 0); -1 when the test clock is off. */
+int util_test_clock_move(int64_t ms);
+/* At start: LOKET_TEST_CLOCK_OFFSET (a duration, "90s") moves the test clock at once, so a
+ * restarted daemon can go on where the last one's clock was; -1 on a bad value. */
+int util_test_clock_start(void);
 /* RFC 3339 UTC with milliseconds: "2026-11-28T10:37:44.123Z". */
 void util_time_format(int64_t ms, char *buf, size_t len);
 /* RFC 3339 time or a date (YYYY-MM-DD, midnight UTC) to ms; -1 when it is neither. */

@@ -194,12 +194,23 @@ class Api:
     def contact(self, cid, token=None):
         return self.ok("GET", "/api/v1/contacts/%s" % cid, token=token)
 
+    # the status each action leads to (docs/api.md, "Status changes")
+    ACTION_STATUS = {"resolve": "resolved", "escalate": "escalated", "close": "closed",
+                     "reopen": "open"}
+
     def action(self, cid, verb, body=None, token=None):
-        """A status change that must succeed (docs/api.md does not fix its answer's body)."""
+        """A status change that must succeed: docs/api.md says it answers 200 with the
+        contact in its new status, history and tasks included, as a read would show it."""
         r = self.call("POST", "/api/v1/contacts/%s/%s" % (cid, verb), body or {},
                       token=token or self.admin)
-        assert r.status in (200, 204), "expected 200, got %r" % r
-        return r.json
+        assert r.status == 200, "expected 200, got %r" % r
+        assert r.content_type == "application/json", r
+        doc = r.json
+        assert isinstance(doc, dict) and doc.get("id") == int(cid), r
+        assert doc["status"] == self.ACTION_STATUS[verb], r
+        assert isinstance(doc.get("history"), list) and isinstance(doc.get("tasks"), list), r
+        assert doc == self.contact(cid, token=token), "the answer differs from a read: %r" % r
+        return doc
 
     def list(self, path="/api/v1/contacts", token=None, **params):
         return self.ok("GET", query(path, **params), token=token)
@@ -276,10 +287,10 @@ class Api:
         self.d.start()
 
 
-def make_api(tmp_dir, http=None):
+def make_api(tmp_dir, http=None, plugins=(), plugin_conf=None):
     """A started loketd with ORG_CONF in tmp_dir (a pathlib.Path, made when missing)."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    d = Loketd(tmp_dir, extra=ORG_CONF, http=http)
+    d = Loketd(tmp_dir, extra=ORG_CONF, http=http, plugins=plugins, plugin_conf=plugin_conf)
     d.start()
     return Api(d)
 
@@ -293,9 +304,10 @@ def finish_api(api):
         assert rc == 0, "loketd exited %r on SIGTERM; log:\n%s" % (rc, api.d.log())
 
 
-def module_api(tmp_path_factory, name="api", http=None):
+def module_api(tmp_path_factory, name="api", http=None, plugins=(), plugin_conf=None):
     """Body of a module-scoped `api` fixture: one daemon shared by a module's tests, which
     keep apart by unique parties and subjects. Use as `yield from module_api(...)`."""
-    a = make_api(tmp_path_factory.mktemp(name), http=http)
+    a = make_api(tmp_path_factory.mktemp(name), http=http, plugins=plugins,
+                 plugin_conf=plugin_conf)
     yield a
     finish_api(a)

@@ -109,7 +109,7 @@ class Loketd:
     """One loketd instance in its own tmp dir: config, plugin_dir, data_dir, log."""
 
     def __init__(self, tmp_path, plugins=(), plugins_key=None, http=None, plugin_conf=None,
-                 extra=None, loketd_conf=None):
+                 extra=None, loketd_conf=None, test_clock=False):
         self.dir = tmp_path
         self.data_dir = str(tmp_path / "data")
         self.plugin_dir = str(tmp_path / "plugins")
@@ -120,6 +120,10 @@ class Loketd:
         self.proc = None
         self._log_file = None
         self.expect_exit_code = 0  # checked at teardown when the test left loketd running
+        # The test clock (core/util.h): with it, move_clock() moves the daemon's time
+        # forward; clock_offset is where a restarted daemon's clock starts.
+        self.test_clock = test_clock
+        self.clock_offset = 0.0
 
         os.mkdir(self.plugin_dir)
         os.chmod(self.plugin_dir, 0o755)
@@ -181,9 +185,16 @@ class Loketd:
         """Starts loketd without waiting for it to answer."""
         assert self.proc is None, "loketd already started"
         self._log_file = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.pop("LOKET_TEST_CLOCK", None)
+        env.pop("LOKET_TEST_CLOCK_OFFSET", None)
+        if self.test_clock:
+            env["LOKET_TEST_CLOCK"] = "1"
+            if self.clock_offset > 0:
+                env["LOKET_TEST_CLOCK_OFFSET"] = "%dms" % int(self.clock_offset * 1000)
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=self._log_file, stderr=self._log_file,
-                                     cwd=str(self.dir))
+                                     cwd=str(self.dir), env=env)
         return self.proc
 
     def start(self):
@@ -286,6 +297,15 @@ class Loketd:
     def ctl(self, *args, timeout=10 * SLOW):
         return subprocess.run([LOKETCTL, "-c", self.conf_path] + list(args),
                               capture_output=True, text=True, timeout=timeout)
+
+    def move_clock(self, seconds):
+        """Moves the running daemon's clock forward (`loketctl debug clock`, test clock on);
+        a restart keeps the moved time. Returns the daemon's time now (RFC 3339)."""
+        assert self.test_clock, "start loketd with test_clock=True to move its clock"
+        r = self.ctl("debug", "clock", "+%dms" % int(seconds * 1000))
+        assert r.returncode == 0, "loketctl debug clock: %s%s" % (r.stdout, r.stderr)
+        self.clock_offset += seconds
+        return r.stdout.split()[-1]
 
     def add_token(self, name, role, *options):
         """`loketctl token add NAME ROLE ...`; returns the bearer token it prints once."""

@@ -7,16 +7,17 @@ import time
 import pytest
 
 from api_fixtures import assert_problem, finish_api, make_api, module_api, query, unique_email
+from conftest import free_port
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    yield from module_api(tmp_path_factory)
+    # chan_email without mailboxes adds its route (the quarantine list) and nothing else; its
+    # sender points at a closed port so a queued staff message never leaves the machine.
+    yield from module_api(tmp_path_factory, plugins=["chan_email"],
+                          plugin_conf={"chan_email": {"smtp_port": str(free_port()),
+                                                      "retry_min": "1h"}})
 
-
-# Calls docs/api.md leaves open for this role (backoffice is told to see party history,
-# but not whether it may read a party record or look parties up): either answer is taken.
-EITHER = (200, 403)
 
 ROLES = ["none", "bad", "agent", "backoffice", "admin", "intake"]
 
@@ -69,12 +70,20 @@ ENDPOINTS = {
                                     % api.in_state("resolved")["id"], {}),
                        200, {"agent": 200, "backoffice": 200, "admin": 200, "intake": 403}),
     "party_get": (lambda api: ("GET", "/api/v1/parties/%d" % _party(api)[0]["party_id"], None),
-                  200, {"agent": 200, "backoffice": EITHER, "admin": 200, "intake": 403}),
+                  200, {"agent": 200, "backoffice": 200, "admin": 200, "intake": 403}),
     "party_lookup": (lambda api: ("GET", query("/api/v1/parties", email=_party(api)[1]), None),
-                     200, {"agent": 200, "backoffice": EITHER, "admin": 200, "intake": 403}),
+                     200, {"agent": 200, "backoffice": 200, "admin": 200, "intake": 403}),
     "party_contacts": (lambda api: ("GET", "/api/v1/parties/%d/contacts"
                                     % _party(api)[0]["party_id"], None),
                        200, {"agent": 200, "backoffice": 200, "admin": 200, "intake": 403}),
+    "messages_list": (lambda api: ("GET", "/api/v1/contacts/%d/messages"
+                                   % api.in_state("open")["id"], None),
+                      200, {"agent": 200, "backoffice": 200, "admin": 200, "intake": 403}),
+    "messages_post": (lambda api: ("POST", "/api/v1/contacts/%d/messages"
+                                   % _party(api)[0]["id"], {"body": "Uw vraag is beantwoord."}),
+                      202, {"agent": 202, "backoffice": 202, "admin": 202, "intake": 403}),
+    "email_quarantine": (lambda api: ("GET", "/api/v1/email/quarantine", None),
+                         200, {"agent": 403, "backoffice": 403, "admin": 200, "intake": 403}),
     "task_list": (lambda api: ("GET", "/api/v1/tasks", None),
                   200, {"agent": 200, "backoffice": 200, "admin": 200, "intake": 403}),
     "task_done": (lambda api: ("POST", "/api/v1/tasks/%d/done" % _task(api), {}),
@@ -91,10 +100,8 @@ def test_role_matrix(api, endpoint, role):
     prepare, success, matrix = ENDPOINTS[endpoint]
     method, path, body = prepare(api)
     expected = {"none": 401, "bad": 401}.get(role) or matrix[role]
-    if isinstance(expected, int):
-        expected = (expected,)
     r = api.call(method, path, body, token=role_token(api, role))
-    assert r.status in expected, "%s as %s: expected %s, got %r" % (endpoint, role, expected, r)
+    assert r.status == expected, "%s as %s: expected %s, got %r" % (endpoint, role, expected, r)
     if r.status >= 400:
         assert_problem(r, r.status)
     elif endpoint == "metrics":
@@ -135,13 +142,12 @@ def test_backoffice_cannot_touch_another_departments_contact(api):
     assert mine["id"] in [c["id"] for c in listed], "backoffice misses its own contact"
     assert all(c["department"] == "burgerzaken" for c in listed), \
         sorted({c["department"] for c in listed})
-    r = api.call("GET", "/api/v1/contacts?department=omgeving", token=bo)
-    assert r.status == 403 or (r.status == 200 and r.json["items"] == []), r
+    # docs/api.md: "naming another department in a filter is a 403"
+    assert_problem(api.call("GET", "/api/v1/contacts?department=omgeving", token=bo), 403)
     tasks = api.tasks(token=bo)
     assert mine["tasks"][0]["id"] in [t["id"] for t in tasks], tasks
     assert all(t["department"] == "burgerzaken" for t in tasks), tasks
-    r = api.call("GET", "/api/v1/tasks?department=omgeving", token=bo)
-    assert r.status == 403 or (r.status == 200 and r.json["items"] == []), r
+    assert_problem(api.call("GET", "/api/v1/tasks?department=omgeving", token=bo), 403)
 
 
 def test_backoffice_of_another_organisation_cannot_read_burgerzaken(api):

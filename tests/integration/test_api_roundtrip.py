@@ -380,6 +380,24 @@ def test_escalation_task_is_listed_and_done_closes_the_contact(api):
     assert ("escalated", "closed") in transitions(got), got["history"]
 
 
+def test_done_task_done_again_is_409(api):
+    c = api.in_state("escalated", department="omgeving")
+    task = c["tasks"][0]["id"]
+    bo = api.token("t-bo-omgeving", "backoffice", departments=["omgeving"])
+    first = api.ok("POST", "/api/v1/tasks/%d/done" % task, {}, token=bo)
+    assert first["status"] == "done", first
+    closed = api.contact(c["id"])
+    assert closed["status"] == "closed", closed
+
+    again = api.call("POST", "/api/v1/tasks/%d/done" % task, {}, token=api.admin)
+    assert_problem(again, 409, "already done")
+    # the second call changed nothing: who finished it and when stay the first call's
+    assert api.contact(c["id"]) == closed
+    listed = [t for t in api.tasks(token=api.admin, status="done") if t["id"] == task]
+    assert len(listed) == 1 and listed[0]["done_by"] == "t-bo-omgeving", listed
+    assert listed[0]["done_at"] == first["done_at"], listed
+
+
 def test_done_on_unknown_task_is_404(api):
     assert_problem(api.call("POST", "/api/v1/tasks/987654321/done", {}, token=api.admin), 404)
 

@@ -1009,3 +1009,20 @@ def test_control_socket_mode(loketd):
     st = os.stat(d.control_socket)
     assert stat.S_ISSOCK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+
+
+def test_test_clock_is_off_unless_loketd_runs_with_the_test_flag(loketd):
+    """`loketctl debug clock` moves time only in a daemon started with LOKET_TEST_CLOCK=1
+    (the test fixtures' flag): a production daemon refuses it and its clock stays put."""
+    d = loketd()
+    r = d.ctl("debug", "clock", "+1h")
+    assert r.returncode == 1 and "the test clock is off" in r.stderr, (r.stdout, r.stderr)
+    assert "test clock" not in d.log()
+
+    t = loketd(test_clock=True)
+    assert "test clock on (LOKET_TEST_CLOCK=1)" in t.log()
+    r = t.ctl("debug", "clock", "+1h")
+    assert r.returncode == 0 and r.stdout.startswith("clock now "), (r.stdout, r.stderr)
+    for bad in ("1h", "+0s", "+gisteren"):
+        r = t.ctl("debug", "clock", bad)
+        assert r.returncode != 0, (bad, r.stdout, r.stderr)

@@ -251,7 +251,7 @@ def test_imaps_and_starttls(loketd, mailserver):
     got = wait_contacts(client, 2)
     assert sorted(c["subject"] for c in got) == ["Met STARTTLS", "Over TLS"]
     assert 'loket_email_mailbox_up{mailbox="info"} 1' in client.metrics()
-    d.stop()
+    assert d.stop() == 0, d.log()[-3000:]  # a crash at shutdown must show
 
     d, client = email_daemon(
         loketd, mailserver, rules=None, verify_tls="yes",
@@ -312,7 +312,7 @@ def test_smtp_submission_with_starttls_and_auth(loketd, mailserver, tmp_path):
     assert "result=\"retry\"" not in client.metrics(), d.log()[-2000:]
     assert "not sent" not in d.log(), d.log()[-2000:]
     assert d.running(), d.log()[-2000:]
-    d.stop()
+    assert d.stop() == 0, d.log()[-3000:]  # a crash at shutdown must show
 
     secret.write_text("fout\n")
     mailserver.clear(CITIZEN)
@@ -347,7 +347,7 @@ def test_idle_brings_new_mail_without_waiting_for_the_poll(loketd, mailserver):
     mailserver.send(CITIZEN, ["info@gemeente.test"], citizen_mail("Via IDLE", "x\n"))
     wait_contacts(client, 1, timeout=20)
     assert time.monotonic() - t0 < 30, "registered only by the poll"
-    d.stop()
+    assert d.stop() == 0, d.log()[-3000:]  # a crash at shutdown must show
 
     d, client = email_daemon(loketd, mailserver, rules=None, idle="no", poll="1s")
     assert wait_for(lambda: "mailbox open mailbox=info waiting=poll" in d.log(), 10 * SLOW)

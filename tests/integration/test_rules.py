@@ -198,7 +198,7 @@ def test_a_rule_failing_on_every_contact_is_logged_once_a_minute(loketd, tmp_pat
     rules.mkdir()
     write(rules / "50-broken.lua", "loket.on('contact', function(c)\n"
                                    "  error('kapot bij ' .. c.subject)\nend)\n")
-    d = loketd(extra=rules_section(rules, catalogue=None) + example_units())
+    d = loketd(extra=rules_section(rules, catalogue=None) + example_units(), test_clock=True)
     client = Client(d)
     contacts = [client.create(channel="phone", subject="Vraag %d" % i) for i in range(8)]
     for c in contacts:
@@ -210,12 +210,84 @@ def test_a_rule_failing_on_every_contact_is_logged_once_a_minute(loketd, tmp_pat
     assert len(re.findall(r"rule failed rule=50-broken\.lua:1 result=error at=50-broken\.lua:2$",
                           d.log(), re.M)) == 1, d.log()
     assert "Vraag" not in d.log()
+    # A minute later (the test clock moves it) the next failure is logged, with the number
+    # of failures left out of the log in between.
+    d.move_clock(61)
+    later = client.create(channel="phone", subject="Vraag na een minuut")
+    assert [h["detail"] for h in history_of(client.contact(later["id"]), "rule_failed")] == \
+        ["error"]
+    d.wait_log(r"rule failed rule=50-broken\.lua:1 result=error at=50-broken\.lua:2 "
+               r"\(and 7 times more in the last minute or longer\)$")
+    assert len(re.findall(r"rule failed rule=50-broken\.lua:1 ", d.log())) == 2, d.log()
     # loketctl stats names the folder, its handlers and the rules failing since they loaded.
     r = d.ctl("stats")
     assert r.returncode == 0, r.stderr
     assert re.search(r"^rules:\n  dir: %s\n  handlers:\n    contact: 1\n"
                      r"  failing since loaded:\n    - 50-broken\.lua:1 error$" % re.escape(str(rules)),
                      r.stdout, re.M), r.stdout
+
+
+def test_require_in_rules_loads_from_rules_folder_only(loketd, tmp_path):
+    """require("name") loads name.lua of the rules folder (docs/rules.md): a rule uses what
+    a shared module returns; a module beside the folder, or named by a path, is refused and
+    the rules with it do not load, naming file:line."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "gedeeld.lua", 'return { dienst = "omgeving" }\n')
+    write(rules / "50-use.lua", 'local gedeeld = require("gedeeld")\n'
+                                'loket.on("contact", function(c)\n'
+                                '  c:tag("dienst-" .. gedeeld.dienst)\n'
+                                'end)\n')
+    write(tmp_path / "buiten.lua", 'return { dienst = "buiten" }\n')
+    d = loketd(extra=rules_section(rules, catalogue=None) + example_units())
+    client = Client(d)
+    c = client.create(channel="phone", subject="Vraag over een module")
+    assert "dienst-omgeving" in client.contact(c["id"])["tags"], client.contact(c["id"])
+
+    sample = tmp_path / "sample.json"
+    write(sample, json.dumps({"channel": "phone", "subject": "x"}))
+    for name, why in (("buiten", "buiten.lua"), ("../buiten", "only modules of the rules folder"),
+                      ("/etc/passwd", "only modules of the rules folder")):
+        outside = tmp_path / ("outside-%d" % len(name))
+        outside.mkdir()
+        write(outside / "50-use.lua", 'local m = require("%s")\n'
+                                      'loket.on("contact", function(c) c:tag(m.dienst) end)\n'
+                                      % name)
+        r = d.ctl("rules", "test", str(outside), str(sample))
+        assert r.returncode == 2, (name, r.stdout, r.stderr)
+        assert re.search(r"the rules do not load: .*50-use\.lua:1:", r.stderr), (name, r.stderr)
+        assert why in r.stderr, (name, r.stderr)
+        assert "buiten" not in r.stdout, (name, r.stdout)
+
+
+LOG_RULE = """loket.on("contact", function(c)
+  loket.log("lang " .. string.rep("x", 600))
+  loket.log("regel\\nmet\\tstuurtekens\\27[31m")
+  for i = 3, 25 do loket.log("regel " .. i) end
+end)
+"""
+
+
+def test_loket_log_is_capped(loketd, tmp_path):
+    """loket.log writes at most 20 lines per handler call, then one line saying the rest is
+    left out; each line cut to 500 bytes, control characters made spaces (docs/rules.md).
+    The cap is per call: the next contact gets its 20 lines again."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "50-log.lua", LOG_RULE)
+    d = loketd(extra=rules_section(rules, catalogue=None) + example_units())
+    client = Client(d)
+    for n in (1, 2):
+        client.create(channel="phone", subject="Vraag %d" % n)
+        lines = re.findall(r"^\S+ info rules log rule=50-log\.lua:1 msg=\"(.*)\"$", d.log(), re.M)
+        assert len(lines) == 21 * n, "%d loket.log lines after %d contacts:\n%s" % (
+            len(lines), n, "\n".join(lines))
+        mine = lines[21 * (n - 1):]
+        assert mine[0] == ("lang " + "x" * 600)[:500], mine[0]
+        assert mine[1] == "regel met stuurtekens [31m", mine[1]
+        assert mine[2:20] == ["regel %d" % i for i in range(3, 21)], mine[2:20]
+        assert mine[20] == "(more loket.log lines in this call are left out)", mine[20]
+    assert "regel 21" not in d.log()
 
 
 # (c) durable reminders -------------------------------------------------------------------
@@ -236,13 +308,13 @@ WONEN = "[organisation.ocmw]\nname = OCMW\n[department.wonen]\norganisation = oc
 
 
 def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
-    """calendar_parse_duration knows d, h and m: a minute is the shortest reminder, so this
-    test waits about a minute, once, with loketd stopped for most of it."""
+    """A minute is the shortest reminder; the test clock (core/util.h) stands in for the
+    minute: loketd stops before the reminder is due and starts with its clock past it."""
     rules = tmp_path / "rules"
     rules.mkdir()
     write(rules / "50-remind.lua", REMIND_RULE)
     units = always_open_units(tmp_path)
-    d = loketd(extra=rules_section(rules, catalogue=None) + units + WONEN)
+    d = loketd(extra=rules_section(rules, catalogue=None) + units + WONEN, test_clock=True)
     client = Client(d)
 
     late = client.create(channel="phone", subject="Niemand neemt op")
@@ -268,7 +340,8 @@ def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
     d.write_config(d.config(extra=rules_section(rules, catalogue=None) + units))
     left = (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
     assert left > 0, "loketd stopped only after the reminder was due; the test is too slow"
-    time.sleep(left + 2)
+    # As if loketd had stayed down until two seconds past the due time.
+    d.clock_offset = left + 2
     t0 = time.monotonic()
     d.start()
 
@@ -430,15 +503,31 @@ DOC_SAMPLE = {"channel": "email", "subject": "Dringend: uithuiszetting en omgevi
 # with loketctl rules test; a snippet without loket.on runs inside a contact handler.
 DOC_EXAMPLES = {
     "-- 10-routing.lua": [],  # the sample has no product: nothing to route
-    "local cal = loket.calendar": None,  # tags only outside opening hours
+    "local cal = loket.calendar": [],  # at --at 2026-12-22 10:00 burgerzaken is open
     'loket.on("contact", function(c)\n  if c.product or c.channel': [
         'set product = "omgevingsvergunning"'],
     'loket.on("contact", function(c)\n  local text': [
         'set priority = "urgent"', "escalate to sociale_dienst within 4h"],
     'loket.on("contact", function(c)\n  if c.line == 1': ["remind after 4h"],
     'loket.on("escalated"': [],
+    # a contact event does not run the rules of "reply": see DOC_EXAMPLE_RUNS
     'loket.on("reply"': [],
 }
+
+# Examples whose decisions show on another run too: (first line, extra loketctl arguments,
+# sample to use instead of DOC_SAMPLE or None, what the example decides there).
+DOC_EXAMPLE_RUNS = [
+    # Christmas Day: every calendar is closed
+    ("local cal = loket.calendar", ["--at", "2026-12-25 10:00"], None,
+     ['tag ["buiten-openingsuren"]']),
+    # a Tuesday evening after closing time
+    ("local cal = loket.calendar", ["--at", "2026-12-22 21:30"], None,
+     ['tag ["buiten-openingsuren"]']),
+    # the citizen answers on an open first-line contact
+    ('loket.on("reply"', ["--event", "reply", "--at", "2026-12-22 10:00"],
+     dict(DOC_SAMPLE, extra={"message": {"body": "Hier is het gevraagde document."}}),
+     ['tag ["antwoord-burger"]', 'set priority = "high"', "remind after 4h"]),
+]
 
 
 def test_every_worked_example_of_the_rules_guide_runs(loketd, tmp_path):
@@ -469,9 +558,23 @@ def test_every_worked_example_of_the_rules_guide_runs(loketd, tmp_path):
         if key == 'loket.on("escalated"':
             assert 'then the rules of "escalated":' in r.stdout, r.stdout
             expected = ["reply with template doorverwezen via email"]
-        if expected is not None:
-            assert len(mine) == len(expected) and all(
-                m.startswith(e) for m, e in zip(mine, expected)), (block, mine, expected)
+        assert len(mine) == len(expected) and all(
+            m.startswith(e) for m, e in zip(mine, expected)), (block, mine, expected)
+        for first_line, args, other, decides in DOC_EXAMPLE_RUNS:
+            if key != first_line:
+                continue
+            used = sample
+            if other is not None:
+                used = tmp_path / ("sample-%d.json" % i)
+                write(used, json.dumps(other))
+            r = d.ctl("rules", "test", str(folder), str(used), *args)
+            assert r.returncode == 0 and "FAILED" not in r.stdout, (block, args, r.stdout,
+                                                                     r.stderr)
+            got = [re.sub(r" +", " ", line.strip()).split(" ", 1)[1]
+                   for line in r.stdout.splitlines()
+                   if line.strip().startswith("50-example.lua:")]
+            assert len(got) == len(decides) and all(
+                m.startswith(e) for m, e in zip(got, decides)), (block, args, got, decides)
 
 
 def test_loketctl_rules_replay_reports_what_candidate_rules_would_change(loketd, tmp_path):

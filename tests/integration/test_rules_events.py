@@ -3,10 +3,11 @@ and tasks past their deadline run their handlers, and what those decide is store
 follow-up. Also the catalogue the rules read, as GET /api/v1/catalogue shows it."""
 import csv
 import re
+import time
 
 from conftest import SLOW
 from test_rules_support import (CATALOGUE, Client, always_open_units, example_units,
-                                history_of, rules_section, wait_until)
+                                history_of, rule_runs, rules_section, wait_until)
 
 EVENT_RULES = """
 loket.on("escalated", function(c) c:tag("ev-escalated") end)
@@ -130,18 +131,24 @@ loket.on("overdue", function(c, extra) c:tag("te-laat-bij-" .. extra.task.depart
 """
 
 def test_a_task_past_its_deadline_runs_overdue_rules(loketd, tmp_path):
-    """A deadline timer fires on time (a minute of open time, the shortest there is): the
-    history says the task is overdue and the rules of "overdue" run on the contact."""
+    """A deadline timer fires on time (a minute of open time, the shortest there is; the
+    test clock moves it): not before, and once due the history says the task is overdue
+    and the rules of "overdue" run on the contact."""
     rules = tmp_path / "overdue-rules"
     rules.mkdir()
     (rules / "10-overdue.lua").write_text(OVERDUE_RULES)
-    client = Client(loketd(extra=rules_section(str(rules), catalogue=None) +
-                           always_open_units(tmp_path)))
+    d = loketd(extra=rules_section(str(rules), catalogue=None) + always_open_units(tmp_path),
+               test_clock=True)
+    client = Client(d)
     c = client.create(channel="phone", subject="Advies gevraagd")
     assert c["status"] == "escalated" and c["line"] == 2, c
-    assert "te-laat" not in tags_of(client, c["id"])
-    assert wait_until(lambda: "te-laat" in tags_of(client, c["id"]), 90 * SLOW), \
-        client.contact(c["id"])
+    d.move_clock(50)  # ten seconds before the deadline
+    time.sleep(1 * SLOW)
+    assert "te-laat" not in tags_of(client, c["id"]), client.contact(c["id"])
+    assert history_of(client.contact(c["id"]), action="overdue") == []
+    d.move_clock(11)
+    assert wait_until(lambda: "te-laat" in tags_of(client, c["id"]), 5 * SLOW), \
+        (client.contact(c["id"]), d.log()[-2000:])
     # The rules of "overdue" get the task that is late.
     assert "te-laat-bij-burgerzaken" in tags_of(client, c["id"]), client.contact(c["id"])
     doc = client.contact(c["id"])
@@ -149,6 +156,45 @@ def test_a_task_past_its_deadline_runs_overdue_rules(loketd, tmp_path):
     assert [(h["actor"], h["detail"]) for h in overdue] == \
         [("loketd", "a task passed its due time")], doc["history"]
     assert doc["status"] == "escalated" and doc["tasks"][0]["status"] == "open", doc
+
+
+REMINDER_RULES = """
+loket.on("contact", function(c)
+  c:remind{ after = "1m", call = "nabellen" }
+end)
+loket.on("reminder", function(c, extra)
+  c:tag("herinnerd-" .. extra.call)
+  c.priority = "high"
+end)
+"""
+
+
+def test_reminder_event_runs_its_rules(loketd, tmp_path):
+    """c:remind{ after, call } (docs/rules.md): when the timer is due (the test clock moves
+    it) the rules of "reminder" run on the contact with { call = ... }, once, and what they
+    decide is stored; not before it is due."""
+    rules = tmp_path / "reminder-rules"
+    rules.mkdir()
+    (rules / "10-reminder.lua").write_text(REMINDER_RULES)
+    d = loketd(extra=rules_section(str(rules), catalogue=None) + always_open_units(tmp_path),
+               test_clock=True)
+    client = Client(d)
+    c = client.create(channel="phone", subject="Terugbellen a.u.b.")
+    d.move_clock(50)
+    time.sleep(1 * SLOW)
+    assert "herinnerd-nabellen" not in tags_of(client, c["id"]), client.contact(c["id"])
+    d.move_clock(11)
+    assert wait_until(lambda: "herinnerd-nabellen" in tags_of(client, c["id"]), 5 * SLOW), \
+        (client.contact(c["id"]), d.log()[-2000:])
+    doc = client.contact(c["id"])
+    assert doc["priority"] == "high", doc
+    assert doc["status"] == "open", doc
+    # Fired once: moving on an hour runs nothing more.
+    d.move_clock(3600)
+    time.sleep(1 * SLOW)
+    doc = client.contact(c["id"])
+    assert doc["tags"].count("herinnerd-nabellen") == 1, doc
+    assert rule_runs(client.metrics(), "10-reminder.lua:5", "ok") == 1, client.metrics()
 
 
 def catalogue_rows(path):
