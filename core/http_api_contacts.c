@@ -88,8 +88,8 @@ contacts_filter(struct loket_http_req *req, json_t *in, const char *name,
 		for (i = 0; allowed[i] != NULL && strcmp(allowed[i], v) != 0; i++)
 			;
 		if (allowed[i] == NULL) {
-			snprintf(detail, sizeof(detail), "%s: '%.40s' is not one of the known values",
-			    name, v);
+			snprintf(detail, sizeof(detail), "%s: '%.*s' is not one of the known values",
+			    name, (int)util_utf8_prefix(v, 40), v);
 			http_problem(req, 400, detail);
 			return -1;
 		}
@@ -279,8 +279,8 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 		if (dep == NULL)
 			snprintf(err, sizeof(err), "department: required to escalate");
 		else if (conf_department(d->conf, dep) == NULL)
-			snprintf(err, sizeof(err), "department: no department '%.64s' is configured",
-			    dep);
+			snprintf(err, sizeof(err), "department: no department '%.*s' is configured",
+			    (int)util_utf8_prefix(dep, 64), dep);
 		else if (due != NULL && util_time_parse(due, &due_ms) < 0)
 			snprintf(err, sizeof(err), "due: expected an RFC 3339 time");
 	}
