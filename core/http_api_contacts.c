@@ -1,6 +1,7 @@
 /* http_api_contacts.c: /api/v1/contacts: create, read, list, change and move through statuses. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,9 +149,12 @@ contacts_list(struct loket_http_req *req, void *arg)
 		    json_integer(atoi(json_string_value(json_object_get(in, "line")))));
 	if (party != NULL) {
 		char *end;
-		long long id = strtoll(party, &end, 10);
+		long long id;
 
-		if (*party == '\0' || *end != '\0' || id < 1) {
+		errno = 0;
+		id = strtoll(party, &end, 10);
+		/* Past LLONG_MAX strtoll answers LLONG_MAX: that is no id this API handed out. */
+		if (*party == '\0' || *end != '\0' || errno != 0 || id < 1) {
 			json_decref(in);
 			http_problem(req, 400, "party: expected a party id");
 			return;

@@ -196,6 +196,8 @@ CASES = [
     ("line-3", "GET", C + "?line=3", None, {}, INVALID, ["line"]),
     ("channel-filter-unknown", "GET", C + "?channel=fax", None, {}, INVALID, ["channel"]),
     ("party-filter-abc", "GET", C + "?party=abc", None, {}, INVALID, ["party"]),
+    ("party-filter-overflow", "GET", C + "?party=99999999999999999999", None, {}, INVALID,
+     ["party"]),
     ("party-lookup-nothing", "GET", "/api/v1/parties", None, {}, INVALID, []),
     ("party-contacts-limit", "GET", "/api/v1/parties/1/contacts?limit=0", None, {}, INVALID,
      ["limit"]),
