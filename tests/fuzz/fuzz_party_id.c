@@ -36,8 +36,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0:
 		rc = party_id_phone(s, out, &error);
 		/* E.164: "+" and 8 to 15 digits. */
-		if (rc == 0 && (out[0] != '+' || strlen(out) < 9 || strlen(out) > 16 ||
-			!fuzz_all_digits(out + 1, strlen(out + 1))))
+		if (rc == 0
+		    && (out[0] != '+' || strlen(out) < 9 || strlen(out) > 16
+		        || !fuzz_all_digits(out + 1, strlen(out + 1))))
 			abort();
 		break;
 	case 1:
@@ -52,8 +53,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	default:
 		rc = party_id_email(s, out, sizeof(out), &error);
-		if (rc == 0 && (strlen(out) > 254 || strchr(out, '@') == NULL ||
-			strchr(out, '@') != strrchr(out, '@') || strpbrk(out, " \r\n") != NULL))
+		if (rc == 0
+		    && (strlen(out) > 254 || strchr(out, '@') == NULL
+		        || strchr(out, '@') != strrchr(out, '@') || strpbrk(out, " \r\n") != NULL))
 			abort();
 		break;
 	}
