@@ -107,10 +107,18 @@ http_status_title(int status)
 char *
 http_problem_body(int status, const char *detail)
 {
-	json_t *j = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
-	    http_status_title(status), "status", status, "detail", detail != NULL ? detail : "");
-	char *s;
+	json_t *j;
+	char *s, *text;
 
+	/*
+	 * Details quote what clients sent and are cut at byte counts on the way here; jansson
+	 * refuses text that is not UTF-8, which would leave the answer with an empty body.
+	 */
+	if ((text = util_utf8_clean(detail != NULL ? detail : "")) == NULL)
+		return NULL;
+	j = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
+	    http_status_title(status), "status", status, "detail", text);
+	free(text);
 	if (j == NULL)
 		return NULL;
 	s = json_dumps(j, JSON_COMPACT);

@@ -1,6 +1,7 @@
 /* http_api_contacts.c: /api/v1/contacts: create, read, list, change and move through statuses. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +89,8 @@ contacts_filter(struct loket_http_req *req, json_t *in, const char *name,
 		for (i = 0; allowed[i] != NULL && strcmp(allowed[i], v) != 0; i++)
 			;
 		if (allowed[i] == NULL) {
-			snprintf(detail, sizeof(detail), "%s: '%.40s' is not one of the known values",
-			    name, v);
+			snprintf(detail, sizeof(detail), "%s: '%.*s' is not one of the known values",
+			    name, (int)util_utf8_prefix(v, 40), v);
 			http_problem(req, 400, detail);
 			return -1;
 		}
@@ -148,9 +149,12 @@ contacts_list(struct loket_http_req *req, void *arg)
 		    json_integer(atoi(json_string_value(json_object_get(in, "line")))));
 	if (party != NULL) {
 		char *end;
-		long long id = strtoll(party, &end, 10);
+		long long id;
 
-		if (*party == '\0' || *end != '\0' || id < 1) {
+		errno = 0;
+		id = strtoll(party, &end, 10);
+		/* Past LLONG_MAX strtoll answers LLONG_MAX: that is no id this API handed out. */
+		if (*party == '\0' || *end != '\0' || errno != 0 || id < 1) {
 			json_decref(in);
 			http_problem(req, 400, "party: expected a party id");
 			return;
@@ -279,8 +283,8 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 		if (dep == NULL)
 			snprintf(err, sizeof(err), "department: required to escalate");
 		else if (conf_department(d->conf, dep) == NULL)
-			snprintf(err, sizeof(err), "department: no department '%.64s' is configured",
-			    dep);
+			snprintf(err, sizeof(err), "department: no department '%.*s' is configured",
+			    (int)util_utf8_prefix(dep, 64), dep);
 		else if (due != NULL && util_time_parse(due, &due_ms) < 0)
 			snprintf(err, sizeof(err), "due: expected an RFC 3339 time");
 	}

@@ -343,14 +343,33 @@ rules_readonly_newindex(lua_State *L)
 	return luaL_error(L, "attempt to change a read-only table");
 }
 
-/* pairs() and # on a proxy see the table behind it. */
+/*
+ * The iterator pairs() hands out for a proxy: next() over the table behind it, which only
+ * this closure holds (upvalue 1). It answers keys and values, whatever state it is given.
+ */
+static int
+rules_readonly_next(lua_State *L)
+{
+	lua_settop(L, 2);
+	if (lua_next(L, lua_upvalueindex(1)) == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	return 2;
+}
+
+/*
+ * pairs() on a proxy walks the table behind it. The usual (next, table, nil) would hand
+ * that table to the rule, to change for every rule and contact; the state handed out here
+ * is the proxy itself.
+ */
 static int
 rules_readonly_pairs(lua_State *L)
 {
 	lua_getmetatable(L, 1);
 	lua_getfield(L, -1, "__index");
-	lua_getglobal(L, "next");
-	lua_insert(L, -2);
+	lua_pushcclosure(L, rules_readonly_next, 1);
+	lua_pushvalue(L, 1);
 	lua_pushnil(L);
 	return 3;
 }

@@ -213,45 +213,109 @@ util_test_clock_start(void)
 void
 util_time_format(int64_t ms, char *buf, size_t len)
 {
-	time_t secs = (time_t)(ms / 1000);
+	/* Floor division: -1 ms is 1969-12-31T23:59:59.999Z, not a negative fraction. */
+	int64_t secs = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
+	int frac = (int)(ms % 1000 + (ms % 1000 < 0 ? 1000 : 0));
+	time_t t = (time_t)secs;
 	struct tm tm;
-	char base[32];
+	char base[64];
 
-	gmtime_r(&secs, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03dZ", base, (int)(ms % 1000));
+	/* Stored times come from rules too; one past what gmtime knows must not print garbage. */
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+		snprintf(buf, len, "(invalid time)");
+		return;
+	}
+	snprintf(buf, len, "%s.%03dZ", base, frac);
+}
+
+/*
+ * Reads exactly n ASCII digits. Each character is looked at before the next one, so a
+ * short string stops at its NUL and nothing past it is read.
+ */
+static int
+util_digits(const char *s, int n, int *v_r)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*v_r = v;
+	return 0;
+}
+
+static int
+util_days_in_month(int year, int month)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return month == 2 ? 28 + leap : days[month - 1];
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t
+util_days_from_civil(int year, int month, int mday)
+{
+	int64_t y = year - (month <= 2);
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + mday - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + doe - 719468;
 }
 
 int
 util_time_parse(const char *s, int64_t *ms_r)
 {
-	struct tm tm = { 0 };
-	const char *rest;
+	int year, month, mday, hour = 0, min = 0, sec = 0;
 	int64_t frac_ms = 0, offset = 0;
+	const char *rest;
 
-	if ((rest = strptime(s, "%Y-%m-%d", &tm)) == NULL)
+	/* Every field has a fixed width and is checked character by character, in order. */
+	if (util_digits(s, 4, &year) < 0 || s[4] != '-' || util_digits(s + 5, 2, &month) < 0 ||
+	    s[7] != '-' || util_digits(s + 8, 2, &mday) < 0)
 		return -1;
+	if (month < 1 || month > 12 || mday < 1 || mday > util_days_in_month(year, month))
+		return -1;
+	rest = s + 10;
 	if (*rest == '\0')
 		goto done;
-	if ((*rest != 'T' && *rest != ' ') || (rest = strptime(rest + 1, "%H:%M:%S", &tm)) == NULL)
+	if (*rest != 'T' && *rest != 't' && *rest != ' ')
 		return -1;
+	rest++;
+	if (util_digits(rest, 2, &hour) < 0 || rest[2] != ':' ||
+	    util_digits(rest + 3, 2, &min) < 0 || rest[5] != ':' ||
+	    util_digits(rest + 6, 2, &sec) < 0)
+		return -1;
+	/* 60 is a leap second (RFC 3339 5.7); it counts as the next minute's first. */
+	if (hour > 23 || min > 59 || sec > 60)
+		return -1;
+	rest += 8;
 	if (*rest == '.') {
 		int digits = 0;
 
-		for (rest++; isdigit((unsigned char)*rest); rest++, digits++)
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
 			if (digits < 3)
 				frac_ms = frac_ms * 10 + (*rest - '0');
+		if (digits == 0)
+			return -1;
 		for (; digits < 3; digits++)
 			frac_ms *= 10;
 	}
 	if (*rest == 'Z' || *rest == 'z') {
 		rest++;
 	} else if (*rest == '+' || *rest == '-') {
-		int hh, mm;
+		int oh, om;
 
-		if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2 || hh > 23 || mm > 59)
+		if (util_digits(rest + 1, 2, &oh) < 0 || rest[3] != ':' ||
+		    util_digits(rest + 4, 2, &om) < 0 || oh > 23 || om > 59)
 			return -1;
-		offset = (hh * 60 + mm) * 60 * (*rest == '+' ? 1 : -1);
+		offset = (int64_t)(oh * 60 + om) * 60 * (*rest == '+' ? 1 : -1);
 		rest += 6;
 	} else {
 		return -1;
@@ -259,7 +323,8 @@ util_time_parse(const char *s, int64_t *ms_r)
 	if (*rest != '\0')
 		return -1;
 done:
-	*ms_r = ((int64_t)timegm(&tm) - offset) * 1000 + frac_ms;
+	*ms_r = (util_days_from_civil(year, month, mday) * 86400 + hour * 3600 + min * 60 + sec -
+		    offset) * 1000 + frac_ms;
 	return 0;
 }
 
@@ -286,6 +351,10 @@ util_time_parse_local(const char *s, int64_t *ms_r)
 
 		if (rest == NULL || *rest != '\0')
 			continue;
+		/* mktime would roll 2026-02-31 over into March. */
+		if (tm.tm_mon < 0 || tm.tm_mon > 11 ||
+		    tm.tm_mday > util_days_in_month(tm.tm_year + 1900, tm.tm_mon + 1))
+			return -1;
 		tm.tm_isdst = -1;
 		if ((t = mktime(&tm)) == (time_t)-1)
 			return -1;
@@ -306,4 +375,90 @@ util_printf(const char *fmt, ...)
 		s = NULL;
 	va_end(ap);
 	return s;
+}
+
+/*
+ * One UTF-8 character at p, as jansson accepts them (no overlong forms, no surrogates,
+ * nothing past U+10FFFF). Sets *len_r to the bytes it spans, or for bytes that are not
+ * UTF-8 to the longest start of a character they form (at least 1). Returns 0 for a
+ * character, -1 for bytes that are not one, 1 for a character the string's end cuts.
+ * Reads no further than the first byte that does not fit, so never past the NUL.
+ */
+static int
+util_utf8_char(const unsigned char *p, size_t *len_r)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t need, i;
+
+	*len_r = 1;
+	if (p[0] < 0x80)
+		return 0;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		need = 2;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		need = 3;
+		if (p[0] == 0xe0)
+			lo = 0xa0;
+		else if (p[0] == 0xed)
+			hi = 0x9f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		need = 4;
+		if (p[0] == 0xf0)
+			lo = 0x90;
+		else if (p[0] == 0xf4)
+			hi = 0x8f;
+	} else {
+		return -1;
+	}
+	for (i = 1; i < need; i++) {
+		if (p[i] < lo || p[i] > hi) {
+			*len_r = i;
+			return p[i] == '\0' ? 1 : -1;
+		}
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	*len_r = need;
+	return 0;
+}
+
+size_t
+util_utf8_prefix(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0, len;
+
+	while (n < max && p[n] != '\0') {
+		util_utf8_char(p + n, &len);
+		if (len > max - n)
+			break;
+		n += len;
+	}
+	return n;
+}
+
+char *
+util_utf8_clean(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len;
+	char *out, *o;
+	int rc;
+
+	/* Each byte becomes at most the 3 bytes of U+FFFD. */
+	if ((out = malloc(strlen(s) * 3 + 1)) == NULL)
+		return NULL;
+	for (o = out; *p != '\0'; p += len) {
+		rc = util_utf8_char(p, &len);
+		if (rc == 0) {
+			memcpy(o, p, len);
+			o += len;
+		} else if (rc < 0) {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+		}
+		/* rc == 1: a character cut by a byte count; it ends the text and is dropped. */
+	}
+	*o = '\0';
+	return out;
 }

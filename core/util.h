@@ -15,12 +15,16 @@ int util_parse_int(const char *s, int64_t *v_r);
 int util_parse_hostport(const char *s, char **host_r, uint16_t *port_r);
 /* A formatted message owned by the caller, or NULL without memory. */
 char *util_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The longest prefix of s of at most max bytes that does not end inside a UTF-8 character:
+ * the precision for "%.*s" where a byte count would cut one in two. */
+size_t util_utf8_prefix(const char *s, size_t max);
+/* A copy of s that is valid UTF-8: a character cut at the end is dropped, any other byte
+ * that is not UTF-8 becomes U+FFFD. Owned by the caller; NULL without memory. */
+char *util_utf8_clean(const char *s);
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
 /* Writes to the caller's buffer "dir/name"; -1 when it does not fit. */
 int util_path_join(char *buf, size_t len, const char *dir, const char *name);
-
-
 
 /* Wall-clock time in milliseconds since the epoch (plus the test clock's moves). */
 int64_t util_time_ms(void);

@@ -200,6 +200,8 @@ CASES = [
     ("line-3", "GET", C + "?line=3", None, {}, QUERY, ["line"]),
     ("channel-filter-unknown", "GET", C + "?channel=fax", None, {}, QUERY, ["channel"]),
     ("party-filter-abc", "GET", C + "?party=abc", None, {}, QUERY, ["party"]),
+    ("party-filter-overflow", "GET", C + "?party=99999999999999999999", None, {}, QUERY,
+     ["party"]),
     ("party-lookup-nothing", "GET", "/api/v1/parties", None, {}, QUERY, ["email"]),
     ("party-contacts-limit", "GET", "/api/v1/parties/1/contacts?limit=0", None, {}, QUERY,
      ["limit"]),
@@ -330,3 +332,50 @@ def test_daemon_still_serves_after_everything(api, seeded):
     assert_intact(api, seeded)
     assert "error" not in [l.split()[1] for l in api.d.log().splitlines()
                            if len(l.split()) > 1 and l.split()[0].endswith("Z")], api.d.log()
+
+
+@pytest.mark.parametrize("value", ["2026-01-01T00:00:00+1:2", "2026-01-01T00:00:00+01:2",
+                                   "2026-01-01T00:00:00+", "2026-01-01T00:00:00.",
+                                   "2026-02-30"])
+def test_time_parse_rejects_truncated_offset(api, seeded, value):
+    """A time cut short in its offset is a 400 naming the parameter, and loketd lives on
+    (it used to read past the string's end and abort under ASan)."""
+    for key in ("since", "until"):
+        r = api.call("GET", "/api/v1/contacts?%s=%s" % (key, urllib.parse.quote(value, safe="")),
+                     token=api.admin)
+        assert_problem(r, 400, key)
+        assert api.d.running(), api.d.log()[-2000:]
+    ids = list(seeded)
+    r = api.call("POST", "/api/v1/contacts/%d/escalate" % ids[0],
+                 {"department": "omgeving", "due": value}, token=api.admin)
+    assert_problem(r, INVALID, "due")
+    assert api.d.request("GET", "/healthz")[0] == 200
+    assert_intact(api, seeded)
+
+
+def test_time_with_offset_still_filters(api, seeded):
+    """The strict parser still reads what RFC 3339 allows: an offset and a fraction."""
+    r = api.call("GET", "/api/v1/contacts?since=%s&limit=500" %
+                 urllib.parse.quote("2000-01-01T01:00:00.5+01:00", safe=""), token=api.admin)
+    assert r.status == 200, r
+    assert set(seeded) <= {c["id"] for c in r.json["items"]}
+    r = api.call("GET", "/api/v1/contacts?until=2000-01-01", token=api.admin)
+    assert r.status == 200 and r.json["items"] == [], r
+
+
+def test_problem_detail_cut_on_character_boundary(api, seeded):
+    """A value quoted into a detail and cut at a byte count inside a character still gives a
+    readable problem+json body (it used to be empty: jansson refuses half a character)."""
+    value = "a" * 39 + "é"  # the detail quotes 40 bytes: the é's first byte only
+    r = api.call("GET", "/api/v1/contacts?status=%s" % urllib.parse.quote(value),
+                 token=api.admin)
+    doc = assert_problem(r, 400, "status", "a" * 39)
+    r = api.call("POST", "/api/v1/contacts/%d/escalate" % list(seeded)[0],
+                 {"department": "d" * 63 + "ë"}, token=api.admin)
+    doc = assert_problem(r, INVALID, "department", "d" * 63)
+    assert "\ufffd" not in doc["detail"], doc
+    # Bytes that are not UTF-8 at all show as U+FFFD, never as an empty body.
+    r = api.call("GET", "/api/v1/contacts?status=%FFpending%C3", token=api.admin)
+    doc = assert_problem(r, 400, "status", "pending")
+    assert "\ufffd" in doc["detail"], doc
+    assert_intact(api, seeded)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "http.h"
 #include "metrics.h"
@@ -67,6 +68,36 @@ echo_cb(struct loket_http_req *req, void *arg)
 	snprintf(body, sizeof(body), "{\"id\":\"%s\"}", http_param(req, "id"));
 	len = strlen(body);
 	http_reply(req, 200, "application/json", body, len);
+}
+
+/* A detail cut at a byte count inside a character still makes a problem body a client reads. */
+static void
+test_problem_detail_cut_on_character_boundary(void **state)
+{
+	char detail[64];
+	char *body;
+	json_t *doc;
+
+	/* What "%.40s" makes of 39 ASCII bytes and an "é": the é's first byte only. */
+	snprintf(detail, sizeof(detail), "status: '%.40s'", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9");
+	body = http_problem_body(400, detail);
+	assert_non_null(body);
+	doc = json_loads(body, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "detail")),
+	    "status: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xef\xbf\xbd'");
+	assert_int_equal(json_integer_value(json_object_get(doc, "status")), 400);
+	json_decref(doc);
+	free(body);
+
+	/* Cut at the very end: the half character is left out. */
+	body = http_problem_body(422, "caf\xc3");
+	assert_non_null(body);
+	doc = json_loads(body, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "detail")), "caf");
+	json_decref(doc);
+	free(body);
 }
 
 static void
@@ -381,6 +412,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_problem_detail_cut_on_character_boundary),
 		cmocka_unit_test_setup_teardown(test_route_param, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_method, setup, teardown),

@@ -463,6 +463,53 @@ test_sandbox(void **state)
 	rules_free(r);
 }
 
+/* pairs() on a read-only library hands out keys and values, never the table behind it. */
+static void
+test_pairs_cannot_reach_string_table(void **state)
+{
+	struct rules *r;
+	json_t *d;
+
+	write_rule("10-attack.lua",
+	    "local function pwn() return 'pwned' end\n"
+	    "loket.on('contact', function(c)\n"
+	    "  local f, s, k = pairs(string)\n"
+	    "  pcall(function() s.lower = pwn end)\n"
+	    "  pcall(function() local _, t = pairs(table); t.concat = pwn end)\n"
+	    "  pcall(function() select(2, f(s, nil)).x = 1 end)\n"
+	    "  pcall(function() f({}, nil).x = 1 end)\n"
+	    "  assert(rawequal(s, string) and k == nil, 'pairs handed out another table')\n"
+	    "  assert(next(string) == nil and getmetatable(string) == 'read-only')\n"
+	    "  local n = 0\n"
+	    "  for name, fn in pairs(string) do\n"
+	    "    assert(type(name) == 'string' and type(fn) == 'function')\n"
+	    "    n = n + 1\n"
+	    "  end\n"
+	    "  if n > 10 and string.lower('A') == 'a' then c:tag('pairs-walks') end\n"
+	    "end)\n");
+	write_rule("20-later.lua", "loket.on('contact', function(c)\n"
+				   "  if string.lower('A') == 'a' and ('A'):lower() == 'a' and\n"
+				   "     table.concat({'a', 'b'}) == 'ab' then c:tag('intact') end\n"
+				   "end)\n");
+	r = load(NULL);
+	/* A later contact too: a change would outlive the run that made it. */
+	for (int i = 0; i < 2; i++) {
+		d = run(r);
+		const char *t0 = json_string_value(
+		    json_array_get(json_object_get(json_array_get(d, 0), "tags"), 0));
+		const char *t1 = json_string_value(
+		    json_array_get(json_object_get(json_array_get(d, 1), "tags"), 0));
+
+		if (json_array_size(d) != 2 || t0 == NULL || strcmp(t0, "pairs-walks") != 0 ||
+		    t1 == NULL || strcmp(t1, "intact") != 0) {
+			char *s = json_dumps(d, 0);
+			fail_msg("run %d: %s", i, s);
+		}
+		json_decref(d);
+	}
+	rules_free(r);
+}
+
 static void
 test_load_errors(void **state)
 {
@@ -494,6 +541,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kept_contact_acts_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_strings_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pairs_cannot_reach_string_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 	};
 

@@ -6,6 +6,7 @@
 local checks = {
   { "string.upper", function() return string.upper("a") == "A" end },
   { "method upper", function() return ("a"):upper() == "A" end },
+  { "string.lower", function() return string.lower("A") == "a" and ("A"):lower() == "a" end },
   { "string.len", function() return string.len("abc") == 3 and ("abc"):len() == 3 end },
   { "string.find", function() return string.find("abc", "b", 1, true) == 2 end },
   { "string.rep", function() return string.rep("ab", 2) == "abab" end },
