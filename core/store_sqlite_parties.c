@@ -1,4 +1,5 @@
-/* store_sqlite_parties.c: the register's parties: matching at intake, reads, staff changes, merges. */
+/* store_sqlite_parties.c: the register's parties: matching at intake, reads, staff changes, merges.
+ */
 #include "config.h"
 
 #include <stdio.h>
@@ -66,10 +67,10 @@ static const char sql_set_bsn[] = "UPDATE parties SET bsn = ?2 WHERE id = ?1";
 static int
 party_add_id(struct sq_conn *c, sqlite3_int64 id, const char *kind, const char *value)
 {
-	const char *sql = strcmp(kind, "email") == 0 ? sql_add_email :
-	    strcmp(kind, "phone") == 0		     ? sql_add_phone :
-	    strcmp(kind, "rrn") == 0		     ? sql_set_rrn :
-							       sql_set_bsn;
+	const char *sql = strcmp(kind, "email") == 0 ? sql_add_email
+	    : strcmp(kind, "phone") == 0             ? sql_add_phone
+	    : strcmp(kind, "rrn") == 0               ? sql_set_rrn
+	                                             : sql_set_bsn;
 
 	return party_run(c, sql, id, value);
 }
@@ -83,8 +84,8 @@ party_add_id(struct sq_conn *c, sqlite3_int64 id, const char *kind, const char *
  * nobody makes a new party, with what it brought.
  */
 int
-sq_party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int64 *id_r,
-    char **conflict_r)
+sq_party_match(
+    struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int64 *id_r, char **conflict_r)
 {
 	static const char sql_new[] = "INSERT INTO parties (name, created_at) VALUES (?1, ?2)";
 	sqlite3_int64 found[PARTY_ID_KINDS], id = 0;
@@ -116,8 +117,9 @@ sq_party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int6
 			return -1;
 		id = sqlite3_last_insert_rowid(c->db);
 		for (i = 0; i < PARTY_ID_KINDS; i++)
-			if (jstr(party, party_ids[i].key) != NULL &&
-			    party_add_id(c, id, party_ids[i].key, jstr(party, party_ids[i].key)) < 0)
+			if (jstr(party, party_ids[i].key) != NULL
+			    && party_add_id(c, id, party_ids[i].key, jstr(party, party_ids[i].key))
+			        < 0)
 				return -1;
 		*id_r = id;
 		return 0;
@@ -134,8 +136,7 @@ sq_party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int6
 			json_t *v;
 			int seen = 0;
 
-			json_array_foreach(others, k, v)
-				seen |= json_integer_value(v) == found[i];
+			json_array_foreach(others, k, v) seen |= json_integer_value(v) == found[i];
 			if (!seen)
 				json_array_append_new(others, json_integer(found[i]));
 		}
@@ -156,11 +157,11 @@ sq_party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int6
 int
 sq_party_confidential_refresh(struct sq_conn *c, sqlite3_int64 party_id)
 {
-	static const char sql[] =
-	    "UPDATE parties SET confidential ="
-	    " EXISTS (SELECT 1 FROM contacts c WHERE c.party_id = ?1) AND"
-	    " NOT EXISTS (SELECT 1 FROM contacts c WHERE c.party_id = ?1 AND c.confidential = 0)"
-	    " WHERE id = ?1";
+	static const char sql[]
+	    = "UPDATE parties SET confidential ="
+	      " EXISTS (SELECT 1 FROM contacts c WHERE c.party_id = ?1) AND"
+	      " NOT EXISTS (SELECT 1 FROM contacts c WHERE c.party_id = ?1 AND c.confidential = 0)"
+	      " WHERE id = ?1";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 
 	if (st == NULL)
@@ -184,7 +185,7 @@ static int
 party_row(struct sq_conn *c, sqlite3_int64 id, struct party_row *p)
 {
 	static const char sql[] = "SELECT created_at, merged_into, confidential, rrn, bsn"
-				  " FROM parties WHERE id = ?1";
+	                          " FROM parties WHERE id = ?1";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	int found;
 
@@ -213,8 +214,8 @@ party_row(struct sq_conn *c, sqlite3_int64 id, struct party_row *p)
 static int
 party_visible(struct sq_conn *c, const struct party_row *p, json_t *scope)
 {
-	static const char sql[] = "SELECT 1 FROM contacts c WHERE c.party_id = ?1" SCOPE_SQL(2, 3, 4)
-				  " LIMIT 1";
+	static const char sql[]
+	    = "SELECT 1 FROM contacts c WHERE c.party_id = ?1" SCOPE_SQL(2, 3, 4) " LIMIT 1";
 	sqlite3_stmt *st;
 	int seen;
 
@@ -234,11 +235,11 @@ static json_t *
 party_load(struct sq_conn *c, sqlite3_int64 id)
 {
 	static const char sql[] = "SELECT id, kind, name, rrn, bsn, preferred_channel,"
-				  " confidential, created_at FROM parties WHERE id = ?1";
+	                          " confidential, created_at FROM parties WHERE id = ?1";
 	static const char sql_emails[] = "SELECT email FROM party_emails WHERE party_id = ?1"
-					 " ORDER BY email";
+	                                 " ORDER BY email";
 	static const char sql_phones[] = "SELECT phone FROM party_phones WHERE party_id = ?1"
-					 " ORDER BY phone";
+	                                 " ORDER BY phone";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	json_t *party, *list;
 
@@ -278,8 +279,8 @@ party_load(struct sq_conn *c, sqlite3_int64 id)
 
 /* A live party scope may see, or the request answered (404, 403) and -1. */
 static int
-party_open(struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *scope,
-    struct party_row *p)
+party_open(
+    struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *scope, struct party_row *p)
 {
 	if (party_row(c, id, p) < 0) {
 		store_req_fail(req, 404, "no party with id %lld", (long long)id);
@@ -324,8 +325,9 @@ sq_op_party_find(struct sq_conn *c, struct store_req *req)
 	for (i = 0; i < PARTY_ID_KINDS && id == 0; i++)
 		if (jstr(in, party_ids[i].key) != NULL)
 			id = party_by(c, party_ids[i].sql, jstr(in, party_ids[i].key));
-	if (id > 0 && party_row(c, id, &p) == 0 && p.merged_into == 0 &&
-	    party_visible(c, &p, json_object_get(in, "scope")) && (party = party_load(c, id)) != NULL)
+	if (id > 0 && party_row(c, id, &p) == 0 && p.merged_into == 0
+	    && party_visible(c, &p, json_object_get(in, "scope"))
+	    && (party = party_load(c, id)) != NULL)
 		json_array_append_new(items, party);
 	req->out = json_pack("{s:o}", "items", items);
 }
@@ -358,8 +360,8 @@ party_remove_id(struct sq_conn *c, struct store_req *req, const struct party_row
 
 /* Gives party p identifier kind = value; 409 when another party holds it or p has another. */
 static int
-party_give_id(struct sq_conn *c, struct store_req *req, struct party_row *p, size_t kind,
-    const char *value)
+party_give_id(
+    struct sq_conn *c, struct store_req *req, struct party_row *p, size_t kind, const char *value)
 {
 	sqlite3_int64 holder = party_by(c, party_ids[kind].sql, value);
 
@@ -396,7 +398,8 @@ void
 sq_op_party_update(struct sq_conn *c, struct store_req *req)
 {
 	static const char sql_name[] = "UPDATE parties SET name = ?2 WHERE id = ?1";
-	json_t *in = req->in, *add = json_object_get(in, "add"), *remove = json_object_get(in, "remove");
+	json_t *in = req->in, *add = json_object_get(in, "add"),
+	       *remove = json_object_get(in, "remove");
 	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
 	struct party_row p;
 	size_t i;
@@ -404,19 +407,19 @@ sq_op_party_update(struct sq_conn *c, struct store_req *req)
 	if (party_open(c, req, id, json_object_get(in, "scope"), &p) < 0)
 		return;
 	for (i = 0; i < PARTY_ID_KINDS; i++)
-		if (jstr(remove, party_ids[i].key) != NULL &&
-		    party_remove_id(c, req, &p, i, jstr(remove, party_ids[i].key)) < 0)
+		if (jstr(remove, party_ids[i].key) != NULL
+		    && party_remove_id(c, req, &p, i, jstr(remove, party_ids[i].key)) < 0)
 			return;
 	if (party_row(c, id, &p) < 0) {
 		step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	for (i = 0; i < PARTY_ID_KINDS; i++)
-		if (jstr(add, party_ids[i].key) != NULL &&
-		    party_give_id(c, req, &p, i, jstr(add, party_ids[i].key)) < 0)
+		if (jstr(add, party_ids[i].key) != NULL
+		    && party_give_id(c, req, &p, i, jstr(add, party_ids[i].key)) < 0)
 			return;
-	if (json_object_get(in, "name") != NULL &&
-	    party_run(c, sql_name, id, jstr(in, "name")) < 0) {
+	if (json_object_get(in, "name") != NULL
+	    && party_run(c, sql_name, id, jstr(in, "name")) < 0) {
 		step_error(c, req, SQLITE_ERROR);
 		return;
 	}
@@ -434,13 +437,16 @@ void
 sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 {
 	static const char sql_retire[] = "UPDATE parties SET rrn = NULL, bsn = NULL,"
-					 " merged_into = ?2 WHERE id = ?1";
-	static const char sql_take[] =
-	    "UPDATE parties SET rrn = coalesce(rrn, ?2), bsn = coalesce(bsn, ?3),"
-	    " name = coalesce(name, (SELECT name FROM parties WHERE id = ?4)) WHERE id = ?1";
-	static const char sql_emails[] = "UPDATE party_emails SET party_id = ?1 WHERE party_id = ?2";
-	static const char sql_phones[] = "UPDATE party_phones SET party_id = ?1 WHERE party_id = ?2";
-	static const char sql_contacts[] = "SELECT id FROM contacts WHERE party_id = ?1 ORDER BY id";
+	                                 " merged_into = ?2 WHERE id = ?1";
+	static const char sql_take[]
+	    = "UPDATE parties SET rrn = coalesce(rrn, ?2), bsn = coalesce(bsn, ?3),"
+	      " name = coalesce(name, (SELECT name FROM parties WHERE id = ?4)) WHERE id = ?1";
+	static const char sql_emails[]
+	    = "UPDATE party_emails SET party_id = ?1 WHERE party_id = ?2";
+	static const char sql_phones[]
+	    = "UPDATE party_phones SET party_id = ?1 WHERE party_id = ?2";
+	static const char sql_contacts[]
+	    = "SELECT id FROM contacts WHERE party_id = ?1 ORDER BY id";
 	static const char sql_move[] = "UPDATE contacts SET party_id = ?1 WHERE party_id = ?2";
 	json_t *in = req->in, *scope = json_object_get(in, "scope"), *moved = json_array();
 	sqlite3_int64 a_id = json_integer_value(json_object_get(in, "id"));
@@ -452,17 +458,18 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	size_t i;
 	json_t *v;
 
-	if (moved == NULL || party_open(c, req, a_id, scope, &a) < 0 ||
-	    party_open(c, req, b_id, scope, &b) < 0)
+	if (moved == NULL || party_open(c, req, a_id, scope, &a) < 0
+	    || party_open(c, req, b_id, scope, &b) < 0)
 		goto out;
 	if (a_id == b_id) {
 		store_req_fail(req, 422, "party: a party cannot be merged with itself");
 		goto out;
 	}
-	keep = a.created_at < b.created_at || (a.created_at == b.created_at && a.id < b.id) ? &a : &b;
+	keep = a.created_at < b.created_at || (a.created_at == b.created_at && a.id < b.id) ? &a
+	                                                                                    : &b;
 	gone = keep == &a ? &b : &a;
-	if ((keep->has_rrn && gone->has_rrn && strcmp(keep->rrn, gone->rrn) != 0) ||
-	    (keep->has_bsn && gone->has_bsn && strcmp(keep->bsn, gone->bsn) != 0)) {
+	if ((keep->has_rrn && gone->has_rrn && strcmp(keep->rrn, gone->rrn) != 0)
+	    || (keep->has_bsn && gone->has_bsn && strcmp(keep->bsn, gone->bsn) != 0)) {
 		store_req_fail(req, 409,
 		    "parties %lld and %lld have different national register numbers: they are two "
 		    "people and are not merged",
@@ -477,10 +484,10 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	sqlite3_reset(st);
 	snprintf(detail, sizeof(detail), "party %lld merged into party %lld", (long long)gone->id,
 	    (long long)keep->id);
-	json_array_foreach(moved, i, v)
-		if (history_add(c, json_integer_value(v), now, jstr(in, "actor"), "party_merged", NULL,
-			NULL, detail) < 0)
-			goto fail;
+	json_array_foreach(
+	    moved, i, v) if (history_add(c, json_integer_value(v), now, jstr(in, "actor"),
+	                         "party_merged", NULL, NULL, detail)
+	    < 0) goto fail;
 	/* The retired row lets go of its RRN and BSN first: both columns are unique. */
 	if ((st = sq_stmt(c, sql_retire)) == NULL)
 		goto fail;
@@ -494,7 +501,8 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	sqlite3_bind_int64(st, 4, gone->id);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail;
-	for (const char *const *sql = (const char *const[]){ sql_emails, sql_phones, sql_move, NULL };
+	for (const char *const *sql
+	     = (const char *const[]) { sql_emails, sql_phones, sql_move, NULL };
 	     *sql != NULL; sql++) {
 		if ((st = sq_stmt(c, *sql)) == NULL)
 			goto fail;
@@ -503,9 +511,9 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto fail;
 	}
-	if (sq_party_confidential_refresh(c, keep->id) < 0 ||
-	    sq_party_confidential_refresh(c, gone->id) < 0 ||
-	    (req->out = party_load(c, keep->id)) == NULL)
+	if (sq_party_confidential_refresh(c, keep->id) < 0
+	    || sq_party_confidential_refresh(c, gone->id) < 0
+	    || (req->out = party_load(c, keep->id)) == NULL)
 		goto fail;
 	json_object_set_new(req->out, "merged",
 	    json_pack("{s:I, s:O}", "party", (json_int_t)gone->id, "contacts", moved));
