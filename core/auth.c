@@ -235,6 +235,14 @@ auth_require(struct loket_http_req *req, unsigned int roles)
 	return -1;
 }
 
+int
+auth_has_role(struct loket_http_req *req, unsigned int roles)
+{
+	const struct auth_token *t = req->auth;
+
+	return t != NULL && (t->role & roles) != 0;
+}
+
 const char *
 auth_name(struct loket_http_req *req)
 {
@@ -379,6 +387,14 @@ auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
 			ctl_fail(conn, "--department names a department that is not configured");
 			return;
 		}
+	}
+	/* Only a backoffice token is limited to departments; taking one elsewhere would mislead. */
+	if (r != AUTH_BACKOFFICE && json_array_size(deps) > 0) {
+		json_decref(deps);
+		ctl_fail(conn, "--department limits backoffice tokens only; an agent, admin or intake "
+			       "token sees every department (use --organisation for confidential "
+			       "contacts)");
+		return;
 	}
 	if (r == AUTH_BACKOFFICE && json_array_size(deps) == 0) {
 		json_decref(deps);

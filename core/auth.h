@@ -37,6 +37,8 @@ int auth_require(struct loket_http_req *req, unsigned int roles);
 /* What the request's token may see, as the store's "scope" document (new reference). */
 json_t *auth_scope(struct loket_http_req *req);
 const char *auth_name(struct loket_http_req *req);
+/* Whether the request's token has one of roles (answers nothing). */
+int auth_has_role(struct loket_http_req *req, unsigned int roles);
 /* Records that the request's token read object (no personal data in object). */
 void auth_audit(struct loketd *d, struct loket_http_req *req, const char *action,
     const char *object);

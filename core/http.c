@@ -455,8 +455,20 @@ http_reply(struct loket_http_req *req, int status, const char *content_type, con
 	/* After a chunked body the guard cannot tell where the next request starts. */
 	if (http->stopping || req->chunked)
 		evhttp_add_header(out, "Connection", "close");
-	if (buf != NULL && len > 0)
+	/*
+	 * HEAD gets the headers GET would, never the body: evhttp writes a body it
+	 * is handed even to HEAD, and without a length, so the next answer on a
+	 * kept-alive connection would start inside it.
+	 */
+	if (req->method == LOKET_HTTP_HEAD) {
+		char n[32];
+
+		snprintf(n, sizeof(n), "%zu", len);
+		evhttp_remove_header(out, "Content-Length");
+		evhttp_add_header(out, "Content-Length", n);
+	} else if (buf != NULL && len > 0) {
 		evbuffer_add(buf, body, len);
+	}
 	evhttp_send_reply(req->ev, status, http_status_title(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);

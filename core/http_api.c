@@ -64,6 +64,13 @@ api_store_cb(struct store_req *sr, void *arg)
 	struct api_call *call = arg;
 
 	if (sr->status != 0) {
+		/* A read refused for its scope is recorded too: probing leaves a trace. */
+		if (sr->status == 403 && call->audit_action[0] != '\0') {
+			char action[48];
+
+			snprintf(action, sizeof(action), "%s.denied", call->audit_action);
+			auth_audit(call->d, call->req, action, call->audit_object);
+		}
 		http_add_header(call->req, "Cache-Control", "no-store");
 		http_problem(call->req, sr->status, sr->error);
 		free(call);

@@ -25,6 +25,21 @@ contacts_created_cb(struct api_call *call, struct store_req *sr)
 	    (long long)json_integer_value(json_object_get(sr->out, "id")));
 	http_add_header(call->req, "Location", location);
 	register_created(call->d, sr->out);
+	/*
+	 * A machine channel learns that its contact is registered, nothing of the
+	 * party it matched: its identifiers were never verified.
+	 */
+	if (auth_has_role(call->req, AUTH_INTAKE)) {
+		json_t *id = json_incref(json_object_get(sr->out, "id"));
+		json_t *reference = json_incref(json_object_get(sr->out, "reference"));
+		json_t *status = json_incref(json_object_get(sr->out, "status"));
+
+		json_object_clear(sr->out);
+		json_object_set_new(sr->out, "id", id);
+		json_object_set_new(sr->out, "reference", reference);
+		json_object_set_new(sr->out, "status", status);
+		return;
+	}
 	log_debug("register", "contact registered ref=C-%s channel=%s", ref != NULL ? ref : "?",
 	    json_string_value(json_object_get(sr->out, "channel")));
 }
@@ -141,6 +156,7 @@ contacts_list(struct loket_http_req *req, void *arg)
 	if (json_is_string(json_object_get(in, "department")) &&
 	    !auth_department_ok(req, json_string_value(json_object_get(in, "department")))) {
 		json_decref(in);
+		auth_audit(d, req, "contact.list.denied", "contacts?department");
 		http_problem(req, 403, "this token may not see that department's contacts");
 		return;
 	}
@@ -181,7 +197,7 @@ static void
 contacts_patch(struct loket_http_req *req, void *arg)
 {
 	static const char *const fields[] = { "subject", "product", "answer", "department",
-		"priority", "tags", NULL };
+		"priority", "tags", "party_conflict", NULL };
 	struct loketd *d = arg;
 	struct api_call *call;
 	json_t *body, *set, *probe, *doc = NULL, *v;
@@ -200,7 +216,8 @@ contacts_patch(struct loket_http_req *req, void *arg)
 			;
 		if (fields[i] == NULL) {
 			snprintf(err, sizeof(err), "%s: cannot be changed; expected one of subject, "
-						   "product, answer, department, priority, tags",
+						   "product, answer, department, priority, tags, "
+						   "party_conflict",
 			    key);
 			json_decref(body);
 			http_problem(req, 422, err);
@@ -212,9 +229,25 @@ contacts_patch(struct loket_http_req *req, void *arg)
 		http_problem(req, 422, "nothing to change");
 		return;
 	}
+	/* Staff clear the flag once they settled the party; nobody sets it by hand. */
+	if ((v = json_object_get(body, "party_conflict")) != NULL && !json_is_null(v)) {
+		json_decref(body);
+		http_problem(req, 422, "party_conflict: can only be cleared (null), once the party "
+				       "is settled");
+		return;
+	}
+	/* A back-office clerk hands a contact on to a department, never to nobody. */
+	if ((v = json_object_get(body, "department")) != NULL && json_is_null(v) &&
+	    !auth_department_ok(req, NULL)) {
+		json_decref(body);
+		http_problem(req, 403, "department: a backoffice token cannot take a contact out of "
+				       "every department; move it to one of its departments instead");
+		return;
+	}
 	/* The same checks as on create: run them on a probe contact with these fields. */
 	probe = json_deep_copy(body);
 	json_object_del(probe, "answer");
+	json_object_del(probe, "party_conflict");
 	json_object_set_new(probe, "channel", json_string("phone"));
 	status = register_prepare(d, probe, auth_name(req), &doc, err, sizeof(err));
 	json_decref(probe);

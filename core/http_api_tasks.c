@@ -32,6 +32,7 @@ tasks_list(struct loket_http_req *req, void *arg)
 		return;
 	}
 	if (dep != NULL && !auth_department_ok(req, dep)) {
+		auth_audit(d, req, "task.list.denied", "tasks?department");
 		http_problem(req, 403, "this token may not see that department's tasks");
 		return;
 	}
@@ -41,6 +42,9 @@ tasks_list(struct loket_http_req *req, void *arg)
 		json_decref(in);
 		return;
 	}
+	/* A task names its contact's reference and the reason: a read of contacts. */
+	snprintf(call->audit_action, sizeof(call->audit_action), "task.list");
+	snprintf(call->audit_object, sizeof(call->audit_object), "tasks");
 	api_submit(call, STORE_TASK_LIST, in);
 }
 

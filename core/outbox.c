@@ -198,12 +198,21 @@ outbox_due_cb(struct store_req *sr, void *arg)
 		json_int_t id = json_integer_value(json_object_get(item, "id"));
 		const char *channel = json_string_value(json_object_get(item, "channel"));
 		const char *recipient = json_string_value(json_object_get(item, "recipient"));
+		json_t *contact = json_object_get(item, "contact");
 		struct outbox_sender *s;
 		struct loket_outbound *o;
 		char *text;
 
 		if (outbox_in_flight(ob, id) || (o = calloc(1, sizeof(*o))) == NULL)
 			continue;
+		/*
+		 * A contact flagged for its identifiers may have borrowed somebody
+		 * else's: a message to the address it came with does not greet the
+		 * person the register knows by them.
+		 */
+		if (json_is_object(json_object_get(contact, "party_conflict"))
+		    && json_is_object(json_object_get(contact, "party")))
+			json_object_set_new(json_object_get(contact, "party"), "name", json_null());
 		o->ob = ob;
 		o->id = id;
 		snprintf(o->channel, sizeof(o->channel), "%s", channel != NULL ? channel : "");

@@ -331,6 +331,13 @@ register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc
 		snprintf(err, errlen, "organisation: no organisation '%s' is configured", org);
 		return 422;
 	}
+	if (org != NULL && dep != NULL &&
+	    strcmp(conf_department(conf, dep)->organisation, org) != 0) {
+		snprintf(err, errlen,
+		    "department: '%s' belongs to organisation '%s', not to organisation '%s'", dep,
+		    conf_department(conf, dep)->organisation, org);
+		return 422;
+	}
 	if (org == NULL)
 		org = dep != NULL ? conf_department(conf, dep)->organisation :
 		    conf->norganisations > 0	 ? conf->organisations[0].id :

@@ -143,6 +143,10 @@ store_contact_view(json_t *in, json_t *assigned)
 			json_object_get(assigned, "party_name") :
 			json_null()) :
 		json_null());
+	json_object_set(out, "reply_to", json_object_get(assigned, "reply_to") != NULL ?
+		json_object_get(assigned, "reply_to") : json_null());
+	json_object_set(out, "party_conflict", json_object_get(assigned, "party_conflict") != NULL ?
+		json_object_get(assigned, "party_conflict") : json_null());
 	if (json_object_get(assigned, "timers_next") != NULL)
 		json_object_set(out, "timers_next", json_object_get(assigned, "timers_next"));
 	return out;

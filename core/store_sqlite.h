@@ -59,11 +59,32 @@ int history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, c
     const char *action, const char *from, const char *to, const char *detail);
 int counts_add(struct sq_conn *c, const char *channel, const char *status, int delta);
 int contact_state(struct sq_conn *c, sqlite3_int64 id, struct contact_state *cs);
+/* Binds a token's scope as three parameters from first: all, departments (JSON or NULL), organisation. */
+void bind_scope(sqlite3_stmt *st, int first, json_t *scope);
+/* The SQL condition of a scope bound by bind_scope, on contacts aliased c. */
+#define SCOPE_SQL(n_all, n_deps, n_org)                                                     \
+	" AND (?" #n_all " OR ((?" #n_deps " IS NULL OR c.department IN (SELECT value FROM"   \
+	" json_each(?" #n_deps "))) AND (c.confidential = 0 OR c.organisation = ?" #n_org ")))"
 /* Answers {key: the single value sql selects (the earliest pending time), or null}. */
 void sq_min_pending(struct sq_conn *c, struct store_req *req, const char *sql, const char *key);
 /* The replies in in's "outbox" (rules' decisions, a staff message), due now. */
 int outbox_rows(
     struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, const char *channel);
+
+/* store_sqlite_parties.c: parties: matching at intake, reads, staff changes and merges. */
+/*
+ * The party of a new contact (*id_r, 0 when it names no identifier) and, when
+ * its identifiers disagree with the register, what disagreed (*conflict_r, a
+ * JSON text of identifier kinds and party ids, owned by the caller).
+ */
+int sq_party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int64 *id_r,
+    char **conflict_r);
+/* Sets parties.confidential: whether every contact of the party is confidential. */
+int sq_party_confidential_refresh(struct sq_conn *c, sqlite3_int64 party_id);
+void sq_op_party_get(struct sq_conn *c, struct store_req *req);
+void sq_op_party_find(struct sq_conn *c, struct store_req *req);
+void sq_op_party_update(struct sq_conn *c, struct store_req *req);
+void sq_op_party_merge(struct sq_conn *c, struct store_req *req);
 
 /* store_sqlite_msgs.c: messages on contacts, dedup keys, the outbox. */
 /* Whether one of keys already names a contact: its id, 0 when none, -1 on error. */

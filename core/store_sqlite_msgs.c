@@ -153,6 +153,9 @@ first_int(sqlite3_stmt *st)
 }
 
 /* The first row a one-parameter query gives for id, made JSON by row; null when none. */
+/* Never "the party's first email": a party's identifiers came from anybody. */
+static const char sql_reply_to[] = "SELECT reply_to FROM contacts WHERE id = ?1";
+
 static json_t *
 row_of(struct sq_conn *c, const char *sql, sqlite3_int64 id, json_t *(*row)(sqlite3_stmt *st))
 {
@@ -268,6 +271,15 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 		    "bounce, a list); loket does not answer it");
 		return;
 	}
+	/* Staff see where a message without "to" goes: the address the contact came in with. */
+	if (json_is_true(json_object_get(in, "staff"))
+	    && json_array_size(json_object_get(msg, "recipients")) == 0) {
+		json_t *reply_to = row_of(c, sql_reply_to, id, first_text);
+
+		if (json_is_string(reply_to))
+			json_object_set_new(msg, "recipients", json_pack("[O]", reply_to));
+		json_decref(reply_to);
+	}
 	reopen = json_is_true(json_object_get(in, "reopen"))
 	    && (strcmp(cs.status, "resolved") == 0 || strcmp(cs.status, "closed") == 0);
 	if (sq_message_insert(c, id, msg, cs.channel, now, actor, &msg_row) < 0
@@ -374,8 +386,6 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 static const char sql_last_inbound[] = "SELECT " MESSAGE_COLS "FROM messages WHERE"
                                        " contact_id = ?1 AND direction = 'in'"
                                        " ORDER BY id DESC LIMIT 1";
-static const char sql_party_email[] = "SELECT e.email FROM contacts c JOIN party_emails e"
-                                      " ON e.party_id = c.party_id WHERE c.id = ?1 LIMIT 1";
 static const char sql_task_due[] = "SELECT due_at FROM tasks WHERE contact_id = ?1 AND"
                                    " status = 'open' AND due_at IS NOT NULL"
                                    " ORDER BY id DESC LIMIT 1";
@@ -398,7 +408,11 @@ sent_automatically(struct sq_conn *c, const char *recipient, sqlite3_int64 now)
 	return n;
 }
 
-/* The recipient of a reply: who the staff addressed, else who wrote last, else the party. */
+/*
+ * The recipient of a reply: who the staff addressed, else the address the
+ * contact came in with, else (a contact from before schema 4 without one)
+ * who wrote last.
+ */
 static const char *
 outbox_recipient(json_t *item)
 {
@@ -407,9 +421,9 @@ outbox_recipient(json_t *item)
 
 	if (json_is_string(to))
 		return json_string_value(to);
-	if (jstr(json_object_get(item, "last_in"), "sender") != NULL)
-		return jstr(json_object_get(item, "last_in"), "sender");
-	return jstr(item, "party_email");
+	if (jstr(item, "reply_to") != NULL)
+		return jstr(item, "reply_to");
+	return jstr(json_object_get(item, "last_in"), "sender");
 }
 
 /*
@@ -468,8 +482,7 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 		        ? row_of(c, sql_message, json_integer_value(row), message_row)
 		        : json_null());
 		json_object_set_new(item, "last_in", row_of(c, sql_last_inbound, cid, message_row));
-		json_object_set_new(
-		    item, "party_email", row_of(c, sql_party_email, cid, first_text));
+		json_object_set_new(item, "reply_to", row_of(c, sql_reply_to, cid, first_text));
 		json_object_set_new(item, "due_at", row_of(c, sql_task_due, cid, first_int));
 		recipient = outbox_recipient(item);
 		json_object_set_new(

@@ -136,6 +136,24 @@ const char *const sq_migrations[] = {
 	"ALTER TABLE outbox ADD COLUMN automatic INTEGER NOT NULL DEFAULT 1;"
 	"ALTER TABLE outbox ADD COLUMN payload TEXT NOT NULL DEFAULT '{}';"
 	"CREATE INDEX outbox_recipient ON outbox(recipient, sent_at) WHERE recipient IS NOT NULL;",
+	/*
+	 * 3 -> 4: identifiers from channels no longer extend parties. A contact
+	 * keeps the address it came in with (reply_to) and a flag when its
+	 * identifiers disagreed with the register; a merged party points at the
+	 * party that took it over. Existing contacts answer to the sender of their
+	 * first mail, else to their party's first email or phone, as before.
+	 */
+	"ALTER TABLE contacts ADD COLUMN reply_to TEXT;"
+	"ALTER TABLE contacts ADD COLUMN party_conflict TEXT;"
+	"ALTER TABLE parties ADD COLUMN merged_into INTEGER;"
+	"UPDATE contacts SET reply_to = coalesce("
+	"  (SELECT m.sender FROM messages m WHERE m.contact_id = contacts.id AND m.direction = 'in'"
+	"   AND m.sender IS NOT NULL ORDER BY m.id LIMIT 1),"
+	"  (SELECT min(e.email) FROM party_emails e WHERE e.party_id = contacts.party_id),"
+	"  (SELECT min(f.phone) FROM party_phones f WHERE f.party_id = contacts.party_id));"
+	"UPDATE parties SET confidential ="
+	"  EXISTS (SELECT 1 FROM contacts c WHERE c.party_id = parties.id) AND"
+	"  NOT EXISTS (SELECT 1 FROM contacts c WHERE c.party_id = parties.id AND c.confidential = 0);",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
 
@@ -223,7 +241,7 @@ step_error(struct sq_conn *c, struct store_req *req, int rc)
 	"c.id, c.reference, c.channel, c.direction, c.received_at, c.handled_at, c.updated_at,   \
 	c.party_id, c.subject, c.body, c.answer, c.product, c.department, c.organisation, c.line, \
 	c.status, c.priority, c.tags, c.language, c.confidential, c.location, c.meta,            \
-	c.created_by, p.name, c.assignee "
+	c.created_by, p.name, c.assignee, c.reply_to, c.party_conflict "
 
 static json_t *
 contact_row(sqlite3_stmt *st)
@@ -234,7 +252,7 @@ contact_row(sqlite3_stmt *st)
 		party = json_pack("{s:I, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 7),
 		    "name", col_text(st, 23));
 	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-			 " s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o}",
+			 " s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "id", (json_int_t)sqlite3_column_int64(st, 0), "reference", col_text(st, 1),
 	    "channel", col_text(st, 2), "direction", col_text(st, 3), "received_at",
 	    col_time(st, 4), "handled_at", col_time(st, 5), "updated_at", col_time(st, 6),
@@ -247,7 +265,8 @@ contact_row(sqlite3_stmt *st)
 	    col_text(st, 15), "priority", col_text(st, 16), "tags", col_json(st, 17), "language",
 	    col_text(st, 18), "confidential", sqlite3_column_int(st, 19), "location",
 	    col_text(st, 20), "meta", col_json(st, 21), "created_by", col_text(st, 22), "party",
-	    party, "assignee", col_text(st, 24));
+	    party, "assignee", col_text(st, 24), "reply_to", col_text(st, 25), "party_conflict",
+	    col_json(st, 26));
 }
 
 static const char sql_contact_by_id[] = "SELECT " CONTACT_COLS
@@ -411,111 +430,6 @@ counts_add(struct sq_conn *c, const char *channel, const char *status, int delta
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-/* The party an identifier belongs to, or 0. */
-static sqlite3_int64
-party_by(struct sq_conn *c, const char *sql, const char *value)
-{
-	sqlite3_stmt *st;
-	sqlite3_int64 id = 0;
-
-	if (value == NULL || (st = sq_stmt(c, sql)) == NULL)
-		return 0;
-	bind_text(st, 1, value);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return id;
-}
-
-static const char sql_party_by_rrn[] = "SELECT id FROM parties WHERE rrn = ?1";
-static const char sql_party_by_bsn[] = "SELECT id FROM parties WHERE bsn = ?1";
-static const char sql_party_by_email[] = "SELECT party_id FROM party_emails WHERE email = ?1";
-static const char sql_party_by_phone[] = "SELECT party_id FROM party_phones WHERE phone = ?1";
-
-/*
- * Finds the party by its strongest identifier (RRN, BSN, email, phone) or
- * creates it, then gives it the identifiers that nobody else holds yet.
- */
-static int
-party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_int64 *id_r)
-{
-	const char *rrn = jstr(party, "rrn"), *bsn = jstr(party, "bsn");
-	const char *email = jstr(party, "email"), *phone = jstr(party, "phone");
-	const char *name = jstr(party, "name");
-	sqlite3_int64 id;
-	sqlite3_stmt *st;
-
-	*id_r = 0;
-	if (rrn == NULL && bsn == NULL && email == NULL && phone == NULL)
-		return 0;
-	id = party_by(c, sql_party_by_rrn, rrn);
-	if (id == 0)
-		id = party_by(c, sql_party_by_bsn, bsn);
-	if (id == 0)
-		id = party_by(c, sql_party_by_email, email);
-	if (id == 0)
-		id = party_by(c, sql_party_by_phone, phone);
-	if (id == 0) {
-		static const char sql[] = "INSERT INTO parties (name, created_at) VALUES (?1, ?2)";
-
-		if ((st = sq_stmt(c, sql)) == NULL)
-			return -1;
-		bind_text(st, 1, name);
-		sqlite3_bind_int64(st, 2, now);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			return -1;
-		id = sqlite3_last_insert_rowid(c->db);
-	} else if (name != NULL) {
-		static const char sql[] = "UPDATE parties SET name = ?2 WHERE id = ?1 AND name IS NULL";
-
-		if ((st = sq_stmt(c, sql)) == NULL)
-			return -1;
-		sqlite3_bind_int64(st, 1, id);
-		bind_text(st, 2, name);
-		sqlite3_step(st);
-	}
-	if (rrn != NULL && party_by(c, sql_party_by_rrn, rrn) == 0) {
-		static const char sql[] = "UPDATE parties SET rrn = ?2 WHERE id = ?1 AND rrn IS NULL";
-
-		if ((st = sq_stmt(c, sql)) != NULL) {
-			sqlite3_bind_int64(st, 1, id);
-			bind_text(st, 2, rrn);
-			sqlite3_step(st);
-		}
-	}
-	if (bsn != NULL && party_by(c, sql_party_by_bsn, bsn) == 0) {
-		static const char sql[] = "UPDATE parties SET bsn = ?2 WHERE id = ?1 AND bsn IS NULL";
-
-		if ((st = sq_stmt(c, sql)) != NULL) {
-			sqlite3_bind_int64(st, 1, id);
-			bind_text(st, 2, bsn);
-			sqlite3_step(st);
-		}
-	}
-	if (email != NULL) {
-		static const char sql[] = "INSERT OR IGNORE INTO party_emails (email, party_id) "
-					  "VALUES (?1, ?2)";
-
-		if ((st = sq_stmt(c, sql)) != NULL) {
-			bind_text(st, 1, email);
-			sqlite3_bind_int64(st, 2, id);
-			sqlite3_step(st);
-		}
-	}
-	if (phone != NULL) {
-		static const char sql[] = "INSERT OR IGNORE INTO party_phones (phone, party_id) "
-					  "VALUES (?1, ?2)";
-
-		if ((st = sq_stmt(c, sql)) != NULL) {
-			bind_text(st, 1, phone);
-			sqlite3_bind_int64(st, 2, id);
-			sqlite3_step(st);
-		}
-	}
-	*id_r = id;
-	return 0;
-}
-
 /*
  * References come from a counter per year in the register. Within a batch
  * the counter is kept in memory and written once, before COMMIT; a write
@@ -658,21 +572,26 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	static const char sql[] =
 	    "INSERT INTO contacts (reference, channel, direction, received_at, updated_at, party_id,"
 	    " subject, body, product, department, organisation, line, status, priority, tags,"
-	    " language, confidential, location, meta, created_by, answer, assignee, handled_at)"
+	    " language, confidential, location, meta, created_by, answer, assignee, handled_at,"
+	    " reply_to, party_conflict)"
 	    " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-	    " ?17, ?18, ?19, ?20, ?21, CASE WHEN ?22 THEN ?4 END)";
-	json_t *in = req->in;
+	    " ?17, ?18, ?19, ?20, ?21, CASE WHEN ?22 THEN ?4 END, ?23, ?24)";
+	json_t *in = req->in, *party = json_object_get(in, "party");
 	sqlite3_int64 now = json_integer_value(json_object_get(in, "received_at")), party_id = 0,
 		      id, next_timer = 0;
-	char reference[32];
+	/* The address the contact came in with: replies without an explicit "to" go there. */
+	const char *reply_to = jstr(party, "email") != NULL ? jstr(party, "email") :
+							      jstr(party, "phone");
+	char reference[32], *conflict = NULL;
 	sqlite3_stmt *st;
 	int rc;
 
 	if (sq_create_duplicate(c, req))
 		return;
-	if (party_match(c, json_object_get(in, "party"), now, &party_id) < 0 ||
+	if (sq_party_match(c, party, now, &party_id, &conflict) < 0 ||
 	    reference_next(c, util_time_year(now), reference, sizeof(reference)) < 0 ||
 	    (st = sq_stmt(c, sql)) == NULL) {
+		free(conflict);
 		step_error(c, req, SQLITE_ERROR);
 		return;
 	}
@@ -699,23 +618,35 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	bind_json_text(st, 20, in, "answer");
 	bind_json_text(st, 21, in, "assignee");
 	sqlite3_bind_int(st, 22, json_is_true(json_object_get(in, "handled")));
+	bind_text(st, 23, reply_to);
+	bind_text(st, 24, conflict);
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		free(conflict);
 		step_error(c, req, rc);
 		return;
 	}
 	id = sqlite3_last_insert_rowid(c->db);
+	/* Kinds and party ids only: the history is no second copy of personal data. */
 	if (history_add(c, id, now, jstr(in, "created_by"), "created", NULL, "open",
 		jstr(in, "channel")) < 0 ||
+	    (conflict != NULL && history_add(c, id, now, jstr(in, "created_by"), "party_conflict",
+				     NULL, NULL, conflict) < 0) ||
+	    (party_id != 0 && sq_party_confidential_refresh(c, party_id) < 0) ||
 	    contact_extras(c, id, in, now, jstr(in, "created_by"), &next_timer) < 0 ||
 	    sq_create_message(c, id, in, now) < 0 ||
 	    counts_add(c, jstr(in, "channel"), jstr(in, "status"), 1) < 0 ||
 	    (req->out = json_pack("{s:I, s:s, s:o}", "id", (json_int_t)id, "reference", reference,
 		 "party_id", party_id != 0 ? json_integer(party_id) : json_null())) == NULL) {
+		free(conflict);
 		step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	if (party_id != 0)
 		json_object_set_new(req->out, "party_name", party_name(c, party_id));
+	json_object_set_new(req->out, "reply_to", reply_to != NULL ? json_string(reply_to) : json_null());
+	json_object_set_new(req->out, "party_conflict",
+	    conflict != NULL ? json_loads(conflict, 0, NULL) : json_null());
+	free(conflict);
 	if (next_timer > 0)
 		json_object_set_new(req->out, "timers_next", json_integer(next_timer));
 }
@@ -808,7 +739,12 @@ contact_set_fields(struct sq_conn *c, sqlite3_int64 id, json_t *set, sqlite3_int
 	    " tags = coalesce(?11, tags), updated_at = ?12,"
 	    " assignee = CASE WHEN ?13 THEN ?14 ELSE assignee END,"
 	    " language = CASE WHEN ?15 THEN ?16 ELSE language END,"
-	    " confidential = coalesce(?17, confidential) WHERE id = ?1";
+	    " confidential = coalesce(?17, confidential),"
+	    " party_conflict = CASE WHEN ?18 THEN NULL ELSE party_conflict END WHERE id = ?1";
+	/* Access to a task follows its contact; its department does too, or lists would differ. */
+	static const char sql_tasks[] = "UPDATE tasks SET department = ?2 WHERE contact_id = ?1"
+					" AND status = 'open'";
+	static const char sql_party[] = "SELECT party_id FROM contacts WHERE id = ?1";
 	sqlite3_stmt *st;
 	const char *key;
 	json_t *v;
@@ -837,8 +773,29 @@ contact_set_fields(struct sq_conn *c, sqlite3_int64 id, json_t *set, sqlite3_int
 	bind_json_text(st, 16, set, "language");
 	if (json_is_boolean(json_object_get(set, "confidential")))
 		sqlite3_bind_int(st, 17, json_is_true(json_object_get(set, "confidential")));
+	sqlite3_bind_int(st, 18, json_object_get(set, "party_conflict") != NULL);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return -1;
+	if (json_is_string(json_object_get(set, "department"))) {
+		if ((st = sq_stmt(c, sql_tasks)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		bind_json_text(st, 2, set, "department");
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+	}
+	if (json_is_boolean(json_object_get(set, "confidential"))) {
+		sqlite3_int64 party_id = 0;
+
+		if ((st = sq_stmt(c, sql_party)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			party_id = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (party_id != 0 && sq_party_confidential_refresh(c, party_id) < 0)
+			return -1;
+	}
 	json_object_foreach(set, key, v) {
 		/* Field names are recorded, not their values: the history is no second copy of personal data. */
 		if (strcmp(key, "organisation") != 0 &&
@@ -979,6 +936,16 @@ op_contact_update(struct sq_conn *c, struct store_req *req)
 		store_req_fail(req, 403, "this token may not change that contact");
 		return;
 	}
+	/* The wall between organisations holds for a confidential contact moved or escalated. */
+	if (cs.confidential && jstr(json_object_get(in, "set"), "organisation") != NULL &&
+	    strcmp(jstr(json_object_get(in, "set"), "organisation"), cs.organisation) != 0 &&
+	    !json_is_true(json_object_get(json_object_get(in, "scope"), "all"))) {
+		store_req_fail(req, 403,
+		    "department: this contact is confidential to organisation %s; it cannot go to a "
+		    "department of organisation %s",
+		    cs.organisation, jstr(json_object_get(in, "set"), "organisation"));
+		return;
+	}
 	if (tr != NULL && !status_in(json_object_get(tr, "from"), cs.status)) {
 		store_req_fail(req, 409, "the contact is %s; it cannot be %s from there", cs.status,
 		    jstr(tr, "past"));
@@ -1050,10 +1017,10 @@ op_task_done(struct sq_conn *c, struct store_req *req)
 	task = task_row(st);
 	sqlite3_reset(st);
 	contact_id = json_integer_value(json_object_get(task, "contact_id"));
-	if (!scope_allows(json_object_get(in, "scope"), jstr(task, "department"), NULL, 0) ||
-	    contact_state(c, contact_id, &cs) < 0 ||
-	    !scope_allows(json_object_get(in, "scope"), jstr(task, "department"), cs.organisation,
-		cs.confidential)) {
+	/* Who may finish a task follows its contact, wherever the contact went since. */
+	if (contact_state(c, contact_id, &cs) < 0 ||
+	    !scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
+		cs.organisation, cs.confidential)) {
 		json_decref(task);
 		store_req_fail(req, 403, "this token may not finish that task");
 		return;
@@ -1202,8 +1169,7 @@ op_contact_get(struct sq_conn *c, struct store_req *req)
 	req->out = contact;
 }
 
-/* Binds the scope as three parameters: all, departments (JSON or NULL), organisation. */
-static void
+void
 bind_scope(sqlite3_stmt *st, int first, json_t *scope)
 {
 	json_t *deps = json_object_get(scope, "departments");
@@ -1216,9 +1182,6 @@ bind_scope(sqlite3_stmt *st, int first, json_t *scope)
 	bind_json_text(st, first + 2, scope, "organisation");
 }
 
-#define SCOPE_SQL(n_all, n_deps, n_org)                                                     \
-	" AND (?" #n_all " OR ((?" #n_deps " IS NULL OR c.department IN (SELECT value FROM"   \
-	" json_each(?" #n_deps "))) AND (c.confidential = 0 OR c.organisation = ?" #n_org ")))"
 
 /*
  * A list's contacts encoded by SQLite itself: the same document contact_row
@@ -1239,7 +1202,8 @@ bind_scope(sqlite3_stmt *st, int first, json_t *scope)
 	" 'location', c.location, 'meta', json(c.meta), 'created_by', c.created_by,"             \
 	" 'party', json(CASE WHEN c.party_id IS NULL THEN 'null'"                                \
 	"   ELSE json_object('id', c.party_id, 'name', p.name) END),"                            \
-	" 'assignee', c.assignee) "
+	" 'assignee', c.assignee, 'reply_to', c.reply_to,"                                       \
+	" 'party_conflict', json(c.party_conflict)) "
 
 static void
 list_run(struct sq_conn *c, struct store_req *req, sqlite3_stmt *st, int limit)
@@ -1320,77 +1284,6 @@ op_contact_list(struct sq_conn *c, struct store_req *req)
 	list_run(c, req, st, limit);
 }
 
-static json_t *
-party_load(struct sq_conn *c, sqlite3_int64 id)
-{
-	static const char sql[] = "SELECT id, kind, name, rrn, bsn, preferred_channel,"
-				  " confidential, created_at FROM parties WHERE id = ?1";
-	static const char sql_emails[] = "SELECT email FROM party_emails WHERE party_id = ?1"
-					 " ORDER BY email";
-	static const char sql_phones[] = "SELECT phone FROM party_phones WHERE party_id = ?1"
-					 " ORDER BY phone";
-	sqlite3_stmt *st = sq_stmt(c, sql);
-	json_t *party, *list;
-
-	if (st == NULL)
-		return NULL;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return NULL;
-	party = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "id",
-	    (json_int_t)sqlite3_column_int64(st, 0), "kind", col_text(st, 1), "name",
-	    col_text(st, 2), "rrn", col_text(st, 3), "bsn", col_text(st, 4), "preferred_channel",
-	    col_text(st, 5), "confidential", sqlite3_column_int(st, 6), "created_at",
-	    col_time(st, 7));
-	sqlite3_reset(st);
-	list = json_array();
-	if ((st = sq_stmt(c, sql_emails)) != NULL) {
-		sqlite3_bind_int64(st, 1, id);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(list, col_text(st, 0));
-		sqlite3_reset(st);
-	}
-	json_object_set_new(party, "emails", list);
-	list = json_array();
-	if ((st = sq_stmt(c, sql_phones)) != NULL) {
-		sqlite3_bind_int64(st, 1, id);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(list, col_text(st, 0));
-		sqlite3_reset(st);
-	}
-	json_object_set_new(party, "phones", list);
-	return party;
-}
-
-static void
-op_party_get(struct sq_conn *c, struct store_req *req)
-{
-	sqlite3_int64 id = json_integer_value(json_object_get(req->in, "id"));
-
-	if ((req->out = party_load(c, id)) == NULL)
-		store_req_fail(req, 404, "no party with id %lld", (long long)id);
-}
-
-static void
-op_party_find(struct sq_conn *c, struct store_req *req)
-{
-	json_t *in = req->in, *items = json_array();
-	sqlite3_int64 id = 0;
-	json_t *party;
-
-	if (jstr(in, "rrn") != NULL)
-		id = party_by(c, sql_party_by_rrn, jstr(in, "rrn"));
-	else if (jstr(in, "bsn") != NULL)
-		id = party_by(c, sql_party_by_bsn, jstr(in, "bsn"));
-	else if (jstr(in, "email") != NULL)
-		id = party_by(c, sql_party_by_email, jstr(in, "email"));
-	else if (jstr(in, "phone") != NULL)
-		id = party_by(c, sql_party_by_phone, jstr(in, "phone"));
-	if (id != 0 && (party = party_load(c, id)) != NULL)
-		json_array_append_new(items, party);
-	req->out = json_pack("{s:o}", "items", items);
-}
-
 static void
 op_party_contacts(struct sq_conn *c, struct store_req *req)
 {
@@ -1432,9 +1325,7 @@ op_task_list(struct sq_conn *c, struct store_req *req)
 	static const char sql[] = "SELECT " TASK_COLS
 				  "FROM tasks t JOIN contacts c ON c.id = t.contact_id WHERE"
 				  " (?1 IS NULL OR t.department = ?1) AND (?2 IS NULL OR t.status = ?2)"
-				  " AND (?3 IS NULL OR t.id < ?3)"
-				  " AND (?4 OR ((?5 IS NULL OR t.department IN (SELECT value FROM"
-				  " json_each(?5))) AND (c.confidential = 0 OR c.organisation = ?6)))"
+				  " AND (?3 IS NULL OR t.id < ?3)" SCOPE_SQL(4, 5, 6)
 				  " ORDER BY t.id DESC LIMIT ?7";
 	json_t *in = req->in, *items = json_array();
 	int limit = (int)json_integer_value(json_object_get(in, "limit")), n = 0, more = 0;
@@ -1522,8 +1413,10 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_AUDIT] = op_audit,
 		[STORE_CONTACT_GET] = op_contact_get,
 		[STORE_CONTACT_LIST] = op_contact_list,
-		[STORE_PARTY_GET] = op_party_get,
-		[STORE_PARTY_FIND] = op_party_find,
+		[STORE_PARTY_GET] = sq_op_party_get,
+		[STORE_PARTY_FIND] = sq_op_party_find,
+		[STORE_PARTY_UPDATE] = sq_op_party_update,
+		[STORE_PARTY_MERGE] = sq_op_party_merge,
 		[STORE_PARTY_CONTACTS] = op_party_contacts,
 		[STORE_TASK_LIST] = op_task_list,
 		[STORE_TOKEN_LIST] = op_token_list,
