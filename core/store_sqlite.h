@@ -81,6 +81,19 @@ int sq_party_match(struct sq_conn *c, json_t *party, sqlite3_int64 now, sqlite3_
     char **conflict_r);
 /* Sets parties.confidential: whether every contact of the party is confidential. */
 int sq_party_confidential_refresh(struct sq_conn *c, sqlite3_int64 party_id);
+/* What matching, merging and visibility need of a party's row. */
+struct party_row {
+	sqlite3_int64 id;
+	sqlite3_int64 created_at;
+	sqlite3_int64 merged_into;
+	int confidential;
+	char rrn[32];
+	char bsn[32];
+	int has_rrn, has_bsn;
+};
+/* A live party scope may see, read into *p; or req answered (404, 403) and -1. */
+int sq_party_open(struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *scope,
+    struct party_row *p);
 void sq_op_party_get(struct sq_conn *c, struct store_req *req);
 void sq_op_party_find(struct sq_conn *c, struct store_req *req);
 void sq_op_party_update(struct sq_conn *c, struct store_req *req);

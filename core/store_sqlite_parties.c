@@ -170,16 +170,6 @@ sq_party_confidential_refresh(struct sq_conn *c, sqlite3_int64 party_id)
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-struct party_row {
-	sqlite3_int64 id;
-	sqlite3_int64 created_at;
-	sqlite3_int64 merged_into;
-	int confidential;
-	char rrn[32];
-	char bsn[32];
-	int has_rrn, has_bsn;
-};
-
 /* The party's row as matching and merging need it; -1 when there is none. */
 static int
 party_row(struct sq_conn *c, sqlite3_int64 id, struct party_row *p)
@@ -278,8 +268,8 @@ party_load(struct sq_conn *c, sqlite3_int64 id)
 }
 
 /* A live party scope may see, or the request answered (404, 403) and -1. */
-static int
-party_open(
+int
+sq_party_open(
     struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *scope, struct party_row *p)
 {
 	if (party_row(c, id, p) < 0) {
@@ -307,7 +297,7 @@ sq_op_party_get(struct sq_conn *c, struct store_req *req)
 	sqlite3_int64 id = json_integer_value(json_object_get(req->in, "id"));
 	struct party_row p;
 
-	if (party_open(c, req, id, json_object_get(req->in, "scope"), &p) < 0)
+	if (sq_party_open(c, req, id, json_object_get(req->in, "scope"), &p) < 0)
 		return;
 	if ((req->out = party_load(c, id)) == NULL)
 		step_error(c, req, SQLITE_ERROR);
@@ -404,7 +394,7 @@ sq_op_party_update(struct sq_conn *c, struct store_req *req)
 	struct party_row p;
 	size_t i;
 
-	if (party_open(c, req, id, json_object_get(in, "scope"), &p) < 0)
+	if (sq_party_open(c, req, id, json_object_get(in, "scope"), &p) < 0)
 		return;
 	for (i = 0; i < PARTY_ID_KINDS; i++)
 		if (jstr(remove, party_ids[i].key) != NULL
@@ -458,8 +448,8 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	size_t i;
 	json_t *v;
 
-	if (moved == NULL || party_open(c, req, a_id, scope, &a) < 0
-	    || party_open(c, req, b_id, scope, &b) < 0)
+	if (moved == NULL || sq_party_open(c, req, a_id, scope, &a) < 0
+	    || sq_party_open(c, req, b_id, scope, &b) < 0)
 		goto out;
 	if (a_id == b_id) {
 		store_req_fail(req, 422, "party: a party cannot be merged with itself");
