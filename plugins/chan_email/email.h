@@ -60,6 +60,12 @@ struct email_msg {
 	size_t n_attachments;
 	char raw_sha256[65]; /* the raw message, stored in blob_dir like an attachment */
 	size_t raw_size;
+	/*
+	 * The raw message without the trace fields servers put on top of it on the
+	 * way (Received, Return-Path, Delivered-To, ...): the same for one mail
+	 * delivered to two mailboxes, different for any two mails that differ.
+	 */
+	char mail_sha256[65];
 };
 
 /*

@@ -696,6 +696,41 @@ mime_attachments(struct email_msg *msg, struct mime_parse *p, char *err, size_t 
 	return 0;
 }
 
+/*
+ * The SHA-256 of raw from its first header field that is not a trace field.
+ * Servers prepend those (RFC 5321 4.4) for each delivery, so two copies of one
+ * mail in two mailboxes differ there and only there.
+ */
+static void
+mime_mail_sha256(const char *raw, size_t len, char hex[65])
+{
+	static const char *const trace[] = { "return-path", "received", "delivered-to",
+		"x-original-to", "envelope-to", "x-envelope-to", "x-delivered-to",
+		"authentication-results", "received-spf", "arc-seal", "arc-message-signature",
+		"arc-authentication-results", "x-spam-flag", "x-spam-status", "x-spam-score",
+		"x-spam-level", "x-virus-scanned", NULL };
+	size_t i = 0;
+
+	while (i < len) {
+		const char *colon = memchr(raw + i, ':', len - i);
+		const char *const *t;
+		size_t name = colon != NULL ? (size_t)(colon - raw) - i : 0;
+
+		for (t = trace; colon != NULL && *t != NULL; t++)
+			if (strlen(*t) == name && g_ascii_strncasecmp(raw + i, *t, name) == 0)
+				break;
+		if (colon == NULL || *t == NULL)
+			break;
+		/* the field and its folded continuation lines */
+		do {
+			const char *eol = memchr(raw + i, '\n', len - i);
+
+			i = eol != NULL ? (size_t)(eol - raw) + 1 : len;
+		} while (i < len && (raw[i] == ' ' || raw[i] == '\t'));
+	}
+	mime_sha256_hex(raw + i, len - i, hex);
+}
+
 static int
 mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len, char *err,
     size_t errlen)
@@ -703,6 +738,7 @@ mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t 
 	const char *dir = p->lim->blob_dir;
 
 	mime_sha256_hex(raw, len, msg->raw_sha256);
+	mime_mail_sha256(raw, len, msg->mail_sha256);
 	msg->raw_size = len;
 	if (dir == NULL)
 		return 0;
