@@ -54,7 +54,8 @@ struct email_msg {
 	char *token; /* "2026-000123" from "[loket 2026-000123]" in the subject; NULL */
 	const char *auto_reason; /* static string when automatic mail ("auto-submitted",
 	                            "precedence", "x-autoreply", "x-auto-response-suppress",
-	                            "return-path", "mailer-daemon", "list-id", "bounce"); NULL */
+	                            "return-path", "mailer-daemon", "list-id", "bounce",
+	                            "list-request", "list-owner", "x-mailman"); NULL */
 	int64_t date_ms; /* Date header as Unix ms; 0 when absent or unparseable */
 	struct email_attachment *attachments;
 	size_t n_attachments;
