@@ -201,6 +201,23 @@ intake_message_json(struct intake_item *it)
 
 static void intake_submit(struct chan_email *ce, struct intake_item *it);
 
+/* Whether the register flagged the mail for a Message-ID an earlier mail has (contact.c). */
+static int
+intake_flagged(const char *result_json)
+{
+	json_t *doc = result_json != NULL ? json_loads(result_json, 0, NULL) : NULL, *tag;
+	int flagged = 0;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "tags"), i, tag)
+	    flagged |= json_is_string(tag) && strcmp(json_string_value(tag), "message-id-seen") == 0;
+	flagged |= json_object_get(json_object_get(json_object_get(doc, "message"), "meta"),
+	               "message_id_seen")
+	    != NULL;
+	json_decref(doc);
+	return flagged;
+}
+
 static void
 intake_submitted_cb(const struct loket_submit_result *res, void *arg)
 {
@@ -237,10 +254,11 @@ intake_submitted_cb(const struct loket_submit_result *res, void *arg)
 	    : it->msg->auto_reason != NULL ? "automatic"
 	                                   : "contact";
 	ce->api->log(ce->self, LOKET_LOG_INFO,
-	    "mail registered mailbox=%s uid=%u reference=%s result=%s%s%s", mb->name, it->uid,
+	    "mail registered mailbox=%s uid=%u reference=%s result=%s%s%s%s", mb->name, it->uid,
 	    res->reference != NULL ? res->reference : "?", result,
 	    it->msg->auto_reason != NULL ? " automatic=" : "",
-	    it->msg->auto_reason != NULL ? it->msg->auto_reason : "");
+	    it->msg->auto_reason != NULL ? it->msg->auto_reason : "",
+	    !res->duplicate && intake_flagged(res->json) ? " flagged=message-id-seen" : "");
 	intake_count(ce, mb, result);
 	intake_resolve(it, INTAKE_DONE);
 }

@@ -178,6 +178,8 @@ def test_different_mail_with_known_message_id_is_registered_and_flagged(loketd, 
     assert msg["meta"]["message_id_seen"] == first["reference"]
     settle(mailserver)
     assert len(mailserver.messages(INFO, "Processed")) == 2
+    assert re.search(r"mail registered mailbox=info uid=\d+ reference=%s result=contact "
+                     r"flagged=message-id-seen" % second["reference"], d.log()), d.log()[-2000:]
     # Nothing of the mail in the log: neither the Message-ID nor an address.
     assert shared not in d.log() and THIRD not in d.log()
 
