@@ -299,8 +299,8 @@ contact_submit(struct loket_contact *c,
 		 * staff; a 403 here would send a citizen's mail to quarantine.
 		 */
 		in = json_pack("{s:I, s:I, s:s, s:o, s:o, s:b, s:{s:b}}", "id", found.contact_id,
-		    "at", (json_int_t)util_time_ms(), "actor", c->source, "message", message, "keys",
-		    keys != NULL ? keys : json_array(), "reopen", 1, "scope", "all", 1);
+		    "at", (json_int_t)util_time_ms(), "actor", c->source, "message", message,
+		    "keys", keys != NULL ? keys : json_array(), "reopen", 1, "scope", "all", 1);
 		contact_free(c);
 		if (in == NULL
 		    || (sr = store_req_new(STORE_MESSAGE_ADD, in, contact_threaded_cb, p))

@@ -330,17 +330,6 @@ sq_op_message_list(struct sq_conn *c, struct store_req *req)
 }
 
 /*
- * The addresses a contact knows, as SQL over the contact ?1 and the address ?2:
- * its party's, and the one it came in with (its first inbound message's sender).
- * A third party who was copied in is none of them.
- */
-#define SQL_KNOWN_ADDRESS(cid, addr)                                                           \
-	" (EXISTS (SELECT 1 FROM contacts kc JOIN party_emails ke ON ke.party_id = kc.party_id"  \
-	"   WHERE kc.id = " cid " AND ke.email = lower(" addr "))"                                 \
-	"  OR lower(" addr ") = (SELECT lower(kf.sender) FROM messages kf WHERE kf.contact_id = " \
-	cid "   AND kf.direction = 'in' ORDER BY kf.id LIMIT 1))"
-
-/*
  * The contact a channel's message belongs to: by its reference token, else by
  * the Message-IDs it answers. Also, for the flag on a mail that reuses one,
  * the contact that already holds a message with the message's own Message-ID.
@@ -362,13 +351,20 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	 * The Message-IDs loket sends carry a random part and only their recipients
 	 * know them: an answer to one threads from anybody. A citizen's own Message-ID
 	 * is seen by everybody in To and Cc: an answer to it threads only from its
-	 * sender or an address the contact knows, so that a third party's reply-all
-	 * starts a contact of its own instead of reopening this one.
+	 * sender or an address the contact knows (its party's, or the one it came in
+	 * with), so that a third party's reply-all starts a contact of its own
+	 * instead of reopening this one.
 	 */
 	static const char sql_msg[]
 	    = "SELECT m.contact_id FROM messages m WHERE m.message_id = ?1 AND"
-	      " (m.direction = 'out' OR (?2 IS NOT NULL AND (lower(m.sender) = lower(?2) OR"
-	 SQL_KNOWN_ADDRESS("m.contact_id", "?2") "))) ORDER BY m.id DESC LIMIT 1";
+	      " (m.direction = 'out' OR lower(m.sender) = lower(?2)"
+	      "  OR EXISTS (SELECT 1 FROM contacts kc JOIN party_emails ke"
+	      "   ON ke.party_id = kc.party_id WHERE kc.id = m.contact_id"
+	      "   AND ke.email = lower(?2))"
+	      "  OR lower(?2) = (SELECT lower(kf.sender) FROM messages kf"
+	      "   WHERE kf.contact_id = m.contact_id AND kf.direction = 'in'"
+	      "   ORDER BY kf.id LIMIT 1))"
+	      " ORDER BY m.id DESC LIMIT 1";
 	static const char sql_seen[] = "SELECT m.contact_id, c.reference FROM messages m"
 	                               " JOIN contacts c ON c.id = m.contact_id"
 	                               " WHERE m.message_id = ?1 ORDER BY m.id LIMIT 1";
@@ -398,13 +394,13 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	if (jstr(req->in, "message_id") != NULL && (st = sq_stmt(c, sql_seen)) != NULL) {
 		bind_text(st, 1, jstr(req->in, "message_id"));
 		if (sqlite3_step(st) == SQLITE_ROW)
-			seen = json_pack("{s:I, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-			    "reference", col_text(st, 1));
+			seen = json_pack("{s:I, s:o}", "id",
+			    (json_int_t)sqlite3_column_int64(st, 0), "reference", col_text(st, 1));
 		sqlite3_reset(st);
 	}
-	req->out = json_pack("{s:o, s:o}", "contact_id",
-	    found != 0 ? json_integer(found) : json_null(), "message_id_seen",
-	    seen != NULL ? seen : json_null());
+	req->out
+	    = json_pack("{s:o, s:o}", "contact_id", found != 0 ? json_integer(found) : json_null(),
+	        "message_id_seen", seen != NULL ? seen : json_null());
 }
 
 static const char sql_last_inbound[] = "SELECT " MESSAGE_COLS "FROM messages WHERE"
@@ -489,8 +485,8 @@ recipient_normal(const char *addr)
  * Pending outbox rows due at in.now, each with what a sender needs to write
  * the message: the contact, the message staff wrote (if any), the last
  * inbound message (to thread the answer and to keep away from automatic
- * mail), the address the contact came in with, the open task's deadline and how many automatic messages its
- * recipient got in the last day.
+ * mail), the address the contact came in with, the open task's deadline and how many automatic
+ * messages its recipient got in the last day.
  */
 void
 sq_op_outbox_due(struct sq_conn *c, struct store_req *req)

@@ -205,15 +205,18 @@ static void intake_submit(struct chan_email *ce, struct intake_item *it);
 static int
 intake_flagged(const char *result_json)
 {
-	json_t *doc = result_json != NULL ? json_loads(result_json, 0, NULL) : NULL, *tag;
+	json_t *doc = result_json != NULL ? json_loads(result_json, 0, NULL) : NULL, *tag, *meta;
 	int flagged = 0;
 	size_t i;
 
 	json_array_foreach(json_object_get(doc, "tags"), i, tag)
-	    flagged |= json_is_string(tag) && strcmp(json_string_value(tag), "message-id-seen") == 0;
-	flagged |= json_object_get(json_object_get(json_object_get(doc, "message"), "meta"),
-	               "message_id_seen")
-	    != NULL;
+	{
+		if (json_is_string(tag) && strcmp(json_string_value(tag), "message-id-seen") == 0)
+			flagged = 1;
+	}
+	meta = json_object_get(json_object_get(doc, "message"), "meta");
+	if (json_object_get(meta, "message_id_seen") != NULL)
+		flagged = 1;
 	json_decref(doc);
 	return flagged;
 }

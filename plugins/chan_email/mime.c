@@ -291,8 +291,7 @@ mime_is_shown_text(GMimeObject *obj)
 {
 	const char *disp = g_mime_object_get_disposition(obj);
 
-	if (!GMIME_IS_PART(obj)
-	    || (disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0))
+	if (!GMIME_IS_PART(obj) || (disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0))
 		return 0;
 	return g_mime_part_get_filename((GMimePart *)obj) == NULL
 	    || (disp != NULL && g_ascii_strcasecmp(disp, "inline") == 0);
@@ -583,9 +582,9 @@ static const char *
 mime_sender_addr(GMimeMessage *m)
 {
 	InternetAddressList *l = g_mime_message_get_sender(m);
-	InternetAddress *a
-	    = l != NULL && internet_address_list_length(l) > 0 ? internet_address_list_get_address(l, 0)
-	                                                        : NULL;
+	InternetAddress *a = l != NULL && internet_address_list_length(l) > 0
+	    ? internet_address_list_get_address(l, 0)
+	    : NULL;
 
 	return a != NULL && INTERNET_ADDRESS_IS_MAILBOX(a)
 	    ? internet_address_mailbox_get_addr((InternetAddressMailbox *)a)
@@ -975,7 +974,8 @@ mime_headers_8bit(GMimeMessage *m)
 	int n = hl != NULL ? g_mime_header_list_get_count(hl) : 0;
 
 	for (int i = 0; i < n; i++) {
-		const char *v = g_mime_header_get_raw_value(g_mime_header_list_get_header_at(hl, i));
+		const char *v
+		    = g_mime_header_get_raw_value(g_mime_header_list_get_header_at(hl, i));
 
 		if (v != NULL && !g_utf8_validate(v, -1, NULL))
 			return 1;
