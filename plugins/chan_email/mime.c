@@ -947,8 +947,7 @@ mime_blank_line_missing(
 		if (g_mime_header_get_offset(g_mime_header_list_get_header_at(hl, i))
 		    > p->bad_header_at)
 			return 0;
-	return g_strstr_len(raw, (gssize)at, "\n\n") == NULL
-	    && g_strstr_len(raw, (gssize)at, "\n\r\n") == NULL;
+	return memmem(raw, at, "\n\n", 2) == NULL && memmem(raw, at, "\n\r\n", 3) == NULL;
 }
 
 /* raw with an empty line (in its own line-end style) put in at offset at; g_malloc'd. */
