@@ -207,13 +207,51 @@ contact_threaded_cb(struct store_req *sr, void *arg)
 	free(p);
 }
 
+/* What the register knows of a channel's message before it is stored. */
+struct contact_thread {
+	json_int_t contact_id; /* the contact it answers; 0: a new contact */
+	json_t *seen; /* {id, reference} of a contact holding its Message-ID already; or NULL */
+};
+
 static void
 contact_thread_found_cb(struct store_req *sr, void *arg)
 {
-	json_int_t *found = arg;
+	struct contact_thread *t = arg;
+	json_t *seen;
 
-	if (sr->status == 0 && json_is_integer(json_object_get(sr->out, "contact_id")))
-		*found = json_integer_value(json_object_get(sr->out, "contact_id"));
+	if (sr->status != 0)
+		return;
+	if (json_is_integer(json_object_get(sr->out, "contact_id")))
+		t->contact_id = json_integer_value(json_object_get(sr->out, "contact_id"));
+	if (json_is_object(seen = json_object_get(sr->out, "message_id_seen")))
+		t->seen = json_incref(seen);
+}
+
+/*
+ * A message whose Message-ID an earlier one has is still a mail of its own
+ * (a client that reuses ids, or someone who knows one): it is kept, and
+ * flagged with the contact that had the id first, so staff can look.
+ */
+static void
+contact_flag_seen(json_t *doc, json_t *message, json_t *seen)
+{
+	json_t *meta, *tags;
+
+	if (seen == NULL)
+		return;
+	if (message != NULL) {
+		if (!json_is_object(meta = json_object_get(message, "meta")))
+			json_object_set_new(message, "meta", meta = json_object());
+		json_object_set(meta, "message_id_seen", json_object_get(seen, "reference"));
+	}
+	if (doc == NULL)
+		return;
+	if (!json_is_array(tags = json_object_get(doc, "tags")))
+		json_object_set_new(doc, "tags", tags = json_array());
+	json_array_append_new(tags, json_string("message-id-seen"));
+	if (!json_is_object(meta = json_object_get(doc, "meta")))
+		json_object_set_new(doc, "meta", meta = json_object());
+	json_object_set(meta, "message_id_seen", json_object_get(seen, "reference"));
 }
 
 void
@@ -223,7 +261,7 @@ contact_submit(struct loket_contact *c,
 	struct contact_pending *p = calloc(1, sizeof(*p));
 	struct loketd *d = c->daemon;
 	json_t *message = c->message, *keys = c->keys, *doc = NULL, *thread;
-	json_int_t thread_id = 0;
+	struct contact_thread found = { 0 };
 	struct store_req *sr;
 	const char *automatic;
 
@@ -235,22 +273,34 @@ contact_submit(struct loket_contact *c,
 	p->arg = arg;
 	p->daemon = d;
 	c->message = c->keys = NULL;
-	if ((thread = json_object_get(message, "thread")) != NULL
-	    && (json_object_get(thread, "reference") != NULL
-	        || json_array_size(json_object_get(thread, "message_ids")) > 0)
+	thread = json_object_get(message, "thread");
+	if ((json_object_get(thread, "reference") != NULL
+	        || json_array_size(json_object_get(thread, "message_ids")) > 0
+	        || json_is_string(json_object_get(message, "message_id")))
 	    && (sr = store_req_new(STORE_THREAD_FIND,
-	            json_pack("{s:O?, s:O?, s:O?}", "reference", json_object_get(thread, "reference"),
-	                "message_ids", json_object_get(thread, "message_ids"), "sender",
-	                json_object_get(message, "sender")),
-	            contact_thread_found_cb, &thread_id))
+	            json_pack("{s:O?, s:O?, s:O?, s:O?}", "reference",
+	                json_object_get(thread, "reference"), "message_ids",
+	                json_object_get(thread, "message_ids"), "sender",
+	                json_object_get(message, "sender"), "message_id",
+	                json_object_get(message, "message_id")),
+	            contact_thread_found_cb, &found))
 	        != NULL)
 		store_submit(d->store, sr); /* a read: done when this returns */
 	json_object_del(message, "thread");
-	if (thread_id != 0) {
-		json_t *in = json_pack("{s:I, s:I, s:s, s:o, s:o, s:b}", "id", thread_id, "at",
-		    (json_int_t)util_time_ms(), "actor", c->source, "message", message, "keys",
-		    keys != NULL ? keys : json_array(), "reopen", 1);
+	if (found.contact_id != 0) {
+		json_t *in;
 
+		contact_flag_seen(NULL, message, found.seen);
+		json_decref(found.seen);
+		/*
+		 * The channel's own thread found this contact (a token from an address
+		 * it knows, an answer to a mail loket sent): the citizen's answer reaches
+		 * it whatever its organisation or confidentiality. Staff scopes are for
+		 * staff; a 403 here would send a citizen's mail to quarantine.
+		 */
+		in = json_pack("{s:I, s:I, s:s, s:o, s:o, s:b, s:{s:b}}", "id", found.contact_id,
+		    "at", (json_int_t)util_time_ms(), "actor", c->source, "message", message,
+		    "keys", keys != NULL ? keys : json_array(), "reopen", 1, "scope", "all", 1);
 		contact_free(c);
 		if (in == NULL
 		    || (sr = store_req_new(STORE_MESSAGE_ADD, in, contact_threaded_cb, p))
@@ -264,6 +314,7 @@ contact_submit(struct loket_contact *c,
 	p->status = register_prepare(d, c->fields, c->source, &doc, p->error, sizeof(p->error));
 	contact_free(c);
 	if (p->status != 0) {
+		json_decref(found.seen);
 		json_decref(message);
 		json_decref(keys);
 		event_base_once(d->base, -1, EV_TIMEOUT, contact_refused_cb, p, NULL);
@@ -280,6 +331,8 @@ contact_submit(struct loket_contact *c,
 			json_object_set_new(doc, "meta", meta = json_object());
 		json_object_set_new(meta, "automatic", json_string(automatic));
 	}
+	contact_flag_seen(doc, message, found.seen);
+	json_decref(found.seen);
 	rulebook_contact(d, doc);
 	/* Automatic mail is registered but never answered: no out-of-office ping-pong. */
 	if (automatic != NULL)

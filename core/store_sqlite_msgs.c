@@ -341,14 +341,17 @@ sq_op_message_list(struct sq_conn *c, struct store_req *req)
 	req->out = json_pack("{s:o}", "items", items);
 }
 
-/* The contact a channel's message belongs to: by its reference token, else by message ids. */
+/*
+ * The contact a channel's message belongs to: by its reference token, else by
+ * the Message-IDs it answers. Also, for the flag on a mail that reuses one,
+ * the contact that already holds a message with the message's own Message-ID.
+ */
 void
 sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 {
 	/*
 	 * References count up, so anybody can write one: the token threads a mail only
 	 * from an address the contact already knows (its party, or a sender on it).
-	 * Message-IDs carry loket's random part and thread from anybody.
 	 */
 	static const char sql_ref[]
 	    = "SELECT c.id FROM contacts c WHERE c.reference = ?1 AND ("
@@ -356,11 +359,30 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	      "  AND e.email = lower(?2))"
 	      " OR EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id"
 	      "  AND lower(m.sender) = lower(?2)))";
-	static const char sql_msg[] = "SELECT contact_id FROM messages WHERE message_id = ?1"
-	                              " ORDER BY id DESC LIMIT 1";
+	/*
+	 * The Message-IDs loket sends carry a random part and only their recipients
+	 * know them: an answer to one threads from anybody. A citizen's own Message-ID
+	 * is seen by everybody in To and Cc: an answer to it threads only from its
+	 * sender or an address the contact knows (its party's, or the one it came in
+	 * with), so that a third party's reply-all starts a contact of its own
+	 * instead of reopening this one.
+	 */
+	static const char sql_msg[]
+	    = "SELECT m.contact_id FROM messages m WHERE m.message_id = ?1 AND"
+	      " (m.direction = 'out' OR lower(m.sender) = lower(?2)"
+	      "  OR EXISTS (SELECT 1 FROM contacts kc JOIN party_emails ke"
+	      "   ON ke.party_id = kc.party_id WHERE kc.id = m.contact_id"
+	      "   AND ke.email = lower(?2))"
+	      "  OR lower(?2) = (SELECT lower(kf.sender) FROM messages kf"
+	      "   WHERE kf.contact_id = m.contact_id AND kf.direction = 'in'"
+	      "   ORDER BY kf.id LIMIT 1))"
+	      " ORDER BY m.id DESC LIMIT 1";
+	static const char sql_seen[] = "SELECT m.contact_id, c.reference FROM messages m"
+	                               " JOIN contacts c ON c.id = m.contact_id"
+	                               " WHERE m.message_id = ?1 ORDER BY m.id LIMIT 1";
 	sqlite3_int64 found = 0;
 	sqlite3_stmt *st;
-	json_t *v;
+	json_t *v, *seen = NULL;
 	size_t i;
 
 	if (jstr(req->in, "reference") != NULL && jstr(req->in, "sender") != NULL
@@ -376,11 +398,21 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 		if (found != 0 || !json_is_string(v) || (st = sq_stmt(c, sql_msg)) == NULL)
 			break;
 		bind_text(st, 1, json_string_value(v));
+		bind_text(st, 2, jstr(req->in, "sender"));
 		if (sqlite3_step(st) == SQLITE_ROW)
 			found = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 	}
-	req->out = json_pack("{s:o}", "contact_id", found != 0 ? json_integer(found) : json_null());
+	if (jstr(req->in, "message_id") != NULL && (st = sq_stmt(c, sql_seen)) != NULL) {
+		bind_text(st, 1, jstr(req->in, "message_id"));
+		if (sqlite3_step(st) == SQLITE_ROW)
+			seen = json_pack("{s:I, s:o}", "id",
+			    (json_int_t)sqlite3_column_int64(st, 0), "reference", col_text(st, 1));
+		sqlite3_reset(st);
+	}
+	req->out
+	    = json_pack("{s:o, s:o}", "contact_id", found != 0 ? json_integer(found) : json_null(),
+	        "message_id_seen", seen != NULL ? seen : json_null());
 }
 
 static const char sql_last_inbound[] = "SELECT " MESSAGE_COLS "FROM messages WHERE"
@@ -390,6 +422,14 @@ static const char sql_task_due[] = "SELECT due_at FROM tasks WHERE contact_id = 
                                    " status = 'open' AND due_at IS NOT NULL"
                                    " ORDER BY id DESC LIMIT 1";
 
+static const char sql_requester[] = "SELECT sender FROM messages WHERE contact_id = ?1 AND"
+                                    " direction = 'in' AND sender IS NOT NULL ORDER BY id LIMIT 1";
+
+/*
+ * Automatic messages sent to recipient in the last day. Recipients are stored
+ * the way recipient_normal() writes them, so a case variant of an address is
+ * the same row key and the index on (recipient, sent_at) answers.
+ */
 static json_int_t
 sent_automatically(struct sq_conn *c, const char *recipient, sqlite3_int64 now)
 {
@@ -411,7 +451,9 @@ sent_automatically(struct sq_conn *c, const char *recipient, sqlite3_int64 now)
 /*
  * The recipient of a reply: who the staff addressed, else the address the
  * contact came in with, else (a contact from before schema 4 without one)
- * who wrote last.
+ * the sender of its first mail. Never merely who wrote last: a third party
+ * whose mail was threaded onto the contact does not get the staff's next
+ * answer to the citizen.
  */
 static const char *
 outbox_recipient(json_t *item)
@@ -423,15 +465,37 @@ outbox_recipient(json_t *item)
 		return json_string_value(to);
 	if (jstr(item, "reply_to") != NULL)
 		return jstr(item, "reply_to");
-	return jstr(json_object_get(item, "last_in"), "sender");
+	return jstr(item, "requester");
+}
+
+/*
+ * An address as loket keeps a recipient: ASCII letters in lower case, the
+ * local part too. Mail services treat it case-insensitively, loket does so
+ * for a party's address, and ack_per_day must count Victim@Example.be and
+ * victim@example.be as the one address they are. NULL stays NULL.
+ */
+static json_t *
+recipient_normal(const char *addr)
+{
+	char *low;
+	json_t *v;
+
+	if (addr == NULL || (low = strdup(addr)) == NULL)
+		return json_null();
+	for (char *p = low; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	v = json_string(low);
+	free(low);
+	return v != NULL ? v : json_null();
 }
 
 /*
  * Pending outbox rows due at in.now, each with what a sender needs to write
  * the message: the contact, the message staff wrote (if any), the last
  * inbound message (to thread the answer and to keep away from automatic
- * mail), the open task's deadline and how many automatic messages its
- * recipient got in the last day.
+ * mail), the address the contact came in with, the open task's deadline and how many automatic
+ * messages its recipient got in the last day.
  */
 void
 sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
@@ -483,10 +547,10 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 		        : json_null());
 		json_object_set_new(item, "last_in", row_of(c, sql_last_inbound, cid, message_row));
 		json_object_set_new(item, "reply_to", row_of(c, sql_reply_to, cid, first_text));
+		json_object_set_new(item, "requester", row_of(c, sql_requester, cid, first_text));
 		json_object_set_new(item, "due_at", row_of(c, sql_task_due, cid, first_int));
 		recipient = outbox_recipient(item);
-		json_object_set_new(
-		    item, "recipient", recipient != NULL ? json_string(recipient) : json_null());
+		json_object_set_new(item, "recipient", recipient_normal(recipient));
 		json_object_set_new(item, "sent_today",
 		    json_integer(sent_automatically(c, jstr(item, "recipient"), now)));
 	}

@@ -54,12 +54,19 @@ struct email_msg {
 	char *token; /* "2026-000123" from "[loket 2026-000123]" in the subject; NULL */
 	const char *auto_reason; /* static string when automatic mail ("auto-submitted",
 	                            "precedence", "x-autoreply", "x-auto-response-suppress",
-	                            "return-path", "mailer-daemon", "list-id", "bounce"); NULL */
+	                            "return-path", "mailer-daemon", "list-id", "bounce",
+	                            "list-request", "list-owner", "x-mailman"); NULL */
 	int64_t date_ms; /* Date header as Unix ms; 0 when absent or unparseable */
 	struct email_attachment *attachments;
 	size_t n_attachments;
 	char raw_sha256[65]; /* the raw message, stored in blob_dir like an attachment */
 	size_t raw_size;
+	/*
+	 * The raw message without the trace fields servers put on top of it on the
+	 * way (Received, Return-Path, Delivered-To, ...): the same for one mail
+	 * delivered to two mailboxes, different for any two mails that differ.
+	 */
+	char mail_sha256[65];
 };
 
 /*

@@ -4,8 +4,9 @@
  * says it is durable does the thread move or flag it on the server.
  *
  * Exactly once: every submit carries the keys mailbox+UIDVALIDITY+UID and
- * Message-ID, so a mail read again after a crash between commit and
- * acknowledgement, after a reconnect, or from a second mailbox is found
+ * the SHA-256 of the mail's bytes (trace fields left out), so a mail read
+ * again after a crash between commit and acknowledgement, after a reconnect,
+ * after the server renumbered the folder, or from a second mailbox is found
  * in the register and only acknowledged.
  */
 #include "config.h"
@@ -200,6 +201,26 @@ intake_message_json(struct intake_item *it)
 
 static void intake_submit(struct chan_email *ce, struct intake_item *it);
 
+/* Whether the register flagged the mail for a Message-ID an earlier mail has (contact.c). */
+static int
+intake_flagged(const char *result_json)
+{
+	json_t *doc = result_json != NULL ? json_loads(result_json, 0, NULL) : NULL, *tag, *meta;
+	int flagged = 0;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "tags"), i, tag)
+	{
+		if (json_is_string(tag) && strcmp(json_string_value(tag), "message-id-seen") == 0)
+			flagged = 1;
+	}
+	meta = json_object_get(json_object_get(doc, "message"), "meta");
+	if (json_object_get(meta, "message_id_seen") != NULL)
+		flagged = 1;
+	json_decref(doc);
+	return flagged;
+}
+
 static void
 intake_submitted_cb(const struct loket_submit_result *res, void *arg)
 {
@@ -236,10 +257,11 @@ intake_submitted_cb(const struct loket_submit_result *res, void *arg)
 	    : it->msg->auto_reason != NULL ? "automatic"
 	                                   : "contact";
 	ce->api->log(ce->self, LOKET_LOG_INFO,
-	    "mail registered mailbox=%s uid=%u reference=%s result=%s%s%s", mb->name, it->uid,
+	    "mail registered mailbox=%s uid=%u reference=%s result=%s%s%s%s", mb->name, it->uid,
 	    res->reference != NULL ? res->reference : "?", result,
 	    it->msg->auto_reason != NULL ? " automatic=" : "",
-	    it->msg->auto_reason != NULL ? it->msg->auto_reason : "");
+	    it->msg->auto_reason != NULL ? it->msg->auto_reason : "",
+	    !res->duplicate && intake_flagged(res->json) ? " flagged=message-id-seen" : "");
 	intake_count(ce, mb, result);
 	intake_resolve(it, INTAKE_DONE);
 }
@@ -273,10 +295,14 @@ intake_submit(struct chan_email *ce, struct intake_item *it)
 	api->contact_meta(c, "mailbox", mb->name);
 	snprintf(key, sizeof(key), "email:uid:%s:%u:%u", mb->name, it->uidvalidity, it->uid);
 	api->contact_key(c, key);
-	if (m->message_id != NULL && strlen(m->message_id) < 400) {
-		snprintf(key, sizeof(key), "email:message-id:%s", m->message_id);
-		api->contact_key(c, key);
-	}
+	/*
+	 * The same mail again, also from a second mailbox, is its bytes again. Not
+	 * its Message-ID: a buggy client or anyone who knows one can give a new mail
+	 * an old id, and that mail must not vanish as a duplicate (the register
+	 * keeps it and flags it instead).
+	 */
+	snprintf(key, sizeof(key), "email:sha256:%s", m->mail_sha256);
+	api->contact_key(c, key);
 	if ((msg_json = intake_message_json(it)) == NULL || api->contact_message(c, msg_json) < 0) {
 		free(msg_json);
 		api->contact_free(c);
@@ -486,7 +512,7 @@ intake_main(void *arg)
 		backoff = 1000;
 		if (up != 1)
 			intake_state(mb, up = 1);
-		/* New UIDs for old mail: the Message-ID keys keep it from coming in twice. */
+		/* New UIDs for old mail: the SHA-256 keys keep it from coming in twice. */
 		if (last_validity != 0 && uidvalidity != last_validity)
 			intake_log(mb, LOKET_LOG_WARN,
 			    "mailbox renumbered mailbox=%s uidvalidity=%u was=%u", mb->name,

@@ -34,6 +34,7 @@ struct mime_parse {
 	const struct email_limits *lim;
 	GMimeParserOptions *opts;
 	int nesting_overflow;
+	gint64 bad_header_at; /* where the first line that is no header is; -1: none */
 	GPtrArray *leaves; /* GMimeObject *, document order, borrowed */
 	GPtrArray *contents; /* GByteArray * per attachment, owned */
 	GMimeObject *body_part;
@@ -234,6 +235,8 @@ mime_warning_cb(gint64 offset, GMimeParserWarning code, const gchar *item, gpoin
 	(void)item;
 	if (code == GMIME_CRIT_NESTING_OVERFLOW)
 		p->nesting_overflow = 1;
+	if (code == GMIME_CRIT_INVALID_HEADER_NAME && p->bad_header_at < 0)
+		p->bad_header_at = offset;
 }
 
 /* The decoded content of a part or an attached message (transfer encoding undone). */
@@ -279,6 +282,55 @@ mime_is_attachmentish(GMimeObject *obj)
 }
 
 /*
+ * Whether a person sees the part as text in the mail: a text part not marked
+ * as an attachment, and without a file name unless it says "inline" (clients
+ * show "Content-Disposition: inline; filename=..." text in place).
+ */
+static int
+mime_is_shown_text(GMimeObject *obj)
+{
+	const char *disp = g_mime_object_get_disposition(obj);
+
+	if (!GMIME_IS_PART(obj) || (disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0))
+		return 0;
+	return g_mime_part_get_filename((GMimePart *)obj) == NULL
+	    || (disp != NULL && g_ascii_strcasecmp(disp, "inline") == 0);
+}
+
+/*
+ * "Content-Type: text" without a subtype: GMime gives up on the whole field
+ * (application/octet-stream, the charset lost). RFC 2045 has no bare "text",
+ * but a person reading the mail sees text: it is read as text/plain with the
+ * field's parameters, which GMime parses.
+ */
+static void
+mime_fix_bare_text(GMimeObject *obj, GMimeParserOptions *opts)
+{
+	const char *v = g_mime_object_get_header(obj, "Content-Type");
+	GMimeContentType *ct;
+	char *fixed;
+
+	if (v == NULL || !GMIME_IS_PART(obj) || !mime_is_type(obj, "application", "octet-stream"))
+		return;
+	v += strspn(v, " \t\r\n");
+	if (g_ascii_strncasecmp(v, "text", 4) != 0)
+		return;
+	v += 4;
+	if (*v == '/')
+		v++;
+	v += strspn(v, " \t\r\n");
+	if (*v != '\0' && *v != ';')
+		return;
+	fixed = g_strconcat("text/plain", v, NULL);
+	ct = g_mime_content_type_parse(opts, fixed);
+	g_free(fixed);
+	if (ct == NULL)
+		return;
+	g_mime_object_set_content_type(obj, ct);
+	g_object_unref(ct);
+}
+
+/*
  * Walks the tree with an explicit stack, so that depth is checked without
  * recursion; collects the leaves outside attached messages in document order.
  */
@@ -311,8 +363,10 @@ mime_walk(struct mime_parse *p, GMimeMessage *m, char *err, size_t errlen)
 			}
 			continue;
 		}
-		if (!f.inner)
+		if (!f.inner) {
+			mime_fix_bare_text(f.obj, p->opts);
 			g_ptr_array_add(p->leaves, f.obj);
+		}
 		if (GMIME_IS_MESSAGE_PART(f.obj)) {
 			GMimeMessage *inner
 			    = g_mime_message_part_get_message((GMimeMessagePart *)f.obj);
@@ -508,6 +562,59 @@ mime_token(const char *subj)
 	return NULL;
 }
 
+/* Whether addr's local part starts with prefix or ends with suffix (either may be NULL). */
+static int
+mime_local_part_is(const char *addr, const char *prefix, const char *suffix)
+{
+	const char *at = addr != NULL ? strrchr(addr, '@') : NULL;
+	size_t n = at != NULL ? (size_t)(at - addr) : 0, k;
+
+	if (at == NULL)
+		return 0;
+	if (prefix != NULL && n > (k = strlen(prefix)) && g_ascii_strncasecmp(addr, prefix, k) == 0)
+		return 1;
+	return suffix != NULL && n > (k = strlen(suffix))
+	    && g_ascii_strncasecmp(at - k, suffix, k) == 0;
+}
+
+/* The first mailbox's address of the Sender field; NULL when none. */
+static const char *
+mime_sender_addr(GMimeMessage *m)
+{
+	InternetAddressList *l = g_mime_message_get_sender(m);
+	InternetAddress *a = l != NULL && internet_address_list_length(l) > 0
+	    ? internet_address_list_get_address(l, 0)
+	    : NULL;
+
+	return a != NULL && INTERNET_ADDRESS_IS_MAILBOX(a)
+	    ? internet_address_mailbox_get_addr((InternetAddressMailbox *)a)
+	    : NULL;
+}
+
+/*
+ * A mailing list robot that sets none of the headers above: Mailman digests
+ * and admin mail come from LIST-request@, LISTSERV and Majordomo posts carry
+ * Sender (and the envelope) owner-LIST@ or LIST-owner@, Mailman's LIST-bounces@,
+ * and Mailman stamps X-Mailman-Version on what it sends.
+ */
+static const char *
+mime_list_reason(const struct email_msg *msg, GMimeMessage *m)
+{
+	const char *sender = mime_sender_addr(m);
+
+	if (mime_local_part_is(msg->from.addr, NULL, "-request")
+	    || mime_local_part_is(sender, NULL, "-request"))
+		return "list-request";
+	if (mime_local_part_is(sender, "owner-", "-owner")
+	    || mime_local_part_is(sender, NULL, "-bounces")
+	    || mime_local_part_is(msg->return_path, "owner-", "-owner")
+	    || mime_local_part_is(msg->return_path, NULL, "-bounces"))
+		return "list-owner";
+	if (g_mime_object_get_header((GMimeObject *)m, "X-Mailman-Version") != NULL)
+		return "x-mailman";
+	return NULL;
+}
+
 static const char *
 mime_auto_reason(const struct email_msg *msg, GMimeMessage *m)
 {
@@ -549,7 +656,7 @@ mime_auto_reason(const struct email_msg *msg, GMimeMessage *m)
 	}
 	if (g_mime_object_get_header(obj, "List-Id") != NULL)
 		return "list-id";
-	return NULL;
+	return mime_list_reason(msg, m);
 }
 
 static int
@@ -576,7 +683,7 @@ mime_body(struct email_msg *msg, struct mime_parse *p)
 	for (guint i = 0; i < p->leaves->len && p->body_part == NULL; i++) {
 		GMimeObject *o = p->leaves->pdata[i];
 
-		if (!GMIME_IS_PART(o) || mime_is_attachmentish(o))
+		if (!mime_is_shown_text(o))
 			continue;
 		if (mime_is_type(o, "text", "plain"))
 			p->body_part = o;
@@ -696,6 +803,41 @@ mime_attachments(struct email_msg *msg, struct mime_parse *p, char *err, size_t 
 	return 0;
 }
 
+/*
+ * The SHA-256 of raw from its first header field that is not a trace field.
+ * Servers prepend those (RFC 5321 4.4) for each delivery, so two copies of one
+ * mail in two mailboxes differ there and only there.
+ */
+static void
+mime_mail_sha256(const char *raw, size_t len, char hex[65])
+{
+	static const char *const trace[] = { "return-path", "received", "delivered-to",
+		"x-original-to", "envelope-to", "x-envelope-to", "x-delivered-to",
+		"authentication-results", "received-spf", "arc-seal", "arc-message-signature",
+		"arc-authentication-results", "x-spam-flag", "x-spam-status", "x-spam-score",
+		"x-spam-level", "x-virus-scanned", NULL };
+	size_t i = 0;
+
+	while (i < len) {
+		const char *colon = memchr(raw + i, ':', len - i);
+		const char *const *t;
+		size_t name = colon != NULL ? (size_t)(colon - raw) - i : 0;
+
+		for (t = trace; colon != NULL && *t != NULL; t++)
+			if (strlen(*t) == name && g_ascii_strncasecmp(raw + i, *t, name) == 0)
+				break;
+		if (colon == NULL || *t == NULL)
+			break;
+		/* the field and its folded continuation lines */
+		do {
+			const char *eol = memchr(raw + i, '\n', len - i);
+
+			i = eol != NULL ? (size_t)(eol - raw) + 1 : len;
+		} while (i < len && (raw[i] == ' ' || raw[i] == '\t'));
+	}
+	mime_sha256_hex(raw + i, len - i, hex);
+}
+
 static int
 mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len, char *err,
     size_t errlen)
@@ -703,6 +845,7 @@ mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t 
 	const char *dir = p->lim->blob_dir;
 
 	mime_sha256_hex(raw, len, msg->raw_sha256);
+	mime_mail_sha256(raw, len, msg->mail_sha256);
 	msg->raw_size = len;
 	if (dir == NULL)
 		return 0;
@@ -784,6 +927,93 @@ mime_rough_addr_count(const char *raw, size_t len)
 	return at > commas + fields ? at : commas + fields;
 }
 
+/*
+ * Whether the headers ended without the blank line: GMime met a line that is
+ * no header (and dropped it, and all after it) where no header follows and
+ * no blank line came before. That line and the rest are the text a person
+ * sees, so the mail is read again with the blank line put in.
+ */
+static int
+mime_blank_line_missing(
+    struct mime_parse *p, GMimeParser *parser, GMimeMessage *m, const char *raw, size_t len)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list((GMimeObject *)m);
+	int n = hl != NULL ? g_mime_header_list_get_count(hl) : 0;
+	size_t at = (size_t)p->bad_header_at;
+
+	if (p->bad_header_at <= 0 || at >= len || g_mime_parser_get_headers_end(parser) >= 0)
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (g_mime_header_get_offset(g_mime_header_list_get_header_at(hl, i))
+		    > p->bad_header_at)
+			return 0;
+	return memmem(raw, at, "\n\n", 2) == NULL && memmem(raw, at, "\n\r\n", 3) == NULL;
+}
+
+/* raw with an empty line (in its own line-end style) put in at offset at; g_malloc'd. */
+static char *
+mime_with_blank_line(const char *raw, size_t len, size_t at, size_t *len_r)
+{
+	const char *eol = at >= 2 && raw[at - 2] == '\r' ? "\r\n" : "\n";
+	size_t n = strlen(eol);
+	char *s = g_malloc(len + n);
+
+	memcpy(s, raw, at);
+	memcpy(s + at, eol, n);
+	memcpy(s + at + n, raw + at, len - at);
+	*len_r = len + n;
+	return s;
+}
+
+/* Whether a top-level header holds raw 8-bit text that is no UTF-8. */
+static int
+mime_headers_8bit(GMimeMessage *m)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list((GMimeObject *)m);
+	int n = hl != NULL ? g_mime_header_list_get_count(hl) : 0;
+
+	for (int i = 0; i < n; i++) {
+		const char *v
+		    = g_mime_header_get_raw_value(g_mime_header_list_get_header_at(hl, i));
+
+		if (v != NULL && !g_utf8_validate(v, -1, NULL))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The charsets to read raw 8-bit headers in: those the mail's parts declare
+ * (a mail that writes its text in KOI8-R wrote its subject so too), then
+ * UTF-8, then windows-1252. NULL when the mail declares none but those.
+ */
+static char **
+mime_declared_charsets(struct mime_parse *p)
+{
+	GPtrArray *v = g_ptr_array_new();
+
+	for (guint i = 0; i < p->leaves->len && v->len < 4; i++) {
+		const char *cs
+		    = g_mime_object_get_content_type_parameter(p->leaves->pdata[i], "charset");
+		const char *name = cs != NULL ? g_mime_charset_canon_name(cs) : NULL;
+		int known = name == NULL || g_ascii_strcasecmp(name, "utf-8") == 0
+		    || g_ascii_strcasecmp(name, "us-ascii") == 0;
+
+		for (guint j = 0; !known && j < v->len; j++)
+			known = g_ascii_strcasecmp(v->pdata[j], name) == 0;
+		if (!known)
+			g_ptr_array_add(v, g_strdup(name));
+	}
+	if (v->len == 0) {
+		g_ptr_array_free(v, TRUE);
+		return NULL;
+	}
+	g_ptr_array_add(v, g_strdup("UTF-8"));
+	g_ptr_array_add(v, g_strdup("windows-1252"));
+	g_ptr_array_add(v, NULL);
+	return (char **)g_ptr_array_free(v, FALSE);
+}
+
 int
 email_parse(const char *raw, size_t len, const struct email_limits *lim, struct email_msg **msg_r,
     char *err, size_t errlen)
@@ -794,7 +1024,8 @@ email_parse(const char *raw, size_t len, const struct email_limits *lim, struct 
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
 	GMimeMessage *m = NULL;
-	size_t rough;
+	char *fixed = NULL, **charsets = NULL;
+	size_t rough, fixed_len = 0;
 	int rc = -1;
 
 	*msg_r = NULL;
@@ -815,20 +1046,43 @@ email_parse(const char *raw, size_t len, const struct email_limits *lim, struct 
 	p.leaves = g_ptr_array_new();
 	p.contents = g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
 
-	stream = g_mime_stream_mem_new_with_buffer(raw, len);
-	parser = g_mime_parser_new_with_stream(stream);
-	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-	m = g_mime_parser_construct_message(parser, p.opts);
-	if (m == NULL || !mime_has_mail_headers(m)) {
-		mime_fail(err, errlen, "not a mail message: no headers");
-		goto fail;
+	/* A second reading only for what GMime leaves to the caller; see the helpers. */
+	for (int pass = 0;; pass++) {
+		p.bad_header_at = -1;
+		p.nesting_overflow = 0;
+		g_ptr_array_set_size(p.leaves, 0);
+		stream = g_mime_stream_mem_new_with_buffer(
+		    fixed != NULL ? fixed : raw, fixed != NULL ? fixed_len : len);
+		parser = g_mime_parser_new_with_stream(stream);
+		g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+		m = g_mime_parser_construct_message(parser, p.opts);
+		if (m == NULL || !mime_has_mail_headers(m)) {
+			mime_fail(err, errlen, "not a mail message: no headers");
+			goto fail;
+		}
+		if (p.nesting_overflow) {
+			mime_fail(
+			    err, errlen, "MIME nesting is deeper than %u levels", lim->max_depth);
+			goto fail;
+		}
+		if (mime_walk(&p, m, err, errlen) < 0)
+			goto fail;
+		if (pass > 0)
+			break;
+		if (mime_blank_line_missing(&p, parser, m, raw, len))
+			fixed = mime_with_blank_line(raw, len, (size_t)p.bad_header_at, &fixed_len);
+		if (mime_headers_8bit(m) && (charsets = mime_declared_charsets(&p)) != NULL)
+			g_mime_parser_options_set_fallback_charsets(
+			    p.opts, (const char **)charsets);
+		if (fixed == NULL && charsets == NULL)
+			break;
+		g_object_unref(m);
+		g_object_unref(parser);
+		g_object_unref(stream);
+		m = NULL;
+		parser = NULL;
+		stream = NULL;
 	}
-	if (p.nesting_overflow) {
-		mime_fail(err, errlen, "MIME nesting is deeper than %u levels", lim->max_depth);
-		goto fail;
-	}
-	if (mime_walk(&p, m, err, errlen) < 0)
-		goto fail;
 	if ((msg = calloc(1, sizeof(*msg))) == NULL) {
 		mime_fail(err, errlen, "out of memory");
 		goto fail;
@@ -861,6 +1115,8 @@ fail:
 	g_ptr_array_free(p.leaves, TRUE);
 	/* after the message: its headers decode lazily with these options */
 	g_mime_parser_options_free(p.opts);
+	g_strfreev(charsets);
+	g_free(fixed);
 	return rc;
 }
 

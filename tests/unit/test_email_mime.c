@@ -745,6 +745,85 @@ test_blob_put(void **state)
 	free(dir);
 }
 
+static struct email_msg *
+parse_ok(const char *raw)
+{
+	struct email_msg *m = NULL;
+	char err[256] = "";
+
+	if (email_parse(raw, strlen(raw), &limits, &m, err, sizeof(err)) < 0)
+		fail_msg("refused: %s", err);
+	return m;
+}
+
+/*
+ * One mail delivered to two mailboxes differs only in the trace fields the
+ * servers put on top: the intake key (mail_sha256) is the same; any other
+ * difference, a byte of the text or a header of the sender's, makes another.
+ */
+static void
+test_same_mail_in_two_mailboxes_has_one_key(void **state)
+{
+	static const char body[] = "From: Jan <jan@example.be>\r\nTo: info@zemst.be, welzijn@ocmw.be\r\n"
+	                           "Subject: Leefloon\r\nMessage-ID: <k1@example.be>\r\n\r\n"
+	                           "Kan ik beide krijgen?\r\n";
+	char *a = g_strconcat("Return-Path: <jan@example.be>\r\nDelivered-To: info@zemst.be\r\n"
+	                      "Received: from mx (mx [127.0.0.1])\r\n\tfor <info@zemst.be>; "
+	                      "Mon, 6 Apr 2026 10:00:00 +0200\r\n",
+	    body, NULL);
+	char *b = g_strconcat("Return-Path: <jan@example.be>\r\nDelivered-To: welzijn@ocmw.be\r\n"
+	                      "Received: from mx (mx [127.0.0.1])\r\n\tfor <welzijn@ocmw.be>; "
+	                      "Mon, 6 Apr 2026 10:00:01 +0200\r\n",
+	    body, NULL);
+	char *c = g_strdup(a), *d = g_strconcat("X-Mailer: x\r\n", body, NULL);
+	struct email_msg *ma, *mb, *mc, *md;
+
+	(void)state;
+	*strstr(c, "beide") = 'B';
+	ma = parse_ok(a);
+	mb = parse_ok(b);
+	mc = parse_ok(c);
+	md = parse_ok(d);
+	assert_string_not_equal(ma->raw_sha256, mb->raw_sha256);
+	assert_string_equal(ma->mail_sha256, mb->mail_sha256);
+	assert_string_not_equal(ma->mail_sha256, mc->mail_sha256);
+	assert_string_not_equal(ma->mail_sha256, md->mail_sha256);
+	email_msg_free(ma);
+	email_msg_free(mb);
+	email_msg_free(mc);
+	email_msg_free(md);
+	g_free(a);
+	g_free(b);
+	g_free(c);
+	g_free(d);
+}
+
+/*
+ * What the second reading must not touch: a raw subject that is valid UTF-8
+ * stays UTF-8 although the text declares ISO-8859-1; a line that is no header
+ * between headers is dropped, the headers after it (and the text after the
+ * blank line) kept.
+ */
+static void
+test_second_reading_leaves_good_mail_alone(void **state)
+{
+	struct email_msg *m;
+
+	(void)state;
+	m = parse_ok("From: An <an@example.be>\nTo: info@zemst.be\nSubject: Caf\xc3\xa9 \xc3\xa9\xc3\xa9n\n"
+	             "MIME-Version: 1.0\nContent-Type: text/plain; charset=iso-8859-1\n\n"
+	             "Het caf\xe9.\n");
+	assert_string_equal(m->subject, "Caf\xc3\xa9 \xc3\xa9\xc3\xa9n");
+	assert_string_equal(m->body, "Het caf\xc3\xa9.\n");
+	email_msg_free(m);
+	m = parse_ok("From: An <an@example.be>\nTo: info@zemst.be\ngeen kop\nSubject: Stoep\n"
+	             "Content-Type: text/plain; charset=utf-8\n\nDe stoep is kapot.\n");
+	assert_string_equal(m->subject, "Stoep");
+	assert_string_equal(m->body, "De stoep is kapot.\n");
+	assert_int_equal(m->n_attachments, 0);
+	email_msg_free(m);
+}
+
 int
 main(void)
 {
@@ -757,6 +836,8 @@ main(void)
 		cmocka_unit_test(test_compose_refuses_bad_address),
 		cmocka_unit_test(test_compose_missing_attachment),
 		cmocka_unit_test(test_blob_put),
+		cmocka_unit_test(test_same_mail_in_two_mailboxes_has_one_key),
+		cmocka_unit_test(test_second_reading_leaves_good_mail_alone),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

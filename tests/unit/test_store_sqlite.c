@@ -312,8 +312,33 @@ test_intake_keys_and_threading(void **state)
 	assert_int_equal(a.id, b.id);
 	snprintf(ref, sizeof(ref), "%04d-%06d", util_time_year(util_time_ms()), 1);
 
-	/* Reads are answered before store_submit returns. */
+	/*
+	 * Reads are answered before store_submit returns. The citizen's own
+	 * Message-ID threads from its sender, not from a third party who saw it
+	 * in To or Cc; loket's own (an outgoing message's) threads from anybody.
+	 */
+	q = json_pack("{s:[s], s:s}", "message_ids", "m1@burger.test", "sender",
+	    "Burger1@Example.be");
+	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	assert_int_equal(found, a.id);
+	q = json_pack("{s:[s], s:s}", "message_ids", "m1@burger.test", "sender", "iemand@anders.be");
+	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	assert_int_equal(found, 0);
 	q = json_pack("{s:[s]}", "message_ids", "m1@burger.test");
+	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	assert_int_equal(found, 0);
+	memset(&b, 0, sizeof(b));
+	store_submit(s,
+	    store_req_new(STORE_MESSAGE_ADD,
+	        json_pack("{s:I, s:I, s:s, s:{s:s, s:s}, s:[], s:{s:b}}", "id", a.id, "at",
+	            (json_int_t)util_time_ms(), "actor", "test", "message", "direction", "out",
+	            "message_id", "loket.x.1@gemeente.be", "keys", "scope", "all", 1),
+	        outcome_cb, &b));
+	while (!b.done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(b.status, 0);
+	q = json_pack("{s:[s], s:s}", "message_ids", "loket.x.1@gemeente.be", "sender",
+	    "iemand@anders.be");
 	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
 	assert_int_equal(found, a.id);
 	q = json_pack("{s:s, s:s}", "reference", ref, "sender", "Burger1@Example.be");
