@@ -174,7 +174,8 @@ plugin_conf_values(const struct loket_plugin *p, const struct conf *conf, char *
 			    e->line, e->key, expected, e->value);
 		if (p->info->abi_minor >= 2 && p->info->check_value != NULL &&
 		    (expected = p->info->check_value(e->key, e->value)) != NULL)
-			return util_printf("%s:%d: %s: %s", conf->path, e->line, e->key, expected);
+			return util_printf("%s:%d: %s: %s, got '%s'", conf->path, e->line, e->key,
+			    expected, e->value);
 	}
 	for (size_t i = 0; i < nkeys; i++) {
 		const struct loket_config_key *k = &p->info->config_keys[i];
