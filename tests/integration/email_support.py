@@ -42,7 +42,8 @@ def email_conf(ms, **over):
         "retry_max": "2s",
     }
     keys.update(over)
-    return keys
+    # None leaves a key out: its default applies.
+    return {k: v for k, v in keys.items() if v is not None}
 
 
 def email_daemon(loketd, ms, rules=DEFAULT_RULES, start=True, **over):
