@@ -441,17 +441,15 @@ plugins_reload(struct plugins *plugins, const struct conf *conf, char **error_r)
 
 		if ((*error_r = plugin_conf_values(p, conf, &values)) != NULL)
 			return -1;
-		if (plugin_values_equal(values, p->values, n)) {
-			plugin_values_free(values, n);
-			continue;
-		}
 		if (p->info->reload == NULL) {
-			log_warnx("plugin", "config changed name=%s; the plugin cannot reload, "
-					    "restart loketd to apply it",
-			    p->name);
+			if (!plugin_values_equal(values, p->values, n))
+				log_warnx("plugin", "config changed name=%s; the plugin cannot reload, "
+						    "restart loketd to apply it",
+				    p->name);
 			plugin_values_free(values, n);
 			continue;
 		}
+		/* Called even when no value changed: a file a value names may have (a password). */
 		old = p->values;
 		p->values = values;
 		if (p->info->reload(p, p->api, &err) < 0) {

@@ -4,7 +4,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -43,7 +42,8 @@ static const struct loket_config_key email_keys[] = {
 	    "IMAP and SMTP STARTTLS: auto (require, or try for a server on loopback), no, try or "
 	    "require (imaps:// is always TLS)" },
 	{ "insecure_auth", LOKET_CONFIG_BOOL, "no",
-	    "yes: the IMAP and SMTP passwords may be sent without TLS (a test server on loopback)" },
+	    "yes: the IMAP and SMTP passwords may be sent without TLS (a test server on "
+	    "loopback)" },
 	{ "verify_tls", LOKET_CONFIG_BOOL, "yes", "check the servers' certificates and names" },
 	{ "ca_file", LOKET_CONFIG_STRING, "", "CA bundle to check them with; empty: the system's" },
 	{ "timeout", LOKET_CONFIG_DURATION, "30s", "connect and command timeout" },
@@ -133,25 +133,6 @@ email_wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Reads a secret from a file: the first line, without its end. */
-static char *
-email_read_secret(const char *path, const char **error_r)
-{
-	char buf[512];
-	FILE *f = fopen(path, "re");
-	size_t n;
-
-	if (f == NULL) {
-		*error_r = "cannot read a password_file";
-		return NULL;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return strdup(buf);
-}
-
 /*
  * The next word of a mailbox line, in place: words are separated by blanks, and a
  * value in double quotes (from_name="OCMW Voorbeeld") keeps its blanks.
@@ -221,7 +202,7 @@ email_mailbox_parse(struct chan_email *ce, const char *key, const char *value, c
 			else if (strcmp(tok, "password") == 0)
 				mb->password = strdup(eq);
 			else if (strcmp(tok, "password_file") == 0) {
-				if ((mb->password = email_read_secret(eq, error_r)) == NULL)
+				if ((mb->password = settings_read_secret(eq, error_r)) == NULL)
 					goto fail;
 			} else if (strcmp(tok, "organisation") == 0)
 				mb->organisation = strdup(eq);
@@ -252,293 +233,6 @@ email_mailbox_parse(struct chan_email *ce, const char *key, const char *value, c
 fail:
 	free(copy);
 	return -1;
-}
-
-static int
-email_starttls_parse(const char *v, enum email_starttls *tls_r)
-{
-	if (strcmp(v, "auto") == 0)
-		*tls_r = EMAIL_STARTTLS_AUTO;
-	else if (strcmp(v, "no") == 0)
-		*tls_r = EMAIL_STARTTLS_NO;
-	else if (strcmp(v, "try") == 0)
-		*tls_r = EMAIL_STARTTLS_TRY;
-	else if (strcmp(v, "require") == 0)
-		*tls_r = EMAIL_STARTTLS_REQUIRE;
-	else
-		return -1;
-	return 0;
-}
-
-/*
- * RFC 3501 flag-keyword: an atom, one or more CHARs (0x01-0x7f) that are
- * not atom-specials: "(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]". The keyword
- * goes into STORE and SEARCH commands unquoted; anything else would end or
- * change the command.
- */
-static int
-email_is_atom(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c) != NULL)
-			return 0;
-	}
-	return 1;
-}
-
-/* The core calls this for every value of [plugin.chan_email], with file:line on a refusal. */
-static const char *
-email_check_value(const char *key, const char *value)
-{
-	enum email_starttls tls;
-
-	if (strcmp(key, "flag") == 0 && !email_is_atom(value))
-		return "expected an IMAP keyword such as $Loket (an atom: no spaces, control "
-		       "characters or any of ( ) { % * \" \\ ])";
-	if (strcmp(key, "acknowledge") == 0 && strcmp(value, "move") != 0 &&
-	    strcmp(value, "flag") != 0)
-		return "expected move or flag";
-	if (strcmp(key, "starttls") == 0 && email_starttls_parse(value, &tls) < 0)
-		return "expected auto, no, try or require";
-	if ((strcmp(key, "processed_folder") == 0 || strcmp(key, "quarantine_folder") == 0) &&
-	    *value == '\0')
-		return "expected a folder name";
-	return NULL;
-}
-
-/* Whether host (len bytes, an IPv6 literal without its brackets) is this machine. */
-static int
-email_loopback(const char *host, size_t len)
-{
-	char buf[64];
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (len == 0 || len >= sizeof(buf))
-		return 0;
-	memcpy(buf, host, len);
-	buf[len] = '\0';
-	if (strcasecmp(buf, "localhost") == 0)
-		return 1;
-	if (inet_pton(AF_INET, buf, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, buf, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return 0;
-}
-
-/* The host of "imap://host:port" or "imaps://[::1]:993" is on loopback. */
-static int
-email_url_loopback(const char *url)
-{
-	const char *h = strstr(url, "://"), *end;
-
-	if (h == NULL)
-		return 0;
-	h += 3;
-	if (*h == '[') {
-		h++;
-		end = strchr(h, ']');
-	} else {
-		end = h + strcspn(h, ":/");
-	}
-	return end != NULL && email_loopback(h, (size_t)(end - h));
-}
-
-/*
- * What STARTTLS means for one connection: auto is require, except to a
- * server on loopback (try); and a connection that authenticates requires
- * TLS unless the admin wrote insecure_auth = yes, so a machine in the
- * middle that strips STARTTLS gets a failed connection, not a password.
- * Returns the imap_conf / smtp_conf value: 0 never, 1 when offered, 2 required.
- */
-static int
-email_tls_mode(const struct email_settings *set, int loopback, int authenticates)
-{
-	enum email_starttls t = set->starttls;
-
-	if (t == EMAIL_STARTTLS_AUTO)
-		t = loopback ? EMAIL_STARTTLS_TRY : EMAIL_STARTTLS_REQUIRE;
-	if (authenticates && !set->insecure_auth && t == EMAIL_STARTTLS_TRY)
-		t = EMAIL_STARTTLS_REQUIRE;
-	return t == EMAIL_STARTTLS_NO ? 0 : t == EMAIL_STARTTLS_TRY ? 1 : 2;
-}
-
-void
-chan_email_imap_conf(
-    const struct mailbox *mb, const struct email_settings *set, struct imap_conf *cf_r)
-{
-	memset(cf_r, 0, sizeof(*cf_r));
-	cf_r->url = mb->base_url;
-	cf_r->user = mb->user;
-	cf_r->password = mb->password;
-	/* IMAP always logs in. */
-	cf_r->starttls = email_tls_mode(set, email_url_loopback(mb->base_url), 1);
-	cf_r->verify_tls = set->verify_tls;
-	cf_r->ca_file = set->ca_file;
-	cf_r->timeout_ms = set->timeout_ms;
-}
-
-int
-chan_email_imap_changed(const struct email_settings *a, const struct email_settings *b)
-{
-	if (a == b)
-		return 0;
-	return a->starttls != b->starttls || a->insecure_auth != b->insecure_auth ||
-	    a->verify_tls != b->verify_tls || a->timeout_ms != b->timeout_ms ||
-	    (a->ca_file == NULL) != (b->ca_file == NULL) ||
-	    (a->ca_file != NULL && strcmp(a->ca_file, b->ca_file) != 0);
-}
-
-struct email_settings *
-chan_email_settings_get(struct chan_email *ce)
-{
-	struct email_settings *set;
-
-	pthread_mutex_lock(&ce->setmu);
-	set = ce->settings;
-	set->refs++;
-	pthread_mutex_unlock(&ce->setmu);
-	return set;
-}
-
-static void
-email_settings_free(struct email_settings *set)
-{
-	if (set == NULL)
-		return;
-	free(set->processed_folder);
-	free(set->quarantine_folder);
-	free(set->flag);
-	free(set->ca_file);
-	free((char *)set->smtp.host);
-	free((char *)set->smtp.port);
-	free((char *)set->smtp.user);
-	if (set->smtp.password != NULL) {
-		explicit_bzero((char *)set->smtp.password, strlen(set->smtp.password));
-		free((char *)set->smtp.password);
-	}
-	free(set->templates_dir);
-	free(set->language);
-	free(set->from_name);
-	free(set);
-}
-
-void
-chan_email_settings_put(struct chan_email *ce, struct email_settings *set)
-{
-	int last;
-
-	if (set == NULL)
-		return;
-	pthread_mutex_lock(&ce->setmu);
-	last = --set->refs == 0;
-	pthread_mutex_unlock(&ce->setmu);
-	if (last)
-		email_settings_free(set);
-}
-
-/* A copy of a config value, or NULL for an empty one when empty_is_null. */
-static int
-email_dup(const struct chan_email *ce, const char *key, int empty_is_null, char **out_r)
-{
-	const char *v = ce->api->config_get(ce->self, key);
-
-	*out_r = NULL;
-	if (v == NULL || (empty_is_null && *v == '\0'))
-		return 0;
-	return (*out_r = strdup(v)) != NULL ? 0 : -1;
-}
-
-/* Reads the config into new settings (one reference, the caller's); NULL with *error_r. */
-static struct email_settings *
-email_settings_new(struct chan_email *ce, const char **error_r)
-{
-	const struct loket_api *api = ce->api;
-	struct loket_plugin *self = ce->self;
-	struct email_settings *set = calloc(1, sizeof(*set));
-	const char *pwfile = api->config_get(self, "smtp_password_file");
-	char *host = NULL, *port = NULL, *user = NULL;
-
-	if (set == NULL) {
-		*error_r = "out of memory";
-		return NULL;
-	}
-	set->refs = 1;
-	/* check_value refused anything else before load and before a reload. */
-	set->ack = strcmp(api->config_get(self, "acknowledge"), "flag") == 0 ? EMAIL_ACK_FLAG
-	                                                                      : EMAIL_ACK_MOVE;
-	if (email_starttls_parse(api->config_get(self, "starttls"), &set->starttls) < 0) {
-		*error_r = "starttls: expected auto, no, try or require";
-		goto fail;
-	}
-	if (!email_is_atom(api->config_get(self, "flag"))) {
-		*error_r = "flag: expected an IMAP keyword such as $Loket";
-		goto fail;
-	}
-	set->insecure_auth = api->config_get_int(self, "insecure_auth") != 0;
-	set->idle = api->config_get_int(self, "idle") != 0;
-	set->poll_ms = api->config_get_int(self, "poll");
-	set->limits.max_message = (size_t)api->config_get_int(self, "max_message");
-	set->limits.max_attachment = (size_t)api->config_get_int(self, "max_attachment");
-	set->limits.max_total = (size_t)api->config_get_int(self, "max_attachments_total");
-	set->limits.max_depth = (unsigned int)api->config_get_int(self, "max_depth");
-	set->limits.max_addresses = (unsigned int)api->config_get_int(self, "max_addresses");
-	set->limits.blob_dir = ce->blob_dir;
-	set->limits.defer_sync = 1;
-	set->verify_tls = api->config_get_int(self, "verify_tls") != 0;
-	set->timeout_ms = (long)api->config_get_int(self, "timeout");
-	set->ack_per_day = api->config_get_int(self, "ack_per_day");
-	set->retry_min_ms = api->config_get_int(self, "retry_min");
-	set->retry_max_ms = api->config_get_int(self, "retry_max");
-	set->max_attempts = api->config_get_int(self, "max_attempts");
-	if (email_dup(ce, "processed_folder", 0, &set->processed_folder) < 0 ||
-	    email_dup(ce, "quarantine_folder", 0, &set->quarantine_folder) < 0 ||
-	    email_dup(ce, "flag", 0, &set->flag) < 0 ||
-	    email_dup(ce, "ca_file", 1, &set->ca_file) < 0 ||
-	    email_dup(ce, "templates", 0, &set->templates_dir) < 0 ||
-	    email_dup(ce, "language", 0, &set->language) < 0 ||
-	    email_dup(ce, "from_name", 0, &set->from_name) < 0 ||
-	    email_dup(ce, "smtp_host", 0, &host) < 0 || email_dup(ce, "smtp_port", 0, &port) < 0 ||
-	    email_dup(ce, "smtp_user", 1, &user) < 0) {
-		free(host);
-		free(port);
-		free(user);
-		*error_r = "out of memory";
-		goto fail;
-	}
-	set->smtp.host = host;
-	set->smtp.port = port;
-	set->smtp.user = user;
-	set->smtp.timeout_ms = set->timeout_ms;
-	set->smtp.verify_tls = set->verify_tls;
-	set->smtp.starttls = email_tls_mode(set, email_loopback(host, strlen(host)), user != NULL);
-	if (*pwfile != '\0' && (set->smtp.password = email_read_secret(pwfile, error_r)) == NULL)
-		goto fail;
-	/* Said at start, not found out from a server that was never asked for TLS. */
-	if (set->starttls == EMAIL_STARTTLS_NO && !set->insecure_auth) {
-		if (user != NULL) {
-			*error_r = "starttls = no would send the SMTP password without TLS; use "
-			           "starttls = require (or insecure_auth = yes for a test server)";
-			goto fail;
-		}
-		for (size_t i = 0; i < ce->nmailboxes; i++) {
-			if (strncmp(ce->mailboxes[i].base_url, "imap://", 7) == 0) {
-				*error_r = "starttls = no would send an IMAP password without TLS "
-				           "(an imap:// mailbox); use imaps:// or starttls = require "
-				           "(or insecure_auth = yes for a test server)";
-				goto fail;
-			}
-		}
-	}
-	return set;
-fail:
-	email_settings_free(set);
-	return NULL;
 }
 
 /* Reads the mailboxN lines; they are kept from load to unload (a reload cannot change them). */
@@ -624,7 +318,7 @@ chan_email_quarantined(struct chan_email *ce, struct intake_item *it)
 	    (json_int_t)(it->msg != NULL ? it->msg->raw_size : it->raw_size));
 	if (e == NULL)
 		return;
-	/* The loop is the only one that replaces ce->settings: it reads them without a reference. */
+	/* Only the loop replaces ce->settings: it reads them without a reference. */
 	json_object_set_new(e, "folder", json_string(ce->settings->quarantine_folder));
 	/* The reason, never who wrote or what: the log is no copy of the mail. */
 	ce->api->log(ce->self, LOKET_LOG_WARN,
@@ -684,7 +378,7 @@ email_free(struct chan_email *ce)
 		free(mb->from_name);
 		free(mb->config_line);
 	}
-	chan_email_settings_put(ce, ce->settings);
+	settings_put(ce, ce->settings);
 	if (ce->wake_ev != NULL)
 		event_free(ce->wake_ev);
 	json_decref(ce->quarantine);
@@ -721,7 +415,7 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 		*error_r = "cannot create the email folders in data_dir";
 		goto fail;
 	}
-	if (email_mailboxes(ce, error_r) < 0 || (ce->settings = email_settings_new(ce, error_r)) == NULL)
+	if (email_mailboxes(ce, error_r) < 0 || (ce->settings = settings_new(ce, error_r)) == NULL)
 		goto fail;
 	email_quarantine_load(ce);
 	if ((ce->wake_ev = event_new(api->event_base(self), -1, 0, email_wake_cb, ce)) == NULL) {
@@ -806,7 +500,7 @@ email_reload(struct loket_plugin *self, const struct loket_api *api, const char 
 
 	if (ce == NULL)
 		return 0;
-	if ((set = email_settings_new(ce, error_r)) == NULL)
+	if ((set = settings_new(ce, error_r)) == NULL)
 		return -1;
 	/* The lines hold passwords: the log names none of them. */
 	if (email_mailboxes_changed(ce))
@@ -817,7 +511,7 @@ email_reload(struct loket_plugin *self, const struct loket_api *api, const char 
 	old = ce->settings;
 	ce->settings = set;
 	pthread_mutex_unlock(&ce->setmu);
-	chan_email_settings_put(ce, old);
+	settings_put(ce, old);
 	api->log(self, LOKET_LOG_INFO, "email settings reloaded acknowledge=%s smtp=%s:%s",
 	    set->ack == EMAIL_ACK_MOVE ? "move" : "flag", set->smtp.host, set->smtp.port);
 	return 0;
@@ -825,5 +519,5 @@ email_reload(struct loket_plugin *self, const struct loket_api *api, const char 
 
 LOKET_PLUGIN_DEFINE(.name = "chan_email", .version = "1.0",
     .description = "email: IMAP intake, threading, acknowledgements and replies over SMTP",
-    .config_keys = email_keys, .load = email_load, .unload = email_unload,
-    .reload = email_reload, .check_value = email_check_value);
+    .config_keys = email_keys, .load = email_load, .unload = email_unload, .reload = email_reload,
+    .check_value = settings_check_value);

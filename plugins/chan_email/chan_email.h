@@ -1,7 +1,8 @@
 /*
  * chan_email.h: the email plugin's own state, shared by chan_email.c (load,
- * config, quarantine list), intake.c (mailbox threads, submit, acknowledge)
- * and send.c (templates, the sender thread).
+ * reload, mailboxes, quarantine list), settings.c (the settings threads
+ * read, value checks, TLS rules), intake.c (mailbox threads, submit,
+ * acknowledge) and send.c (templates, the sender thread).
  *
  * Threads never call the loket API: they hand their results to the loop
  * through a queue and one event (wake), and the loop answers them.
@@ -155,14 +156,22 @@ void chan_email_wake(struct chan_email *ce);
 int chan_email_join(struct chan_email *ce, pthread_t thread, const char *what);
 /* A mail that could not be parsed or was over a limit: log, metric, the API's list. */
 void chan_email_quarantined(struct chan_email *ce, struct intake_item *it);
-/* A reference to the current settings, for one job; release it with chan_email_settings_put. */
-struct email_settings *chan_email_settings_get(struct chan_email *ce);
-void chan_email_settings_put(struct chan_email *ce, struct email_settings *set);
-/* Whether an IMAP session opened with a must be opened again for b. */
-int chan_email_imap_changed(const struct email_settings *a, const struct email_settings *b);
+
+/* settings.c */
+/* New settings from the config (one reference, the caller's); NULL with *error_r. */
+struct email_settings *settings_new(struct chan_email *ce, const char **error_r);
+/* A reference to the current settings, for one job; let go of it with settings_put. */
+struct email_settings *settings_get(struct chan_email *ce);
+void settings_put(struct chan_email *ce, struct email_settings *set);
+/* The descriptor's check_value: NULL, or what is wrong with a value of key. */
+const char *settings_check_value(const char *key, const char *value);
+/* Whether an IMAP session opened under a must be opened again under b. */
+int settings_imap_changed(const struct email_settings *a, const struct email_settings *b);
 /* A mailbox's IMAP connection under set; cf_r's strings are borrowed from mb and set. */
-void chan_email_imap_conf(
+void settings_imap_conf(
     const struct mailbox *mb, const struct email_settings *set, struct imap_conf *cf_r);
+/* The first line of a file (a password), malloc'd; NULL with *error_r. */
+char *settings_read_secret(const char *path, const char **error_r);
 
 /* intake.c */
 int intake_start(struct chan_email *ce, const char **error_r);

@@ -469,23 +469,23 @@ intake_main(void *arg)
 		 * takes the new ones (the session reconnects when TLS settings
 		 * changed, the folders are made again when their names did).
 		 */
-		if ((now = chan_email_settings_get(ce)) != set) {
-			if (set != NULL && chan_email_imap_changed(set, now)) {
+		if ((now = settings_get(ce)) != set) {
+			if (set != NULL && settings_imap_changed(set, now)) {
 				imap_close(im);
 				im = NULL;
 			}
-			chan_email_settings_put(ce, set);
+			settings_put(ce, set);
 			set = now;
 			folders_made = 0;
 		} else {
-			chan_email_settings_put(ce, now);
+			settings_put(ce, now);
 		}
-		/* Moved mail leaves the folder; flagged mail stays and is told apart by its keyword. */
+		/* Moved mail leaves the folder; flagged mail stays, told apart by its keyword. */
 		if (set->ack == EMAIL_ACK_MOVE)
 			snprintf(criteria, sizeof(criteria), "UNDELETED");
 		else
 			snprintf(criteria, sizeof(criteria), "UNDELETED UNKEYWORD %s", set->flag);
-		chan_email_imap_conf(mb, set, &cf);
+		settings_imap_conf(mb, set, &cf);
 		if (im == NULL && (im = imap_open(&cf, err, sizeof(err))) == NULL) {
 			intake_log(mb, LOKET_LOG_ERROR, "mailbox %s: %s", mb->name, err);
 			break;
@@ -547,7 +547,7 @@ intake_main(void *arg)
 			intake_sleep(mb, (long)set->poll_ms);
 		}
 	}
-	chan_email_settings_put(ce, set);
+	settings_put(ce, set);
 	imap_close(im);
 	if (blob_fd >= 0)
 		close(blob_fd);

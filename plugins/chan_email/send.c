@@ -149,7 +149,8 @@ send_template(const struct email_settings *set, const char *name, const char *la
 	}
 	snprintf(path, sizeof(path), "%s/%s.%s.txt", set->templates_dir, name, lang);
 	if ((text = send_read_file(path)) == NULL) {
-		snprintf(path, sizeof(path), "%s/%s.%s.txt", set->templates_dir, name, set->language);
+		snprintf(
+		    path, sizeof(path), "%s/%s.%s.txt", set->templates_dir, name, set->language);
 		if ((text = send_read_file(path)) == NULL) {
 			snprintf(err, errlen, "no template %s.%s.txt in %s", name, set->language,
 			    set->templates_dir);
@@ -220,7 +221,7 @@ static void
 send_job_run(struct chan_email *ce, struct send_job *j)
 {
 	/* One mail, one settings reference: a reload meanwhile takes effect at the next. */
-	struct email_settings *set = chan_email_settings_get(ce);
+	struct email_settings *set = settings_get(ce);
 	json_t *item = json_loads(j->item_json, 0, NULL), *contact, *last_in, *msg, *vars = NULL;
 	json_t *payload;
 	const char *tpl, *recipient, *ref, *lang, *domain, *from_name;
@@ -388,7 +389,7 @@ out:
 	free(body);
 	json_decref(vars);
 	json_decref(item);
-	chan_email_settings_put(ce, set);
+	settings_put(ce, set);
 }
 
 static void *
