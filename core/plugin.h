@@ -11,6 +11,7 @@ struct loket_plugin {
 	char *name; /* the file's base name, also its [plugin.NAME] section */
 	char *path;
 	void *dl;
+	int fd; /* the checked file, open while loaded: dlopen()ed as /proc/self/fd/N */
 	const struct loket_plugin_info *info;
 	int optional;
 	int loaded;
@@ -38,7 +39,11 @@ int plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins 
 int plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_r);
 /* Checks a new config's plugin sections against the loaded plugins' keys. */
 int plugins_check_conf(struct plugins *plugins, const struct conf *conf, char **error_r);
-/* Installs a checked config's values and calls each plugin's reload(). */
+/*
+ * Installs a checked config's values and calls each plugin's reload(); the
+ * old values are freed after reload() returns. A plugin without reload(),
+ * or whose reload() fails, keeps the values it runs with.
+ */
 int plugins_reload(struct plugins *plugins, const struct conf *conf, char **error_r);
 /* unload() in reverse order, then dlclose. */
 void plugins_close(struct plugins *plugins);

@@ -13,6 +13,16 @@
  * Memory: what the core hands out is borrowed for the duration of the call
  * unless a comment says otherwise; strings a plugin passes in are copied.
  * Every function runs on the daemon's event loop thread and must not block.
+ *
+ * Config values: the strings config_get returns belong to the core. They
+ * stay valid, unchanged, until the plugin's reload hook has returned after
+ * a config reload (SIGHUP); then the core frees them. A plugin that keeps a
+ * value beyond that, or reads it from a thread of its own, copies it at
+ * load and again in reload, and hands its threads the copies (for example
+ * an immutable, reference-counted settings struct that reload replaces). A
+ * plugin without a reload hook keeps the values it was loaded with: a
+ * changed section is logged and applies at the next restart. When reload
+ * fails, the core puts the old values back and frees the new ones.
  */
 #ifndef LOKET_PLUGIN_H
 #define LOKET_PLUGIN_H
@@ -25,7 +35,7 @@ extern "C" {
 #endif
 
 #define LOKET_ABI_MAJOR 1
-#define LOKET_ABI_MINOR 1
+#define LOKET_ABI_MINOR 2
 
 #define LOKET_PLUGIN_SYMBOL "loket_plugin"
 
@@ -221,8 +231,24 @@ struct loket_plugin_info {
 	int (*load)(struct loket_plugin *self, const struct loket_api *api, const char **error_r);
 	/* Called at shutdown, in reverse load order; free what get_data holds. */
 	void (*unload)(struct loket_plugin *self, const struct loket_api *api);
-	/* Optional: the config was reloaded (SIGHUP); read it again. */
+	/*
+	 * Optional: the config was reloaded (SIGHUP); read it again. config_get
+	 * answers the new values; those of before stay valid until this returns.
+	 * On -1 the plugin runs on with what it had, and config_get answers the
+	 * old values again.
+	 */
 	int (*reload)(struct loket_plugin *self, const struct loket_api *api, const char **error_r);
+
+	/* ---- 1.2: read only from a plugin built for 1.2 or newer ---- */
+
+	/*
+	 * Optional: checks one value of the plugin's section beyond its type,
+	 * at start, in `loketd -t` and before a reload is accepted. Returns
+	 * NULL when the value is good, else what is wrong ("expected an IMAP
+	 * keyword ..."), a static string; the core prefixes file:line and the
+	 * key. Called before load(), so it must not use the plugin's state.
+	 */
+	const char *(*check_value)(const char *key, const char *value);
 };
 
 /* Declares the descriptor: LOKET_PLUGIN_DEFINE(.name = "x", .load = x_load, ...). */

@@ -38,8 +38,12 @@ static const struct loket_config_key email_keys[] = {
 	{ "idle", LOKET_CONFIG_BOOL, "yes", "wait with IMAP IDLE where the server offers it" },
 	{ "poll", LOKET_CONFIG_DURATION, "60s",
 	    "how often to look without IDLE (and the longest IDLE)" },
-	{ "starttls", LOKET_CONFIG_STRING, "try",
-	    "IMAP and SMTP STARTTLS: no, try or require (imaps:// is always TLS)" },
+	{ "starttls", LOKET_CONFIG_STRING, "auto",
+	    "IMAP and SMTP STARTTLS: auto (require, or try for a server on loopback), no, try or "
+	    "require (imaps:// is always TLS)" },
+	{ "insecure_auth", LOKET_CONFIG_BOOL, "no",
+	    "yes: the IMAP and SMTP passwords may be sent without TLS (a test server on "
+	    "loopback)" },
 	{ "verify_tls", LOKET_CONFIG_BOOL, "yes", "check the servers' certificates and names" },
 	{ "ca_file", LOKET_CONFIG_STRING, "", "CA bundle to check them with; empty: the system's" },
 	{ "timeout", LOKET_CONFIG_DURATION, "30s", "connect and command timeout" },
@@ -129,25 +133,6 @@ email_wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Reads a secret from a file: the first line, without its end. */
-static char *
-email_read_secret(const char *path, const char **error_r)
-{
-	char buf[512];
-	FILE *f = fopen(path, "re");
-	size_t n;
-
-	if (f == NULL) {
-		*error_r = "cannot read a password_file";
-		return NULL;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return strdup(buf);
-}
-
 /*
  * The next word of a mailbox line, in place: words are separated by blanks, and a
  * value in double quotes (from_name="OCMW Voorbeeld") keeps its blanks.
@@ -217,7 +202,7 @@ email_mailbox_parse(struct chan_email *ce, const char *key, const char *value, c
 			else if (strcmp(tok, "password") == 0)
 				mb->password = strdup(eq);
 			else if (strcmp(tok, "password_file") == 0) {
-				if ((mb->password = email_read_secret(eq, error_r)) == NULL)
+				if ((mb->password = settings_read_secret(eq, error_r)) == NULL)
 					goto fail;
 			} else if (strcmp(tok, "organisation") == 0)
 				mb->organisation = strdup(eq);
@@ -250,95 +235,50 @@ fail:
 	return -1;
 }
 
+/* Reads the mailboxN lines; they are kept from load to unload (a reload cannot change them). */
 static int
-email_starttls(const char *v)
+email_mailboxes(struct chan_email *ce, const char **error_r)
 {
-	if (strcmp(v, "no") == 0)
-		return 0;
-	if (strcmp(v, "require") == 0)
-		return 2;
-	return 1;
-}
-
-static int
-email_config(struct chan_email *ce, const char **error_r)
-{
-	const struct loket_api *api = ce->api;
-	struct loket_plugin *self = ce->self;
-	const char *ack = api->config_get(self, "acknowledge");
-	const char *tls = api->config_get(self, "starttls");
-	const char *ca = api->config_get(self, "ca_file");
-	const char *pwfile = api->config_get(self, "smtp_password_file");
 	char key[16];
 
-	if (strcmp(ack, "move") == 0)
-		ce->ack = EMAIL_ACK_MOVE;
-	else if (strcmp(ack, "flag") == 0)
-		ce->ack = EMAIL_ACK_FLAG;
-	else {
-		*error_r = "acknowledge: expected move or flag";
-		return -1;
-	}
-	if (strcmp(tls, "no") != 0 && strcmp(tls, "try") != 0 && strcmp(tls, "require") != 0) {
-		*error_r = "starttls: expected no, try or require";
-		return -1;
-	}
-	/* The keyword and folders go into IMAP commands: plain atoms only. */
-	if (strspn(api->config_get(self, "flag"),
-	        "$\\ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-	        != strlen(api->config_get(self, "flag"))
-	    || *api->config_get(self, "flag") == '\0') {
-		*error_r = "flag: expected an IMAP keyword such as $Loket";
-		return -1;
-	}
-	ce->processed_folder = api->config_get(self, "processed_folder");
-	ce->quarantine_folder = api->config_get(self, "quarantine_folder");
-	ce->flag = api->config_get(self, "flag");
-	ce->idle = api->config_get_int(self, "idle") != 0;
-	ce->poll_ms = api->config_get_int(self, "poll");
-	ce->limits.max_message = (size_t)api->config_get_int(self, "max_message");
-	ce->limits.max_attachment = (size_t)api->config_get_int(self, "max_attachment");
-	ce->limits.max_total = (size_t)api->config_get_int(self, "max_attachments_total");
-	ce->limits.max_depth = (unsigned int)api->config_get_int(self, "max_depth");
-	ce->limits.max_addresses = (unsigned int)api->config_get_int(self, "max_addresses");
-	ce->limits.blob_dir = ce->blob_dir;
-	ce->limits.defer_sync = 1;
 	for (int i = 1; i <= EMAIL_MAILBOXES; i++) {
 		const char *v;
+		struct mailbox *mb;
 
 		snprintf(key, sizeof(key), "mailbox%d", i);
-		v = api->config_get(self, key);
+		v = ce->api->config_get(ce->self, key);
 		if (v == NULL || *v == '\0')
 			continue;
 		if (email_mailbox_parse(ce, key, v, error_r) < 0)
 			return -1;
-		struct mailbox *mb = &ce->mailboxes[ce->nmailboxes - 1];
-		mb->imap.url = mb->base_url;
-		mb->imap.user = mb->user;
-		mb->imap.password = mb->password;
-		mb->imap.starttls = email_starttls(tls);
-		mb->imap.verify_tls = api->config_get_int(self, "verify_tls") != 0;
-		mb->imap.ca_file = *ca != '\0' ? ca : NULL;
-		mb->imap.timeout_ms = (long)api->config_get_int(self, "timeout");
+		mb = &ce->mailboxes[ce->nmailboxes - 1];
+		if ((mb->config_line = strdup(v)) == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
 	}
-	ce->smtp.host = api->config_get(self, "smtp_host");
-	ce->smtp.port = api->config_get(self, "smtp_port");
-	ce->smtp.starttls = email_starttls(tls);
-	ce->smtp.verify_tls = api->config_get_int(self, "verify_tls") != 0;
-	ce->smtp.user = *api->config_get(self, "smtp_user") != '\0'
-	    ? api->config_get(self, "smtp_user")
-	    : NULL;
-	if (*pwfile != '\0' && (ce->smtp.password = email_read_secret(pwfile, error_r)) == NULL)
-		return -1;
-	ce->smtp.timeout_ms = (long)api->config_get_int(self, "timeout");
-	ce->templates_dir = api->config_get(self, "templates");
-	ce->language = api->config_get(self, "language");
-	ce->from_name = api->config_get(self, "from_name");
-	ce->ack_per_day = api->config_get_int(self, "ack_per_day");
-	ce->retry_min_ms = api->config_get_int(self, "retry_min");
-	ce->retry_max_ms = api->config_get_int(self, "retry_max");
-	ce->max_attempts = api->config_get_int(self, "max_attempts");
 	return 0;
+}
+
+/* Whether the mailboxN lines still say what the threads were started with. */
+static int
+email_mailboxes_changed(struct chan_email *ce)
+{
+	size_t n = 0;
+	char key[16];
+
+	for (int i = 1; i <= EMAIL_MAILBOXES; i++) {
+		const char *v;
+
+		snprintf(key, sizeof(key), "mailbox%d", i);
+		v = ce->api->config_get(ce->self, key);
+		if (v == NULL || *v == '\0')
+			continue;
+		if (n >= ce->nmailboxes || strcmp(ce->mailboxes[n].config_line, v) != 0)
+			return 1;
+		n++;
+	}
+	return n != ce->nmailboxes;
 }
 
 /* The quarantine list survives restarts as JSON lines next to the register. */
@@ -378,7 +318,8 @@ chan_email_quarantined(struct chan_email *ce, struct intake_item *it)
 	    (json_int_t)(it->msg != NULL ? it->msg->raw_size : it->raw_size));
 	if (e == NULL)
 		return;
-	json_object_set_new(e, "folder", json_string(ce->quarantine_folder));
+	/* Only the loop replaces ce->settings: it reads them without a reference. */
+	json_object_set_new(e, "folder", json_string(ce->settings->quarantine_folder));
 	/* The reason, never who wrote or what: the log is no copy of the mail. */
 	ce->api->log(ce->self, LOKET_LOG_WARN,
 	    "mail quarantined mailbox=%s uid=%u uidvalidity=%u error=\"%s\"", it->mb->name, it->uid,
@@ -435,12 +376,14 @@ email_free(struct chan_email *ce)
 		free(mb->department);
 		free(mb->address);
 		free(mb->from_name);
+		free(mb->config_line);
 	}
-	free((char *)ce->smtp.password);
+	settings_put(ce, ce->settings);
 	if (ce->wake_ev != NULL)
 		event_free(ce->wake_ev);
 	json_decref(ce->quarantine);
 	pthread_mutex_destroy(&ce->qmu);
+	pthread_mutex_destroy(&ce->setmu);
 	pthread_cond_destroy(&ce->scv);
 	free(ce);
 }
@@ -462,6 +405,7 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	ce->api = api;
 	ce->self = self;
 	pthread_mutex_init(&ce->qmu, NULL);
+	pthread_mutex_init(&ce->setmu, NULL);
 	pthread_cond_init(&ce->scv, NULL);
 	snprintf(ce->blob_dir, sizeof(ce->blob_dir), "%s/attachments", api->data_dir(self));
 	snprintf(dir, sizeof(dir), "%s/email", api->data_dir(self));
@@ -471,7 +415,7 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 		*error_r = "cannot create the email folders in data_dir";
 		goto fail;
 	}
-	if (email_config(ce, error_r) < 0)
+	if (email_mailboxes(ce, error_r) < 0 || (ce->settings = settings_new(ce, error_r)) == NULL)
 		goto fail;
 	email_quarantine_load(ce);
 	if ((ce->wake_ev = event_new(api->event_base(self), -1, 0, email_wake_cb, ce)) == NULL) {
@@ -497,8 +441,8 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 		goto fail;
 	}
 	api->log(self, LOKET_LOG_INFO, "email ready mailboxes=%zu acknowledge=%s smtp=%s:%s",
-	    ce->nmailboxes, ce->ack == EMAIL_ACK_MOVE ? "move" : "flag", ce->smtp.host,
-	    ce->smtp.port);
+	    ce->nmailboxes, ce->settings->ack == EMAIL_ACK_MOVE ? "move" : "flag",
+	    ce->settings->smtp.host, ce->settings->smtp.port);
 	return 0;
 fail:
 	email_free(ce);
@@ -540,6 +484,40 @@ email_unload(struct loket_plugin *self, const struct loket_api *api)
 	email_free(ce);
 }
 
+/*
+ * SIGHUP: new settings, copied from the new config while the core still
+ * holds the old one, replace the current ones; each thread goes on with the
+ * settings it holds for its job and takes the new ones for the next (a
+ * mailbox at its next round, within poll; the sender at its next mail).
+ * The mailbox lines themselves start threads and connections: they change
+ * at a restart.
+ */
+static int
+email_reload(struct loket_plugin *self, const struct loket_api *api, const char **error_r)
+{
+	struct chan_email *ce = api->get_data(self);
+	struct email_settings *set, *old;
+
+	if (ce == NULL)
+		return 0;
+	if ((set = settings_new(ce, error_r)) == NULL)
+		return -1;
+	/* The lines hold passwords: the log names none of them. */
+	if (email_mailboxes_changed(ce))
+		api->log(self, LOKET_LOG_WARN,
+		    "mailbox lines changed; restart loketd to apply them (the other settings "
+		    "apply now)");
+	pthread_mutex_lock(&ce->setmu);
+	old = ce->settings;
+	ce->settings = set;
+	pthread_mutex_unlock(&ce->setmu);
+	settings_put(ce, old);
+	api->log(self, LOKET_LOG_INFO, "email settings reloaded acknowledge=%s smtp=%s:%s",
+	    set->ack == EMAIL_ACK_MOVE ? "move" : "flag", set->smtp.host, set->smtp.port);
+	return 0;
+}
+
 LOKET_PLUGIN_DEFINE(.name = "chan_email", .version = "1.0",
     .description = "email: IMAP intake, threading, acknowledgements and replies over SMTP",
-    .config_keys = email_keys, .load = email_load, .unload = email_unload);
+    .config_keys = email_keys, .load = email_load, .unload = email_unload, .reload = email_reload,
+    .check_value = settings_check_value);

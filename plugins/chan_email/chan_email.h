@@ -1,7 +1,8 @@
 /*
  * chan_email.h: the email plugin's own state, shared by chan_email.c (load,
- * config, quarantine list), intake.c (mailbox threads, submit, acknowledge)
- * and send.c (templates, the sender thread).
+ * reload, mailboxes, quarantine list), settings.c (the settings threads
+ * read, value checks, TLS rules), intake.c (mailbox threads, submit,
+ * acknowledge) and send.c (templates, the sender thread).
  *
  * Threads never call the loket API: they hand their results to the loop
  * through a queue and one event (wake), and the loop answers them.
@@ -28,6 +29,43 @@ enum email_ack {
 	EMAIL_ACK_FLAG, /* a keyword, the message stays */
 };
 
+/* starttls as written; AUTO is require, or try for a server on loopback. */
+enum email_starttls {
+	EMAIL_STARTTLS_AUTO,
+	EMAIL_STARTTLS_NO,
+	EMAIL_STARTTLS_TRY,
+	EMAIL_STARTTLS_REQUIRE,
+};
+
+/*
+ * What the threads read of the config: copied from config_get at load and
+ * at each reload (the core frees its strings after reload), never changed
+ * once built. The loop swaps ce->settings under setmu; a thread takes a
+ * reference for one job (a mailbox round, one outgoing mail) and so sees
+ * the old settings or the new ones, never freed memory.
+ */
+struct email_settings {
+	unsigned int refs; /* guarded by chan_email.setmu */
+	enum email_ack ack;
+	char *processed_folder;
+	char *quarantine_folder;
+	char *flag;
+	int idle;
+	int64_t poll_ms;
+	struct email_limits limits;
+	enum email_starttls starttls;
+	int insecure_auth; /* AUTH (IMAP LOGIN, SMTP AUTH) may go without TLS */
+	int verify_tls;
+	char *ca_file; /* NULL: the system's */
+	long timeout_ms;
+	struct smtp_conf smtp; /* its strings are owned here */
+	char *templates_dir;
+	char *language;
+	char *from_name;
+	int64_t ack_per_day;
+	int64_t retry_min_ms, retry_max_ms, max_attempts;
+};
+
 /* What the loop decided about one fetched mail. */
 enum intake_outcome {
 	INTAKE_PENDING,
@@ -47,7 +85,7 @@ struct mailbox {
 	char *department;
 	char *address; /* what replies come from */
 	char *from_name; /* their display name; NULL: the plugin's from_name */
-	struct imap_conf imap;
+	char *config_line; /* the mailboxN value it was read from: a reload cannot change it */
 	pthread_t thread;
 	int started;
 	int wake[2]; /* a byte here ends an IDLE or a sleep early */
@@ -92,13 +130,8 @@ struct chan_email {
 	struct loket_plugin *self;
 	struct mailbox mailboxes[EMAIL_MAILBOXES];
 	size_t nmailboxes;
-	enum email_ack ack;
-	const char *processed_folder;
-	const char *quarantine_folder;
-	const char *flag;
-	int64_t poll_ms;
-	int idle;
-	struct email_limits limits;
+	pthread_mutex_t setmu; /* guards settings (the pointer) and every settings' refs */
+	struct email_settings *settings; /* the current ones; replaced by reload */
 	char blob_dir[4096];
 	char quarantine_path[4200];
 	json_t *quarantine; /* the newest EMAIL_QUARANTINE_KEPT entries, oldest first */
@@ -114,12 +147,6 @@ struct chan_email {
 	int sender_started;
 	pthread_cond_t scv;
 	struct send_job *send_head, *send_tail;
-	struct smtp_conf smtp;
-	const char *templates_dir;
-	const char *language;
-	const char *from_name;
-	int64_t ack_per_day;
-	int64_t retry_min_ms, retry_max_ms, max_attempts;
 };
 
 /* chan_email.c */
@@ -129,6 +156,22 @@ void chan_email_wake(struct chan_email *ce);
 int chan_email_join(struct chan_email *ce, pthread_t thread, const char *what);
 /* A mail that could not be parsed or was over a limit: log, metric, the API's list. */
 void chan_email_quarantined(struct chan_email *ce, struct intake_item *it);
+
+/* settings.c */
+/* New settings from the config (one reference, the caller's); NULL with *error_r. */
+struct email_settings *settings_new(struct chan_email *ce, const char **error_r);
+/* A reference to the current settings, for one job; let go of it with settings_put. */
+struct email_settings *settings_get(struct chan_email *ce);
+void settings_put(struct chan_email *ce, struct email_settings *set);
+/* The descriptor's check_value: NULL, or what is wrong with a value of key. */
+const char *settings_check_value(const char *key, const char *value);
+/* Whether an IMAP session opened under a must be opened again under b. */
+int settings_imap_changed(const struct email_settings *a, const struct email_settings *b);
+/* A mailbox's IMAP connection under set; cf_r's strings are borrowed from mb and set. */
+void settings_imap_conf(
+    const struct mailbox *mb, const struct email_settings *set, struct imap_conf *cf_r);
+/* The first line of a file (a password), malloc'd; NULL with *error_r. */
+char *settings_read_secret(const char *path, const char **error_r);
 
 /* intake.c */
 int intake_start(struct chan_email *ce, const char **error_r);

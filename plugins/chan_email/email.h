@@ -4,6 +4,7 @@
  *   imap.c       a blocking IMAP session over libcurl (runs on an intake thread)
  *   smtp.c       a blocking SMTP submission over libesmtp (runs on the sender thread)
  *   chan_email.c the plugin: config, intake threads, submit, acknowledge, outbox sender
+ *   settings.c   the settings the threads read, copied at load and reload
  * Nothing here touches the event loop except chan_email.c.
  */
 #ifndef LOKET_CHAN_EMAIL_H

@@ -360,9 +360,9 @@ intake_wait_batch(struct mailbox *mb)
 
 /* Moves or flags what the register holds, and quarantines what it cannot take. */
 static int
-intake_acknowledge(struct mailbox *mb, struct imap *im, int blob_fd, const uint32_t *uids, size_t n)
+intake_acknowledge(struct mailbox *mb, const struct email_settings *set, struct imap *im,
+    int blob_fd, const uint32_t *uids, size_t n)
 {
-	struct chan_email *ce = mb->ce;
 	uint32_t *done = calloc(n + 1, sizeof(*done)), *bad = calloc(n + 1, sizeof(*bad));
 	size_t ndone = 0, nbad = 0;
 	char err[512];
@@ -390,17 +390,17 @@ intake_acknowledge(struct mailbox *mb, struct imap *im, int blob_fd, const uint3
 	}
 	pthread_mutex_unlock(&mb->mu);
 	if (ndone > 0
-	    && (ce->ack == EMAIL_ACK_MOVE
+	    && (set->ack == EMAIL_ACK_MOVE
 	               ? imap_move(
-	                   im, mb->folder, done, ndone, ce->processed_folder, err, sizeof(err))
-	               : imap_flag(im, mb->folder, done, ndone, ce->flag, err, sizeof(err)))
+	                   im, mb->folder, done, ndone, set->processed_folder, err, sizeof(err))
+	               : imap_flag(im, mb->folder, done, ndone, set->flag, err, sizeof(err)))
 	        < 0) {
 		intake_log(mb, LOKET_LOG_WARN, "cannot acknowledge mailbox=%s count=%zu: %s",
 		    mb->name, ndone, err);
 		rc = -1;
 	}
 	if (nbad > 0
-	    && imap_move(im, mb->folder, bad, nbad, ce->quarantine_folder, err, sizeof(err)) < 0) {
+	    && imap_move(im, mb->folder, bad, nbad, set->quarantine_folder, err, sizeof(err)) < 0) {
 		intake_log(mb, LOKET_LOG_WARN, "cannot move to quarantine mailbox=%s count=%zu: %s",
 		    mb->name, nbad, err);
 		rc = -1;
@@ -412,8 +412,8 @@ intake_acknowledge(struct mailbox *mb, struct imap *im, int blob_fd, const uint3
 
 /* Fetches, parses and hands over one batch; returns how many went to the loop. */
 static size_t
-intake_batch(
-    struct mailbox *mb, struct imap *im, uint32_t uidvalidity, const uint32_t *uids, size_t n)
+intake_batch(struct mailbox *mb, const struct email_settings *set, struct imap *im,
+    uint32_t uidvalidity, const uint32_t *uids, size_t n)
 {
 	struct chan_email *ce = mb->ce;
 	size_t queued = 0;
@@ -446,7 +446,7 @@ intake_batch(
 		it->slot = i;
 		it->uid = uids[i];
 		it->uidvalidity = uidvalidity;
-		if (email_parse(raw, len, &ce->limits, &it->msg, it->error, sizeof(it->error))
+		if (email_parse(raw, len, &set->limits, &it->msg, it->error, sizeof(it->error))
 		    < 0) {
 			unsigned char h[crypto_hash_sha256_BYTES];
 
@@ -473,6 +473,8 @@ intake_main(void *arg)
 	struct mailbox *mb = arg;
 	struct chan_email *ce = mb->ce;
 	struct imap *im = NULL;
+	struct imap_conf cf;
+	struct email_settings *set = NULL, *now;
 	long backoff = 1000;
 	int folders_made = 0, idle = -1, up = -1;
 	uint32_t last_validity = 0;
@@ -484,16 +486,33 @@ intake_main(void *arg)
 			close(blob_fd);
 		return NULL;
 	}
-	/* Moved mail leaves the folder; flagged mail stays and is told apart by its keyword. */
-	if (ce->ack == EMAIL_ACK_MOVE)
-		snprintf(criteria, sizeof(criteria), "UNDELETED");
-	else
-		snprintf(criteria, sizeof(criteria), "UNDELETED UNKEYWORD %s", ce->flag);
 	while (!intake_stopping(ce)) {
 		uint32_t uidvalidity = 0, uidnext = 0, count = 0, *uids = NULL;
 		size_t n = 0, off;
 
-		if (im == NULL && (im = imap_open(&mb->imap, err, sizeof(err))) == NULL) {
+		/*
+		 * One round, one settings reference: after a reload the next round
+		 * takes the new ones (the session reconnects when TLS settings
+		 * changed, the folders are made again when their names did).
+		 */
+		if ((now = settings_get(ce)) != set) {
+			if (set != NULL && settings_imap_changed(set, now)) {
+				imap_close(im);
+				im = NULL;
+			}
+			settings_put(ce, set);
+			set = now;
+			folders_made = 0;
+		} else {
+			settings_put(ce, now);
+		}
+		/* Moved mail leaves the folder; flagged mail stays, told apart by its keyword. */
+		if (set->ack == EMAIL_ACK_MOVE)
+			snprintf(criteria, sizeof(criteria), "UNDELETED");
+		else
+			snprintf(criteria, sizeof(criteria), "UNDELETED UNKEYWORD %s", set->flag);
+		settings_imap_conf(mb, set, &cf);
+		if (im == NULL && (im = imap_open(&cf, err, sizeof(err))) == NULL) {
 			intake_log(mb, LOKET_LOG_ERROR, "mailbox %s: %s", mb->name, err);
 			break;
 		}
@@ -519,23 +538,23 @@ intake_main(void *arg)
 			    uidvalidity, last_validity);
 		last_validity = uidvalidity;
 		if (!folders_made) {
-			if ((ce->ack == EMAIL_ACK_MOVE
-			        && imap_create(im, ce->processed_folder, err, sizeof(err)) < 0)
-			    || imap_create(im, ce->quarantine_folder, err, sizeof(err)) < 0)
+			if ((set->ack == EMAIL_ACK_MOVE
+			        && imap_create(im, set->processed_folder, err, sizeof(err)) < 0)
+			    || imap_create(im, set->quarantine_folder, err, sizeof(err)) < 0)
 				intake_log(mb, LOKET_LOG_WARN,
 				    "cannot create folders mailbox=%s: %s", mb->name, err);
 			folders_made = 1;
-			idle = ce->idle ? imap_has_idle(im, err, sizeof(err)) : 0;
+			idle = set->idle ? imap_has_idle(im, err, sizeof(err)) : 0;
 			intake_log(mb, LOKET_LOG_INFO, "mailbox open mailbox=%s waiting=%s",
 			    mb->name, idle == 1 ? "idle" : "poll");
 		}
 		for (off = 0; off < n && !intake_stopping(ce); off += INTAKE_BATCH) {
 			size_t len = n - off < INTAKE_BATCH ? n - off : INTAKE_BATCH;
 
-			intake_batch(mb, im, uidvalidity, uids + off, len);
+			intake_batch(mb, set, im, uidvalidity, uids + off, len);
 			if (intake_wait_batch(mb) < 0)
 				break;
-			intake_acknowledge(mb, im, blob_fd, uids + off, len);
+			intake_acknowledge(mb, set, im, blob_fd, uids + off, len);
 		}
 		free(uids);
 		if (intake_stopping(ce))
@@ -544,16 +563,17 @@ intake_main(void *arg)
 			continue; /* more may have come while this batch went in */
 		if (idle == 1) {
 			if (imap_idle_wait(
-			        im, mb->folder, (long)ce->poll_ms, mb->wake[0], err, sizeof(err))
+			        im, mb->folder, (long)set->poll_ms, mb->wake[0], err, sizeof(err))
 			    < 0) {
 				intake_log(mb, LOKET_LOG_WARN, "idle failed mailbox=%s: %s",
 				    mb->name, err);
 				intake_sleep(mb, backoff);
 			}
 		} else {
-			intake_sleep(mb, (long)ce->poll_ms);
+			intake_sleep(mb, (long)set->poll_ms);
 		}
 	}
+	settings_put(ce, set);
 	imap_close(im);
 	if (blob_fd >= 0)
 		close(blob_fd);

@@ -135,7 +135,7 @@ send_mailbox(struct chan_email *ce, json_t *contact)
 
 /* Subject and body from NAME.LANG.txt: a "Subject:" line, an empty line, the text. */
 static int
-send_template(struct chan_email *ce, const char *name, const char *lang, json_t *vars,
+send_template(const struct email_settings *set, const char *name, const char *lang, json_t *vars,
     char **subject_r, char **body_r, char *err, size_t errlen)
 {
 	char path[4200], *text, *subj, *body, *nl;
@@ -147,12 +147,13 @@ send_template(struct chan_email *ce, const char *name, const char *lang, json_t 
 			return -1;
 		}
 	}
-	snprintf(path, sizeof(path), "%s/%s.%s.txt", ce->templates_dir, name, lang);
+	snprintf(path, sizeof(path), "%s/%s.%s.txt", set->templates_dir, name, lang);
 	if ((text = send_read_file(path)) == NULL) {
-		snprintf(path, sizeof(path), "%s/%s.%s.txt", ce->templates_dir, name, ce->language);
+		snprintf(
+		    path, sizeof(path), "%s/%s.%s.txt", set->templates_dir, name, set->language);
 		if ((text = send_read_file(path)) == NULL) {
-			snprintf(err, errlen, "no template %s.%s.txt in %s", name, ce->language,
-			    ce->templates_dir);
+			snprintf(err, errlen, "no template %s.%s.txt in %s", name, set->language,
+			    set->templates_dir);
 			return -1;
 		}
 	}
@@ -183,13 +184,13 @@ send_template(struct chan_email *ce, const char *name, const char *lang, json_t 
 }
 
 static uint64_t
-send_backoff(struct chan_email *ce, json_int_t attempts)
+send_backoff(const struct email_settings *set, json_int_t attempts)
 {
-	uint64_t wait = (uint64_t)ce->retry_min_ms;
+	uint64_t wait = (uint64_t)set->retry_min_ms;
 
-	for (json_int_t i = 0; i < attempts && wait < (uint64_t)ce->retry_max_ms; i++)
+	for (json_int_t i = 0; i < attempts && wait < (uint64_t)set->retry_max_ms; i++)
 		wait *= 2;
-	return wait < (uint64_t)ce->retry_max_ms ? wait : (uint64_t)ce->retry_max_ms;
+	return wait < (uint64_t)set->retry_max_ms ? wait : (uint64_t)set->retry_max_ms;
 }
 
 /* "References" of a reply: what the answered mail referenced, then the mail itself. */
@@ -219,6 +220,8 @@ send_references(json_t *last_in)
 static void
 send_job_run(struct chan_email *ce, struct send_job *j)
 {
+	/* One mail, one settings reference: a reload meanwhile takes effect at the next. */
+	struct email_settings *set = settings_get(ce);
 	json_t *item = json_loads(j->item_json, 0, NULL), *contact, *last_in, *msg, *vars = NULL;
 	json_t *payload;
 	const char *tpl, *recipient, *ref, *lang, *domain, *from_name;
@@ -244,11 +247,11 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	recipient = jstr(item, "recipient");
 	ref = jstr(contact, "reference");
 	automatic = json_is_true(json_object_get(item, "automatic"));
-	lang = jstr(contact, "language") != NULL ? jstr(contact, "language") : ce->language;
+	lang = jstr(contact, "language") != NULL ? jstr(contact, "language") : set->language;
 	/* The language names a template file: letters and dashes only, else the default. */
 	if (strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") != strlen(lang) ||
 	    *lang == '\0')
-		lang = ce->language;
+		lang = set->language;
 	if (automatic && jstr(last_in, "automatic") != NULL) {
 		snprintf(j->error, sizeof(j->error),
 		    "not sent: the contact is automatic mail (%s); loket never answers it",
@@ -256,10 +259,10 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		goto out;
 	}
 	if (automatic
-	    && json_integer_value(json_object_get(item, "sent_today")) >= ce->ack_per_day) {
+	    && json_integer_value(json_object_get(item, "sent_today")) >= set->ack_per_day) {
 		snprintf(j->error, sizeof(j->error),
 		    "not sent: the recipient had %lld automatic messages today (ack_per_day)",
-		    (long long)ce->ack_per_day);
+		    (long long)set->ack_per_day);
 		goto out;
 	}
 	if (recipient == NULL || strchr(recipient, '@') == NULL
@@ -272,7 +275,7 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		goto out;
 	}
 	from_name = mb->from_name != NULL ? mb->from_name
-	    : *ce->from_name != '\0'      ? ce->from_name
+	    : *set->from_name != '\0'     ? set->from_name
 	                                  : NULL;
 	send_date(json_is_integer(json_object_get(payload, "due_at"))
 	        ? json_integer_value(json_object_get(payload, "due_at"))
@@ -297,7 +300,7 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		    = s != NULL && *s != '\0' ? strdup(s) : send_render("Re: {{subject}}", vars);
 		body = strdup(jstr(msg, "body") != NULL ? jstr(msg, "body") : "");
 	} else if (tpl == NULL
-	    || send_template(ce, tpl, lang, vars, &subject, &body, j->error, sizeof(j->error))
+	    || send_template(set, tpl, lang, vars, &subject, &body, j->error, sizeof(j->error))
 	        < 0) {
 		goto out;
 	}
@@ -358,14 +361,14 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	if (email_compose(&out, &data, &len, j->error, sizeof(j->error)) < 0)
 		goto out;
 	/* Automatic mail goes out with an empty envelope sender, so it draws no bounce loop. */
-	if (smtp_send(&ce->smtp, automatic ? "" : mb->address, &recipient, 1, data, len, &permanent,
+	if (smtp_send(&set->smtp, automatic ? "" : mb->address, &recipient, 1, data, len, &permanent,
 	        j->error, sizeof(j->error))
 	    < 0) {
 		json_int_t attempts = json_integer_value(json_object_get(item, "attempts")) + 1;
 
-		if (!permanent && attempts < ce->max_attempts) {
+		if (!permanent && attempts < set->max_attempts) {
 			j->result = LOKET_SEND_RETRY;
-			j->retry_ms = send_backoff(ce, attempts - 1);
+			j->retry_ms = send_backoff(set, attempts - 1);
 		}
 		goto out;
 	}
@@ -386,6 +389,7 @@ out:
 	free(body);
 	json_decref(vars);
 	json_decref(item);
+	settings_put(ce, set);
 }
 
 static void *

@@ -1,4 +1,4 @@
-/* hello.c: the smallest complete loket plugin: a config key, a timer, an HTTP route, a log line. */
+/* hello.c: the smallest complete loket plugin: config keys, a timer, an HTTP route, a reload. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -75,6 +75,23 @@ hello_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	return 0;
 }
 
+/*
+ * SIGHUP: config_get now answers the new values. hello keeps no pointer to
+ * a value (it asks config_get each time, on the loop), so it only re-arms
+ * its timer with the new tick; a plugin that kept a value would copy the
+ * new one here, since the old one is freed when this returns.
+ */
+static int
+hello_reload(struct loket_plugin *self, const struct loket_api *api, const char **error_r)
+{
+	struct hello *h = api->get_data(self);
+
+	(void)error_r;
+	api->timer_arm(h->timer, (uint64_t)api->config_get_int(self, "tick"));
+	api->log(self, LOKET_LOG_INFO, "reloaded greeting=%s", api->config_get(self, "greeting"));
+	return 0;
+}
+
 static void
 hello_unload(struct loket_plugin *self, const struct loket_api *api)
 {
@@ -85,4 +102,5 @@ hello_unload(struct loket_plugin *self, const struct loket_api *api)
 }
 
 LOKET_PLUGIN_DEFINE(.name = "hello", .version = "1.0", .description = "greets by name",
-    .config_keys = hello_keys, .load = hello_load, .unload = hello_unload);
+    .config_keys = hello_keys, .load = hello_load, .unload = hello_unload,
+    .reload = hello_reload);

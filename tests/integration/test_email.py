@@ -191,8 +191,8 @@ def test_example_config_documents_every_key(loketd):
     d.write_config(d.config() + "\n".join(lines) + "\n")
     r = d.check()
     assert r.returncode == 0, r.stderr
-    # All 34 keys chan_email declares, mailbox3..8 being read like mailbox1 and 2.
-    assert len(keys) == len(set(keys)) == 34 - 6, keys
+    # All 35 keys chan_email declares, mailbox3..8 being read like mailbox1 and 2.
+    assert len(keys) == len(set(keys)) == 35 - 6, keys
 
 
 def test_staff_message_bad_input_is_a_clear_problem(loketd):

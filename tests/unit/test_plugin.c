@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dlfcn.h>
 
 #include "conf.h"
 #include "http.h"
@@ -42,6 +43,27 @@ copy_plugin(struct fixture *f, const char *from, const char *name, mode_t mode)
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, dst);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(chmod(dst, mode), 0);
+}
+
+/*
+ * Set by a test: the next dlopen() first renames this file over the plugin
+ * the loader checked, as someone racing the loader would.
+ */
+static char swap_from[256], swap_to[256];
+
+/* The loader's dlopen() calls reach this one first: the test binary defines it. */
+void *
+dlopen(const char *file, int mode)
+{
+	static void *(*real_dlopen)(const char *, int);
+
+	if (real_dlopen == NULL)
+		*(void **)&real_dlopen = dlsym(RTLD_NEXT, "dlopen");
+	if (swap_from[0] != '\0') {
+		assert_int_equal(rename(swap_from, swap_to), 0);
+		swap_from[0] = '\0';
+	}
+	return real_dlopen(file, mode);
 }
 
 static int
@@ -156,7 +178,7 @@ test_wrong_major(void **state)
 
 	copy_plugin(f, "tests/plugins", "bad_major", 0755);
 	expect_refused(f, "bad_major", "", "plugin bad_major: built for plugin ABI 2.0",
-	    "this loketd speaks ABI 1.1");
+	    "this loketd speaks ABI 1.2");
 }
 
 static void
@@ -165,8 +187,8 @@ test_newer_minor(void **state)
 	struct fixture *f = *state;
 
 	copy_plugin(f, "tests/plugins", "newer_minor", 0755);
-	expect_refused(f, "newer_minor", "", "built for plugin ABI 1.2, newer than",
-	    "ABI 1.1");
+	expect_refused(f, "newer_minor", "", "built for plugin ABI 1.3, newer than",
+	    "ABI 1.2");
 }
 
 static void
@@ -276,6 +298,118 @@ test_optional_is_skipped(void **state)
 	conf_free(conf);
 }
 
+static void
+test_loader_refuses_group_writable_plugin(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "plugins", "hello", 0775);
+	expect_refused(f, "hello", "", "is writable by others (mode 0775)", "file");
+}
+
+static void
+test_loader_refuses_group_writable_plugin_folder(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	assert_int_equal(chmod(f->plugin_dir, 0775), 0);
+	expect_refused(f, "hello", "", "is writable by others (mode 0775)", "directory");
+}
+
+static void
+test_loader_refuses_group_writable_parent_folder(void **state)
+{
+	struct fixture *f = *state;
+	char want[256];
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	assert_int_equal(chmod(f->dir, 0775), 0);
+	snprintf(want, sizeof(want), "directory %s, above plugin_dir", f->dir);
+	expect_refused(f, "hello", "", want, "is writable by others (mode 0775)");
+	assert_int_equal(chmod(f->dir, 0757), 0);
+	expect_refused(f, "hello", "", want, "is writable by others (mode 0757)");
+}
+
+static void
+test_loader_accepts_sticky_tmp(void **state)
+{
+	struct fixture *f = *state;
+	struct conf *conf;
+	struct plugins *p = NULL;
+	char *err;
+
+	/* The fixture's folder sits in /tmp (mode 1777); one more sticky folder on the way. */
+	copy_plugin(f, "plugins", "hello", 0755);
+	assert_int_equal(chmod(f->dir, 01777), 0);
+	conf = load_conf(f, "hello", "");
+	err = open_and_load(f, conf, &p);
+	if (err != NULL)
+		fail_msg("%s", err);
+	assert_int_equal(p->count, 1);
+	plugins_close(p);
+	conf_free(conf);
+}
+
+static void
+test_loader_refuses_symlinked_plugin(void **state)
+{
+	struct fixture *f = *state;
+	char target[256], link[256];
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	snprintf(target, sizeof(target), "%s/hello.so", f->plugin_dir);
+	snprintf(link, sizeof(link), "%s/greeter.so", f->plugin_dir);
+	assert_int_equal(symlink(target, link), 0);
+	expect_refused(f, "greeter", "", "plugin greeter: file", "is a symbolic link");
+}
+
+static void
+test_loader_loads_the_file_it_checked(void **state)
+{
+	struct fixture *f = *state;
+	struct conf *conf;
+	struct plugins *p = NULL;
+	char *err;
+
+	/* Between the check and the load, another plugin is renamed over the checked one. */
+	copy_plugin(f, "plugins", "hello", 0755);
+	copy_plugin(f, "tests/plugins", "load_fails", 0755);
+	snprintf(swap_from, sizeof(swap_from), "%s/load_fails.so", f->plugin_dir);
+	snprintf(swap_to, sizeof(swap_to), "%s/hello.so", f->plugin_dir);
+	conf = load_conf(f, "hello", "");
+	err = open_and_load(f, conf, &p);
+	assert_int_equal(swap_from[0], '\0');
+	if (err != NULL)
+		fail_msg("the swapped-in file was loaded: %s", err);
+	assert_string_equal(p->head->info->name, "hello");
+	assert_string_equal(api_table.config_get(p->head, "greeting"), "Hallo");
+	plugins_close(p);
+	conf_free(conf);
+}
+
+static void
+test_reload_gives_new_values_and_frees_old_after_hook(void **state)
+{
+	struct fixture *f = *state;
+	struct conf *conf, *conf2;
+	struct plugins *p = NULL;
+	char *err;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	conf = load_conf(f, "hello", "[plugin.hello]\ngreeting = Goeiedag\n");
+	err = open_and_load(f, conf, &p);
+	if (err != NULL)
+		fail_msg("%s", err);
+	conf2 = load_conf(f, "hello", "[plugin.hello]\ngreeting = Dag\n");
+	assert_int_equal(plugins_check_conf(p, conf2, &err), 0);
+	assert_int_equal(plugins_reload(p, conf2, &err), 0);
+	assert_string_equal(api_table.config_get(p->head, "greeting"), "Dag");
+	plugins_close(p);
+	conf_free(conf);
+	conf_free(conf2);
+}
+
 int
 main(void)
 {
@@ -292,6 +426,17 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_load_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_plugin_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_optional_is_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_loader_refuses_group_writable_plugin, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_loader_refuses_group_writable_plugin_folder, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_loader_refuses_group_writable_parent_folder, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loader_accepts_sticky_tmp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loader_refuses_symlinked_plugin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loader_loads_the_file_it_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reload_gives_new_values_and_frees_old_after_hook, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
