@@ -275,7 +275,20 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 	if (json_is_true(json_object_get(in, "staff"))
 	    && json_array_size(json_object_get(msg, "recipients")) == 0) {
 		json_t *reply_to = row_of(c, sql_reply_to, id, first_text);
+		const char *via = jstr(json_array_get(json_object_get(in, "outbox"), 0), "via");
 
+		/*
+		 * A contact that came in by phone or at the counter has no mail address of
+		 * its own; the party's would be unverified. Staff give "to" on purpose.
+		 */
+		if (strcmp(via != NULL ? via : cs.channel, "email") == 0
+		    && (!json_is_string(reply_to) || strchr(json_string_value(reply_to), '@') == NULL)) {
+			json_decref(reply_to);
+			store_req_fail(req, 422,
+			    "to: this contact did not come in by mail, so it has no address to answer "
+			    "to; give \"to\", an address the citizen confirmed");
+			return;
+		}
 		if (json_is_string(reply_to))
 			json_object_set_new(msg, "recipients", json_pack("[O]", reply_to));
 		json_decref(reply_to);

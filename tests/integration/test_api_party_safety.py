@@ -158,6 +158,23 @@ def test_staff_reply_with_to_goes_there(api):
     assert msg["recipients"] == [to], msg
 
 
+def test_mail_reply_to_a_phone_contact_needs_to(api):
+    # The party has an address, but the contact came in by phone: the party's address is
+    # not the one this contact came with, so a mail without "to" is refused, not guessed.
+    phone = unique_phone()
+    api.create(channel="email", party={"email": unique_email("bekend"), "phone": phone})
+    c = api.create(channel="phone", subject="terugbellen", party={"phone": phone})
+    r = api.call("POST", "/api/v1/contacts/%d/messages" % c["id"],
+                 {"body": "Zie bijlage.", "via": "email"}, token=api.admin)
+    assert_problem(r, 422, "to")
+    assert [m for m in api.ok("GET", "/api/v1/contacts/%d/messages" % c["id"])["items"]
+            if m["direction"] == "out"] == []
+    to = unique_email("bevestigd")
+    msg = api.ok("POST", "/api/v1/contacts/%d/messages" % c["id"],
+                 {"body": "Zie bijlage.", "via": "email", "to": to}, status=202)
+    assert msg["recipients"] == [to], msg
+
+
 def test_intake_with_a_citizens_rrn_and_a_new_address_cannot_redirect_her_confidential_reply(
         api):
     """The reviewer's probe: an intake post with a citizen's RRN and a new address, then a
