@@ -50,6 +50,14 @@ store_close(struct store *s)
 	free(s);
 }
 
+int
+store_health(struct store *s, const char **why_r)
+{
+	if (s == NULL || s->driver->health == NULL)
+		return 0;
+	return s->driver->health(s, why_r);
+}
+
 void
 store_submit(struct store *s, struct store_req *req)
 {
