@@ -1,6 +1,7 @@
 /* http_api_contacts.c: /api/v1/contacts: create, read, list, change and move through statuses. */
 #include "config.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,69 @@
 #include "rulebook.h"
 #include "util.h"
 
+#define CONTACTS_IDEMPOTENCY_KEY_MAX 255
+
+/*
+ * An Idempotency-Key makes a retried POST (after a 503 or a lost answer)
+ * find the contact its first try made instead of making a second one. The
+ * key is scoped to the token (by its hash, so two clients' keys never
+ * collide) and stored with the contact in contact_keys, checked in the same
+ * transaction that stores the contact; a second row binds the key to the
+ * request body, so the same key with another body is refused (422).
+ * Returns 0 (doc carries the keys, or no header), or -1 after answering.
+ */
+static int
+contacts_idempotency(struct loket_http_req *req, json_t *doc)
+{
+	const struct auth_token *t = req->auth;
+	const char *key = http_header(req, "Idempotency-Key");
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1], *scoped, *bound;
+	size_t len;
+
+	if (key == NULL)
+		return 0;
+	len = strlen(key);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
+			len = 0;
+	if (len == 0 || len > CONTACTS_IDEMPOTENCY_KEY_MAX || t == NULL) {
+		http_problem(req, 400, "Idempotency-Key: expected 1 to 255 printable ASCII "
+				       "characters (a UUID, for example)");
+		return -1;
+	}
+	crypto_hash_sha256(h, (const unsigned char *)(req->body != NULL ? req->body : ""),
+	    req->body_len);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	if (asprintf(&scoped, "idem:%s:%s", t->hash, key) < 0) {
+		http_problem(req, 503, "out of memory");
+		return -1;
+	}
+	if (asprintf(&bound, "%s#%s", scoped, hex) < 0) {
+		free(scoped);
+		http_problem(req, 503, "out of memory");
+		return -1;
+	}
+	json_object_set_new(doc, "keys", json_pack("[s, s]", scoped, bound));
+	json_object_set_new(doc, "idempotency", json_pack("{s:s, s:s}", "key", scoped, "body",
+						    bound));
+	free(scoped);
+	free(bound);
+	return 0;
+}
+
+/* A retry with a known Idempotency-Key: 200 with the contact its first try made. */
+static void
+contacts_replayed(struct api_call *call, struct store_req *sr)
+{
+	json_t *contact = json_incref(json_object_get(sr->out, "contact"));
+
+	http_add_header(call->req, "Idempotent-Replayed", "true");
+	call->ok_status = 200;
+	json_decref(sr->out);
+	sr->out = contact != NULL ? contact : json_object();
+}
+
 static void
 contacts_created_cb(struct api_call *call, struct store_req *sr)
 {
@@ -23,6 +87,10 @@ contacts_created_cb(struct api_call *call, struct store_req *sr)
 	snprintf(location, sizeof(location), "/api/v1/contacts/%lld",
 	    (long long)json_integer_value(json_object_get(sr->out, "id")));
 	http_add_header(call->req, "Location", location);
+	if (json_is_true(json_object_get(sr->out, "duplicate"))) {
+		contacts_replayed(call, sr);
+		return;
+	}
 	register_created(call->d, sr->out);
 	log_debug("register", "contact registered ref=C-%s channel=%s", ref != NULL ? ref : "?",
 	    json_string_value(json_object_get(sr->out, "channel")));
@@ -44,6 +112,10 @@ contacts_post(struct loket_http_req *req, void *arg)
 	json_decref(body);
 	if (status != 0) {
 		http_problem(req, status, err);
+		return;
+	}
+	if (contacts_idempotency(req, doc) < 0) {
+		json_decref(doc);
 		return;
 	}
 	/* Before the write, so the rules' decisions are stored with the contact. */

@@ -124,7 +124,7 @@ store_contact_view(json_t *in, json_t *assigned)
 	static const char *const nullable[] = { "answer", "product", "department", "language",
 		"location", "handled_at", "assignee", NULL };
 	static const char *const internal[] = { "task", "timers", "history", "outbox", "handled",
-		"party", "message", "keys", NULL };
+		"party", "message", "keys", "idempotency", NULL };
 	json_t *out = json_copy(in), *party_id = json_object_get(assigned, "party_id");
 	char when[40];
 

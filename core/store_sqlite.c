@@ -295,6 +295,31 @@ sq_fault_of(int rc)
 	}
 }
 
+/* The system call an I/O error came from, for the log line that stops the register. */
+static const char *
+sq_ioerr_call(int rc)
+{
+	switch (rc) {
+	case SQLITE_IOERR_FSYNC:
+		return " in fsync";
+	case SQLITE_IOERR_DIR_FSYNC:
+		return " in fsync of the directory";
+	case SQLITE_IOERR_WRITE:
+		return " in write";
+	case SQLITE_IOERR_READ:
+	case SQLITE_IOERR_SHORT_READ:
+		return " in read";
+	case SQLITE_IOERR_TRUNCATE:
+		return " in truncate";
+	case SQLITE_IOERR_SHMOPEN:
+	case SQLITE_IOERR_SHMSIZE:
+	case SQLITE_IOERR_SHMMAP:
+		return " in the WAL index (-shm)";
+	default:
+		return "";
+	}
+}
+
 /* A word for a metric label and the client's message. */
 static const char *
 sq_fault_cause(int rc)
@@ -458,10 +483,11 @@ sq_go_fatal(struct sq_store *sq, int rc)
 {
 	int cut = sq_wal_cut(sq);
 
-	log_errorx("store", "the register stopped after an I/O error: %s (code %d)%s%s; loketd "
+	log_errorx("store", "the register stopped after an I/O error%s: %s (code %d)%s%s; loketd "
 			    "stops because after a failed write or fsync the page cache can no longer "
 			    "be trusted; check the disk, then start loketd again%s",
-	    sqlite3_errstr(rc), rc, sq_thread_msg[0] != '\0' ? ": " : "", sq_thread_msg,
+	    sq_ioerr_call(rc), sqlite3_errstr(rc), rc, sq_thread_msg[0] != '\0' ? ": " : "",
+	    sq_thread_msg,
 	    cut == 0 ? "" : " (the WAL could not be cut back: the last unacknowledged batch may "
 			    "come back at the next start)");
 	pthread_mutex_lock(&sq->mu);
@@ -636,6 +662,17 @@ sq_writer_main(void *arg)
 	return NULL;
 }
 
+static const struct timeval sq_fatal_delay = { 0, 200000 };
+
+static void
+sq_fatal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sq_store *sq = arg;
+
+	if (sq->store->fatal_hook != NULL)
+		sq->store->fatal_hook(sq->store->fatal_arg);
+}
+
 static void
 sq_done_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -677,9 +714,10 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 			metrics_add(sq->commit_failures, 1);
 		store_req_complete(r);
 	}
-	/* After the completions: the waiters of the failed batch hear 503 while loketd drains. */
-	if (fatal && sq->store->fatal_hook != NULL)
-		sq->store->fatal_hook(sq->store->fatal_arg);
+	/* A moment after the completions, so that the 503s of the failed batch leave first. */
+	if (fatal && (sq->stopping || event_base_once(sq->store->base, -1, EV_TIMEOUT,
+					  sq_fatal_cb, sq, &sq_fatal_delay) < 0))
+		sq_fatal_cb(-1, 0, sq);
 }
 
 static int
