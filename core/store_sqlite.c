@@ -512,8 +512,8 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 	pthread_mutex_unlock(&sq->mu);
 	if (fatal != 0) {
 		for (struct store_req *r = batch; r != NULL; r = r->next)
-			store_req_fail(r, 503, "the register stopped after an I/O error; try again "
-					       "later");
+			store_req_fail(r, 503, "the register stopped after an I/O error; nothing "
+					       "of this request was stored, try again later");
 		return;
 	}
 	sq_thread_rc = 0;

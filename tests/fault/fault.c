@@ -13,8 +13,11 @@
  * OP is "write" or "fsync"; ERRNO is ENOSPC or EIO; the NTH matching call of
  * OP counted since the file changed fails, and the COUNT-1 calls after it
  * too (COUNT 0: every call from the NTH on, a disk that stays full; default
- * 1). A missing or empty file fails nothing. Every failure made is appended
- * to LOKET_FAULT_CONTROL.fired as "OP ERRNO PATH", so a test knows it fired.
+ * 1). A line "delay fsync MS" makes every matching fsync take MS
+ * milliseconds longer (a slow disk, so that writes queue up into big
+ * batches). A missing or empty file fails nothing. Every failure made is
+ * appended to LOKET_FAULT_CONTROL.fired as "OP ERRNO PATH", so a test knows
+ * it fired.
  *
  * Under AddressSanitizer load it after the runtime
  * (LD_PRELOAD=libasan.so.N:fault.so): the sanitizer's own interceptors then
@@ -49,6 +52,7 @@ static pthread_mutex_t fault_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct fault_rule fault_rules[FAULT_RULES];
 static size_t fault_nrules;
 static unsigned long fault_calls[2];
+static unsigned long fault_fsync_delay_ms;
 static struct stat fault_seen;
 static int fault_seen_exists = -1;
 
@@ -108,6 +112,7 @@ fault_reload(void)
 	fault_seen_exists = exists;
 	fault_seen = st;
 	fault_nrules = 0;
+	fault_fsync_delay_ms = 0;
 	fault_calls[FAULT_WRITE] = fault_calls[FAULT_FSYNC] = 0;
 	if (!exists || (f = fopen(path, "re")) == NULL)
 		return;
@@ -117,6 +122,10 @@ fault_reload(void)
 		int n = sscanf(line, "%15s %15s %lu %lu", op, err, &nth, &count);
 		struct fault_rule *r = &fault_rules[fault_nrules];
 
+		if (n >= 3 && strcmp(op, "delay") == 0 && strcmp(err, "fsync") == 0) {
+			fault_fsync_delay_ms = nth;
+			continue;
+		}
 		if (n < 3 || nth == 0)
 			continue;
 		r->op = strcmp(op, "fsync") == 0 ? FAULT_FSYNC : FAULT_WRITE;
@@ -152,13 +161,14 @@ fault_check(int fd, enum fault_op op)
 	const char *pattern = getenv("LOKET_FAULT_PATHS");
 	char link[64], file[4096];
 	ssize_t len;
+	unsigned long delay_ms = 0;
 	int err = 0;
 
 	if (pattern == NULL || getenv("LOKET_FAULT_CONTROL") == NULL)
 		return 0;
 	pthread_mutex_lock(&fault_mu);
 	fault_reload();
-	if (fault_nrules == 0)
+	if (fault_nrules == 0 && fault_fsync_delay_ms == 0)
 		goto out;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	if ((len = readlink(link, file, sizeof(file) - 1)) <= 0)
@@ -166,6 +176,8 @@ fault_check(int fd, enum fault_op op)
 	file[len] = '\0';
 	if (fnmatch(pattern, file, 0) != 0)
 		goto out;
+	if (op == FAULT_FSYNC)
+		delay_ms = fault_fsync_delay_ms;
 	fault_calls[op]++;
 	for (size_t i = 0; i < fault_nrules; i++) {
 		struct fault_rule *r = &fault_rules[i];
@@ -179,6 +191,8 @@ fault_check(int fd, enum fault_op op)
 	}
 out:
 	pthread_mutex_unlock(&fault_mu);
+	if (err == 0 && delay_ms > 0)
+		usleep((useconds_t)(delay_ms * 1000));
 	return err;
 }
 
