@@ -66,14 +66,14 @@ def faulty(tmp_path, monkeypatch):
     """A started loketd on a disk that fails on cue: (api, disk)."""
     made = []
 
-    def make(http=None):
+    def make(http=None, files="loket.db*"):
         where = tmp_path / ("d%d" % len(made))
         where.mkdir()
         d = Loketd(where, extra=ORG_CONF, http=http)
         disk = Disk(tmp_path / ("fault%d.ctl" % len(made)))
         # Inherited by loketd (and loketctl, which writes no register file).
         monkeypatch.setenv("LD_PRELOAD", preload())
-        monkeypatch.setenv("LOKET_FAULT_PATHS", os.path.join(d.data_dir, "loket.db*"))
+        monkeypatch.setenv("LOKET_FAULT_PATHS", os.path.join(d.data_dir, files))
         monkeypatch.setenv("LOKET_FAULT_CONTROL", disk.path)
         d.start()
         api = Api(d)
@@ -398,3 +398,25 @@ def test_attachments_of_a_contact_out_of_reach_are_not_written(faulty):
     assert r.status in (403, 404), r
     folder = os.path.join(api.d.data_dir, "attachments")
     assert not os.path.exists(folder) or not os.listdir(folder), os.listdir(folder)
+
+
+def test_failed_automatic_checkpoint_is_logged_and_counted(faulty):
+    # Only the database file fails: commits (into the WAL) work, checkpoints (WAL into the
+    # database file) do not. SQLite's own automatic checkpoint would fail silently.
+    api, disk = faulty(files="loket.db")
+    token = api.token("ckpt-intake", "intake")
+    disk.fail("write ENOSPC 1 0")
+    answers = []
+    for i in range(1000):
+        subject = "ckpt-%d" % i
+        status, _, doc = post(api, token, subject, body="tekst " * 4000)
+        answers.append((subject, status, doc))
+        assert status == 201, (status, doc)
+        if "automatic checkpoint failed" in api.d.log():
+            break
+    api.d.wait_log(r" error store automatic checkpoint failed: database or disk is full")
+    assert metric(api, "loket_store_checkpoint_failures_total") >= 1
+    assert metric(api, "loket_store_writable") == 1
+    assert api.call("GET", "/healthz").status == 200
+    disk.heal()
+    stop_and_check(api, answers)
