@@ -481,13 +481,19 @@ sq_wal_cut(struct sq_store *sq)
 static void
 sq_go_fatal(struct sq_store *sq, int rc)
 {
-	int cut = sq_wal_cut(sq);
+	const char *os = strstr(sq_thread_msg, ": (");
+	int cut = sq_wal_cut(sq), err = 0;
+	char why[64] = "";
 
-	log_errorx("store", "the register stopped after an I/O error%s: %s (code %d)%s%s; loketd "
+	/* SQLite's message carries errno as a number (its text may be empty): say it in words. */
+	if (os != NULL && sscanf(os, ": (%d)", &err) == 1 && err > 0)
+		snprintf(why, sizeof(why), " (errno %d: %s)", err, strerror(err));
+
+	log_errorx("store", "the register stopped after an I/O error%s: %s (code %d)%s%s%s; loketd "
 			    "stops because after a failed write or fsync the page cache can no longer "
 			    "be trusted; check the disk, then start loketd again%s",
 	    sq_ioerr_call(rc), sqlite3_errstr(rc), rc, sq_thread_msg[0] != '\0' ? ": " : "",
-	    sq_thread_msg,
+	    sq_thread_msg, why,
 	    cut == 0 ? "" : " (the WAL could not be cut back: the last unacknowledged batch may "
 			    "come back at the next start)");
 	pthread_mutex_lock(&sq->mu);
