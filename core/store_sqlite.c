@@ -68,6 +68,7 @@ struct sq_store {
 	/* Under mu: the I/O error that stopped the register (0 while it runs). */
 	int fatal_rc;
 	int fatal_told;
+	int commit_allowed; /* writer thread: set only around its own COMMIT */
 	unsigned long checkpoint_failures, checkpoint_failures_counted;
 	struct event *done_ev;
 	struct metric_series *batch_size;
@@ -390,6 +391,19 @@ sq_wal_hook_cb(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
+/*
+ * Only the writer's own COMMIT may commit. When SQLite has rolled the batch's
+ * transaction back by itself, a statement a write runs after that (one
+ * whose error the write's code ignored) would start and commit a
+ * transaction of its own before the writer can look: this turns such a
+ * commit into a rollback, so nothing of a failed batch is ever stored.
+ */
+static int
+sq_commit_hook_cb(void *arg)
+{
+	return ((struct sq_store *)arg)->commit_allowed ? 0 : 1;
+}
+
 /* Runs one of the writer's fixed statements (savepoints), prepared once; its result code. */
 static int
 sq_step_once(struct sq_conn *c, const char *sql)
@@ -540,7 +554,12 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 								    SQLITE_ERROR;
 	if (rc == SQLITE_OK)
 		rc = sq_batch_intact(w);
-	if (rc == SQLITE_OK && (rc = sq_exec_rc(w, "COMMIT")) == SQLITE_OK) {
+	if (rc == SQLITE_OK) {
+		sq->commit_allowed = 1;
+		rc = sq_exec_rc(w, "COMMIT");
+		sq->commit_allowed = 0;
+	}
+	if (rc == SQLITE_OK) {
 		batch->batch = n;
 		batch->commit_ns = util_now_ns() - t0;
 		pthread_mutex_lock(&sq->mu);
@@ -598,8 +617,11 @@ sq_probe(struct sq_store *sq)
 	rc = sq_exec_rc(&sq->writer, "BEGIN IMMEDIATE");
 	if (rc == SQLITE_OK)
 		rc = sq_exec_rc(&sq->writer, sql);
-	if (rc == SQLITE_OK && (rc = sq_batch_intact(&sq->writer)) == SQLITE_OK)
+	if (rc == SQLITE_OK && (rc = sq_batch_intact(&sq->writer)) == SQLITE_OK) {
+		sq->commit_allowed = 1;
 		rc = sq_exec_rc(&sq->writer, "COMMIT");
+		sq->commit_allowed = 0;
+	}
 	if (rc == SQLITE_OK) {
 		log_info("store", "the register commits again");
 		pthread_mutex_lock(&sq->mu);
@@ -800,6 +822,7 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 		goto fail;
 	sqlite3_extended_result_codes(sq->writer.db, 1);
 	sqlite3_wal_hook(sq->writer.db, sq_wal_hook_cb, sq);
+	sqlite3_commit_hook(sq->writer.db, sq_commit_hook_cb, sq);
 	if ((sq->done_ev = event_new(s->base, -1, 0, sq_done_cb, sq)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
