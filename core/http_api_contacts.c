@@ -42,12 +42,13 @@ contacts_idempotency(struct loket_http_req *req, json_t *doc)
 		if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
 			len = 0;
 	if (len == 0 || len > CONTACTS_IDEMPOTENCY_KEY_MAX || t == NULL) {
-		http_problem(req, 400, "Idempotency-Key: expected 1 to 255 printable ASCII "
-				       "characters (a UUID, for example)");
+		http_problem(req, 400,
+		    "Idempotency-Key: expected 1 to 255 printable ASCII "
+		    "characters (a UUID, for example)");
 		return -1;
 	}
-	crypto_hash_sha256(h, (const unsigned char *)(req->body != NULL ? req->body : ""),
-	    req->body_len);
+	crypto_hash_sha256(
+	    h, (const unsigned char *)(req->body != NULL ? req->body : ""), req->body_len);
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
 	if (asprintf(&scoped, "idem:%s:%s", t->hash, key) < 0) {
 		http_problem(req, 503, "out of memory");
@@ -59,8 +60,8 @@ contacts_idempotency(struct loket_http_req *req, json_t *doc)
 		return -1;
 	}
 	json_object_set_new(doc, "keys", json_pack("[s, s]", scoped, bound));
-	json_object_set_new(doc, "idempotency", json_pack("{s:s, s:s}", "key", scoped, "body",
-						    bound));
+	json_object_set_new(
+	    doc, "idempotency", json_pack("{s:s, s:s}", "key", scoped, "body", bound));
 	free(scoped);
 	free(bound);
 	return 0;

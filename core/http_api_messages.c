@@ -138,8 +138,7 @@ name_ok(const char *s)
  * the client sent, 503 for a full disk, 500 for another failure to write.
  */
 static int
-attachments_take(
-    struct loketd *d, json_t *list, int keep, json_t **out_r, char *err, size_t errlen)
+attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, char *err, size_t errlen)
 {
 	int status = 422;
 
@@ -212,7 +211,7 @@ fail:
 /* A staff message with documents, waiting for the access check before they are written. */
 struct messages_pending {
 	struct api_call *call;
-	json_t *in;    /* the STORE_MESSAGE_ADD request */
+	json_t *in; /* the STORE_MESSAGE_ADD request */
 	json_t *files; /* the posted attachments, decoded again to be kept */
 };
 
@@ -269,7 +268,7 @@ messages_submit(struct api_call *call, json_t *in, json_t *files)
 	p->files = files;
 	sr = store_req_new(STORE_CONTACT_GET,
 	    json_pack("{s:O, s:O}", "id", json_object_get(in, "id"), "scope",
-		json_object_get(in, "scope")),
+	        json_object_get(in, "scope")),
 	    messages_access_cb, p);
 	if (sr == NULL) {
 		json_decref(in);
@@ -325,7 +324,8 @@ messages_post(struct loket_http_req *req, void *arg)
 	        || register_party_id("email", json_string_value(to), norm, sizeof(norm), &why) < 0))
 		snprintf(err, sizeof(err), "to: expected an email address");
 	if (err[0] != '\0'
-	    || attachments_take(d, json_object_get(body, "attachments"), 0, &files, err, sizeof(err))
+	    || attachments_take(
+	           d, json_object_get(body, "attachments"), 0, &files, err, sizeof(err))
 	        != 0) {
 		json_decref(body);
 		http_problem(req, 422, err);

@@ -57,8 +57,8 @@ struct store_req {
 	void *arg;
 	uint64_t queued_ns;
 	uint64_t commit_ns;   /* how long the commit holding this write took */
-	unsigned int batch;   /* set on the first request of each batch: its size */
-	int commit_rc;        /* with batch: 0 when the batch committed, else the driver's error */
+	unsigned int batch; /* set on the first request of each batch: its size */
+	int commit_rc; /* with batch: 0 when the batch committed, else the driver's error */
 	struct store_req *next;
 	struct store *store; /* set by store_submit */
 };

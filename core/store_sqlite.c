@@ -44,7 +44,7 @@
 
 /* What a storage error means for the batch that met it. */
 enum sq_fault {
-	SQ_FAULT_NONE,	/* the write's own error (a constraint): its savepoint is rolled back */
+	SQ_FAULT_NONE, /* the write's own error (a constraint): its savepoint is rolled back */
 	SQ_FAULT_BATCH, /* full disk, no memory, busy: the batch fails, the next one may work */
 	SQ_FAULT_FATAL, /* I/O error, failed fsync, corruption: the register stops */
 };
@@ -380,8 +380,9 @@ sq_wal_hook_cb(void *arg, sqlite3 *db, const char *name, int frames)
 	if (rc == SQLITE_OK || rc == SQLITE_BUSY)
 		return SQLITE_OK;
 	rc = sqlite3_extended_errcode(db);
-	log_errorx("store", "automatic checkpoint failed: %s (code %d) wal_frames=%d; the WAL "
-			    "keeps the writes and grows until a checkpoint succeeds",
+	log_errorx("store",
+	    "automatic checkpoint failed: %s (code %d) wal_frames=%d; the WAL "
+	    "keeps the writes and grows until a checkpoint succeeds",
 	    sqlite3_errstr(rc), rc, frames);
 	pthread_mutex_lock(&sq->mu);
 	sq->checkpoint_failures++;
@@ -412,8 +413,9 @@ sq_step_once(struct sq_conn *c, const char *sql)
 	int rc;
 
 	if (st == NULL)
-		return sqlite3_extended_errcode(c->db) != SQLITE_OK ? sqlite3_extended_errcode(c->db) :
-								      SQLITE_ERROR;
+		return sqlite3_extended_errcode(c->db) != SQLITE_OK
+		    ? sqlite3_extended_errcode(c->db)
+		    : SQLITE_ERROR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -474,8 +476,8 @@ sq_wal_cut(struct sq_store *sq)
 	memcpy(&page, hdr + 14, 2);
 	memcpy(&frames, hdr + 16, 4);
 	memcpy(&frames2, hdr + 48 + 16, 4);
-	if (version != 3007000 || hdr[12] != 1 || memcmp(hdr, hdr + 48, 48) != 0 ||
-	    frames != frames2)
+	if (version != 3007000 || hdr[12] != 1 || memcmp(hdr, hdr + 48, 48) != 0
+	    || frames != frames2)
 		return -1;
 	end = frames == 0 ? 0 : 32 + (off_t)frames * ((page == 1 ? 65536 : page) + 24);
 	snprintf(path, sizeof(path), "%s-wal", sq->path);
@@ -503,13 +505,15 @@ sq_go_fatal(struct sq_store *sq, int rc)
 	if (os != NULL && sscanf(os, ": (%d)", &err) == 1 && err > 0)
 		snprintf(why, sizeof(why), " (errno %d: %s)", err, strerror(err));
 
-	log_errorx("store", "the register stopped after an I/O error%s: %s (code %d)%s%s%s; loketd "
-			    "stops because after a failed write or fsync the page cache can no longer "
-			    "be trusted; check the disk, then start loketd again%s",
+	log_errorx("store",
+	    "the register stopped after an I/O error%s: %s (code %d)%s%s%s; loketd "
+	    "stops because after a failed write or fsync the page cache can no longer "
+	    "be trusted; check the disk, then start loketd again%s",
 	    sq_ioerr_call(rc), sqlite3_errstr(rc), rc, sq_thread_msg[0] != '\0' ? ": " : "",
 	    sq_thread_msg, why,
-	    cut == 0 ? "" : " (the WAL could not be cut back: the last unacknowledged batch may "
-			    "come back at the next start)");
+	    cut == 0 ? ""
+	             : " (the WAL could not be cut back: the last unacknowledged batch may "
+	               "come back at the next start)");
 	pthread_mutex_lock(&sq->mu);
 	sq->fatal_rc = rc;
 	sq->failing_rc = rc;
@@ -532,8 +536,9 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 	pthread_mutex_unlock(&sq->mu);
 	if (fatal != 0) {
 		for (struct store_req *r = batch; r != NULL; r = r->next)
-			store_req_fail(r, 503, "the register stopped after an I/O error; nothing "
-					       "of this request was stored, try again later");
+			store_req_fail(r, 503,
+			    "the register stopped after an I/O error; nothing "
+			    "of this request was stored, try again later");
 		return;
 	}
 	sq_thread_rc = 0;
@@ -550,8 +555,8 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 		rc = sq_batch_intact(w);
 	}
 	if (rc == SQLITE_OK && sq_refseq_flush(w) < 0)
-		rc = sqlite3_extended_errcode(w->db) != SQLITE_OK ? sqlite3_extended_errcode(w->db) :
-								    SQLITE_ERROR;
+		rc = sqlite3_extended_errcode(w->db) != SQLITE_OK ? sqlite3_extended_errcode(w->db)
+		                                                  : SQLITE_ERROR;
 	if (rc == SQLITE_OK)
 		rc = sq_batch_intact(w);
 	if (rc == SQLITE_OK) {
@@ -589,9 +594,10 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 	for (struct store_req *r = batch; r != NULL; r = r->next)
 		store_req_fail(r, 503, "%s; nothing of this request was stored, try again later",
 		    (rc & 0xff) == SQLITE_FULL ? "the register cannot store right now: the disk is "
-						 "full" :
-		    sq_fault_of(rc) == SQ_FAULT_FATAL ? "the register stopped after an I/O error" :
-							"the register could not commit");
+		                                 "full"
+		        : sq_fault_of(rc) == SQ_FAULT_FATAL
+		        ? "the register stopped after an I/O error"
+		        : "the register could not commit");
 	/* Reread after a rollback: a later batch must not reuse the numbers either way. */
 	w->ref_year = 0;
 	w->ref_dirty = 0;
@@ -656,8 +662,8 @@ sq_writer_main(void *arg)
 			}
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += SQ_PROBE_SECONDS;
-			if (pthread_cond_timedwait(&sq->cv, &sq->mu, &until) == ETIMEDOUT &&
-			    sq->queue_head == NULL && !sq->stopping) {
+			if (pthread_cond_timedwait(&sq->cv, &sq->mu, &until) == ETIMEDOUT
+			    && sq->queue_head == NULL && !sq->stopping) {
 				pthread_mutex_unlock(&sq->mu);
 				sq_probe(sq);
 				pthread_mutex_lock(&sq->mu);
@@ -730,12 +736,14 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 		} else if (r->batch > 0) {
 			char labels[64];
 
-			snprintf(labels, sizeof(labels), "cause=\"%s\"", sq_fault_cause(r->commit_rc));
-			metrics_add(metrics_series(sq->store->metrics, METRIC_COUNTER,
-					"loket_store_failed_commits_total",
-					"Transactions the writer could not commit (every write in them "
-					"was answered 503), by cause.",
-					labels, NULL, 0),
+			snprintf(
+			    labels, sizeof(labels), "cause=\"%s\"", sq_fault_cause(r->commit_rc));
+			metrics_add(
+			    metrics_series(sq->store->metrics, METRIC_COUNTER,
+			        "loket_store_failed_commits_total",
+			        "Transactions the writer could not commit (every write in them "
+			        "was answered 503), by cause.",
+			        labels, NULL, 0),
 			    1);
 		}
 		if (r->status == 503)
@@ -743,8 +751,11 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 		store_req_complete(r);
 	}
 	/* A moment after the completions, so that the 503s of the failed batch leave first. */
-	if (fatal && (sq->stopping || event_base_once(sq->store->base, -1, EV_TIMEOUT,
-					  sq_fatal_cb, sq, &sq_fatal_delay) < 0))
+	if (fatal
+	    && (sq->stopping
+	        || event_base_once(
+	               sq->store->base, -1, EV_TIMEOUT, sq_fatal_cb, sq, &sq_fatal_delay)
+	            < 0))
 		sq_fatal_cb(-1, 0, sq);
 }
 
@@ -812,12 +823,13 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 		goto fail;
 	}
 	/* Before the first connection: SQLite takes its error log only before it starts. */
-	if (!sq_errlog_installed &&
-	    sqlite3_config(SQLITE_CONFIG_LOG, sq_errlog_cb, NULL) == SQLITE_OK)
+	if (!sq_errlog_installed
+	    && sqlite3_config(SQLITE_CONFIG_LOG, sq_errlog_cb, NULL) == SQLITE_OK)
 		sq_errlog_installed = 1;
 	if (!sq_errlog_installed)
-		log_warnx("store", "SQLite's error log is taken; a full disk is seen only where a "
-				   "statement reports it");
+		log_warnx("store",
+		    "SQLite's error log is taken; a full disk is seen only where a "
+		    "statement reports it");
 	if (sq_open_writer(sq, conf, error_r) < 0 || sq_open_reader(sq, conf, error_r) < 0)
 		goto fail;
 	sqlite3_extended_result_codes(sq->writer.db, 1);
@@ -838,9 +850,9 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 	sq->commit_failures = metrics_series(s->metrics, METRIC_COUNTER,
 	    "loket_store_commit_failures_total", "Writes that failed because a commit failed.", "",
 	    NULL, 0);
-	sq->checkpoint_failed = metrics_series(s->metrics, METRIC_COUNTER,
-	    "loket_store_checkpoint_failures_total",
-	    "Automatic WAL checkpoints that failed (each is logged).", "", NULL, 0);
+	sq->checkpoint_failed
+	    = metrics_series(s->metrics, METRIC_COUNTER, "loket_store_checkpoint_failures_total",
+	        "Automatic WAL checkpoints that failed (each is logged).", "", NULL, 0);
 	metrics_gauge_fn(s->metrics, "loket_store_writable",
 	    "1 when the register's last commit succeeded, 0 when it cannot commit.", "",
 	    sq_writable_cb, sq);
@@ -897,7 +909,8 @@ sq_close(struct store *s)
 	if (sq->done_ev != NULL)
 		event_free(sq->done_ev);
 	if (sq->fatal_rc != 0) {
-		/* No more writes to a disk that failed: what the WAL holds is recovered at start. */
+		/* No more writes to a disk that failed: what the WAL holds is recovered at start.
+		 */
 		if (sq->reader.db != NULL)
 			sqlite3_db_config(sq->reader.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 		if (sq->writer.db != NULL)

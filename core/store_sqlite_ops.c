@@ -679,8 +679,9 @@ idempotency_conflict(struct sq_conn *c, struct store_req *req)
 	}
 	if (seen == 0 || same > 0)
 		return 0;
-	store_req_fail(req, 422, "Idempotency-Key: this key was used before with another request "
-				 "body (contact %lld); send a new key for a new contact",
+	store_req_fail(req, 422,
+	    "Idempotency-Key: this key was used before with another request "
+	    "body (contact %lld); send a new key for a new contact",
 	    (long long)seen);
 	return 1;
 }
@@ -707,7 +708,8 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 		/* A client retrying with its Idempotency-Key hears what its first try made. */
 		if (json_object_get(in, "idempotency") != NULL && req->status == 0)
 			json_object_set_new(req->out, "contact",
-			    contact_load(c, json_integer_value(json_object_get(req->out, "id")), 0));
+			    contact_load(
+			        c, json_integer_value(json_object_get(req->out, "id")), 0));
 		return;
 	}
 	if (party_match(c, json_object_get(in, "party"), now, &party_id) < 0 ||

@@ -103,11 +103,11 @@ fault_reload(void)
 	if (path == NULL)
 		return;
 	exists = stat(path, &st) == 0;
-	if (exists == fault_seen_exists &&
-	    (!exists ||
-		(st.st_ino == fault_seen.st_ino && st.st_size == fault_seen.st_size &&
-		    st.st_mtim.tv_sec == fault_seen.st_mtim.tv_sec &&
-		    st.st_mtim.tv_nsec == fault_seen.st_mtim.tv_nsec)))
+	if (exists == fault_seen_exists
+	    && (!exists
+	        || (st.st_ino == fault_seen.st_ino && st.st_size == fault_seen.st_size
+	            && st.st_mtim.tv_sec == fault_seen.st_mtim.tv_sec
+	            && st.st_mtim.tv_nsec == fault_seen.st_mtim.tv_nsec)))
 		return;
 	fault_seen_exists = exists;
 	fault_seen = st;
@@ -182,8 +182,8 @@ fault_check(int fd, enum fault_op op)
 	for (size_t i = 0; i < fault_nrules; i++) {
 		struct fault_rule *r = &fault_rules[i];
 
-		if (r->op == op && fault_calls[op] >= r->nth &&
-		    (r->count == 0 || fault_calls[op] < r->nth + r->count)) {
+		if (r->op == op && fault_calls[op] >= r->nth
+		    && (r->count == 0 || fault_calls[op] < r->nth + r->count)) {
 			err = r->err;
 			fault_fired(op, err, file);
 			break;
