@@ -24,7 +24,8 @@
  * collide) and stored with the contact in contact_keys, checked in the same
  * transaction that stores the contact; a second row binds the key to the
  * request body, so the same key with another body is refused (422).
- * Returns 0 (doc carries the keys, or no header), or -1 after answering.
+ * With doc NULL only checks the header. Returns 0 (doc carries the keys, or
+ * no header), or -1 after answering.
  */
 static int
 contacts_idempotency(struct loket_http_req *req, json_t *doc)
@@ -47,6 +48,8 @@ contacts_idempotency(struct loket_http_req *req, json_t *doc)
 		    "characters (a UUID, for example)");
 		return -1;
 	}
+	if (doc == NULL)
+		return 0;
 	crypto_hash_sha256(
 	    h, (const unsigned char *)(req->body != NULL ? req->body : ""), req->body_len);
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
@@ -107,7 +110,7 @@ contacts_post(struct loket_http_req *req, void *arg)
 	int status;
 
 	if (auth_require(req, AUTH_AGENT | AUTH_ADMIN | AUTH_INTAKE) < 0 ||
-	    (body = api_body(req, 0)) == NULL)
+	    contacts_idempotency(req, NULL) < 0 || (body = api_body(req, 0)) == NULL)
 		return;
 	status = register_prepare(d, body, auth_name(req), &doc, err, sizeof(err));
 	json_decref(body);
@@ -115,12 +118,13 @@ contacts_post(struct loket_http_req *req, void *arg)
 		http_problem(req, status, err);
 		return;
 	}
+	/* Before the write, so the rules' decisions are stored with the contact. */
+	rulebook_contact(d, doc);
+	/* After the rules: they need not see the key, which names the token. */
 	if (contacts_idempotency(req, doc) < 0) {
 		json_decref(doc);
 		return;
 	}
-	/* Before the write, so the rules' decisions are stored with the contact. */
-	rulebook_contact(d, doc);
 	if ((call = api_call_new(d, req, 201)) == NULL) {
 		json_decref(doc);
 		return;
