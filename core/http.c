@@ -500,6 +500,11 @@ http_problem(struct loket_http_req *req, int status, const char *detail)
 {
 	char *s = http_problem_body(status, detail);
 
+	/* A 503 is a state that passes (a full disk, a drain, memory): say when to try again. */
+	if (status == 503
+	    && evhttp_find_header(evhttp_request_get_output_headers(req->ev), "Retry-After")
+	        == NULL)
+		http_add_header(req, "Retry-After", HTTP_RETRY_AFTER);
 	http_reply(req, status, "application/problem+json", s, s != NULL ? strlen(s) : 0);
 	free(s);
 }

@@ -71,7 +71,9 @@ void http_reply(struct loket_http_req *req, int status, const char *content_type
     size_t len);
 /* Takes over json. */
 void http_reply_json(struct loket_http_req *req, int status, json_t *json);
+/* A 503 gets Retry-After: HTTP_RETRY_AFTER seconds unless the caller set one. */
 void http_problem(struct loket_http_req *req, int status, const char *detail);
+#define HTTP_RETRY_AFTER "5"
 const char *http_status_title(int status);
 /* A complete problem+json document; owned by the caller. */
 char *http_problem_body(int status, const char *detail);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,93 @@
 #include "rulebook.h"
 #include "util.h"
 
+#define CONTACTS_IDEMPOTENCY_KEY_MAX 255
+
+/*
+ * An Idempotency-Key makes a retried POST (after a 503 or a lost answer)
+ * find the contact its first try made instead of making a second one. The
+ * key is scoped to the token (by its hash, so two clients' keys never
+ * collide) and stored with the contact in contact_keys, checked in the same
+ * transaction that stores the contact; a second row binds the key to the
+ * request body, so the same key with another body is refused (422).
+ * With doc NULL only checks the header. Returns 0 (doc carries the keys, or
+ * no header), or -1 after answering.
+ */
+static int
+contacts_idempotency(struct loket_http_req *req, json_t *doc)
+{
+	const struct auth_token *t = req->auth;
+	const char *key = http_header(req, "Idempotency-Key");
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1], *scoped, *bound;
+	size_t len;
+
+	if (key == NULL)
+		return 0;
+	len = strlen(key);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
+			len = 0;
+	if (len == 0 || len > CONTACTS_IDEMPOTENCY_KEY_MAX || t == NULL) {
+		http_problem(req, 400,
+		    "Idempotency-Key: expected 1 to 255 printable ASCII "
+		    "characters (a UUID, for example)");
+		return -1;
+	}
+	if (doc == NULL)
+		return 0;
+	crypto_hash_sha256(
+	    h, (const unsigned char *)(req->body != NULL ? req->body : ""), req->body_len);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	if (asprintf(&scoped, "idem:%s:%s", t->hash, key) < 0) {
+		http_problem(req, 503, "out of memory");
+		return -1;
+	}
+	if (asprintf(&bound, "%s#%s", scoped, hex) < 0) {
+		free(scoped);
+		http_problem(req, 503, "out of memory");
+		return -1;
+	}
+	json_object_set_new(doc, "keys", json_pack("[s, s]", scoped, bound));
+	json_object_set_new(
+	    doc, "idempotency", json_pack("{s:s, s:s}", "key", scoped, "body", bound));
+	free(scoped);
+	free(bound);
+	return 0;
+}
+
+/* A retry with a known Idempotency-Key: 200 with the contact its first try made. */
+static void
+contacts_replayed(struct api_call *call, struct store_req *sr)
+{
+	json_t *contact = json_incref(json_object_get(sr->out, "contact"));
+
+	http_add_header(call->req, "Idempotent-Replayed", "true");
+	call->ok_status = 200;
+	json_decref(sr->out);
+	sr->out = contact != NULL ? contact : json_object();
+}
+
+/*
+ * A machine channel learns that its contact is registered, nothing of the
+ * party it matched: its identifiers were never verified.
+ */
+static void
+contacts_intake_view(struct api_call *call, struct store_req *sr)
+{
+	json_t *id, *reference, *status;
+
+	if (!auth_has_role(call->req, AUTH_INTAKE))
+		return;
+	id = json_incref(json_object_get(sr->out, "id"));
+	reference = json_incref(json_object_get(sr->out, "reference"));
+	status = json_incref(json_object_get(sr->out, "status"));
+	json_object_clear(sr->out);
+	json_object_set_new(sr->out, "id", id);
+	json_object_set_new(sr->out, "reference", reference);
+	json_object_set_new(sr->out, "status", status);
+}
+
 static void
 contacts_created_cb(struct api_call *call, struct store_req *sr)
 {
@@ -24,24 +112,15 @@ contacts_created_cb(struct api_call *call, struct store_req *sr)
 	snprintf(location, sizeof(location), "/api/v1/contacts/%lld",
 	    (long long)json_integer_value(json_object_get(sr->out, "id")));
 	http_add_header(call->req, "Location", location);
-	register_created(call->d, sr->out);
-	/*
-	 * A machine channel learns that its contact is registered, nothing of the
-	 * party it matched: its identifiers were never verified.
-	 */
-	if (auth_has_role(call->req, AUTH_INTAKE)) {
-		json_t *id = json_incref(json_object_get(sr->out, "id"));
-		json_t *reference = json_incref(json_object_get(sr->out, "reference"));
-		json_t *status = json_incref(json_object_get(sr->out, "status"));
-
-		json_object_clear(sr->out);
-		json_object_set_new(sr->out, "id", id);
-		json_object_set_new(sr->out, "reference", reference);
-		json_object_set_new(sr->out, "status", status);
+	if (json_is_true(json_object_get(sr->out, "duplicate"))) {
+		contacts_replayed(call, sr);
+		contacts_intake_view(call, sr);
 		return;
 	}
+	register_created(call->d, sr->out);
 	log_debug("register", "contact registered ref=C-%s channel=%s", ref != NULL ? ref : "?",
 	    json_string_value(json_object_get(sr->out, "channel")));
+	contacts_intake_view(call, sr);
 }
 
 static void
@@ -54,7 +133,7 @@ contacts_post(struct loket_http_req *req, void *arg)
 	int status;
 
 	if (auth_require(req, AUTH_AGENT | AUTH_ADMIN | AUTH_INTAKE) < 0 ||
-	    (body = api_body(req, 0)) == NULL)
+	    contacts_idempotency(req, NULL) < 0 || (body = api_body(req, 0)) == NULL)
 		return;
 	status = register_prepare(d, body, auth_name(req), &doc, err, sizeof(err));
 	json_decref(body);
@@ -64,6 +143,11 @@ contacts_post(struct loket_http_req *req, void *arg)
 	}
 	/* Before the write, so the rules' decisions are stored with the contact. */
 	rulebook_contact(d, doc);
+	/* After the rules: they need not see the key, which names the token. */
+	if (contacts_idempotency(req, doc) < 0) {
+		json_decref(doc);
+		return;
+	}
 	if ((call = api_call_new(d, req, 201)) == NULL) {
 		json_decref(doc);
 		return;

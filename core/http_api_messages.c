@@ -39,28 +39,48 @@ messages_list(struct loket_http_req *req, void *arg)
 	    call, STORE_MESSAGE_LIST, json_pack("{s:I, s:o}", "id", id, "scope", auth_scope(req)));
 }
 
+/* fsync of a directory, so that a name made in it (a rename, a mkdir) survives a crash. */
+static int
+dir_sync(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 /*
- * Keeps a document under data_dir/attachments by its SHA-256, written to a
- * temporary name, synced, then renamed: a crash leaves the old state or the
- * whole file. Returns 0, or -1 with err.
+ * Names a document by its SHA-256 and, with keep, keeps it under
+ * data_dir/attachments: written to a temporary name, synced, renamed, and
+ * the folder synced, so a crash leaves the old state or the whole file.
+ * Returns 0, or -1 with err (errno says why).
  */
 static int
-attachment_keep(
-    struct loketd *d, const unsigned char *data, size_t len, char hex[65], char *err, size_t errlen)
+attachment_keep(struct loketd *d, const unsigned char *data, size_t len, int keep, char hex[65],
+    char *err, size_t errlen)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char dir[4096], path[4200], tmp[4200];
-	int fd = -1;
+	int fd = -1, saved;
 	size_t off = 0;
 
 	crypto_hash_sha256(h, data, len);
 	sodium_bin2hex(hex, 65, h, sizeof(h));
+	if (!keep)
+		return 0;
 	snprintf(dir, sizeof(dir), "%s/attachments", d->conf->data_dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, hex);
 	if (access(path, F_OK) == 0)
 		return 0;
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0750) == 0) {
+		if (dir_sync(d->conf->data_dir) < 0)
+			goto fail;
+	} else if (errno != EEXIST) {
 		goto fail;
+	}
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, hex);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
 		goto fail;
@@ -73,20 +93,23 @@ attachment_keep(
 			goto fail;
 		off += (size_t)n;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if (fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
 		fd = -1;
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) < 0)
+	if (rename(tmp, path) < 0 || dir_sync(dir) < 0)
 		goto fail;
 	return 0;
 fail:
-	snprintf(err, errlen, "attachments: cannot store the file: %s", strerror(errno));
-	if (fd >= 0) {
+	saved = errno;
+	snprintf(err, errlen, "attachments: cannot store the file: %s", strerror(saved));
+	if (fd >= 0)
 		close(fd);
-		unlink(tmp);
-	}
+	unlink(tmp);
+	errno = saved;
 	return -1;
 }
 
@@ -109,10 +132,16 @@ name_ok(const char *s)
 	return 1;
 }
 
-/* The posted attachments decoded and kept; their descriptions (no data) in *out_r. */
+/*
+ * The posted attachments decoded (and with keep, kept); their descriptions
+ * (no data) in *out_r. Returns 0, or an HTTP status with err: 422 for what
+ * the client sent, 503 for a full disk, 500 for another failure to write.
+ */
 static int
-attachments_take(struct loketd *d, json_t *list, json_t **out_r, char *err, size_t errlen)
+attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, char *err, size_t errlen)
 {
+	int status = 422;
+
 	json_t *out = json_array(), *a;
 	size_t i;
 
@@ -161,7 +190,8 @@ attachments_take(struct loketd *d, json_t *list, json_t **out_r, char *err, size
 			snprintf(err, errlen, "attachments[%zu].data: expected base64", i);
 			goto fail;
 		}
-		if (attachment_keep(d, bin, binlen, hex, err, errlen) < 0) {
+		if (attachment_keep(d, bin, binlen, keep, hex, err, errlen) < 0) {
+			status = errno == ENOSPC || errno == EDQUOT ? 503 : 500;
 			free(bin);
 			goto fail;
 		}
@@ -175,7 +205,80 @@ attachments_take(struct loketd *d, json_t *list, json_t **out_r, char *err, size
 	return 0;
 fail:
 	json_decref(out);
-	return -1;
+	return status;
+}
+
+/* A staff message with documents, waiting for the access check before they are written. */
+struct messages_pending {
+	struct api_call *call;
+	json_t *in; /* the STORE_MESSAGE_ADD request */
+	json_t *files; /* the posted attachments, decoded again to be kept */
+};
+
+static void
+messages_access_cb(struct store_req *sr, void *arg)
+{
+	struct messages_pending *p = arg;
+	json_t *kept = NULL;
+	char err[256];
+	int status = sr->status;
+
+	if (status != 0)
+		snprintf(err, sizeof(err), "%s", sr->error);
+	else
+		status = attachments_take(p->call->d, p->files, 1, &kept, err, sizeof(err));
+	json_decref(kept);
+	if (status != 0) {
+		http_add_header(p->call->req, "Cache-Control", "no-store");
+		http_problem(p->call->req, status, err);
+		free(p->call);
+		json_decref(p->in);
+	} else {
+		api_submit(p->call, STORE_MESSAGE_ADD, p->in);
+	}
+	json_decref(p->files);
+	free(p);
+}
+
+/*
+ * Documents are written only once the token may see the contact: a token
+ * without access must not be able to fill the disk or plant files. Takes
+ * over in and files.
+ */
+static void
+messages_submit(struct api_call *call, json_t *in, json_t *files)
+{
+	struct messages_pending *p;
+	struct store_req *sr;
+
+	if (json_array_size(files) == 0) {
+		json_decref(files);
+		api_submit(call, STORE_MESSAGE_ADD, in);
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		json_decref(in);
+		json_decref(files);
+		http_problem(call->req, 503, "out of memory");
+		free(call);
+		return;
+	}
+	p->call = call;
+	p->in = in;
+	p->files = files;
+	sr = store_req_new(STORE_CONTACT_GET,
+	    json_pack("{s:O, s:O}", "id", json_object_get(in, "id"), "scope",
+	        json_object_get(in, "scope")),
+	    messages_access_cb, p);
+	if (sr == NULL) {
+		json_decref(in);
+		json_decref(files);
+		free(p);
+		http_problem(call->req, 503, "out of memory");
+		free(call);
+		return;
+	}
+	store_submit(call->d->store, sr);
 }
 
 static void
@@ -195,7 +298,7 @@ static void
 messages_post(struct loket_http_req *req, void *arg)
 {
 	struct loketd *d = arg;
-	json_t *body, *subject, *text, *to, *via, *files = NULL, *msg, *in;
+	json_t *body, *subject, *text, *to, *via, *files = NULL, *msg, *in, *posted;
 	struct api_call *call;
 	char err[256], norm[320];
 	const char *why;
@@ -221,12 +324,14 @@ messages_post(struct loket_http_req *req, void *arg)
 	        || register_party_id("email", json_string_value(to), norm, sizeof(norm), &why) < 0))
 		snprintf(err, sizeof(err), "to: expected an email address");
 	if (err[0] != '\0'
-	    || attachments_take(d, json_object_get(body, "attachments"), &files, err, sizeof(err))
-	        < 0) {
+	    || attachments_take(
+	           d, json_object_get(body, "attachments"), 0, &files, err, sizeof(err))
+	        != 0) {
 		json_decref(body);
 		http_problem(req, 422, err);
 		return;
 	}
+	posted = json_incref(json_object_get(body, "attachments"));
 	msg = json_pack("{s:s, s:s, s:O, s:o, s:o}", "direction", "out", "subject",
 	    subject != NULL ? json_string_value(subject) : "", "body", text, "attachments", files,
 	    "recipients", to != NULL ? json_pack("[s]", norm) : json_array());
@@ -237,10 +342,11 @@ messages_post(struct loket_http_req *req, void *arg)
 	json_decref(body);
 	if (in == NULL || (call = api_call_new(d, req, 202)) == NULL) {
 		json_decref(in);
+		json_decref(posted);
 		return;
 	}
 	call->after = messages_post_cb;
-	api_submit(call, STORE_MESSAGE_ADD, in);
+	messages_submit(call, in, posted);
 }
 
 int

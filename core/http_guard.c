@@ -120,9 +120,9 @@ guard_answer(struct guard_conn *c, int status, const char *detail)
 	c->head = NULL;
 	n = snprintf(buf, sizeof(buf),
 	    "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	    "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%s",
 	    status, http_status_title(status), body != NULL ? strlen(body) : 0,
-	    body != NULL ? body : "");
+	    status == 503 ? "Retry-After: " HTTP_RETRY_AFTER "\r\n" : "", body != NULL ? body : "");
 	free(body);
 	if (fd >= 0 && n > 0 && (size_t)n < sizeof(buf))
 		(void)send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);

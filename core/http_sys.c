@@ -11,14 +11,21 @@
 #include "http_sys.h"
 #include "loketd.h"
 #include "metrics.h"
+#include "store.h"
 
 static void
 http_sys_healthz(struct loket_http_req *req, void *arg)
 {
 	struct loketd *d = arg;
+	const char *why = NULL;
 
 	if (d->stopping) {
 		http_problem(req, 503, "loketd is shutting down");
+		return;
+	}
+	/* A daemon that answers but cannot store is not healthy: intake would only get 503s. */
+	if (store_health(d->store, &why) < 0) {
+		http_problem(req, 503, why);
 		return;
 	}
 	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",

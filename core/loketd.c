@@ -151,6 +151,16 @@ loketd_stop(struct loketd *d)
 	http_stop_accepting(d->http);
 }
 
+/* The register met an I/O error: it logged why; loketd drains what waits and exits 1. */
+static void
+loketd_store_fatal_cb(void *arg)
+{
+	struct loketd *d = arg;
+
+	d->exit_code = 1;
+	loketd_stop(d);
+}
+
 static void
 loketd_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -209,6 +219,8 @@ loketd_start(struct loketd *d)
 		    err);
 		return -1;
 	}
+	d->store->fatal_hook = loketd_store_fatal_cb;
+	d->store->fatal_arg = d;
 	if (auth_init(d, &err) < 0 || register_init(d) < 0 || timers_init(d) < 0 ||
 	    outbox_init(d) < 0) {
 		log_errorx("loketd", "cannot start the register: %s", err != NULL ? err : "?");

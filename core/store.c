@@ -50,6 +50,14 @@ store_close(struct store *s)
 	free(s);
 }
 
+int
+store_health(struct store *s, const char **why_r)
+{
+	if (s == NULL || s->driver->health == NULL)
+		return 0;
+	return s->driver->health(s, why_r);
+}
+
 void
 store_submit(struct store *s, struct store_req *req)
 {
@@ -116,7 +124,7 @@ store_contact_view(json_t *in, json_t *assigned)
 	static const char *const nullable[] = { "answer", "product", "department", "language",
 		"location", "handled_at", "assignee", NULL };
 	static const char *const internal[] = { "task", "timers", "history", "outbox", "handled",
-		"party", "message", "keys", NULL };
+		"party", "message", "keys", "idempotency", NULL };
 	json_t *out = json_copy(in), *party_id = json_object_get(assigned, "party_id");
 	char when[40];
 

@@ -59,7 +59,8 @@ struct store_req {
 	void *arg;
 	uint64_t queued_ns;
 	uint64_t commit_ns;   /* how long the commit holding this write took */
-	unsigned int batch;   /* set on the first request of each committed batch: its size */
+	unsigned int batch; /* set on the first request of each batch: its size */
+	int commit_rc; /* with batch: 0 when the batch committed, else the driver's error */
 	struct store_req *next;
 	struct store *store; /* set by store_submit */
 };
@@ -70,6 +71,8 @@ struct store_driver {
 	void (*submit)(struct store *s, struct store_req *req);
 	/* Finishes what is queued, then closes. */
 	void (*close)(struct store *s);
+	/* 0 when the register can commit; -1 with *why_r (a sentence) when it cannot. */
+	int (*health)(struct store *s, const char **why_r);
 };
 
 struct store {
@@ -80,12 +83,21 @@ struct store {
 	/* Called on the loop after a write that queued outbound messages is durable. */
 	void (*outbox_hook)(void *arg);
 	void *outbox_arg;
+	/*
+	 * Called once on the loop when the register stopped after an I/O error
+	 * (a failed write or fsync): the driver fails every write from then on
+	 * and the daemon must stop; the driver has logged the cause.
+	 */
+	void (*fatal_hook)(void *arg);
+	void *fatal_arg;
 };
 
 /* store.c */
 int store_open(struct event_base *base, struct metrics *metrics, const struct conf *conf,
     struct store **store_r, const char **error_r);
 void store_close(struct store *s);
+/* 0 when the register can commit; -1 with *why_r (a sentence for /healthz) when it cannot. */
+int store_health(struct store *s, const char **why_r);
 /* Takes over req; req->cb runs on the loop, then the request is freed. */
 void store_submit(struct store *s, struct store_req *req);
 /* Takes over in. */

@@ -7,16 +7,27 @@
  * after COMMIT returned (with synchronous=FULL, after the fsync). Reads run
  * on the loop on a second, read-only connection: WAL lets them proceed while
  * the writer commits, and they see every write that was acknowledged.
+ *
+ * A batch is all or nothing. A write's own error (a constraint) rolls back
+ * its savepoint only; a full disk, no memory or an I/O error anywhere in the
+ * batch (SQLite may have rolled the whole transaction back already) fails
+ * every write of it with 503. An I/O error or a failed fsync stops the
+ * register for good: after it the page cache cannot be trusted, so the WAL is
+ * cut back to the last commit that succeeded and the daemon is told to stop.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "log.h"
@@ -26,11 +37,24 @@
 
 #define SQ_APPLICATION_ID 0x4c4f4b54 /* "LOKT" */
 #define SQ_BATCH_MAX 1024
+/* SQLite's own default for the automatic checkpoint, which ours replaces to see its errors. */
+#define SQ_CHECKPOINT_FRAMES 1000
+/* While the register cannot commit, the writer tries an empty write this often. */
+#define SQ_PROBE_SECONDS 2
+
+/* What a storage error means for the batch that met it. */
+enum sq_fault {
+	SQ_FAULT_NONE, /* the write's own error (a constraint): its savepoint is rolled back */
+	SQ_FAULT_BATCH, /* full disk, no memory, busy: the batch fails, the next one may work */
+	SQ_FAULT_FATAL, /* I/O error, failed fsync, corruption: the register stops */
+};
 
 struct sq_store {
 	struct store *store;
 	struct sq_conn writer;
 	struct sq_conn reader;
+	char *path;
+	int shm_fd; /* opened after an I/O error to read where the last good commit ends */
 	pthread_t thread;
 	int thread_started;
 	pthread_mutex_t mu;
@@ -39,12 +63,30 @@ struct sq_store {
 	size_t queued;
 	struct store_req *done_head, **done_tail;
 	int stopping;
+	/* Under mu: the error of the last failed commit (0 when the last one worked). */
+	int failing_rc;
+	/* Under mu: the I/O error that stopped the register (0 while it runs). */
+	int fatal_rc;
+	int fatal_told;
+	int commit_allowed; /* writer thread: set only around its own COMMIT */
+	unsigned long checkpoint_failures, checkpoint_failures_counted;
 	struct event *done_ev;
 	struct metric_series *batch_size;
 	struct metric_series *commit_latency;
 	struct metric_series *commits;
 	struct metric_series *commit_failures;
+	struct metric_series *checkpoint_failed;
 };
+
+/*
+ * The worst storage error SQLite reported on this thread since the writer
+ * last reset it. SQLite reports every failed statement through its error
+ * log, also the ones a request's code handled and turned into its own
+ * error, so a full disk inside a write cannot hide behind a 500.
+ */
+static _Thread_local int sq_thread_rc;
+static _Thread_local char sq_thread_msg[256];
+static int sq_errlog_installed;
 
 static const double sq_batch_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 };
 
@@ -234,42 +276,371 @@ sq_open_reader(struct sq_store *sq, const struct conf *conf, const char **error_
 	return 0;
 }
 
-/* Runs one of the writer's fixed statements (savepoints), prepared once. */
+static enum sq_fault
+sq_fault_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+	case SQLITE_NOMEM:
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_READONLY:
+		return SQ_FAULT_BATCH;
+	case SQLITE_IOERR:
+		return rc == SQLITE_IOERR_NOMEM ? SQ_FAULT_BATCH : SQ_FAULT_FATAL;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return SQ_FAULT_FATAL;
+	default:
+		return SQ_FAULT_NONE;
+	}
+}
+
+/* The system call an I/O error came from, for the log line that stops the register. */
+static const char *
+sq_ioerr_call(int rc)
+{
+	switch (rc) {
+	case SQLITE_IOERR_FSYNC:
+		return " in fsync";
+	case SQLITE_IOERR_DIR_FSYNC:
+		return " in fsync of the directory";
+	case SQLITE_IOERR_WRITE:
+		return " in write";
+	case SQLITE_IOERR_READ:
+	case SQLITE_IOERR_SHORT_READ:
+		return " in read";
+	case SQLITE_IOERR_TRUNCATE:
+		return " in truncate";
+	case SQLITE_IOERR_SHMOPEN:
+	case SQLITE_IOERR_SHMSIZE:
+	case SQLITE_IOERR_SHMMAP:
+		return " in the WAL index (-shm)";
+	default:
+		return "";
+	}
+}
+
+/* A word for a metric label and the client's message. */
+static const char *
+sq_fault_cause(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return "disk_full";
+	case SQLITE_NOMEM:
+		return "no_memory";
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "busy";
+	case SQLITE_READONLY:
+		return "read_only";
+	case SQLITE_IOERR:
+		return rc == SQLITE_IOERR_NOMEM ? "no_memory" : "io_error";
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return "corrupt";
+	default:
+		return "error";
+	}
+}
+
+/* SQLite's error log: runs on the thread that met the error; calls no SQLite function. */
+static void
+sq_errlog_cb(void *arg, int rc, const char *msg)
+{
+	enum sq_fault f = sq_fault_of(rc);
+
+	(void)arg;
+	if (f == SQ_FAULT_NONE)
+		return;
+	if (sq_thread_rc == 0 || f > sq_fault_of(sq_thread_rc)) {
+		sq_thread_rc = rc;
+		/* SQLite's own words name the file, the call and errno; never a value. */
+		snprintf(sq_thread_msg, sizeof(sq_thread_msg), "%s", msg != NULL ? msg : "");
+	}
+	if (f == SQ_FAULT_FATAL)
+		log_warnx("store", "sqlite: %s (code %d)", msg != NULL ? msg : "", rc);
+}
+
+/*
+ * Checkpoints as SQLite's automatic checkpoint does, but a failure is logged
+ * (and counted) instead of ignored. The commit that ran the hook stands
+ * either way; an I/O error still stops the register, as a failed fsync does.
+ */
+static int
+sq_wal_hook_cb(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct sq_store *sq = arg;
+	int rc;
+
+	if (frames < SQ_CHECKPOINT_FRAMES)
+		return SQLITE_OK;
+	rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc == SQLITE_OK || rc == SQLITE_BUSY)
+		return SQLITE_OK;
+	rc = sqlite3_extended_errcode(db);
+	log_errorx("store",
+	    "automatic checkpoint failed: %s (code %d) wal_frames=%d; the WAL "
+	    "keeps the writes and grows until a checkpoint succeeds",
+	    sqlite3_errstr(rc), rc, frames);
+	pthread_mutex_lock(&sq->mu);
+	sq->checkpoint_failures++;
+	pthread_mutex_unlock(&sq->mu);
+	if (sq_fault_of(rc) == SQ_FAULT_FATAL && sq_fault_of(sq_thread_rc) != SQ_FAULT_FATAL)
+		sq_thread_rc = rc;
+	return SQLITE_OK;
+}
+
+/*
+ * Only the writer's own COMMIT may commit. When SQLite has rolled the batch's
+ * transaction back by itself, a statement a write runs after that (one
+ * whose error the write's code ignored) would start and commit a
+ * transaction of its own before the writer can look: this turns such a
+ * commit into a rollback, so nothing of a failed batch is ever stored.
+ */
+static int
+sq_commit_hook_cb(void *arg)
+{
+	return ((struct sq_store *)arg)->commit_allowed ? 0 : 1;
+}
+
+/* Runs one of the writer's fixed statements (savepoints), prepared once; its result code. */
 static int
 sq_step_once(struct sq_conn *c, const char *sql)
 {
 	sqlite3_stmt *st = sq_stmt(c, sql);
+	int rc;
 
-	return st != NULL && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	if (st == NULL)
+		return sqlite3_extended_errcode(c->db) != SQLITE_OK
+		    ? sqlite3_extended_errcode(c->db)
+		    : SQLITE_ERROR;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int
+sq_exec_rc(struct sq_conn *c, const char *sql)
+{
+	return sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 }
 
 static const char sql_savepoint[] = "SAVEPOINT req";
 static const char sql_rollback_to[] = "ROLLBACK TO req";
 static const char sql_release[] = "RELEASE req";
 
+/*
+ * Whether the batch's transaction is still whole after a write: SQLite rolls
+ * a transaction back by itself on some errors, and what would follow would
+ * run (and commit) on its own. Returns a result code to fail the batch with.
+ */
+static int
+sq_batch_intact(struct sq_conn *c)
+{
+	if (sq_fault_of(sq_thread_rc) != SQ_FAULT_NONE)
+		return sq_thread_rc;
+	if (sqlite3_get_autocommit(c->db))
+		return SQLITE_ABORT_ROLLBACK;
+	return SQLITE_OK;
+}
+
+/*
+ * Cuts the WAL back to the end of the last commit that succeeded. A commit
+ * whose fsync failed may have left its frames, commit mark included, in the
+ * WAL: SQLite would recover them at the next start and writes answered 503
+ * would come back. The WAL-index header (in the -shm file, see SQLite's
+ * walformat.html) is only updated after a successful commit, so it still
+ * says where that end is. Returns 0, or -1 when the cut could not be made.
+ */
+static int
+sq_wal_cut(struct sq_store *sq)
+{
+	unsigned char hdr[96];
+	uint32_t version, frames, frames2;
+	uint16_t page;
+	off_t end;
+	char path[4200];
+	struct stat stw;
+	int fd, rc = -1;
+
+	if (sq->shm_fd < 0) {
+		snprintf(path, sizeof(path), "%s-shm", sq->path);
+		/* Kept open until the connections are closed: closing it would drop their locks. */
+		sq->shm_fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (sq->shm_fd < 0 || pread(sq->shm_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		return -1;
+	memcpy(&version, hdr, 4);
+	memcpy(&page, hdr + 14, 2);
+	memcpy(&frames, hdr + 16, 4);
+	memcpy(&frames2, hdr + 48 + 16, 4);
+	if (version != 3007000 || hdr[12] != 1 || memcmp(hdr, hdr + 48, 48) != 0
+	    || frames != frames2)
+		return -1;
+	end = frames == 0 ? 0 : 32 + (off_t)frames * ((page == 1 ? 65536 : page) + 24);
+	snprintf(path, sizeof(path), "%s-wal", sq->path);
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &stw) == 0 && stw.st_size <= end)
+		rc = 0;
+	else if (ftruncate(fd, end) == 0 && fsync(fd) == 0)
+		rc = 0;
+	close(fd);
+	if (rc == 0)
+		log_info("store", "WAL cut back to the last good commit wal_frames=%u", frames);
+	return rc;
+}
+
+/* The register stops: nothing is acknowledged after an I/O error. Writer thread. */
+static void
+sq_go_fatal(struct sq_store *sq, int rc)
+{
+	const char *os = strstr(sq_thread_msg, ": (");
+	int cut = sq_wal_cut(sq), err = 0;
+	char why[64] = "";
+
+	/* SQLite's message carries errno as a number (its text may be empty): say it in words. */
+	if (os != NULL && sscanf(os, ": (%d)", &err) == 1 && err > 0)
+		snprintf(why, sizeof(why), " (errno %d: %s)", err, strerror(err));
+
+	log_errorx("store",
+	    "the register stopped after an I/O error%s: %s (code %d)%s%s%s; loketd "
+	    "stops because after a failed write or fsync the page cache can no longer "
+	    "be trusted; check the disk, then start loketd again%s",
+	    sq_ioerr_call(rc), sqlite3_errstr(rc), rc, sq_thread_msg[0] != '\0' ? ": " : "",
+	    sq_thread_msg, why,
+	    cut == 0 ? ""
+	             : " (the WAL could not be cut back: the last unacknowledged batch may "
+	               "come back at the next start)");
+	pthread_mutex_lock(&sq->mu);
+	sq->fatal_rc = rc;
+	sq->failing_rc = rc;
+	pthread_mutex_unlock(&sq->mu);
+}
+
+/*
+ * Runs and commits one batch. Completions are made by the caller after this
+ * returns, so none is delivered before COMMIT returned.
+ */
 static void
 sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 {
+	struct sq_conn *w = &sq->writer;
 	uint64_t t0 = util_now_ns();
-	int ok = sq_exec(&sq->writer, "BEGIN IMMEDIATE") == 0;
+	int rc, fatal;
 
-	for (struct store_req *r = batch; r != NULL && ok; r = r->next) {
-		sq_step_once(&sq->writer, sql_savepoint);
-		sq_op_run(&sq->writer, r);
-		if (r->status != 0)
-			sq_step_once(&sq->writer, sql_rollback_to);
-		sq_step_once(&sq->writer, sql_release);
-	}
-	if (!ok || sq_refseq_flush(&sq->writer) < 0 || sq_exec(&sq->writer, "COMMIT") < 0) {
-		/* Nothing of this batch is durable: every waiter hears so. */
-		sq_exec(&sq->writer, "ROLLBACK");
+	pthread_mutex_lock(&sq->mu);
+	fatal = sq->fatal_rc;
+	pthread_mutex_unlock(&sq->mu);
+	if (fatal != 0) {
 		for (struct store_req *r = batch; r != NULL; r = r->next)
-			store_req_fail(r, 503, "the register could not commit; try again");
-		/* Reread after a rollback: a later batch must not reuse the numbers either way. */
-		sq->writer.ref_year = 0;
+			store_req_fail(r, 503,
+			    "the register stopped after an I/O error; nothing "
+			    "of this request was stored, try again later");
+		return;
 	}
+	sq_thread_rc = 0;
+	sq_thread_msg[0] = '\0';
+	rc = sq_exec_rc(w, "BEGIN IMMEDIATE");
+	for (struct store_req *r = batch; r != NULL && rc == SQLITE_OK; r = r->next) {
+		if ((rc = sq_step_once(w, sql_savepoint)) != SQLITE_OK)
+			break;
+		sq_op_run(w, r);
+		if (r->status != 0 && (rc = sq_step_once(w, sql_rollback_to)) != SQLITE_OK)
+			break;
+		if ((rc = sq_step_once(w, sql_release)) != SQLITE_OK)
+			break;
+		rc = sq_batch_intact(w);
+	}
+	if (rc == SQLITE_OK && sq_refseq_flush(w) < 0)
+		rc = sqlite3_extended_errcode(w->db) != SQLITE_OK ? sqlite3_extended_errcode(w->db)
+		                                                  : SQLITE_ERROR;
+	if (rc == SQLITE_OK)
+		rc = sq_batch_intact(w);
+	if (rc == SQLITE_OK) {
+		sq->commit_allowed = 1;
+		rc = sq_exec_rc(w, "COMMIT");
+		sq->commit_allowed = 0;
+	}
+	if (rc == SQLITE_OK) {
+		batch->batch = n;
+		batch->commit_ns = util_now_ns() - t0;
+		pthread_mutex_lock(&sq->mu);
+		sq->failing_rc = 0;
+		pthread_mutex_unlock(&sq->mu);
+		/* The commit stands; an I/O error its checkpoint met still stops what follows. */
+		if (sq_fault_of(sq_thread_rc) == SQ_FAULT_FATAL)
+			sq_go_fatal(sq, sq_thread_rc);
+		return;
+	}
+	/* The error SQLite logged first says more than the ROLLBACK it caused. */
+	if (sq_fault_of(sq_thread_rc) > sq_fault_of(rc))
+		rc = sq_thread_rc;
+	if (sq_fault_of(rc) == SQ_FAULT_FATAL) {
+		sq_go_fatal(sq, rc);
+	} else {
+		sq_exec_rc(w, "ROLLBACK");
+		if (sq_fault_of(rc) == SQ_FAULT_NONE)
+			rc = SQLITE_ERROR;
+		log_warnx("store", "a batch failed and was rolled back: %s (code %d) writes=%u",
+		    sqlite3_errstr(rc), rc, n);
+		pthread_mutex_lock(&sq->mu);
+		sq->failing_rc = rc;
+		pthread_mutex_unlock(&sq->mu);
+	}
+	/* Nothing of this batch is durable: every waiter hears so, none gets an id or number. */
+	for (struct store_req *r = batch; r != NULL; r = r->next)
+		store_req_fail(r, 503, "%s; nothing of this request was stored, try again later",
+		    (rc & 0xff) == SQLITE_FULL ? "the register cannot store right now: the disk is "
+		                                 "full"
+		        : sq_fault_of(rc) == SQ_FAULT_FATAL
+		        ? "the register stopped after an I/O error"
+		        : "the register could not commit");
+	/* Reread after a rollback: a later batch must not reuse the numbers either way. */
+	w->ref_year = 0;
+	w->ref_dirty = 0;
 	batch->batch = n;
+	batch->commit_rc = rc;
 	batch->commit_ns = util_now_ns() - t0;
+}
+
+/*
+ * While the register cannot commit and nothing is queued, an empty write
+ * (the schema version written again) tells when space has returned, so
+ * /healthz recovers without waiting for a client to try.
+ */
+static void
+sq_probe(struct sq_store *sq)
+{
+	char sql[96];
+	int rc;
+
+	sq_thread_rc = 0;
+	sq_thread_msg[0] = '\0';
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", sq_schema_version);
+	rc = sq_exec_rc(&sq->writer, "BEGIN IMMEDIATE");
+	if (rc == SQLITE_OK)
+		rc = sq_exec_rc(&sq->writer, sql);
+	if (rc == SQLITE_OK && (rc = sq_batch_intact(&sq->writer)) == SQLITE_OK) {
+		sq->commit_allowed = 1;
+		rc = sq_exec_rc(&sq->writer, "COMMIT");
+		sq->commit_allowed = 0;
+	}
+	if (rc == SQLITE_OK) {
+		log_info("store", "the register commits again");
+		pthread_mutex_lock(&sq->mu);
+		sq->failing_rc = 0;
+		pthread_mutex_unlock(&sq->mu);
+		return;
+	}
+	if (sq_fault_of(sq_thread_rc) > sq_fault_of(rc))
+		rc = sq_thread_rc;
+	if (sq_fault_of(rc) == SQ_FAULT_FATAL)
+		sq_go_fatal(sq, rc);
+	else
+		sq_exec_rc(&sq->writer, "ROLLBACK");
 }
 
 static void *
@@ -282,8 +653,22 @@ sq_writer_main(void *arg)
 		unsigned int n = 0;
 
 		pthread_mutex_lock(&sq->mu);
-		while (sq->queue_head == NULL && !sq->stopping)
-			pthread_cond_wait(&sq->cv, &sq->mu);
+		while (sq->queue_head == NULL && !sq->stopping) {
+			struct timespec until;
+
+			if (sq->failing_rc == 0 || sq->fatal_rc != 0) {
+				pthread_cond_wait(&sq->cv, &sq->mu);
+				continue;
+			}
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += SQ_PROBE_SECONDS;
+			if (pthread_cond_timedwait(&sq->cv, &sq->mu, &until) == ETIMEDOUT
+			    && sq->queue_head == NULL && !sq->stopping) {
+				pthread_mutex_unlock(&sq->mu);
+				sq_probe(sq);
+				pthread_mutex_lock(&sq->mu);
+			}
+		}
 		if (sq->queue_head == NULL && sq->stopping) {
 			pthread_mutex_unlock(&sq->mu);
 			break;
@@ -311,28 +696,96 @@ sq_writer_main(void *arg)
 	return NULL;
 }
 
+static const struct timeval sq_fatal_delay = { 0, 200000 };
+
+static void
+sq_fatal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sq_store *sq = arg;
+
+	if (sq->store->fatal_hook != NULL)
+		sq->store->fatal_hook(sq->store->fatal_arg);
+}
+
 static void
 sq_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sq_store *sq = arg;
 	struct store_req *r, *next;
+	unsigned long ckpt_failed;
+	int fatal;
 
 	pthread_mutex_lock(&sq->mu);
 	r = sq->done_head;
 	sq->done_head = NULL;
 	sq->done_tail = &sq->done_head;
+	ckpt_failed = sq->checkpoint_failures - sq->checkpoint_failures_counted;
+	sq->checkpoint_failures_counted = sq->checkpoint_failures;
+	fatal = sq->fatal_rc != 0 && !sq->fatal_told;
+	if (fatal)
+		sq->fatal_told = 1;
 	pthread_mutex_unlock(&sq->mu);
+	if (ckpt_failed > 0)
+		metrics_add(sq->checkpoint_failed, (double)ckpt_failed);
 	for (; r != NULL; r = next) {
 		next = r->next;
-		if (r->batch > 0) {
+		if (r->batch > 0 && r->commit_rc == 0) {
 			metrics_observe(sq->batch_size, r->batch);
 			metrics_observe(sq->commit_latency, (double)r->commit_ns / 1e9);
 			metrics_add(sq->commits, 1);
+		} else if (r->batch > 0) {
+			char labels[64];
+
+			snprintf(
+			    labels, sizeof(labels), "cause=\"%s\"", sq_fault_cause(r->commit_rc));
+			metrics_add(
+			    metrics_series(sq->store->metrics, METRIC_COUNTER,
+			        "loket_store_failed_commits_total",
+			        "Transactions the writer could not commit (every write in them "
+			        "was answered 503), by cause.",
+			        labels, NULL, 0),
+			    1);
 		}
 		if (r->status == 503)
 			metrics_add(sq->commit_failures, 1);
 		store_req_complete(r);
 	}
+	/* A moment after the completions, so that the 503s of the failed batch leave first. */
+	if (fatal
+	    && (sq->stopping
+	        || event_base_once(
+	               sq->store->base, -1, EV_TIMEOUT, sq_fatal_cb, sq, &sq_fatal_delay)
+	            < 0))
+		sq_fatal_cb(-1, 0, sq);
+}
+
+static int
+sq_health(struct store *s, const char **why_r)
+{
+	struct sq_store *sq = s->impl;
+	int rc, fatal;
+
+	pthread_mutex_lock(&sq->mu);
+	rc = sq->failing_rc;
+	fatal = sq->fatal_rc;
+	pthread_mutex_unlock(&sq->mu);
+	if (rc == 0)
+		return 0;
+	if (fatal != 0)
+		*why_r = "the register stopped after an I/O error and cannot commit";
+	else if ((rc & 0xff) == SQLITE_FULL)
+		*why_r = "the register cannot commit: the disk is full";
+	else
+		*why_r = "the register cannot commit";
+	return -1;
+}
+
+static double
+sq_writable_cb(void *arg)
+{
+	const char *why;
+
+	return sq_health(((struct sq_store *)arg)->store, &why) == 0 ? 1 : 0;
 }
 
 static double
@@ -360,12 +813,28 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 	}
 	s->impl = sq;
 	sq->store = s;
+	sq->shm_fd = -1;
 	pthread_mutex_init(&sq->mu, NULL);
 	pthread_cond_init(&sq->cv, NULL);
 	sq->queue_tail = &sq->queue_head;
 	sq->done_tail = &sq->done_head;
+	if ((sq->path = strdup(conf->storage_path)) == NULL) {
+		*error_r = "out of memory";
+		goto fail;
+	}
+	/* Before the first connection: SQLite takes its error log only before it starts. */
+	if (!sq_errlog_installed
+	    && sqlite3_config(SQLITE_CONFIG_LOG, sq_errlog_cb, NULL) == SQLITE_OK)
+		sq_errlog_installed = 1;
+	if (!sq_errlog_installed)
+		log_warnx("store",
+		    "SQLite's error log is taken; a full disk is seen only where a "
+		    "statement reports it");
 	if (sq_open_writer(sq, conf, error_r) < 0 || sq_open_reader(sq, conf, error_r) < 0)
 		goto fail;
+	sqlite3_extended_result_codes(sq->writer.db, 1);
+	sqlite3_wal_hook(sq->writer.db, sq_wal_hook_cb, sq);
+	sqlite3_commit_hook(sq->writer.db, sq_commit_hook_cb, sq);
 	if ((sq->done_ev = event_new(s->base, -1, 0, sq_done_cb, sq)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
@@ -381,6 +850,12 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 	sq->commit_failures = metrics_series(s->metrics, METRIC_COUNTER,
 	    "loket_store_commit_failures_total", "Writes that failed because a commit failed.", "",
 	    NULL, 0);
+	sq->checkpoint_failed
+	    = metrics_series(s->metrics, METRIC_COUNTER, "loket_store_checkpoint_failures_total",
+	        "Automatic WAL checkpoints that failed (each is logged).", "", NULL, 0);
+	metrics_gauge_fn(s->metrics, "loket_store_writable",
+	    "1 when the register's last commit succeeded, 0 when it cannot commit.", "",
+	    sq_writable_cb, sq);
 	metrics_gauge_fn(s->metrics, "loket_store_queue_depth", "Writes waiting for the writer.",
 	    "", sq_queue_depth_cb, sq);
 	if (pthread_create(&sq->thread, NULL, sq_writer_main, sq) != 0) {
@@ -433,10 +908,21 @@ sq_close(struct store *s)
 	}
 	if (sq->done_ev != NULL)
 		event_free(sq->done_ev);
+	if (sq->fatal_rc != 0) {
+		/* No more writes to a disk that failed: what the WAL holds is recovered at start.
+		 */
+		if (sq->reader.db != NULL)
+			sqlite3_db_config(sq->reader.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+		if (sq->writer.db != NULL)
+			sqlite3_db_config(sq->writer.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	}
 	sq_conn_close(&sq->reader);
-	if (sq->writer.db != NULL)
+	if (sq->writer.db != NULL && sq->fatal_rc == 0)
 		sq_exec(&sq->writer, "PRAGMA wal_checkpoint(TRUNCATE)");
 	sq_conn_close(&sq->writer);
+	if (sq->shm_fd >= 0)
+		close(sq->shm_fd);
+	free(sq->path);
 	pthread_cond_destroy(&sq->cv);
 	pthread_mutex_destroy(&sq->mu);
 	free(sq);
@@ -448,4 +934,5 @@ const struct store_driver store_sqlite_driver = {
 	.open = sq_open,
 	.submit = sq_submit,
 	.close = sq_close,
+	.health = sq_health,
 };

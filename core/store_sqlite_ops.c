@@ -566,6 +566,40 @@ party_name(struct sq_conn *c, sqlite3_int64 party_id)
 	return name != NULL ? name : json_null();
 }
 
+/*
+ * An Idempotency-Key (in "idempotency", its rows in "keys") seen before with
+ * another body: the key names a contact, the key-with-this-body row does not.
+ * Answers 422 and returns 1; 0 to go on (a replay is found as a duplicate).
+ */
+static int
+idempotency_conflict(struct sq_conn *c, struct store_req *req)
+{
+	json_t *idem = json_object_get(req->in, "idempotency"), *k;
+	sqlite3_int64 seen, same = 0;
+
+	if (idem == NULL)
+		return 0;
+	k = json_pack("[O]", json_object_get(idem, "key"));
+	seen = sq_keys_find(c, k);
+	json_decref(k);
+	if (seen > 0) {
+		k = json_pack("[O]", json_object_get(idem, "body"));
+		same = sq_keys_find(c, k);
+		json_decref(k);
+	}
+	if (seen < 0 || same < 0) {
+		step_error(c, req, SQLITE_ERROR);
+		return 1;
+	}
+	if (seen == 0 || same > 0)
+		return 0;
+	store_req_fail(req, 422,
+	    "Idempotency-Key: this key was used before with another request "
+	    "body (contact %lld); send a new key for a new contact",
+	    (long long)seen);
+	return 1;
+}
+
 static void
 op_contact_create(struct sq_conn *c, struct store_req *req)
 {
@@ -586,8 +620,16 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sq_create_duplicate(c, req))
+	if (idempotency_conflict(c, req))
 		return;
+	if (sq_create_duplicate(c, req)) {
+		/* A client retrying with its Idempotency-Key hears what its first try made. */
+		if (json_object_get(in, "idempotency") != NULL && req->status == 0)
+			json_object_set_new(req->out, "contact",
+			    contact_load(
+			        c, json_integer_value(json_object_get(req->out, "id")), 0));
+		return;
+	}
 	if (sq_party_match(c, party, now, &party_id, &conflict) < 0 ||
 	    reference_next(c, util_time_year(now), reference, sizeof(reference)) < 0 ||
 	    (st = sq_stmt(c, sql)) == NULL) {

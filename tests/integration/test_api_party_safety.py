@@ -121,6 +121,21 @@ def test_intake_sees_only_id_reference_and_status(api):
     assert c["party"]["name"] == "Mia Claes", c
 
 
+def test_intake_retry_with_idempotency_key_sees_only_id_reference_and_status(api):
+    email = unique_email("herhaald")
+    api.create(channel="phone", party={"name": "Mia Claes", "email": email})
+    body = {"channel": "web", "subject": "vraag", "party": {"email": email}}
+    token = intake(api)
+    first = api.call("POST", "/api/v1/contacts", body, token=token,
+                     headers={"Idempotency-Key": "retry-" + email})
+    again = api.call("POST", "/api/v1/contacts", body, token=token,
+                     headers={"Idempotency-Key": "retry-" + email})
+    assert first.status == 201 and again.status == 200, (first, again)
+    assert set(again.json) == {"id", "reference", "status"}, again.json
+    assert again.json == first.json
+    assert "Mia" not in again.body.decode()
+
+
 # a contact keeps its own reply address --------------------------------------------------
 
 

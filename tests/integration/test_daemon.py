@@ -542,6 +542,7 @@ def test_max_connections(loketd):
             status, headers, body = parse_raw_response(read_response(fifth))
         problem(status, headers, body, 503)
         assert headers.get("Connection") == "close"
+        assert (headers.get("Retry-After") or "").isdigit(), "a 503 without Retry-After"
     finally:
         for s in idle:
             s.close()
