@@ -1,5 +1,5 @@
 /*
- * fuzz_party_id.c: libFuzzer target for the party identifier normalisers in core/party_id.c
+ * fuzz_party_id.c: libFuzzer target for the party identifier normalisers in core/register/party_id.c
  * (phone numbers, national register numbers, BSN, email addresses), which read query
  * parameters and contact fields. The first byte picks the parser, the rest is its input.
  */

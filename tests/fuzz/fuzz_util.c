@@ -1,5 +1,5 @@
 /*
- * fuzz_util.c: libFuzzer target for the small parsers in core/util.c that read query
+ * fuzz_util.c: libFuzzer target for the small parsers in core/lib/util.c that read query
  * parameters and config values (RFC 3339 times, durations, sizes, booleans, integers,
  * host:port), and for the UTF-8 cuts that keep problem details readable.
  */

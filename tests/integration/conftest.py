@@ -120,7 +120,7 @@ class Loketd:
         self.proc = None
         self._log_file = None
         self.expect_exit_code = 0  # checked at teardown when the test left loketd running
-        # The test clock (core/util.h): with it, move_clock() moves the daemon's time
+        # The test clock (core/lib/util.h): with it, move_clock() moves the daemon's time
         # forward; clock_offset is where a restarted daemon's clock starts.
         self.test_clock = test_clock
         self.clock_offset = 0.0

@@ -308,7 +308,7 @@ WONEN = "[organisation.ocmw]\nname = OCMW\n[department.wonen]\norganisation = oc
 
 
 def test_reminder_due_while_loketd_was_down_fires_after_start(loketd, tmp_path):
-    """A minute is the shortest reminder; the test clock (core/util.h) stands in for the
+    """A minute is the shortest reminder; the test clock (core/lib/util.h) stands in for the
     minute: loketd stops before the reminder is due and starts with its clock past it."""
     rules = tmp_path / "rules"
     rules.mkdir()
