@@ -12,6 +12,7 @@
 #include "loketd.h"
 #include "plugin.h"
 #include "rulebook.h"
+#include "timers.h"
 #include "util.h"
 
 static void

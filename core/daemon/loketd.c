@@ -27,6 +27,7 @@
 #include "plugin.h"
 #include "register.h"
 #include "rulebook.h"
+#include "timers.h"
 #include "util.h"
 #include "store.h"
 

@@ -12,6 +12,7 @@
 #include "party_id.h"
 #include "register.h"
 #include "rulebook.h"
+#include "timers.h"
 #include "store.h"
 #include "util.h"
 

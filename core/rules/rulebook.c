@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "register.h"
 #include "rulebook.h"
+#include "timers.h"
 #include "rules.h"
 #include "store.h"
 #include "units.h"

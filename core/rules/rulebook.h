@@ -50,14 +50,4 @@ void rulebook_event(struct loketd *d, const char *event, json_t *contact, json_t
 void rulebook_timer_event(struct loketd *d, const char *event, json_t *contact, json_t *extra,
     json_int_t timer_id); /* takes over extra */
 
-/* timers.c: durable timers, armed for the earliest one due. */
-int timers_init(struct loketd *d);
-void timers_free(struct loketd *d);
-/* A write added a timer due at due_ms: fire it in time. */
-void timers_note(struct loketd *d, json_int_t due_ms);
-/* The test clock moved: the earliest timer is armed again for the new time. */
-void timers_clock_moved(struct loketd *d);
-/* A fired timer's follow-up was stored (or failed). */
-void timers_followup_done(struct loketd *d);
-
 #endif

@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "register.h"
 #include "rulebook.h"
+#include "timers.h"
 #include "store.h"
 #include "util.h"
 
