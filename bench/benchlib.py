@@ -54,6 +54,21 @@ def find_builddir(arg=None):
     return max(found)[1]
 
 
+def srcdir_of(builddir):
+    """The source tree builddir was configured from (abs_top_srcdir in its Makefile), so that
+    a bench of another build reads that build's rules and example files; else this tree."""
+    try:
+        with open(os.path.join(builddir, "Makefile")) as f:
+            for line in f:
+                if line.startswith("abs_top_srcdir = "):
+                    d = line.split("=", 1)[1].strip()
+                    if os.path.isdir(d):
+                        return d
+    except OSError:
+        pass
+    return SRCDIR
+
+
 def build_helpers(builddir):
     """Builds the C helpers with bench/Makefile into BUILDDIR/bench/bin; returns that dir."""
     out = os.path.join(builddir, "bench", "bin")
