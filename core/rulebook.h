@@ -44,11 +44,11 @@ void rulebook_contact(struct loketd *d, json_t *doc);
 void rulebook_event(struct loketd *d, const char *event, json_t *contact, json_t *extra);
 
 /*
- * The rules of a fired timer's event (reminder, overdue); the follow-up marks
- * the timer done and tells the timers when it is stored.
+ * Subscribes the running rules to the register's events: the follow-up
+ * events (escalated, resolved, reopened, closed, reply) and fired timers
+ * (reminder, overdue; their action is written with the timer closed).
  */
-void rulebook_timer_event(struct loketd *d, const char *event, json_t *contact, json_t *extra,
-    json_int_t timer_id); /* takes over extra */
+int rulebook_subscribe(struct loketd *d);
 
 /* timers.c: durable timers, armed for the earliest one due. */
 int timers_init(struct loketd *d);
@@ -57,7 +57,5 @@ void timers_free(struct loketd *d);
 void timers_note(struct loketd *d, json_int_t due_ms);
 /* The test clock moved: the earliest timer is armed again for the new time. */
 void timers_clock_moved(struct loketd *d);
-/* A fired timer's follow-up was stored (or failed). */
-void timers_followup_done(struct loketd *d);
 
 #endif

@@ -175,20 +175,26 @@ static void
 test_wrong_major(void **state)
 {
 	struct fixture *f = *state;
+	char speaks[64];
 
+	/* The version this build speaks, whatever minor it has grown to. */
+	snprintf(speaks, sizeof(speaks), "this loketd speaks ABI %d.%d", LOKET_ABI_MAJOR,
+	    LOKET_ABI_MINOR);
 	copy_plugin(f, "tests/plugins", "bad_major", 0755);
-	expect_refused(f, "bad_major", "", "plugin bad_major: built for plugin ABI 2.0",
-	    "this loketd speaks ABI 1.2");
+	expect_refused(f, "bad_major", "", "plugin bad_major: built for plugin ABI 2.0", speaks);
 }
 
 static void
 test_newer_minor(void **state)
 {
 	struct fixture *f = *state;
+	char built[64], speaks[32];
 
+	snprintf(built, sizeof(built), "built for plugin ABI %d.%d, newer than", LOKET_ABI_MAJOR,
+	    LOKET_ABI_MINOR + 1);
+	snprintf(speaks, sizeof(speaks), "ABI %d.%d", LOKET_ABI_MAJOR, LOKET_ABI_MINOR);
 	copy_plugin(f, "tests/plugins", "newer_minor", 0755);
-	expect_refused(f, "newer_minor", "", "built for plugin ABI 1.3, newer than",
-	    "ABI 1.2");
+	expect_refused(f, "newer_minor", "", built, speaks);
 }
 
 static void
