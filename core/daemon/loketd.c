@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "ctl.h"
+#include "events.h"
 #include "http.h"
 #include "http_api.h"
 #include "http_sys.h"
@@ -222,6 +223,11 @@ loketd_start(struct loketd *d)
 	}
 	d->store->fatal_hook = loketd_store_fatal_cb;
 	d->store->fatal_arg = d;
+	/* Before every subscriber: the gauges, timers, outbox, rules and plugins. */
+	if (events_init(d) < 0) {
+		log_errorx("loketd", "cannot set up register events: out of memory");
+		return -1;
+	}
 	if (auth_init(d, &err) < 0 || register_init(d) < 0 || timers_init(d) < 0 ||
 	    outbox_init(d) < 0) {
 		log_errorx("loketd", "cannot start the register: %s", err != NULL ? err : "?");
@@ -230,6 +236,10 @@ loketd_start(struct loketd *d)
 	if (rulebook_init(d, &errs) < 0) {
 		log_errorx("rules", "%s", errs != NULL ? errs : "cannot load the rules");
 		free(errs);
+		return -1;
+	}
+	if (rulebook_subscribe(d) < 0) {
+		log_errorx("rules", "cannot subscribe the rules to register events: out of memory");
 		return -1;
 	}
 	if (http_sys_init(d, &err) < 0 || http_api_init(d, &err) < 0) {
@@ -277,6 +287,13 @@ loketd_teardown(struct loketd *d)
 		event_free(d->drain_timer);
 	timers_free(d);
 	auth_audit_flush(d);
+	/*
+	 * No news after the loop ended: the writes the last completions would
+	 * start (rules' follow-ups) could not be stored any more. The events
+	 * are in the register; a reader catches up from there.
+	 */
+	events_free(d->events);
+	d->events = NULL;
 	/* The register first: its last completions still reach live plugins and connections. */
 	store_close(d->store);
 	d->store = NULL;

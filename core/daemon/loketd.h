@@ -9,6 +9,7 @@ struct auth;
 struct conf;
 struct ctl;
 struct event;
+struct events;
 struct event_base;
 struct http;
 struct metrics;
@@ -33,9 +34,11 @@ struct loketd {
 	struct units *units;
 	struct rules *rules;
 	struct outbox *outbox;
+	struct events *events; /* register events to subscribers */
 	struct event *timer_ev;
 	int64_t timer_armed_ms; /* when timer_ev fires; 0 when not armed */
 	int timers_busy;
+	void *timers_inflight; /* json_t: fired timers whose action is not settled yet */
 	struct event *sig_term;
 	struct event *sig_int;
 	struct event *sig_hup;

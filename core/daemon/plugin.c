@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "events.h"
 #include "log.h"
+#include "loketd.h"
 #include "outbox.h"
 #include "plugin.h"
 #include "util.h"
@@ -409,6 +411,9 @@ plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_
 			}
 			log_warnx("plugin", "skipping optional plugin %s: load failed: %s", p->name,
 			    err != NULL ? err : "no reason given");
+			/* What it subscribed before failing would call into an unmapped object. */
+			if (p->daemon != NULL)
+				events_unsubscribe_owner(p->daemon->events, p);
 			*pp = p->next;
 			plugins->count--;
 			plugin_free(p);
@@ -494,6 +499,9 @@ plugins_unload_from(struct loket_plugin *p)
 	plugins_unload_from(p->next);
 	if (p->loaded)
 		outbox_forget(p);
+	/* Before unload: no event reaches a plugin that is tearing down, or code unmapped. */
+	if (p->daemon != NULL)
+		events_unsubscribe_owner(p->daemon->events, p);
 	if (p->loaded && p->info->unload != NULL)
 		p->info->unload(p, p->api);
 	plugin_free(p);

@@ -9,6 +9,7 @@
 
 #include "conf.h"
 #include "contact.h"
+#include "events.h"
 #include "http.h"
 #include "log.h"
 #include "loketd.h"
@@ -191,6 +192,39 @@ api_data_dir(struct loket_plugin *self)
 	return self->daemon->conf->data_dir;
 }
 
+/* A plugin hears the public part of an event, its own kinds only. */
+static int
+api_events_subscribe(struct loket_plugin *self, unsigned int kinds,
+    void (*cb)(const struct loket_event *ev, void *arg), void *arg)
+{
+	if (cb == NULL || (kinds & EVENTS_PUBLIC) == 0) {
+		log_warnx(self->name, "cannot subscribe to events: %s",
+		    cb == NULL ? "no callback" : "no known event kind");
+		return -1;
+	}
+	return events_subscribe_plugin(self->daemon->events, kinds & EVENTS_PUBLIC, cb, arg, self);
+}
+
+static void
+api_events_unsubscribe(struct loket_plugin *self,
+    void (*cb)(const struct loket_event *ev, void *arg), void *arg)
+{
+	events_unsubscribe_plugin(self->daemon->events, cb, arg, self);
+}
+
+static int
+api_event_publish(struct loket_plugin *self, const char *name, const char *json,
+    const char *user, const char *role)
+{
+	const char *err = NULL;
+
+	if (events_publish_audience(self->daemon, self->name, name, json, user, role, &err) < 0) {
+		log_warnx(self->name, "event not published: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 const struct loket_api api_table = {
 	.size = sizeof(struct loket_api),
 	.abi_major = LOKET_ABI_MAJOR,
@@ -223,4 +257,7 @@ const struct loket_api api_table = {
 	.outbox_sender = outbox_sender,
 	.outbound_done = outbound_done,
 	.metric = api_metric,
+	.events_subscribe = api_events_subscribe,
+	.events_unsubscribe = api_events_unsubscribe,
+	.event_publish = api_event_publish,
 };

@@ -117,7 +117,6 @@ contacts_created_cb(struct api_call *call, struct store_req *sr)
 		contacts_intake_view(call, sr);
 		return;
 	}
-	register_created(call->d, sr->out);
 	log_debug("register", "contact registered ref=C-%s channel=%s", ref != NULL ? ref : "?",
 	    json_string_value(json_object_get(sr->out, "channel")));
 	contacts_intake_view(call, sr);
@@ -272,12 +271,6 @@ contacts_list(struct loket_http_req *req, void *arg)
 }
 
 static void
-contacts_changed_cb(struct api_call *call, struct store_req *sr)
-{
-	register_changed(call->d, sr->out);
-}
-
-static void
 contacts_patch(struct loket_http_req *req, void *arg)
 {
 	static const char *const fields[] = { "subject", "product", "answer", "department",
@@ -360,7 +353,6 @@ contacts_patch(struct loket_http_req *req, void *arg)
 		json_decref(set);
 		return;
 	}
-	call->after = contacts_changed_cb;
 	api_submit(call, STORE_CONTACT_UPDATE,
 	    json_pack("{s:I, s:I, s:s, s:o, s:o}", "id", id, "at", (json_int_t)util_time_ms(),
 		"actor", auth_name(req), "scope", auth_scope(req), "set", set));
@@ -434,7 +426,6 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 		json_decref(in);
 		return;
 	}
-	call->after = contacts_changed_cb;
 	api_submit(call, STORE_CONTACT_UPDATE, in);
 }
 

@@ -10,7 +10,6 @@
 #include "http_api.h"
 #include "loketd.h"
 #include "register.h"
-#include "rulebook.h"
 #include "util.h"
 
 static void
@@ -48,31 +47,13 @@ tasks_list(struct loket_http_req *req, void *arg)
 	api_submit(call, STORE_TASK_LIST, in);
 }
 
-/* The contact a finished task closed, read back for the rules of "closed". */
-static void
-tasks_closed_cb(struct store_req *sr, void *arg)
-{
-	if (sr->status == 0)
-		rulebook_event(arg, "closed", sr->out, NULL);
-}
-
+/*
+ * The task as the client sees it. A contact the task closed is news for the
+ * gauges and the rules of "closed": the register published that already.
+ */
 static void
 tasks_done_cb(struct api_call *call, struct store_req *sr)
 {
-	const char *from = json_string_value(json_object_get(sr->out, "contact_previous_status"));
-	const char *to = json_string_value(json_object_get(sr->out, "contact_status"));
-	struct store_req *read;
-
-	if (from != NULL && to != NULL && strcmp(from, to) != 0) {
-		register_count(call->d, json_string_value(json_object_get(sr->out, "channel")), from,
-		    to);
-		read = store_req_new(STORE_CONTACT_GET,
-		    json_pack("{s:O, s:{s:b}}", "id", json_object_get(sr->out, "contact_id"), "scope",
-			"all", 1),
-		    tasks_closed_cb, call->d);
-		if (read != NULL)
-			store_submit(call->d->store, read);
-	}
 	json_object_del(sr->out, "contact_previous_status");
 	json_object_del(sr->out, "channel");
 }

@@ -142,8 +142,6 @@ contact_stored_cb(struct store_req *sr, void *arg)
 		res.contact_id = json_integer_value(json_object_get(sr->out, "id"));
 		res.reference = json_string_value(json_object_get(sr->out, "reference"));
 		res.json = json;
-		if (!res.duplicate)
-			register_created(p->daemon, sr->out);
 	}
 	p->cb(&res, p->arg);
 	free(json);
@@ -169,14 +167,15 @@ contact_refuse(struct contact_pending *p, int status, const char *error)
 	event_base_once(p->daemon->base, -1, EV_TIMEOUT, contact_refused_cb, p, NULL);
 }
 
-/* A reply stored on its contact: counts, the "reply" rules, then the channel hears. */
+/*
+ * A reply stored on its contact: the channel hears (the register published
+ * message.added before, for the rules of "reply" and the gauges).
+ */
 static void
 contact_threaded_cb(struct store_req *sr, void *arg)
 {
 	struct contact_pending *p = arg;
 	struct loket_submit_result res = { 0 };
-	const char *from = json_string_value(json_object_get(sr->out, "previous_status"));
-	const char *to = json_string_value(json_object_get(sr->out, "status"));
 	char *json = NULL;
 
 	if (sr->status != 0) {
@@ -187,18 +186,6 @@ contact_threaded_cb(struct store_req *sr, void *arg)
 		res.threaded = !res.duplicate;
 		res.contact_id = json_integer_value(json_object_get(sr->out, "id"));
 		res.reference = json_string_value(json_object_get(sr->out, "reference"));
-		if (res.threaded) {
-			json_t *extra
-			    = json_pack("{s:O}", "message", json_object_get(sr->in, "message"));
-
-			if (from != NULL && to != NULL && strcmp(from, to) != 0)
-				register_count(p->daemon,
-				    json_string_value(json_object_get(sr->out, "channel")), from,
-				    to);
-			json_object_del(sr->out, "previous_status");
-			json_object_del(sr->out, "message_row");
-			rulebook_event(p->daemon, "reply", sr->out, extra);
-		}
 		json = json_dumps(sr->out, JSON_COMPACT);
 		res.json = json;
 	}

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "log.h"
 #include "loketd.h"
 #include "metrics.h"
@@ -274,10 +275,12 @@ outbox_scan(struct outbox *ob)
 	store_submit(ob->d->store, sr);
 }
 
+/* A write that queued outbound messages is durable: look for due rows now. */
 static void
-outbox_hook(void *arg)
+outbox_event_cb(const struct events_event *ev, void *arg)
 {
-	outbox_note(arg);
+	if (ev->outbox)
+		outbox_note(arg);
 }
 
 void
@@ -299,8 +302,10 @@ outbox_init(struct loketd *d)
 	}
 	ob->d = d;
 	d->outbox = ob;
-	d->store->outbox_hook = outbox_hook;
-	d->store->outbox_arg = d;
+	if (events_subscribe(d->events, EVENTS_PUBLIC, outbox_event_cb, d, NULL) < 0) {
+		outbox_free(d);
+		return -1;
+	}
 	return 0;
 }
 
@@ -319,6 +324,7 @@ outbox_free(struct loketd *d)
 
 	if (ob == NULL)
 		return;
+	events_unsubscribe(d->events, outbox_event_cb, d, NULL);
 	while (ob->inflight != NULL) {
 		struct loket_outbound *o = ob->inflight;
 

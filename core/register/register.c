@@ -6,13 +6,12 @@
 #include <string.h>
 
 #include "conf.h"
+#include "events.h"
 #include "log.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "party_id.h"
 #include "register.h"
-#include "rulebook.h"
-#include "timers.h"
 #include "store.h"
 #include "util.h"
 
@@ -106,36 +105,25 @@ register_count(struct loketd *d, const char *channel, const char *from, const ch
 		metrics_add(register_gauge(d, channel, to), 1);
 }
 
-void
-register_created(struct loketd *d, json_t *contact)
+/*
+ * The contact gauges follow the register's events: a contact created, or
+ * one whose status changed, whatever made it (the API, rules, a timer, a
+ * reply, a finished task).
+ */
+static void
+register_gauges_cb(const struct events_event *ev, void *arg)
 {
-	const char *status = json_string_value(json_object_get(contact, "status"));
+	struct loketd *d = arg;
+	const char *status = json_string_value(json_object_get(ev->payload, "status"));
+	const char *from = json_string_value(json_object_get(ev->payload, "previous_status"));
+	const char *channel = json_string_value(json_object_get(ev->payload, "channel"));
 
-	register_count(d, json_string_value(json_object_get(contact, "channel")), NULL, status);
-	if (json_is_integer(json_object_get(contact, "timers_next")))
-		timers_note(d, json_integer_value(json_object_get(contact, "timers_next")));
-	json_object_del(contact, "timers_next");
-	/* Decided at intake: the rules of that status run now that it is stored. */
-	if (status != NULL && strcmp(status, "open") != 0)
-		rulebook_event(d, status, contact, NULL);
-}
-
-void
-register_changed(struct loketd *d, json_t *contact)
-{
-	json_t *from = json_incref(json_object_get(contact, "previous_status"));
-	const char *to = json_string_value(json_object_get(contact, "status"));
-
-	if (json_is_integer(json_object_get(contact, "timers_next")))
-		timers_note(d, json_integer_value(json_object_get(contact, "timers_next")));
-	json_object_del(contact, "timers_next");
-	json_object_del(contact, "previous_status");
-	if (json_is_string(from) && to != NULL && strcmp(json_string_value(from), to) != 0) {
-		register_count(d, json_string_value(json_object_get(contact, "channel")),
-		    json_string_value(from), to);
-		rulebook_event(d, strcmp(to, "open") == 0 ? "reopened" : to, contact, NULL);
-	}
-	json_decref(from);
+	if (status == NULL || channel == NULL)
+		return;
+	if (ev->pub.kind == LOKET_EVENT_CONTACT_CREATED)
+		register_count(d, channel, NULL, status);
+	else if (from != NULL && strcmp(from, status) != 0)
+		register_count(d, channel, from, status);
 }
 
 json_t *
@@ -163,6 +151,11 @@ register_init(struct loketd *d)
 
 	if (req == NULL)
 		return -1;
+	if (events_subscribe(d->events, LOKET_EVENT_CONTACT_CREATED | LOKET_EVENT_CONTACT_CHANGED,
+		register_gauges_cb, d, NULL) < 0) {
+		store_req_free(req);
+		return -1;
+	}
 	/* Every channel and status shows in /metrics from the start, at zero if need be. */
 	for (size_t c = 0; register_channels[c] != NULL; c++)
 		for (size_t s = 0; register_statuses[s] != NULL; s++)

@@ -54,15 +54,6 @@ int register_channel_known(const char *s);
 int register_transition_allowed(enum register_action action, const char *status);
 /* Keeps the contacts-by-channel-and-status gauges in step with a write that completed. */
 void register_count(struct loketd *d, const char *channel, const char *from, const char *to);
-/* A contact was stored: counts, timers, and the rules of the status it was stored with. */
-void register_created(struct loketd *d, json_t *contact);
-/*
- * A stored change of a contact came back (a STORE_CONTACT_UPDATE's out):
- * timers are armed and, when its status changed (previous_status), the
- * gauges follow and the rules of the new status run. Removes timers_next
- * and previous_status from contact.
- */
-void register_changed(struct loketd *d, json_t *contact);
 /* The "transition" of a STORE_CONTACT_UPDATE for action, with detail (a reason) or NULL. */
 json_t *register_transition_json(enum register_action action, const char *detail);
 /* Normalises one party identifier ("email", "phone", "rrn", "bsn"). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "events.h"
 #include "log.h"
 #include "loketd.h"
 #include "metrics.h"
@@ -281,26 +282,30 @@ rulebook_contact(struct loketd *d, json_t *doc)
 	json_decref(decisions);
 }
 
+/*
+ * A status the rules changed runs its own rules, as a change made through
+ * the API does: the register publishes the change, and rulebook_event_cb
+ * hears it. Rules change only an open contact's status, so this ends.
+ */
 static void
 rulebook_followup_cb(struct store_req *sr, void *arg)
 {
-	struct loketd *d = arg;
-
 	if (sr->status != 0 && sr->status != 409)
 		log_warnx("rules", "a rule's follow-up was not stored: %s", sr->error);
-	/*
-	 * A status the rules changed runs its own rules, as a change made through
-	 * the API does. Rules change only an open contact's status, so this ends.
-	 */
-	if (sr->status == 0)
-		register_changed(d, sr->out);
 }
 
+/* A timer whose follow-up could not even be submitted: the timers hear it was not stored. */
 static void
-rulebook_timer_followup_cb(struct store_req *sr, void *arg)
+rulebook_timer_unsettled(struct loketd *d, json_int_t timer_id)
 {
-	rulebook_followup_cb(sr, arg);
-	timers_followup_done(arg);
+	struct events_event ev = { 0 };
+
+	ev.pub.kind = (enum loket_event_kind)EVENTS_TIMER_SETTLED;
+	ev.pub.name = "timer.settled";
+	ev.pub.at = util_time_ms();
+	ev.pub.json = "{}";
+	ev.timer_id = timer_id;
+	events_publish(d->events, &ev);
 }
 
 /* Takes over extra. */
@@ -374,12 +379,11 @@ rulebook_followup(struct loketd *d, const char *event, json_t *contact, json_t *
 	}
 	json_decref(doc);
 	json_decref(decisions);
-	sr = store_req_new(STORE_CONTACT_UPDATE, in,
-	    timer_id != 0 ? rulebook_timer_followup_cb : rulebook_followup_cb, d);
+	sr = store_req_new(STORE_CONTACT_UPDATE, in, rulebook_followup_cb, d);
 	if (sr != NULL)
 		store_submit(d->store, sr);
 	else if (timer_id != 0)
-		timers_followup_done(d);
+		rulebook_timer_unsettled(d, timer_id);
 }
 
 void
@@ -401,9 +405,135 @@ rulebook_event(struct loketd *d, const char *event, json_t *contact, json_t *ext
 	rulebook_followup(d, event, contact, extra, 0);
 }
 
-void
-rulebook_timer_event(struct loketd *d, const char *event, json_t *contact, json_t *extra,
-    json_int_t timer_id)
+/* What a rule needs once the contact of an event is read. */
+struct rulebook_read {
+	struct loketd *d;
+	char event[16];
+	json_t *timer; /* a fired timer's row, or NULL */
+};
+
+/* The contact of an event, read: the rules of the event run on it. */
+static void
+rulebook_read_cb(struct store_req *sr, void *arg)
 {
-	rulebook_followup(d, event, contact, extra, timer_id);
+	struct rulebook_read *rr = arg;
+	struct loketd *d = rr->d;
+	json_t *t = rr->timer;
+	json_int_t timer_id = json_integer_value(json_object_get(t, "id"));
+
+	if (t == NULL) {
+		if (sr->status == 0)
+			rulebook_event(d, rr->event, sr->out, NULL);
+	} else if (sr->status != 0) {
+		struct store_req *done = store_req_new(STORE_TIMER_DONE,
+		    json_pack("{s:I, s:I}", "id", timer_id, "at", (json_int_t)util_time_ms()),
+		    rulebook_followup_cb, d);
+
+		/* The contact is gone or unreadable: the timer is closed without action. */
+		if (done != NULL)
+			store_submit(d->store, done);
+		else
+			rulebook_timer_unsettled(d, timer_id);
+	} else if (strcmp(rr->event, "overdue") == 0) {
+		json_t *extra = json_pack("{s:O}", "task_id", json_object_get(t, "task_id")), *task;
+		size_t i;
+
+		/* The task itself too: its department, reason and due time. */
+		json_array_foreach(json_object_get(sr->out, "tasks"), i, task)
+			if (json_equal(json_object_get(task, "id"), json_object_get(t, "task_id")))
+				json_object_set(extra, "task", task);
+		rulebook_followup(d, "overdue", sr->out, extra, timer_id);
+	} else {
+		rulebook_followup(d, "reminder", sr->out,
+		    json_pack("{s:O}", "call", json_object_get(json_object_get(t, "payload"), "call")),
+		    timer_id);
+	}
+	json_decref(t);
+	free(rr);
+}
+
+/* Reads contact_id, then runs event's rules (and a fired timer's action, with timer). */
+static void
+rulebook_read(struct loketd *d, const char *event, json_int_t contact_id, json_t *timer)
+{
+	struct rulebook_read *rr = calloc(1, sizeof(*rr));
+	struct store_req *sr;
+
+	if (rr == NULL) {
+		if (timer != NULL)
+			rulebook_timer_unsettled(d, json_integer_value(json_object_get(timer, "id")));
+		return;
+	}
+	rr->d = d;
+	snprintf(rr->event, sizeof(rr->event), "%s", event);
+	rr->timer = json_incref(timer);
+	sr = store_req_new(STORE_CONTACT_GET,
+	    json_pack("{s:I, s:{s:b}}", "id", contact_id, "scope", "all", 1), rulebook_read_cb, rr);
+	if (sr == NULL) {
+		if (timer != NULL)
+			rulebook_timer_unsettled(d, json_integer_value(json_object_get(timer, "id")));
+		json_decref(rr->timer);
+		free(rr);
+		return;
+	}
+	store_submit(d->store, sr);
+}
+
+/*
+ * The register's news, turned into the rules of follow-up events: a contact
+ * stored with a status the intake rules decided, a status changed (by the
+ * API, rules, a timer, a finished task), a citizen's reply on a contact, and
+ * a timer that came due.
+ */
+static void
+rulebook_event_cb(const struct events_event *ev, void *arg)
+{
+	struct loketd *d = arg;
+	const char *status = json_string_value(json_object_get(ev->payload, "status"));
+	const char *from = json_string_value(json_object_get(ev->payload, "previous_status"));
+	const char *event;
+
+	switch ((unsigned int)ev->pub.kind) {
+	case LOKET_EVENT_CONTACT_CREATED:
+		/* Decided at intake: the rules of that status run now that it is stored. */
+		if (status != NULL && strcmp(status, "open") != 0 && ev->contact != NULL)
+			rulebook_event(d, status, ev->contact, NULL);
+		break;
+	case LOKET_EVENT_CONTACT_CHANGED:
+		/* A reply that reopened a contact runs the rules of "reply", not of "reopened". */
+		if (status == NULL || from == NULL || strcmp(status, from) == 0 ||
+		    json_object_get(ev->payload, "cause") != NULL)
+			break;
+		event = strcmp(status, "open") == 0 ? "reopened" : status;
+		if (ev->contact != NULL)
+			rulebook_event(d, event, ev->contact, NULL);
+		else
+			rulebook_read(d, event, ev->pub.contact_id, NULL);
+		break;
+	case LOKET_EVENT_MESSAGE_ADDED:
+		/* A citizen's message on a contact (its message as the channel submitted it). */
+		if (ev->detail != NULL && ev->contact != NULL &&
+		    strcmp(json_string_value(json_object_get(ev->payload, "direction")) != NULL ?
+			json_string_value(json_object_get(ev->payload, "direction")) : "",
+			"in") == 0)
+			rulebook_event(d, "reply", ev->contact,
+			    json_pack("{s:O}", "message", ev->detail));
+		break;
+	case EVENTS_TIMER_DUE:
+		rulebook_read(d,
+		    strcmp(json_string_value(json_object_get(ev->detail, "kind")) != NULL ?
+			json_string_value(json_object_get(ev->detail, "kind")) : "",
+			"overdue") == 0 ? "overdue" : "reminder",
+		    ev->pub.contact_id, ev->detail);
+		break;
+	}
+}
+
+int
+rulebook_subscribe(struct loketd *d)
+{
+	return events_subscribe(d->events,
+	    LOKET_EVENT_CONTACT_CREATED | LOKET_EVENT_CONTACT_CHANGED | LOKET_EVENT_MESSAGE_ADDED |
+		EVENTS_TIMER_DUE,
+	    rulebook_event_cb, d, NULL);
 }

@@ -44,10 +44,10 @@ void rulebook_contact(struct loketd *d, json_t *doc);
 void rulebook_event(struct loketd *d, const char *event, json_t *contact, json_t *extra);
 
 /*
- * The rules of a fired timer's event (reminder, overdue); the follow-up marks
- * the timer done and tells the timers when it is stored.
+ * Subscribes the running rules to the register's events: the follow-up
+ * events (escalated, resolved, reopened, closed, reply) and fired timers
+ * (reminder, overdue; their action is written with the timer closed).
  */
-void rulebook_timer_event(struct loketd *d, const char *event, json_t *contact, json_t *extra,
-    json_int_t timer_id); /* takes over extra */
+int rulebook_subscribe(struct loketd *d);
 
 #endif

@@ -2,6 +2,13 @@
  * timers.c: durable timers (reminders, task deadlines) kept in the register
  * and armed on the loop for the earliest one due.
  *
+ * The timers hear of new timers and of settled ones through register
+ * events: a write that added timers names the earliest, and every write
+ * that closes a timer is reported stored or not (EVENTS_TIMER_SETTLED).
+ * A timer whose action is the rules' (a plain reminder, a deadline) is
+ * handed on as EVENTS_TIMER_DUE; whoever runs those rules writes the
+ * action with the timer closed, and the settlement comes back the same way.
+ *
  * No scan runs on a clock: one libevent timer waits for the earliest pending
  * timer; when it fires, the due ones are read, acted on (each action written
  * together with marking its timer done), and the next earliest is armed. A
@@ -18,6 +25,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "events.h"
 #include "log.h"
 #include "loketd.h"
 #include "metrics.h"
@@ -97,43 +105,65 @@ timers_settled(struct loketd *d)
 	timers_rearm(d);
 }
 
+/* A fired timer's action settled (first word wins; a second one is not counted twice). */
 static void
-timers_done_cb(struct store_req *sr, void *arg)
+timers_settle(struct loketd *d, json_int_t id)
 {
-	struct loketd *d = arg;
+	char key[32];
 
-	if (sr->status != 0 && sr->status != 409)
-		log_warnx("timers", "a fired timer's action was not stored: %s", sr->error);
-	/*
-	 * The next timer the write added is armed; a reminder that escalated moves
-	 * the gauges and runs the rules of "escalated", as for the API.
-	 */
-	if (sr->status == 0)
-		register_changed(d, sr->out);
+	snprintf(key, sizeof(key), "%lld", (long long)id);
+	if (json_object_get(d->timers_inflight, key) == NULL)
+		return;
+	json_object_del(d->timers_inflight, key);
 	timers_settled(d);
 }
 
 static void
-timers_submit(struct loketd *d, enum store_op op, json_t *in)
+timers_done_cb(struct store_req *sr, void *arg)
+{
+	/* Settled through EVENTS_TIMER_SETTLED, which the register published before this. */
+	if (sr->status != 0 && sr->status != 409)
+		log_warnx("timers", "a fired timer's action was not stored: %s", sr->error);
+}
+
+static void
+timers_submit(struct loketd *d, json_int_t id, enum store_op op, json_t *in)
 {
 	struct store_req *sr;
 
 	if (in == NULL) {
 		log_warnx("timers", "a fired timer's action could not be built");
-		timers_settled(d);
+		timers_settle(d, id);
 		return;
 	}
 	if ((sr = store_req_new(op, in, timers_done_cb, d)) == NULL) {
-		timers_settled(d);
+		timers_settle(d, id);
 		return;
 	}
 	store_submit(d->store, sr);
 }
 
+/*
+ * News from the register: a write added timers (arm for the earliest), or a
+ * write closing a fired timer completed.
+ */
+static void
+timers_event_cb(const struct events_event *ev, void *arg)
+{
+	struct loketd *d = arg;
+
+	if (ev->pub.kind == (enum loket_event_kind)EVENTS_TIMER_SETTLED) {
+		timers_settle(d, ev->timer_id);
+		return;
+	}
+	if (ev->timers_next > 0)
+		timers_note(d, ev->timers_next);
+}
+
 static void
 timers_finish(struct loketd *d, json_int_t id)
 {
-	timers_submit(d, STORE_TIMER_DONE,
+	timers_submit(d, id, STORE_TIMER_DONE,
 	    json_pack("{s:I, s:I}", "id", id, "at", (json_int_t)util_time_ms()));
 }
 
@@ -169,7 +199,7 @@ timers_remind_escalate(struct loketd *d, json_t *t, json_t *payload)
 		snprintf(detail, sizeof(detail),
 		    "not handled in time; not escalated: department '%s' is not configured",
 		    to != NULL ? to : "?");
-		timers_submit(d, STORE_CONTACT_UPDATE,
+		timers_submit(d, json_integer_value(json_object_get(t, "id")), STORE_CONTACT_UPDATE,
 		    json_pack("{s:O, s:I, s:s, s:{s:b}, s:O, s:[{s:s, s:s, s:s}]}", "id",
 			json_object_get(t, "contact_id"), "at", (json_int_t)util_time_ms(), "actor",
 			actor, "scope", "all", 1, "timer_done", json_object_get(t, "id"), "history",
@@ -177,7 +207,7 @@ timers_remind_escalate(struct loketd *d, json_t *t, json_t *payload)
 		return;
 	}
 	/* As POST .../escalate: the task, and the contact in the department's organisation. */
-	timers_submit(d, STORE_CONTACT_UPDATE,
+	timers_submit(d, json_integer_value(json_object_get(t, "id")), STORE_CONTACT_UPDATE,
 	    json_pack("{s:O, s:I, s:s, s:{s:b}, s:O, s:o, s:{s:s, s:s}, s:{s:s, s:s},"
 		      " s:[{s:s, s:s, s:s}]}",
 		"id", json_object_get(t, "contact_id"), "at", (json_int_t)util_time_ms(), "actor",
@@ -188,63 +218,24 @@ timers_remind_escalate(struct loketd *d, json_t *t, json_t *payload)
 		"not handled in time; escalated by a reminder"));
 }
 
-struct timers_call {
-	struct loketd *d;
-	json_t *timer;
-};
-
-/* The contact is read, then the rules of the event run on it. */
+/*
+ * The rules decide what a plain reminder or a passed deadline does: the
+ * timer goes to them as an event, and their action comes back settled.
+ */
 static void
-timers_contact_cb(struct store_req *sr, void *arg)
+timers_hand_to_rules(struct loketd *d, json_t *t)
 {
-	struct timers_call *tc = arg;
-	struct loketd *d = tc->d;
-	json_t *t = tc->timer;
-	const char *kind = json_string_value(json_object_get(t, "kind"));
-	json_int_t id = json_integer_value(json_object_get(t, "id"));
+	struct events_event ev = { 0 };
 
-	if (sr->status != 0) {
-		timers_finish(d, id);
-	} else if (strcmp(kind, "overdue") == 0) {
-		json_t *extra = json_pack("{s:O}", "task_id", json_object_get(t, "task_id")), *task;
-		size_t i;
-
-		/* The task itself too: its department, reason and due time. */
-		json_array_foreach(json_object_get(sr->out, "tasks"), i, task)
-			if (json_equal(json_object_get(task, "id"), json_object_get(t, "task_id")))
-				json_object_set(extra, "task", task);
-		rulebook_timer_event(d, "overdue", sr->out, extra, id);
-	} else {
-		rulebook_timer_event(d, "reminder", sr->out,
-		    json_pack("{s:O}", "call", json_object_get(json_object_get(t, "payload"), "call")),
-		    id);
-	}
-	json_decref(t);
-	free(tc);
-}
-
-static void
-timers_read_contact(struct loketd *d, json_t *t)
-{
-	struct timers_call *tc = calloc(1, sizeof(*tc));
-	struct store_req *sr;
-
-	if (tc == NULL) {
-		timers_settled(d);
-		return;
-	}
-	tc->d = d;
-	tc->timer = json_incref(t);
-	sr = store_req_new(STORE_CONTACT_GET,
-	    json_pack("{s:O, s:{s:b}}", "id", json_object_get(t, "contact_id"), "scope", "all", 1),
-	    timers_contact_cb, tc);
-	if (sr == NULL) {
-		json_decref(t);
-		free(tc);
-		timers_settled(d);
-		return;
-	}
-	store_submit(d->store, sr);
+	ev.pub.kind = (enum loket_event_kind)EVENTS_TIMER_DUE;
+	ev.pub.name = "timer.due";
+	ev.pub.at = util_time_ms();
+	ev.pub.contact_id = json_integer_value(json_object_get(t, "contact_id"));
+	ev.pub.task_id = json_integer_value(json_object_get(t, "task_id"));
+	ev.pub.json = "{}";
+	ev.detail = t;
+	ev.timer_id = json_integer_value(json_object_get(t, "id"));
+	events_publish(d->events, &ev);
 }
 
 static void
@@ -254,7 +245,13 @@ timers_fire_one(struct loketd *d, json_t *t)
 	const char *status = json_string_value(json_object_get(t, "contact_status"));
 	json_t *payload = json_object_get(t, "payload");
 	json_int_t id = json_integer_value(json_object_get(t, "id"));
+	char key[32];
 
+	snprintf(key, sizeof(key), "%lld", (long long)id);
+	/* Fired already and not settled (its action is still being written): not twice. */
+	if (json_object_get(d->timers_inflight, key) != NULL)
+		return;
+	json_object_set_new(d->timers_inflight, key, json_true());
 	d->timers_busy++;
 	if (strcmp(kind, "overdue") == 0) {
 		const char *task_status = json_string_value(json_object_get(t, "task_status"));
@@ -268,7 +265,7 @@ timers_fire_one(struct loketd *d, json_t *t)
 		    1);
 		log_info("timers", "task overdue contact=%lld",
 		    (long long)json_integer_value(json_object_get(t, "contact_id")));
-		timers_read_contact(d, t);
+		timers_hand_to_rules(d, t);
 		return;
 	}
 	if (timers_unless(json_string_value(json_object_get(payload, "unless")), status)) {
@@ -283,7 +280,7 @@ timers_fire_one(struct loketd *d, json_t *t)
 		timers_remind_escalate(d, t, payload);
 		return;
 	}
-	timers_read_contact(d, t);
+	timers_hand_to_rules(d, t);
 }
 
 static void
@@ -330,7 +327,10 @@ timers_fire_cb(evutil_socket_t fd, short what, void *arg)
 int
 timers_init(struct loketd *d)
 {
-	if ((d->timer_ev = evtimer_new(d->base, timers_fire_cb, d)) == NULL)
+	if ((d->timers_inflight = json_object()) == NULL ||
+	    (d->timer_ev = evtimer_new(d->base, timers_fire_cb, d)) == NULL ||
+	    events_subscribe(d->events, EVENTS_PUBLIC | EVENTS_TIMER_SETTLED, timers_event_cb, d,
+		NULL) < 0)
 		return -1;
 	timers_rearm(d);
 	return 0;
@@ -339,13 +339,10 @@ timers_init(struct loketd *d)
 void
 timers_free(struct loketd *d)
 {
+	events_unsubscribe(d->events, timers_event_cb, d, NULL);
 	if (d->timer_ev != NULL)
 		event_free(d->timer_ev);
 	d->timer_ev = NULL;
-}
-
-void
-timers_followup_done(struct loketd *d)
-{
-	timers_settled(d);
+	json_decref(d->timers_inflight);
+	d->timers_inflight = NULL;
 }

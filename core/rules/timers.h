@@ -13,7 +13,5 @@ void timers_free(struct loketd *d);
 void timers_note(struct loketd *d, json_int_t due_ms);
 /* The test clock moved: the earliest timer is armed again for the new time. */
 void timers_clock_moved(struct loketd *d);
-/* A fired timer's follow-up was stored (or failed). */
-void timers_followup_done(struct loketd *d);
 
 #endif

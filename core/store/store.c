@@ -90,7 +90,43 @@ store_req_free(struct store_req *req)
 		return;
 	json_decref(req->in);
 	json_decref(req->out);
+	free(req->events);
 	free(req);
+}
+
+static const struct {
+	enum loket_event_kind kind;
+	const char *name;
+} store_event_names[] = {
+	{ LOKET_EVENT_CONTACT_CREATED, "contact.created" },
+	{ LOKET_EVENT_CONTACT_CHANGED, "contact.changed" },
+	{ LOKET_EVENT_MESSAGE_ADDED, "message.added" },
+	{ LOKET_EVENT_TASK_CREATED, "task.created" },
+	{ LOKET_EVENT_TASK_DUE, "task.due" },
+	{ LOKET_EVENT_TASK_DONE, "task.done" },
+	{ LOKET_EVENT_TIMER_FIRED, "timer.fired" },
+};
+
+const char *
+store_event_name(enum loket_event_kind kind)
+{
+	for (size_t i = 0; i < sizeof(store_event_names) / sizeof(store_event_names[0]); i++)
+		if (store_event_names[i].kind == kind)
+			return store_event_names[i].name;
+	return NULL;
+}
+
+int
+store_req_event(struct store_req *req, const struct store_event *ev)
+{
+	struct store_event *grown;
+
+	/* A write makes a handful of events: grow one at a time. */
+	if ((grown = realloc(req->events, (req->nevents + 1) * sizeof(*grown))) == NULL)
+		return -1;
+	req->events = grown;
+	req->events[req->nevents++] = *ev;
+	return 0;
 }
 
 int
@@ -110,6 +146,10 @@ store_req_fail(struct store_req *req, int status, const char *fmt, ...)
 	va_end(ap);
 	json_decref(req->out);
 	req->out = NULL;
+	/* What a failed write stored was rolled back with it: no event of it was. */
+	free(req->events);
+	req->events = NULL;
+	req->nevents = 0;
 }
 
 /*
@@ -165,10 +205,6 @@ store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
 
-	if (req->status == 0 && s != NULL && s->outbox_hook != NULL &&
-	    json_array_size(json_object_get(req->in, "outbox")) > 0 &&
-	    !json_is_true(json_object_get(req->out, "duplicate")))
-		s->outbox_hook(s->outbox_arg);
 	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL &&
 	    !json_is_true(json_object_get(req->out, "duplicate"))) {
 		json_t *view = store_contact_view(req->in, req->out);
@@ -178,6 +214,8 @@ store_req_complete(struct store_req *req)
 		if (view == NULL)
 			store_req_fail(req, 503, "out of memory");
 	}
+	if (s != NULL && s->done_hook != NULL && store_op_is_write(req->op))
+		s->done_hook(req, s->done_arg);
 	if (req->cb != NULL)
 		req->cb(req, req->arg);
 	store_req_free(req);

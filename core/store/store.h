@@ -13,6 +13,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "loket/plugin.h"
+
 struct conf;
 struct event_base;
 struct metrics;
@@ -46,7 +48,23 @@ enum store_op {
 	STORE_THREAD_FIND,
 	STORE_OUTBOX_DUE,
 	STORE_OUTBOX_NEXT,
+	STORE_EVENTS_AFTER,
 	STORE_OP_COUNT,
+};
+
+/*
+ * A register event a write made, stored in the same transaction as the
+ * write (so its id is durable once the write is) and handed back with the
+ * completion. payload is the JSON text as stored: ids and statuses only.
+ */
+#define STORE_EVENT_PAYLOAD 192
+struct store_event {
+	int64_t id;
+	int64_t at;
+	enum loket_event_kind kind;
+	int64_t contact_id; /* 0: none */
+	int64_t task_id;    /* 0: none */
+	char payload[STORE_EVENT_PAYLOAD];
 };
 
 struct store_req {
@@ -63,6 +81,9 @@ struct store_req {
 	int commit_rc; /* with batch: 0 when the batch committed, else the driver's error */
 	struct store_req *next;
 	struct store *store; /* set by store_submit */
+	/* Set by the driver on a write that completed: the events it stored, in id order. */
+	struct store_event *events;
+	size_t nevents;
 };
 
 struct store_driver {
@@ -80,9 +101,13 @@ struct store {
 	struct event_base *base;
 	struct metrics *metrics;
 	void *impl;
-	/* Called on the loop after a write that queued outbound messages is durable. */
-	void (*outbox_hook)(void *arg);
-	void *outbox_arg;
+	/*
+	 * Called on the loop for every completed write, stored or not, before
+	 * its callback: the register publishes the write's events from here.
+	 * The store knows nobody above it but this pointer.
+	 */
+	void (*done_hook)(struct store_req *req, void *arg);
+	void *done_arg;
 	/*
 	 * Called once on the loop when the register stopped after an I/O error
 	 * (a failed write or fsync): the driver fails every write from then on
@@ -109,6 +134,13 @@ void store_req_fail(struct store_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Runs a completed request's callback and frees it. */
 void store_req_complete(struct store_req *req);
+/* The durable name of an event kind ("contact.created"), or NULL for one never stored. */
+const char *store_event_name(enum loket_event_kind kind);
+/*
+ * Records an event of the write req in the driver's list (the driver has
+ * stored it with the id given). Returns -1 without memory.
+ */
+int store_req_event(struct store_req *req, const struct store_event *ev);
 
 /* store_sqlite.c */
 extern const struct store_driver store_sqlite_driver;

@@ -20,6 +20,8 @@ struct sq_conn {
 	int ref_year;
 	sqlite3_int64 ref_last;
 	int ref_dirty;
+	/* The request sq_op_run is running: where sq_event puts the events it stores. */
+	struct store_req *req;
 };
 
 /* store_sqlite.c */
@@ -65,6 +67,16 @@ void bind_scope(sqlite3_stmt *st, int first, json_t *scope);
 #define SCOPE_SQL(n_all, n_deps, n_org)                                                     \
 	" AND (?" #n_all " OR ((?" #n_deps " IS NULL OR c.department IN (SELECT value FROM"   \
 	" json_each(?" #n_deps "))) AND (c.confidential = 0 OR c.organisation = ?" #n_org ")))"
+/*
+ * Stores a register event of the running request (c->req) in the events
+ * table and adds it to the request's list. payload_fmt builds the JSON
+ * object text (ids and statuses only; strings through sq_event_str).
+ */
+int sq_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at,
+    sqlite3_int64 contact_id, sqlite3_int64 task_id, const char *payload_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* s as the inside of a JSON string (quotes, backslashes, controls escaped), into buf. */
+const char *sq_event_str(char *buf, size_t len, const char *s);
 /* Answers {key: the single value sql selects (the earliest pending time), or null}. */
 void sq_min_pending(struct sq_conn *c, struct store_req *req, const char *sql, const char *key);
 /* The replies in in's "outbox" (rules' decisions, a staff message), due now. */

@@ -246,6 +246,7 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 	struct contact_state cs;
 	sqlite3_int64 dup, msg_row;
 	sqlite3_stmt *st;
+	char esc[64];
 	int reopen;
 	size_t i;
 
@@ -306,10 +307,23 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 	sqlite3_bind_int64(st, 2, now);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail;
+	if (sq_event(c, LOKET_EVENT_MESSAGE_ADDED, now, id, 0,
+	        "{\"message\":%lld,\"direction\":\"%s\"}", (long long)msg_row,
+	        strcmp(jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in", "out") == 0
+	            ? "out"
+	            : "in")
+	    < 0)
+		goto fail;
+	/* The rules of "reply" run for this, not those of "reopened": the cause says why. */
 	if (reopen
 	    && (history_add(c, id, now, actor, "reopen", cs.status, "open", "reply") < 0
 	        || counts_add(c, cs.channel, cs.status, -1) < 0
-	        || counts_add(c, cs.channel, "open", 1) < 0))
+	        || counts_add(c, cs.channel, "open", 1) < 0
+	        || sq_event(c, LOKET_EVENT_CONTACT_CHANGED, now, id, 0,
+	               "{\"status\":\"open\",\"previous_status\":\"%s\",\"channel\":\"%s\","
+	               "\"cause\":\"reply\"}",
+	               cs.status, sq_event_str(esc, sizeof(esc), cs.channel))
+	            < 0))
 		goto fail;
 	json_array_foreach(json_object_get(in, "outbox"), i, v)
 	    json_object_set_new(v, "message_row", json_integer(msg_row));
@@ -650,7 +664,10 @@ sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 			json_object_set_new(
 			    msg, "meta", json_pack("{s:I}", "outbox", (json_int_t)id));
 			if (sq_message_insert(c, contact_id, msg, channel, now, actor, &msg_row)
-			    < 0) {
+			        < 0
+			    || sq_event(c, LOKET_EVENT_MESSAGE_ADDED, now, contact_id, 0,
+			           "{\"message\":%lld,\"direction\":\"out\"}", (long long)msg_row)
+			        < 0) {
 				json_decref(msg);
 				goto fail;
 			}

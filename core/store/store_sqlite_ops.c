@@ -1,6 +1,7 @@
 /* store_sqlite_ops.c: the register's SQL: one function per request kind, JSON in and out. */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,21 @@ const char *const sq_migrations[] = {
 	"UPDATE parties SET confidential ="
 	"  EXISTS (SELECT 1 FROM contacts c WHERE c.party_id = parties.id) AND"
 	"  NOT EXISTS (SELECT 1 FROM contacts c WHERE c.party_id = parties.id AND c.confidential = 0);",
+	/*
+	 * 4 -> 5: register events, each written in the transaction of the write
+	 * that made it. AUTOINCREMENT: an id is never handed out twice, also
+	 * after old events are pruned (by age, hence the index on at), so a
+	 * reader resuming from the last id it saw misses nothing and sees
+	 * nothing twice. payload holds ids and statuses, no personal data.
+	 */
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  contact_id INTEGER,"
+	"  task_id INTEGER,"
+	"  payload TEXT NOT NULL DEFAULT '{}');"
+	"CREATE INDEX events_at ON events(at);",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
 
@@ -225,6 +241,91 @@ col_json(sqlite3_stmt *st, int i)
 	json_t *v = s != NULL ? json_loads(s, JSON_ALLOW_NUL, NULL) : NULL;
 
 	return v != NULL ? v : json_null();
+}
+
+const char *
+sq_event_str(char *buf, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	for (; s != NULL && *s != '\0' && n + 7 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)ch;
+		} else if (ch < 0x20) {
+			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", ch);
+		} else {
+			buf[n++] = (char)ch;
+		}
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+int
+sq_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at,
+    sqlite3_int64 contact_id, sqlite3_int64 task_id, const char *payload_fmt, ...)
+{
+	static const char sql[] = "INSERT INTO events (at, kind, contact_id, task_id, payload)"
+				  " VALUES (?1, ?2, ?3, ?4, ?5)";
+	struct store_event ev = { .at = at, .kind = kind, .contact_id = contact_id,
+		.task_id = task_id };
+	sqlite3_stmt *st;
+	va_list ap;
+	int n;
+
+	va_start(ap, payload_fmt);
+	n = vsnprintf(ev.payload, sizeof(ev.payload), payload_fmt, ap);
+	va_end(ap);
+	/* A cut payload would not parse: the ids alone still say what happened. */
+	if (n < 0 || (size_t)n >= sizeof(ev.payload))
+		snprintf(ev.payload, sizeof(ev.payload), "{}");
+	if (c->req == NULL || (st = sq_stmt(c, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, at);
+	bind_text(st, 2, store_event_name(kind));
+	if (contact_id != 0)
+		sqlite3_bind_int64(st, 3, contact_id);
+	if (task_id != 0)
+		sqlite3_bind_int64(st, 4, task_id);
+	bind_text(st, 5, ev.payload);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	ev.id = sqlite3_last_insert_rowid(c->db);
+	return store_req_event(c->req, &ev);
+}
+
+/* The payload of a contact's event: its status, where it came from, and the status before. */
+static int
+contact_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at,
+    sqlite3_int64 contact_id, const char *status, const char *previous, const char *channel,
+    const char *cause)
+{
+	char st[32], prev[32], ch[64], why[32];
+
+	if (previous == NULL)
+		return sq_event(c, kind, at, contact_id, 0, "{\"status\":\"%s\",\"channel\":\"%s\"}",
+		    sq_event_str(st, sizeof(st), status), sq_event_str(ch, sizeof(ch), channel));
+	return sq_event(c, kind, at, contact_id, 0,
+	    "{\"status\":\"%s\",\"previous_status\":\"%s\",\"channel\":\"%s\"%s%s%s}",
+	    sq_event_str(st, sizeof(st), status), sq_event_str(prev, sizeof(prev), previous),
+	    sq_event_str(ch, sizeof(ch), channel), cause != NULL ? ",\"cause\":\"" : "",
+	    cause != NULL ? sq_event_str(why, sizeof(why), cause) : "", cause != NULL ? "\"" : "");
+}
+
+/* A task's event: its department (no reason: that is free text). */
+static int
+task_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at,
+    sqlite3_int64 contact_id, sqlite3_int64 task_id, const char *department)
+{
+	char dep[160];
+
+	if (department == NULL)
+		return sq_event(c, kind, at, contact_id, task_id, "{}");
+	return sq_event(c, kind, at, contact_id, task_id, "{\"department\":\"%s\"}",
+	    sq_event_str(dep, sizeof(dep), department));
 }
 
 int
@@ -513,11 +614,17 @@ static int
 task_with_deadline(struct sq_conn *c, sqlite3_int64 contact_id, json_t *task, sqlite3_int64 now,
     const char *actor, sqlite3_int64 *next_r)
 {
+	sqlite3_int64 task_id;
+
 	if (task_create(c, contact_id, task, now, actor) < 0)
+		return -1;
+	task_id = sqlite3_last_insert_rowid(c->db);
+	if (task_event(c, LOKET_EVENT_TASK_CREATED, now, contact_id, task_id,
+		jstr(task, "department")) < 0)
 		return -1;
 	if (!json_is_integer(json_object_get(task, "due_at")))
 		return 0;
-	return timer_add(c, contact_id, sqlite3_last_insert_rowid(c->db), "overdue",
+	return timer_add(c, contact_id, task_id, "overdue",
 	    json_integer_value(json_object_get(task, "due_at")), NULL, NULL, now, next_r);
 }
 
@@ -669,7 +776,9 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 	}
 	id = sqlite3_last_insert_rowid(c->db);
 	/* Kinds and party ids only: the history is no second copy of personal data. */
-	if (history_add(c, id, now, jstr(in, "created_by"), "created", NULL, "open",
+	if (contact_event(c, LOKET_EVENT_CONTACT_CREATED, now, id, jstr(in, "status"), NULL,
+		jstr(in, "channel"), NULL) < 0 ||
+	    history_add(c, id, now, jstr(in, "created_by"), "created", NULL, "open",
 		jstr(in, "channel")) < 0 ||
 	    (conflict != NULL && history_add(c, id, now, jstr(in, "created_by"), "party_conflict",
 				     NULL, NULL, conflict) < 0) ||
@@ -735,11 +844,35 @@ status_in(json_t *from, const char *status)
 static int
 tasks_finish(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 now, const char *actor)
 {
+	static const char sql_open[] = "SELECT id, department FROM tasks WHERE contact_id = ?1"
+				       " AND status = 'open' ORDER BY id";
 	static const char sql[] = "UPDATE tasks SET status = 'done', done_at = ?2, done_by = ?3 "
 				  "WHERE contact_id = ?1 AND status = 'open'";
-	sqlite3_stmt *st = sq_stmt(c, sql);
+	sqlite3_stmt *st = sq_stmt(c, sql_open);
+	json_t *open = json_array(), *t;
+	size_t i;
+	int rc;
 
-	if (st == NULL)
+	if (st == NULL || open == NULL) {
+		json_decref(open);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, contact_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(open, json_pack("{s:I, s:o}", "id",
+						(json_int_t)sqlite3_column_int64(st, 0), "department",
+						col_text(st, 1)));
+	sqlite3_reset(st);
+	json_array_foreach(open, i, t) {
+		if (rc != SQLITE_DONE ||
+		    task_event(c, LOKET_EVENT_TASK_DONE, now, contact_id,
+			json_integer_value(json_object_get(t, "id")), jstr(t, "department")) < 0) {
+			json_decref(open);
+			return -1;
+		}
+	}
+	json_decref(open);
+	if (rc != SQLITE_DONE || (st = sq_stmt(c, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, contact_id);
 	sqlite3_bind_int64(st, 2, now);
@@ -847,17 +980,54 @@ contact_set_fields(struct sq_conn *c, sqlite3_int64 id, json_t *set, sqlite3_int
 	return 0;
 }
 
+/*
+ * Marks a timer done. With acted (the write holds what its firing did) a
+ * timer still pending makes its events: timer.fired, and task.due for the
+ * deadline of a task still open.
+ */
 static int
-timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now)
+timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now, int acted)
 {
+	static const char sql_row[] = "SELECT t.contact_id, t.task_id, t.kind, k.status, k.department"
+				      " FROM timers t LEFT JOIN tasks k ON k.id = t.task_id"
+				      " WHERE t.id = ?1 AND t.status = 'pending'";
 	static const char sql[] = "UPDATE timers SET status = 'done', done_at = ?2 WHERE id = ?1";
-	sqlite3_stmt *st = sq_stmt(c, sql);
+	sqlite3_int64 contact_id = 0, task_id = 0;
+	char kind[32] = "", task_status[16] = "", dep[128] = "", esc[64];
+	sqlite3_stmt *st = sq_stmt(c, sql_row);
+	int pending = 0, has_dep = 0;
 
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, timer_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		pending = 1;
+		contact_id = sqlite3_column_int64(st, 0);
+		task_id = sqlite3_column_int64(st, 1);
+		snprintf(kind, sizeof(kind), "%s", (const char *)sqlite3_column_text(st, 2));
+		if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+			snprintf(task_status, sizeof(task_status), "%s",
+			    (const char *)sqlite3_column_text(st, 3));
+		if ((has_dep = sqlite3_column_type(st, 4) != SQLITE_NULL))
+			snprintf(dep, sizeof(dep), "%s", (const char *)sqlite3_column_text(st, 4));
+	}
+	sqlite3_reset(st);
+	if ((st = sq_stmt(c, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, timer_id);
 	sqlite3_bind_int64(st, 2, now);
-	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	if (!pending || !acted)
+		return 0;
+	if (sq_event(c, LOKET_EVENT_TIMER_FIRED, now, contact_id, task_id,
+		"{\"timer\":%lld,\"kind\":\"%s\"}", (long long)timer_id,
+		sq_event_str(esc, sizeof(esc), kind)) < 0)
+		return -1;
+	if (strcmp(kind, "overdue") == 0 && strcmp(task_status, "open") == 0 &&
+	    task_event(c, LOKET_EVENT_TASK_DUE, now, contact_id, task_id, has_dep ? dep : NULL) < 0)
+		return -1;
+	return 0;
 }
 
 /*
@@ -883,7 +1053,7 @@ rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
 	if (outbox_rows(c, id, in, now, channel) < 0)
 		return -1;
 	if (json_is_integer(json_object_get(in, "timer_done")) &&
-	    timer_done(c, json_integer_value(json_object_get(in, "timer_done")), now) < 0)
+	    timer_done(c, json_integer_value(json_object_get(in, "timer_done")), now, 1) < 0)
 		return -1;
 	return 0;
 }
@@ -891,8 +1061,9 @@ rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now,
 static void
 op_timer_done(struct sq_conn *c, struct store_req *req)
 {
+	/* A timer closed without action (its contact moved on): no event to tell. */
 	if (timer_done(c, json_integer_value(json_object_get(req->in, "id")),
-		json_integer_value(json_object_get(req->in, "at"))) < 0)
+		json_integer_value(json_object_get(req->in, "at")), 0) < 0)
 		step_error(c, req, SQLITE_ERROR);
 }
 
@@ -1010,6 +1181,10 @@ op_contact_update(struct sq_conn *c, struct store_req *req)
 		    counts_add(c, cs.channel, jstr(tr, "to"), 1) < 0)
 			goto fail;
 	}
+	/* Every stored change of a contact is news, a status change or not (a tag, a history row). */
+	if (contact_event(c, LOKET_EVENT_CONTACT_CHANGED, now, id, tr != NULL ? jstr(tr, "to") :
+		cs.status, cs.status, cs.channel, NULL) < 0)
+		goto fail;
 	if (json_is_true(json_object_get(in, "finish_tasks")) && tasks_finish(c, id, now, actor) < 0)
 		goto fail;
 	if (json_object_get(in, "task") != NULL &&
@@ -1084,7 +1259,9 @@ op_task_done(struct sq_conn *c, struct store_req *req)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		open_left = sqlite3_column_int(st, 0);
 	sqlite3_reset(st);
-	if (history_add(c, contact_id, now, actor, "task_done", NULL, NULL, NULL) < 0)
+	if (history_add(c, contact_id, now, actor, "task_done", NULL, NULL, NULL) < 0 ||
+	    task_event(c, LOKET_EVENT_TASK_DONE, now, contact_id, id,
+		cs.has_department ? cs.department : NULL) < 0)
 		goto fail;
 	if (open_left == 0 && strcmp(cs.status, "escalated") == 0) {
 		if ((st = sq_stmt(c, sql_close)) == NULL)
@@ -1095,7 +1272,9 @@ op_task_done(struct sq_conn *c, struct store_req *req)
 		    history_add(c, contact_id, now, actor, "close", "escalated", "closed",
 			"all tasks done") < 0 ||
 		    counts_add(c, cs.channel, "escalated", -1) < 0 ||
-		    counts_add(c, cs.channel, "closed", 1) < 0)
+		    counts_add(c, cs.channel, "closed", 1) < 0 ||
+		    contact_event(c, LOKET_EVENT_CONTACT_CHANGED, now, contact_id, "closed",
+			"escalated", cs.channel, NULL) < 0)
 			goto fail;
 	}
 	if ((st = sq_stmt(c, sql_task_by_id)) == NULL)
@@ -1435,6 +1614,37 @@ op_counts(struct sq_conn *c, struct store_req *req)
 	req->out = json_pack("{s:o}", "items", items);
 }
 
+/*
+ * Events after the id a reader saw last, oldest first, at most limit: what
+ * a client that lost its stream (or a node that was down) catches up with.
+ */
+static void
+op_events_after(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT id, at, kind, contact_id, task_id, payload FROM events"
+				  " WHERE id > ?1 ORDER BY id LIMIT ?2";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	json_int_t limit = json_integer_value(json_object_get(req->in, "limit"));
+	json_t *items = json_array();
+
+	if (st == NULL || items == NULL) {
+		json_decref(items);
+		step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(req->in, "after")));
+	sqlite3_bind_int64(st, 2, limit > 0 && limit <= 1000 ? limit : 100);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items,
+		    json_pack("{s:I, s:I, s:o, s:I, s:I, s:o}", "id",
+			(json_int_t)sqlite3_column_int64(st, 0), "at",
+			(json_int_t)sqlite3_column_int64(st, 1), "kind", col_text(st, 2), "contact_id",
+			(json_int_t)sqlite3_column_int64(st, 3), "task_id",
+			(json_int_t)sqlite3_column_int64(st, 4), "payload", col_json(st, 5)));
+	sqlite3_reset(st);
+	req->out = json_pack("{s:o}", "items", items);
+}
+
 void
 sq_op_run(struct sq_conn *c, struct store_req *req)
 {
@@ -1464,13 +1674,16 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_THREAD_FIND] = sq_op_thread_find,
 		[STORE_OUTBOX_DUE] = sq_op_outbox_due,
 		[STORE_OUTBOX_NEXT] = sq_op_outbox_next,
+		[STORE_EVENTS_AFTER] = op_events_after,
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {
 		store_req_fail(req, 500, "unknown storage request");
 		return;
 	}
+	c->req = req;
 	ops[req->op](c, req);
+	c->req = NULL;
 	if (req->status == 0 && req->out == NULL && !store_op_is_write(req->op))
 		store_req_fail(req, 500, "out of memory");
 }

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 #define LOKET_ABI_MAJOR 1
-#define LOKET_ABI_MINOR 2
+#define LOKET_ABI_MINOR 3
 
 #define LOKET_PLUGIN_SYMBOL "loket_plugin"
 
@@ -111,6 +111,49 @@ enum loket_send_result {
 };
 
 struct loket_outbound; /* one outbox row being sent; valid until outbound_done */
+
+/*
+ * Register events (ABI 1.3). The register publishes one after the write
+ * that made it is durable, never before; each carries an id from the
+ * register's events table that only ever increases, so a reader that saw
+ * id N can ask for what came after N (later, on any node sharing the
+ * register). Events a plugin publishes (LOKET_EVENT_PUBLISHED) are not
+ * durable: their id is 0, they reach the subscribers that are there at that
+ * moment and are never read back. The kinds are bits, so a subscriber asks
+ * for several at once.
+ */
+enum loket_event_kind {
+	LOKET_EVENT_CONTACT_CREATED = 1 << 0, /* "contact.created" */
+	LOKET_EVENT_CONTACT_CHANGED = 1 << 1, /* "contact.changed": fields, status, history */
+	LOKET_EVENT_MESSAGE_ADDED = 1 << 2,   /* "message.added": a reply, a staff message, a sent reply */
+	LOKET_EVENT_TASK_CREATED = 1 << 3,    /* "task.created": a hand-over to the second line */
+	LOKET_EVENT_TASK_DUE = 1 << 4,        /* "task.due": an open task passed its due time */
+	LOKET_EVENT_TASK_DONE = 1 << 5,       /* "task.done" */
+	LOKET_EVENT_TIMER_FIRED = 1 << 6,     /* "timer.fired": a reminder or deadline was acted on */
+	LOKET_EVENT_PUBLISHED = 1 << 7,       /* a plugin's own event for a user or role; not durable */
+};
+#define LOKET_EVENT_ALL 0xffu
+
+/*
+ * One event, borrowed for the duration of the callback (copy what you keep).
+ * json is a small JSON object of ids and statuses, never personal data:
+ * {"status":"escalated","previous_status":"open","channel":"email"} for a
+ * contact, {"department":"burgerzaken"} for a task, {"message":12,
+ * "direction":"in"} for a message, {"timer":7,"kind":"reminder"} for a
+ * timer; for a published event, the object its publisher gave.
+ */
+struct loket_event {
+	uint64_t id;                /* durable and increasing; 0 for a published event */
+	enum loket_event_kind kind;
+	const char *name;           /* "contact.created", ...; a published event's own name */
+	int64_t at;                 /* when, in ms since the epoch */
+	int64_t contact_id;         /* 0 when the event names no contact */
+	int64_t task_id;            /* 0 when the event names no task */
+	const char *json;
+	const char *audience_user;  /* a published event: the user it is for, or NULL */
+	const char *audience_role;  /* a published event: the role it is for, or NULL */
+	const char *source;         /* "register", or the name of the plugin that published it */
+};
 
 struct loket_api {
 	size_t size; /* sizeof(struct loket_api) as the core was built; always first */
@@ -210,6 +253,33 @@ struct loket_api {
 	 */
 	void (*metric)(struct loket_plugin *self, int gauge, const char *name, const char *help,
 	    const char *labels, double value);
+
+	/* ---- 1.3: register events ---- */
+
+	/*
+	 * Calls cb on the loop for every event of kinds (LOKET_EVENT_* bits)
+	 * from now on, after the subscribers that came before it. An event
+	 * published from inside a callback is delivered once the current one
+	 * has reached every subscriber, so callbacks never nest. A plugin is
+	 * unsubscribed when it unloads. Returns -1 when kinds names no kind or
+	 * cb is NULL.
+	 */
+	int (*events_subscribe)(struct loket_plugin *self, unsigned int kinds,
+	    void (*cb)(const struct loket_event *ev, void *arg), void *arg);
+	/* Ends the subscriptions of cb with arg; none is called after this returns. */
+	void (*events_unsubscribe)(struct loket_plugin *self,
+	    void (*cb)(const struct loket_event *ev, void *arg), void *arg);
+	/*
+	 * Publishes an event for one user, one role ("agent", "backoffice",
+	 * "admin", "intake"), or both (a call offered to an agent): name is
+	 * lower case letters, digits, '.', '_' or '-' (at most 64), json a JSON
+	 * object (at most 4 KiB; no personal data: it may be shown on a screen).
+	 * It goes through the same bus as the register's events, as
+	 * LOKET_EVENT_PUBLISHED with id 0: not durable, never read back. Returns
+	 * -1 (and logs why) when an argument is refused.
+	 */
+	int (*event_publish)(struct loket_plugin *self, const char *name, const char *json,
+	    const char *user, const char *role);
 
 	/* New entries go here, at the end, with a minor version bump. */
 };

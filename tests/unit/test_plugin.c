@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 
 #include "conf.h"
+#include "events.h"
 #include "http.h"
 #include "loketd.h"
 #include "metrics.h"
@@ -80,6 +81,7 @@ setup(void **state)
 	f->d.base = event_base_new();
 	f->d.metrics = metrics_new();
 	f->d.http = http_new(f->d.base, f->d.metrics);
+	f->d.events = events_new();
 	*state = f;
 	return 0;
 }
@@ -90,6 +92,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 	char cmd[256];
 
+	events_free(f->d.events);
 	http_free(f->d.http);
 	metrics_free(f->d.metrics);
 	event_base_free(f->d.base);
@@ -171,24 +174,60 @@ test_good_plugin(void **state)
 	conf_free(conf);
 }
 
+/*
+ * hello subscribes to contact.created at load; once it is unloaded (and its
+ * code unmapped) an event must reach nobody: a subscription left behind
+ * would call into the closed object.
+ */
+static void
+test_unload_ends_event_subscriptions(void **state)
+{
+	struct fixture *f = *state;
+	struct events_event ev = { 0 };
+	struct conf *conf;
+	struct plugins *p = NULL;
+	char *err;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	conf = load_conf(f, "hello", "");
+	if ((err = open_and_load(f, conf, &p)) != NULL)
+		fail_msg("%s", err);
+	ev.pub.kind = LOKET_EVENT_CONTACT_CREATED;
+	ev.pub.name = "contact.created";
+	ev.pub.json = "{\"status\":\"open\",\"channel\":\"phone\"}";
+	ev.pub.id = 1;
+	events_publish(f->d.events, &ev);
+	plugins_close(p);
+	ev.pub.id = 2;
+	events_publish(f->d.events, &ev);
+	assert_int_equal(events_published(f->d.events), 2);
+	conf_free(conf);
+}
+
 static void
 test_wrong_major(void **state)
 {
 	struct fixture *f = *state;
+	char speaks[64];
 
+	/* The version this build speaks, whatever minor it has grown to. */
+	snprintf(speaks, sizeof(speaks), "this loketd speaks ABI %d.%d", LOKET_ABI_MAJOR,
+	    LOKET_ABI_MINOR);
 	copy_plugin(f, "tests/plugins", "bad_major", 0755);
-	expect_refused(f, "bad_major", "", "plugin bad_major: built for plugin ABI 2.0",
-	    "this loketd speaks ABI 1.2");
+	expect_refused(f, "bad_major", "", "plugin bad_major: built for plugin ABI 2.0", speaks);
 }
 
 static void
 test_newer_minor(void **state)
 {
 	struct fixture *f = *state;
+	char built[64], speaks[32];
 
+	snprintf(built, sizeof(built), "built for plugin ABI %d.%d, newer than", LOKET_ABI_MAJOR,
+	    LOKET_ABI_MINOR + 1);
+	snprintf(speaks, sizeof(speaks), "ABI %d.%d", LOKET_ABI_MAJOR, LOKET_ABI_MINOR);
 	copy_plugin(f, "tests/plugins", "newer_minor", 0755);
-	expect_refused(f, "newer_minor", "", "built for plugin ABI 1.3, newer than",
-	    "ABI 1.2");
+	expect_refused(f, "newer_minor", "", built, speaks);
 }
 
 static void
@@ -415,6 +454,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_good_plugin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unload_ends_event_subscriptions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_major, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_minor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
