@@ -160,6 +160,7 @@ auth_init(struct loketd *d, const char **error_r)
 	}
 	store_submit(d->store, req);
 	http_set_auth(d->http, auth_http_cb, a);
+	http_set_caller(d->http, auth_caller_cb);
 	return 0;
 }
 
@@ -249,6 +250,83 @@ auth_name(struct loket_http_req *req)
 	const struct auth_token *t = req->auth;
 
 	return t != NULL ? t->name : "anonymous";
+}
+
+static const char *
+auth_str(json_t *v)
+{
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* One block: the struct, the department pointers, then the strings they point at. */
+static struct loket_caller *
+auth_caller_build(const struct auth_token *t)
+{
+	size_t nd = t->role == AUTH_BACKOFFICE ? json_array_size(t->departments) : 0;
+	const char *role = auth_role_name(t->role);
+	size_t size = sizeof(struct loket_caller) + (nd + 1) * sizeof(char *);
+	struct loket_caller *c;
+	const char **deps;
+	char *at;
+	json_t *d;
+	size_t i;
+
+	size += strlen(t->name) + 1 + strlen(role) + 1 + sizeof("token");
+	if (t->organisation != NULL)
+		size += strlen(t->organisation) + 1;
+	json_array_foreach(t->departments, i, d)
+		if (i < nd)
+			size += strlen(auth_str(d)) + 1;
+	if ((c = calloc(1, size)) == NULL)
+		return NULL;
+	deps = (const char **)(c + 1);
+	at = (char *)(deps + nd + 1);
+#define AUTH_PUT(dst, str)                                                                     \
+	do {                                                                                   \
+		size_t len_ = strlen(str) + 1;                                                 \
+		memcpy(at, (str), len_);                                                       \
+		(dst) = at;                                                                    \
+		at += len_;                                                                    \
+	} while (0)
+	AUTH_PUT(c->name, t->name);
+	AUTH_PUT(c->kind, "token");
+	AUTH_PUT(c->role, role);
+	if (t->organisation != NULL)
+		AUTH_PUT(c->organisation, t->organisation);
+	json_array_foreach(t->departments, i, d)
+		if (i < nd)
+			AUTH_PUT(deps[i], auth_str(d));
+#undef AUTH_PUT
+	c->departments = deps;
+	c->n_departments = nd;
+	return c;
+}
+
+/*
+ * A copy, not the token itself: a plugin may answer long after the handler
+ * returned, and the token's row can be replaced (token add) meanwhile. Only
+ * a backoffice token is limited to departments (auth_scope); the others
+ * show none, which means every department.
+ */
+const struct loket_caller *
+auth_caller_cb(struct loket_http_req *req, void *arg)
+{
+	struct auth *a = arg;
+	const struct auth_token *t = req->auth;
+
+	if (req->caller != NULL)
+		return req->caller;
+	if (t == NULL && http_route_public(req)) {
+		const char *h = http_header(req, "Authorization");
+
+		/* A public route never refuses: an unknown token is no caller. */
+		if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0)
+			t = auth_lookup(a, h + 7);
+	}
+	if (t == NULL)
+		return NULL;
+	req->caller = auth_caller_build(t);
+	return req->caller;
 }
 
 json_t *

@@ -18,6 +18,10 @@
 #include "metrics.h"
 #include "plugin.h"
 
+/* The ABI version as the refusals spell it: "1.3". */
+#define ABI_STR_(x) #x
+#define ABI_STR(x) ABI_STR_(x)
+
 struct fixture {
 	char dir[64];
 	char plugin_dir[128];
@@ -178,17 +182,20 @@ test_wrong_major(void **state)
 
 	copy_plugin(f, "tests/plugins", "bad_major", 0755);
 	expect_refused(f, "bad_major", "", "plugin bad_major: built for plugin ABI 2.0",
-	    "this loketd speaks ABI 1.2");
+	    "this loketd speaks ABI " ABI_STR(LOKET_ABI_MAJOR) "." ABI_STR(LOKET_ABI_MINOR));
 }
 
 static void
 test_newer_minor(void **state)
 {
 	struct fixture *f = *state;
+	char want[64];
 
+	snprintf(want, sizeof(want), "built for plugin ABI %d.%d, newer than", LOKET_ABI_MAJOR,
+	    LOKET_ABI_MINOR + 1);
 	copy_plugin(f, "tests/plugins", "newer_minor", 0755);
-	expect_refused(f, "newer_minor", "", "built for plugin ABI 1.3, newer than",
-	    "ABI 1.2");
+	expect_refused(f, "newer_minor", "", want,
+	    "ABI " ABI_STR(LOKET_ABI_MAJOR) "." ABI_STR(LOKET_ABI_MINOR));
 }
 
 static void
