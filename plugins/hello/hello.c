@@ -1,4 +1,4 @@
-/* hello.c: the smallest complete loket plugin: config keys and sub-sections, a timer, routes, a reload. */
+/* hello.c: the smallest complete loket plugin: config and sub-sections, a timer, routes, reload. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,7 @@ static const struct loket_config_key hello_keys[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
-/* [plugin.hello.greeting.ID]: as many greetings as the config has, listed by GET /hello/greetings. */
+/* [plugin.hello.greeting.ID]: as many as the config has, listed by GET /hello/greetings. */
 static const struct loket_config_key hello_greeting_keys[] = {
 	{ "text", LOKET_CONFIG_STRING, NULL, "the greeting itself" },
 	{ "language", LOKET_CONFIG_STRING, "nl", "the language it is in" },
