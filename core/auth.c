@@ -258,45 +258,49 @@ auth_str(json_t *v)
 	return json_is_string(v) ? json_string_value(v) : "";
 }
 
-/* One block: the struct, the department pointers, then the strings they point at. */
-static struct loket_caller *
-auth_caller_build(const struct auth_token *t)
+/* Copies s to *at, which it moves past the copy; returns the copy. */
+static const char *
+auth_copy(char **at, const char *s)
 {
-	size_t nd = t->role == AUTH_BACKOFFICE ? json_array_size(t->departments) : 0;
-	const char *role = auth_role_name(t->role);
+	size_t len = strlen(s) + 1;
+	char *copy = *at;
+
+	memcpy(copy, s, len);
+	*at += len;
+	return copy;
+}
+
+/*
+ * One block: the struct, the department pointers, then the strings they
+ * point at. Whoever signed the caller in (a token now, a staff session
+ * later, with kind "session") fills it through here.
+ */
+static struct loket_caller *
+auth_caller_build(const char *name, const char *kind, enum auth_role role, json_t *departments,
+    const char *organisation)
+{
+	size_t nd = role == AUTH_BACKOFFICE ? json_array_size(departments) : 0;
+	const char *role_name = auth_role_name(role);
 	size_t size = sizeof(struct loket_caller) + (nd + 1) * sizeof(char *);
 	struct loket_caller *c;
 	const char **deps;
 	char *at;
-	json_t *d;
-	size_t i;
 
-	size += strlen(t->name) + 1 + strlen(role) + 1 + sizeof("token");
-	if (t->organisation != NULL)
-		size += strlen(t->organisation) + 1;
-	json_array_foreach(t->departments, i, d)
-		if (i < nd)
-			size += strlen(auth_str(d)) + 1;
+	size += strlen(name) + 1 + strlen(kind) + 1 + strlen(role_name) + 1;
+	if (organisation != NULL)
+		size += strlen(organisation) + 1;
+	for (size_t i = 0; i < nd; i++)
+		size += strlen(auth_str(json_array_get(departments, i))) + 1;
 	if ((c = calloc(1, size)) == NULL)
 		return NULL;
 	deps = (const char **)(c + 1);
 	at = (char *)(deps + nd + 1);
-#define AUTH_PUT(dst, str)                                                                     \
-	do {                                                                                   \
-		size_t len_ = strlen(str) + 1;                                                 \
-		memcpy(at, (str), len_);                                                       \
-		(dst) = at;                                                                    \
-		at += len_;                                                                    \
-	} while (0)
-	AUTH_PUT(c->name, t->name);
-	AUTH_PUT(c->kind, "token");
-	AUTH_PUT(c->role, role);
-	if (t->organisation != NULL)
-		AUTH_PUT(c->organisation, t->organisation);
-	json_array_foreach(t->departments, i, d)
-		if (i < nd)
-			AUTH_PUT(deps[i], auth_str(d));
-#undef AUTH_PUT
+	c->name = auth_copy(&at, name);
+	c->kind = auth_copy(&at, kind);
+	c->role = auth_copy(&at, role_name);
+	c->organisation = organisation != NULL ? auth_copy(&at, organisation) : NULL;
+	for (size_t i = 0; i < nd; i++)
+		deps[i] = auth_copy(&at, auth_str(json_array_get(departments, i)));
 	c->departments = deps;
 	c->n_departments = nd;
 	return c;
@@ -325,7 +329,8 @@ auth_caller_cb(struct loket_http_req *req, void *arg)
 	}
 	if (t == NULL)
 		return NULL;
-	req->caller = auth_caller_build(t);
+	req->caller =
+	    auth_caller_build(t->name, "token", t->role, t->departments, t->organisation);
 	return req->caller;
 }
 
