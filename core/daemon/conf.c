@@ -435,12 +435,16 @@ conf_collect_units(struct conf *conf, char **error_r)
 			    conf_apply_section(conf, pattern, section, d, error_r) < 0)
 				return -1;
 		} else if (strcmp(pattern, "plugin.*") == 0) {
+			/* [plugin.NAME] or a sub-section [plugin.NAME.KIND.ID]: plugin.c checks those. */
+			size_t len = strcspn(section + 7, ".");
+
 			for (size_t j = 0; j < conf->nplugins; j++)
-				seen |= strcmp(conf->plugin_names[j], section + 7) == 0;
+				seen |= strlen(conf->plugin_names[j]) == len &&
+				    strncmp(conf->plugin_names[j], section + 7, len) == 0;
 			if (!seen) {
-				*error_r = util_printf("%s:%d: section [%s] is for plugin '%s', which "
+				*error_r = util_printf("%s:%d: section [%s] is for plugin '%.*s', which "
 						       "is not in [loketd] plugins",
-				    conf->path, conf->entries[i].line, section, section + 7);
+				    conf->path, conf->entries[i].line, section, (int)len, section + 7);
 				return -1;
 			}
 		}

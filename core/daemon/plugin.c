@@ -149,80 +149,44 @@ fail:
 }
 
 static const struct loket_config_key *
-plugin_key(const struct loket_plugin_info *info, const char *key)
+plugin_key(const struct loket_config_key *keys, const char *key)
 {
-	if (info->config_keys == NULL)
+	if (keys == NULL)
 		return NULL;
-	for (const struct loket_config_key *k = info->config_keys; k->name != NULL; k++)
+	for (const struct loket_config_key *k = keys; k->name != NULL; k++)
 		if (strcmp(k->name, key) == 0)
 			return k;
 	return NULL;
 }
 
 static size_t
-plugin_nkeys(const struct loket_plugin_info *info)
+plugin_nkeys(const struct loket_config_key *keys)
 {
 	size_t n = 0;
 
-	if (info->config_keys != NULL)
-		while (info->config_keys[n].name != NULL)
+	if (keys != NULL)
+		while (keys[n].name != NULL)
 			n++;
 	return n;
 }
 
-/* Validates [plugin.NAME] against the plugin's declared keys; fills values_r when not NULL. */
-static char *
-plugin_conf_values(const struct loket_plugin *p, const struct conf *conf, char ***values_r)
+const struct loket_config_section *
+plugin_sections_of(const struct loket_plugin_info *info)
 {
-	char section[128];
-	size_t nkeys = plugin_nkeys(p->info);
-	char **values = NULL;
+	/* Older descriptors end before the member: reading it would read past them. */
+	return info->abi_minor >= 4 ? info->config_sections : NULL;
+}
 
-	snprintf(section, sizeof(section), "plugin.%s", p->name);
-	for (size_t i = 0; i < conf->nentries; i++) {
-		const struct conf_entry *e = &conf->entries[i];
-		const struct loket_config_key *k;
-		const char *expected;
+static size_t
+plugin_nkinds(const struct loket_plugin_info *info)
+{
+	const struct loket_config_section *k = plugin_sections_of(info);
+	size_t n = 0;
 
-		if (strcmp(e->section, section) != 0 || strcmp(e->key, "optional") == 0 ||
-		    e->key[0] == '\0')
-			continue;
-		if ((k = plugin_key(p->info, e->key)) == NULL)
-			return util_printf("%s:%d: unknown key '%s' in [%s]", conf->path, e->line,
-			    e->key, section);
-		if ((expected = conf_check_type(k->type, e->value)) != NULL)
-			return util_printf("%s:%d: %s: expected %s, got '%s'", conf->path,
-			    e->line, e->key, expected, e->value);
-		if (p->info->abi_minor >= 2 && p->info->check_value != NULL &&
-		    (expected = p->info->check_value(e->key, e->value)) != NULL)
-			return util_printf("%s:%d: %s: %s, got '%s'", conf->path, e->line, e->key,
-			    expected, e->value);
-	}
-	for (size_t i = 0; i < nkeys; i++) {
-		const struct loket_config_key *k = &p->info->config_keys[i];
-
-		if (k->default_value == NULL && conf_find(conf, section, k->name) == NULL)
-			return util_printf("%s: [%s] %s is required (%s)", conf->path, section,
-			    k->name, k->help != NULL ? k->help : "no default");
-	}
-	if (values_r == NULL)
-		return NULL;
-	if ((values = calloc(nkeys + 1, sizeof(*values))) == NULL)
-		return util_printf("plugin %s: out of memory", p->name);
-	for (size_t i = 0; i < nkeys; i++) {
-		const struct loket_config_key *k = &p->info->config_keys[i];
-		const struct conf_entry *e = conf_find(conf, section, k->name);
-
-		values[i] = strdup(e != NULL ? e->value : k->default_value);
-		if (values[i] == NULL) {
-			for (size_t j = 0; j < i; j++)
-				free(values[j]);
-			free(values);
-			return util_printf("plugin %s: out of memory", p->name);
-		}
-	}
-	*values_r = values;
-	return NULL;
+	if (k != NULL)
+		while (k[n].kind != NULL)
+			n++;
+	return n;
 }
 
 static void
@@ -236,17 +200,241 @@ plugin_values_free(char **values, size_t n)
 }
 
 static void
-plugin_free_values(struct loket_plugin *p)
+plugin_config_free(struct plugin_config *c)
 {
-	plugin_values_free(p->values, p->nvalues);
-	p->values = NULL;
-	p->nvalues = 0;
+	if (c == NULL)
+		return;
+	plugin_values_free(c->values, c->nvalues);
+	for (size_t i = 0; i < c->nkinds; i++) {
+		struct plugin_kind *k = &c->kinds[i];
+
+		for (size_t j = 0; j < k->nsubs; j++) {
+			free(k->subs[j].name);
+			plugin_values_free(k->subs[j].values, k->nkeys);
+		}
+		free(k->subs);
+		free(k->names);
+	}
+	free(c->kinds);
+	free(c);
+}
+
+/* Checks one key = value of a section against keys (of the main section or a kind). */
+static char *
+plugin_check_entry(const struct conf *conf, const struct conf_entry *e,
+    const struct loket_config_key *keys, const char *(*check_value)(const char *, const char *))
+{
+	const struct loket_config_key *k;
+	const char *expected;
+
+	if ((k = plugin_key(keys, e->key)) == NULL)
+		return util_printf("%s:%d: unknown key '%s' in [%s]", conf->path, e->line, e->key,
+		    e->section);
+	if ((expected = conf_check_type(k->type, e->value)) != NULL)
+		return util_printf("%s:%d: %s: expected %s, got '%s'", conf->path, e->line, e->key,
+		    expected, e->value);
+	if (check_value != NULL && (expected = check_value(e->key, e->value)) != NULL)
+		return util_printf("%s:%d: %s: %s, got '%s'", conf->path, e->line, e->key, expected,
+		    e->value);
+	return NULL;
+}
+
+/* Every required key of keys is in section; line is where the section starts (0: unknown). */
+static char *
+plugin_check_required(const struct conf *conf, const char *section, int line,
+    const struct loket_config_key *keys)
+{
+	for (size_t i = 0; i < plugin_nkeys(keys); i++) {
+		const struct loket_config_key *k = &keys[i];
+		const char *help = k->help != NULL ? k->help : "no default";
+
+		if (k->default_value != NULL || conf_find(conf, section, k->name) != NULL)
+			continue;
+		if (line > 0)
+			return util_printf("%s:%d: [%s] %s is required (%s)", conf->path, line,
+			    section, k->name, help);
+		return util_printf("%s: [%s] %s is required (%s)", conf->path, section, k->name,
+		    help);
+	}
+	return NULL;
+}
+
+/* The values of section for keys, defaults applied; NULL when memory runs out. */
+static char **
+plugin_resolve(const struct conf *conf, const char *section, const struct loket_config_key *keys)
+{
+	size_t n = plugin_nkeys(keys);
+	char **values = calloc(n + 1, sizeof(*values));
+
+	if (values == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_entry *e = conf_find(conf, section, keys[i].name);
+
+		if ((values[i] = strdup(e != NULL ? e->value : keys[i].default_value)) == NULL) {
+			plugin_values_free(values, i);
+			return NULL;
+		}
+	}
+	return values;
+}
+
+static int
+plugin_id_ok(const char *id)
+{
+	size_t len = strlen(id);
+
+	return len > 0 && len <= 64 &&
+	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == len;
+}
+
+/*
+ * Checks the name of a [plugin.NAME.KIND.ID] section: the kind is declared
+ * and the ID well formed. Returns the kind's index in *kind_r.
+ */
+static char *
+plugin_check_sub(const struct loket_plugin *p, const struct conf *conf,
+    const struct conf_entry *e, size_t *kind_r)
+{
+	const struct loket_config_section *kinds = plugin_sections_of(p->info);
+	const char *rest = e->section + strlen("plugin.") + strlen(p->name) + 1;
+	const char *dot = strchr(rest, '.');
+	size_t klen = dot != NULL ? (size_t)(dot - rest) : strlen(rest);
+	char known[256] = "";
+
+	for (size_t i = 0; i < plugin_nkinds(p->info); i++) {
+		size_t used = strlen(known);
+
+		if (strlen(kinds[i].kind) == klen && strncmp(kinds[i].kind, rest, klen) == 0) {
+			if (dot == NULL || !plugin_id_ok(dot + 1))
+				return util_printf("%s:%d: section [%s]: expected [plugin.%s.%s.ID], "
+						   "an ID of 1 to 64 letters, digits, '_' or '-'",
+				    conf->path, e->line, e->section, p->name, kinds[i].kind);
+			*kind_r = i;
+			return NULL;
+		}
+		snprintf(known + used, sizeof(known) - used, "%s%s", used > 0 ? ", " : "",
+		    kinds[i].kind);
+	}
+	if (known[0] == '\0')
+		return util_printf("%s:%d: unknown section [%s]: plugin %s has no sub-sections",
+		    conf->path, e->line, e->section, p->name);
+	return util_printf("%s:%d: unknown section [%s]: plugin %s has sub-sections of kind %s "
+			   "([plugin.%s.KIND.ID])",
+	    conf->path, e->line, e->section, p->name, known, p->name);
+}
+
+/* Adds the sub-section named section, ID id, to kind k, its values resolved. */
+static int
+plugin_add_sub(struct plugin_kind *k, const struct conf *conf, const char *section,
+    const char *id)
+{
+	struct plugin_sub *subs = realloc(k->subs, (k->nsubs + 1) * sizeof(*subs));
+	const char **names;
+
+	if (subs == NULL)
+		return -1;
+	k->subs = subs;
+	if ((names = realloc(k->names, (k->nsubs + 2) * sizeof(*names))) == NULL)
+		return -1;
+	k->names = names;
+	subs[k->nsubs].values = plugin_resolve(conf, section, k->decl->keys);
+	subs[k->nsubs].name = strdup(id);
+	if (subs[k->nsubs].values == NULL || subs[k->nsubs].name == NULL) {
+		plugin_values_free(subs[k->nsubs].values, k->nkeys);
+		free(subs[k->nsubs].name);
+		return -1;
+	}
+	names[k->nsubs] = subs[k->nsubs].name;
+	names[++k->nsubs] = NULL;
+	return 0;
+}
+
+/*
+ * Validates [plugin.NAME] and its [plugin.NAME.KIND.ID] sub-sections
+ * against the plugin's declared keys and kinds; fills config_r when not
+ * NULL.
+ */
+static char *
+plugin_conf_values(const struct loket_plugin *p, const struct conf *conf,
+    struct plugin_config **config_r)
+{
+	char section[128], prefix[130];
+	const struct loket_config_section *kinds = plugin_sections_of(p->info);
+	const char *(*check)(const char *, const char *) =
+	    p->info->abi_minor >= 2 ? p->info->check_value : NULL;
+	struct plugin_config *c = NULL;
+	char *err;
+
+	snprintf(section, sizeof(section), "plugin.%s", p->name);
+	snprintf(prefix, sizeof(prefix), "plugin.%s.", p->name);
+	for (size_t i = 0; i < conf->nentries; i++) {
+		const struct conf_entry *e = &conf->entries[i];
+		size_t kind;
+
+		if (strcmp(e->section, section) == 0) {
+			if (strcmp(e->key, "optional") == 0 || e->key[0] == '\0')
+				continue;
+			if ((err = plugin_check_entry(conf, e, p->info->config_keys, check)) != NULL)
+				return err;
+			continue;
+		}
+		if (strncmp(e->section, prefix, strlen(prefix)) != 0)
+			continue;
+		if ((err = plugin_check_sub(p, conf, e, &kind)) != NULL)
+			return err;
+		/* The header entry (empty key) stands for the section: its line names it. */
+		if (e->key[0] == '\0')
+			err = plugin_check_required(conf, e->section, e->line, kinds[kind].keys);
+		else
+			err = plugin_check_entry(conf, e, kinds[kind].keys, kinds[kind].check_value);
+		if (err != NULL)
+			return err;
+	}
+	if ((err = plugin_check_required(conf, section, 0, p->info->config_keys)) != NULL)
+		return err;
+	if (config_r == NULL)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto nomem;
+	c->nvalues = plugin_nkeys(p->info->config_keys);
+	if ((c->values = plugin_resolve(conf, section, p->info->config_keys)) == NULL)
+		goto nomem;
+	if (plugin_nkinds(p->info) > 0) {
+		if ((c->kinds = calloc(plugin_nkinds(p->info), sizeof(*c->kinds))) == NULL)
+			goto nomem;
+		c->nkinds = plugin_nkinds(p->info);
+	}
+	for (size_t i = 0; i < c->nkinds; i++) {
+		c->kinds[i].decl = &kinds[i];
+		c->kinds[i].nkeys = plugin_nkeys(kinds[i].keys);
+	}
+	/* One header entry per section, in file order: the order config_sections answers. */
+	for (size_t i = 0; i < conf->nentries; i++) {
+		const struct conf_entry *e = &conf->entries[i];
+		size_t kind = 0;
+
+		if (e->key[0] != '\0' || strncmp(e->section, prefix, strlen(prefix)) != 0)
+			continue;
+		if ((err = plugin_check_sub(p, conf, e, &kind)) != NULL) {
+			plugin_config_free(c);
+			return err;
+		}
+		if (plugin_add_sub(&c->kinds[kind], conf, e->section,
+			strchr(e->section + strlen(prefix), '.') + 1) < 0)
+			goto nomem;
+	}
+	*config_r = c;
+	return NULL;
+nomem:
+	plugin_config_free(c);
+	return util_printf("plugin %s: out of memory", p->name);
 }
 
 static void
 plugin_free(struct loket_plugin *p)
 {
-	plugin_free_values(p);
+	plugin_config_free(p->config);
 	if (p->dl != NULL)
 		dlclose(p->dl);
 	if (p->fd >= 0)
@@ -320,9 +508,8 @@ plugin_open_one(const struct conf *conf, struct plugins *plugins, const char *na
 			goto fail;
 		}
 	}
-	if ((err = plugin_conf_values(p, conf, &p->values)) != NULL)
+	if ((err = plugin_conf_values(p, conf, &p->config)) != NULL)
 		goto fail;
-	p->nvalues = plugin_nkeys(p->info);
 	*p_r = p;
 	return NULL;
 fail:
@@ -438,7 +625,6 @@ plugins_check_conf(struct plugins *plugins, const struct conf *conf, char **erro
 	return 0;
 }
 
-/* Whether two value lists (of the same plugin's keys) say the same. */
 static int
 plugin_values_equal(char **a, char **b, size_t n)
 {
@@ -448,44 +634,62 @@ plugin_values_equal(char **a, char **b, size_t n)
 	return 1;
 }
 
+/* Whether two configs (of the same plugin's keys and kinds) say the same. */
+static int
+plugin_config_equal(const struct plugin_config *a, const struct plugin_config *b)
+{
+	if (!plugin_values_equal(a->values, b->values, a->nvalues))
+		return 0;
+	for (size_t i = 0; i < a->nkinds; i++) {
+		const struct plugin_kind *ka = &a->kinds[i], *kb = &b->kinds[i];
+
+		if (ka->nsubs != kb->nsubs)
+			return 0;
+		for (size_t j = 0; j < ka->nsubs; j++)
+			if (strcmp(ka->subs[j].name, kb->subs[j].name) != 0 ||
+			    !plugin_values_equal(ka->subs[j].values, kb->subs[j].values, ka->nkeys))
+				return 0;
+	}
+	return 1;
+}
+
 /*
- * The values config_get returned stay valid until the plugin's reload hook
- * has returned (see include/loket/plugin.h): the old ones are freed only
- * then, and a plugin without the hook keeps the values it was loaded with,
- * since it may still point at them.
+ * The values config_get and config_section_get returned stay valid until
+ * the plugin's reload hook has returned (see include/loket/plugin.h): the
+ * old ones are freed only then, and a plugin without the hook keeps the
+ * values it was loaded with, since it may still point at them.
  */
 int
 plugins_reload(struct plugins *plugins, const struct conf *conf, char **error_r)
 {
 	*error_r = NULL;
 	for (struct loket_plugin *p = plugins->head; p != NULL; p = p->next) {
-		size_t n = plugin_nkeys(p->info);
-		char **values = NULL, **old;
+		struct plugin_config *config = NULL, *old;
 		const char *err = NULL;
 
-		if ((*error_r = plugin_conf_values(p, conf, &values)) != NULL)
+		if ((*error_r = plugin_conf_values(p, conf, &config)) != NULL)
 			return -1;
 		if (p->info->reload == NULL) {
-			if (!plugin_values_equal(values, p->values, n))
+			if (!plugin_config_equal(config, p->config))
 				log_warnx("plugin", "config changed name=%s; the plugin cannot reload, "
 						    "restart loketd to apply it",
 				    p->name);
-			plugin_values_free(values, n);
+			plugin_config_free(config);
 			continue;
 		}
 		/* Called even when no value changed: a file a value names may have (a password). */
-		old = p->values;
-		p->values = values;
+		old = p->config;
+		p->config = config;
 		if (p->info->reload(p, p->api, &err) < 0) {
 			/* It runs on: config_get answers what it runs with. */
 			log_warnx("plugin", "reload failed name=%s reason=\"%s\"; keeping its "
 					    "running config",
 			    p->name, err != NULL ? err : "no reason given");
-			p->values = old;
-			plugin_values_free(values, n);
+			p->config = old;
+			plugin_config_free(config);
 			continue;
 		}
-		plugin_values_free(old, n);
+		plugin_config_free(old);
 		log_info("plugin", "reloaded name=%s", p->name);
 	}
 	return 0;

@@ -7,6 +7,29 @@
 struct conf;
 struct loketd;
 
+/* One [plugin.NAME.KIND.ID] sub-section: its ID and values, parallel to the kind's keys. */
+struct plugin_sub {
+	char *name;
+	char **values;
+};
+
+/* The sub-sections of one declared kind, in file order. */
+struct plugin_kind {
+	const struct loket_config_section *decl;
+	size_t nkeys;
+	struct plugin_sub *subs;
+	const char **names; /* subs[i].name: what config_sections hands out */
+	size_t nsubs;
+};
+
+/* All that config_get and config_section_get answer; a reload swaps it whole. */
+struct plugin_config {
+	char **values; /* resolved values of [plugin.NAME], parallel to info->config_keys */
+	size_t nvalues;
+	struct plugin_kind *kinds; /* parallel to info->config_sections */
+	size_t nkinds;
+};
+
 struct loket_plugin {
 	char *name; /* the file's base name, also its [plugin.NAME] section */
 	char *path;
@@ -16,8 +39,7 @@ struct loket_plugin {
 	int optional;
 	int loaded;
 	void *data;
-	char **values; /* resolved config values, parallel to info->config_keys */
-	size_t nvalues;
+	struct plugin_config *config;
 	struct loketd *daemon;
 	const struct loket_api *api;
 	struct loket_plugin *next;
@@ -45,6 +67,8 @@ int plugins_check_conf(struct plugins *plugins, const struct conf *conf, char **
  * or whose reload() fails, keeps the values it runs with.
  */
 int plugins_reload(struct plugins *plugins, const struct conf *conf, char **error_r);
+/* The kinds of sub-sections a plugin declares (none for a plugin built before ABI 1.3). */
+const struct loket_config_section *plugin_sections_of(const struct loket_plugin_info *info);
 /* unload() in reverse order, then dlclose. */
 void plugins_close(struct plugins *plugins);
 

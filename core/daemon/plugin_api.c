@@ -37,40 +37,107 @@ api_log(struct loket_plugin *self, enum loket_log_level level, const char *fmt, 
 static const char *
 api_config_get(struct loket_plugin *self, const char *key)
 {
-	for (size_t i = 0; i < self->nvalues; i++)
+	for (size_t i = 0; i < self->config->nvalues; i++)
 		if (strcmp(self->info->config_keys[i].name, key) == 0)
-			return self->values[i];
+			return self->config->values[i];
 	return NULL;
 }
 
 /* Ints, durations (ms), sizes (bytes) and booleans (0/1) all read back as numbers. */
 static int64_t
-api_config_get_int(struct loket_plugin *self, const char *key)
+api_config_int(enum loket_config_type type, const char *v)
 {
-	const char *v = api_config_get(self, key);
 	uint64_t u;
 	int64_t i;
 	int b;
 
 	if (v == NULL)
 		return 0;
-	for (size_t k = 0; k < self->nvalues; k++) {
-		if (strcmp(self->info->config_keys[k].name, key) != 0)
-			continue;
-		switch (self->info->config_keys[k].type) {
-		case LOKET_CONFIG_INT:
-			return util_parse_int(v, &i) == 0 ? i : 0;
-		case LOKET_CONFIG_BOOL:
-			return util_parse_bool(v, &b) == 0 ? b : 0;
-		case LOKET_CONFIG_DURATION:
-			return util_parse_duration_ms(v, &u) == 0 ? (int64_t)u : 0;
-		case LOKET_CONFIG_SIZE:
-			return util_parse_size(v, &u) == 0 ? (int64_t)u : 0;
-		case LOKET_CONFIG_STRING:
-			return util_parse_int(v, &i) == 0 ? i : 0;
-		}
+	switch (type) {
+	case LOKET_CONFIG_INT:
+		return util_parse_int(v, &i) == 0 ? i : 0;
+	case LOKET_CONFIG_BOOL:
+		return util_parse_bool(v, &b) == 0 ? b : 0;
+	case LOKET_CONFIG_DURATION:
+		return util_parse_duration_ms(v, &u) == 0 ? (int64_t)u : 0;
+	case LOKET_CONFIG_SIZE:
+		return util_parse_size(v, &u) == 0 ? (int64_t)u : 0;
+	case LOKET_CONFIG_STRING:
+		return util_parse_int(v, &i) == 0 ? i : 0;
 	}
 	return 0;
+}
+
+static int64_t
+api_config_get_int(struct loket_plugin *self, const char *key)
+{
+	for (size_t i = 0; i < self->config->nvalues; i++)
+		if (strcmp(self->info->config_keys[i].name, key) == 0)
+			return api_config_int(self->info->config_keys[i].type, self->config->values[i]);
+	return 0;
+}
+
+static const struct plugin_kind *
+api_kind(struct loket_plugin *self, const char *kind)
+{
+	for (size_t i = 0; kind != NULL && i < self->config->nkinds; i++)
+		if (strcmp(self->config->kinds[i].decl->kind, kind) == 0)
+			return &self->config->kinds[i];
+	return NULL;
+}
+
+static size_t
+api_config_sections(struct loket_plugin *self, const char *kind, const char *const **names_r)
+{
+	const struct plugin_kind *k = api_kind(self, kind);
+	static const char *const none[] = { NULL };
+
+	if (names_r != NULL)
+		*names_r = k != NULL && k->names != NULL ? k->names : none;
+	return k != NULL ? k->nsubs : 0;
+}
+
+/* The key's index in the kind and the sub-section's values, or -1. */
+static int
+api_section_key(struct loket_plugin *self, const char *kind, const char *name, const char *key,
+    const struct loket_config_key **key_r, const char **value_r)
+{
+	const struct plugin_kind *k = api_kind(self, kind);
+
+	if (k == NULL || name == NULL || key == NULL)
+		return -1;
+	for (size_t j = 0; j < k->nsubs; j++) {
+		if (strcmp(k->subs[j].name, name) != 0)
+			continue;
+		for (size_t i = 0; i < k->nkeys; i++) {
+			if (strcmp(k->decl->keys[i].name, key) == 0) {
+				*key_r = &k->decl->keys[i];
+				*value_r = k->subs[j].values[i];
+				return 0;
+			}
+		}
+	}
+	return -1;
+}
+
+static const char *
+api_config_section_get(struct loket_plugin *self, const char *kind, const char *name,
+    const char *key)
+{
+	const struct loket_config_key *k;
+	const char *v;
+
+	return api_section_key(self, kind, name, key, &k, &v) == 0 ? v : NULL;
+}
+
+static int64_t
+api_config_section_get_int(struct loket_plugin *self, const char *kind, const char *name,
+    const char *key)
+{
+	const struct loket_config_key *k;
+	const char *v;
+
+	return api_section_key(self, kind, name, key, &k, &v) == 0 ? api_config_int(k->type, v) : 0;
 }
 
 static struct event_base *
@@ -257,7 +324,13 @@ const struct loket_api api_table = {
 	.outbox_sender = outbox_sender,
 	.outbound_done = outbound_done,
 	.metric = api_metric,
+	/* 1.3: register events */
 	.events_subscribe = api_events_subscribe,
 	.events_unsubscribe = api_events_unsubscribe,
 	.event_publish = api_event_publish,
+	/* 1.4: caller identity and sub-sections */
+	.http_caller = http_caller,
+	.config_sections = api_config_sections,
+	.config_section_get = api_config_section_get,
+	.config_section_get_int = api_config_section_get_int,
 };

@@ -160,6 +160,7 @@ auth_init(struct loketd *d, const char **error_r)
 	}
 	store_submit(d->store, req);
 	http_set_auth(d->http, auth_http_cb, a);
+	http_set_caller(d->http, auth_caller_cb);
 	return 0;
 }
 
@@ -249,6 +250,88 @@ auth_name(struct loket_http_req *req)
 	const struct auth_token *t = req->auth;
 
 	return t != NULL ? t->name : "anonymous";
+}
+
+static const char *
+auth_str(json_t *v)
+{
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* Copies s to *at, which it moves past the copy; returns the copy. */
+static const char *
+auth_copy(char **at, const char *s)
+{
+	size_t len = strlen(s) + 1;
+	char *copy = *at;
+
+	memcpy(copy, s, len);
+	*at += len;
+	return copy;
+}
+
+/*
+ * One block: the struct, the department pointers, then the strings they
+ * point at. Whoever signed the caller in (a token now, a staff session
+ * later, with kind "session") fills it through here.
+ */
+static struct loket_caller *
+auth_caller_build(const char *name, const char *kind, enum auth_role role, json_t *departments,
+    const char *organisation)
+{
+	size_t nd = role == AUTH_BACKOFFICE ? json_array_size(departments) : 0;
+	const char *role_name = auth_role_name(role);
+	size_t size = sizeof(struct loket_caller) + (nd + 1) * sizeof(char *);
+	struct loket_caller *c;
+	const char **deps;
+	char *at;
+
+	size += strlen(name) + 1 + strlen(kind) + 1 + strlen(role_name) + 1;
+	if (organisation != NULL)
+		size += strlen(organisation) + 1;
+	for (size_t i = 0; i < nd; i++)
+		size += strlen(auth_str(json_array_get(departments, i))) + 1;
+	if ((c = calloc(1, size)) == NULL)
+		return NULL;
+	deps = (const char **)(c + 1);
+	at = (char *)(deps + nd + 1);
+	c->name = auth_copy(&at, name);
+	c->kind = auth_copy(&at, kind);
+	c->role = auth_copy(&at, role_name);
+	c->organisation = organisation != NULL ? auth_copy(&at, organisation) : NULL;
+	for (size_t i = 0; i < nd; i++)
+		deps[i] = auth_copy(&at, auth_str(json_array_get(departments, i)));
+	c->departments = deps;
+	c->n_departments = nd;
+	return c;
+}
+
+/*
+ * A copy, not the token itself: a plugin may answer long after the handler
+ * returned, and the token's row can be replaced (token add) meanwhile. Only
+ * a backoffice token is limited to departments (auth_scope); the others
+ * show none, which means every department.
+ */
+const struct loket_caller *
+auth_caller_cb(struct loket_http_req *req, void *arg)
+{
+	struct auth *a = arg;
+	const struct auth_token *t = req->auth;
+
+	if (req->caller != NULL)
+		return req->caller;
+	if (t == NULL && http_route_public(req)) {
+		const char *h = http_header(req, "Authorization");
+
+		/* A public route never refuses: an unknown token is no caller. */
+		if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0)
+			t = auth_lookup(a, h + 7);
+	}
+	if (t == NULL)
+		return NULL;
+	req->caller =
+	    auth_caller_build(t->name, "token", t->role, t->departments, t->organisation);
+	return req->caller;
 }
 
 json_t *

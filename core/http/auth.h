@@ -37,6 +37,13 @@ int auth_require(struct loket_http_req *req, unsigned int roles);
 /* What the request's token may see, as the store's "scope" document (new reference). */
 json_t *auth_scope(struct loket_http_req *req);
 const char *auth_name(struct loket_http_req *req);
+/*
+ * The http_set_caller hook, who calls for plugins (the loket_api
+ * http_caller entry): the request's token, or on a public route the valid
+ * token its Authorization header names; NULL when there is none. Built
+ * once per request, freed with it.
+ */
+const struct loket_caller *auth_caller_cb(struct loket_http_req *req, void *arg);
 /* Whether the request's token has one of roles (answers nothing). */
 int auth_has_role(struct loket_http_req *req, unsigned int roles);
 /* Records that the request's token read object (no personal data in object). */

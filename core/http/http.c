@@ -53,6 +53,7 @@ struct http {
 	void *drained_arg;
 	int (*auth_fn)(struct loket_http_req *req, enum loket_http_access access, void *arg);
 	void *auth_arg;
+	const struct loket_caller *(*caller_fn)(struct loket_http_req *req, void *arg);
 	struct metric_series *unmatched_latency;
 };
 
@@ -255,6 +256,27 @@ http_set_auth(struct http *http,
 	http->auth_arg = arg;
 }
 
+void
+http_set_caller(struct http *http,
+    const struct loket_caller *(*fn)(struct loket_http_req *req, void *arg))
+{
+	http->caller_fn = fn;
+}
+
+const struct loket_caller *
+http_caller(struct loket_http_req *req)
+{
+	if (req->http->caller_fn == NULL)
+		return NULL;
+	return req->http->caller_fn(req, req->http->auth_arg);
+}
+
+int
+http_route_public(struct loket_http_req *req)
+{
+	return req->route == NULL || req->route->access == LOKET_ACCESS_PUBLIC;
+}
+
 static int
 http_split_path(const char *path, char ***segs_r, size_t *nsegs_r)
 {
@@ -402,6 +424,7 @@ http_req_free(struct loket_http_req *req)
 	for (size_t i = 0; i < req->nparams; i++)
 		free(req->params[i]);
 	evhttp_clear_headers(&req->query);
+	free(req->caller);
 	free(req->path);
 	free(req->body);
 	free(req);

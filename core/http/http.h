@@ -39,6 +39,8 @@ struct loket_http_req {
 	size_t body_len;
 	uint64_t start_ns;
 	void *auth; /* set by the authenticator for non-public routes */
+	/* The struct loket_caller handed to plugins, one block built on demand and freed with req. */
+	void *caller;
 	int chunked; /* the body came chunked: the connection closes after the answer */
 };
 
@@ -59,6 +61,16 @@ void http_set_drained_cb(struct http *http, void (*cb)(void *arg), void *arg);
  */
 void http_set_auth(struct http *http,
     int (*fn)(struct loket_http_req *req, enum loket_http_access access, void *arg), void *arg);
+/*
+ * Who calls, as plugins see it (the loket_api http_caller entry): the
+ * identifier set here (auth.c) answers with the authenticator's arg; NULL
+ * without one.
+ */
+void http_set_caller(struct http *http,
+    const struct loket_caller *(*fn)(struct loket_http_req *req, void *arg));
+const struct loket_caller *http_caller(struct loket_http_req *req);
+/* Whether the route the request matched is public. */
+int http_route_public(struct loket_http_req *req);
 int http_route_add(struct http *http, const char *owner, unsigned int methods,
     const char *pattern, enum loket_http_access access,
     void (*fn)(struct loket_http_req *req, void *arg), void *arg, const char **error_r);

@@ -22,7 +22,9 @@
  * an immutable, reference-counted settings struct that reload replaces). A
  * plugin without a reload hook keeps the values it was loaded with: a
  * changed section is logged and applies at the next restart. When reload
- * fails, the core puts the old values back and frees the new ones.
+ * fails, the core puts the old values back and frees the new ones. The
+ * same rule holds for sub-sections (1.4): the names config_sections hands
+ * out and the values config_section_get returns.
  */
 #ifndef LOKET_PLUGIN_H
 #define LOKET_PLUGIN_H
@@ -35,7 +37,7 @@ extern "C" {
 #endif
 
 #define LOKET_ABI_MAJOR 1
-#define LOKET_ABI_MINOR 3
+#define LOKET_ABI_MINOR 4
 
 #define LOKET_PLUGIN_SYMBOL "loket_plugin"
 
@@ -72,6 +74,42 @@ struct loket_config_key {
 	enum loket_config_type type;
 	const char *default_value; /* NULL: the key is required */
 	const char *help;
+};
+
+/*
+ * A kind of repeated sub-section a plugin accepts (1.4): kind "desk" of
+ * plugin chan_counter reads [plugin.chan_counter.desk.ID], as many as the
+ * config has, each with its own ID (letters, digits, '_' and '-'). Each is
+ * checked against keys like the main section, before load() and before a
+ * reload is accepted: an unknown kind, an unknown key or a bad value stops
+ * the start with file:line. The plugin reads them with config_sections and
+ * config_section_get.
+ */
+struct loket_config_section {
+	const char *kind; /* NULL ends the list */
+	const struct loket_config_key *keys; /* ends with a { NULL } entry; may be NULL */
+	const char *help;
+	/* Optional: as the descriptor's check_value, for this kind's keys. */
+	const char *(*check_value)(const char *key, const char *value);
+};
+
+/*
+ * Who calls a route (1.4), borrowed until the request is answered. A
+ * bearer token fills it today (kind "token", name = the token's name); a
+ * staff session (a browser cookie) will fill the same struct with kind
+ * "session" and the staff member's login as name, so a route handler
+ * does not care how the caller signed in.
+ */
+struct loket_caller {
+	const char *name; /* the token's name or the staff member's login; no personal data */
+	const char *kind; /* "token" or "session" */
+	const char *role; /* "agent", "backoffice", "admin" or "intake" */
+	/* The only departments whose contacts the caller sees; none: not limited to departments. */
+	const char *const *departments;
+	size_t n_departments;
+	/* The organisation whose confidential contacts the caller sees; NULL: none (admin: all). */
+	const char *organisation;
+	/* The struct grows only at its end, like struct loket_api. */
 };
 
 enum loket_http_method {
@@ -281,6 +319,30 @@ struct loket_api {
 	int (*event_publish)(struct loket_plugin *self, const char *name, const char *json,
 	    const char *user, const char *role);
 
+	/* ---- 1.4: caller identity and sub-sections ---- */
+
+	/*
+	 * Who calls: on a route with token, admin or intake access the
+	 * authenticated caller; on a public route the caller a valid
+	 * Authorization header names, else NULL (a public route never refuses
+	 * a request for its credentials). Borrowed until the request is
+	 * answered.
+	 */
+	const struct loket_caller *(*http_caller)(struct loket_http_req *req);
+	/*
+	 * The IDs of the [plugin.NAME.KIND.ID] sub-sections of one kind, in
+	 * file order: *names_r points at an array the core owns (valid as
+	 * config_get's values are); returns how many. 0 for an unknown kind.
+	 */
+	size_t (*config_sections)(struct loket_plugin *self, const char *kind,
+	    const char *const **names_r);
+	/* A key of one sub-section, default applied; NULL for an unknown kind, ID or key. */
+	const char *(*config_section_get)(struct loket_plugin *self, const char *kind,
+	    const char *name, const char *key);
+	/* As config_get_int: ints, durations (ms), sizes (bytes), booleans (0/1). */
+	int64_t (*config_section_get_int)(struct loket_plugin *self, const char *kind,
+	    const char *name, const char *key);
+
 	/* New entries go here, at the end, with a minor version bump. */
 };
 
@@ -319,6 +381,11 @@ struct loket_plugin_info {
 	 * key. Called before load(), so it must not use the plugin's state.
 	 */
 	const char *(*check_value)(const char *key, const char *value);
+
+	/* ---- 1.4: read only from a plugin built for 1.4 or newer ---- */
+
+	/* Kinds of repeated sub-sections; ends with a { NULL } entry; may be NULL. */
+	const struct loket_config_section *config_sections;
 };
 
 /* Declares the descriptor: LOKET_PLUGIN_DEFINE(.name = "x", .load = x_load, ...). */

@@ -1,7 +1,7 @@
 /*
- * hello.c: the smallest complete loket plugin: config keys, a timer, an HTTP
- * route, a reload, and register events (subscribing, and publishing one for
- * a role or user).
+ * hello.c: the smallest complete loket plugin: config keys and sub-sections, a
+ * timer, HTTP routes that know who calls, a reload, and register events
+ * (subscribing, and publishing one for a role or user).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +30,85 @@ static const struct loket_config_key hello_keys[] = {
 	{ "tick", LOKET_CONFIG_DURATION, "1s", "how often the tick counter goes up" },
 	{ NULL, 0, NULL, NULL },
 };
+
+/* [plugin.hello.greeting.ID]: as many as the config has, listed by GET /hello/greetings. */
+static const struct loket_config_key hello_greeting_keys[] = {
+	{ "text", LOKET_CONFIG_STRING, NULL, "the greeting itself" },
+	{ "language", LOKET_CONFIG_STRING, "nl", "the language it is in" },
+	{ NULL, 0, NULL, NULL },
+};
+
+static const struct loket_config_section hello_sections[] = {
+	{ "greeting", hello_greeting_keys, "a greeting in some language", NULL },
+	{ NULL, NULL, NULL, NULL },
+};
+
+/* A growing JSON text; a failed allocation marks it broken and the route answers 503. */
+struct hello_buf {
+	char *data;
+	size_t len, size;
+	int broken;
+};
+
+static void
+hello_put(struct hello_buf *b, const char *s, size_t n)
+{
+	char *data;
+
+	if (b->broken)
+		return;
+	if (b->len + n + 1 > b->size) {
+		size_t size = (b->len + n + 1) * 2;
+
+		if ((data = realloc(b->data, size)) == NULL) {
+			b->broken = 1;
+			return;
+		}
+		b->data = data;
+		b->size = size;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static void
+hello_raw(struct hello_buf *b, const char *s)
+{
+	hello_put(b, s, strlen(s));
+}
+
+/* A JSON string, or null for NULL: quotes, backslashes and control characters escaped. */
+static void
+hello_str(struct hello_buf *b, const char *s)
+{
+	char esc[8];
+
+	if (s == NULL) {
+		hello_raw(b, "null");
+		return;
+	}
+	hello_raw(b, "\"");
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned int)(unsigned char)*s);
+			hello_raw(b, esc);
+		} else {
+			hello_put(b, s, 1);
+		}
+	}
+	hello_raw(b, "\"");
+}
+
+static void
+hello_send(const struct loket_api *api, struct loket_http_req *req, struct hello_buf *b)
+{
+	if (b->broken)
+		api->http_problem(req, 503, "out of memory");
+	else
+		api->http_reply(req, 200, "application/json", b->data, b->len);
+	free(b->data);
+}
 
 static void
 hello_tick_cb(void *arg)
@@ -132,6 +211,60 @@ hello_offer_cb(struct loket_http_req *req, void *arg)
 	h->api->http_reply(req, 202, "application/json", "{\"published\":true}", 18);
 }
 
+/* GET /hello/whoami: who calls, as the core tells a route handler; null without a token. */
+static void
+hello_whoami_cb(struct loket_http_req *req, void *arg)
+{
+	struct hello *h = arg;
+	const struct loket_caller *c = h->api->http_caller(req);
+	struct hello_buf b = { 0 };
+
+	hello_raw(&b, "{\"caller\":");
+	if (c == NULL) {
+		hello_raw(&b, "null}");
+		hello_send(h->api, req, &b);
+		return;
+	}
+	hello_raw(&b, "{\"name\":");
+	hello_str(&b, c->name);
+	hello_raw(&b, ",\"kind\":");
+	hello_str(&b, c->kind);
+	hello_raw(&b, ",\"role\":");
+	hello_str(&b, c->role);
+	hello_raw(&b, ",\"departments\":[");
+	for (size_t i = 0; i < c->n_departments; i++) {
+		hello_raw(&b, i > 0 ? "," : "");
+		hello_str(&b, c->departments[i]);
+	}
+	hello_raw(&b, "],\"organisation\":");
+	hello_str(&b, c->organisation);
+	hello_raw(&b, "}}");
+	hello_send(h->api, req, &b);
+}
+
+/* GET /hello/greetings: every [plugin.hello.greeting.ID], in the order of the config file. */
+static void
+hello_greetings_cb(struct loket_http_req *req, void *arg)
+{
+	struct hello *h = arg;
+	const char *const *ids;
+	size_t n = h->api->config_sections(h->self, "greeting", &ids);
+	struct hello_buf b = { 0 };
+
+	hello_raw(&b, "{\"greetings\":[");
+	for (size_t i = 0; i < n; i++) {
+		hello_raw(&b, i > 0 ? ",{\"id\":" : "{\"id\":");
+		hello_str(&b, ids[i]);
+		hello_raw(&b, ",\"text\":");
+		hello_str(&b, h->api->config_section_get(h->self, "greeting", ids[i], "text"));
+		hello_raw(&b, ",\"language\":");
+		hello_str(&b, h->api->config_section_get(h->self, "greeting", ids[i], "language"));
+		hello_raw(&b, "}");
+	}
+	hello_raw(&b, "]}");
+	hello_send(h->api, req, &b);
+}
+
 static int
 hello_load(struct loket_plugin *self, const struct loket_api *api, const char **error_r)
 {
@@ -143,12 +276,17 @@ hello_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	}
 	h->api = api;
 	h->self = self;
+	/* The first route that matches answers: the fixed paths go before /hello/{name}. */
 	if ((h->timer = api->timer_new(self, hello_tick_cb, h)) == NULL ||
+	    api->http_route(self, LOKET_HTTP_GET, "/hello/whoami", LOKET_ACCESS_PUBLIC,
+		hello_whoami_cb, h) < 0 ||
+	    api->http_route(self, LOKET_HTTP_GET, "/hello/greetings", LOKET_ACCESS_TOKEN,
+		hello_greetings_cb, h) < 0 ||
 	    api->http_route(self, LOKET_HTTP_GET, "/hello/{name}", LOKET_ACCESS_PUBLIC,
 		hello_route_cb, h) < 0) {
 		api->timer_free(h->timer);
 		free(h);
-		*error_r = "cannot set up the timer or the route";
+		*error_r = "cannot set up the timer or the routes";
 		return -1;
 	}
 	/* Events came with ABI 1.3: a plugin that can run on an older core asks first. */
@@ -171,10 +309,11 @@ hello_load(struct loket_plugin *self, const struct loket_api *api, const char **
 }
 
 /*
- * SIGHUP: config_get now answers the new values. hello keeps no pointer to
- * a value (it asks config_get each time, on the loop), so it only re-arms
- * its timer with the new tick; a plugin that kept a value would copy the
- * new one here, since the old one is freed when this returns.
+ * SIGHUP: config_get and config_section_get now answer the new values and
+ * sub-sections. hello keeps no pointer to a value (it asks each time, on
+ * the loop), so it only re-arms its timer with the new tick; a plugin that
+ * kept a value would copy the new one here, since the old one is freed
+ * when this returns.
  */
 static int
 hello_reload(struct loket_plugin *self, const struct loket_api *api, const char **error_r)
@@ -198,5 +337,5 @@ hello_unload(struct loket_plugin *self, const struct loket_api *api)
 }
 
 LOKET_PLUGIN_DEFINE(.name = "hello", .version = "1.0", .description = "greets by name",
-    .config_keys = hello_keys, .load = hello_load, .unload = hello_unload,
-    .reload = hello_reload);
+    .config_keys = hello_keys, .config_sections = hello_sections, .load = hello_load,
+    .unload = hello_unload, .reload = hello_reload);

@@ -449,6 +449,63 @@ test_reload_gives_new_values_and_frees_old_after_hook(void **state)
 	conf_free(conf2);
 }
 
+static void
+test_sub_sections_are_read_in_file_order_and_reload_swaps_them(void **state)
+{
+	struct fixture *f = *state;
+	struct conf *conf, *conf2;
+	struct plugins *p = NULL;
+	const char *const *ids;
+	char *err;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	conf = load_conf(f, "hello",
+	    "[plugin.hello.greeting.b]\ntext = B\nlanguage = en\n[plugin.hello.greeting.a]\n"
+	    "text = A\n");
+	err = open_and_load(f, conf, &p);
+	if (err != NULL)
+		fail_msg("%s", err);
+	assert_true(LOKET_API_HAS(&api_table, config_section_get_int));
+	assert_int_equal(api_table.config_sections(p->head, "greeting", &ids), 2);
+	assert_string_equal(ids[0], "b");
+	assert_string_equal(ids[1], "a");
+	assert_null(ids[2]);
+	assert_string_equal(api_table.config_section_get(p->head, "greeting", "b", "language"), "en");
+	assert_string_equal(api_table.config_section_get(p->head, "greeting", "a", "language"), "nl");
+	assert_null(api_table.config_section_get(p->head, "greeting", "c", "text"));
+	assert_null(api_table.config_section_get(p->head, "greeting", "a", "colour"));
+	assert_int_equal(api_table.config_sections(p->head, "desk", &ids), 0);
+	assert_null(ids[0]);
+
+	conf2 = load_conf(f, "hello", "[plugin.hello.greeting.c]\ntext = C\n");
+	assert_int_equal(plugins_check_conf(p, conf2, &err), 0);
+	assert_int_equal(plugins_reload(p, conf2, &err), 0);
+	assert_int_equal(api_table.config_sections(p->head, "greeting", &ids), 1);
+	assert_string_equal(ids[0], "c");
+	assert_string_equal(api_table.config_section_get(p->head, "greeting", "c", "text"), "C");
+	assert_null(api_table.config_section_get(p->head, "greeting", "a", "text"));
+	plugins_close(p);
+	conf_free(conf);
+	conf_free(conf2);
+}
+
+static void
+test_bad_sub_sections_are_refused_with_file_line(void **state)
+{
+	struct fixture *f = *state;
+
+	copy_plugin(f, "plugins", "hello", 0755);
+	expect_refused(f, "hello", "[plugin.hello.greeting.x]\ntext = X\ncolour = red\n",
+	    "loket.conf:7: unknown key 'colour' in [plugin.hello.greeting.x]", NULL);
+	expect_refused(f, "hello", "[plugin.hello.greeting.x]\nlanguage = fr\n",
+	    "loket.conf:5: [plugin.hello.greeting.x] text is required", NULL);
+	expect_refused(f, "hello", "[plugin.hello.desk.x]\n",
+	    "loket.conf:5: unknown section [plugin.hello.desk.x]", "kind greeting");
+	expect_refused(f, "hello", "[plugin.hello.greeting.a.b]\ntext = X\n",
+	    "loket.conf:5: section [plugin.hello.greeting.a.b]: expected [plugin.hello.greeting.ID]",
+	    NULL);
+}
+
 int
 main(void)
 {
@@ -477,6 +534,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_loader_loads_the_file_it_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_reload_gives_new_values_and_frees_old_after_hook, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sub_sections_are_read_in_file_order_and_reload_swaps_them, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bad_sub_sections_are_refused_with_file_line, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,233 @@
+"""The plugin ABI as a channel plugin meets it, through the example plugin (plugins/hello):
+who calls a route, repeated config sub-sections, and a build against the installed header
+alone (docs/plugins.md)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+
+from api_fixtures import ORG_CONF
+from conftest import BUILDDIR, SRCDIR, line_of
+
+
+def whoami(d, token=None):
+    headers = {"Authorization": "Bearer " + token} if token is not None else {}
+    status, headers, body = d.request("GET", "/hello/whoami", headers=headers)
+    assert status == 200, body
+    assert headers.get("Content-Type") == "application/json"
+    return json.loads(body)["caller"]
+
+
+def greetings(d, token):
+    status, _, body = d.request("GET", "/hello/greetings",
+                                headers={"Authorization": "Bearer " + token})
+    assert status == 200, body
+    return json.loads(body)["greetings"]
+
+
+GREETINGS = """\
+[plugin.hello.greeting.morning]
+text = Goedemorgen
+[plugin.hello.greeting.evening]
+text = Good "evening"
+language = en
+[plugin.hello.greeting.nacht-2]
+text = Goeienacht
+"""
+
+
+# who calls -----------------------------------------------------------------------------
+
+
+def test_whoami_names_a_backoffice_token_with_its_departments_and_organisation(loketd):
+    d = loketd(plugins=["hello"], extra=ORG_CONF)
+    token = d.add_token("balie-burgerzaken", "backoffice", "--department", "burgerzaken",
+                        "--department", "omgeving", "--organisation", "gemeente")
+    assert whoami(d, token) == {"name": "balie-burgerzaken", "kind": "token",
+                                "role": "backoffice",
+                                "departments": ["burgerzaken", "omgeving"],
+                                "organisation": "gemeente"}
+
+
+def test_whoami_names_an_agent_token_with_its_organisation(loketd):
+    d = loketd(plugins=["hello"], extra=ORG_CONF)
+    token = d.add_token("onthaal-ocmw", "agent", "--organisation", "ocmw")
+    # An agent is limited to no department: it sees them all.
+    assert whoami(d, token) == {"name": "onthaal-ocmw", "kind": "token", "role": "agent",
+                                "departments": [], "organisation": "ocmw"}
+
+
+def test_whoami_names_an_admin_token_without_organisation(loketd):
+    d = loketd(plugins=["hello"], extra=ORG_CONF)
+    token = d.add_token("beheer", "admin")
+    assert whoami(d, token) == {"name": "beheer", "kind": "token", "role": "admin",
+                                "departments": [], "organisation": None}
+
+
+def test_whoami_without_a_token_answers_no_caller(loketd):
+    d = loketd(plugins=["hello"], extra=ORG_CONF)
+    assert whoami(d) is None
+    # A public route never refuses for credentials: an unknown or revoked token is no caller.
+    assert whoami(d, "lkt_" + "x" * 43) is None
+    token = d.add_token("weg", "agent")
+    assert whoami(d, token)["name"] == "weg"
+    assert d.ctl("token", "revoke", "weg").returncode == 0
+    assert whoami(d, token) is None
+
+
+def test_a_token_route_tells_the_handler_its_caller_and_refuses_without_one(loketd):
+    d = loketd(plugins=["hello"], extra=ORG_CONF + GREETINGS)
+    status, _, body = d.request("GET", "/hello/greetings")
+    assert status == 401, body
+    token = d.add_token("intake-web", "intake")
+    assert [g["id"] for g in greetings(d, token)] == ["morning", "evening", "nacht-2"]
+
+
+# sub-sections ---------------------------------------------------------------------------
+
+
+def test_sub_sections_are_listed_in_file_order_with_defaults(loketd):
+    d = loketd(plugins=["hello"], plugin_conf={"hello": {"greeting": "Dag"}},
+               extra=ORG_CONF + GREETINGS)
+    token = d.add_token("beheer", "admin")
+    assert greetings(d, token) == [
+        {"id": "morning", "text": "Goedemorgen", "language": "nl"},
+        {"id": "evening", "text": 'Good "evening"', "language": "en"},
+        {"id": "nacht-2", "text": "Goeienacht", "language": "nl"},
+    ]
+    # The main section is read as before, next to its sub-sections.
+    status, _, body = d.request("GET", "/hello/Jan")
+    assert json.loads(body)["greeting"] == "Dag, Jan"
+
+
+def test_no_sub_sections_lists_none(loketd):
+    d = loketd(plugins=["hello"], extra=ORG_CONF)
+    assert greetings(d, d.add_token("beheer", "admin")) == []
+
+
+def test_unknown_key_in_a_sub_section_stops_the_start_with_file_line(loketd):
+    extra = GREETINGS + "colour = blue\n"
+    d = loketd(plugins=["hello"], extra=extra, start=False)
+    want = "%s:%d: unknown key 'colour' in [plugin.hello.greeting.nacht-2]" % (
+        d.conf_path, line_of(d.config_text, "colour = blue"))
+    r = d.check()
+    assert r.returncode == 2 and want in r.stderr, r.stderr
+    assert d.start_fails() == 2
+    assert want in d.log(), d.log()
+
+
+def test_missing_required_key_in_a_sub_section_names_its_header_line(loketd):
+    extra = "[plugin.hello.greeting.leeg]\nlanguage = fr\n"
+    d = loketd(plugins=["hello"], extra=extra, start=False)
+    r = d.check()
+    assert r.returncode == 2
+    assert "%s:%d: [plugin.hello.greeting.leeg] text is required (the greeting itself)" % (
+        d.conf_path, line_of(d.config_text, "[plugin.hello.greeting.leeg]")) in r.stderr, \
+        r.stderr
+
+
+def test_unknown_sub_section_kind_stops_loketd_t_naming_the_kinds(loketd):
+    d = loketd(plugins=["hello"], extra="[plugin.hello.desk.1]\ntext = x\n", start=False)
+    r = d.check()
+    assert r.returncode == 2
+    assert "%s:%d: unknown section [plugin.hello.desk.1]: plugin hello has sub-sections of " \
+        "kind greeting" % (d.conf_path, line_of(d.config_text, "[plugin.hello.desk.1]")) \
+        in r.stderr, r.stderr
+
+
+def test_sub_section_without_an_id_stops_loketd_t(loketd):
+    d = loketd(plugins=["hello"], extra="[plugin.hello.greeting]\ntext = x\n", start=False)
+    r = d.check()
+    assert r.returncode == 2
+    assert "%s:%d: section [plugin.hello.greeting]: expected [plugin.hello.greeting.ID]" % (
+        d.conf_path, line_of(d.config_text, "[plugin.hello.greeting]")) in r.stderr, r.stderr
+
+
+def test_sub_section_of_a_plugin_not_listed_stops_loketd_t(loketd):
+    d = loketd(plugins=["hello"], extra="[plugin.balie.desk.1]\nname = x\n", start=False)
+    r = d.check()
+    assert r.returncode == 2
+    assert "section [plugin.balie.desk.1] is for plugin 'balie', which is not in [loketd] " \
+        "plugins" in r.stderr, r.stderr
+
+
+def test_reload_picks_up_changed_added_and_removed_sub_sections(loketd):
+    d = loketd(plugins=["hello"], extra=ORG_CONF + GREETINGS)
+    token = d.add_token("beheer", "admin")
+    assert len(greetings(d, token)) == 3
+    changed = ORG_CONF + ("[plugin.hello.greeting.nacht-2]\ntext = Slaapwel\n"
+                          "[plugin.hello.greeting.middag]\ntext = Smakelijk\nlanguage = nl-BE\n")
+    d.reload_config(d.config(extra=changed))
+    mark = len(d.log())
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"^\S+Z info loketd reloaded ", after=mark)
+    assert greetings(d, token) == [
+        {"id": "nacht-2", "text": "Slaapwel", "language": "nl"},
+        {"id": "middag", "text": "Smakelijk", "language": "nl-BE"},
+    ]
+
+
+def test_reload_with_a_bad_sub_section_keeps_the_running_ones(loketd):
+    d = loketd(plugins=["hello"], extra=ORG_CONF + GREETINGS)
+    token = d.add_token("beheer", "admin")
+    before = greetings(d, token)
+    bad = d.config(extra=ORG_CONF + GREETINGS + "tekst = typo\n")
+    d.reload_config(bad)
+    mark = len(d.log())
+    d.send_signal(signal.SIGHUP)
+    m = d.wait_log(r"^\S+Z error loketd reload failed.*$", after=mark)
+    assert "%s:%d: unknown key 'tekst' in [plugin.hello.greeting.nacht-2]" % (
+        d.conf_path, line_of(bad, "tekst = typo")) in m.group(0)
+    assert greetings(d, token) == before
+
+
+# the installed header --------------------------------------------------------------------
+
+
+def test_hello_builds_against_the_installed_header_alone_and_loads(loketd, tmp_path):
+    """hello.c compiled with only what `make install` puts in includedir and pkgconfig: a
+    plugin that reached into core/ would not compile here."""
+    destdir = tmp_path / "destdir"
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    r = subprocess.run([os.environ.get("MAKE", "make"), "-C", BUILDDIR, "DESTDIR=%s" % destdir,
+                        "install-pkgincludeHEADERS", "install-pkgconfigDATA"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pcs = [os.path.join(root, f) for root, _, files in os.walk(destdir)
+           for f in files if f == "loket.pc"]
+    headers = [os.path.join(root, f) for root, _, files in os.walk(destdir) for f in files]
+    assert len(pcs) == 1 and sorted(os.path.basename(h) for h in headers) == \
+        ["loket.pc", "plugin.h"], headers
+
+    env["PKG_CONFIG_PATH"] = os.path.dirname(pcs[0])
+    env["PKG_CONFIG_LIBDIR"] = os.path.dirname(pcs[0])
+    env["PKG_CONFIG_SYSROOT_DIR"] = str(destdir)
+    r = subprocess.run(["pkg-config", "--cflags", "loket"], capture_output=True, text=True,
+                       env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    cflags = r.stdout.split()
+    assert cflags and all(f.startswith("-I" + str(destdir)) for f in cflags), cflags
+
+    # A copy away from the source tree: no quoted include can find a neighbour.
+    src = tmp_path / "hello.c"
+    shutil.copyfile(os.path.join(SRCDIR, "plugins", "hello", "hello.c"), src)
+    so = tmp_path / "hello.so"
+    r = subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Wextra", "-Werror",
+                        "-fPIC", "-shared", "-fvisibility=hidden"] + cflags +
+                       ["-o", str(so), str(src)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+
+    d = loketd(plugins=["hello"], plugin_conf={"hello": {"greeting": "Dag"}},
+               extra=GREETINGS, start=False)
+    dst = os.path.join(d.plugin_dir, "hello.so")
+    shutil.copyfile(so, dst)
+    os.chmod(dst, 0o755)
+    r = d.check()
+    assert r.returncode == 0, r.stderr
+    d.start()
+    status, _, body = d.request("GET", "/hello/Jan")
+    assert status == 200 and json.loads(body)["greeting"] == "Dag, Jan", body
+    assert whoami(d) is None
