@@ -229,9 +229,14 @@ rules_hook(lua_State *L, lua_Debug *ar)
 	(void)ar;
 	if (r->stop == RULES_OK) {
 		r->ticks++;
+		/*
+		 * The count runs on across a run's handlers, so a handler's first
+		 * tick can come after 1 to RULES_HOOK_EVERY of its instructions:
+		 * after n ticks it has run more than (n - 1) * RULES_HOOK_EVERY.
+		 */
 		if (r->oom)
 			r->stop = RULES_MEMORY;
-		else if (r->ticks * RULES_HOOK_EVERY > r->budget)
+		else if ((r->ticks - 1) * RULES_HOOK_EVERY >= r->budget)
 			r->stop = RULES_BUDGET;
 		else if (rules_past_deadline(r))
 			r->stop = RULES_TIMEOUT;
@@ -266,9 +271,13 @@ rules_stop(lua_State *L, struct rules *r, enum rules_result why, const char *wha
 	lua_error(L);
 }
 
-/* Guards for one call of budget instructions (and the wall-clock limit). */
+/*
+ * Fresh limits for the next call of budget instructions (and the wall-clock
+ * limit) under a hook that is armed already: a run arms the hook once and
+ * each handler starts here, without touching the hook.
+ */
 static void
-rules_arm(struct rules *r, uint64_t budget)
+rules_begin(struct rules *r, uint64_t budget)
 {
 	r->stop = RULES_OK;
 	r->oom = 0;
@@ -277,6 +286,13 @@ rules_arm(struct rules *r, uint64_t budget)
 	r->budget = budget;
 	r->deadline_ns = 0;
 	r->log_lines = 0;
+}
+
+/* Arms the count hook, and the guards for one call of budget instructions. */
+static void
+rules_arm(struct rules *r, uint64_t budget)
+{
+	rules_begin(r, budget);
 	r->armed = 1;
 	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, RULES_HOOK_EVERY);
 }
@@ -1820,7 +1836,7 @@ rules_count(struct rules *r, struct rules_handler *h, enum rules_result res)
 }
 
 /*
- * Calls the run's handlers from run_pos on, each under fresh guards, all in
+ * Calls the run's handlers from run_pos on, each with a fresh budget, all in
  * the one protected call of rules_run; a handler that fails ends this call
  * with run_pos still on it, and rules_run resumes after it.
  */
@@ -1834,7 +1850,7 @@ rules_l_dispatch(lua_State *L)
 
 		r->current = h->where;
 		r->run_before = json_array_size(r->decisions);
-		rules_arm(r, r->limits.instructions);
+		rules_begin(r, r->limits.instructions);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
 		lua_pushvalue(L, 1);
 		lua_pushvalue(L, 2);
@@ -1892,6 +1908,11 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		lua_pushvalue(L, top + 2);
 		lua_pushvalue(L, top + 3);
 		lua_pushvalue(L, top + 4);
+		/*
+		 * One armed hook for all the handlers up to a failure (a failure
+		 * leaves it firing on every instruction): setting it is not free.
+		 */
+		rules_arm(r, r->limits.instructions);
 		rc = lua_pcall(L, 2, 0, top + 1);
 		rules_disarm(r);
 		if (rc == LUA_OK)

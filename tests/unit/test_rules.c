@@ -425,6 +425,50 @@ test_named_results(void **state)
 	expect_result("loket.on('contact', function(c) c:escalate{to = 'nowhere'} end)\n", "error");
 }
 
+/*
+ * A run arms the count hook once for all its handlers, yet each handler has
+ * the whole budget: five that each run just under it all finish (they would
+ * not if the budget were shared, or a handler were charged the count left
+ * over from the one before), and one just over it is stopped. The budget is
+ * not a multiple of the hook's period, so a handler charged a whole period
+ * for its first tick would be stopped early.
+ */
+static void
+test_budget_per_handler_with_one_hook(void **state)
+{
+	struct rules *r;
+	json_t *d;
+	char name[32];
+
+	limits.instructions = 200500;
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "%d-under.lua", 10 + i);
+		write_rule(name, "loket.on('contact', function(c)\n"
+				 "  for i = 1, 200480 do end\n"
+				 "  c:tag('done')\n"
+				 "end)\n");
+	}
+	write_rule("20-over.lua", "loket.on('contact', function(c) for i = 1, 202000 do end end)\n");
+	write_rule("30-after.lua", "loket.on('contact', function(c) c:tag('after') end)\n");
+	r = load(NULL);
+	for (int k = 0; k < 2; k++) {
+		d = run(r);
+		if (json_array_size(d) != 7) {
+			char *s = json_dumps(d, 0);
+
+			fail_msg("run %d: %s", k, s);
+		}
+		for (int i = 0; i < 5; i++)
+			assert_string_equal(field(d, (size_t)i, "type"), "tag");
+		assert_string_equal(field(d, 5, "type"), "failed");
+		assert_string_equal(field(d, 5, "result"), "budget");
+		assert_string_equal(field(d, 6, "type"), "tag");
+		json_decref(d);
+	}
+	rules_free(r);
+	limits.instructions = 200000;
+}
+
 static void
 test_sandbox(void **state)
 {
@@ -540,6 +584,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_contact_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_contact_acts_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_strings_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_per_handler_with_one_hook, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pairs_cannot_reach_string_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
