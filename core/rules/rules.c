@@ -1846,7 +1846,7 @@ rules_contact_lazy(lua_State *L)
 	lua_pop(L, 1);
 	key = lua_tostring(L, 2);
 	/* A field a rule set to nil reads as nil, not as it came in. */
-	if ((i = rules_writable_index(key)) >= 0 && (r->run_nils & (1u << i)))
+	if (r->run_nils != 0 && (i = rules_writable_index(key)) >= 0 && (r->run_nils & (1u << i)))
 		return 0;
 	if ((v = json_object_get(r->run_contact, key)) == NULL)
 		return 0;
