@@ -46,6 +46,8 @@
 #define RULES_LOG_PER_CALL 20
 /* Decisions one handler call may make: far more than a rule needs, far less than a loop makes. */
 #define RULES_DECISIONS_PER_CALL 100
+/* Guarded library functions that keep their last result during a run (lower, upper). */
+#define RULES_MEMO_MAX 2
 
 struct rules_handler {
 	char *event;
@@ -78,6 +80,9 @@ struct rules {
 	uint64_t budget; /* instructions the running call may take */
 	double work; /* C work charged by the guards during this handler call */
 	unsigned int guard_calls;
+	int memo_ref[RULES_MEMO_MAX]; /* the guards that keep a run's last result */
+	int nmemo;
+	int memo_dirty; /* one of them holds strings of the running call */
 	int armed;	      /* a guarded call runs */
 	uint64_t deadline_ns; /* of the running call; 0 until its first check */
 	int loading;
@@ -229,9 +234,14 @@ rules_hook(lua_State *L, lua_Debug *ar)
 	(void)ar;
 	if (r->stop == RULES_OK) {
 		r->ticks++;
+		/*
+		 * The count runs on across a run's handlers, so a handler's first
+		 * tick can come after 1 to RULES_HOOK_EVERY of its instructions:
+		 * after n ticks it has run more than (n - 1) * RULES_HOOK_EVERY.
+		 */
 		if (r->oom)
 			r->stop = RULES_MEMORY;
-		else if (r->ticks * RULES_HOOK_EVERY > r->budget)
+		else if ((r->ticks - 1) * RULES_HOOK_EVERY >= r->budget)
 			r->stop = RULES_BUDGET;
 		else if (rules_past_deadline(r))
 			r->stop = RULES_TIMEOUT;
@@ -266,9 +276,13 @@ rules_stop(lua_State *L, struct rules *r, enum rules_result why, const char *wha
 	lua_error(L);
 }
 
-/* Guards for one call of budget instructions (and the wall-clock limit). */
+/*
+ * Fresh limits for the next call of budget instructions (and the wall-clock
+ * limit) under a hook that is armed already: a run arms the hook once and
+ * each handler starts here, without touching the hook.
+ */
 static void
-rules_arm(struct rules *r, uint64_t budget)
+rules_begin(struct rules *r, uint64_t budget)
 {
 	r->stop = RULES_OK;
 	r->oom = 0;
@@ -277,9 +291,18 @@ rules_arm(struct rules *r, uint64_t budget)
 	r->budget = budget;
 	r->deadline_ns = 0;
 	r->log_lines = 0;
+}
+
+/* Arms the count hook, and the guards for one call of budget instructions. */
+static void
+rules_arm(struct rules *r, uint64_t budget)
+{
+	rules_begin(r, budget);
 	r->armed = 1;
 	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, RULES_HOOK_EVERY);
 }
+
+static void rules_memo_clear(struct rules *r);
 
 static void
 rules_disarm(struct rules *r)
@@ -287,6 +310,7 @@ rules_disarm(struct rules *r)
 	lua_sethook(r->L, NULL, 0, 0);
 	r->armed = 0;
 	r->deadline_ns = 0;
+	rules_memo_clear(r);
 }
 
 /* The name of how a protected call ended. */
@@ -775,11 +799,28 @@ rules_pattern_cost(const char *pat, size_t plen, size_t n)
 	return cost;
 }
 
+/*
+ * What a guard wraps, read with one lookup per call (upvalue 2 of its
+ * closure; upvalue 1 is the library function).
+ */
+struct rules_guard {
+	enum rules_guard_kind kind;
+	/* The library function when it has no upvalues: it runs in the guard's frame. */
+	lua_CFunction direct;
+	/*
+	 * A pure function of one string (lower, upper): the last argument and
+	 * result of the run are upvalues 3 and 4. A run's handlers often lower
+	 * the same subject, one after the other.
+	 */
+	int memo;
+};
+
 static int
 rules_l_guard(lua_State *L)
 {
 	struct rules *r = rules_of(L);
-	enum rules_guard_kind kind = (enum rules_guard_kind)lua_tointeger(L, lua_upvalueindex(2));
+	const struct rules_guard *g = lua_touserdata(L, lua_upvalueindex(2));
+	enum rules_guard_kind kind = g->kind;
 	double work = 0;
 	size_t n = 0, plen = 0;
 	const char *pat;
@@ -837,31 +878,84 @@ rules_l_guard(lua_State *L)
 	r->work += work;
 	if (r->work > RULES_WORK_HANDLER)
 		rules_stop(L, r, RULES_BUDGET, "work budget exceeded");
+	/*
+	 * The same string as last time in this run: the same result, charged as
+	 * if made again. The strings are dropped at the end of the run
+	 * (rules_memo_clear), so they do not count against the memory cap after it.
+	 */
+	if (g->memo && lua_type(L, 1) == LUA_TSTRING) {
+		int nres;
+
+		if (lua_rawequal(L, 1, lua_upvalueindex(3))) {
+			lua_pushvalue(L, lua_upvalueindex(4));
+			return 1;
+		}
+		if ((nres = g->direct(L)) == 1 && lua_type(L, -1) == LUA_TSTRING) {
+			lua_pushvalue(L, 1);
+			lua_replace(L, lua_upvalueindex(3));
+			lua_pushvalue(L, -1);
+			lua_replace(L, lua_upvalueindex(4));
+			r->memo_dirty = 1;
+		}
+		return nres;
+	}
 	/* A library function without upvalues runs in this frame, on these arguments. */
-	if (lua_toboolean(L, lua_upvalueindex(3)))
-		return lua_tocfunction(L, lua_upvalueindex(1))(L);
+	if (g->direct != NULL)
+		return g->direct(L);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
 	return lua_gettop(L);
 }
 
-/* Wraps lib[name] (the table at idx) in the guard. */
+/*
+ * Wraps lib[name] (the table at idx) in the guard. memo: a pure function of
+ * one string whose last result a run keeps (see struct rules_guard).
+ */
 static void
-rules_guard_fn(lua_State *L, int lib, const char *name, enum rules_guard_kind kind)
+rules_guard_fn(lua_State *L, int lib, const char *name, enum rules_guard_kind kind, int memo)
 {
-	int direct;
+	struct rules *r = rules_of(L);
+	struct rules_guard *g;
 
 	lua_getfield(L, lib, name);
-	lua_pushinteger(L, kind);
-	direct = lua_tocfunction(L, -2) != NULL;
-	if (direct && lua_getupvalue(L, -2, 1) != NULL) {
+	g = lua_newuserdatauv(L, sizeof(*g), 0);
+	g->kind = kind;
+	g->direct = lua_tocfunction(L, -2);
+	if (g->direct != NULL && lua_getupvalue(L, -2, 1) != NULL) {
 		lua_pop(L, 1);
-		direct = 0;
+		g->direct = NULL;
 	}
-	lua_pushboolean(L, direct);
-	lua_pushcclosure(L, rules_l_guard, 3);
+	g->memo = memo && g->direct != NULL && r->nmemo < RULES_MEMO_MAX;
+	if (g->memo) {
+		lua_pushnil(L);
+		lua_pushnil(L);
+	}
+	lua_pushcclosure(L, rules_l_guard, g->memo ? 4 : 2);
+	if (g->memo) {
+		lua_pushvalue(L, -1);
+		r->memo_ref[r->nmemo++] = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
 	lua_setfield(L, lib, name);
+}
+
+/* Drops the strings the memo guards kept during a run. */
+static void
+rules_memo_clear(struct rules *r)
+{
+	lua_State *L = r->L;
+
+	if (!r->memo_dirty)
+		return;
+	for (int i = 0; i < r->nmemo; i++) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, r->memo_ref[i]);
+		lua_pushnil(L);
+		lua_setupvalue(L, -2, 3);
+		lua_pushnil(L);
+		lua_setupvalue(L, -2, 4);
+		lua_pop(L, 1);
+	}
+	r->memo_dirty = 0;
 }
 
 /* setmetatable without __gc: finalizers run with hooks off, out of reach of every limit. */
@@ -936,19 +1030,21 @@ rules_open_libs(struct rules *r)
 
 			lua_pushnil(L);
 			lua_setfield(L, strlib, "dump");
-			rules_guard_fn(L, strlib, "find", GUARD_PATTERN_FIND);
-			rules_guard_fn(L, strlib, "match", GUARD_PATTERN);
-			rules_guard_fn(L, strlib, "gmatch", GUARD_PATTERN);
-			rules_guard_fn(L, strlib, "gsub", GUARD_PATTERN);
-			rules_guard_fn(L, strlib, "rep", GUARD_REP);
-			for (const char *const *f = (const char *const[]){ "upper", "lower",
-				 "reverse", "format", "byte", NULL };
+			rules_guard_fn(L, strlib, "find", GUARD_PATTERN_FIND, 0);
+			rules_guard_fn(L, strlib, "match", GUARD_PATTERN, 0);
+			rules_guard_fn(L, strlib, "gmatch", GUARD_PATTERN, 0);
+			rules_guard_fn(L, strlib, "gsub", GUARD_PATTERN, 0);
+			rules_guard_fn(L, strlib, "rep", GUARD_REP, 0);
+			rules_guard_fn(L, strlib, "upper", GUARD_LINEAR, 1);
+			rules_guard_fn(L, strlib, "lower", GUARD_LINEAR, 1);
+			for (const char *const *f = (const char *const[]){ "reverse", "format",
+				 "byte", NULL };
 			     *f != NULL; f++)
-				rules_guard_fn(L, strlib, *f, GUARD_LINEAR);
+				rules_guard_fn(L, strlib, *f, GUARD_LINEAR, 0);
 		} else if (strcmp(libs[i].name, LUA_TABLIBNAME) == 0) {
-			rules_guard_fn(L, lua_gettop(L), "move", GUARD_MOVE);
-			rules_guard_fn(L, lua_gettop(L), "concat", GUARD_CONCAT);
-			rules_guard_fn(L, lua_gettop(L), "unpack", GUARD_CONCAT);
+			rules_guard_fn(L, lua_gettop(L), "move", GUARD_MOVE, 0);
+			rules_guard_fn(L, lua_gettop(L), "concat", GUARD_CONCAT, 0);
+			rules_guard_fn(L, lua_gettop(L), "unpack", GUARD_CONCAT, 0);
 		}
 		rules_readonly(L, -1);
 		lua_setfield(L, base, libs[i].name);
@@ -1750,7 +1846,7 @@ rules_contact_lazy(lua_State *L)
 	lua_pop(L, 1);
 	key = lua_tostring(L, 2);
 	/* A field a rule set to nil reads as nil, not as it came in. */
-	if ((i = rules_writable_index(key)) >= 0 && (r->run_nils & (1u << i)))
+	if (r->run_nils != 0 && (i = rules_writable_index(key)) >= 0 && (r->run_nils & (1u << i)))
 		return 0;
 	if ((v = json_object_get(r->run_contact, key)) == NULL)
 		return 0;
@@ -1820,7 +1916,7 @@ rules_count(struct rules *r, struct rules_handler *h, enum rules_result res)
 }
 
 /*
- * Calls the run's handlers from run_pos on, each under fresh guards, all in
+ * Calls the run's handlers from run_pos on, each with a fresh budget, all in
  * the one protected call of rules_run; a handler that fails ends this call
  * with run_pos still on it, and rules_run resumes after it.
  */
@@ -1834,7 +1930,7 @@ rules_l_dispatch(lua_State *L)
 
 		r->current = h->where;
 		r->run_before = json_array_size(r->decisions);
-		rules_arm(r, r->limits.instructions);
+		rules_begin(r, r->limits.instructions);
 		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
 		lua_pushvalue(L, 1);
 		lua_pushvalue(L, 2);
@@ -1892,6 +1988,11 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 		lua_pushvalue(L, top + 2);
 		lua_pushvalue(L, top + 3);
 		lua_pushvalue(L, top + 4);
+		/*
+		 * One armed hook for all the handlers up to a failure (a failure
+		 * leaves it firing on every instruction): setting it is not free.
+		 */
+		rules_arm(r, r->limits.instructions);
 		rc = lua_pcall(L, 2, 0, top + 1);
 		rules_disarm(r);
 		if (rc == LUA_OK)

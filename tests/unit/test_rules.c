@@ -1,4 +1,5 @@
 /* test_rules.c: the Lua engine: handlers and decisions, named results, the sandbox's fences. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -425,6 +426,111 @@ test_named_results(void **state)
 	expect_result("loket.on('contact', function(c) c:escalate{to = 'nowhere'} end)\n", "error");
 }
 
+/*
+ * A run arms the count hook once for all its handlers, yet each handler has
+ * the whole budget: five that each run just under it all finish (they would
+ * not if the budget were shared, or a handler were charged the count left
+ * over from the one before), and one just over it is stopped. The budget is
+ * not a multiple of the hook's period, so a handler charged a whole period
+ * for its first tick would be stopped early.
+ */
+static void
+test_budget_per_handler_with_one_hook(void **state)
+{
+	struct rules *r;
+	json_t *d;
+	char name[32];
+
+	limits.instructions = 200500;
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "%d-under.lua", 10 + i);
+		write_rule(name, "loket.on('contact', function(c)\n"
+				 "  for i = 1, 200480 do end\n"
+				 "  c:tag('done')\n"
+				 "end)\n");
+	}
+	write_rule("20-over.lua", "loket.on('contact', function(c) for i = 1, 202000 do end end)\n");
+	write_rule("30-after.lua", "loket.on('contact', function(c) c:tag('after') end)\n");
+	r = load(NULL);
+	for (int k = 0; k < 2; k++) {
+		d = run(r);
+		if (json_array_size(d) != 7) {
+			char *s = json_dumps(d, 0);
+
+			fail_msg("run %d: %s", k, s);
+		}
+		for (int i = 0; i < 5; i++)
+			assert_string_equal(field(d, (size_t)i, "type"), "tag");
+		assert_string_equal(field(d, 5, "type"), "failed");
+		assert_string_equal(field(d, 5, "result"), "budget");
+		assert_string_equal(field(d, 6, "type"), "tag");
+		json_decref(d);
+	}
+	rules_free(r);
+	limits.instructions = 200000;
+}
+
+/*
+ * string.lower and string.upper keep their last result during a run: every
+ * handler gets what it would get anyway, a later contact never gets an earlier
+ * one's, and a result reused is charged as if made again.
+ */
+static void
+test_lower_kept_within_a_run(void **state)
+{
+	static const char *const subjects[] = { "Vraag OVER Afval", "Andere VRAAG", "Vraag OVER Afval" };
+	struct rules *r;
+	json_t *d, *contact;
+
+	write_rule("10-a.lua", "loket.on('contact', function(c)\n"
+			       "  local s = c.subject\n"
+			       "  assert(s:lower() == s:lower() and s:upper() ~= s:lower())\n"
+			       "  assert(('Ab'):lower() == 'ab' and ('Ab'):upper() == 'AB')\n"
+			       "  assert(s:lower() ~= ('Ab'):lower())\n"
+			       "  c:tag(s:lower(), s:upper())\n"
+			       "end)\n");
+	write_rule("20-b.lua", "loket.on('contact', function(c) c:tag(string.lower(c.subject)) end)\n");
+	r = load(NULL);
+	for (size_t k = 0; k < 3; k++) {
+		char lower[32], upper[32];
+
+		for (size_t i = 0; i <= strlen(subjects[k]); i++) {
+			lower[i] = (char)tolower((unsigned char)subjects[k][i]);
+			upper[i] = (char)toupper((unsigned char)subjects[k][i]);
+		}
+		contact = json_pack("{s:s, s:s}", "channel", "email", "subject", subjects[k]);
+		d = rules_run(r, "contact", contact, NULL, util_time_ms());
+		json_decref(contact);
+		if (json_array_size(d) != 2 || strcmp(field(d, 0, "type"), "tag") != 0) {
+			char *s = json_dumps(d, 0);
+
+			fail_msg("contact %zu: %s", k, s);
+		}
+		assert_string_equal(json_string_value(json_array_get(
+					json_object_get(json_array_get(d, 0), "tags"), 0)),
+		    lower);
+		assert_string_equal(json_string_value(json_array_get(
+					json_object_get(json_array_get(d, 0), "tags"), 1)),
+		    upper);
+		assert_string_equal(json_string_value(json_array_get(
+					json_object_get(json_array_get(d, 1), "tags"), 0)),
+		    lower);
+		json_decref(d);
+	}
+	rules_free(r);
+	for (const char *const *f = (const char *const[]){ "10-a.lua", "20-b.lua", NULL }; *f != NULL;
+	     f++) {
+		char path[160];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, *f);
+		assert_int_equal(unlink(path), 0);
+	}
+	/* Lowering the same megabyte again and again still runs out of work budget. */
+	expect_result("loket.on('contact', function(c) local s = string.rep('A', 1000000)\n"
+		      "  for i = 1, 300 do s:lower() end end)\n",
+	    "budget");
+}
+
 static void
 test_sandbox(void **state)
 {
@@ -540,6 +646,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_contact_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_contact_acts_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_strings_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_per_handler_with_one_hook, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lower_kept_within_a_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pairs_cannot_reach_string_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
