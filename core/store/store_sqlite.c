@@ -58,7 +58,6 @@ enum sq_fault {
 struct sq_reader {
 	struct sq_store *sq;
 	struct sq_conn conn;
-	unsigned int index;
 	pthread_t thread;
 	int started;
 };
@@ -68,18 +67,13 @@ struct sq_store {
 	struct sq_conn writer;
 	/* The loop's own read-only connection, for the reads answered inline (sq_read_inline). */
 	struct sq_conn reader;
-	/*
-	 * The read pool. Under rmu: the queue any reader takes from, reader 0's
-	 * own queue (the reads that must be answered in the order they were
-	 * asked, see sq_read_ordered), and the answered reads for the loop.
-	 */
+	/* The read pool. Under rmu: the queue the readers take from, the answered reads. */
 	struct sq_reader *readers;
 	unsigned int nreaders;
 	int readers_open; /* loop thread only: whether reads go to the pool */
 	pthread_mutex_t rmu;
 	pthread_cond_t rcv;
 	struct store_req *rq_head, **rq_tail;
-	struct store_req *rq0_head, **rq0_tail;
 	size_t rqueued;
 	struct store_req *rdone_head, **rdone_tail;
 	int rstopping;
@@ -761,27 +755,22 @@ sq_read_run(struct sq_conn *c, struct store_req *req)
 }
 
 /*
- * Reads whose callers need the answer before store_submit returns: intake
- * looks up the thread of a mail before it decides between a new contact and
- * a message on an old one, and the tokens must be known before the first
- * request is served. Both are keyed lookups in small tables.
+ * Reads answered on the loop, before store_submit returns. Their callers
+ * need the answer at once: intake looks up the thread of a mail before it
+ * decides between a new contact and a message on an old one, the tokens
+ * must be known before the first request is served. Or they are the
+ * daemon's own repeated reads (what is due, when the next is due, the
+ * counts, the events after an id), where an older answer arriving after a
+ * newer one would undo it and an answer arriving at shut-down would reach
+ * timers already freed. All are keyed or bounded lookups, not lists a
+ * client asks for.
  */
 static int
 sq_read_inline(enum store_op op)
 {
-	return op == STORE_THREAD_FIND || op == STORE_TOKEN_LIST;
-}
-
-/*
- * Reads the daemon itself repeats (what is due, when the next is due, the
- * counts, the events after an id): an older answer arriving after a newer
- * one would undo it, so these go to reader 0 alone, which answers them in
- * the order they were asked.
- */
-static int
-sq_read_ordered(enum store_op op)
-{
 	switch (op) {
+	case STORE_THREAD_FIND:
+	case STORE_TOKEN_LIST:
 	case STORE_TIMERS_DUE:
 	case STORE_TIMERS_NEXT:
 	case STORE_OUTBOX_DUE:
@@ -794,25 +783,18 @@ sq_read_ordered(enum store_op op)
 	}
 }
 
-/* The next read for reader r, or NULL when there is none; under rmu. */
+/* The next queued read, or NULL when there is none; under rmu. */
 static struct store_req *
-sq_read_take(struct sq_store *sq, const struct sq_reader *r)
+sq_read_take(struct sq_store *sq)
 {
-	struct store_req *req = NULL;
+	struct store_req *req = sq->rq_head;
 
-	if (r->index == 0 && sq->rq0_head != NULL) {
-		req = sq->rq0_head;
-		if ((sq->rq0_head = req->next) == NULL)
-			sq->rq0_tail = &sq->rq0_head;
-	} else if (sq->rq_head != NULL) {
-		req = sq->rq_head;
-		if ((sq->rq_head = req->next) == NULL)
-			sq->rq_tail = &sq->rq_head;
-	}
-	if (req != NULL) {
-		req->next = NULL;
-		sq->rqueued--;
-	}
+	if (req == NULL)
+		return NULL;
+	if ((sq->rq_head = req->next) == NULL)
+		sq->rq_tail = &sq->rq_head;
+	req->next = NULL;
+	sq->rqueued--;
 	return req;
 }
 
@@ -826,7 +808,7 @@ sq_reader_main(void *arg)
 		struct store_req *req;
 
 		pthread_mutex_lock(&sq->rmu);
-		while ((req = sq_read_take(sq, r)) == NULL && !sq->rstopping)
+		while ((req = sq_read_take(sq)) == NULL && !sq->rstopping)
 			pthread_cond_wait(&sq->rcv, &sq->rmu);
 		pthread_mutex_unlock(&sq->rmu);
 		/* Stopping: what was queued has been answered, by this reader or another. */
@@ -885,7 +867,6 @@ sq_readers_start(struct sq_store *sq, const struct conf *conf, const char **erro
 	sq->nreaders = n;
 	for (unsigned int i = 0; i < n; i++) {
 		sq->readers[i].sq = sq;
-		sq->readers[i].index = i;
 		if (sq_open_reader(&sq->readers[i].conn, conf, 2048, error_r) < 0)
 			return -1;
 	}
@@ -1046,7 +1027,6 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 	pthread_mutex_init(&sq->rmu, NULL);
 	pthread_cond_init(&sq->rcv, NULL);
 	sq->rq_tail = &sq->rq_head;
-	sq->rq0_tail = &sq->rq0_head;
 	sq->rdone_tail = &sq->rdone_head;
 	if ((sq->path = strdup(conf->storage_path)) == NULL) {
 		*error_r = "out of memory";
@@ -1130,17 +1110,10 @@ sq_submit_read(struct sq_store *sq, struct store_req *req)
 	json_decref(req->in);
 	req->in = own;
 	pthread_mutex_lock(&sq->rmu);
-	if (sq_read_ordered(req->op)) {
-		*sq->rq0_tail = req;
-		sq->rq0_tail = &req->next;
-		/* Only reader 0 may take it: wake them all, the others sleep again. */
-		pthread_cond_broadcast(&sq->rcv);
-	} else {
-		*sq->rq_tail = req;
-		sq->rq_tail = &req->next;
-		pthread_cond_signal(&sq->rcv);
-	}
+	*sq->rq_tail = req;
+	sq->rq_tail = &req->next;
 	sq->rqueued++;
+	pthread_cond_signal(&sq->rcv);
 	pthread_mutex_unlock(&sq->rmu);
 }
 
