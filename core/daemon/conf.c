@@ -57,6 +57,7 @@ static const struct conf_key conf_keys[] = {
 	{ "storage", "path", CONF_PATH, "", OFF(storage_path), NULL },
 	{ "storage", "conninfo", CONF_STRING, "", OFF(storage_conninfo), NULL },
 	{ "storage", "durability", CONF_CHOICE, "full", 0, "full relaxed" },
+	{ "storage", "readers", CONF_COUNT, "4", OFF(storage_readers), NULL },
 	{ "rules", "dir", CONF_PATH, "", OFF(rules_dir), NULL },
 	{ "rules", "catalogue", CONF_PATH, "", OFF(rules_catalogue), NULL },
 	{ "rules", "instructions", CONF_COUNT, "1000000", OFF(rules_instructions), NULL },
@@ -506,6 +507,14 @@ conf_derive(struct conf *conf, char **error_r)
 		free(conf->storage_path);
 		if ((conf->storage_path = strdup(buf)) == NULL)
 			return -1;
+	}
+	if (conf->storage_readers > CONF_STORAGE_READERS_MAX) {
+		const struct conf_entry *e = conf_find(conf, "storage", "readers");
+
+		*error_r = util_printf("%s:%d: readers: expected 1 to %d reader threads, got %lld",
+		    conf->path, e != NULL ? e->line : 0, CONF_STORAGE_READERS_MAX,
+		    (long long)conf->storage_readers);
+		return -1;
 	}
 	if (strcmp(conf->storage_driver, "pgsql") == 0 && conf->storage_conninfo[0] == '\0') {
 		*error_r = util_printf("%s: [storage] driver = pgsql needs conninfo", conf->path);

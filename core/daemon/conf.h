@@ -28,6 +28,9 @@ struct conf_department {
 	char *calendar;
 };
 
+/* More reader threads than this only add connections that wait for the disk. */
+#define CONF_STORAGE_READERS_MAX 64
+
 enum conf_durability {
 	CONF_DURABILITY_FULL,
 	CONF_DURABILITY_RELAXED,
@@ -63,6 +66,7 @@ struct conf {
 	char *storage_path;
 	char *storage_conninfo;
 	enum conf_durability durability;
+	int64_t storage_readers; /* reader threads of the SQLite driver, 1..CONF_STORAGE_READERS_MAX */
 
 	/* [rules] */
 	char *rules_dir;

@@ -5,8 +5,13 @@
  * Writes are queued from the loop, run by the writer thread, each in its own
  * savepoint inside the batch's transaction, and completed on the loop only
  * after COMMIT returned (with synchronous=FULL, after the fsync). Reads run
- * on the loop on a second, read-only connection: WAL lets them proceed while
- * the writer commits, and they see every write that was acknowledged.
+ * on a pool of reader threads (`[storage] readers`), each with its own
+ * read-only connection, and complete on the loop the way writes do: WAL lets
+ * them proceed while the writer commits, one slow read holds up neither
+ * intake nor the other reads, and a read takes its snapshot when a reader
+ * starts it, so it sees every write that was acknowledged before it was
+ * submitted. The few reads whose callers need the answer before
+ * store_submit returns run on the loop, on a connection of their own.
  *
  * A batch is all or nothing. A write's own error (a constraint) rolls back
  * its savepoint only; a full disk, no memory or an I/O error anywhere in the
@@ -49,10 +54,30 @@ enum sq_fault {
 	SQ_FAULT_FATAL, /* I/O error, failed fsync, corruption: the register stops */
 };
 
+/* One thread of the read pool with its own connection (and so its own prepared statements). */
+struct sq_reader {
+	struct sq_store *sq;
+	struct sq_conn conn;
+	pthread_t thread;
+	int started;
+};
+
 struct sq_store {
 	struct store *store;
 	struct sq_conn writer;
+	/* The loop's own read-only connection, for the reads answered inline (sq_read_inline). */
 	struct sq_conn reader;
+	/* The read pool. Under rmu: the queue the readers take from, the answered reads. */
+	struct sq_reader *readers;
+	unsigned int nreaders;
+	int readers_open; /* loop thread only: whether reads go to the pool */
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	struct store_req *rq_head, **rq_tail;
+	size_t rqueued;
+	struct store_req *rdone_head, **rdone_tail;
+	int rstopping;
+	struct event *rdone_ev;
 	char *path;
 	int shm_fd; /* opened after an I/O error to read where the last good commit ends */
 	pthread_t thread;
@@ -263,16 +288,23 @@ sq_open_writer(struct sq_store *sq, const struct conf *conf, const char **error_
 	return 0;
 }
 
+/*
+ * A read-only connection. The pool's connections keep a smaller page cache
+ * each: the kernel's page cache is shared by all of them, their own is not.
+ */
 static int
-sq_open_reader(struct sq_store *sq, const struct conf *conf, const char **error_r)
+sq_open_reader(struct sq_conn *c, const struct conf *conf, int cache_kib, const char **error_r)
 {
-	if (sqlite3_open_v2(conf->storage_path, &sq->reader.db,
-		SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	char sql[96];
+
+	if (sqlite3_open_v2(conf->storage_path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+		NULL) != SQLITE_OK) {
 		*error_r = "cannot open the register for reading";
 		return -1;
 	}
-	sqlite3_busy_timeout(sq->reader.db, 5000);
-	sq_exec(&sq->reader, "PRAGMA cache_size = -8192; PRAGMA query_only = 1");
+	sqlite3_busy_timeout(c->db, 5000);
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d; PRAGMA query_only = 1", cache_kib);
+	sq_exec(c, sql);
 	return 0;
 }
 
@@ -696,6 +728,180 @@ sq_writer_main(void *arg)
 	return NULL;
 }
 
+static const char sql_begin[] = "BEGIN";
+static const char sql_commit[] = "COMMIT";
+
+/*
+ * Runs one read in a transaction of its own: its statements share one
+ * snapshot, taken by the first of them, so after the request was taken and
+ * after every commit whose completion the caller had seen.
+ */
+static void
+sq_read_run(struct sq_conn *c, struct store_req *req)
+{
+	if (sq_step_once(c, sql_begin) != SQLITE_OK) {
+		store_req_fail(req, 503, "the register cannot be read right now; try again later");
+		return;
+	}
+	sq_op_run(c, req);
+	/*
+	 * A statement left on a row would keep this snapshot alive past COMMIT,
+	 * and the next read would not see the writes committed meanwhile.
+	 */
+	for (size_t i = 0; i < SQ_STMT_CACHE && c->cache[i].sql != NULL; i++)
+		sqlite3_reset(c->cache[i].stmt);
+	if (sq_step_once(c, sql_commit) != SQLITE_OK)
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/*
+ * Reads answered on the loop, before store_submit returns. Their callers
+ * need the answer at once: intake looks up the thread of a mail before it
+ * decides between a new contact and a message on an old one, the tokens
+ * must be known before the first request is served. Or they are the
+ * daemon's own repeated reads (what is due, when the next is due, the
+ * counts, the events after an id), where an older answer arriving after a
+ * newer one would undo it and an answer arriving at shut-down would reach
+ * timers already freed. All are keyed or bounded lookups, not lists a
+ * client asks for.
+ */
+static int
+sq_read_inline(enum store_op op)
+{
+	switch (op) {
+	case STORE_THREAD_FIND:
+	case STORE_TOKEN_LIST:
+	case STORE_TIMERS_DUE:
+	case STORE_TIMERS_NEXT:
+	case STORE_OUTBOX_DUE:
+	case STORE_OUTBOX_NEXT:
+	case STORE_COUNTS:
+	case STORE_EVENTS_AFTER:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The next queued read, or NULL when there is none; under rmu. */
+static struct store_req *
+sq_read_take(struct sq_store *sq)
+{
+	struct store_req *req = sq->rq_head;
+
+	if (req == NULL)
+		return NULL;
+	if ((sq->rq_head = req->next) == NULL)
+		sq->rq_tail = &sq->rq_head;
+	req->next = NULL;
+	sq->rqueued--;
+	return req;
+}
+
+static void *
+sq_reader_main(void *arg)
+{
+	struct sq_reader *r = arg;
+	struct sq_store *sq = r->sq;
+
+	for (;;) {
+		struct store_req *req;
+
+		pthread_mutex_lock(&sq->rmu);
+		while ((req = sq_read_take(sq)) == NULL && !sq->rstopping)
+			pthread_cond_wait(&sq->rcv, &sq->rmu);
+		pthread_mutex_unlock(&sq->rmu);
+		/* Stopping: what was queued has been answered, by this reader or another. */
+		if (req == NULL)
+			break;
+		sq_read_run(&r->conn, req);
+		pthread_mutex_lock(&sq->rmu);
+		*sq->rdone_tail = req;
+		sq->rdone_tail = &req->next;
+		pthread_mutex_unlock(&sq->rmu);
+		event_active(sq->rdone_ev, EV_READ, 0);
+	}
+	return NULL;
+}
+
+/* Completes the reads the pool answered; on the loop. */
+static void
+sq_read_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sq_store *sq = arg;
+	struct store_req *r, *next;
+
+	pthread_mutex_lock(&sq->rmu);
+	r = sq->rdone_head;
+	sq->rdone_head = NULL;
+	sq->rdone_tail = &sq->rdone_head;
+	pthread_mutex_unlock(&sq->rmu);
+	for (; r != NULL; r = next) {
+		next = r->next;
+		r->next = NULL;
+		store_req_complete(r);
+	}
+}
+
+static double
+sq_read_queue_depth_cb(void *arg)
+{
+	struct sq_store *sq = arg;
+	size_t n;
+
+	pthread_mutex_lock(&sq->rmu);
+	n = sq->rqueued;
+	pthread_mutex_unlock(&sq->rmu);
+	return (double)n;
+}
+
+static int
+sq_readers_start(struct sq_store *sq, const struct conf *conf, const char **error_r)
+{
+	unsigned int n = conf->storage_readers > 0 ? (unsigned int)conf->storage_readers : 1;
+
+	if ((sq->readers = calloc(n, sizeof(*sq->readers))) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	sq->nreaders = n;
+	for (unsigned int i = 0; i < n; i++) {
+		sq->readers[i].sq = sq;
+		if (sq_open_reader(&sq->readers[i].conn, conf, 2048, error_r) < 0)
+			return -1;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (pthread_create(&sq->readers[i].thread, NULL, sq_reader_main, &sq->readers[i])
+		    != 0) {
+			*error_r = "cannot start the storage reader threads";
+			return -1;
+		}
+		sq->readers[i].started = 1;
+	}
+	sq->readers_open = 1;
+	return 0;
+}
+
+/*
+ * Lets the readers answer what is queued, joins them and completes their
+ * answers. Reads asked from then on (by those completions, say) run on the
+ * loop; writes they submit still reach the writer, which stops after this.
+ */
+static void
+sq_readers_stop(struct sq_store *sq)
+{
+	pthread_mutex_lock(&sq->rmu);
+	sq->rstopping = 1;
+	pthread_cond_broadcast(&sq->rcv);
+	pthread_mutex_unlock(&sq->rmu);
+	for (unsigned int i = 0; i < sq->nreaders; i++)
+		if (sq->readers[i].started)
+			pthread_join(sq->readers[i].thread, NULL);
+	sq->readers_open = 0;
+	if (sq->rdone_ev != NULL)
+		sq_read_done_cb(-1, 0, sq);
+}
+
 static const struct timeval sq_fatal_delay = { 0, 200000 };
 
 static void
@@ -818,6 +1024,10 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 	pthread_cond_init(&sq->cv, NULL);
 	sq->queue_tail = &sq->queue_head;
 	sq->done_tail = &sq->done_head;
+	pthread_mutex_init(&sq->rmu, NULL);
+	pthread_cond_init(&sq->rcv, NULL);
+	sq->rq_tail = &sq->rq_head;
+	sq->rdone_tail = &sq->rdone_head;
 	if ((sq->path = strdup(conf->storage_path)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
@@ -830,12 +1040,14 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 		log_warnx("store",
 		    "SQLite's error log is taken; a full disk is seen only where a "
 		    "statement reports it");
-	if (sq_open_writer(sq, conf, error_r) < 0 || sq_open_reader(sq, conf, error_r) < 0)
+	if (sq_open_writer(sq, conf, error_r) < 0
+	    || sq_open_reader(&sq->reader, conf, 8192, error_r) < 0)
 		goto fail;
 	sqlite3_extended_result_codes(sq->writer.db, 1);
 	sqlite3_wal_hook(sq->writer.db, sq_wal_hook_cb, sq);
 	sqlite3_commit_hook(sq->writer.db, sq_commit_hook_cb, sq);
-	if ((sq->done_ev = event_new(s->base, -1, 0, sq_done_cb, sq)) == NULL) {
+	if ((sq->done_ev = event_new(s->base, -1, 0, sq_done_cb, sq)) == NULL
+	    || (sq->rdone_ev = event_new(s->base, -1, 0, sq_read_done_cb, sq)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
 	}
@@ -858,17 +1070,51 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 	    sq_writable_cb, sq);
 	metrics_gauge_fn(s->metrics, "loket_store_queue_depth", "Writes waiting for the writer.",
 	    "", sq_queue_depth_cb, sq);
+	metrics_gauge_fn(s->metrics, "loket_store_read_queue_depth",
+	    "Reads waiting for a reader thread.", "", sq_read_queue_depth_cb, sq);
 	if (pthread_create(&sq->thread, NULL, sq_writer_main, sq) != 0) {
 		*error_r = "cannot start the storage thread";
 		goto fail;
 	}
 	sq->thread_started = 1;
-	log_info("store", "opened driver=sqlite path=%s schema=%d", conf->storage_path,
-	    sq_schema_version);
+	if (sq_readers_start(sq, conf, error_r) < 0)
+		goto fail;
+	log_info("store", "opened driver=sqlite path=%s schema=%d readers=%u", conf->storage_path,
+	    sq_schema_version, sq->nreaders);
 	return 0;
 fail:
 	sq_close(s);
 	return -1;
+}
+
+static void
+sq_submit_read(struct sq_store *sq, struct store_req *req)
+{
+	json_t *own;
+
+	req->next = NULL;
+	if (sq_read_inline(req->op) || !sq->readers_open) {
+		sq_read_run(&sq->reader, req);
+		store_req_complete(req);
+		return;
+	}
+	/*
+	 * The reader gets a document nobody else holds: the caller's may share
+	 * parts (a token's scope) that the loop goes on using meanwhile.
+	 */
+	if ((own = json_deep_copy(req->in)) == NULL && req->in != NULL) {
+		store_req_fail(req, 503, "out of memory");
+		store_req_complete(req);
+		return;
+	}
+	json_decref(req->in);
+	req->in = own;
+	pthread_mutex_lock(&sq->rmu);
+	*sq->rq_tail = req;
+	sq->rq_tail = &req->next;
+	sq->rqueued++;
+	pthread_cond_signal(&sq->rcv);
+	pthread_mutex_unlock(&sq->rmu);
 }
 
 static void
@@ -877,8 +1123,7 @@ sq_submit(struct store *s, struct store_req *req)
 	struct sq_store *sq = s->impl;
 
 	if (!store_op_is_write(req->op)) {
-		sq_op_run(&sq->reader, req);
-		store_req_complete(req);
+		sq_submit_read(sq, req);
 		return;
 	}
 	req->next = NULL;
@@ -897,6 +1142,8 @@ sq_close(struct store *s)
 
 	if (sq == NULL)
 		return;
+	/* Readers first: writes the answered reads lead to still reach the writer. */
+	sq_readers_stop(sq);
 	if (sq->thread_started) {
 		pthread_mutex_lock(&sq->mu);
 		sq->stopping = 1;
@@ -908,14 +1155,23 @@ sq_close(struct store *s)
 	}
 	if (sq->done_ev != NULL)
 		event_free(sq->done_ev);
+	if (sq->rdone_ev != NULL)
+		event_free(sq->rdone_ev);
 	if (sq->fatal_rc != 0) {
 		/* No more writes to a disk that failed: what the WAL holds is recovered at start.
 		 */
 		if (sq->reader.db != NULL)
 			sqlite3_db_config(sq->reader.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+		for (unsigned int i = 0; i < sq->nreaders; i++)
+			if (sq->readers[i].conn.db != NULL)
+				sqlite3_db_config(sq->readers[i].conn.db,
+				    SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 		if (sq->writer.db != NULL)
 			sqlite3_db_config(sq->writer.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	}
+	for (unsigned int i = 0; i < sq->nreaders; i++)
+		sq_conn_close(&sq->readers[i].conn);
+	free(sq->readers);
 	sq_conn_close(&sq->reader);
 	if (sq->writer.db != NULL && sq->fatal_rc == 0)
 		sq_exec(&sq->writer, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -923,6 +1179,8 @@ sq_close(struct store *s)
 	if (sq->shm_fd >= 0)
 		close(sq->shm_fd);
 	free(sq->path);
+	pthread_cond_destroy(&sq->rcv);
+	pthread_mutex_destroy(&sq->rmu);
 	pthread_cond_destroy(&sq->cv);
 	pthread_mutex_destroy(&sq->mu);
 	free(sq);

@@ -63,6 +63,7 @@ test_defaults(void **state)
 	assert_string_equal(conf->storage_path, "/tmp/x/loket.db");
 	assert_string_equal(conf->storage_driver, "sqlite");
 	assert_int_equal(conf->durability, CONF_DURABILITY_FULL);
+	assert_int_equal(conf->storage_readers, 4);
 	assert_int_equal(conf->http_max_header_size, 8192);
 	assert_int_equal(conf->http_max_body_size, 1024 * 1024);
 	assert_int_equal(conf->http_timeout_ms, 30000);
@@ -128,6 +129,10 @@ test_errors(void **state)
 	expect_error("[loketd]\ndata_dir = /x\n[storage]\ndriver = oracle\n", 4,
 	    "expected sqlite pgsql");
 	expect_error("[loketd]\ndata_dir = /x\n[storage]\ndriver = pgsql\n", 0, "needs conninfo");
+	expect_error("[loketd]\ndata_dir = /x\n[storage]\nreaders = 65\n", 4,
+	    "readers: expected 1 to 64 reader threads, got 65");
+	expect_error("[loketd]\ndata_dir = /x\n[storage]\nreaders = 0\n", 4,
+	    "readers: expected a positive integer");
 	expect_error("[loketd]\n", 0, "[loketd] data_dir is required");
 	expect_error("[loketd]\ndata_dir = /x\ndata_dir = /y\n", 3, "set twice (first on line 2)");
 	expect_error("[loketd]\ndata_dir = /x\nplugins = a b a\n", 3, "'a' is listed twice");

@@ -486,6 +486,211 @@ test_schema_marks_file(void **state)
 	sqlite3_close(db);
 }
 
+/* What the read pool tests hear: how many reads were answered, in which order, how. */
+struct reads {
+	int done;
+	int failed;
+	int wrong;
+	int order[600];
+	struct store *s;
+	int chain; /* reads still to ask from a callback, one after the other */
+};
+
+struct read_slot {
+	struct reads *r;
+	int index;
+	json_int_t want_id;
+};
+
+static void
+read_cb(struct store_req *req, void *arg)
+{
+	struct read_slot *slot = arg;
+	struct reads *r = slot->r;
+
+	if (req->status != 0)
+		r->failed++;
+	else if (slot->want_id != 0
+	    && json_integer_value(json_object_get(req->out, "id")) != slot->want_id)
+		r->wrong++;
+	if (r->done < (int)(sizeof(r->order) / sizeof(r->order[0])))
+		r->order[r->done] = slot->index;
+	r->done++;
+}
+
+static void
+create_many(struct fixture *f, struct store *s, int n, json_int_t *ids)
+{
+	struct outcome o[64];
+
+	assert_true(n <= 64);
+	memset(o, 0, sizeof(o));
+	for (int i = 0; i < n; i++)
+		store_submit(s, store_req_new(STORE_CONTACT_CREATE, contact_doc(i), outcome_cb, &o[i]));
+	for (int i = 0; i < n; i++) {
+		while (!o[i].done)
+			event_base_loop(f->base, EVLOOP_ONCE);
+		assert_int_equal(o[i].status, 0);
+		ids[i] = o[i].id;
+	}
+}
+
+/*
+ * Reads go to the reader threads: store_submit returns before they are
+ * answered, every one is answered on the loop, once, with its own contact,
+ * also when there are far more reads than readers.
+ */
+static void
+test_read_pool_queues_and_answers_every_read(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	static struct reads r;
+	static struct read_slot slots[400];
+	json_int_t ids[20];
+
+	memset(&r, 0, sizeof(r));
+	f->conf->storage_readers = 2;
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	create_many(f, s, 20, ids);
+	for (int i = 0; i < 400; i++) {
+		slots[i] = (struct read_slot){ &r, i, ids[i % 20] };
+		store_submit(s, store_req_new(STORE_CONTACT_GET,
+				    json_pack("{s:I, s:{s:b}}", "id", ids[i % 20], "scope", "all", 1),
+				    read_cb, &slots[i]));
+	}
+	/* Nothing answered yet: the loop has not run, so no completion was delivered. */
+	assert_int_equal(r.done, 0);
+	while (r.done < 400)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(r.failed, 0);
+	assert_int_equal(r.wrong, 0);
+	store_close(s);
+	assert_int_equal(r.done, 400);
+}
+
+/*
+ * The reads the daemon repeats (counts, what is due next) are answered in
+ * the order they were asked, whatever the readers are doing with the lists
+ * asked between them.
+ */
+static void
+test_read_pool_keeps_order_of_repeated_reads(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	static struct reads r;
+	static struct read_slot slots[300];
+	json_int_t ids[20];
+	int next = 0;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	create_many(f, s, 20, ids);
+	for (int i = 0; i < 300; i++) {
+		slots[i] = (struct read_slot){ &r, i, 0 };
+		/* Between them, lists the other readers take. */
+		store_submit(s, store_req_new(i % 3 == 0 ? STORE_COUNTS : STORE_CONTACT_LIST,
+				    i % 3 == 0 ? json_object()
+					       : json_pack("{s:{s:b}, s:i}", "scope", "all", 1,
+						     "limit", 100),
+				    read_cb, &slots[i]));
+	}
+	while (r.done < 300)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(r.failed, 0);
+	for (int i = 0; i < 300; i++) {
+		if (r.order[i] % 3 != 0)
+			continue;
+		assert_int_equal(r.order[i], next);
+		next += 3;
+	}
+	assert_int_equal(next, 300);
+	store_close(s);
+}
+
+/* A read asked from a read's answer, up to r->chain of them. */
+static void
+chain_cb(struct store_req *req, void *arg)
+{
+	struct read_slot *slot = arg;
+
+	read_cb(req, arg);
+	if (slot->r->chain > 0) {
+		slot->r->chain--;
+		store_submit(slot->r->s, store_req_new(STORE_CONTACT_LIST,
+					     json_pack("{s:{s:b}, s:i}", "scope", "all", 1, "limit", 5),
+					     chain_cb, slot));
+	}
+}
+
+/*
+ * Closing the register with reads queued and in flight: every read is
+ * answered before store_close returns, none twice, none lost; reads their
+ * answers ask for are answered too; a write asked then is still stored.
+ */
+static void
+test_read_pool_close_with_reads_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	static struct reads r;
+	static struct read_slot slots[500], chained;
+	json_int_t ids[20];
+
+	memset(&r, 0, sizeof(r));
+	f->conf->storage_readers = 3;
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	create_many(f, s, 20, ids);
+	r.s = s;
+	r.chain = 5;
+	chained = (struct read_slot){ &r, 500, 0 };
+	store_submit(s, store_req_new(STORE_CONTACT_LIST,
+			    json_pack("{s:{s:b}, s:i}", "scope", "all", 1, "limit", 5), chain_cb,
+			    &chained));
+	for (int i = 0; i < 500; i++) {
+		slots[i] = (struct read_slot){ &r, i, ids[i % 20] };
+		store_submit(s, store_req_new(STORE_CONTACT_GET,
+				    json_pack("{s:I, s:{s:b}}", "id", ids[i % 20], "scope", "all", 1),
+				    read_cb, &slots[i]));
+	}
+	store_close(s);
+	assert_int_equal(r.done, 501 + 5);
+	assert_int_equal(r.failed, 0);
+	assert_int_equal(r.wrong, 0);
+}
+
+/* A read asked after a write's answer sees that write, on whichever reader takes it. */
+static void
+test_read_pool_reads_its_writes(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	static struct reads r;
+	static struct read_slot slots[40];
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	for (int i = 0; i < 40; i++) {
+		json_int_t id;
+
+		create_many(f, s, 1, &id);
+		slots[i] = (struct read_slot){ &r, i, id };
+		store_submit(s, store_req_new(STORE_CONTACT_GET,
+				    json_pack("{s:I, s:{s:b}}", "id", id, "scope", "all", 1), read_cb,
+				    &slots[i]));
+	}
+	while (r.done < 40)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(r.failed, 0);
+	assert_int_equal(r.wrong, 0);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -497,6 +702,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_schema_marks_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intake_keys_and_threading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_history_one_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_read_pool_queues_and_answers_every_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_read_pool_keeps_order_of_repeated_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_read_pool_close_with_reads_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_pool_reads_its_writes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
