@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "http_api.h"
+#include "http_status.h"
 #include "loketd.h"
 #include "register.h"
 #include "util.h"
@@ -221,7 +222,7 @@ messages_access_cb(struct store_req *sr, void *arg)
 	struct messages_pending *p = arg;
 	json_t *kept = NULL;
 	char err[256];
-	int status = sr->status;
+	int status = http_status_of_store(sr->result);
 
 	if (status != 0)
 		snprintf(err, sizeof(err), "%s", sr->error);

@@ -129,6 +129,43 @@ store_req_event(struct store_req *req, const struct store_event *ev)
 	return 0;
 }
 
+const char *
+store_op_name(enum store_op op)
+{
+	static const char *const names[STORE_OP_COUNT] = {
+		[STORE_CONTACT_CREATE] = "contact.create",
+		[STORE_CONTACT_UPDATE] = "contact.update",
+		[STORE_TASK_DONE] = "task.done",
+		[STORE_TOKEN_PUT] = "token.put",
+		[STORE_TOKEN_REVOKE] = "token.revoke",
+		[STORE_AUDIT] = "audit",
+		[STORE_TIMER_DONE] = "timer.done",
+		[STORE_MESSAGE_ADD] = "message.add",
+		[STORE_OUTBOX_DONE] = "outbox.done",
+		[STORE_PARTY_UPDATE] = "party.update",
+		[STORE_PARTY_MERGE] = "party.merge",
+		[STORE_CONTACT_GET] = "contact.get",
+		[STORE_CONTACT_LIST] = "contact.list",
+		[STORE_PARTY_GET] = "party.get",
+		[STORE_PARTY_FIND] = "party.find",
+		[STORE_PARTY_CONTACTS] = "party.contacts",
+		[STORE_TASK_LIST] = "task.list",
+		[STORE_TOKEN_LIST] = "token.list",
+		[STORE_COUNTS] = "counts",
+		[STORE_TIMERS_DUE] = "timers.due",
+		[STORE_TIMERS_NEXT] = "timers.next",
+		[STORE_MESSAGE_LIST] = "message.list",
+		[STORE_THREAD_FIND] = "thread.find",
+		[STORE_OUTBOX_DUE] = "outbox.due",
+		[STORE_OUTBOX_NEXT] = "outbox.next",
+		[STORE_EVENTS_AFTER] = "events.after",
+	};
+
+	if ((unsigned int)op >= STORE_OP_COUNT || names[op] == NULL)
+		return "unknown";
+	return names[op];
+}
+
 int
 store_op_is_write(enum store_op op)
 {
@@ -136,11 +173,11 @@ store_op_is_write(enum store_op op)
 }
 
 void
-store_req_fail(struct store_req *req, int status, const char *fmt, ...)
+store_req_fail(struct store_req *req, enum store_result result, const char *fmt, ...)
 {
 	va_list ap;
 
-	req->status = status;
+	req->result = result;
 	va_start(ap, fmt);
 	vsnprintf(req->error, sizeof(req->error), fmt, ap);
 	va_end(ap);
@@ -205,14 +242,14 @@ store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
 
-	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL &&
+	if (req->op == STORE_CONTACT_CREATE && req->result == STORE_OK && req->out != NULL &&
 	    !json_is_true(json_object_get(req->out, "duplicate"))) {
 		json_t *view = store_contact_view(req->in, req->out);
 
 		json_decref(req->out);
 		req->out = view;
 		if (view == NULL)
-			store_req_fail(req, 503, "out of memory");
+			store_req_fail(req, STORE_UNAVAILABLE, "out of memory");
 	}
 	if (s != NULL && s->done_hook != NULL && store_op_is_write(req->op))
 		s->done_hook(req, s->done_arg);

@@ -67,11 +67,30 @@ struct store_event {
 	char payload[STORE_EVENT_PAYLOAD];
 };
 
+/*
+ * What became of a request, in storage words: the HTTP layer alone turns
+ * it into a status (http_api.c api_store_status()).
+ */
+enum store_result {
+	STORE_OK = 0,
+	STORE_NOT_FOUND,
+	/*
+	 * The filter the caller passed excludes it: the driver applies the
+	 * filter it is given as data; what filter a role gets is decided above.
+	 */
+	STORE_FORBIDDEN,
+	STORE_CONFLICT,    /* the record's state forbids it; out holds {"status": the current one} */
+	STORE_INVALID,     /* the request contradicts what is stored (merge a party with itself) */
+	STORE_UNAVAILABLE, /* nothing was stored; retry later */
+	STORE_FAILED,      /* the driver failed; the cause is in the log, never in error */
+};
+
 struct store_req {
 	enum store_op op;
 	json_t *in;  /* owned by the request */
 	json_t *out; /* set by the driver; owned by the request */
-	int status;  /* 0, or an HTTP status: 403, 404, 409, 422, 500, 503 */
+	enum store_result result;
+	/* With a result other than STORE_OK: a sentence for a person, never storage error text. */
 	char error[256];
 	void (*cb)(struct store_req *req, void *arg); /* NULL: nobody waits */
 	void *arg;
@@ -118,6 +137,8 @@ struct store {
 };
 
 /* store.c */
+/* The request kind's name, for the log ("contact.create"). */
+const char *store_op_name(enum store_op op);
 int store_open(struct event_base *base, struct metrics *metrics, const struct conf *conf,
     struct store **store_r, const char **error_r);
 void store_close(struct store *s);
@@ -130,7 +151,11 @@ struct store_req *store_req_new(enum store_op op, json_t *in,
     void (*cb)(struct store_req *req, void *arg), void *arg);
 void store_req_free(struct store_req *req);
 int store_op_is_write(enum store_op op);
-void store_req_fail(struct store_req *req, int status, const char *fmt, ...)
+/*
+ * Fails req with result and a sentence for a person (it may reach a client:
+ * a driver logs its own error text and passes a fixed sentence here).
+ */
+void store_req_fail(struct store_req *req, enum store_result result, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Runs a completed request's callback and frees it. */
 void store_req_complete(struct store_req *req);

@@ -165,7 +165,7 @@ created_cb(struct store_req *req, void *arg)
 {
 	struct tally *t = arg;
 
-	if (req->status != 0) {
+	if (req->result != STORE_OK) {
 		t->failed++;
 	} else {
 		snprintf(t->refs[t->done], sizeof(t->refs[0]), "%s",
@@ -253,9 +253,60 @@ outcome_cb(struct store_req *req, void *arg)
 	struct outcome *o = arg;
 
 	o->done = 1;
-	o->status = req->status;
+	o->status = (int)req->result;
 	o->duplicate = json_is_true(json_object_get(req->out, "duplicate"));
 	o->id = json_integer_value(json_object_get(req->out, "id"));
+}
+
+struct failure {
+	int done;
+	enum store_result result;
+	char error[256];
+};
+
+static void
+failure_cb(struct store_req *req, void *arg)
+{
+	struct failure *o = arg;
+
+	o->done = 1;
+	o->result = req->result;
+	snprintf(o->error, sizeof(o->error), "%s", req->error);
+}
+
+/*
+ * SQLite's own error text names tables, columns and whatever a trigger
+ * said: a failed statement is answered with a sentence for a person, the
+ * SQLite text stays in the log.
+ */
+static void
+test_storage_failure_detail_has_no_sqlite_text(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct failure o = { 0 };
+	sqlite3 *db;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_close(s);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                     "CREATE TRIGGER boom BEFORE INSERT ON contacts BEGIN "
+	                     "SELECT RAISE(FAIL, 'internal sqlite text of table contacts'); END",
+	                     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_submit(s, store_req_new(STORE_CONTACT_CREATE, contact_doc(1), failure_cb, &o));
+	while (!o.done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	store_close(s);
+	assert_int_not_equal(o.result, STORE_OK);
+	if (strstr(o.error, "sqlite") != NULL || strstr(o.error, "contacts") != NULL
+	    || strstr(o.error, "constraint") != NULL || strstr(o.error, "internal") != NULL)
+		fail_msg("the detail carries storage text: '%s'", o.error);
+	assert_true(o.error[0] != '\0');
 }
 
 static void
@@ -263,7 +314,7 @@ found_cb(struct store_req *req, void *arg)
 {
 	json_int_t *found = arg;
 
-	assert_int_equal(req->status, 0);
+	assert_int_equal(req->result, STORE_OK);
 	*found = json_integer_value(json_object_get(req->out, "contact_id"));
 }
 
@@ -358,7 +409,7 @@ got_cb(struct store_req *req, void *arg)
 {
 	json_t **out = arg;
 
-	assert_int_equal(req->status, 0);
+	assert_int_equal(req->result, STORE_OK);
 	*out = json_incref(req->out);
 }
 
@@ -497,6 +548,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_schema_marks_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intake_keys_and_threading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_history_one_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_storage_failure_detail_has_no_sqlite_text, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
