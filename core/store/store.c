@@ -14,31 +14,55 @@ static const struct store_driver *const store_drivers[] = {
 	&store_sqlite_driver,
 };
 
+static const struct store_driver *
+store_driver_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(store_drivers) / sizeof(store_drivers[0]); i++)
+		if (strcmp(store_drivers[i]->name, name) == 0)
+			return store_drivers[i];
+	return NULL;
+}
+
+int
+store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+    void *arg, char **error_r)
+{
+	const struct store_driver *driver = store_driver_find(conf->storage_driver);
+
+	*error_r = NULL;
+	if (driver == NULL || driver->replay == NULL) {
+		*error_r = util_printf("rules replay reads the register through its storage driver; "
+		                       "driver %s %s",
+		    conf->storage_driver, driver == NULL ? "is not built in" : "cannot replay");
+		return -1;
+	}
+	return driver->replay(conf, since_ms, cb, arg, error_r);
+}
+
 int
 store_open(struct event_base *base, struct metrics *metrics, const struct conf *conf,
     struct store **store_r, const char **error_r)
 {
+	const struct store_driver *driver = store_driver_find(conf->storage_driver);
 	struct store *s;
 
-	for (size_t i = 0; i < sizeof(store_drivers) / sizeof(store_drivers[0]); i++) {
-		if (strcmp(store_drivers[i]->name, conf->storage_driver) != 0)
-			continue;
-		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			*error_r = "out of memory";
-			return -1;
-		}
-		s->driver = store_drivers[i];
-		s->base = base;
-		s->metrics = metrics;
-		if (s->driver->open(s, conf, error_r) < 0) {
-			free(s);
-			return -1;
-		}
-		*store_r = s;
-		return 0;
+	if (driver == NULL) {
+		*error_r = "no such storage driver (pgsql needs the store_pgsql plugin)";
+		return -1;
 	}
-	*error_r = "no such storage driver (pgsql needs the store_pgsql plugin)";
-	return -1;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	s->driver = driver;
+	s->base = base;
+	s->metrics = metrics;
+	if (s->driver->open(s, conf, error_r) < 0) {
+		free(s);
+		return -1;
+	}
+	*store_r = s;
+	return 0;
 }
 
 void

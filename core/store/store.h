@@ -113,6 +113,14 @@ struct store_driver {
 	void (*close)(struct store *s);
 	/* 0 when the register can commit; -1 with *why_r (a sentence) when it cannot. */
 	int (*health)(struct store *s, const char **why_r);
+	/*
+	 * Every contact received since since_ms, in id order, read-only and
+	 * without an open store (beside a running daemon); cb returning -1
+	 * stops. -1 with *error_r (allocated) when the register cannot be read.
+	 * NULL: the driver cannot replay.
+	 */
+	int (*replay)(const struct conf *conf, int64_t since_ms,
+	    int (*cb)(json_t *contact, void *arg), void *arg, char **error_r);
 };
 
 struct store {
@@ -144,6 +152,13 @@ int store_open(struct event_base *base, struct metrics *metrics, const struct co
 void store_close(struct store *s);
 /* 0 when the register can commit; -1 with *why_r (a sentence for /healthz) when it cannot. */
 int store_health(struct store *s, const char **why_r);
+/*
+ * Every contact received since since_ms, in id order, from the register
+ * conf names, read-only (loketctl rules replay). -1 with *error_r
+ * (allocated) when it cannot be read.
+ */
+int store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+    void *arg, char **error_r);
 /* Takes over req; req->cb runs on the loop, then the request is freed. */
 void store_submit(struct store *s, struct store_req *req);
 /* Takes over in. */
@@ -169,8 +184,5 @@ int store_req_event(struct store_req *req, const struct store_event *ev);
 
 /* store_sqlite.c */
 extern const struct store_driver store_sqlite_driver;
-/* store_sqlite_ops.c: every contact received since since_ms, read-only, in id order. */
-int store_sqlite_replay(const char *path, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
-    void *arg, char **error_r);
 
 #endif

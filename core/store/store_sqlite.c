@@ -935,4 +935,5 @@ const struct store_driver store_sqlite_driver = {
 	.submit = sq_submit,
 	.close = sq_close,
 	.health = sq_health,
+	.replay = sq_replay,
 };

@@ -30,6 +30,9 @@ int sq_exec(struct sq_conn *c, const char *sql);
 
 /* store_sqlite_ops.c: one function per request kind; they report errors in req. */
 void sq_op_run(struct sq_conn *c, struct store_req *req);
+/* The driver's replay: read-only, beside a live loketd (WAL). */
+int sq_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+    void *arg, char **error_r);
 /* Writes the batch's reference counter; called before COMMIT. */
 int sq_refseq_flush(struct sq_conn *c);
 extern const char *const sq_migrations[];

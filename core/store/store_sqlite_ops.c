@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "log.h"
 #include "register.h"
 #include "store_sqlite.h"
@@ -1701,9 +1702,10 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 }
 
 int
-store_sqlite_replay(const char *path, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+sq_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
     void *arg, char **error_r)
 {
+	const char *path = conf->storage_path;
 	static const char sql[] = "SELECT " CONTACT_COLS
 				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
 				  " WHERE c.received_at >= ?1 ORDER BY c.id";

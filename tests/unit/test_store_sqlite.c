@@ -309,6 +309,43 @@ test_storage_failure_detail_has_no_sqlite_text(void **state)
 	assert_true(o.error[0] != '\0');
 }
 
+static int
+replayed_cb(json_t *contact, void *arg)
+{
+	int *n = arg;
+
+	assert_true(json_is_string(json_object_get(contact, "reference")));
+	(*n)++;
+	return 0;
+}
+
+/* loketctl rules replay reads through the driver table, not a SQLite function. */
+static void
+test_replay_goes_through_the_driver(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	static struct tally t;
+	char *error = NULL;
+	int n = 0;
+
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	for (int i = 0; i < 3; i++)
+		store_submit(
+		    s, store_req_new(STORE_CONTACT_CREATE, contact_doc(i), created_cb, &t));
+	while (t.done < 3)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	/* Beside the open store, as beside a running daemon. */
+	assert_int_equal(store_replay(f->conf, 0, replayed_cb, &n, &error), 0);
+	assert_int_equal(n, 3);
+	n = 0;
+	assert_int_equal(store_replay(f->conf, util_time_ms() + 60000, replayed_cb, &n, &error), 0);
+	assert_int_equal(n, 0);
+	store_close(s);
+}
+
 static void
 found_cb(struct store_req *req, void *arg)
 {
@@ -550,6 +587,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rules_history_one_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_storage_failure_detail_has_no_sqlite_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_goes_through_the_driver, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
