@@ -1,6 +1,7 @@
 /* store.c: picks the storage driver and carries requests to it and back. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,14 @@
 static const struct store_driver *const store_drivers[] = {
 	&store_sqlite_driver,
 };
+
+/*
+ * The register a plugin's blob_put reaches (store_blob_put with s NULL): the
+ * write lock is taken only to open and close, so puts run side by side and
+ * store_close waits for those under way.
+ */
+static pthread_rwlock_t store_blob_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct store *store_blob_store;
 
 static const struct store_driver *
 store_driver_find(const char *name)
@@ -57,10 +66,19 @@ store_open(struct event_base *base, struct metrics *metrics, const struct conf *
 	s->driver = driver;
 	s->base = base;
 	s->metrics = metrics;
+	if ((s->data_dir = strdup(conf->data_dir)) == NULL) {
+		free(s);
+		*error_r = "out of memory";
+		return -1;
+	}
 	if (s->driver->open(s, conf, error_r) < 0) {
+		free(s->data_dir);
 		free(s);
 		return -1;
 	}
+	pthread_rwlock_wrlock(&store_blob_lock);
+	store_blob_store = s;
+	pthread_rwlock_unlock(&store_blob_lock);
 	*store_r = s;
 	return 0;
 }
@@ -70,8 +88,44 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	pthread_rwlock_wrlock(&store_blob_lock);
+	if (store_blob_store == s)
+		store_blob_store = NULL;
+	pthread_rwlock_unlock(&store_blob_lock);
 	s->driver->close(s);
+	free(s->data_dir);
 	free(s);
+}
+
+enum store_result
+store_blob_put(struct store *s, const void *data, size_t len, unsigned int flags,
+    char sha256_hex[65])
+{
+	enum store_result res = STORE_UNAVAILABLE;
+	struct store *t;
+
+	sha256_hex[0] = '\0';
+	pthread_rwlock_rdlock(&store_blob_lock);
+	t = s != NULL ? s : store_blob_store;
+	if (t != NULL)
+		res = t->driver->blob_put != NULL ?
+			t->driver->blob_put(t, data, len, flags, sha256_hex) : STORE_FAILED;
+	pthread_rwlock_unlock(&store_blob_lock);
+	return res;
+}
+
+enum store_result
+store_blob_sync(struct store *s)
+{
+	enum store_result res = STORE_UNAVAILABLE;
+	struct store *t;
+
+	pthread_rwlock_rdlock(&store_blob_lock);
+	t = s != NULL ? s : store_blob_store;
+	if (t != NULL)
+		res = t->driver->blob_sync != NULL ? t->driver->blob_sync(t) : STORE_OK;
+	pthread_rwlock_unlock(&store_blob_lock);
+	return res;
 }
 
 int

@@ -121,10 +121,24 @@ struct store_driver {
 	 */
 	int (*replay)(const struct conf *conf, int64_t since_ms,
 	    int (*cb)(json_t *contact, void *arg), void *arg, char **error_r);
+	/*
+	 * Keeps bytes under the name of their SHA-256 (lower-case hex in
+	 * sha256_hex), unless the same bytes are kept already; durable on
+	 * STORE_OK unless flags has STORE_BLOB_DEFER_SYNC (then blob_sync
+	 * makes it durable). Called from any thread, concurrently; logs the
+	 * cause of a failure. STORE_UNAVAILABLE: the disk is full.
+	 */
+	enum store_result (*blob_put)(struct store *s, const void *data, size_t len,
+	    unsigned int flags, char sha256_hex[65]);
+	/* Makes every blob put with STORE_BLOB_DEFER_SYNC before this call durable. */
+	enum store_result (*blob_sync)(struct store *s);
 };
+
+#define STORE_BLOB_DEFER_SYNC 0x1
 
 struct store {
 	const struct store_driver *driver;
+	char *data_dir; /* the config's, copied at open: where a driver keeps its files */
 	struct event_base *base;
 	struct metrics *metrics;
 	void *impl;
@@ -159,6 +173,17 @@ int store_health(struct store *s, const char **why_r);
  */
 int store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
     void *arg, char **error_r);
+/*
+ * Keeps bytes as a blob named by their SHA-256 (staff attachments, mail
+ * intake, plugins). s NULL: the register this process opened last and has
+ * not closed, so that a plugin's thread may call this until store_close
+ * (which waits for the puts under way; later ones get STORE_UNAVAILABLE).
+ * Thread-safe. Durable on STORE_OK unless flags has STORE_BLOB_DEFER_SYNC.
+ */
+enum store_result store_blob_put(struct store *s, const void *data, size_t len,
+    unsigned int flags, char sha256_hex[65]);
+/* Makes the blobs put with STORE_BLOB_DEFER_SYNC so far durable; s as for store_blob_put. */
+enum store_result store_blob_sync(struct store *s);
 /* Takes over req; req->cb runs on the loop, then the request is freed. */
 void store_submit(struct store *s, struct store_req *req);
 /* Takes over in. */

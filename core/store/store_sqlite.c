@@ -936,4 +936,6 @@ const struct store_driver store_sqlite_driver = {
 	.close = sq_close,
 	.health = sq_health,
 	.replay = sq_replay,
+	.blob_put = sq_blob_put,
+	.blob_sync = sq_blob_sync,
 };
