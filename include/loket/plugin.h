@@ -12,7 +12,8 @@
  *
  * Memory: what the core hands out is borrowed for the duration of the call
  * unless a comment says otherwise; strings a plugin passes in are copied.
- * Every function runs on the daemon's event loop thread and must not block.
+ * Every function runs on the daemon's event loop thread and must not block
+ * (the blobs of 1.5 excepted: they may be called from any thread).
  *
  * Config values: the strings config_get returns belong to the core. They
  * stay valid, unchanged, until the plugin's reload hook has returned after
