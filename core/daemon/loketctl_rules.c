@@ -344,16 +344,11 @@ cmd_rules_replay(const struct conf *conf, int argc, char **argv)
 		fprintf(stderr, "usage: loketctl rules replay DIR [--since YYYY-MM-DD]\n");
 		return 2;
 	}
-	if (strcmp(conf->storage_driver, "sqlite") != 0) {
-		fprintf(stderr, "loketctl: rules replay reads the SQLite register; this config uses %s\n",
-		    conf->storage_driver);
-		return 2;
-	}
 	if (rules_setup(conf, argv[0], &units, &rp.rules) < 0)
 		return 2;
 	rp.per_rule = json_object();
 	rp.tty = isatty(STDERR_FILENO);
-	rc = store_sqlite_replay(conf->storage_path, since, replay_one_cb, &rp, &err);
+	rc = store_replay(conf, since, replay_one_cb, &rp, &err);
 	if (rp.tty)
 		fprintf(stderr, "\r%60s\r", "");
 	if (rc < 0) {

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "plugin.h"
+#include "store.h"
 #include "util.h"
 
 struct loket_timer {
@@ -259,6 +260,38 @@ api_data_dir(struct loket_plugin *self)
 	return self->daemon->conf->data_dir;
 }
 
+/*
+ * Any thread: the register is reached through the store's own lock, never
+ * through the daemon's state, which belongs to the loop.
+ */
+static int
+api_blob_fail(enum store_result res, char *error, size_t errlen)
+{
+	snprintf(error, errlen, "%s",
+	    res == STORE_UNAVAILABLE ?
+		"the register cannot store the file right now (the disk is full, or it is closed)" :
+		"the register could not store the file");
+	return -1;
+}
+
+static int
+api_blob_put(struct loket_plugin *self, const void *data, size_t len, unsigned int flags,
+    char sha256_hex[65], char *error, size_t errlen)
+{
+	enum store_result res = store_blob_put(NULL, data, len,
+	    flags & LOKET_BLOB_DEFER_SYNC ? STORE_BLOB_DEFER_SYNC : 0, sha256_hex);
+
+	return res == STORE_OK ? 0 : api_blob_fail(res, error, errlen);
+}
+
+static int
+api_blob_sync(struct loket_plugin *self, char *error, size_t errlen)
+{
+	enum store_result res = store_blob_sync(NULL);
+
+	return res == STORE_OK ? 0 : api_blob_fail(res, error, errlen);
+}
+
 /* A plugin hears the public part of an event, its own kinds only. */
 static int
 api_events_subscribe(struct loket_plugin *self, unsigned int kinds,
@@ -333,4 +366,7 @@ const struct loket_api api_table = {
 	.config_sections = api_config_sections,
 	.config_section_get = api_config_section_get,
 	.config_section_get_int = api_config_section_get_int,
+	/* 1.5: blobs */
+	.blob_put = api_blob_put,
+	.blob_sync = api_blob_sync,
 };

@@ -128,7 +128,7 @@ auth_loaded_cb(struct store_req *req, void *arg)
 	size_t i;
 	json_t *row;
 
-	if (req->status != 0) {
+	if (req->result != STORE_OK) {
 		log_errorx("auth", "cannot load tokens: %s", req->error);
 		return;
 	}
@@ -418,7 +418,7 @@ auth_added_cb(struct store_req *req, void *arg)
 {
 	struct auth_pending *p = arg;
 
-	if (req->status != 0) {
+	if (req->result != STORE_OK) {
 		ctl_fail(p->conn, req->error);
 	} else {
 		auth_put(p->auth, p->row);
@@ -520,7 +520,7 @@ auth_listed_cb(struct store_req *req, void *arg)
 	size_t i;
 	json_t *row;
 
-	if (req->status != 0) {
+	if (req->result != STORE_OK) {
 		ctl_fail(conn, req->error);
 		return;
 	}
@@ -553,7 +553,7 @@ auth_revoked_cb(struct store_req *req, void *arg)
 {
 	struct auth_revoke *r = arg;
 
-	if (req->status != 0) {
+	if (req->result != STORE_OK) {
 		ctl_fail(r->conn, req->error);
 	} else {
 		for (size_t i = 0; i < r->auth->ntokens; i++)

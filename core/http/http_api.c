@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "http_api.h"
+#include "http_status.h"
 #include "loketd.h"
 
 void
@@ -63,16 +64,16 @@ api_store_cb(struct store_req *sr, void *arg)
 {
 	struct api_call *call = arg;
 
-	if (sr->status != 0) {
+	if (sr->result != STORE_OK) {
 		/* A read refused for its scope is recorded too: probing leaves a trace. */
-		if (sr->status == 403 && call->audit_action[0] != '\0') {
+		if (sr->result == STORE_FORBIDDEN && call->audit_action[0] != '\0') {
 			char action[48];
 
 			snprintf(action, sizeof(action), "%s.denied", call->audit_action);
 			auth_audit(call->d, call->req, action, call->audit_object);
 		}
 		http_add_header(call->req, "Cache-Control", "no-store");
-		http_problem(call->req, sr->status, sr->error);
+		http_problem(call->req, http_status_of_store(sr->result), sr->error);
 		free(call);
 		return;
 	}

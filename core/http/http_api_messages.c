@@ -4,18 +4,15 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "auth.h"
 #include "conf.h"
 #include "http_api.h"
+#include "http_status.h"
 #include "loketd.h"
 #include "register.h"
 #include "util.h"
@@ -39,78 +36,32 @@ messages_list(struct loket_http_req *req, void *arg)
 	    call, STORE_MESSAGE_LIST, json_pack("{s:I, s:o}", "id", id, "scope", auth_scope(req)));
 }
 
-/* fsync of a directory, so that a name made in it (a rename, a mkdir) survives a crash. */
-static int
-dir_sync(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /*
- * Names a document by its SHA-256 and, with keep, keeps it under
- * data_dir/attachments: written to a temporary name, synced, renamed, and
- * the folder synced, so a crash leaves the old state or the whole file.
- * Returns 0, or -1 with err (errno says why).
+ * Names a document by its SHA-256 and, with keep, keeps it as a blob of
+ * the register (durable when this returns 0). Returns 0, or the HTTP status
+ * of the failure with a sentence in err: the cause is in the log.
  */
 static int
 attachment_keep(struct loketd *d, const unsigned char *data, size_t len, int keep, char hex[65],
     char *err, size_t errlen)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
-	char dir[4096], path[4200], tmp[4200];
-	int fd = -1, saved;
-	size_t off = 0;
+	enum store_result res;
 
-	crypto_hash_sha256(h, data, len);
-	sodium_bin2hex(hex, 65, h, sizeof(h));
-	if (!keep)
+	if (!keep) {
+		crypto_hash_sha256(h, data, len);
+		sodium_bin2hex(hex, 65, h, sizeof(h));
 		return 0;
-	snprintf(dir, sizeof(dir), "%s/attachments", d->conf->data_dir);
-	snprintf(path, sizeof(path), "%s/%s", dir, hex);
-	if (access(path, F_OK) == 0)
+	}
+	if ((res = store_blob_put(d->store, data, len, 0, hex)) == STORE_OK)
 		return 0;
-	if (mkdir(dir, 0750) == 0) {
-		if (dir_sync(d->conf->data_dir) < 0)
-			goto fail;
-	} else if (errno != EEXIST) {
-		goto fail;
-	}
-	snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, hex);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
-		goto fail;
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto fail;
-		off += (size_t)n;
-	}
-	if (fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0 || dir_sync(dir) < 0)
-		goto fail;
-	return 0;
-fail:
-	saved = errno;
-	snprintf(err, errlen, "attachments: cannot store the file: %s", strerror(saved));
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	errno = saved;
-	return -1;
+	snprintf(err, errlen, "%s",
+	    res == STORE_UNAVAILABLE ?
+		"attachments: the register cannot store the file right now: the disk is full; "
+		"nothing was sent, try again later" :
+		"attachments: the register could not store the file; nothing was sent, try again "
+		"later");
+	return http_status_of_store(res);
 }
 
 static int
@@ -160,6 +111,7 @@ attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, char 
 		unsigned char *bin;
 		size_t binlen, cap;
 		char hex[65];
+		int kept;
 
 		if (!text_ok(name, 255) || !name_ok(json_string_value(name))) {
 			snprintf(err, errlen, "attachments[%zu].name: expected a file name", i);
@@ -190,8 +142,8 @@ attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, char 
 			snprintf(err, errlen, "attachments[%zu].data: expected base64", i);
 			goto fail;
 		}
-		if (attachment_keep(d, bin, binlen, keep, hex, err, errlen) < 0) {
-			status = errno == ENOSPC || errno == EDQUOT ? 503 : 500;
+		if ((kept = attachment_keep(d, bin, binlen, keep, hex, err, errlen)) != 0) {
+			status = kept;
 			free(bin);
 			goto fail;
 		}
@@ -221,7 +173,7 @@ messages_access_cb(struct store_req *sr, void *arg)
 	struct messages_pending *p = arg;
 	json_t *kept = NULL;
 	char err[256];
-	int status = sr->status;
+	int status = http_status_of_store(sr->result);
 
 	if (status != 0)
 		snprintf(err, sizeof(err), "%s", sr->error);

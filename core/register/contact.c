@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "contact.h"
+#include "http_status.h"
 #include "loketd.h"
 #include "register.h"
 #include "rulebook.h"
@@ -133,8 +134,8 @@ contact_stored_cb(struct store_req *sr, void *arg)
 	struct loket_submit_result res = { 0 };
 	char *json = NULL;
 
-	if (sr->status != 0) {
-		res.status = sr->status;
+	if (sr->result != STORE_OK) {
+		res.status = http_status_of_store(sr->result);
 		res.error = sr->error;
 	} else {
 		res.duplicate = json_is_true(json_object_get(sr->out, "duplicate"));
@@ -178,8 +179,8 @@ contact_threaded_cb(struct store_req *sr, void *arg)
 	struct loket_submit_result res = { 0 };
 	char *json = NULL;
 
-	if (sr->status != 0) {
-		res.status = sr->status;
+	if (sr->result != STORE_OK) {
+		res.status = http_status_of_store(sr->result);
 		res.error = sr->error;
 	} else {
 		res.duplicate = json_is_true(json_object_get(sr->out, "duplicate"));
@@ -206,7 +207,7 @@ contact_thread_found_cb(struct store_req *sr, void *arg)
 	struct contact_thread *t = arg;
 	json_t *seen;
 
-	if (sr->status != 0)
+	if (sr->result != STORE_OK)
 		return;
 	if (json_is_integer(json_object_get(sr->out, "contact_id")))
 		t->contact_id = json_integer_value(json_object_get(sr->out, "contact_id"));

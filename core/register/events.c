@@ -303,7 +303,7 @@ events_store_done_cb(struct store_req *req, void *arg)
 	int64_t timers_next = 0;
 	int outbox = 0;
 
-	if (req->status == 0 && out != NULL) {
+	if (req->result == STORE_OK && out != NULL) {
 		if (json_is_integer(json_object_get(out, "timers_next")))
 			timers_next = json_integer_value(json_object_get(out, "timers_next"));
 		json_object_del(out, "timers_next");
@@ -341,7 +341,7 @@ events_store_done_cb(struct store_req *req, void *arg)
 		ev.pub.at = util_time_ms();
 		ev.pub.json = "{}";
 		ev.timer_id = json_integer_value(timer);
-		ev.stored = req->status == 0;
+		ev.stored = req->result == STORE_OK;
 		events_publish(d->events, &ev);
 	}
 }

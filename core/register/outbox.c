@@ -80,7 +80,7 @@ outbox_next_cb(struct store_req *sr, void *arg)
 	struct outbox *ob = arg;
 	json_t *next = json_object_get(sr->out, "next_at");
 
-	if (sr->status != 0 || !json_is_integer(next))
+	if (sr->result != STORE_OK || !json_is_integer(next))
 		return;
 	/* Due rows that are all in flight wait for their outcome, which scans again. */
 	if (json_integer_value(next) <= util_time_ms() && ob->ninflight > 0)
@@ -135,7 +135,7 @@ outbox_done_cb(struct store_req *sr, void *arg)
 	struct loket_outbound *o = arg;
 	struct outbox *ob = o->ob;
 
-	if (sr->status != 0)
+	if (sr->result != STORE_OK)
 		log_warnx("outbox", "outcome not stored outbox=%lld error=\"%s\"", (long long)o->id,
 		    sr->error);
 	for (struct loket_outbound **pp = &ob->inflight; *pp != NULL; pp = &(*pp)->next) {
@@ -189,7 +189,7 @@ outbox_due_cb(struct store_req *sr, void *arg)
 	size_t i;
 
 	ob->scanning = 0;
-	if (sr->status != 0) {
+	if (sr->result != STORE_OK) {
 		log_warnx("outbox", "cannot read the outbox error=\"%s\"", sr->error);
 		outbox_arm(ob, util_time_ms() + 5000);
 		return;

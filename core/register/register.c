@@ -71,7 +71,7 @@ register_counts_loaded_cb(struct store_req *req, void *arg)
 	size_t i;
 	json_t *row;
 
-	if (req->status != 0) {
+	if (req->result != STORE_OK) {
 		log_warnx("register", "cannot read contact counts: %s", req->error);
 		return;
 	}

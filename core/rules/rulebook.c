@@ -290,7 +290,7 @@ rulebook_contact(struct loketd *d, json_t *doc)
 static void
 rulebook_followup_cb(struct store_req *sr, void *arg)
 {
-	if (sr->status != 0 && sr->status != 409)
+	if (sr->result != STORE_OK && sr->result != STORE_CONFLICT)
 		log_warnx("rules", "a rule's follow-up was not stored: %s", sr->error);
 }
 
@@ -422,9 +422,9 @@ rulebook_read_cb(struct store_req *sr, void *arg)
 	json_int_t timer_id = json_integer_value(json_object_get(t, "id"));
 
 	if (t == NULL) {
-		if (sr->status == 0)
+		if (sr->result == STORE_OK)
 			rulebook_event(d, rr->event, sr->out, NULL);
-	} else if (sr->status != 0) {
+	} else if (sr->result != STORE_OK) {
 		struct store_req *done = store_req_new(STORE_TIMER_DONE,
 		    json_pack("{s:I, s:I}", "id", timer_id, "at", (json_int_t)util_time_ms()),
 		    rulebook_followup_cb, d);

@@ -78,7 +78,7 @@ timers_next_cb(struct store_req *sr, void *arg)
 	struct loketd *d = arg;
 	json_t *due;
 
-	if (sr->status != 0) {
+	if (sr->result != STORE_OK) {
 		log_warnx("timers", "cannot read the next timer: %s", sr->error);
 		return;
 	}
@@ -122,7 +122,7 @@ static void
 timers_done_cb(struct store_req *sr, void *arg)
 {
 	/* Settled through EVENTS_TIMER_SETTLED, which the register published before this. */
-	if (sr->status != 0 && sr->status != 409)
+	if (sr->result != STORE_OK && sr->result != STORE_CONFLICT)
 		log_warnx("timers", "a fired timer's action was not stored: %s", sr->error);
 }
 
@@ -291,7 +291,7 @@ timers_due_cb(struct store_req *sr, void *arg)
 	size_t i;
 
 	d->timers_busy--;
-	if (sr->status != 0) {
+	if (sr->result != STORE_OK) {
 		log_warnx("timers", "cannot read due timers: %s", sr->error);
 		return;
 	}

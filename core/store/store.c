@@ -1,6 +1,7 @@
 /* store.c: picks the storage driver and carries requests to it and back. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,31 +15,72 @@ static const struct store_driver *const store_drivers[] = {
 	&store_sqlite_driver,
 };
 
+/*
+ * The register a plugin's blob_put reaches (store_blob_put with s NULL): the
+ * write lock is taken only to open and close, so puts run side by side and
+ * store_close waits for those under way.
+ */
+static pthread_rwlock_t store_blob_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct store *store_blob_store;
+
+static const struct store_driver *
+store_driver_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(store_drivers) / sizeof(store_drivers[0]); i++)
+		if (strcmp(store_drivers[i]->name, name) == 0)
+			return store_drivers[i];
+	return NULL;
+}
+
+int
+store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+    void *arg, char **error_r)
+{
+	const struct store_driver *driver = store_driver_find(conf->storage_driver);
+
+	*error_r = NULL;
+	if (driver == NULL || driver->replay == NULL) {
+		*error_r = util_printf("rules replay reads the register through its storage driver; "
+		                       "driver %s %s",
+		    conf->storage_driver, driver == NULL ? "is not built in" : "cannot replay");
+		return -1;
+	}
+	return driver->replay(conf, since_ms, cb, arg, error_r);
+}
+
 int
 store_open(struct event_base *base, struct metrics *metrics, const struct conf *conf,
     struct store **store_r, const char **error_r)
 {
+	const struct store_driver *driver = store_driver_find(conf->storage_driver);
 	struct store *s;
 
-	for (size_t i = 0; i < sizeof(store_drivers) / sizeof(store_drivers[0]); i++) {
-		if (strcmp(store_drivers[i]->name, conf->storage_driver) != 0)
-			continue;
-		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			*error_r = "out of memory";
-			return -1;
-		}
-		s->driver = store_drivers[i];
-		s->base = base;
-		s->metrics = metrics;
-		if (s->driver->open(s, conf, error_r) < 0) {
-			free(s);
-			return -1;
-		}
-		*store_r = s;
-		return 0;
+	if (driver == NULL) {
+		*error_r = "no such storage driver (pgsql needs the store_pgsql plugin)";
+		return -1;
 	}
-	*error_r = "no such storage driver (pgsql needs the store_pgsql plugin)";
-	return -1;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	s->driver = driver;
+	s->base = base;
+	s->metrics = metrics;
+	if ((s->data_dir = strdup(conf->data_dir)) == NULL) {
+		free(s);
+		*error_r = "out of memory";
+		return -1;
+	}
+	if (s->driver->open(s, conf, error_r) < 0) {
+		free(s->data_dir);
+		free(s);
+		return -1;
+	}
+	pthread_rwlock_wrlock(&store_blob_lock);
+	store_blob_store = s;
+	pthread_rwlock_unlock(&store_blob_lock);
+	*store_r = s;
+	return 0;
 }
 
 void
@@ -46,8 +88,44 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	pthread_rwlock_wrlock(&store_blob_lock);
+	if (store_blob_store == s)
+		store_blob_store = NULL;
+	pthread_rwlock_unlock(&store_blob_lock);
 	s->driver->close(s);
+	free(s->data_dir);
 	free(s);
+}
+
+enum store_result
+store_blob_put(struct store *s, const void *data, size_t len, unsigned int flags,
+    char sha256_hex[65])
+{
+	enum store_result res = STORE_UNAVAILABLE;
+	struct store *t;
+
+	sha256_hex[0] = '\0';
+	pthread_rwlock_rdlock(&store_blob_lock);
+	t = s != NULL ? s : store_blob_store;
+	if (t != NULL)
+		res = t->driver->blob_put != NULL ?
+			t->driver->blob_put(t, data, len, flags, sha256_hex) : STORE_FAILED;
+	pthread_rwlock_unlock(&store_blob_lock);
+	return res;
+}
+
+enum store_result
+store_blob_sync(struct store *s)
+{
+	enum store_result res = STORE_UNAVAILABLE;
+	struct store *t;
+
+	pthread_rwlock_rdlock(&store_blob_lock);
+	t = s != NULL ? s : store_blob_store;
+	if (t != NULL)
+		res = t->driver->blob_sync != NULL ? t->driver->blob_sync(t) : STORE_OK;
+	pthread_rwlock_unlock(&store_blob_lock);
+	return res;
 }
 
 int
@@ -129,6 +207,43 @@ store_req_event(struct store_req *req, const struct store_event *ev)
 	return 0;
 }
 
+const char *
+store_op_name(enum store_op op)
+{
+	static const char *const names[STORE_OP_COUNT] = {
+		[STORE_CONTACT_CREATE] = "contact.create",
+		[STORE_CONTACT_UPDATE] = "contact.update",
+		[STORE_TASK_DONE] = "task.done",
+		[STORE_TOKEN_PUT] = "token.put",
+		[STORE_TOKEN_REVOKE] = "token.revoke",
+		[STORE_AUDIT] = "audit",
+		[STORE_TIMER_DONE] = "timer.done",
+		[STORE_MESSAGE_ADD] = "message.add",
+		[STORE_OUTBOX_DONE] = "outbox.done",
+		[STORE_PARTY_UPDATE] = "party.update",
+		[STORE_PARTY_MERGE] = "party.merge",
+		[STORE_CONTACT_GET] = "contact.get",
+		[STORE_CONTACT_LIST] = "contact.list",
+		[STORE_PARTY_GET] = "party.get",
+		[STORE_PARTY_FIND] = "party.find",
+		[STORE_PARTY_CONTACTS] = "party.contacts",
+		[STORE_TASK_LIST] = "task.list",
+		[STORE_TOKEN_LIST] = "token.list",
+		[STORE_COUNTS] = "counts",
+		[STORE_TIMERS_DUE] = "timers.due",
+		[STORE_TIMERS_NEXT] = "timers.next",
+		[STORE_MESSAGE_LIST] = "message.list",
+		[STORE_THREAD_FIND] = "thread.find",
+		[STORE_OUTBOX_DUE] = "outbox.due",
+		[STORE_OUTBOX_NEXT] = "outbox.next",
+		[STORE_EVENTS_AFTER] = "events.after",
+	};
+
+	if ((unsigned int)op >= STORE_OP_COUNT || names[op] == NULL)
+		return "unknown";
+	return names[op];
+}
+
 int
 store_op_is_write(enum store_op op)
 {
@@ -136,11 +251,11 @@ store_op_is_write(enum store_op op)
 }
 
 void
-store_req_fail(struct store_req *req, int status, const char *fmt, ...)
+store_req_fail(struct store_req *req, enum store_result result, const char *fmt, ...)
 {
 	va_list ap;
 
-	req->status = status;
+	req->result = result;
 	va_start(ap, fmt);
 	vsnprintf(req->error, sizeof(req->error), fmt, ap);
 	va_end(ap);
@@ -205,14 +320,14 @@ store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
 
-	if (req->op == STORE_CONTACT_CREATE && req->status == 0 && req->out != NULL &&
+	if (req->op == STORE_CONTACT_CREATE && req->result == STORE_OK && req->out != NULL &&
 	    !json_is_true(json_object_get(req->out, "duplicate"))) {
 		json_t *view = store_contact_view(req->in, req->out);
 
 		json_decref(req->out);
 		req->out = view;
 		if (view == NULL)
-			store_req_fail(req, 503, "out of memory");
+			store_req_fail(req, STORE_UNAVAILABLE, "out of memory");
 	}
 	if (s != NULL && s->done_hook != NULL && store_op_is_write(req->op))
 		s->done_hook(req, s->done_arg);

@@ -67,11 +67,30 @@ struct store_event {
 	char payload[STORE_EVENT_PAYLOAD];
 };
 
+/*
+ * What became of a request, in storage words: the HTTP layer alone turns
+ * it into a status (http_api.c api_store_status()).
+ */
+enum store_result {
+	STORE_OK = 0,
+	STORE_NOT_FOUND,
+	/*
+	 * The filter the caller passed excludes it: the driver applies the
+	 * filter it is given as data; what filter a role gets is decided above.
+	 */
+	STORE_FORBIDDEN,
+	STORE_CONFLICT,    /* the record's state forbids it; out holds {"status": the current one} */
+	STORE_INVALID,     /* the request contradicts what is stored (merge a party with itself) */
+	STORE_UNAVAILABLE, /* nothing was stored; retry later */
+	STORE_FAILED,      /* the driver failed; the cause is in the log, never in error */
+};
+
 struct store_req {
 	enum store_op op;
 	json_t *in;  /* owned by the request */
 	json_t *out; /* set by the driver; owned by the request */
-	int status;  /* 0, or an HTTP status: 403, 404, 409, 422, 500, 503 */
+	enum store_result result;
+	/* With a result other than STORE_OK: a sentence for a person, never storage error text. */
 	char error[256];
 	void (*cb)(struct store_req *req, void *arg); /* NULL: nobody waits */
 	void *arg;
@@ -94,10 +113,32 @@ struct store_driver {
 	void (*close)(struct store *s);
 	/* 0 when the register can commit; -1 with *why_r (a sentence) when it cannot. */
 	int (*health)(struct store *s, const char **why_r);
+	/*
+	 * Every contact received since since_ms, in id order, read-only and
+	 * without an open store (beside a running daemon); cb returning -1
+	 * stops. -1 with *error_r (allocated) when the register cannot be read.
+	 * NULL: the driver cannot replay.
+	 */
+	int (*replay)(const struct conf *conf, int64_t since_ms,
+	    int (*cb)(json_t *contact, void *arg), void *arg, char **error_r);
+	/*
+	 * Keeps bytes under the name of their SHA-256 (lower-case hex in
+	 * sha256_hex), unless the same bytes are kept already; durable on
+	 * STORE_OK unless flags has STORE_BLOB_DEFER_SYNC (then blob_sync
+	 * makes it durable). Called from any thread, concurrently; logs the
+	 * cause of a failure. STORE_UNAVAILABLE: the disk is full.
+	 */
+	enum store_result (*blob_put)(struct store *s, const void *data, size_t len,
+	    unsigned int flags, char sha256_hex[65]);
+	/* Makes every blob put with STORE_BLOB_DEFER_SYNC before this call durable. */
+	enum store_result (*blob_sync)(struct store *s);
 };
+
+#define STORE_BLOB_DEFER_SYNC 0x1
 
 struct store {
 	const struct store_driver *driver;
+	char *data_dir; /* the config's, copied at open: where a driver keeps its files */
 	struct event_base *base;
 	struct metrics *metrics;
 	void *impl;
@@ -118,11 +159,31 @@ struct store {
 };
 
 /* store.c */
+/* The request kind's name, for the log ("contact.create"). */
+const char *store_op_name(enum store_op op);
 int store_open(struct event_base *base, struct metrics *metrics, const struct conf *conf,
     struct store **store_r, const char **error_r);
 void store_close(struct store *s);
 /* 0 when the register can commit; -1 with *why_r (a sentence for /healthz) when it cannot. */
 int store_health(struct store *s, const char **why_r);
+/*
+ * Every contact received since since_ms, in id order, from the register
+ * conf names, read-only (loketctl rules replay). -1 with *error_r
+ * (allocated) when it cannot be read.
+ */
+int store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+    void *arg, char **error_r);
+/*
+ * Keeps bytes as a blob named by their SHA-256 (staff attachments, mail
+ * intake, plugins). s NULL: the register this process opened last and has
+ * not closed, so that a plugin's thread may call this until store_close
+ * (which waits for the puts under way; later ones get STORE_UNAVAILABLE).
+ * Thread-safe. Durable on STORE_OK unless flags has STORE_BLOB_DEFER_SYNC.
+ */
+enum store_result store_blob_put(struct store *s, const void *data, size_t len,
+    unsigned int flags, char sha256_hex[65]);
+/* Makes the blobs put with STORE_BLOB_DEFER_SYNC so far durable; s as for store_blob_put. */
+enum store_result store_blob_sync(struct store *s);
 /* Takes over req; req->cb runs on the loop, then the request is freed. */
 void store_submit(struct store *s, struct store_req *req);
 /* Takes over in. */
@@ -130,7 +191,11 @@ struct store_req *store_req_new(enum store_op op, json_t *in,
     void (*cb)(struct store_req *req, void *arg), void *arg);
 void store_req_free(struct store_req *req);
 int store_op_is_write(enum store_op op);
-void store_req_fail(struct store_req *req, int status, const char *fmt, ...)
+/*
+ * Fails req with result and a sentence for a person (it may reach a client:
+ * a driver logs its own error text and passes a fixed sentence here).
+ */
+void store_req_fail(struct store_req *req, enum store_result result, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Runs a completed request's callback and frees it. */
 void store_req_complete(struct store_req *req);
@@ -144,8 +209,5 @@ int store_req_event(struct store_req *req, const struct store_event *ev);
 
 /* store_sqlite.c */
 extern const struct store_driver store_sqlite_driver;
-/* store_sqlite_ops.c: every contact received since since_ms, read-only, in id order. */
-int store_sqlite_replay(const char *path, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
-    void *arg, char **error_r);
 
 #endif

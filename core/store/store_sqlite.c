@@ -568,7 +568,7 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 	pthread_mutex_unlock(&sq->mu);
 	if (fatal != 0) {
 		for (struct store_req *r = batch; r != NULL; r = r->next)
-			store_req_fail(r, 503,
+			store_req_fail(r, STORE_UNAVAILABLE,
 			    "the register stopped after an I/O error; nothing "
 			    "of this request was stored, try again later");
 		return;
@@ -580,7 +580,7 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 		if ((rc = sq_step_once(w, sql_savepoint)) != SQLITE_OK)
 			break;
 		sq_op_run(w, r);
-		if (r->status != 0 && (rc = sq_step_once(w, sql_rollback_to)) != SQLITE_OK)
+		if (r->result != STORE_OK && (rc = sq_step_once(w, sql_rollback_to)) != SQLITE_OK)
 			break;
 		if ((rc = sq_step_once(w, sql_release)) != SQLITE_OK)
 			break;
@@ -624,7 +624,7 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 	}
 	/* Nothing of this batch is durable: every waiter hears so, none gets an id or number. */
 	for (struct store_req *r = batch; r != NULL; r = r->next)
-		store_req_fail(r, 503, "%s; nothing of this request was stored, try again later",
+		store_req_fail(r, STORE_UNAVAILABLE, "%s; nothing of this request was stored, try again later",
 		    (rc & 0xff) == SQLITE_FULL ? "the register cannot store right now: the disk is "
 		                                 "full"
 		        : sq_fault_of(rc) == SQ_FAULT_FATAL
@@ -952,7 +952,7 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 			        labels, NULL, 0),
 			    1);
 		}
-		if (r->status == 503)
+		if (r->result == STORE_UNAVAILABLE)
 			metrics_add(sq->commit_failures, 1);
 		store_req_complete(r);
 	}
@@ -1193,4 +1193,7 @@ const struct store_driver store_sqlite_driver = {
 	.submit = sq_submit,
 	.close = sq_close,
 	.health = sq_health,
+	.replay = sq_replay,
+	.blob_put = sq_blob_put,
+	.blob_sync = sq_blob_sync,
 };

@@ -258,16 +258,16 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 		return;
 	}
 	if (contact_state(c, id, &cs) < 0) {
-		store_req_fail(req, 404, "no contact with id %lld", (long long)id);
+		store_req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
 		return;
 	}
 	if (!scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
 	        cs.organisation, cs.confidential)) {
-		store_req_fail(req, 403, "this token may not change that contact");
+		store_req_fail(req, STORE_FORBIDDEN, "this token may not change that contact");
 		return;
 	}
 	if (json_is_true(json_object_get(in, "staff")) && contact_automatic(c, id)) {
-		store_req_fail(req, 409,
+		store_req_fail(req, STORE_CONFLICT,
 		    "this contact is an automatic mail (an out-of-office, a "
 		    "bounce, a list); loket does not answer it");
 		return;
@@ -285,7 +285,7 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 		if (strcmp(via != NULL ? via : cs.channel, "email") == 0
 		    && (!json_is_string(reply_to) || strchr(json_string_value(reply_to), '@') == NULL)) {
 			json_decref(reply_to);
-			store_req_fail(req, 422,
+			store_req_fail(req, STORE_INVALID,
 			    "to: this contact did not come in by mail, so it has no address to answer "
 			    "to; give \"to\", an address the citizen confirmed");
 			return;
@@ -349,12 +349,12 @@ sq_op_message_list(struct sq_conn *c, struct store_req *req)
 	json_t *items;
 
 	if (contact_state(c, id, &cs) < 0) {
-		store_req_fail(req, 404, "no contact with id %lld", (long long)id);
+		store_req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
 		return;
 	}
 	if (!scope_allows(json_object_get(req->in, "scope"),
 	        cs.has_department ? cs.department : NULL, cs.organisation, cs.confidential)) {
-		store_req_fail(req, 403, "this token may not see that contact");
+		store_req_fail(req, STORE_FORBIDDEN, "this token may not see that contact");
 		return;
 	}
 	if ((st = sq_stmt(c, sql)) == NULL || (items = json_array()) == NULL) {
@@ -624,7 +624,7 @@ sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_reset(st);
-		store_req_fail(req, 404, "no pending outbox row %lld", (long long)id);
+		store_req_fail(req, STORE_NOT_FOUND, "no pending outbox row %lld", (long long)id);
 		return;
 	}
 	contact_id = sqlite3_column_int64(st, 0);

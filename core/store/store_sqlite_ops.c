@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
+#include "log.h"
 #include "register.h"
 #include "store_sqlite.h"
 #include "util.h"
@@ -328,13 +330,22 @@ task_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at,
 	    sq_event_str(dep, sizeof(dep), department));
 }
 
+/*
+ * SQLite's own text names tables and constraints: it goes to the log with
+ * the request kind, and the client gets a sentence written for a person.
+ */
 int
 step_error(struct sq_conn *c, struct store_req *req, int rc)
 {
+	log_warnx("store", "%s: %s (code %d)", store_op_name(req->op), sqlite3_errmsg(c->db),
+	    sqlite3_extended_errcode(c->db));
 	if (rc == SQLITE_CONSTRAINT)
-		store_req_fail(req, 409, "conflict: %s", sqlite3_errmsg(c->db));
+		store_req_fail(req, STORE_CONFLICT,
+		    "the register holds a record that conflicts with this one; reload and try again");
 	else
-		store_req_fail(req, 500, "the register failed: %s", sqlite3_errmsg(c->db));
+		store_req_fail(req, STORE_FAILED, store_op_is_write(req->op) ?
+			"the register could not store this; try again later" :
+			"the register could not read this; try again later");
 	return -1;
 }
 
@@ -700,7 +711,7 @@ idempotency_conflict(struct sq_conn *c, struct store_req *req)
 	}
 	if (seen == 0 || same > 0)
 		return 0;
-	store_req_fail(req, 422,
+	store_req_fail(req, STORE_INVALID,
 	    "Idempotency-Key: this key was used before with another request "
 	    "body (contact %lld); send a new key for a new contact",
 	    (long long)seen);
@@ -731,7 +742,7 @@ op_contact_create(struct sq_conn *c, struct store_req *req)
 		return;
 	if (sq_create_duplicate(c, req)) {
 		/* A client retrying with its Idempotency-Key hears what its first try made. */
-		if (json_object_get(in, "idempotency") != NULL && req->status == 0)
+		if (json_object_get(in, "idempotency") != NULL && req->result == STORE_OK)
 			json_object_set_new(req->out, "contact",
 			    contact_load(
 			        c, json_integer_value(json_object_get(req->out, "id")), 0));
@@ -1141,27 +1152,28 @@ op_contact_update(struct sq_conn *c, struct store_req *req)
 	sqlite3_stmt *st;
 
 	if (contact_state(c, id, &cs) < 0) {
-		store_req_fail(req, 404, "no contact with id %lld", (long long)id);
+		store_req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
 		return;
 	}
 	if (!scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
 		cs.organisation, cs.confidential)) {
-		store_req_fail(req, 403, "this token may not change that contact");
+		store_req_fail(req, STORE_FORBIDDEN, "this token may not change that contact");
 		return;
 	}
 	/* The wall between organisations holds for a confidential contact moved or escalated. */
 	if (cs.confidential && jstr(json_object_get(in, "set"), "organisation") != NULL &&
 	    strcmp(jstr(json_object_get(in, "set"), "organisation"), cs.organisation) != 0 &&
 	    !json_is_true(json_object_get(json_object_get(in, "scope"), "all"))) {
-		store_req_fail(req, 403,
+		store_req_fail(req, STORE_FORBIDDEN,
 		    "department: this contact is confidential to organisation %s; it cannot go to a "
 		    "department of organisation %s",
 		    cs.organisation, jstr(json_object_get(in, "set"), "organisation"));
 		return;
 	}
 	if (tr != NULL && !status_in(json_object_get(tr, "from"), cs.status)) {
-		store_req_fail(req, 409, "the contact is %s; it cannot be %s from there", cs.status,
-		    jstr(tr, "past"));
+		store_req_fail(req, STORE_CONFLICT, "the contact is %s; it cannot be %s from there",
+		    cs.status, jstr(tr, "past"));
+		req->out = json_pack("{s:s}", "status", cs.status);
 		return;
 	}
 	if (contact_set_fields(c, id, json_object_get(in, "set"), now, actor) < 0)
@@ -1228,7 +1240,7 @@ op_task_done(struct sq_conn *c, struct store_req *req)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		store_req_fail(req, 404, "no task with id %lld", (long long)id);
+		store_req_fail(req, STORE_NOT_FOUND, "no task with id %lld", (long long)id);
 		return;
 	}
 	task = task_row(st);
@@ -1239,12 +1251,13 @@ op_task_done(struct sq_conn *c, struct store_req *req)
 	    !scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
 		cs.organisation, cs.confidential)) {
 		json_decref(task);
-		store_req_fail(req, 403, "this token may not finish that task");
+		store_req_fail(req, STORE_FORBIDDEN, "this token may not finish that task");
 		return;
 	}
 	if (strcmp(jstr(task, "status"), "open") != 0) {
+		store_req_fail(req, STORE_CONFLICT, "the task is already done");
+		req->out = json_pack("{s:O}", "status", json_object_get(task, "status"));
 		json_decref(task);
-		store_req_fail(req, 409, "the task is already done");
 		return;
 	}
 	json_decref(task);
@@ -1320,7 +1333,7 @@ op_token_put(struct sq_conn *c, struct store_req *req)
 		return;
 	}
 	if (sqlite3_changes(c->db) == 0)
-		store_req_fail(req, 409, "a token named '%s' exists; revoke it first", jstr(in, "name"));
+		store_req_fail(req, STORE_CONFLICT, "a token named '%s' exists; revoke it first", jstr(in, "name"));
 }
 
 static void
@@ -1341,7 +1354,7 @@ op_token_revoke(struct sq_conn *c, struct store_req *req)
 		return;
 	}
 	if (sqlite3_changes(c->db) == 0)
-		store_req_fail(req, 404, "no active token named '%s'", jstr(req->in, "name"));
+		store_req_fail(req, STORE_NOT_FOUND, "no active token named '%s'", jstr(req->in, "name"));
 }
 
 static void
@@ -1378,13 +1391,13 @@ op_contact_get(struct sq_conn *c, struct store_req *req)
 	json_t *contact = contact_load(c, id, 1);
 
 	if (contact == NULL) {
-		store_req_fail(req, 404, "no contact with id %lld", (long long)id);
+		store_req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
 		return;
 	}
 	if (!scope_allows(json_object_get(req->in, "scope"), jstr(contact, "department"),
 		jstr(contact, "organisation"), json_is_true(json_object_get(contact, "confidential")))) {
 		json_decref(contact);
-		store_req_fail(req, 403, "this token may not read that contact");
+		store_req_fail(req, STORE_FORBIDDEN, "this token may not read that contact");
 		return;
 	}
 	req->out = contact;
@@ -1678,20 +1691,21 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {
-		store_req_fail(req, 500, "unknown storage request");
+		store_req_fail(req, STORE_FAILED, "unknown storage request");
 		return;
 	}
 	c->req = req;
 	ops[req->op](c, req);
 	c->req = NULL;
-	if (req->status == 0 && req->out == NULL && !store_op_is_write(req->op))
-		store_req_fail(req, 500, "out of memory");
+	if (req->result == STORE_OK && req->out == NULL && !store_op_is_write(req->op))
+		store_req_fail(req, STORE_FAILED, "out of memory");
 }
 
 int
-store_sqlite_replay(const char *path, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
+sq_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
     void *arg, char **error_r)
 {
+	const char *path = conf->storage_path;
 	static const char sql[] = "SELECT " CONTACT_COLS
 				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
 				  " WHERE c.received_at >= ?1 ORDER BY c.id";

@@ -273,16 +273,16 @@ sq_party_open(
     struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *scope, struct party_row *p)
 {
 	if (party_row(c, id, p) < 0) {
-		store_req_fail(req, 404, "no party with id %lld", (long long)id);
+		store_req_fail(req, STORE_NOT_FOUND, "no party with id %lld", (long long)id);
 		return -1;
 	}
 	if (p->merged_into != 0) {
-		store_req_fail(req, 404, "party %lld was merged into party %lld", (long long)id,
+		store_req_fail(req, STORE_NOT_FOUND, "party %lld was merged into party %lld", (long long)id,
 		    (long long)p->merged_into);
 		return -1;
 	}
 	if (!party_visible(c, p, scope)) {
-		store_req_fail(req, 403,
+		store_req_fail(req, STORE_FORBIDDEN,
 		    "this token may not see party %lld: all its contacts are confidential and none "
 		    "is in this token's scope",
 		    (long long)id);
@@ -341,7 +341,7 @@ party_remove_id(struct sq_conn *c, struct store_req *req, const struct party_row
 		return -1;
 	}
 	if (sqlite3_changes(c->db) == 0) {
-		store_req_fail(req, 409, "remove.%s: party %lld does not hold that %s",
+		store_req_fail(req, STORE_CONFLICT, "remove.%s: party %lld does not hold that %s",
 		    party_ids[kind].key, (long long)p->id, party_id_words[kind]);
 		return -1;
 	}
@@ -362,14 +362,14 @@ party_give_id(
 	if (holder == p->id)
 		return 0;
 	if (holder != 0) {
-		store_req_fail(req, 409,
+		store_req_fail(req, STORE_CONFLICT,
 		    "add.%s: that %s belongs to party %lld; merge the two parties if they are one "
 		    "person",
 		    party_ids[kind].key, party_id_words[kind], (long long)holder);
 		return -1;
 	}
 	if ((kind == 0 && p->has_rrn) || (kind == 1 && p->has_bsn)) {
-		store_req_fail(req, 409, "add.%s: party %lld has another %s; remove that one first",
+		store_req_fail(req, STORE_CONFLICT, "add.%s: party %lld has another %s; remove that one first",
 		    party_ids[kind].key, (long long)p->id, party_id_words[kind]);
 		return -1;
 	}
@@ -452,7 +452,7 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	    || sq_party_open(c, req, b_id, scope, &b) < 0)
 		goto out;
 	if (a_id == b_id) {
-		store_req_fail(req, 422, "party: a party cannot be merged with itself");
+		store_req_fail(req, STORE_INVALID, "party: a party cannot be merged with itself");
 		goto out;
 	}
 	keep = a.created_at < b.created_at || (a.created_at == b.created_at && a.id < b.id) ? &a
@@ -460,7 +460,7 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	gone = keep == &a ? &b : &a;
 	if ((keep->has_rrn && gone->has_rrn && strcmp(keep->rrn, gone->rrn) != 0)
 	    || (keep->has_bsn && gone->has_bsn && strcmp(keep->bsn, gone->bsn) != 0)) {
-		store_req_fail(req, 409,
+		store_req_fail(req, STORE_CONFLICT,
 		    "parties %lld and %lld have different national register numbers: they are two "
 		    "people and are not merged",
 		    (long long)keep->id, (long long)gone->id);

@@ -12,7 +12,8 @@
  *
  * Memory: what the core hands out is borrowed for the duration of the call
  * unless a comment says otherwise; strings a plugin passes in are copied.
- * Every function runs on the daemon's event loop thread and must not block.
+ * Every function runs on the daemon's event loop thread and must not block
+ * (the blobs of 1.5 excepted: they may be called from any thread).
  *
  * Config values: the strings config_get returns belong to the core. They
  * stay valid, unchanged, until the plugin's reload hook has returned after
@@ -37,7 +38,7 @@ extern "C" {
 #endif
 
 #define LOKET_ABI_MAJOR 1
-#define LOKET_ABI_MINOR 4
+#define LOKET_ABI_MINOR 5
 
 #define LOKET_PLUGIN_SYMBOL "loket_plugin"
 
@@ -343,8 +344,30 @@ struct loket_api {
 	int64_t (*config_section_get_int)(struct loket_plugin *self, const char *kind,
 	    const char *name, const char *key);
 
+	/* ---- 1.5: blobs ---- */
+
+	/*
+	 * Keeps bytes (an attachment, a raw mail) in the register's blob
+	 * storage under the name of their SHA-256, written as lower-case hex
+	 * to sha256_hex, unless the same bytes are kept already. Durable when
+	 * it returns 0, unless flags has LOKET_BLOB_DEFER_SYNC: then blob_sync
+	 * must return 0 before anything that names the blob is acknowledged.
+	 * Unlike the rest of this table, both are thread-safe and may be called
+	 * from a plugin's own threads (a mailbox thread), concurrently, until
+	 * the plugin's unload; they block on disk I/O, so call them off the loop
+	 * for large or many blobs. -1 with a sentence in error (the cause is
+	 * logged): the disk is full, or the register is closed or failing.
+	 */
+	int (*blob_put)(struct loket_plugin *self, const void *data, size_t len,
+	    unsigned int flags, char sha256_hex[65], char *error, size_t errlen);
+	/* Makes every blob this process put with LOKET_BLOB_DEFER_SYNC durable. */
+	int (*blob_sync)(struct loket_plugin *self, char *error, size_t errlen);
+
 	/* New entries go here, at the end, with a minor version bump. */
 };
+
+/* blob_put flags (1.5) */
+#define LOKET_BLOB_DEFER_SYNC 0x1 /* unsynced; blob_sync before acknowledging */
 
 /* True when the core's table has the entry (built with a newer or equal minor). */
 #define LOKET_API_HAS(api, member)                                                         \

@@ -394,8 +394,8 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	struct chan_email *ce;
 	char dir[4096];
 
-	if (!LOKET_API_HAS(api, metric)) {
-		*error_r = "this loketd is too old for chan_email (needs plugin ABI 1.1)";
+	if (!LOKET_API_HAS(api, metric) || !LOKET_API_HAS(api, blob_put)) {
+		*error_r = "this loketd is too old for chan_email (needs plugin ABI 1.5)";
 		return -1;
 	}
 	if ((ce = calloc(1, sizeof(*ce))) == NULL) {

@@ -33,8 +33,14 @@ struct email_limits {
 	size_t max_total; /* all decoded attachments together */
 	unsigned int max_depth; /* MIME nesting */
 	unsigned int max_addresses; /* To + Cc addresses, and header count guard */
-	const char *blob_dir; /* where attachments are stored by SHA-256; NULL: not stored */
-	int defer_sync; /* blobs unsynced: the caller syncs blob_dir before acknowledging */
+	/*
+	 * Keeps bytes by SHA-256 (the register's blob_put; may run on any
+	 * thread): 0, or -1 with a sentence in err. NULL: nothing is stored,
+	 * the hashes are still computed.
+	 */
+	int (*blob_put)(void *arg, const void *data, size_t len, char sha256_hex[65], char *err,
+	    size_t errlen);
+	void *blob_arg;
 };
 
 struct email_msg {
@@ -78,14 +84,6 @@ struct email_msg {
 int email_parse(const char *raw, size_t len, const struct email_limits *lim,
     struct email_msg **msg_r, char *err, size_t errlen);
 void email_msg_free(struct email_msg *m);
-
-/*
- * Stores bytes as dir/<sha256 hex> (write to a temp file, rename) unless present;
- * with sync, the file and the folder are fsynced first. Without, the caller syncs
- * the folder (syncfs) before it acknowledges anything that names the file.
- */
-int email_blob_put(const char *dir, const void *data, size_t len, int sync, char sha256_hex[65],
-    char *err, size_t errlen);
 
 struct email_out_attachment {
 	const char *filename;

@@ -361,7 +361,7 @@ intake_wait_batch(struct mailbox *mb)
 /* Moves or flags what the register holds, and quarantines what it cannot take. */
 static int
 intake_acknowledge(struct mailbox *mb, const struct email_settings *set, struct imap *im,
-    int blob_fd, const uint32_t *uids, size_t n)
+    const uint32_t *uids, size_t n)
 {
 	uint32_t *done = calloc(n + 1, sizeof(*done)), *bad = calloc(n + 1, sizeof(*bad));
 	size_t ndone = 0, nbad = 0;
@@ -374,9 +374,8 @@ intake_acknowledge(struct mailbox *mb, const struct email_settings *set, struct 
 		return -1;
 	}
 	/* Blobs were written unsynced, one batch at a time: one sync before the server hears. */
-	if (blob_fd >= 0 && syncfs(blob_fd) < 0) {
-		intake_log(
-		    mb, LOKET_LOG_WARN, "cannot sync the attachments folder: %s", strerror(errno));
+	if (mb->ce->api->blob_sync(mb->ce->self, err, sizeof(err)) < 0) {
+		intake_log(mb, LOKET_LOG_WARN, "cannot sync the attachments: %s", err);
 		free(done);
 		free(bad);
 		return -1;
@@ -479,13 +478,9 @@ intake_main(void *arg)
 	int folders_made = 0, idle = -1, up = -1;
 	uint32_t last_validity = 0;
 	char err[512], criteria[300];
-	int blob_fd = open(ce->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if ((mb->outcomes = calloc(INTAKE_BATCH, sizeof(*mb->outcomes))) == NULL) {
-		if (blob_fd >= 0)
-			close(blob_fd);
+	if ((mb->outcomes = calloc(INTAKE_BATCH, sizeof(*mb->outcomes))) == NULL)
 		return NULL;
-	}
 	while (!intake_stopping(ce)) {
 		uint32_t uidvalidity = 0, uidnext = 0, count = 0, *uids = NULL;
 		size_t n = 0, off;
@@ -554,7 +549,7 @@ intake_main(void *arg)
 			intake_batch(mb, set, im, uidvalidity, uids + off, len);
 			if (intake_wait_batch(mb) < 0)
 				break;
-			intake_acknowledge(mb, set, im, blob_fd, uids + off, len);
+			intake_acknowledge(mb, set, im, uids + off, len);
 		}
 		free(uids);
 		if (intake_stopping(ce))
@@ -575,8 +570,6 @@ intake_main(void *arg)
 	}
 	settings_put(ce, set);
 	imap_close(im);
-	if (blob_fd >= 0)
-		close(blob_fd);
 	return NULL;
 }
 

@@ -842,22 +842,22 @@ static int
 mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len, char *err,
     size_t errlen)
 {
-	const char *dir = p->lim->blob_dir;
+	const struct email_limits *lim = p->lim;
 
 	mime_sha256_hex(raw, len, msg->raw_sha256);
 	mime_mail_sha256(raw, len, msg->mail_sha256);
 	msg->raw_size = len;
-	if (dir == NULL)
+	if (lim->blob_put == NULL)
 		return 0;
 	for (guint i = 0; i < p->contents->len; i++) {
 		GByteArray *ba = p->contents->pdata[i];
 
-		if (email_blob_put(dir, ba->data, ba->len, !p->lim->defer_sync,
-		        msg->attachments[i].sha256, err, errlen)
+		if (lim->blob_put(lim->blob_arg, ba->data, ba->len, msg->attachments[i].sha256, err,
+		        errlen)
 		    < 0)
 			return -1;
 	}
-	return email_blob_put(dir, raw, len, !p->lim->defer_sync, msg->raw_sha256, err, errlen);
+	return lim->blob_put(lim->blob_arg, raw, len, msg->raw_sha256, err, errlen);
 }
 
 static void
@@ -1157,74 +1157,3 @@ email_msg_free(struct email_msg *m)
 	free(m);
 }
 
-/* ---- blobs -------------------------------------------------------------------------- */
-
-static int
-mime_write_all(int fd, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int
-email_blob_put(const char *dir, const void *data, size_t len, int sync, char sha256_hex[65],
-    char *err, size_t errlen)
-{
-	char *path = NULL, *tmp = NULL;
-	struct stat st;
-	int fd = -1, dfd, rc = -1;
-
-	mime_sha256_hex(data, len, sha256_hex);
-	if (dir == NULL)
-		return mime_fail(err, errlen, "no blob directory");
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-		return mime_fail(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-	path = g_strdup_printf("%s/%s", dir, sha256_hex);
-	/* same name, same bytes: a complete file is only ever renamed into place */
-	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) {
-		g_free(path);
-		return 0;
-	}
-	tmp = g_strdup_printf("%s/.tmp-XXXXXX", dir);
-	if ((fd = mkstemp(tmp)) < 0) {
-		mime_fail(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
-		goto fail;
-	}
-	if (mime_write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
-		mime_fail(err, errlen, "cannot write a file in %s: %s", dir, strerror(errno));
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		mime_fail(err, errlen, "cannot write a file in %s: %s", dir, strerror(errno));
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		mime_fail(err, errlen, "cannot rename a file in %s: %s", dir, strerror(errno));
-		goto fail;
-	}
-	/* the rename itself must survive a crash before the mail is acknowledged */
-	if (sync && (dfd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	rc = 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0 && tmp != NULL)
-		unlink(tmp);
-	g_free(tmp);
-	g_free(path);
-	return rc;
-}

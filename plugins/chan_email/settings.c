@@ -94,6 +94,21 @@ settings_check_value(const char *key, const char *value)
 }
 
 /* Whether host (len bytes, an IPv6 literal without its brackets) is this machine. */
+/*
+ * A mail's attachments and raw bytes go to the register's blobs from the
+ * mailbox thread (blob_put is thread-safe), unsynced: the thread makes one
+ * blob_sync per batch before the IMAP server hears anything is done.
+ */
+static int
+settings_blob_put_cb(void *arg, const void *data, size_t len, char sha256_hex[65], char *err,
+    size_t errlen)
+{
+	struct chan_email *ce = arg;
+
+	return ce->api->blob_put(ce->self, data, len, LOKET_BLOB_DEFER_SYNC, sha256_hex, err,
+	    errlen);
+}
+
 static int
 settings_loopback(const char *host, size_t len)
 {
@@ -271,8 +286,8 @@ settings_new(struct chan_email *ce, const char **error_r)
 	set->limits.max_total = (size_t)api->config_get_int(self, "max_attachments_total");
 	set->limits.max_depth = (unsigned int)api->config_get_int(self, "max_depth");
 	set->limits.max_addresses = (unsigned int)api->config_get_int(self, "max_addresses");
-	set->limits.blob_dir = ce->blob_dir;
-	set->limits.defer_sync = 1;
+	set->limits.blob_put = settings_blob_put_cb;
+	set->limits.blob_arg = ce;
 	set->verify_tls = api->config_get_int(self, "verify_tls") != 0;
 	set->timeout_ms = (long)api->config_get_int(self, "timeout");
 	set->ack_per_day = api->config_get_int(self, "ack_per_day");

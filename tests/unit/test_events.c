@@ -242,7 +242,7 @@ register_cb(const struct events_event *ev, void *arg)
 static void
 written_cb(struct store_req *req, void *arg)
 {
-	assert_int_equal(req->status, 0);
+	assert_int_equal(req->result, STORE_OK);
 	/* Published already, and the internal answers are gone from what the client gets. */
 	heard.contact_before_answer += heard.n > 0;
 	assert_null(json_object_get(req->out, "timers_next"));
@@ -276,7 +276,7 @@ after_cb(struct store_req *req, void *arg)
 {
 	json_t **out = arg;
 
-	assert_int_equal(req->status, 0);
+	assert_int_equal(req->result, STORE_OK);
 	*out = json_incref(json_object_get(req->out, "items"));
 }
 

@@ -2,6 +2,7 @@
  * intake keys. */
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -165,7 +166,7 @@ created_cb(struct store_req *req, void *arg)
 {
 	struct tally *t = arg;
 
-	if (req->status != 0) {
+	if (req->result != STORE_OK) {
 		t->failed++;
 	} else {
 		snprintf(t->refs[t->done], sizeof(t->refs[0]), "%s",
@@ -253,9 +254,150 @@ outcome_cb(struct store_req *req, void *arg)
 	struct outcome *o = arg;
 
 	o->done = 1;
-	o->status = req->status;
+	o->status = (int)req->result;
 	o->duplicate = json_is_true(json_object_get(req->out, "duplicate"));
 	o->id = json_integer_value(json_object_get(req->out, "id"));
+}
+
+struct failure {
+	int done;
+	enum store_result result;
+	char error[256];
+};
+
+static void
+failure_cb(struct store_req *req, void *arg)
+{
+	struct failure *o = arg;
+
+	o->done = 1;
+	o->result = req->result;
+	snprintf(o->error, sizeof(o->error), "%s", req->error);
+}
+
+/*
+ * SQLite's own error text names tables, columns and whatever a trigger
+ * said: a failed statement is answered with a sentence for a person, the
+ * SQLite text stays in the log.
+ */
+static void
+test_storage_failure_detail_has_no_sqlite_text(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct failure o = { 0 };
+	sqlite3 *db;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_close(s);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                     "CREATE TRIGGER boom BEFORE INSERT ON contacts BEGIN "
+	                     "SELECT RAISE(FAIL, 'internal sqlite text of table contacts'); END",
+	                     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_submit(s, store_req_new(STORE_CONTACT_CREATE, contact_doc(1), failure_cb, &o));
+	while (!o.done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	store_close(s);
+	assert_int_not_equal(o.result, STORE_OK);
+	if (strstr(o.error, "sqlite") != NULL || strstr(o.error, "contacts") != NULL
+	    || strstr(o.error, "constraint") != NULL || strstr(o.error, "internal") != NULL)
+		fail_msg("the detail carries storage text: '%s'", o.error);
+	assert_true(o.error[0] != '\0');
+}
+
+static int
+replayed_cb(json_t *contact, void *arg)
+{
+	int *n = arg;
+
+	assert_true(json_is_string(json_object_get(contact, "reference")));
+	(*n)++;
+	return 0;
+}
+
+/* loketctl rules replay reads through the driver table, not a SQLite function. */
+static void
+test_replay_goes_through_the_driver(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	static struct tally t;
+	char *error = NULL;
+	int n = 0;
+
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	for (int i = 0; i < 3; i++)
+		store_submit(
+		    s, store_req_new(STORE_CONTACT_CREATE, contact_doc(i), created_cb, &t));
+	while (t.done < 3)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	/* Beside the open store, as beside a running daemon. */
+	assert_int_equal(store_replay(f->conf, 0, replayed_cb, &n, &error), 0);
+	assert_int_equal(n, 3);
+	n = 0;
+	assert_int_equal(store_replay(f->conf, util_time_ms() + 60000, replayed_cb, &n, &error), 0);
+	assert_int_equal(n, 0);
+	store_close(s);
+}
+
+/*
+ * One blob writer for staff attachments, mail intake and plugins: named by
+ * SHA-256 under data_dir/attachments, once, with no temporary file left.
+ */
+static void
+test_blob_put_keeps_bytes_by_sha256(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	char hex[65], hex2[65], path[256], dir[160], got[8];
+	struct dirent *de;
+	size_t n = 0;
+	FILE *fp;
+	DIR *d;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	assert_int_equal(store_blob_put(s, "abc", 3, 0, hex), STORE_OK);
+	assert_string_equal(
+	    hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	/* s NULL: the open register, as a plugin's thread reaches it */
+	assert_int_equal(store_blob_put(NULL, "abc", 3, STORE_BLOB_DEFER_SYNC, hex2), STORE_OK);
+	assert_string_equal(hex, hex2);
+	assert_int_equal(store_blob_sync(NULL), STORE_OK);
+	snprintf(dir, sizeof(dir), "%s/attachments", f->dir);
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			assert_string_equal(de->d_name, hex);
+			n++;
+		}
+	closedir(d);
+	assert_int_equal(n, 1);
+	snprintf(path, sizeof(path), "%s/%s", dir, hex);
+	assert_non_null(fp = fopen(path, "r"));
+	assert_int_equal(fread(got, 1, sizeof(got), fp), 3);
+	fclose(fp);
+	assert_memory_equal(got, "abc", 3);
+	assert_int_equal(store_blob_put(s, "", 0, 0, hex), STORE_OK);
+	assert_string_equal(
+	    hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	/* A folder that cannot be made fails the put; the hex is still the name it would have. */
+	snprintf(path, sizeof(path), "chmod 0500 '%s/attachments'", f->dir);
+	assert_int_equal(system(path), 0);
+	if (geteuid() != 0)
+		assert_int_equal(store_blob_put(s, "xyz", 3, 0, hex), STORE_FAILED);
+	snprintf(path, sizeof(path), "chmod 0750 '%s/attachments'", f->dir);
+	assert_int_equal(system(path), 0);
+	store_close(s);
+	/* Closed: a plugin's late put is refused, not written into a closed register. */
+	assert_int_equal(store_blob_put(NULL, "abc", 3, 0, hex), STORE_UNAVAILABLE);
 }
 
 static void
@@ -263,7 +405,7 @@ found_cb(struct store_req *req, void *arg)
 {
 	json_int_t *found = arg;
 
-	assert_int_equal(req->status, 0);
+	assert_int_equal(req->result, STORE_OK);
 	*found = json_integer_value(json_object_get(req->out, "contact_id"));
 }
 
@@ -358,7 +500,7 @@ got_cb(struct store_req *req, void *arg)
 {
 	json_t **out = arg;
 
-	assert_int_equal(req->status, 0);
+	assert_int_equal(req->result, STORE_OK);
 	*out = json_incref(req->out);
 }
 
@@ -508,7 +650,7 @@ read_cb(struct store_req *req, void *arg)
 	struct read_slot *slot = arg;
 	struct reads *r = slot->r;
 
-	if (req->status != 0)
+	if (req->result != STORE_OK)
 		r->failed++;
 	else if (slot->want_id != 0
 	    && json_integer_value(json_object_get(req->out, "id")) != slot->want_id)
@@ -709,6 +851,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_read_pool_close_with_reads_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_pool_reads_its_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_storage_failure_detail_has_no_sqlite_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_goes_through_the_driver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_put_keeps_bytes_by_sha256, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
