@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "plugin.h"
+#include "register.h"
 #include "store.h"
 #include "util.h"
 
@@ -223,6 +224,51 @@ api_contact_new(struct loket_plugin *self, const char *channel)
 	return contact_new(self->daemon, self->name, channel);
 }
 
+/* A plugin's submit waiting for the register: the plugin's callback and its argument. */
+struct api_submit {
+	void (*cb)(const struct loket_submit_result *res, void *arg);
+	void *arg;
+};
+
+static void
+api_contact_submitted_cb(const struct register_result *res, void *arg)
+{
+	struct api_submit *p = arg;
+	struct loket_submit_result out = { .status = res->status, .error = res->error,
+		.contact_id = res->contact_id, .reference = res->reference,
+		.duplicate = res->duplicate, .threaded = res->threaded };
+	char *json = res->contact != NULL ? json_dumps(res->contact, JSON_COMPACT) : NULL;
+
+	out.json = json;
+	p->cb(&out, p->arg);
+	free(json);
+	free(p);
+}
+
+/*
+ * A channel's contact enters the register through the same door as the
+ * API's: register_submit. The channel's keys and thread hints travel on
+ * the contact (contact_key, contact_message); the actor is the plugin.
+ */
+static void
+api_contact_submit(struct loket_contact *c,
+    void (*cb)(const struct loket_submit_result *res, void *arg), void *arg)
+{
+	struct api_submit *p = malloc(sizeof(*p));
+	struct register_caller who = { .actor = c->source };
+
+	if (p == NULL) {
+		struct loket_submit_result out = { .status = 503, .error = "out of memory" };
+
+		contact_free(c);
+		cb(&out, arg);
+		return;
+	}
+	p->cb = cb;
+	p->arg = arg;
+	register_submit(c->daemon, c, &who, api_contact_submitted_cb, p);
+}
+
 static void
 api_set_data(struct loket_plugin *self, void *data)
 {
@@ -347,7 +393,7 @@ const struct loket_api api_table = {
 	.contact_new = api_contact_new,
 	.contact_set = contact_set,
 	.contact_meta = contact_meta,
-	.contact_submit = contact_submit,
+	.contact_submit = api_contact_submit,
 	.contact_free = contact_free,
 	.set_data = api_set_data,
 	.get_data = api_get_data,

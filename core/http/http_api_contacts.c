@@ -9,11 +9,11 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "contact.h"
 #include "http_api.h"
 #include "log.h"
 #include "loketd.h"
 #include "register.h"
-#include "rulebook.h"
 #include "util.h"
 
 #define CONTACTS_IDEMPOTENCY_KEY_MAX 255
@@ -25,11 +25,12 @@
  * collide) and stored with the contact in contact_keys, checked in the same
  * transaction that stores the contact; a second row binds the key to the
  * request body, so the same key with another body is refused (422).
- * With doc NULL only checks the header. Returns 0 (doc carries the keys, or
- * no header), or -1 after answering.
+ * With key_r NULL only checks the header. Returns 0 (*key_r and *body_r
+ * owned by the caller, or left NULL without the header), or -1 after
+ * answering.
  */
 static int
-contacts_idempotency(struct loket_http_req *req, json_t *doc)
+contacts_idempotency(struct loket_http_req *req, char **key_r, char **body_r)
 {
 	const struct auth_token *t = req->auth;
 	const char *key = http_header(req, "Idempotency-Key");
@@ -49,7 +50,7 @@ contacts_idempotency(struct loket_http_req *req, json_t *doc)
 		    "characters (a UUID, for example)");
 		return -1;
 	}
-	if (doc == NULL)
+	if (key_r == NULL)
 		return 0;
 	crypto_hash_sha256(
 	    h, (const unsigned char *)(req->body != NULL ? req->body : ""), req->body_len);
@@ -63,96 +64,88 @@ contacts_idempotency(struct loket_http_req *req, json_t *doc)
 		http_problem(req, 503, "out of memory");
 		return -1;
 	}
-	json_object_set_new(doc, "keys", json_pack("[s, s]", scoped, bound));
-	json_object_set_new(
-	    doc, "idempotency", json_pack("{s:s, s:s}", "key", scoped, "body", bound));
-	free(scoped);
-	free(bound);
+	*key_r = scoped;
+	*body_r = bound;
 	return 0;
-}
-
-/* A retry with a known Idempotency-Key: 200 with the contact its first try made. */
-static void
-contacts_replayed(struct api_call *call, struct store_req *sr)
-{
-	json_t *contact = json_incref(json_object_get(sr->out, "contact"));
-
-	http_add_header(call->req, "Idempotent-Replayed", "true");
-	call->ok_status = 200;
-	json_decref(sr->out);
-	sr->out = contact != NULL ? contact : json_object();
 }
 
 /*
  * A machine channel learns that its contact is registered, nothing of the
  * party it matched: its identifiers were never verified.
  */
-static void
-contacts_intake_view(struct api_call *call, struct store_req *sr)
+static json_t *
+contacts_intake_view(struct loket_http_req *req, json_t *contact)
 {
-	json_t *id, *reference, *status;
-
-	if (!auth_has_role(call->req, AUTH_INTAKE))
-		return;
-	id = json_incref(json_object_get(sr->out, "id"));
-	reference = json_incref(json_object_get(sr->out, "reference"));
-	status = json_incref(json_object_get(sr->out, "status"));
-	json_object_clear(sr->out);
-	json_object_set_new(sr->out, "id", id);
-	json_object_set_new(sr->out, "reference", reference);
-	json_object_set_new(sr->out, "status", status);
+	if (!auth_has_role(req, AUTH_INTAKE))
+		return json_incref(contact);
+	return json_pack("{s:O?, s:O?, s:O?}", "id", json_object_get(contact, "id"), "reference",
+	    json_object_get(contact, "reference"), "status", json_object_get(contact, "status"));
 }
 
+/* What register_submit answered, as HTTP: 201, 200 for a replay, or a problem. */
 static void
-contacts_created_cb(struct api_call *call, struct store_req *sr)
+contacts_posted_cb(const struct register_result *res, void *arg)
 {
-	const char *ref = json_string_value(json_object_get(sr->out, "reference"));
+	struct loket_http_req *req = arg;
+	json_t *contact = res->contact, *view;
 	char location[64];
+	int status = 201;
 
-	snprintf(location, sizeof(location), "/api/v1/contacts/%lld",
-	    (long long)json_integer_value(json_object_get(sr->out, "id")));
-	http_add_header(call->req, "Location", location);
-	if (json_is_true(json_object_get(sr->out, "duplicate"))) {
-		contacts_replayed(call, sr);
-		contacts_intake_view(call, sr);
+	if (res->status != 0) {
+		http_add_header(req, "Cache-Control", "no-store");
+		http_problem(req, res->status, res->error);
 		return;
 	}
-	log_debug("register", "contact registered ref=C-%s channel=%s", ref != NULL ? ref : "?",
-	    json_string_value(json_object_get(sr->out, "channel")));
-	contacts_intake_view(call, sr);
+	snprintf(location, sizeof(location), "/api/v1/contacts/%lld", (long long)res->contact_id);
+	http_add_header(req, "Location", location);
+	if (res->duplicate) {
+		/* A retry with a known Idempotency-Key: 200 with the contact its first try made. */
+		http_add_header(req, "Idempotent-Replayed", "true");
+		status = 200;
+		contact = json_object_get(res->contact, "contact");
+	} else {
+		log_debug("register", "contact registered ref=C-%s channel=%s",
+		    res->reference != NULL ? res->reference : "?",
+		    json_string_value(json_object_get(contact, "channel")));
+	}
+	view = contact != NULL ? contacts_intake_view(req, contact) : json_object();
+	if (view == NULL) {
+		http_problem(req, 503, "out of memory");
+		return;
+	}
+	api_reply(req, status, view);
 }
 
+/*
+ * The API's door into the register is the channels' door: the body becomes
+ * a contact (contact_from_json) and register_submit does the rest; only
+ * the roles, the Idempotency-Key header and the answer are HTTP's.
+ */
 static void
 contacts_post(struct loket_http_req *req, void *arg)
 {
 	struct loketd *d = arg;
-	struct api_call *call;
-	json_t *body, *doc;
-	char err[256];
-	int status;
+	struct register_caller who = { .actor = auth_name(req) };
+	struct loket_contact *c;
+	char *key = NULL, *bound = NULL;
+	json_t *body;
 
 	if (auth_require(req, AUTH_AGENT | AUTH_ADMIN | AUTH_INTAKE) < 0 ||
-	    contacts_idempotency(req, NULL) < 0 || (body = api_body(req, 0)) == NULL)
+	    contacts_idempotency(req, NULL, NULL) < 0 || (body = api_body(req, 0)) == NULL)
 		return;
-	status = register_prepare(d, body, auth_name(req), &doc, err, sizeof(err));
-	json_decref(body);
-	if (status != 0) {
-		http_problem(req, status, err);
+	if ((c = contact_from_json(d, auth_name(req), body)) == NULL) {
+		http_problem(req, 503, "out of memory");
 		return;
 	}
-	/* Before the write, so the rules' decisions are stored with the contact. */
-	rulebook_contact(d, doc);
-	/* After the rules: they need not see the key, which names the token. */
-	if (contacts_idempotency(req, doc) < 0) {
-		json_decref(doc);
+	if (contacts_idempotency(req, &key, &bound) < 0) {
+		contact_free(c);
 		return;
 	}
-	if ((call = api_call_new(d, req, 201)) == NULL) {
-		json_decref(doc);
-		return;
-	}
-	call->after = contacts_created_cb;
-	api_submit(call, STORE_CONTACT_CREATE, doc);
+	who.idempotency_key = key;
+	who.idempotency_body = bound;
+	register_submit(d, c, &who, contacts_posted_cb, req);
+	free(key);
+	free(bound);
 }
 
 static void

@@ -1,4 +1,4 @@
-/* contact.h: the contact a channel builds before submitting it to the register. */
+/* contact.h: the contact a channel or the API builds before register_submit takes it. */
 #ifndef LOKET_CONTACT_H
 #define LOKET_CONTACT_H
 
@@ -18,15 +18,18 @@ struct loket_contact {
 
 /* contact.c */
 struct loket_contact *contact_new(struct loketd *d, const char *source, const char *channel);
-/* Takes over fields (a JSON object as posted to the API). */
+/*
+ * The one JSON-to-contact step: the API's body and a channel's contact_new
+ * both become a contact here. Takes over fields (a JSON object in the shape
+ * of POST /api/v1/contacts' body; register_prepare checks it). Keys and a
+ * message are channel facts: only the ABI's contact_key and contact_message
+ * add them.
+ */
 struct loket_contact *contact_from_json(struct loketd *d, const char *source, json_t *fields);
 int contact_set(struct loket_contact *c, const char *field, const char *value);
 int contact_meta(struct loket_contact *c, const char *key, const char *value);
 int contact_key(struct loket_contact *c, const char *key);
 int contact_message(struct loket_contact *c, const char *json);
-/* Takes over c; cb runs on the loop, never before contact_submit returns. */
-void contact_submit(struct loket_contact *c,
-    void (*cb)(const struct loket_submit_result *res, void *arg), void *arg);
 void contact_free(struct loket_contact *c);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "loket/plugin.h"
 
+struct loket_contact;
 struct loketd;
 struct store_req;
 
@@ -59,6 +60,47 @@ json_t *register_transition_json(enum register_action action, const char *detail
 /* Normalises one party identifier ("email", "phone", "rrn", "bsn"). */
 int register_party_id(const char *field, const char *value, char *out, size_t outlen,
     const char **error_r);
+
+/* Who submits a contact: what the register needs of the caller, nothing of its channel. */
+struct register_caller {
+	const char *actor; /* created_by and the history's actor: a token's or a plugin's name */
+	/*
+	 * An Idempotency-Key scoped to its caller ("idem:<token hash>:<key>") and
+	 * the same bound to the request body ("...#<sha256>"); NULL: none. Stored
+	 * with the contact in the transaction that writes it: a second submit with
+	 * the key answers duplicate, with another body 422.
+	 */
+	const char *idempotency_key;
+	const char *idempotency_body;
+};
+
+/* The outcome of a submit, borrowed for the duration of the callback. */
+struct register_result {
+	int status;        /* 0 when durable, else an HTTP-like status: 400, 422, 503, ... */
+	const char *error; /* a sentence a person can read; NULL on success */
+	int duplicate;     /* a key was seen before: nothing was written */
+	int threaded;      /* the message went onto the existing contact contact_id */
+	json_int_t contact_id;
+	const char *reference;
+	/*
+	 * The store's answer: a new contact as the API shows it; a threaded
+	 * message's {id, reference, message}; a duplicate's {duplicate, id,
+	 * reference} and, after an Idempotency-Key, the first try's "contact".
+	 */
+	json_t *contact;
+};
+
+/* register_submit.c */
+/*
+ * The one way a new contact enters the register, for the HTTP API and every
+ * channel plugin: a thread lookup when the channel's message has hints, the
+ * checks of register_prepare, automatic-mail and Message-ID flags, the
+ * contact rules, the durable write. Takes over c. done_cb runs on the loop
+ * once, never before this returns (unless not even the memory to wait was
+ * there: then at once, with 503).
+ */
+void register_submit(struct loketd *d, struct loket_contact *c, const struct register_caller *who,
+    void (*done_cb)(const struct register_result *res, void *arg), void *arg);
 
 /* register_rules.c */
 /*

@@ -740,7 +740,7 @@ static void
 sq_read_run(struct sq_conn *c, struct store_req *req)
 {
 	if (sq_step_once(c, sql_begin) != SQLITE_OK) {
-		store_req_fail(req, 503, "the register cannot be read right now; try again later");
+		store_req_fail(req, STORE_UNAVAILABLE, "the register cannot be read right now; try again later");
 		return;
 	}
 	sq_op_run(c, req);
@@ -1103,7 +1103,7 @@ sq_submit_read(struct sq_store *sq, struct store_req *req)
 	 * parts (a token's scope) that the loop goes on using meanwhile.
 	 */
 	if ((own = json_deep_copy(req->in)) == NULL && req->in != NULL) {
-		store_req_fail(req, 503, "out of memory");
+		store_req_fail(req, STORE_UNAVAILABLE, "out of memory");
 		store_req_complete(req);
 		return;
 	}

@@ -1,7 +1,8 @@
 /*
  * hello.c: the smallest complete loket plugin: config keys and sub-sections, a
- * timer, HTTP routes that know who calls, a reload, and register events
- * (subscribing, and publishing one for a role or user).
+ * timer, HTTP routes that know who calls, a contact submitted as a channel
+ * does, a reload, and register events (subscribing, and publishing one for a
+ * role or user).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,12 +102,13 @@ hello_str(struct hello_buf *b, const char *s)
 }
 
 static void
-hello_send(const struct loket_api *api, struct loket_http_req *req, struct hello_buf *b)
+hello_send(const struct loket_api *api, struct loket_http_req *req, int status,
+    struct hello_buf *b)
 {
 	if (b->broken)
 		api->http_problem(req, 503, "out of memory");
 	else
-		api->http_reply(req, 200, "application/json", b->data, b->len);
+		api->http_reply(req, status, "application/json", b->data, b->len);
 	free(b->data);
 }
 
@@ -222,7 +224,7 @@ hello_whoami_cb(struct loket_http_req *req, void *arg)
 	hello_raw(&b, "{\"caller\":");
 	if (c == NULL) {
 		hello_raw(&b, "null}");
-		hello_send(h->api, req, &b);
+		hello_send(h->api, req, 200, &b);
 		return;
 	}
 	hello_raw(&b, "{\"name\":");
@@ -239,7 +241,7 @@ hello_whoami_cb(struct loket_http_req *req, void *arg)
 	hello_raw(&b, "],\"organisation\":");
 	hello_str(&b, c->organisation);
 	hello_raw(&b, "}}");
-	hello_send(h->api, req, &b);
+	hello_send(h->api, req, 200, &b);
 }
 
 /* GET /hello/greetings: every [plugin.hello.greeting.ID], in the order of the config file. */
@@ -262,7 +264,79 @@ hello_greetings_cb(struct loket_http_req *req, void *arg)
 		hello_raw(&b, "}");
 	}
 	hello_raw(&b, "]}");
-	hello_send(h->api, req, &b);
+	hello_send(h->api, req, 200, &b);
+}
+
+/* A contact on its way to the register: freed when the register answered. */
+struct hello_submit {
+	struct hello *h;
+	struct loket_http_req *req;
+};
+
+static void
+hello_submitted_cb(const struct loket_submit_result *res, void *arg)
+{
+	struct hello_submit *hs = arg;
+	const struct loket_api *api = hs->h->api;
+	struct hello_buf b = { 0 };
+	char num[32];
+
+	if (res->status != 0) {
+		api->http_problem(hs->req, res->status, res->error);
+		free(hs);
+		return;
+	}
+	snprintf(num, sizeof(num), "%lld", (long long)res->contact_id);
+	hello_raw(&b, "{\"id\":");
+	hello_raw(&b, num);
+	hello_raw(&b, ",\"reference\":");
+	hello_str(&b, res->reference);
+	hello_raw(&b, res->duplicate ? ",\"duplicate\":true" : ",\"duplicate\":false");
+	hello_raw(&b, res->threaded ? ",\"threaded\":true" : ",\"threaded\":false");
+	hello_raw(&b, ",\"contact\":");
+	hello_raw(&b, res->json != NULL ? res->json : "null");
+	hello_raw(&b, "}");
+	hello_send(api, hs->req, 201, &b);
+	free(hs);
+}
+
+/*
+ * POST /hello/contact?channel=web&subject=...&party.email=...: submits a
+ * contact as a channel would, with the fields of the query string; answers
+ * with what the register answered.
+ */
+static void
+hello_contact_cb(struct loket_http_req *req, void *arg)
+{
+	static const char *const fields[] = { "subject", "body", "product", "department",
+		"organisation", "direction", "language", "party.name", "party.email", "party.phone",
+		"party.rrn", "party.bsn", NULL };
+	struct hello *h = arg;
+	const char *channel = h->api->http_query(req, "channel"), *v;
+	struct hello_submit *hs;
+	struct loket_contact *c;
+
+	if (channel == NULL) {
+		h->api->http_problem(req, 400, "channel: required");
+		return;
+	}
+	if ((hs = malloc(sizeof(*hs))) == NULL || (c = h->api->contact_new(h->self, channel)) == NULL) {
+		free(hs);
+		h->api->http_problem(req, 503, "out of memory");
+		return;
+	}
+	for (size_t i = 0; fields[i] != NULL; i++)
+		if ((v = h->api->http_query(req, fields[i])) != NULL &&
+		    h->api->contact_set(c, fields[i], v) < 0) {
+			h->api->contact_free(c);
+			free(hs);
+			h->api->http_problem(req, 503, "out of memory");
+			return;
+		}
+	/* The argument outlives this handler: the register answers on a later turn of the loop. */
+	hs->h = h;
+	hs->req = req;
+	h->api->contact_submit(c, hello_submitted_cb, hs);
 }
 
 static int
@@ -282,6 +356,8 @@ hello_load(struct loket_plugin *self, const struct loket_api *api, const char **
 		hello_whoami_cb, h) < 0 ||
 	    api->http_route(self, LOKET_HTTP_GET, "/hello/greetings", LOKET_ACCESS_TOKEN,
 		hello_greetings_cb, h) < 0 ||
+	    api->http_route(self, LOKET_HTTP_POST, "/hello/contact", LOKET_ACCESS_INTAKE,
+		hello_contact_cb, h) < 0 ||
 	    api->http_route(self, LOKET_HTTP_GET, "/hello/{name}", LOKET_ACCESS_PUBLIC,
 		hello_route_cb, h) < 0) {
 		api->timer_free(h->timer);
