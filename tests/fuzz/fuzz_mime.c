@@ -32,7 +32,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_total = 1 << 18,
 		.max_depth = 20,
 		.max_addresses = 200,
-		.blob_dir = NULL };
+		.blob_put = NULL };
 	struct email_msg *m = NULL;
 	char err[256] = "";
 
