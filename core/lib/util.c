@@ -364,6 +364,20 @@ util_time_parse_local(const char *s, int64_t *ms_r)
 	return util_time_parse(s, ms_r);
 }
 
+const char *
+util_error(const char *fmt, ...)
+{
+	static _Thread_local char slots[UTIL_ERROR_SLOTS][UTIL_ERROR_MAX];
+	static _Thread_local unsigned int next;
+	char *buf = slots[next++ % UTIL_ERROR_SLOTS];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, UTIL_ERROR_MAX, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
 char *
 util_printf(const char *fmt, ...)
 {

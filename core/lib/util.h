@@ -13,6 +13,18 @@ int util_parse_bool(const char *s, int *b_r);
 int util_parse_int(const char *s, int64_t *v_r);
 /* "127.0.0.1:8080", "[::1]:8080", "localhost:80"; host is owned by the caller. */
 int util_parse_hostport(const char *s, char **host_r, uint16_t *port_r);
+/*
+ * The one error convention (Dovecot's): a function that fails returns -1
+ * and sets `const char **error_r` to a sentence the caller does not free.
+ * A static sentence may be given as it is; a formatted one comes from
+ * util_error(), which keeps it in one of UTIL_ERROR_SLOTS thread-local
+ * buffers: it stays valid until this thread formats that many more errors,
+ * which covers passing it up (and prefixing it: "file:3: %s") through the
+ * callers. Whoever keeps an error longer copies it.
+ */
+#define UTIL_ERROR_SLOTS 8
+#define UTIL_ERROR_MAX 1024
+const char *util_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A formatted message owned by the caller, or NULL without memory. */
 char *util_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The longest prefix of s of at most max bytes that does not end inside a UTF-8 character:

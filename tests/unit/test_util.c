@@ -234,6 +234,25 @@ test_utf8_clean_drops_cut_character_and_marks_bad_bytes(void **state)
 	free(s);
 }
 
+/* An error passed up through callers that each prefix it stays whole; a long one is cut, not overrun. */
+static void
+test_error_survives_prefixing_by_its_callers(void **state)
+{
+	const char *e = util_error("bad value '%s'", "x");
+	char longer[UTIL_ERROR_MAX * 2];
+	int i;
+
+	(void)state;
+	for (i = 0; i < UTIL_ERROR_SLOTS - 1; i++)
+		e = util_error("level %d: %s", i, e);
+	assert_string_equal(e, "level 6: level 5: level 4: level 3: level 2: level 1: level 0: "
+			       "bad value 'x'");
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	e = util_error("%s", longer);
+	assert_int_equal(strlen(e), UTIL_ERROR_MAX - 1);
+}
+
 int
 main(void)
 {
@@ -248,6 +267,7 @@ main(void)
 		cmocka_unit_test(test_time_format_before_1970_and_out_of_range),
 		cmocka_unit_test(test_utf8_prefix_cuts_on_character_boundary),
 		cmocka_unit_test(test_utf8_clean_drops_cut_character_and_marks_bad_bytes),
+		cmocka_unit_test(test_error_survives_prefixing_by_its_callers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
