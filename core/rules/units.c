@@ -43,7 +43,7 @@ units_add(struct units *u, const char *unit, const char *path, char **error_r)
 
 	if (path == NULL || path[0] == '\0')
 		return 0;
-	if (calendar_load(path, &cal, error_r) < 0)
+	if (calendar_file_load(path, &cal, error_r) < 0)
 		return -1;
 	if ((c = realloc(u->cals, (u->ncals + 1) * sizeof(*c))) == NULL) {
 		calendar_free(cal);

@@ -84,7 +84,7 @@ load_text(const char *name, const char *text)
 	char path[128], *err = NULL;
 
 	write_file(name, text, path);
-	if (calendar_load(path, &cal, &err) < 0)
+	if (calendar_file_load(path, &cal, &err) < 0)
 		fail_msg("%s: %s", path, err);
 	assert_null(err);
 	assert_non_null(cal);
@@ -686,7 +686,7 @@ expect_error(const char *text, int line, const char *want)
 	char path[128], prefix[160], *err = NULL;
 
 	write_file("bad.conf", text, path);
-	assert_int_equal(calendar_load(path, &cal, &err), -1);
+	assert_int_equal(calendar_file_load(path, &cal, &err), -1);
 	assert_null(cal);
 	assert_non_null(err);
 	if (line > 0)
@@ -772,12 +772,12 @@ test_load_missing(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/missing.conf", fx->dir);
-	assert_int_equal(calendar_load(path, &cal, &err), -1);
+	assert_int_equal(calendar_file_load(path, &cal, &err), -1);
 	assert_null(cal);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "missing.conf: cannot read"));
 	free(err);
-	assert_int_equal(calendar_load(fx->dir, &cal, &err), -1);
+	assert_int_equal(calendar_file_load(fx->dir, &cal, &err), -1);
 	assert_non_null(strstr(err, "not a regular file"));
 	free(err);
 }
@@ -830,10 +830,10 @@ test_examples(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/etc/calendar-gemeente.conf", srcdir());
-	if (calendar_load(path, &gemeente, &err) < 0)
+	if (calendar_file_load(path, &gemeente, &err) < 0)
 		fail_msg("%s", err);
 	snprintf(path, sizeof(path), "%s/etc/calendar-ocmw.conf", srcdir());
-	if (calendar_load(path, &ocmw, &err) < 0)
+	if (calendar_file_load(path, &ocmw, &err) < 0)
 		fail_msg("%s", err);
 	/* Thursday evening counter at the gemeente, not at the OCMW. */
 	assert_int_equal(calendar_is_open(gemeente, local_time("2026-03-05 18:30")), 1);
