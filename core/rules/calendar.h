@@ -47,9 +47,9 @@ void calendar_easter(int year, int *month_r, int *mday_r);
 
 /* calendar_file.c */
 /*
- * Loads a calendar file; *error_r is "file:line: ..." owned by the caller.
+ * Loads a calendar file; on error *error_r is "file:line: ..." (util_error).
  * On success *cal_r is owned by the caller (calendar_free).
  */
-int calendar_file_load(const char *path, struct calendar **cal_r, char **error_r);
+int calendar_file_load(const char *path, struct calendar **cal_r, const char **error_r);
 
 #endif

@@ -35,26 +35,23 @@ struct calendar_parse {
 	int nkeys;
 	int continuation; /* the current line is indented, so inih hands it to the previous key */
 	int error_line; /* nonzero once parsing failed; error may still be NULL without memory */
-	char *error;
+	const char *error; /* util_error */
 };
 
 /* Records the first error only, as "path:line: message"; returns 0 for inih. */
 static int
 calendar_fail(struct calendar_parse *p, const char *fmt, ...)
 {
-	char *msg = NULL;
+	char msg[UTIL_ERROR_MAX];
 	va_list ap;
 
 	if (p->error_line != 0)
 		return 0;
 	p->error_line = p->line;
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (msg != NULL)
-		p->error = util_printf("%s:%d: %s", p->path, p->line, msg);
-	free(msg);
+	p->error = util_error("%s:%d: %s", p->path, p->line, msg);
 	return 0;
 }
 
@@ -345,7 +342,7 @@ calendar_reader(char *str, int num, void *stream)
 }
 
 int
-calendar_file_load(const char *path, struct calendar **cal_r, char **error_r)
+calendar_file_load(const char *path, struct calendar **cal_r, const char **error_r)
 {
 	struct calendar_parse p = { 0 };
 	struct stat st;
@@ -357,11 +354,11 @@ calendar_file_load(const char *path, struct calendar **cal_r, char **error_r)
 	if ((p.cal = calendar_new()) == NULL)
 		goto fail;
 	if ((p.fp = fopen(path, "r")) == NULL) {
-		*error_r = util_printf("%s: cannot read: %s", path, strerror(errno));
+		*error_r = util_error("%s: cannot read: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(fileno(p.fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		*error_r = util_printf("%s: cannot read: not a regular file", path);
+		*error_r = util_error("%s: cannot read: not a regular file", path);
 		fclose(p.fp);
 		goto fail;
 	}
@@ -370,24 +367,22 @@ calendar_file_load(const char *path, struct calendar **cal_r, char **error_r)
 	/* inih goes on after a line it cannot parse; report whichever error came first. */
 	if (p.error_line != 0 && (rc <= 0 || p.error_line <= rc)) {
 		*error_r = p.error;
-		p.error = NULL;
 		goto fail;
 	}
 	if (rc > 0) {
-		*error_r = util_printf(
+		*error_r = util_error(
 		    "%s:%d: expected 'key = value', like monday = 08:30-12:00", path, rc);
 		goto fail;
 	}
 	if (rc < 0) {
-		*error_r = util_printf("%s: cannot parse (error %d)", path, rc);
+		*error_r = util_error("%s: cannot parse (error %d)", path, rc);
 		goto fail;
 	}
 	*cal_r = p.cal;
 	return 0;
 fail:
-	free(p.error);
 	if (*error_r == NULL)
-		*error_r = util_printf("%s: out of memory", path);
+		*error_r = util_error("%s: out of memory", path);
 	calendar_free(p.cal);
 	return -1;
 }

@@ -61,7 +61,7 @@ static int rules_event_index(const char *event);
 
 int
 rules_load(const char *dir, const struct rules_limits *limits, const struct rules_host *host,
-    struct rules **rules_r, char **error_r)
+    struct rules **rules_r, const char **error_r)
 {
 	struct rules *r = calloc(1, sizeof(*r));
 
@@ -94,7 +94,7 @@ rules_load(const char *dir, const struct rules_limits *limits, const struct rule
 	return 0;
 nomem:
 	if (*error_r == NULL)
-		*error_r = util_printf("%s: out of memory loading the rules", dir);
+		*error_r = util_error("%s: out of memory loading the rules", dir);
 fail:
 	rules_free(r);
 	return -1;

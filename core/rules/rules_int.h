@@ -142,9 +142,9 @@ lua_Integer rules_loket_duration_add(lua_State *L, const struct calendar *cal, l
  * Loads name of the rules folder: a rule file (nresults 0) runs under its
  * own guards; a module (nresults 1) leaves its result on the stack.
  */
-int rules_load_file(struct rules *r, const char *name, int nresults, char **error_r);
+int rules_load_file(struct rules *r, const char *name, int nresults, const char **error_r);
 /* Loads every *.lua file of r->dir in name order. */
-int rules_load_folder(struct rules *r, char **error_r);
+int rules_load_folder(struct rules *r, const char **error_r);
 
 /* rules_json.c: the bridge between jansson and Lua values */
 void rules_json_push(lua_State *L, json_t *v, int depth);

@@ -17,7 +17,7 @@
 #include "util.h"
 
 int
-rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
+rules_load_file(struct rules *r, const char *name, int nresults, const char **error_r)
 {
 	lua_State *L = r->L;
 	char path[4096], chunkname[300];
@@ -31,13 +31,13 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 
 	*error_r = NULL;
 	if (util_path_join(path, sizeof(path), r->dir, name) < 0 || (fp = fopen(path, "r")) == NULL) {
-		*error_r = util_printf("%s: cannot read: %s", name, strerror(errno));
+		*error_r = util_error("%s: cannot read: %s", name, strerror(errno));
 		return -1;
 	}
 	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > RULES_FILE_MAX ||
 	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
 		fclose(fp);
-		*error_r = util_printf("%s: not a regular file of at most 1 MiB", name);
+		*error_r = util_error("%s: not a regular file of at most 1 MiB", name);
 		return -1;
 	}
 	len = fread(buf, 1, (size_t)st.st_size, fp);
@@ -50,7 +50,7 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 
 		free(buf);
 		/* Syntax errors name file:line already; others (a binary chunk) get the file. */
-		*error_r = util_printf("%s%s%s", named ? "" : name, named ? "" : ": ", why);
+		*error_r = util_error("%s%s%s", named ? "" : name, named ? "" : ": ", why);
 		lua_settop(L, top);
 		return -1;
 	}
@@ -62,7 +62,7 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 		if (res != RULES_OK) {
 			int named = msg != NULL && strncmp(msg, name, strlen(name)) == 0;
 
-			*error_r = util_printf("%s%s%s (%s)", named ? "" : name, named ? "" : ": ",
+			*error_r = util_error("%s%s%s (%s)", named ? "" : name, named ? "" : ": ",
 				msg != NULL ? msg : "failed", rules_result_name(res));
 			lua_settop(L, top);
 			return -1;
@@ -72,7 +72,7 @@ rules_load_file(struct rules *r, const char *name, int nresults, char **error_r)
 	}
 	/* A module: call it directly; the caller's guards are already armed. */
 	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-		*error_r = util_printf("%s", lua_tostring(L, -1));
+		*error_r = util_error("%s", lua_tostring(L, -1));
 		lua_settop(L, top);
 		return -1;
 	}
@@ -89,13 +89,13 @@ rules_name_filter(const struct dirent *e)
 
 /* Loads every *.lua file of r->dir in name order, each as a rule file. */
 int
-rules_load_folder(struct rules *r, char **error_r)
+rules_load_folder(struct rules *r, const char **error_r)
 {
 	struct dirent **names = NULL;
 	int n, ret = 0;
 
 	if ((n = scandir(r->dir, &names, rules_name_filter, alphasort)) < 0) {
-		*error_r = util_printf("%s: cannot read the rules folder: %s", r->dir, strerror(errno));
+		*error_r = util_error("%s: cannot read the rules folder: %s", r->dir, strerror(errno));
 		return -1;
 	}
 	r->loading = 1;

@@ -107,7 +107,7 @@ rules_l_require(lua_State *L)
 {
 	struct rules *r = rules_of(L);
 	const char *name = luaL_checkstring(L, 1);
-	char *err = NULL;
+	const char *err = NULL;
 
 	if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 					    "0123456789_") != strlen(name))
@@ -122,7 +122,6 @@ rules_l_require(lua_State *L)
 		/* Prefixed with where the require is: the admin looks for file:line. */
 		luaL_where(L, 1);
 		lua_pushstring(L, err != NULL ? err : "cannot load the module");
-		free(err);
 		lua_concat(L, 2);
 		return lua_error(L);
 	}

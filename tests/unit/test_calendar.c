@@ -81,7 +81,8 @@ static struct calendar *
 load_text(const char *name, const char *text)
 {
 	struct calendar *cal = NULL;
-	char path[128], *err = NULL;
+	char path[128];
+	const char *err = NULL;
 
 	write_file(name, text, path);
 	if (calendar_file_load(path, &cal, &err) < 0)
@@ -683,7 +684,8 @@ static void
 expect_error(const char *text, int line, const char *want)
 {
 	struct calendar *cal = NULL;
-	char path[128], prefix[160], *err = NULL;
+	char path[128], prefix[160];
+	const char *err = NULL;
 
 	write_file("bad.conf", text, path);
 	assert_int_equal(calendar_file_load(path, &cal, &err), -1);
@@ -695,7 +697,6 @@ expect_error(const char *text, int line, const char *want)
 		snprintf(prefix, sizeof(prefix), "%s: ", path);
 	if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
 		fail_msg("error '%s' lacks prefix '%s' or text '%s'", err, prefix, want);
-	free(err);
 	unlink(path);
 }
 
@@ -768,7 +769,8 @@ static void
 test_load_missing(void **state)
 {
 	struct calendar *cal = NULL;
-	char path[128], *err = NULL;
+	char path[128];
+	const char *err = NULL;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/missing.conf", fx->dir);
@@ -776,10 +778,8 @@ test_load_missing(void **state)
 	assert_null(cal);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "missing.conf: cannot read"));
-	free(err);
 	assert_int_equal(calendar_file_load(fx->dir, &cal, &err), -1);
 	assert_non_null(strstr(err, "not a regular file"));
-	free(err);
 }
 
 static void
@@ -826,7 +826,8 @@ static void
 test_examples(void **state)
 {
 	struct calendar *gemeente = NULL, *ocmw = NULL;
-	char path[512], *err = NULL;
+	char path[512];
+	const char *err = NULL;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/etc/calendar-gemeente.conf", srcdir());
