@@ -115,6 +115,8 @@ rules_free(struct rules *r)
 	free(r->handlers);
 	for (int e = 0; e < RULES_NEVENTS; e++)
 		free(r->by_event[e]);
+	for (int i = 0; i < r->nchannels; i++)
+		free(r->channels[i]);
 	free(r->dir);
 	free(r);
 }
@@ -147,6 +149,8 @@ rules_l_dispatch(lua_State *L)
 	for (; r->run_pos < r->run_n; r->run_pos++) {
 		struct rules_handler *h = &r->handlers[r->run_list[r->run_pos]];
 
+		if (h->channels != 0 && (h->channels & r->run_channel) == 0)
+			continue;
 		r->current = h->where;
 		r->run_before = json_array_size(r->decisions);
 		rules_guard_begin(r, r->limits.instructions);
@@ -174,6 +178,18 @@ rules_event_index(const char *event)
 	return -1;
 }
 
+/* The contact's channel as the bit handler filters use; 0 when no filter names it. */
+static unsigned int
+rules_channel_of(const struct rules *r, json_t *contact)
+{
+	const char *channel = json_string_value(json_object_get(contact, "channel"));
+
+	for (int i = 0; channel != NULL && i < r->nchannels; i++)
+		if (strcmp(r->channels[i], channel) == 0)
+			return 1u << i;
+	return 0;
+}
+
 json_t *
 rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, int64_t now_ms)
 {
@@ -188,6 +204,17 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 	r->run_list = r->by_event[ev];
 	r->run_n = r->nby_event[ev];
 	r->run_pos = 0;
+	r->run_channel = rules_channel_of(r, contact);
+	/* A contact every handler's filter passes by costs no contact object. */
+	while (r->run_pos < r->run_n) {
+		const struct rules_handler *h = &r->handlers[r->run_list[r->run_pos]];
+
+		if (h->channels == 0 || (h->channels & r->run_channel) != 0)
+			break;
+		r->run_pos++;
+	}
+	if (r->run_pos == r->run_n)
+		return out;
 	r->decisions = out;
 	lua_pushcfunction(L, rules_guard_msgh);	/* top + 1 */
 	lua_pushcfunction(L, rules_l_dispatch); /* top + 2 */

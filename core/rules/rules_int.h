@@ -38,10 +38,14 @@ struct rules_handler {
 	int ref;     /* the function, in the registry */
 	int priority;
 	size_t order;
+	/* The channels of its filter (bits of rules.channels); 0: every contact. */
+	unsigned int channels;
 	void *counter[RULES_RESULT_COUNT]; /* the host's, per outcome (rules_host.count) */
 };
 
 #define RULES_NEVENTS 9
+/* Distinct channels that handler filters may name (the register knows four). */
+#define RULES_CHANNELS_MAX 16
 
 struct rules_slab {
 	struct rules_slab *next;
@@ -84,6 +88,10 @@ struct rules {
 	json_t *run_contact;  /* what lazy reads of the contact come from; NULL after the run */
 	int run_data_ref;     /* the run's contact data table, in the registry */
 	unsigned int run_nils; /* writable fields a rule set to nil (bit per rules_writable) */
+	unsigned int run_channel; /* the contact's channel as a filter bit; 0 when no filter names it */
+	/* The channels handler filters name; a channel's bit is 1 << its index here. */
+	char *channels[RULES_CHANNELS_MAX];
+	int nchannels;
 	unsigned int log_lines; /* loket.log lines of the running handler call */
 	int run_event;		/* the run's event, its index in rules_events */
 };

@@ -12,9 +12,69 @@
 
 #include "calendar.h"
 #include "catalogue.h"
+#include "register.h"
 #include "rules_int.h"
 
-/* loket.on(event, fn [, {priority = N}]) */
+/* The bit of a channel a filter names, adding it to the engine's list; raises an error. */
+static unsigned int
+rules_channel_bit(lua_State *L, struct rules *r, const char *channel)
+{
+	int i;
+
+	if (!register_channel_known(channel))
+		luaL_error(L, "loket.on: filter channel '%s' is not a channel (phone, email, web or "
+			      "counter)", channel);
+	for (i = 0; i < r->nchannels; i++)
+		if (strcmp(r->channels[i], channel) == 0)
+			return 1u << i;
+	if (i == RULES_CHANNELS_MAX)
+		luaL_error(L, "loket.on: too many channels in filters");
+	if ((r->channels[i] = strdup(channel)) == NULL)
+		luaL_error(L, "out of memory");
+	r->nchannels++;
+	return 1u << i;
+}
+
+/*
+ * The filter table at idx: {channel = "email"} or {channel = {"email", "web"}}.
+ * Returns its channel bits; raises an error on anything else, so that a
+ * misspelt filter does not quietly match every contact.
+ */
+static unsigned int
+rules_check_filter(lua_State *L, struct rules *r, int idx)
+{
+	unsigned int bits = 0;
+
+	for (lua_pushnil(L); lua_next(L, idx) != 0; lua_pop(L, 1))
+		if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "channel") != 0)
+			return (unsigned int)luaL_error(L, "loket.on: unknown filter '%s'; the one "
+							   "filter is channel",
+			    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+	lua_getfield(L, idx, "channel");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		bits = rules_channel_bit(L, r, lua_tostring(L, -1));
+	} else if (lua_istable(L, -1) && lua_rawlen(L, -1) > 0) {
+		for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+			if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
+				return (unsigned int)luaL_error(L, "loket.on: filter channel: "
+								   "expected a list of channel names");
+			bits |= rules_channel_bit(L, r, lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+	} else {
+		return (unsigned int)luaL_error(L, "loket.on: filter channel: expected a channel "
+						   "name or a list of them");
+	}
+	lua_pop(L, 1);
+	return bits;
+}
+
+/*
+ * loket.on(event, [filter,] fn [, {priority = N}]). A filter such as
+ * {channel = "email"} keeps the handler from being called at all for
+ * contacts it does not match, which costs nothing, where a test at the top
+ * of the handler costs a call.
+ */
 static int
 rules_l_on(lua_State *L)
 {
@@ -24,8 +84,8 @@ rules_l_on(lua_State *L)
 	lua_Debug ar;
 	char where[256];
 	int priority = 0;
+	unsigned int channels = 0;
 
-	luaL_checktype(L, 2, LUA_TFUNCTION);
 	if (!r->loading)
 		return luaL_error(L, "loket.on: handlers are registered when a rule file loads, not "
 				     "while rules run");
@@ -33,6 +93,12 @@ rules_l_on(lua_State *L)
 		return luaL_error(L, "loket.on: unknown event '%s'; expected contact, reply, escalated, "
 				     "resolved, closed, reopened, overdue, missed_call or reminder",
 		    event);
+	/* With a filter, the handler and its options move one place on: drop the filter. */
+	if (lua_istable(L, 2) && lua_type(L, 3) == LUA_TFUNCTION) {
+		channels = rules_check_filter(L, r, 2);
+		lua_remove(L, 2);
+	}
+	luaL_checktype(L, 2, LUA_TFUNCTION);
 	if (!lua_isnoneornil(L, 3)) {
 		lua_Integer p;
 		int exact;
@@ -42,7 +108,8 @@ rules_l_on(lua_State *L)
 		for (lua_pushnil(L); lua_next(L, 3) != 0; lua_pop(L, 1))
 			if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "priority") != 0)
 				return luaL_error(L, "loket.on: unknown option '%s'; the one option is "
-						     "priority",
+						     "priority (a filter such as {channel = \"email\"} "
+						     "comes before the function)",
 				    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
 		lua_getfield(L, 3, "priority");
 		p = lua_tointegerx(L, -1, &exact);
@@ -65,6 +132,7 @@ rules_l_on(lua_State *L)
 	h->where = strdup(where);
 	h->priority = priority;
 	h->order = r->nhandlers;
+	h->channels = channels;
 	lua_pushvalue(L, 2);
 	h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	if (h->event == NULL || h->where == NULL) {

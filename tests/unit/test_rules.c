@@ -635,6 +635,77 @@ test_load_errors(void **state)
 	load("10-syntax.lua");
 }
 
+/* The decisions of a run on a contact of channel, one tag per handler that ran. */
+static json_t *
+run_channel(struct rules *r, const char *channel)
+{
+	json_t *contact = json_pack("{s:s, s:s}", "channel", channel, "status", "open");
+	json_t *out = rules_run(r, "contact", contact, NULL, util_time_ms());
+
+	json_decref(contact);
+	return out;
+}
+
+/*
+ * loket.on(event, {channel = ...}, fn [, options]): the handler is called
+ * for contacts of those channels only, in its place by priority; the old
+ * form without a filter still sees every contact, and a filter that names
+ * something else is refused at load, naming the file and line.
+ */
+static void
+test_channel_filter(void **state)
+{
+	struct rules_host host = { .department_known = known_cb, .count = count_cb };
+	struct rules *r = NULL;
+	const char *err = NULL;
+	json_t *d;
+
+	memset(count_calls, 0, sizeof(count_calls));
+	write_rule("10-filter.lua",
+	    "loket.on('contact', {channel = 'email'}, function(c) c:tag('email-only') end)\n"
+	    "loket.on('contact', {channel = {'phone', 'web'}}, function(c)\n"
+	    "  c:tag('phone-or-web-' .. c.channel) end)\n"
+	    "loket.on('contact', function(c) c:tag('every') end)\n"
+	    "loket.on('contact', {channel = 'web'}, function(c) c:tag('web-first') end,\n"
+	    "  {priority = 10})\n");
+	if (rules_load(dir, &limits, &host, &r, &err) < 0)
+		fail_msg("rules did not load: %s", err);
+	assert_int_equal(rules_handler_count(r, "contact"), 4);
+
+	d = run_channel(r, "email");
+	assert_int_equal(json_array_size(d), 2);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(d, 0),
+						  "tags"), 0)), "email-only");
+	assert_string_equal(field(d, 1, "rule"), "10-filter.lua:4");
+	json_decref(d);
+
+	d = run_channel(r, "web");
+	assert_int_equal(json_array_size(d), 3);
+	assert_string_equal(field(d, 0, "rule"), "10-filter.lua:5");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(d, 1),
+						  "tags"), 0)), "phone-or-web-web");
+	json_decref(d);
+
+	/* No filter names counter: only the handler without one runs. */
+	d = run_channel(r, "counter");
+	assert_int_equal(json_array_size(d), 1);
+	assert_string_equal(field(d, 0, "rule"), "10-filter.lua:4");
+	json_decref(d);
+	/* Handlers passed by were not called, so they were not counted: 2 + 3 + 1 calls. */
+	assert_int_equal(count_calls[RULES_OK], 6);
+	rules_free(r);
+
+	write_rule("10-filter.lua", "loket.on('contact', {chanel = 'email'}, function(c) end)\n");
+	load("10-filter.lua:1: loket.on: unknown filter 'chanel'");
+	write_rule("10-filter.lua", "loket.on('contact', {channel = 'fax'}, function(c) end)\n");
+	load("10-filter.lua:1: loket.on: filter channel 'fax' is not a channel");
+	write_rule("10-filter.lua", "loket.on('contact', {channel = 3}, function(c) end)\n");
+	load("loket.on: filter channel: expected a channel name or a list of them");
+	write_rule("10-filter.lua",
+	    "loket.on('contact', function(c) end, {channel = 'email'})\n");
+	load("loket.on: unknown option 'channel'");
+}
+
 int
 main(void)
 {
@@ -651,6 +722,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pairs_cannot_reach_string_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel_filter, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
