@@ -88,6 +88,19 @@ rules_load(const char *dir, const struct rules_limits *limits, const struct rule
 		for (size_t i = 0; i < r->nhandlers; i++)
 			if (strcmp(r->handlers[i].event, rules_events[e]) == 0)
 				r->by_event[e][r->nby_event[e]++] = i;
+		/* A run walks only the handlers its contact's channel lets through. */
+		for (int c = 0; c <= r->nchannels; c++) {
+			size_t *list = calloc(r->nby_event[e] + 1, sizeof(size_t));
+
+			if ((r->by_channel[e][c] = list) == NULL)
+				goto nomem;
+			for (size_t k = 0; k < r->nby_event[e]; k++) {
+				const struct rules_handler *h = &r->handlers[r->by_event[e][k]];
+
+				if (h->channels == 0 || (c > 0 && (h->channels & (1u << (c - 1))) != 0))
+					list[r->nby_channel[e][c]++] = r->by_event[e][k];
+			}
+		}
 	}
 	lua_gc(r->L, LUA_GCCOLLECT);
 	*rules_r = r;
@@ -113,8 +126,11 @@ rules_free(struct rules *r)
 		free(r->handlers[i].where);
 	}
 	free(r->handlers);
-	for (int e = 0; e < RULES_NEVENTS; e++)
+	for (int e = 0; e < RULES_NEVENTS; e++) {
 		free(r->by_event[e]);
+		for (int c = 0; c <= RULES_CHANNELS_MAX; c++)
+			free(r->by_channel[e][c]);
+	}
 	for (int i = 0; i < r->nchannels; i++)
 		free(r->channels[i]);
 	free(r->dir);
@@ -149,8 +165,6 @@ rules_l_dispatch(lua_State *L)
 	for (; r->run_pos < r->run_n; r->run_pos++) {
 		struct rules_handler *h = &r->handlers[r->run_list[r->run_pos]];
 
-		if (h->channels != 0 && (h->channels & r->run_channel) == 0)
-			continue;
 		r->current = h->where;
 		r->run_before = json_array_size(r->decisions);
 		rules_guard_begin(r, r->limits.instructions);
@@ -178,15 +192,18 @@ rules_event_index(const char *event)
 	return -1;
 }
 
-/* The contact's channel as the bit handler filters use; 0 when no filter names it. */
-static unsigned int
+/* The contact's channel as an index of by_channel: 0 when no handler filter names it. */
+static int
 rules_channel_of(const struct rules *r, json_t *contact)
 {
-	const char *channel = json_string_value(json_object_get(contact, "channel"));
+	const char *channel;
 
+	if (r->nchannels == 0)
+		return 0;
+	channel = json_string_value(json_object_get(contact, "channel"));
 	for (int i = 0; channel != NULL && i < r->nchannels; i++)
 		if (strcmp(r->channels[i], channel) == 0)
-			return 1u << i;
+			return i + 1;
 	return 0;
 }
 
@@ -195,25 +212,18 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 {
 	lua_State *L = r->L;
 	json_t *out;
-	int top = lua_gettop(L), ev = rules_event_index(event);
+	int top = lua_gettop(L), ev = rules_event_index(event), ch;
 
 	if ((out = json_array()) == NULL || ev < 0 || r->nby_event[ev] == 0)
 		return out;
 	r->now_ms = now_ms;
 	r->run_event = ev;
-	r->run_list = r->by_event[ev];
-	r->run_n = r->nby_event[ev];
+	ch = rules_channel_of(r, contact);
+	r->run_list = r->by_channel[ev][ch];
+	r->run_n = r->nby_channel[ev][ch];
 	r->run_pos = 0;
-	r->run_channel = rules_channel_of(r, contact);
 	/* A contact every handler's filter passes by costs no contact object. */
-	while (r->run_pos < r->run_n) {
-		const struct rules_handler *h = &r->handlers[r->run_list[r->run_pos]];
-
-		if (h->channels == 0 || (h->channels & r->run_channel) != 0)
-			break;
-		r->run_pos++;
-	}
-	if (r->run_pos == r->run_n)
+	if (r->run_n == 0)
 		return out;
 	r->decisions = out;
 	lua_pushcfunction(L, rules_guard_msgh);	/* top + 1 */
@@ -260,7 +270,7 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 	r->current = NULL;
 	r->run_contact = NULL;
 	r->decisions = NULL;
-	luaL_unref(L, LUA_REGISTRYINDEX, r->run_data_ref);
+	r->run_data = NULL;
 	/* Garbage is left to the collector's own pace; at the cap it runs in full first. */
 	lua_settop(L, top);
 	return out;

@@ -13,8 +13,7 @@
 #include "register.h"
 #include "rules_int.h"
 
-/* Keys for the registry: their addresses are unique. */
-static const char rules_key_contact_mt = 'c';
+/* The key of the data tables' metatable in the registry: its address is unique. */
 static const char rules_key_data_mt = 'd';
 
 /*
@@ -68,14 +67,11 @@ rules_check_self(lua_State *L, const char *what)
 	if (lua_type(L, 1) != LUA_TTABLE || !lua_getmetatable(L, 1))
 		luaL_error(L, "%s: call it on the contact, as c:%s(...)", what, what);
 	lua_getfield(L, -1, "__index");
-	if (r->run_contact != NULL)
-		lua_rawgeti(L, LUA_REGISTRYINDEX, r->run_data_ref);
-	else
-		lua_pushnil(L);
-	if (!lua_istable(L, -2) || !lua_rawequal(L, -1, -2))
+	/* The run's data table is alive, so no other table has its address. */
+	if (r->run_data == NULL || lua_type(L, -1) != LUA_TTABLE || lua_topointer(L, -1) != r->run_data)
 		luaL_error(L, "%s: not the contact of this run; a rule acts only on the contact "
 			      "its handler was called with", what);
-	lua_pop(L, 3);
+	lua_pop(L, 2);
 	if (json_array_size(r->decisions) - r->run_before >= RULES_DECISIONS_PER_CALL)
 		luaL_error(L, "%s: more than %d decisions in one handler call", what,
 		    RULES_DECISIONS_PER_CALL);
@@ -466,17 +462,13 @@ rules_contact_lazy(lua_State *L)
 
 	if (lua_type(L, 2) != LUA_TSTRING)
 		return 0;
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
+	/* The methods (upvalue 1) first: a contact's field cannot hide them. */
 	lua_pushvalue(L, 2);
-	if (lua_rawget(L, -2) != LUA_TNIL)
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
 		return 1;
-	lua_pop(L, 2);
-	if (r->run_contact == NULL)
-		return 0;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, r->run_data_ref);
-	if (!lua_rawequal(L, 1, -1))
-		return 0;
 	lua_pop(L, 1);
+	if (r->run_contact == NULL || lua_topointer(L, 1) != r->run_data)
+		return 0;
 	key = lua_tostring(L, 2);
 	/* A field a rule set to nil reads as nil, not as it came in. */
 	if (r->run_nils != 0 && (i = rules_writable_index(key)) >= 0 && (r->run_nils & (1u << i)))
@@ -490,7 +482,7 @@ rules_contact_lazy(lua_State *L)
 	return 1;
 }
 
-/* The contacts' shared method table and the metatable of their data tables, in the registry. */
+/* The metatable of the contacts' data tables, with the shared methods, in the registry. */
 void
 rules_contact_setup(lua_State *L)
 {
@@ -504,10 +496,9 @@ rules_contact_setup(lua_State *L)
 		{ NULL, NULL },
 	};
 
-	luaL_newlib(L, methods);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &rules_key_contact_mt);
 	lua_createtable(L, 0, 1);
-	lua_pushcfunction(L, rules_contact_lazy);
+	luaL_newlib(L, methods);
+	lua_pushcclosure(L, rules_contact_lazy, 1);
 	lua_setfield(L, -2, "__index");
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &rules_key_data_mt);
 }
@@ -516,8 +507,8 @@ rules_contact_setup(lua_State *L)
  * A contact object for one run: an empty proxy whose metatable's __index is
  * its data table, so reading a field is a table lookup (the first read of
  * each field fills it from the JSON, see rules_contact_lazy); writes go
- * through __newindex and are checked. Leaves the data table's reference in
- * r->run_data_ref.
+ * through __newindex and are checked. Leaves the data table's address in
+ * r->run_data: the proxy on the stack keeps it alive for the run.
  */
 void
 rules_contact_push(struct rules *r, json_t *contact)
@@ -529,8 +520,7 @@ rules_contact_push(struct rules *r, json_t *contact)
 	lua_createtable(L, 0, 8); /* the data */
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &rules_key_data_mt);
 	lua_setmetatable(L, -2);
-	lua_pushvalue(L, -1);
-	r->run_data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	r->run_data = lua_topointer(L, -1);
 	r->run_contact = contact;
 	r->run_nils = 0;
 	lua_setfield(L, -2, "__index");

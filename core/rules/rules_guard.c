@@ -224,17 +224,23 @@ struct rules_guard {
 	 * the same subject, one after the other.
 	 */
 	int memo;
+	/*
+	 * The text of the string in upvalue 3, NULL when none: while that upvalue
+	 * holds the string no other string has this address, so the same address
+	 * is the same string, at the price of a pointer comparison.
+	 */
+	const char *memo_key;
 };
 
 static int
 rules_l_guard(lua_State *L)
 {
 	struct rules *r = rules_of(L);
-	const struct rules_guard *g = lua_touserdata(L, lua_upvalueindex(2));
+	struct rules_guard *g = lua_touserdata(L, lua_upvalueindex(2));
 	enum rules_guard_kind kind = g->kind;
 	double work = 0;
 	size_t n = 0, plen = 0;
-	const char *pat;
+	const char *pat, *text = NULL;
 
 	/* The clock every 16 calls: a call's own work is bounded by the charge below. */
 	if (r->armed && (++r->guard_calls & 15) == 0 && rules_past_deadline(r))
@@ -270,8 +276,10 @@ rules_l_guard(lua_State *L)
 		break;
 	}
 	case GUARD_LINEAR:
-		if (lua_type(L, 1) == LUA_TSTRING)
-			work = (double)lua_rawlen(L, 1);
+		if (lua_type(L, 1) == LUA_TSTRING) {
+			text = lua_tolstring(L, 1, &n);
+			work = (double)n;
+		}
 		break;
 	case GUARD_MOVE: {
 		lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
@@ -294,10 +302,10 @@ rules_l_guard(lua_State *L)
 	 * if made again. The strings are dropped at the end of the run
 	 * (rules_memo_clear), so they do not count against the memory cap after it.
 	 */
-	if (g->memo && lua_type(L, 1) == LUA_TSTRING) {
+	if (g->memo && text != NULL) {
 		int nres;
 
-		if (lua_rawequal(L, 1, lua_upvalueindex(3))) {
+		if (text == g->memo_key) {
 			lua_pushvalue(L, lua_upvalueindex(4));
 			return 1;
 		}
@@ -306,6 +314,7 @@ rules_l_guard(lua_State *L)
 			lua_replace(L, lua_upvalueindex(3));
 			lua_pushvalue(L, -1);
 			lua_replace(L, lua_upvalueindex(4));
+			g->memo_key = text;
 			r->memo_dirty = 1;
 		}
 		return nres;
@@ -332,6 +341,7 @@ rules_guard_wrap(lua_State *L, int lib, const char *name, enum rules_guard_kind 
 	lua_getfield(L, lib, name);
 	g = lua_newuserdatauv(L, sizeof(*g), 0);
 	g->kind = kind;
+	g->memo_key = NULL;
 	g->direct = lua_tocfunction(L, -2);
 	if (g->direct != NULL && lua_getupvalue(L, -2, 1) != NULL) {
 		lua_pop(L, 1);
@@ -345,6 +355,7 @@ rules_guard_wrap(lua_State *L, int lib, const char *name, enum rules_guard_kind 
 	lua_pushcclosure(L, rules_l_guard, g->memo ? 4 : 2);
 	if (g->memo) {
 		lua_pushvalue(L, -1);
+		r->memo_guard[r->nmemo] = g;
 		r->memo_ref[r->nmemo++] = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
 	lua_setfield(L, lib, name);
@@ -359,6 +370,7 @@ rules_memo_clear(struct rules *r)
 	if (!r->memo_dirty)
 		return;
 	for (int i = 0; i < r->nmemo; i++) {
+		r->memo_guard[i]->memo_key = NULL;
 		lua_rawgeti(L, LUA_REGISTRYINDEX, r->memo_ref[i]);
 		lua_pushnil(L);
 		lua_setupvalue(L, -2, 3);

@@ -47,6 +47,8 @@ struct rules_handler {
 /* Distinct channels that handler filters may name (the register knows four). */
 #define RULES_CHANNELS_MAX 16
 
+struct rules_guard;
+
 struct rules_slab {
 	struct rules_slab *next;
 	size_t used;
@@ -68,6 +70,7 @@ struct rules {
 	double work; /* C work charged by the guards during this handler call */
 	unsigned int guard_calls;
 	int memo_ref[RULES_MEMO_MAX]; /* the guards that keep a run's last result */
+	struct rules_guard *memo_guard[RULES_MEMO_MAX]; /* their state, kept alive by memo_ref */
 	int nmemo;
 	int memo_dirty; /* one of them holds strings of the running call */
 	int armed;	      /* a guarded call runs */
@@ -80,15 +83,20 @@ struct rules {
 	/* Per event (rules_events order): the handlers' indexes, in running order. */
 	size_t *by_event[RULES_NEVENTS];
 	size_t nby_event[RULES_NEVENTS];
+	/*
+	 * The same per event and channel (index + 1 in channels; 0 for a channel
+	 * no filter names): the handlers whose filter lets that channel through.
+	 */
+	size_t *by_channel[RULES_NEVENTS][RULES_CHANNELS_MAX + 1];
+	size_t nby_channel[RULES_NEVENTS][RULES_CHANNELS_MAX + 1];
 	/* The run in progress: its handlers, the one running, its decisions. */
 	const size_t *run_list;
 	size_t run_n, run_pos;
 	json_t *decisions; /* of the run, in the order the handlers ran */
 	size_t run_before;  /* how many there were when the running handler began */
 	json_t *run_contact;  /* what lazy reads of the contact come from; NULL after the run */
-	int run_data_ref;     /* the run's contact data table, in the registry */
+	const void *run_data; /* the run's contact data table (alive on the stack); NULL after */
 	unsigned int run_nils; /* writable fields a rule set to nil (bit per rules_writable) */
-	unsigned int run_channel; /* the contact's channel as a filter bit; 0 when no filter names it */
 	/* The channels handler filters name; a channel's bit is 1 << its index here. */
 	char *channels[RULES_CHANNELS_MAX];
 	int nchannels;
