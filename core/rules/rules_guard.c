@@ -211,8 +211,9 @@ rules_pattern_cost(const char *pat, size_t plen, size_t n)
 }
 
 /*
- * What a guard wraps, read with one lookup per call (upvalue 2 of its
- * closure; upvalue 1 is the library function).
+ * What a guard wraps: upvalue 2 of its closure keeps it alive (upvalue 1 is
+ * the library function), and the engine's guard[] finds it by the slot its
+ * C function stands for, without reading an upvalue on every call.
  */
 struct rules_guard {
 	enum rules_guard_kind kind;
@@ -232,15 +233,71 @@ struct rules_guard {
 	const char *memo_key;
 };
 
+/*
+ * string.find(s, p [, init], true) on s (ls bytes), as lstrlib's plain
+ * search does it (init relative to the end when negative, nothing found past
+ * the end), without checking s again: the guard has, and rules search
+ * plainly more than anything else.
+ */
+/* lstrlib's lmemfind: memchr for the first byte, then the rest; shorter than memmem here. */
+static const char *
+rules_memfind(const char *s, size_t ls, const char *p, size_t lp)
+{
+	const char *init;
+
+	if (lp == 0)
+		return s;
+	if (lp > ls)
+		return NULL;
+	lp--;
+	ls -= lp;
+	while (ls > 0 && (init = memchr(s, *p, ls)) != NULL) {
+		init++;
+		if (memcmp(init, p + 1, lp) == 0)
+			return init - 1;
+		ls -= (size_t)(init - s);
+		s = init;
+	}
+	return NULL;
+}
+
 static int
-rules_l_guard(lua_State *L)
+rules_find_plain(lua_State *L, const char *s, size_t ls)
+{
+	size_t lp, init;
+	const char *p = luaL_checklstring(L, 2, &lp), *found;
+	lua_Integer pos = lua_isnoneornil(L, 3) ? 1 : luaL_checkinteger(L, 3);
+
+	if (pos > 0)
+		init = (size_t)pos - 1;
+	else if (pos == 0 || pos < -(lua_Integer)ls)
+		init = 0;
+	else
+		init = ls + (size_t)pos;
+	if (init > ls) {
+		lua_pushnil(L);
+		return 1;
+	}
+	found = rules_memfind(s + init, ls - init, p, lp);
+	if (found == NULL) {
+		lua_pushnil(L);
+		return 1;
+	}
+	lua_pushinteger(L, (lua_Integer)(found - s) + 1);
+	lua_pushinteger(L, (lua_Integer)(found - s) + (lua_Integer)lp);
+	return 2;
+}
+
+static inline int
+rules_l_guard(lua_State *L, int slot)
 {
 	struct rules *r = rules_of(L);
-	struct rules_guard *g = lua_touserdata(L, lua_upvalueindex(2));
+	struct rules_guard *g = r->guard[slot];
 	enum rules_guard_kind kind = g->kind;
 	double work = 0;
 	size_t n = 0, plen = 0;
 	const char *pat, *text = NULL;
+	int plain = 0;
 
 	/* The clock every 16 calls: a call's own work is bounded by the charge below. */
 	if (r->armed && (++r->guard_calls & 15) == 0 && rules_past_deadline(r))
@@ -248,8 +305,9 @@ rules_l_guard(lua_State *L)
 	switch (kind) {
 	case GUARD_PATTERN_FIND:
 		if (lua_toboolean(L, 4)) {
-			luaL_checklstring(L, 1, &n);
+			text = luaL_checklstring(L, 1, &n);
 			work = (double)n;
+			plain = 1;
 			break;
 		}
 		/* FALLTHROUGH */
@@ -319,6 +377,8 @@ rules_l_guard(lua_State *L)
 		}
 		return nres;
 	}
+	if (plain)
+		return rules_find_plain(L, text, n);
 	/* A library function without upvalues runs in this frame, on these arguments. */
 	if (g->direct != NULL)
 		return g->direct(L);
@@ -327,6 +387,34 @@ rules_l_guard(lua_State *L)
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
 	return lua_gettop(L);
 }
+
+/* One C function per guarded library function: each knows its slot in r->guard. */
+#define RULES_GUARD_FN(n)                                                                          \
+	static int rules_l_guard_##n(lua_State *L)                                                 \
+	{                                                                                          \
+		return rules_l_guard(L, n);                                                        \
+	}
+RULES_GUARD_FN(0)
+RULES_GUARD_FN(1)
+RULES_GUARD_FN(2)
+RULES_GUARD_FN(3)
+RULES_GUARD_FN(4)
+RULES_GUARD_FN(5)
+RULES_GUARD_FN(6)
+RULES_GUARD_FN(7)
+RULES_GUARD_FN(8)
+RULES_GUARD_FN(9)
+RULES_GUARD_FN(10)
+RULES_GUARD_FN(11)
+RULES_GUARD_FN(12)
+RULES_GUARD_FN(13)
+RULES_GUARD_FN(14)
+RULES_GUARD_FN(15)
+
+static const lua_CFunction rules_guard_fns[RULES_GUARDS_MAX] = { rules_l_guard_0,
+	rules_l_guard_1, rules_l_guard_2, rules_l_guard_3, rules_l_guard_4, rules_l_guard_5,
+	rules_l_guard_6, rules_l_guard_7, rules_l_guard_8, rules_l_guard_9, rules_l_guard_10,
+	rules_l_guard_11, rules_l_guard_12, rules_l_guard_13, rules_l_guard_14, rules_l_guard_15 };
 
 /*
  * Wraps lib[name] (the table at idx) in the guard. memo: a pure function of
@@ -338,8 +426,11 @@ rules_guard_wrap(lua_State *L, int lib, const char *name, enum rules_guard_kind 
 	struct rules *r = rules_of(L);
 	struct rules_guard *g;
 
+	if (r->nguards == RULES_GUARDS_MAX)
+		luaL_error(L, "too many guarded library functions");
 	lua_getfield(L, lib, name);
 	g = lua_newuserdatauv(L, sizeof(*g), 0);
+	r->guard[r->nguards] = g;
 	g->kind = kind;
 	g->memo_key = NULL;
 	g->direct = lua_tocfunction(L, -2);
@@ -352,7 +443,7 @@ rules_guard_wrap(lua_State *L, int lib, const char *name, enum rules_guard_kind 
 		lua_pushnil(L);
 		lua_pushnil(L);
 	}
-	lua_pushcclosure(L, rules_l_guard, g->memo ? 4 : 2);
+	lua_pushcclosure(L, rules_guard_fns[r->nguards++], g->memo ? 4 : 2);
 	if (g->memo) {
 		lua_pushvalue(L, -1);
 		r->memo_guard[r->nmemo] = g;

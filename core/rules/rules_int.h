@@ -31,6 +31,8 @@
 #define RULES_DECISIONS_PER_CALL 100
 /* Guarded library functions that keep their last result during a run (lower, upper). */
 #define RULES_MEMO_MAX 2
+/* Guarded library functions (find, match, ..., move, concat, unpack). */
+#define RULES_GUARDS_MAX 16
 
 struct rules_handler {
 	char *event;
@@ -71,6 +73,9 @@ struct rules {
 	unsigned int guard_calls;
 	int memo_ref[RULES_MEMO_MAX]; /* the guards that keep a run's last result */
 	struct rules_guard *memo_guard[RULES_MEMO_MAX]; /* their state, kept alive by memo_ref */
+	/* Every guarded library function's state, by its slot (rules_guard_wrap). */
+	struct rules_guard *guard[RULES_GUARDS_MAX];
+	int nguards;
 	int nmemo;
 	int memo_dirty; /* one of them holds strings of the running call */
 	int armed;	      /* a guarded call runs */

@@ -706,6 +706,51 @@ test_channel_filter(void **state)
 	load("loket.on: unknown option 'channel'");
 }
 
+/*
+ * A plain s:find(p, init, true) is done by the guard itself: it must answer
+ * as the library does, which a pattern without special characters shows
+ * (the library searches that plainly too): every init from before the start
+ * to past the end, empty and missing needles, and init given as text.
+ */
+static void
+test_plain_find_as_the_library(void **state)
+{
+	struct rules *r;
+	json_t *d;
+
+	write_rule("10-find.lua",
+	    "loket.on('contact', function(c)\n"
+	    "  local n = 0\n"
+	    "  for _, s in ipairs({'hello world', '', 'aaa', 'abcabc'}) do\n"
+	    "    for _, p in ipairs({'o', '', 'world', 'xyz', 'a', 'aa', 'abc', 'c', 'hello world!'}) do\n"
+	    "      for init = -15, 15 do\n"
+	    "        local a1, a2 = s:find(p, init, true)\n"
+	    "        local b1, b2 = s:find(p, init)\n"
+	    "        if a1 ~= b1 or a2 ~= b2 then\n"
+	    "          error(('%q:find(%q, %d): %s %s, not %s %s'):format(s, p, init,\n"
+	    "            tostring(a1), tostring(a2), tostring(b1), tostring(b2)))\n"
+	    "        end\n"
+	    "        n = n + 1\n"
+	    "      end\n"
+	    "    end\n"
+	    "  end\n"
+	    "  local a, b = ('hello world'):find('o', '6', true)\n"
+	    "  local e, f = ('hello world'):find('o', nil, true)\n"
+	    "  if a ~= 8 or b ~= 8 or e ~= 5 or f ~= 5 then error('init as text or nil') end\n"
+	    "  if pcall(string.find, 'x', nil, 1, true) then error('a nil needle passed') end\n"
+	    "  c:tag('checked-' .. n)\n"
+	    "end)\n");
+	r = load(NULL);
+	d = run(r);
+	assert_int_equal(json_array_size(d), 1);
+	if (strcmp(field(d, 0, "type"), "tag") != 0)
+		fail_msg("%s", field(d, 0, "message"));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(d, 0),
+						  "tags"), 0)), "checked-1116");
+	json_decref(d);
+	rules_free(r);
+}
+
 int
 main(void)
 {
@@ -723,6 +768,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pairs_cannot_reach_string_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_find_as_the_library, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
