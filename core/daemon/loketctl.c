@@ -176,6 +176,7 @@ cmd_check_config(const struct conf *conf, int argc, char **argv)
 
 	struct loketd d = { .conf = (struct conf *)conf };
 	struct rulebook_pending *rb;
+	const char *rules_err;
 
 	if (plugins_open(conf, NULL, &plugins, &err) < 0) {
 		fprintf(stderr, "loketctl: %s\n", err);
@@ -184,9 +185,8 @@ cmd_check_config(const struct conf *conf, int argc, char **argv)
 	}
 	plugins_close(plugins);
 	/* What loketd loads at start and on reload: calendars, the catalogue, the rules. */
-	if ((rb = rulebook_prepare(&d, conf, &err)) == NULL) {
-		fprintf(stderr, "loketctl: %s\n", err);
-		free(err);
+	if ((rb = rulebook_prepare(&d, conf, &rules_err)) == NULL) {
+		fprintf(stderr, "loketctl: %s\n", rules_err);
 		return 2;
 	}
 	rulebook_discard(rb);

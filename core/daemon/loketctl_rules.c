@@ -28,18 +28,16 @@ rules_setup(const struct conf *conf, const char *dir, struct units **units_r,
 	struct rules_limits limits = { .instructions = (uint64_t)conf->rules_instructions,
 		.wall_ms = conf->rules_timeout_ms, .memory = (size_t)conf->rules_memory };
 	struct rules_host host = { 0 };
-	char *err = NULL;
+	const char *err = NULL;
 
 	if (units_load(conf, units_r, &err) < 0) {
 		fprintf(stderr, "loketctl: %s\n", err);
-		free(err);
 		return -1;
 	}
 	units_rules_host(*units_r, &host);
 	host.log = rules_test_log_cb;
 	if (rules_load(dir, &limits, &host, rules_r, &err) < 0) {
 		fprintf(stderr, "loketctl: the rules do not load: %s\n", err);
-		free(err);
 		units_free(*units_r);
 		return -1;
 	}

@@ -68,6 +68,7 @@ loketd_reload(struct loketd *d, char **error_r)
 	struct conf *conf = NULL;
 	struct rulebook_pending *pending = NULL;
 	struct http_limits limits;
+	const char *rules_error;
 
 	loketd_notify("RELOADING=1");
 	log_info("loketd", "reloading config=%s", d->conf_path);
@@ -87,8 +88,11 @@ loketd_reload(struct loketd *d, char **error_r)
 	    strcmp(conf->storage_path, d->conf->storage_path) != 0)
 		log_warnx("loketd", "data_dir or storage changed; restart loketd to apply it");
 	/* A broken rule file or calendar keeps the old config and rules. */
-	if ((pending = rulebook_prepare(d, conf, error_r)) == NULL ||
-	    plugins_reload(d->plugins, conf, error_r) < 0)
+	if ((pending = rulebook_prepare(d, conf, &rules_error)) == NULL) {
+		*error_r = strdup(rules_error);
+		goto fail;
+	}
+	if (plugins_reload(d->plugins, conf, error_r) < 0)
 		goto fail;
 	rulebook_commit(d, pending);
 	log_set_level(conf->log_level_value);
@@ -202,7 +206,7 @@ static int
 loketd_start(struct loketd *d)
 {
 	struct http_limits limits;
-	const char *err = NULL;
+	const char *err = NULL, *rules_err = NULL;
 	char *errs = NULL;
 
 	if (loketd_data_dir(d->conf) < 0)
@@ -233,9 +237,8 @@ loketd_start(struct loketd *d)
 		log_errorx("loketd", "cannot start the register: %s", err != NULL ? err : "?");
 		return -1;
 	}
-	if (rulebook_init(d, &errs) < 0) {
-		log_errorx("rules", "%s", errs != NULL ? errs : "cannot load the rules");
-		free(errs);
+	if (rulebook_init(d, &rules_err) < 0) {
+		log_errorx("rules", "%s", rules_err != NULL ? rules_err : "cannot load the rules");
 		return -1;
 	}
 	if (rulebook_subscribe(d) < 0) {

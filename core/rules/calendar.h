@@ -18,11 +18,6 @@ struct calendar_duration {
 	int64_t seconds;
 };
 
-/*
- * Loads a calendar file; *error_r is "file:line: ..." owned by the caller.
- * On success *cal_r is owned by the caller (calendar_free).
- */
-int calendar_load(const char *path, struct calendar **cal_r, char **error_r);
 /* The calendar with no file: open Monday-Friday 09:00-17:00, Belgian holidays. NULL: no memory. */
 struct calendar *calendar_default(void);
 void calendar_free(struct calendar *cal);
@@ -49,5 +44,12 @@ time_t calendar_next_open(const struct calendar *cal, time_t t);
 int calendar_is_holiday(const struct calendar *cal, int year, int month, int mday);
 /* Easter Sunday of a Gregorian year (1583 and later). */
 void calendar_easter(int year, int *month_r, int *mday_r);
+
+/* calendar_file.c */
+/*
+ * Loads a calendar file; on error *error_r is "file:line: ..." (util_error).
+ * On success *cal_r is owned by the caller (calendar_free).
+ */
+int calendar_file_load(const char *path, struct calendar **cal_r, const char **error_r);
 
 #endif

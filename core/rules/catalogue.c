@@ -63,51 +63,23 @@ struct catalogue_reader {
 	int line;
 };
 
-static char *catalogue_vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
-static int catalogue_fail(char **error_r, const char *name, int line, const char *fmt, ...)
+static int catalogue_fail(const char **error_r, const char *name, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-
-static char *
-catalogue_vformat(const char *fmt, va_list ap)
-{
-	va_list copy;
-	char *s;
-	int n;
-
-	va_copy(copy, ap);
-	n = vsnprintf(NULL, 0, fmt, copy);
-	va_end(copy);
-	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
-		return NULL;
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
-	return s;
-}
 
 /* Sets *error_r to "name:line: message" (no line when line is 0) and returns -1. */
 static int
-catalogue_fail(char **error_r, const char *name, int line, const char *fmt, ...)
+catalogue_fail(const char **error_r, const char *name, int line, const char *fmt, ...)
 {
-	char *msg, *s = NULL;
+	char msg[UTIL_ERROR_MAX];
 	va_list ap;
-	int n;
 
 	if (error_r == NULL)
 		return -1;
 	va_start(ap, fmt);
-	msg = catalogue_vformat(fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (msg != NULL) {
-		n = line > 0 ? snprintf(NULL, 0, "%s:%d: %s", name, line, msg)
-		             : snprintf(NULL, 0, "%s: %s", name, msg);
-		if (n >= 0 && (s = malloc((size_t)n + 1)) != NULL) {
-			if (line > 0)
-				snprintf(s, (size_t)n + 1, "%s:%d: %s", name, line, msg);
-			else
-				snprintf(s, (size_t)n + 1, "%s: %s", name, msg);
-		}
-		free(msg);
-	}
-	*error_r = s;
+	*error_r = line > 0 ? util_error("%s:%d: %s", name, line, msg) :
+			      util_error("%s: %s", name, msg);
 	return -1;
 }
 
@@ -229,7 +201,7 @@ catalogue_utf8_valid(const unsigned char *s, size_t len)
  * records. Returns 1 with a record, 0 at the end of the data, -1 on error.
  */
 static int
-catalogue_read_record(struct catalogue_reader *r, struct catalogue_record *rec, char **error_r)
+catalogue_read_record(struct catalogue_reader *r, struct catalogue_record *rec, const char **error_r)
 {
 	const unsigned char *p = r->p, *end = r->end;
 	struct catalogue_field *f;
@@ -351,7 +323,7 @@ done:
 }
 
 static int
-catalogue_check_header(struct catalogue_reader *r, struct catalogue_record *rec, char **error_r)
+catalogue_check_header(struct catalogue_reader *r, struct catalogue_record *rec, const char **error_r)
 {
 	char shown[72];
 
@@ -461,7 +433,7 @@ catalogue_product_clear(struct catalogue_product *p)
 /* Splits on ';' and white space, lower-cases, drops duplicates; the words go into p. */
 static int
 catalogue_keywords(
-    struct catalogue_reader *r, int line, char *s, struct catalogue_product *p, char **error_r)
+    struct catalogue_reader *r, int line, char *s, struct catalogue_product *p, const char **error_r)
 {
 	char shown[72];
 
@@ -512,7 +484,7 @@ catalogue_keywords(
 /* Checks a department or organisation name, and asks the config about it. */
 static int
 catalogue_check_unit(struct catalogue_reader *r, int line, const char *kind, const char *value,
-    int (*known)(const char *, const char *, void *), void *arg, char **error_r)
+    int (*known)(const char *, const char *, void *), void *arg, const char **error_r)
 {
 	char shown[72];
 
@@ -530,7 +502,7 @@ catalogue_check_unit(struct catalogue_reader *r, int line, const char *kind, con
 static int
 catalogue_product_build(struct catalogue_reader *r, const struct catalogue *cat,
     struct catalogue_record *rec, int (*known)(const char *, const char *, void *), void *arg,
-    struct catalogue_product *p, char **error_r)
+    struct catalogue_product *p, const char **error_r)
 {
 	char *field[CATALOGUE_NCOLUMNS], shown[72];
 	const char *why;
@@ -648,7 +620,7 @@ catalogue_add(struct catalogue *cat, size_t *cap, struct catalogue_product *p)
 int
 catalogue_parse(const char *name, const char *data, size_t len,
     int (*known)(const char *, const char *, void *), void *arg, struct catalogue **cat_r,
-    char **error_r)
+    const char **error_r)
 {
 	struct catalogue_reader r
 	    = { name, (const unsigned char *)data, (const unsigned char *)data + len, 1 };
@@ -713,7 +685,7 @@ fail:
 
 int
 catalogue_load(const char *path, int (*known)(const char *kind, const char *name, void *arg),
-    void *arg, struct catalogue **cat_r, char **error_r)
+    void *arg, struct catalogue **cat_r, const char **error_r)
 {
 	char *data = NULL, *grown;
 	size_t len = 0, cap = 0, n;

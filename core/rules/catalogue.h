@@ -33,14 +33,14 @@ struct catalogue {
  * when the department or organisation (kind is "department" or
  * "organisation") is configured; a NULL known accepts every name. On success
  * *cat_r is owned by the caller (catalogue_free); on error *error_r is
- * "path:line: what was expected", owned by the caller.
+ * "path:line: what was expected" (util_error, not freed by the caller).
  */
 int catalogue_load(const char *path, int (*known)(const char *kind, const char *name, void *arg),
-    void *arg, struct catalogue **cat_r, char **error_r);
+    void *arg, struct catalogue **cat_r, const char **error_r);
 /* As catalogue_load, from len bytes of data (need not end in NUL); name is used in messages. */
 int catalogue_parse(const char *name, const char *data, size_t len,
     int (*known)(const char *, const char *, void *), void *arg, struct catalogue **cat_r,
-    char **error_r);
+    const char **error_r);
 void catalogue_free(struct catalogue *cat);
 
 /* The product with this code, or NULL; borrowed from cat. */

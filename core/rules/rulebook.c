@@ -124,7 +124,7 @@ rulebook_department_cb(void *arg, const char *department)
 /* Loads units and rules for conf; all or nothing. */
 static int
 rulebook_build(struct loketd *d, const struct conf *conf, struct rulebook_host **rb_r,
-    struct rules **rules_r, char **error_r)
+    struct rules **rules_r, const char **error_r)
 {
 	struct rules_limits limits = { .instructions = (uint64_t)conf->rules_instructions,
 		.wall_ms = conf->rules_timeout_ms, .memory = (size_t)conf->rules_memory };
@@ -134,7 +134,7 @@ rulebook_build(struct loketd *d, const struct conf *conf, struct rulebook_host *
 	*rules_r = NULL;
 	*rb_r = NULL;
 	if (rb == NULL) {
-		*error_r = strdup("out of memory");
+		*error_r = "out of memory";
 		return -1;
 	}
 	rb->d = d;
@@ -163,7 +163,7 @@ rulebook_build(struct loketd *d, const struct conf *conf, struct rulebook_host *
 }
 
 int
-rulebook_init(struct loketd *d, char **error_r)
+rulebook_init(struct loketd *d, const char **error_r)
 {
 	if (rulebook_build(d, d->conf, &d->rulebook, &d->rules, error_r) < 0)
 		return -1;
@@ -180,12 +180,12 @@ struct rulebook_pending {
 };
 
 struct rulebook_pending *
-rulebook_prepare(struct loketd *d, const struct conf *conf, char **error_r)
+rulebook_prepare(struct loketd *d, const struct conf *conf, const char **error_r)
 {
 	struct rulebook_pending *p = calloc(1, sizeof(*p));
 
 	if (p == NULL) {
-		*error_r = strdup("out of memory");
+		*error_r = "out of memory";
 		return NULL;
 	}
 	if (rulebook_build(d, conf, &p->rb, &p->rules, error_r) < 0) {

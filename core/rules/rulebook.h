@@ -8,7 +8,7 @@ struct conf;
 struct loketd;
 
 /* rulebook.c */
-int rulebook_init(struct loketd *d, char **error_r);
+int rulebook_init(struct loketd *d, const char **error_r);
 /*
  * Reload in two steps: prepare builds the new config's rules and calendars
  * (NULL with *error_r when any fails to load); commit swaps them in together
@@ -16,7 +16,7 @@ int rulebook_init(struct loketd *d, char **error_r);
  */
 struct rulebook_pending;
 struct rulebook_pending *rulebook_prepare(struct loketd *d, const struct conf *conf,
-    char **error_r);
+    const char **error_r);
 void rulebook_commit(struct loketd *d, struct rulebook_pending *p);
 void rulebook_discard(struct rulebook_pending *p);
 void rulebook_free(struct loketd *d);

@@ -50,10 +50,10 @@ struct rules_host {
 const char *rules_result_name(enum rules_result result);
 /*
  * Compiles every *.lua file of dir in name order into a fresh state. On
- * error nothing is kept and *error_r ("file:line: ...") is owned by the caller.
+ * error nothing is kept and *error_r is "file:line: ..." (util_error).
  */
 int rules_load(const char *dir, const struct rules_limits *limits, const struct rules_host *host,
-    struct rules **rules_r, char **error_r);
+    struct rules **rules_r, const char **error_r);
 void rules_free(struct rules *r);
 size_t rules_handler_count(const struct rules *r, const char *event);
 /* The events rules can handle, in their order: the i-th name, or NULL past the last. */

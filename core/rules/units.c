@@ -36,17 +36,18 @@ units_known_cb(const char *kind, const char *name, void *arg)
 }
 
 static int
-units_add(struct units *u, const char *unit, const char *path, char **error_r)
+units_add(struct units *u, const char *unit, const char *path, const char **error_r)
 {
 	struct units_calendar *c;
 	struct calendar *cal;
 
 	if (path == NULL || path[0] == '\0')
 		return 0;
-	if (calendar_load(path, &cal, error_r) < 0)
+	if (calendar_file_load(path, &cal, error_r) < 0)
 		return -1;
 	if ((c = realloc(u->cals, (u->ncals + 1) * sizeof(*c))) == NULL) {
 		calendar_free(cal);
+		*error_r = "out of memory loading calendars";
 		return -1;
 	}
 	u->cals = c;
@@ -57,7 +58,7 @@ units_add(struct units *u, const char *unit, const char *path, char **error_r)
 }
 
 int
-units_load(const struct conf *conf, struct units **units_r, char **error_r)
+units_load(const struct conf *conf, struct units **units_r, const char **error_r)
 {
 	struct units *u = calloc(1, sizeof(*u));
 
@@ -79,7 +80,7 @@ units_load(const struct conf *conf, struct units **units_r, char **error_r)
 	*units_r = u;
 	return 0;
 nomem:
-	*error_r = util_printf("out of memory loading calendars and catalogue");
+	*error_r = "out of memory loading calendars and catalogue";
 fail:
 	units_free(u);
 	return -1;

@@ -8,8 +8,8 @@ struct conf;
 struct rules_host;
 struct units;
 
-/* Loads every calendar file and the catalogue the config names; *error_r owned by the caller. */
-int units_load(const struct conf *conf, struct units **units_r, char **error_r);
+/* Loads every calendar file and the catalogue the config names; *error_r as util_error. */
+int units_load(const struct conf *conf, struct units **units_r, const char **error_r);
 void units_free(struct units *u);
 /* A department's calendar, else its organisation's, else the default; NULL for an unknown unit. */
 const struct calendar *units_calendar(const struct units *u, const char *unit);

@@ -504,8 +504,9 @@ DOC_SAMPLE = {"channel": "email", "subject": "Dringend: uithuiszetting en omgevi
 DOC_EXAMPLES = {
     "-- 10-routing.lua": [],  # the sample has no product: nothing to route
     "local cal = loket.calendar": [],  # at --at 2026-12-22 10:00 burgerzaken is open
-    'loket.on("contact", function(c)\n  if c.product or c.channel': [
+    'loket.on("contact", { channel = "email" }, function(c)\n  if c.product': [
         'set product = "omgevingsvergunning"'],
+    'loket.on("contact", { channel = { "email", "web" } }': ['set priority = "high"'],
     'loket.on("contact", function(c)\n  local text': [
         'set priority = "urgent"', "escalate to sociale_dienst within 4h"],
     'loket.on("contact", function(c)\n  if c.line == 1': ["remind after 4h"],
@@ -527,6 +528,13 @@ DOC_EXAMPLE_RUNS = [
     ('loket.on("reply"', ["--event", "reply", "--at", "2026-12-22 10:00"],
      dict(DOC_SAMPLE, extra={"message": {"body": "Hier is het gevraagde document."}}),
      ['tag ["antwoord-burger"]', 'set priority = "high"', "remind after 4h"]),
+    # the channel filters: a phone call is not the mail or form they are for
+    ('loket.on("contact", { channel = { "email", "web" } }', [], dict(DOC_SAMPLE, channel="phone"),
+     []),
+    ('loket.on("contact", { channel = "email" }, function(c)\n  if c.product', [],
+     dict(DOC_SAMPLE, channel="web"), []),
+    ('loket.on("contact", { channel = { "email", "web" } }', [], dict(DOC_SAMPLE, channel="web"),
+     ['set priority = "high"']),
 ]
 
 

@@ -81,10 +81,11 @@ static struct calendar *
 load_text(const char *name, const char *text)
 {
 	struct calendar *cal = NULL;
-	char path[128], *err = NULL;
+	char path[128];
+	const char *err = NULL;
 
 	write_file(name, text, path);
-	if (calendar_load(path, &cal, &err) < 0)
+	if (calendar_file_load(path, &cal, &err) < 0)
 		fail_msg("%s: %s", path, err);
 	assert_null(err);
 	assert_non_null(cal);
@@ -683,10 +684,11 @@ static void
 expect_error(const char *text, int line, const char *want)
 {
 	struct calendar *cal = NULL;
-	char path[128], prefix[160], *err = NULL;
+	char path[128], prefix[160];
+	const char *err = NULL;
 
 	write_file("bad.conf", text, path);
-	assert_int_equal(calendar_load(path, &cal, &err), -1);
+	assert_int_equal(calendar_file_load(path, &cal, &err), -1);
 	assert_null(cal);
 	assert_non_null(err);
 	if (line > 0)
@@ -695,7 +697,6 @@ expect_error(const char *text, int line, const char *want)
 		snprintf(prefix, sizeof(prefix), "%s: ", path);
 	if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
 		fail_msg("error '%s' lacks prefix '%s' or text '%s'", err, prefix, want);
-	free(err);
 	unlink(path);
 }
 
@@ -768,18 +769,17 @@ static void
 test_load_missing(void **state)
 {
 	struct calendar *cal = NULL;
-	char path[128], *err = NULL;
+	char path[128];
+	const char *err = NULL;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/missing.conf", fx->dir);
-	assert_int_equal(calendar_load(path, &cal, &err), -1);
+	assert_int_equal(calendar_file_load(path, &cal, &err), -1);
 	assert_null(cal);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "missing.conf: cannot read"));
-	free(err);
-	assert_int_equal(calendar_load(fx->dir, &cal, &err), -1);
+	assert_int_equal(calendar_file_load(fx->dir, &cal, &err), -1);
 	assert_non_null(strstr(err, "not a regular file"));
-	free(err);
 }
 
 static void
@@ -826,14 +826,15 @@ static void
 test_examples(void **state)
 {
 	struct calendar *gemeente = NULL, *ocmw = NULL;
-	char path[512], *err = NULL;
+	char path[512];
+	const char *err = NULL;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/etc/calendar-gemeente.conf", srcdir());
-	if (calendar_load(path, &gemeente, &err) < 0)
+	if (calendar_file_load(path, &gemeente, &err) < 0)
 		fail_msg("%s", err);
 	snprintf(path, sizeof(path), "%s/etc/calendar-ocmw.conf", srcdir());
-	if (calendar_load(path, &ocmw, &err) < 0)
+	if (calendar_file_load(path, &ocmw, &err) < 0)
 		fail_msg("%s", err);
 	/* Thursday evening counter at the gemeente, not at the OCMW. */
 	assert_int_equal(calendar_is_open(gemeente, local_time("2026-03-05 18:30")), 1);

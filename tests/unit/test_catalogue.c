@@ -53,7 +53,7 @@ static struct catalogue *
 parse_ok(const char *text)
 {
 	struct catalogue *cat = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 
 	if (catalogue_parse("test.csv", text, strlen(text), known_cb, NULL, &cat, &err) < 0)
 		fail_msg("unexpected error: %s", err);
@@ -67,7 +67,8 @@ static void
 expect_error_len(const char *text, size_t len, int line, const char *want)
 {
 	struct catalogue *cat = (struct catalogue *)1;
-	char *err = NULL, prefix[64];
+	const char *err = NULL;
+	char prefix[64];
 
 	assert_int_equal(catalogue_parse("test.csv", text, len, known_cb, NULL, &cat, &err), -1);
 	assert_null(cat);
@@ -75,7 +76,6 @@ expect_error_len(const char *text, size_t len, int line, const char *want)
 	snprintf(prefix, sizeof(prefix), "test.csv:%d: ", line);
 	if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
 		fail_msg("for %s\nexpected \"%s...%s\"\n     got \"%s\"", text, prefix, want, err);
-	free(err);
 }
 
 static void
@@ -90,7 +90,8 @@ test_shipped(void **state __attribute__((unused)))
 	const char *srcdir = getenv("LOKET_SRCDIR");
 	const struct catalogue_product *p;
 	struct catalogue *cat = NULL;
-	char path[4096], *err = NULL;
+	char path[4096];
+	const char *err = NULL;
 	int calls = 0, line1 = 0;
 
 	snprintf(path, sizeof(path), "%s/etc/catalogue.csv", srcdir != NULL ? srcdir : ".");
@@ -305,7 +306,7 @@ test_values_accepted(void **state __attribute__((unused)))
 	/* Without a callback every department and organisation is accepted. */
 	{
 		const char *text = HEADER "a,A,2,elders,overal,1d,no,no,\n";
-		char *err = NULL;
+		const char *err = NULL;
 
 		cat = NULL;
 		assert_int_equal(
@@ -422,7 +423,8 @@ static void
 test_load_errors(void **state __attribute__((unused)))
 {
 	struct catalogue *cat = (struct catalogue *)1;
-	char path[] = "/tmp/loket-test-catalogue-XXXXXX", *err = NULL, want[128];
+	char path[] = "/tmp/loket-test-catalogue-XXXXXX", want[128];
+	const char *err = NULL;
 	FILE *fp;
 	int fd;
 
@@ -431,7 +433,6 @@ test_load_errors(void **state __attribute__((unused)))
 	assert_null(cat);
 	assert_string_equal(
 	    err, "/nonexistent/catalogue.csv: cannot open: No such file or directory");
-	free(err);
 
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
@@ -442,7 +443,6 @@ test_load_errors(void **state __attribute__((unused)))
 	assert_int_equal(catalogue_load(path, known_cb, NULL, &cat, &err), -1);
 	snprintf(want, sizeof(want), "%s:3: code 'a' is used twice, on lines 2 and 3", path);
 	assert_string_equal(err, want);
-	free(err);
 
 	/* A huge file is refused before it is parsed, and without reading all of it. */
 	assert_int_equal(truncate(path, 64 * 1024 * 1024), 0);
@@ -450,7 +450,6 @@ test_load_errors(void **state __attribute__((unused)))
 	assert_int_equal(catalogue_load(path, known_cb, NULL, &cat, &err), -1);
 	snprintf(want, sizeof(want), "%s: larger than 16 MiB; not a catalogue", path);
 	assert_string_equal(err, want);
-	free(err);
 	unlink(path);
 
 	/* error_r may be NULL when only success matters. */

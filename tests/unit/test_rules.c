@@ -59,7 +59,7 @@ load(const char *want_error)
 {
 	struct rules_host host = { .department_known = known_cb };
 	struct rules *r = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 	int rc = rules_load(dir, &limits, &host, &r, &err);
 
 	if (want_error == NULL) {
@@ -70,7 +70,6 @@ load(const char *want_error)
 	assert_int_equal(rc, -1);
 	if (err == NULL || strstr(err, want_error) == NULL)
 		fail_msg("error '%s' lacks '%s'", err != NULL ? err : "(none)", want_error);
-	free(err);
 	return NULL;
 }
 
@@ -157,7 +156,7 @@ test_contact_object(void **state)
 {
 	struct rules_host host = { .department_known = known_cb, .count = count_cb };
 	struct rules *r = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 	json_t *contact, *d;
 
 	write_rule("10-write.lua",
@@ -636,6 +635,122 @@ test_load_errors(void **state)
 	load("10-syntax.lua");
 }
 
+/* The decisions of a run on a contact of channel, one tag per handler that ran. */
+static json_t *
+run_channel(struct rules *r, const char *channel)
+{
+	json_t *contact = json_pack("{s:s, s:s}", "channel", channel, "status", "open");
+	json_t *out = rules_run(r, "contact", contact, NULL, util_time_ms());
+
+	json_decref(contact);
+	return out;
+}
+
+/*
+ * loket.on(event, {channel = ...}, fn [, options]): the handler is called
+ * for contacts of those channels only, in its place by priority; the old
+ * form without a filter still sees every contact, and a filter that names
+ * something else is refused at load, naming the file and line.
+ */
+static void
+test_channel_filter(void **state)
+{
+	struct rules_host host = { .department_known = known_cb, .count = count_cb };
+	struct rules *r = NULL;
+	const char *err = NULL;
+	json_t *d;
+
+	memset(count_calls, 0, sizeof(count_calls));
+	write_rule("10-filter.lua",
+	    "loket.on('contact', {channel = 'email'}, function(c) c:tag('email-only') end)\n"
+	    "loket.on('contact', {channel = {'phone', 'web'}}, function(c)\n"
+	    "  c:tag('phone-or-web-' .. c.channel) end)\n"
+	    "loket.on('contact', function(c) c:tag('every') end)\n"
+	    "loket.on('contact', {channel = 'web'}, function(c) c:tag('web-first') end,\n"
+	    "  {priority = 10})\n");
+	if (rules_load(dir, &limits, &host, &r, &err) < 0)
+		fail_msg("rules did not load: %s", err);
+	assert_int_equal(rules_handler_count(r, "contact"), 4);
+
+	d = run_channel(r, "email");
+	assert_int_equal(json_array_size(d), 2);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(d, 0),
+						  "tags"), 0)), "email-only");
+	assert_string_equal(field(d, 1, "rule"), "10-filter.lua:4");
+	json_decref(d);
+
+	d = run_channel(r, "web");
+	assert_int_equal(json_array_size(d), 3);
+	assert_string_equal(field(d, 0, "rule"), "10-filter.lua:5");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(d, 1),
+						  "tags"), 0)), "phone-or-web-web");
+	json_decref(d);
+
+	/* No filter names counter: only the handler without one runs. */
+	d = run_channel(r, "counter");
+	assert_int_equal(json_array_size(d), 1);
+	assert_string_equal(field(d, 0, "rule"), "10-filter.lua:4");
+	json_decref(d);
+	/* Handlers passed by were not called, so they were not counted: 2 + 3 + 1 calls. */
+	assert_int_equal(count_calls[RULES_OK], 6);
+	rules_free(r);
+
+	write_rule("10-filter.lua", "loket.on('contact', {chanel = 'email'}, function(c) end)\n");
+	load("10-filter.lua:1: loket.on: unknown filter 'chanel'");
+	write_rule("10-filter.lua", "loket.on('contact', {channel = 'fax'}, function(c) end)\n");
+	load("10-filter.lua:1: loket.on: filter channel 'fax' is not a channel");
+	write_rule("10-filter.lua", "loket.on('contact', {channel = 3}, function(c) end)\n");
+	load("loket.on: filter channel: expected a channel name or a list of them");
+	write_rule("10-filter.lua",
+	    "loket.on('contact', function(c) end, {channel = 'email'})\n");
+	load("loket.on: unknown option 'channel'");
+}
+
+/*
+ * A plain s:find(p, init, true) is done by the guard itself: it must answer
+ * as the library does, which a pattern without special characters shows
+ * (the library searches that plainly too): every init from before the start
+ * to past the end, empty and missing needles, and init given as text.
+ */
+static void
+test_plain_find_as_the_library(void **state)
+{
+	struct rules *r;
+	json_t *d;
+
+	write_rule("10-find.lua",
+	    "loket.on('contact', function(c)\n"
+	    "  local n = 0\n"
+	    "  for _, s in ipairs({'hello world', '', 'aaa', 'abcabc'}) do\n"
+	    "    for _, p in ipairs({'o', '', 'world', 'xyz', 'a', 'aa', 'abc', 'c', 'hello world!'}) do\n"
+	    "      for init = -15, 15 do\n"
+	    "        local a1, a2 = s:find(p, init, true)\n"
+	    "        local b1, b2 = s:find(p, init)\n"
+	    "        if a1 ~= b1 or a2 ~= b2 then\n"
+	    "          error(('%q:find(%q, %d): %s %s, not %s %s'):format(s, p, init,\n"
+	    "            tostring(a1), tostring(a2), tostring(b1), tostring(b2)))\n"
+	    "        end\n"
+	    "        n = n + 1\n"
+	    "      end\n"
+	    "    end\n"
+	    "  end\n"
+	    "  local a, b = ('hello world'):find('o', '6', true)\n"
+	    "  local e, f = ('hello world'):find('o', nil, true)\n"
+	    "  if a ~= 8 or b ~= 8 or e ~= 5 or f ~= 5 then error('init as text or nil') end\n"
+	    "  if pcall(string.find, 'x', nil, 1, true) then error('a nil needle passed') end\n"
+	    "  c:tag('checked-' .. n)\n"
+	    "end)\n");
+	r = load(NULL);
+	d = run(r);
+	assert_int_equal(json_array_size(d), 1);
+	if (strcmp(field(d, 0, "type"), "tag") != 0)
+		fail_msg("%s", field(d, 0, "message"));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(d, 0),
+						  "tags"), 0)), "checked-1116");
+	json_decref(d);
+	rules_free(r);
+}
+
 int
 main(void)
 {
@@ -652,6 +767,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pairs_cannot_reach_string_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_find_as_the_library, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
