@@ -3,8 +3,7 @@
 -- expected, counted in the department's opening hours; outside opening hours
 -- the mail says so. Automatic mail (out-of-office, bounces, lists) never gets
 -- one: loketd drops replies to it.
-loket.on("contact", function(c)
-  if c.channel ~= "email" and c.channel ~= "web" then return end
+loket.on("contact", { channel = { "email", "web" } }, function(c)
   if not (c.party and c.party.email) then return end
   local unit = c.department or c.organisation
   if loket.calendar(unit):is_open() then
@@ -15,8 +14,6 @@ loket.on("contact", function(c)
   end
 end)
 
-loket.on("escalated", function(c)
-  if c.channel == "email" then
-    c:reply{ template = "doorverwezen", via = "email" }
-  end
+loket.on("escalated", { channel = "email" }, function(c)
+  c:reply{ template = "doorverwezen", via = "email" }
 end)

@@ -431,7 +431,7 @@ def test_loketctl_rules_test_prints_every_decision_and_stores_nothing(loketd, tm
         "reply template ontvangen-buiten-openingsuren",
         # Stored escalated, it runs the rules of "escalated" next.
         'then the rules of "escalated":',
-        "40-acknowledge.lua:18 reply with template doorverwezen via email",
+        "40-acknowledge.lua:17 reply with template doorverwezen via email",
     ], r.stdout
     assert contacts_stored(client) == []
 
