@@ -103,8 +103,9 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 	json_error_t jerr;
 	int64_t at = util_time_ms();
 	const char *next, *event = "contact", *pos[2], *given = NULL;
-	char err[256], before[16];
-	int failed = 0, status, npos = 0;
+	const char *error = NULL;
+	char before[16];
+	int failed = 0, refused, npos = 0;
 	size_t i;
 
 	for (int k = 0; k < argc; k++) {
@@ -158,11 +159,11 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 		json_object_del(body, "status");
 		json_object_del(body, "extra");
 	}
-	status = register_prepare(&d, body, "rules-test", &doc, err, sizeof(err));
+	refused = register_prepare(&d, body, "rules-test", &doc, &error) != STORE_OK;
 	json_decref(body);
-	if (status != 0) {
+	if (refused) {
 		fprintf(stderr, "loketctl: %s: the register would refuse this contact: %s\n", pos[1],
-		    err);
+		    error);
 		json_decref(extra);
 		return 2;
 	}

@@ -11,6 +11,7 @@
 #include "contact.h"
 #include "events.h"
 #include "http.h"
+#include "http_status.h"
 #include "log.h"
 #include "loketd.h"
 #include "metrics.h"
@@ -234,7 +235,8 @@ static void
 api_contact_submitted_cb(const struct register_result *res, void *arg)
 {
 	struct api_submit *p = arg;
-	struct loket_submit_result out = { .status = res->status, .error = res->error,
+	struct loket_submit_result out = { .status = http_status_of_store(res->result),
+		.error = res->error,
 		.contact_id = res->contact_id, .reference = res->reference,
 		.duplicate = res->duplicate, .threaded = res->threaded };
 	char *json = res->contact != NULL ? json_dumps(res->contact, JSON_COMPACT) : NULL;

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "contact.h"
-#include "http_status.h"
 #include "log.h"
 #include "loketd.h"
 #include "register.h"
@@ -36,7 +35,7 @@ struct register_submission {
 	json_t *seen; /* {id, reference} of a contact that had the message's Message-ID first */
 	void (*done_cb)(const struct register_result *res, void *arg);
 	void *arg;
-	int status;
+	enum store_result result;
 	char error[256];
 };
 
@@ -57,7 +56,7 @@ static void
 register_refused_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct register_submission *s = arg;
-	struct register_result res = { .status = s->status, .error = s->error };
+	struct register_result res = { .result = s->result, .error = s->error };
 
 	(void)fd;
 	(void)what;
@@ -71,9 +70,9 @@ register_refused_cb(evutil_socket_t fd, short what, void *arg)
  * the call returns.
  */
 static void
-register_refuse(struct register_submission *s, int status, const char *error)
+register_refuse(struct register_submission *s, enum store_result result, const char *error)
 {
-	s->status = status;
+	s->result = result;
 	snprintf(s->error, sizeof(s->error), "%s", error);
 	if (event_base_once(s->d->base, -1, EV_TIMEOUT, register_refused_cb, s, NULL) < 0) {
 		log_warnx("register", "cannot defer a refusal: answering at once");
@@ -89,7 +88,7 @@ register_stored_cb(struct store_req *sr, void *arg)
 	struct register_result res = { 0 };
 
 	if (sr->result != STORE_OK) {
-		res.status = http_status_of_store(sr->result);
+		res.result = sr->result;
 		res.error = sr->error;
 	} else {
 		res.duplicate = json_is_true(json_object_get(sr->out, "duplicate"));
@@ -108,7 +107,7 @@ register_write(struct register_submission *s, enum store_op op, json_t *in)
 	struct store_req *sr;
 
 	if (in == NULL || (sr = store_req_new(op, in, register_stored_cb, s)) == NULL) {
-		register_refuse(s, 503, "out of memory");
+		register_refuse(s, STORE_UNAVAILABLE, "out of memory");
 		return;
 	}
 	store_submit(s->d->store, sr);
@@ -184,13 +183,12 @@ static void
 register_create(struct register_submission *s)
 {
 	json_t *doc = NULL, *message, *keys;
-	const char *automatic;
-	char error[256];
-	int status;
+	const char *automatic, *error;
+	enum store_result result;
 
-	status = register_prepare(s->d, s->fields, s->actor, &doc, error, sizeof(error));
-	if (status != 0) {
-		register_refuse(s, status, error);
+	result = register_prepare(s->d, s->fields, s->actor, &doc, &error);
+	if (result != STORE_OK) {
+		register_refuse(s, result, error);
 		return;
 	}
 	message = s->message;
@@ -220,7 +218,7 @@ register_create(struct register_submission *s)
 		json_object_set_new(doc, "keys", keys);
 	if (register_idempotency(s, doc) < 0) {
 		json_decref(doc);
-		register_refuse(s, 503, "out of memory");
+		register_refuse(s, STORE_UNAVAILABLE, "out of memory");
 		return;
 	}
 	register_write(s, STORE_CONTACT_CREATE, doc);
@@ -237,7 +235,7 @@ register_thread_found_cb(struct store_req *sr, void *arg)
 	 * a new one: the channel hears the error and tries again later.
 	 */
 	if (sr->result != STORE_OK) {
-		register_refuse(s, http_status_of_store(sr->result), sr->error);
+		register_refuse(s, sr->result, sr->error);
 		return;
 	}
 	if (json_is_object(seen = json_object_get(sr->out, "message_id_seen")))
@@ -272,7 +270,8 @@ register_submit(struct loketd *d, struct loket_contact *c, const struct register
 	    (who->idempotency_key != NULL &&
 		((s->idempotency_key = strdup(who->idempotency_key)) == NULL ||
 		    (s->idempotency_body = strdup(who->idempotency_body)) == NULL))) {
-		struct register_result res = { .status = 503, .error = "out of memory" };
+		struct register_result res = { .result = STORE_UNAVAILABLE,
+			.error = "out of memory" };
 
 		if (s != NULL)
 			register_submission_free(s);
@@ -301,7 +300,7 @@ register_submit(struct loketd *d, struct loket_contact *c, const struct register
 	    json_object_get(s->message, "message_id"));
 	if (in == NULL ||
 	    (sr = store_req_new(STORE_THREAD_FIND, in, register_thread_found_cb, s)) == NULL) {
-		register_refuse(s, 503, "out of memory");
+		register_refuse(s, STORE_UNAVAILABLE, "out of memory");
 		return;
 	}
 	store_submit(d->store, sr);
