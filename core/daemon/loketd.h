@@ -15,6 +15,7 @@ struct http;
 struct metrics;
 struct outbox;
 struct plugins;
+struct register_submission;
 struct rulebook_host;
 struct rules;
 struct store;
@@ -35,6 +36,8 @@ struct loketd {
 	struct rules *rules;
 	struct outbox *outbox;
 	struct events *events; /* register events to subscribers */
+	/* register_submit.c: submissions behind a thread lookup, in the order they came. */
+	struct register_submission *submissions;
 	struct event *timer_ev;
 	int64_t timer_armed_ms; /* when timer_ev fires; 0 when not armed */
 	int timers_busy;

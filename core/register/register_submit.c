@@ -37,6 +37,10 @@ struct register_submission {
 	void *arg;
 	enum store_result result;
 	char error[256];
+	/* In d->submissions: the thread lookup's answer, kept until this one's turn. */
+	struct register_submission *next;
+	int waiting;  /* the lookup has not answered yet */
+	json_t *found; /* its answer when STORE_OK; NULL: none asked or it failed (result) */
 };
 
 static void
@@ -46,6 +50,7 @@ register_submission_free(struct register_submission *s)
 	json_decref(s->message);
 	json_decref(s->keys);
 	json_decref(s->seen);
+	json_decref(s->found);
 	free(s->actor);
 	free(s->idempotency_key);
 	free(s->idempotency_body);
@@ -224,27 +229,95 @@ register_create(struct register_submission *s)
 	register_write(s, STORE_CONTACT_CREATE, doc);
 }
 
+/* What a lookup answered, on this submission's turn: a thread, a new contact or the failure. */
 static void
-register_thread_found_cb(struct store_req *sr, void *arg)
+register_proceed(struct register_submission *s)
 {
-	struct register_submission *s = arg;
-	json_t *seen;
+	json_t *seen, *found = s->found;
 
 	/*
 	 * Not knowing whether a message answers a contact is no reason to make
 	 * a new one: the channel hears the error and tries again later.
 	 */
-	if (sr->result != STORE_OK) {
-		register_refuse(s, sr->result, sr->error);
+	if (s->result != STORE_OK) {
+		register_refuse(s, s->result, s->error);
 		return;
 	}
-	if (json_is_object(seen = json_object_get(sr->out, "message_id_seen")))
+	if (json_is_object(seen = json_object_get(found, "message_id_seen")))
 		s->seen = json_incref(seen);
 	json_object_del(s->message, "thread");
-	if (json_is_integer(json_object_get(sr->out, "contact_id")))
-		register_thread(s, json_integer_value(json_object_get(sr->out, "contact_id")));
+	if (json_is_integer(json_object_get(found, "contact_id")))
+		register_thread(s, json_integer_value(json_object_get(found, "contact_id")));
 	else
 		register_create(s);
+}
+
+/* Whether a submission of the same caller that came before s still waits for its lookup. */
+static int
+register_behind(struct register_submission *head, struct register_submission *s)
+{
+	for (; head != s; head = head->next)
+		if (head->waiting && strcmp(head->actor, s->actor) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Lookups run on the driver's reader threads and may answer in any order;
+ * one caller's submissions still go on in the order the caller made them,
+ * so a mailbox's mails are stored (and their messages listed) in mailbox
+ * order. Starts again from the head after each: what a step calls may
+ * submit again.
+ */
+static void
+register_drain(struct loketd *d)
+{
+	struct register_submission **pp, *s;
+
+	for (;;) {
+		for (pp = &d->submissions; (s = *pp) != NULL; pp = &s->next)
+			if (!s->waiting && !register_behind(d->submissions, s))
+				break;
+		if (s == NULL)
+			return;
+		*pp = s->next;
+		s->next = NULL;
+		register_proceed(s);
+	}
+}
+
+static void
+register_enqueue(struct loketd *d, struct register_submission *s)
+{
+	struct register_submission **pp = &d->submissions;
+
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = s;
+}
+
+static void
+register_thread_found_cb(struct store_req *sr, void *arg)
+{
+	struct register_submission *s = arg;
+
+	s->waiting = 0;
+	s->result = sr->result;
+	if (sr->result != STORE_OK)
+		snprintf(s->error, sizeof(s->error), "%s", sr->error);
+	else
+		s->found = json_incref(sr->out);
+	register_drain(s->d);
+}
+
+/* Whether an earlier submission of the same caller still waits for its lookup. */
+static int
+register_caller_waits(struct loketd *d, const char *actor)
+{
+	for (struct register_submission *w = d->submissions; w != NULL; w = w->next)
+		if (w->waiting && strcmp(w->actor, actor) == 0)
+			return 1;
+	return 0;
 }
 
 /* Whether the channel's message names something to look up: a thread, or its own Message-ID. */
@@ -290,6 +363,11 @@ register_submit(struct loketd *d, struct loket_contact *c, const struct register
 	contact_free(c);
 	if (!register_has_thread_hints(s->message)) {
 		json_object_del(s->message, "thread");
+		/* Nothing to look up, but its turn still comes after the caller's earlier ones. */
+		if (register_caller_waits(d, s->actor)) {
+			register_enqueue(d, s);
+			return;
+		}
 		register_create(s);
 		return;
 	}
@@ -303,5 +381,7 @@ register_submit(struct loketd *d, struct loket_contact *c, const struct register
 		register_refuse(s, STORE_UNAVAILABLE, "out of memory");
 		return;
 	}
+	s->waiting = 1;
+	register_enqueue(d, s);
 	store_submit(d->store, sr);
 }

@@ -27,6 +27,9 @@ struct fake {
 	json_t *ins[8];
 	size_t n;
 	json_t *thread_answer; /* STORE_THREAD_FIND's out; NULL: fail it with 503 */
+	int hold_lookups;      /* keep thread lookups unanswered in held[] until the test answers */
+	struct store_req *held[4];
+	size_t nheld;
 };
 
 static struct fake fake;
@@ -79,6 +82,11 @@ fake_submit(struct store *s, struct store_req *req)
 	assert_true(fake.n < 8);
 	fake.ops[fake.n] = req->op;
 	fake.ins[fake.n++] = json_deep_copy(req->in);
+	if (fake.hold_lookups && req->op == STORE_THREAD_FIND) {
+		assert_true(fake.nheld < 4);
+		fake.held[fake.nheld++] = req;
+		return;
+	}
 	assert_int_equal(event_base_once(s->base, -1, EV_TIMEOUT, fake_complete_cb, req, NULL), 0);
 }
 
@@ -317,6 +325,62 @@ test_the_abi_submit_goes_through_the_same_door(void **state)
 	assert_string_equal(json_string_value(json_object_get(fake.ins[1], "actor")), "mail");
 }
 
+static const char *
+subject_of(size_t i)
+{
+	return json_string_value(json_object_get(fake.ins[i], "subject"));
+}
+
+/*
+ * A driver's reader threads may answer two lookups in either order; a
+ * mailbox's mails are still stored in the order the channel submitted them
+ * (its list of messages follows the mailbox), and a mail of the same
+ * channel without anything to look up waits its turn too. Another caller
+ * does not wait for the channel.
+ */
+static void
+test_lookups_answered_out_of_order_keep_the_callers_order(void **state)
+{
+	struct heard h[4] = { { 0 } };
+	struct register_caller api = { .actor = "balie" };
+	struct loket_contact *c;
+	const char *subjects[] = { "eerste", "tweede", "derde" };
+
+	(void)state;
+	fake.thread_answer = json_object();
+	fake.hold_lookups = 1;
+	for (size_t i = 0; i < 3; i++) {
+		struct register_caller mail = { .actor = "mail" };
+
+		c = mail_contact(i < 2 ? "{\"message_id\": \"<m@burger.example>\"}" : NULL);
+		assert_int_equal(contact_set(c, "subject", subjects[i]), 0);
+		register_submit(&d, c, &mail, heard_cb, &h[i]);
+	}
+	c = contact_new(&d, "balie", "counter");
+	assert_int_equal(contact_set(c, "subject", "aan de balie"), 0);
+	register_submit(&d, c, &api, heard_cb, &h[3]);
+	/* The counter's contact went on at once; the mails wait for their lookups. */
+	assert_int_equal(fake.n, 3);
+	assert_int_equal(fake.ops[2], STORE_CONTACT_CREATE);
+	assert_string_equal(subject_of(2), "aan de balie");
+
+	/* The second mail's lookup answers first: nothing is written for it yet. */
+	fake_complete_cb(-1, 0, fake.held[1]);
+	assert_int_equal(fake.n, 3);
+	fake_complete_cb(-1, 0, fake.held[0]);
+	assert_int_equal(fake.n, 6);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(fake.ops[3 + i], STORE_CONTACT_CREATE);
+		assert_string_equal(subject_of(3 + i), subjects[i]);
+	}
+	event_base_dispatch(d.base);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(h[i].calls, 1);
+		assert_int_equal(h[i].result, STORE_OK);
+	}
+	assert_null(d.submissions);
+}
+
 int
 main(void)
 {
@@ -333,6 +397,8 @@ main(void)
 		    test_an_api_contact_carries_its_idempotency_keys_and_no_lookup, reset, reset),
 		cmocka_unit_test_setup_teardown(
 		    test_the_abi_submit_goes_through_the_same_door, reset, reset),
+		cmocka_unit_test_setup_teardown(
+		    test_lookups_answered_out_of_order_keep_the_callers_order, reset, reset),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
