@@ -10,6 +10,7 @@
 #include "loketctl.h"
 #include "loketd.h"
 #include "register.h"
+#include "rulebook.h"
 #include "rules.h"
 #include "store.h"
 #include "units.h"
@@ -96,7 +97,7 @@ rules_test_usage(void)
 static int
 cmd_rules_test(const struct conf *conf, int argc, char **argv)
 {
-	struct loketd d = { .conf = (struct conf *)conf };
+	struct loketd d = { .conf = (struct conf *)conf, .rules_hooks = &rulebook_register_hooks };
 	struct units *units = NULL;
 	struct rules *rules = NULL;
 	json_t *body, *doc = NULL, *decisions, *v, *extra = NULL;
@@ -328,7 +329,8 @@ replay_one_cb(json_t *stored, void *arg)
 static int
 cmd_rules_replay(const struct conf *conf, int argc, char **argv)
 {
-	struct replay rp = { .conf = conf, .d = { .conf = (struct conf *)conf } };
+	struct replay rp = { .conf = conf,
+		.d = { .conf = (struct conf *)conf, .rules_hooks = &rulebook_register_hooks } };
 	struct units *units = NULL;
 	int64_t since = 0;
 	char *err = NULL;

@@ -23,6 +23,7 @@
 #include "http_sys.h"
 #include "log.h"
 #include "outbox.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "plugin.h"

@@ -702,7 +702,7 @@ plugins_unload_from(struct loket_plugin *p)
 		return;
 	plugins_unload_from(p->next);
 	if (p->loaded)
-		outbox_forget(p);
+		outbox_forget(p->daemon, p);
 	/* Before unload: no event reaches a plugin that is tearing down, or code unmapped. */
 	if (p->daemon != NULL)
 		events_unsubscribe_owner(p->daemon->events, p);

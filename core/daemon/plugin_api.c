@@ -13,6 +13,7 @@
 #include "http.h"
 #include "http_status.h"
 #include "log.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -373,6 +374,13 @@ api_event_publish(struct loket_plugin *self, const char *name, const char *json,
 	return 0;
 }
 
+static int
+api_outbox_sender(struct loket_plugin *self, const char *channel,
+    void (*send)(struct loket_outbound *o, const char *item_json, void *arg), void *arg)
+{
+	return outbox_sender(self->daemon, self, channel, send, arg);
+}
+
 const struct loket_api api_table = {
 	.size = sizeof(struct loket_api),
 	.abi_major = LOKET_ABI_MAJOR,
@@ -402,7 +410,7 @@ const struct loket_api api_table = {
 	.contact_key = contact_key,
 	.contact_message = contact_message,
 	.data_dir = api_data_dir,
-	.outbox_sender = outbox_sender,
+	.outbox_sender = api_outbox_sender,
 	.outbound_done = outbound_done,
 	.metric = api_metric,
 	/* 1.3: register events */

@@ -109,6 +109,20 @@ struct register_result {
 void register_submit(struct loketd *d, struct loket_contact *c, const struct register_caller *who,
     void (*done_cb)(const struct register_result *res, void *arg), void *arg);
 
+/*
+ * What the rules lend the register during intake, installed in
+ * d->rules_hooks by the rules layer (rulebook_init), as events.c installs
+ * the store's done_hook: the register includes nothing of core/rules and
+ * calls up only through these. NULL (or a NULL member): no rules run.
+ */
+struct register_rules_hooks {
+	/* Runs the contact rules on a prepared contact and applies their decisions to it. */
+	void (*contact)(struct loketd *d, json_t *doc);
+	/* A rule that failed, for the log (the message may quote contact data: never logged). */
+	void (*failed)(struct loketd *d, const char *rule, const char *result,
+	    const char *message);
+};
+
 /* register_rules.c */
 /*
  * Applies rule decisions to a prepared contact: field changes, escalation

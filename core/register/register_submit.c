@@ -14,7 +14,6 @@
 #include "log.h"
 #include "loketd.h"
 #include "register.h"
-#include "rulebook.h"
 #include "store.h"
 #include "util.h"
 
@@ -212,7 +211,8 @@ register_create(struct register_submission *s)
 	}
 	register_flag_seen(doc, message, s->seen);
 	/* Before the write, so the rules' decisions are stored with the contact. */
-	rulebook_contact(s->d, doc);
+	if (s->d->rules_hooks != NULL && s->d->rules_hooks->contact != NULL)
+		s->d->rules_hooks->contact(s->d, doc);
 	/* Automatic mail is registered but never answered: no out-of-office ping-pong. */
 	if (automatic != NULL)
 		json_object_del(doc, "outbox");

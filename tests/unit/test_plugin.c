@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "events.h"
 #include "http.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "plugin.h"

@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "contact.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "plugin.h"
 #include "register.h"
