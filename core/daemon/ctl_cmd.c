@@ -46,11 +46,10 @@ ctl_cmd_stats(struct ctl_conn *conn, struct loketd *d, json_t *args)
 static void
 ctl_cmd_reload(struct ctl_conn *conn, struct loketd *d, json_t *args)
 {
-	char *err = NULL;
+	const char *err = NULL;
 
 	if (loketd_reload(d, &err) < 0) {
 		ctl_fail(conn, err != NULL ? err : "reload failed");
-		free(err);
 		return;
 	}
 	ctl_reply(conn, json_pack("{s:s}", "config", d->conf_path));

@@ -8,7 +8,7 @@ struct loketd;
 
 /* loketd.c */
 /* Re-reads the config file; on error the old config stays and *error_r says why. */
-int loketd_reload(struct loketd *d, char **error_r);
+int loketd_reload(struct loketd *d, const char **error_r);
 void loketd_stop(struct loketd *d);
 
 /* plugin_api.c */

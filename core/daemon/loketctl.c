@@ -172,21 +172,21 @@ static int
 cmd_check_config(const struct conf *conf, int argc, char **argv)
 {
 	struct plugins *plugins = NULL;
-	char *err = NULL;
+	const char *err = NULL;
+	char *rules_err = NULL;
 
 	struct loketd d = { .conf = (struct conf *)conf };
 	struct rulebook_pending *rb;
 
 	if (plugins_open(conf, NULL, &plugins, &err) < 0) {
 		fprintf(stderr, "loketctl: %s\n", err);
-		free(err);
 		return 2;
 	}
 	plugins_close(plugins);
 	/* What loketd loads at start and on reload: calendars, the catalogue, the rules. */
-	if ((rb = rulebook_prepare(&d, conf, &err)) == NULL) {
-		fprintf(stderr, "loketctl: %s\n", err);
-		free(err);
+	if ((rb = rulebook_prepare(&d, conf, &rules_err)) == NULL) {
+		fprintf(stderr, "loketctl: %s\n", rules_err);
+		free(rules_err);
 		return 2;
 	}
 	rulebook_discard(rb);
@@ -310,7 +310,7 @@ main(int argc, char *argv[])
 {
 	const char *path = SYSCONFDIR "/loket/loket.conf";
 	struct conf *conf = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 	int ch, rc;
 
 	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
@@ -335,7 +335,6 @@ main(int argc, char *argv[])
 			continue;
 		if (conf_load(path, &conf, &err) < 0) {
 			fprintf(stderr, "loketctl: %s\n", err);
-			free(err);
 			return 2;
 		}
 		setenv("TZ", conf->timezone, 1);

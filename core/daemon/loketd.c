@@ -64,9 +64,10 @@ loketd_limits(const struct conf *conf, struct http_limits *limits)
 }
 
 int
-loketd_reload(struct loketd *d, char **error_r)
+loketd_reload(struct loketd *d, const char **error_r)
 {
 	struct conf *conf = NULL;
+	char *rules_error = NULL;
 	struct rulebook_pending *pending = NULL;
 	struct http_limits limits;
 
@@ -88,8 +89,13 @@ loketd_reload(struct loketd *d, char **error_r)
 	    strcmp(conf->storage_path, d->conf->storage_path) != 0)
 		log_warnx("loketd", "data_dir or storage changed; restart loketd to apply it");
 	/* A broken rule file or calendar keeps the old config and rules. */
-	if ((pending = rulebook_prepare(d, conf, error_r)) == NULL ||
-	    plugins_reload(d->plugins, conf, error_r) < 0)
+	if ((pending = rulebook_prepare(d, conf, &rules_error)) == NULL) {
+		/* The rules still hand back a string of their own: copied, then freed. */
+		*error_r = rules_error != NULL ? util_error("%s", rules_error) : NULL;
+		free(rules_error);
+		goto fail;
+	}
+	if (plugins_reload(d->plugins, conf, error_r) < 0)
 		goto fail;
 	rulebook_commit(d, pending);
 	log_set_level(conf->log_level_value);
@@ -168,7 +174,7 @@ static void
 loketd_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct loketd *d = arg;
-	char *err = NULL;
+	const char *err = NULL;
 
 	switch (sig) {
 	case SIGTERM:
@@ -176,8 +182,8 @@ loketd_signal_cb(evutil_socket_t sig, short what, void *arg)
 		loketd_stop(d);
 		break;
 	case SIGHUP:
-		if (loketd_reload(d, &err) < 0)
-			free(err);
+		/* A failure is logged by loketd_reload itself: nobody else waits for it. */
+		(void)loketd_reload(d, &err);
 		break;
 	}
 }
@@ -204,7 +210,7 @@ loketd_start(struct loketd *d)
 {
 	struct http_limits limits;
 	const char *err = NULL;
-	char *errs = NULL;
+	char *errs = NULL; /* the rules' own string (rulebook_init) */
 
 	if (loketd_data_dir(d->conf) < 0)
 		return -1;
@@ -252,10 +258,9 @@ loketd_start(struct loketd *d)
 		    d->conf->control_socket, err);
 		return -1;
 	}
-	if (plugins_open(d->conf, d, &d->plugins, &errs) < 0 ||
-	    plugins_load(d->plugins, &api_table, &errs) < 0) {
-		log_errorx("loketd", "%s", errs);
-		free(errs);
+	if (plugins_open(d->conf, d, &d->plugins, &err) < 0 ||
+	    plugins_load(d->plugins, &api_table, &err) < 0) {
+		log_errorx("loketd", "%s", err);
 		return -1;
 	}
 	outbox_start(d);
@@ -315,7 +320,7 @@ int
 main(int argc, char *argv[])
 {
 	struct loketd d = { 0 };
-	char *err = NULL;
+	const char *err = NULL;
 	int ch, check_only = 0;
 
 	log_init(LOKET_LOG_INFO);
@@ -345,7 +350,6 @@ main(int argc, char *argv[])
 	}
 	if (conf_load(d.conf_path, &d.conf, &err) < 0) {
 		log_errorx("config", "%s", err);
-		free(err);
 		return 2;
 	}
 	log_set_level(d.conf->log_level_value);
@@ -357,7 +361,6 @@ main(int argc, char *argv[])
 
 		if (plugins_open(d.conf, &d, &plugins, &err) < 0) {
 			log_errorx("config", "%s", err);
-			free(err);
 			conf_free(d.conf);
 			return 2;
 		}

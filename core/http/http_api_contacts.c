@@ -359,7 +359,7 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 	json_int_t id;
 	const char *answer, *reason, *dep, *due;
 	int64_t due_ms = 0;
-	char err[200];
+	const char *err = NULL;
 
 	/* Escalating is the first line's hand-over; the second line finishes instead. */
 	if (auth_require(req, action == REGISTER_ESCALATE ? AUTH_AGENT | AUTH_ADMIN : AUTH_STAFF) <
@@ -370,7 +370,6 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 	reason = json_string_value(json_object_get(body, "reason"));
 	dep = json_string_value(json_object_get(body, "department"));
 	due = json_string_value(json_object_get(body, "due"));
-	err[0] = '\0';
 	for (const char *const *k = (const char *const[]){ "answer", "reason", "department", "due",
 		 NULL };
 	     *k != NULL; k++) {
@@ -379,18 +378,18 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 		if (v != NULL && !json_is_null(v) &&
 		    (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
 			json_string_length(v) > 10000))
-			snprintf(err, sizeof(err), "%s: expected a string", *k);
+			err = util_error("%s: expected a string", *k);
 	}
-	if (err[0] == '\0' && action == REGISTER_ESCALATE) {
+	if (err == NULL && action == REGISTER_ESCALATE) {
 		if (dep == NULL)
-			snprintf(err, sizeof(err), "department: required to escalate");
+			err = "department: required to escalate";
 		else if (conf_department(d->conf, dep) == NULL)
-			snprintf(err, sizeof(err), "department: no department '%.*s' is configured",
+			err = util_error("department: no department '%.*s' is configured",
 			    (int)util_utf8_prefix(dep, 64), dep);
 		else if (due != NULL && util_time_parse(due, &due_ms) < 0)
-			snprintf(err, sizeof(err), "due: expected an RFC 3339 time");
+			err = "due: expected an RFC 3339 time";
 	}
-	if (err[0] != '\0') {
+	if (err != NULL) {
 		json_decref(body);
 		http_problem(req, 422, err);
 		return;

@@ -57,7 +57,7 @@ setup(void **state)
 {
 	char path[] = "/tmp/loket-test-register-XXXXXX";
 	int fd = mkstemp(path);
-	char *err = NULL;
+	const char *err = NULL;
 	FILE *fp = fdopen(fd, "w");
 
 	fputs("[loketd]\ndata_dir = /tmp\n[organisation.gemeente]\n[organisation.ocmw]\n"

@@ -113,7 +113,7 @@ setup(void **state)
 {
 	char path[] = "/tmp/loket-test-register-submit-XXXXXX";
 	int fd = mkstemp(path);
-	char *err = NULL;
+	const char *err = NULL;
 	FILE *fp = fdopen(fd, "w");
 
 	(void)state;
