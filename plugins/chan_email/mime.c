@@ -42,13 +42,13 @@ struct mime_parse {
 };
 
 int
-mime_fail(char *err, size_t errlen, const char *fmt, ...)
+mime_fail(const char **error_r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err != NULL && errlen > 0) {
+	if (error_r != NULL) {
 		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
+		*error_r = email_verror(fmt, ap);
 		va_end(ap);
 	}
 	return -1;
@@ -335,7 +335,7 @@ mime_fix_bare_text(GMimeObject *obj, GMimeParserOptions *opts)
  * recursion; collects the leaves outside attached messages in document order.
  */
 static int
-mime_walk(struct mime_parse *p, GMimeMessage *m, char *err, size_t errlen)
+mime_walk(struct mime_parse *p, GMimeMessage *m, const char **error_r)
 {
 	GArray *stack = g_array_new(FALSE, FALSE, sizeof(struct mime_frame));
 	struct mime_frame f = { g_mime_message_get_mime_part(m), 1, 0 };
@@ -347,7 +347,7 @@ mime_walk(struct mime_parse *p, GMimeMessage *m, char *err, size_t errlen)
 		f = g_array_index(stack, struct mime_frame, stack->len - 1);
 		g_array_set_size(stack, stack->len - 1);
 		if (f.depth > p->lim->max_depth) {
-			rc = mime_fail(err, errlen, "MIME nesting is deeper than %u levels",
+			rc = mime_fail(error_r, "MIME nesting is deeper than %u levels",
 			    p->lim->max_depth);
 			break;
 		}
@@ -433,8 +433,7 @@ mime_count_addrs(InternetAddressList *list)
 }
 
 static int
-mime_fill_addrs(struct email_msg *msg, GMimeMessage *m, const struct email_limits *lim, char *err,
-    size_t errlen)
+mime_fill_addrs(struct email_msg *msg, GMimeMessage *m, const struct email_limits *lim, const char **error_r)
 {
 	InternetAddressList *to = g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_TO);
 	InternetAddressList *cc = g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_CC);
@@ -443,12 +442,12 @@ mime_fill_addrs(struct email_msg *msg, GMimeMessage *m, const struct email_limit
 	size_t nfrom = 0, nrt = 0;
 
 	if (nto + ncc > lim->max_addresses)
-		return mime_fail(err, errlen, "To and Cc hold %zu addresses, over the limit of %u",
+		return mime_fail(error_r, "To and Cc hold %zu addresses, over the limit of %u",
 		    nto + ncc, lim->max_addresses);
 	if (nto > 0 && (msg->to = calloc(nto, sizeof(*msg->to))) == NULL)
-		return mime_fail(err, errlen, "out of memory");
+		return mime_fail(error_r, "out of memory");
 	if (ncc > 0 && (msg->cc = calloc(ncc, sizeof(*msg->cc))) == NULL)
-		return mime_fail(err, errlen, "out of memory");
+		return mime_fail(error_r, "out of memory");
 	mime_addrs(to, &msg->to, &msg->n_to);
 	mime_addrs(cc, &msg->cc, &msg->n_cc);
 
@@ -758,14 +757,14 @@ mime_filename(GMimeObject *o)
 }
 
 static int
-mime_attachments(struct email_msg *msg, struct mime_parse *p, char *err, size_t errlen)
+mime_attachments(struct email_msg *msg, struct mime_parse *p, const char **error_r)
 {
 	const struct email_limits *lim = p->lim;
 
 	msg->attachments
 	    = calloc(p->leaves->len > 0 ? p->leaves->len : 1, sizeof(*msg->attachments));
 	if (msg->attachments == NULL)
-		return mime_fail(err, errlen, "out of memory");
+		return mime_fail(error_r, "out of memory");
 	for (guint i = 0; i < p->leaves->len; i++) {
 		GMimeObject *o = p->leaves->pdata[i];
 		struct email_attachment *a;
@@ -780,13 +779,11 @@ mime_attachments(struct email_msg *msg, struct mime_parse *p, char *err, size_t 
 		ba = mime_content(o);
 		g_ptr_array_add(p->contents, ba);
 		if (ba->len > lim->max_attachment)
-			return mime_fail(err, errlen,
-			    "an attachment is %u bytes, over the limit of %zu", ba->len,
+			return mime_fail(error_r, "an attachment is %u bytes, over the limit of %zu", ba->len,
 			    lim->max_attachment);
 		p->total += ba->len;
 		if (p->total > lim->max_total)
-			return mime_fail(err, errlen,
-			    "attachments total at least %zu bytes, over the limit of %zu", p->total,
+			return mime_fail(error_r, "attachments total at least %zu bytes, over the limit of %zu", p->total,
 			    lim->max_total);
 		a = &msg->attachments[msg->n_attachments++];
 		a->size = ba->len;
@@ -798,7 +795,7 @@ mime_attachments(struct email_msg *msg, struct mime_parse *p, char *err, size_t 
 		g_free(ct);
 		mime_sha256_hex(ba->data, ba->len, a->sha256);
 		if (a->filename == NULL || a->content_type == NULL)
-			return mime_fail(err, errlen, "out of memory");
+			return mime_fail(error_r, "out of memory");
 	}
 	return 0;
 }
@@ -839,8 +836,7 @@ mime_mail_sha256(const char *raw, size_t len, char hex[65])
 }
 
 static int
-mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len, char *err,
-    size_t errlen)
+mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len, const char **error_r)
 {
 	const struct email_limits *lim = p->lim;
 
@@ -852,12 +848,11 @@ mime_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t 
 	for (guint i = 0; i < p->contents->len; i++) {
 		GByteArray *ba = p->contents->pdata[i];
 
-		if (lim->blob_put(lim->blob_arg, ba->data, ba->len, msg->attachments[i].sha256, err,
-		        errlen)
+		if (lim->blob_put(lim->blob_arg, ba->data, ba->len, msg->attachments[i].sha256, error_r)
 		    < 0)
 			return -1;
 	}
-	return lim->blob_put(lim->blob_arg, raw, len, msg->raw_sha256, err, errlen);
+	return lim->blob_put(lim->blob_arg, raw, len, msg->raw_sha256, error_r);
 }
 
 static void
@@ -1016,7 +1011,7 @@ mime_declared_charsets(struct mime_parse *p)
 
 int
 email_parse(const char *raw, size_t len, const struct email_limits *lim, struct email_msg **msg_r,
-    char *err, size_t errlen)
+    const char **error_r)
 {
 	static const char *fallback[] = { "UTF-8", "windows-1252", NULL };
 	struct mime_parse p = { .lim = lim };
@@ -1030,13 +1025,12 @@ email_parse(const char *raw, size_t len, const struct email_limits *lim, struct 
 
 	*msg_r = NULL;
 	if (len > lim->max_message)
-		return mime_fail(err, errlen, "message is %zu bytes, over the limit of %zu", len,
+		return mime_fail(error_r, "message is %zu bytes, over the limit of %zu", len,
 		    lim->max_message);
 	if (len == 0)
-		return mime_fail(err, errlen, "not a mail message: no headers");
+		return mime_fail(error_r, "not a mail message: no headers");
 	if ((rough = mime_rough_addr_count(raw, len)) / 2 > lim->max_addresses)
-		return mime_fail(err, errlen,
-		    "To and Cc hold about %zu addresses, over the limit of %u", rough,
+		return mime_fail(error_r, "To and Cc hold about %zu addresses, over the limit of %u", rough,
 		    lim->max_addresses);
 
 	p.opts = g_mime_parser_options_new();
@@ -1057,15 +1051,14 @@ email_parse(const char *raw, size_t len, const struct email_limits *lim, struct 
 		g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 		m = g_mime_parser_construct_message(parser, p.opts);
 		if (m == NULL || !mime_has_mail_headers(m)) {
-			mime_fail(err, errlen, "not a mail message: no headers");
+			mime_fail(error_r, "not a mail message: no headers");
 			goto fail;
 		}
 		if (p.nesting_overflow) {
-			mime_fail(
-			    err, errlen, "MIME nesting is deeper than %u levels", lim->max_depth);
+			mime_fail(error_r, "MIME nesting is deeper than %u levels", lim->max_depth);
 			goto fail;
 		}
-		if (mime_walk(&p, m, err, errlen) < 0)
+		if (mime_walk(&p, m, error_r) < 0)
 			goto fail;
 		if (pass > 0)
 			break;
@@ -1084,21 +1077,21 @@ email_parse(const char *raw, size_t len, const struct email_limits *lim, struct 
 		stream = NULL;
 	}
 	if ((msg = calloc(1, sizeof(*msg))) == NULL) {
-		mime_fail(err, errlen, "out of memory");
+		mime_fail(error_r, "out of memory");
 		goto fail;
 	}
-	if (mime_fill_addrs(msg, m, lim, err, errlen) < 0)
+	if (mime_fill_addrs(msg, m, lim, error_r) < 0)
 		goto fail;
 	mime_fill_header_fields(msg, m, p.opts);
 	mime_body(msg, &p);
 	if (msg->subject == NULL || msg->body == NULL) {
-		mime_fail(err, errlen, "out of memory");
+		mime_fail(error_r, "out of memory");
 		goto fail;
 	}
-	if (mime_attachments(msg, &p, err, errlen) < 0)
+	if (mime_attachments(msg, &p, error_r) < 0)
 		goto fail;
 	msg->auto_reason = mime_auto_reason(msg, m);
-	if (mime_store(msg, &p, raw, len, err, errlen) < 0)
+	if (mime_store(msg, &p, raw, len, error_r) < 0)
 		goto fail;
 	*msg_r = msg;
 	msg = NULL;

@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 /* mime.c */
-/* Writes a message into err; returns -1, so a caller can "return mime_fail(...)". */
-int mime_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sets *error_r (email_error); returns -1, so a caller can "return mime_fail(...)". */
+int mime_fail(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
  * One line of display text (malloc'd): invalid UTF-8 replaced, white space and
  * control characters made single spaces; drop_format also drops format characters.
