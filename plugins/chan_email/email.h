@@ -1,6 +1,9 @@
 /*
  * email.h: the email channel's parts, each in its own file:
- *   mime.c       parse a raw message with GMime 3; compose an outgoing one
+ *   mime.c       parse a raw message with GMime 3 (mime_walk.c the MIME tree,
+ *                mime_text.c the text, mime_headers.c the header fields,
+ *                mime_attach.c attachments and blobs, mime_html.c HTML to text);
+ *                mime_compose.c composes an outgoing one
  *   email_error.c the plugin's error sentences (const char **error_r)
  *   imap.c       a blocking IMAP session over libcurl (runs on an intake thread)
  *   smtp.c       a blocking SMTP submission over libesmtp (runs on the sender thread)

@@ -115,7 +115,7 @@ mime_compose_attachment(const struct email_out_attachment *a, size_t i, const ch
 			g_object_unref(ct);
 		ct = g_mime_content_type_new("application", "octet-stream");
 	}
-	fn = mime_one_line(a->filename != NULL ? a->filename : "", 1);
+	fn = mime_text_one_line(a->filename != NULL ? a->filename : "", 1);
 	name = fn != NULL && *fn != '\0' ? g_strdelimit(fn, "/\\", '_') : "attachment";
 	disp = g_mime_content_disposition_new();
 	g_mime_content_disposition_set_disposition(disp, "attachment");
@@ -183,9 +183,9 @@ static int
 mime_compose_headers(GMimeMessage *m, const struct email_out *o, const char **error_r)
 {
 	GMimeObject *obj = (GMimeObject *)m;
-	char *from_name = mime_one_line(o->from_name, 0);
-	char *to_name = mime_one_line(o->to_name, 0);
-	char *subj = mime_one_line(o->subject != NULL ? o->subject : "", 0);
+	char *from_name = mime_text_one_line(o->from_name, 0);
+	char *to_name = mime_text_one_line(o->to_name, 0);
+	char *subj = mime_text_one_line(o->subject != NULL ? o->subject : "", 0);
 	GDateTime *date;
 	int rc = -1;
 
@@ -229,7 +229,7 @@ mime_compose_headers(GMimeMessage *m, const struct email_out *o, const char **er
 		g_mime_object_set_header(obj, "X-Auto-Response-Suppress", "All", NULL);
 	}
 	if (o->reference != NULL) {
-		char *ref = mime_one_line(o->reference, 0);
+		char *ref = mime_text_one_line(o->reference, 0);
 
 		g_mime_object_set_header(obj, "X-Loket-Reference", ref != NULL ? ref : "", NULL);
 		free(ref);
