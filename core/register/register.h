@@ -104,7 +104,9 @@ struct register_result {
  * checks of register_prepare, automatic-mail and Message-ID flags, the
  * contact rules, the durable write. Takes over c. done_cb runs on the loop
  * once, never before this returns (unless not even the memory to wait was
- * there: then at once, with STORE_UNAVAILABLE).
+ * there: then at once, with STORE_UNAVAILABLE). One caller's (who->actor's)
+ * submissions reach their writes in the order of the calls, whatever order
+ * the thread lookups answer in.
  */
 void register_submit(struct loketd *d, struct loket_contact *c, const struct register_caller *who,
     void (*done_cb)(const struct register_result *res, void *arg), void *arg);

@@ -77,7 +77,9 @@ static void
 register_refuse(struct register_submission *s, enum store_result result, const char *error)
 {
 	s->result = result;
-	snprintf(s->error, sizeof(s->error), "%s", error);
+	/* A failed lookup's sentence is kept in s->error already. */
+	if (error != s->error)
+		snprintf(s->error, sizeof(s->error), "%s", error);
 	if (event_base_once(s->d->base, -1, EV_TIMEOUT, register_refused_cb, s, NULL) < 0) {
 		log_warnx("register", "cannot defer a refusal: answering at once");
 		register_refused_cb(-1, 0, s);
