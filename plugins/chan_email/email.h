@@ -57,8 +57,8 @@ struct email_limits {
 	 * thread): 0, or -1 with a sentence in *error_r. NULL: nothing is stored,
 	 * the hashes are still computed.
 	 */
-	int (*blob_put)(void *arg, const void *data, size_t len, char sha256_hex[65],
-	    const char **error_r);
+	int (*blob_put)(
+	    void *arg, const void *data, size_t len, char sha256_hex[65], const char **error_r);
 	void *blob_arg;
 };
 
@@ -129,8 +129,7 @@ struct email_out {
  * Builds the message with GMime (CRLF line ends). No field can add a header:
  * CR and LF in names and subjects become spaces, an address with them is refused.
  */
-int email_compose(
-    const struct email_out *o, char **data_r, size_t *len_r, const char **error_r);
+int email_compose(const struct email_out *o, char **data_r, size_t *len_r, const char **error_r);
 
 void email_mime_init(void);
 void email_mime_shutdown(void);

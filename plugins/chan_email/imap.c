@@ -276,8 +276,8 @@ imap_curl_err(struct imap *im, CURLcode rc, const char *what, const char **error
  * command line or NULL for a fetch. Returns the curl code; *error_r is set on failure.
  */
 static CURLcode
-imap_perform(struct imap *im, const char *url, const char *custom, const char *what,
-    const char **error_r)
+imap_perform(
+    struct imap *im, const char *url, const char *custom, const char *what, const char **error_r)
 {
 	CURLcode rc;
 
@@ -881,8 +881,7 @@ imap_move(struct imap *im, const char *mailbox, const uint32_t *uids, size_t n, 
 			ret = imap_setcmd(im, mailbox, uids, n, "STORE",
 			    " +FLAGS.SILENT (\\Deleted)", "STORE", error_r);
 		if (ret == 0)
-			ret = imap_setcmd(
-			    im, mailbox, uids, n, "EXPUNGE", "", "EXPUNGE", error_r);
+			ret = imap_setcmd(im, mailbox, uids, n, "EXPUNGE", "", "EXPUNGE", error_r);
 	}
 	free(tail);
 	/* Deleted behind our back: the next move creates it again. */

@@ -53,8 +53,7 @@ struct imap {
 void imap_buf_reset(struct imap_buf *b);
 int imap_buf_add(struct imap_buf *b, const void *p, size_t n);
 /* Sets *error_r (when error_r is not NULL) to the formatted sentence (email_error). */
-void imap_seterr(const char **error_r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void imap_seterr(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t imap_header_cb(char *p, size_t size, size_t n, void *arg);
 /* Whether a mailbox name or flag can go into a command (no CR, LF, NUL). */
 int imap_safe(const char *s);

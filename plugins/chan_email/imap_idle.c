@@ -334,8 +334,7 @@ imap_idle_once(
 			return -1;
 		deadline = imap_now_ms() + im->timeout_ms;
 		for (;;) {
-			enum imap_idle_read r
-			    = imap_idle_line(im, &line, deadline, -1, error_r);
+			enum imap_idle_read r = imap_idle_line(im, &line, deadline, -1, error_r);
 
 			if (r == IMAP_IDLE_ERROR)
 				return -1;

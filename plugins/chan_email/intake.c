@@ -398,8 +398,7 @@ intake_acknowledge(struct mailbox *mb, const struct email_settings *set, struct 
 		    mb->name, ndone, err);
 		rc = -1;
 	}
-	if (nbad > 0
-	    && imap_move(im, mb->folder, bad, nbad, set->quarantine_folder, &err) < 0) {
+	if (nbad > 0 && imap_move(im, mb->folder, bad, nbad, set->quarantine_folder, &err) < 0) {
 		intake_log(mb, LOKET_LOG_WARN, "cannot move to quarantine mailbox=%s count=%zu: %s",
 		    mb->name, nbad, err);
 		rc = -1;
@@ -513,8 +512,7 @@ intake_main(void *arg)
 			intake_log(mb, LOKET_LOG_ERROR, "mailbox %s: %s", mb->name, err);
 			break;
 		}
-		if (imap_status(im, mb->folder, &uidvalidity, &uidnext, &count, &err)
-		        < 0
+		if (imap_status(im, mb->folder, &uidvalidity, &uidnext, &count, &err) < 0
 		    || imap_search(im, mb->folder, criteria, &uids, &n, &err) < 0) {
 			intake_log(mb, LOKET_LOG_WARN,
 			    "mailbox unreachable mailbox=%s retry_in=%ldms: %s", mb->name, backoff,
@@ -559,8 +557,7 @@ intake_main(void *arg)
 		if (n > 0)
 			continue; /* more may have come while this batch went in */
 		if (idle == 1) {
-			if (imap_idle_wait(
-			        im, mb->folder, (long)set->poll_ms, mb->wake[0], &err)
+			if (imap_idle_wait(im, mb->folder, (long)set->poll_ms, mb->wake[0], &err)
 			    < 0) {
 				intake_log(mb, LOKET_LOG_WARN, "idle failed mailbox=%s: %s",
 				    mb->name, err);

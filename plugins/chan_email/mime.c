@@ -212,12 +212,13 @@ email_parse(const char *raw, size_t len, const struct email_limits *lim, struct 
 
 	*msg_r = NULL;
 	if (len > lim->max_message)
-		return mime_fail(error_r, "message is %zu bytes, over the limit of %zu", len,
-		    lim->max_message);
+		return mime_fail(
+		    error_r, "message is %zu bytes, over the limit of %zu", len, lim->max_message);
 	if (len == 0)
 		return mime_fail(error_r, "not a mail message: no headers");
 	if ((rough = mime_rough_addr_count(raw, len)) / 2 > lim->max_addresses)
-		return mime_fail(error_r, "To and Cc hold about %zu addresses, over the limit of %u", rough,
+		return mime_fail(error_r,
+		    "To and Cc hold about %zu addresses, over the limit of %u", rough,
 		    lim->max_addresses);
 
 	p.opts = g_mime_parser_options_new();

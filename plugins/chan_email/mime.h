@@ -21,7 +21,6 @@ struct mime_parse {
 	size_t total;
 };
 
-
 /* mime.c */
 /* Sets *error_r (email_error); returns -1, so a caller can "return mime_fail(...)". */
 int mime_fail(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -52,8 +51,8 @@ void mime_text_body(struct email_msg *msg, struct mime_parse *p);
 
 /* mime_headers.c */
 /* From, To, Cc and Reply-To into msg; -1 with *error_r over the address limit. */
-int mime_headers_addrs(struct email_msg *msg, GMimeMessage *m, const struct email_limits *lim,
-    const char **error_r);
+int mime_headers_addrs(
+    struct email_msg *msg, GMimeMessage *m, const struct email_limits *lim, const char **error_r);
 /* Subject, ids, threading hints, the loket token, the return path. */
 void mime_headers_fields(struct email_msg *msg, GMimeMessage *m, GMimeParserOptions *opts);
 /* Why the mail is automatic (a bounce, an auto-reply, a list), or NULL. */
@@ -65,8 +64,8 @@ int mime_headers_has_mail(GMimeMessage *m);
 /* The attachments into msg, within the limits; -1 with *error_r over one. */
 int mime_attach_collect(struct email_msg *msg, struct mime_parse *p, const char **error_r);
 /* Keeps the attachments and the raw mail as blobs; sets msg's SHA-256 keys. */
-int mime_attach_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len,
-    const char **error_r);
+int mime_attach_store(
+    struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len, const char **error_r);
 
 /* mime_html.c */
 /* HTML (already UTF-8) to plain text; g_malloc'd. */

@@ -82,12 +82,14 @@ mime_attach_collect(struct email_msg *msg, struct mime_parse *p, const char **er
 		if (o == p->body_part)
 			continue;
 		if (!GMIME_IS_MESSAGE_PART(o) && !mime_walk_is_attachmentish(o)
-		    && (mime_walk_is_type(o, "text", "plain") || mime_walk_is_type(o, "text", "html")))
+		    && (mime_walk_is_type(o, "text", "plain")
+		        || mime_walk_is_type(o, "text", "html")))
 			continue;
 		ba = mime_walk_content(o);
 		g_ptr_array_add(p->contents, ba);
 		if (ba->len > lim->max_attachment)
-			return mime_fail(error_r, "an attachment is %u bytes, over the limit of %zu", ba->len,
+			return mime_fail(error_r,
+			    "an attachment is %u bytes, over the limit of %zu", ba->len,
 			    lim->max_attachment);
 		p->total += ba->len;
 		if (p->total > lim->max_total)
@@ -145,8 +147,8 @@ mime_mail_sha256(const char *raw, size_t len, char hex[65])
 }
 
 int
-mime_attach_store(struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len,
-    const char **error_r)
+mime_attach_store(
+    struct email_msg *msg, struct mime_parse *p, const char *raw, size_t len, const char **error_r)
 {
 	const struct email_limits *lim = p->lim;
 
@@ -158,7 +160,8 @@ mime_attach_store(struct email_msg *msg, struct mime_parse *p, const char *raw, 
 	for (guint i = 0; i < p->contents->len; i++) {
 		GByteArray *ba = p->contents->pdata[i];
 
-		if (lim->blob_put(lim->blob_arg, ba->data, ba->len, msg->attachments[i].sha256, error_r)
+		if (lim->blob_put(
+		        lim->blob_arg, ba->data, ba->len, msg->attachments[i].sha256, error_r)
 		    < 0)
 			return -1;
 	}

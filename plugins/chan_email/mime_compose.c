@@ -272,8 +272,7 @@ email_compose(const struct email_out *o, char **data_r, size_t *len_r, const cha
 		g_object_unref(top);
 		top = (GMimeObject *)mp;
 		for (size_t i = 0; i < o->n_attachments; i++) {
-			GMimeObject *a
-			    = mime_compose_attachment(&o->attachments[i], i, error_r);
+			GMimeObject *a = mime_compose_attachment(&o->attachments[i], i, error_r);
 
 			if (a == NULL) {
 				g_object_unref(top);

@@ -55,7 +55,8 @@ mime_addrs(InternetAddressList *list, struct email_addr **v, size_t *n)
 				continue;
 			e = &(*v)[(*n)++];
 			name = internet_address_get_name(mb);
-			e->name = name != NULL && *name != '\0' ? mime_text_one_line(name, 0) : NULL;
+			e->name
+			    = name != NULL && *name != '\0' ? mime_text_one_line(name, 0) : NULL;
 			e->addr = mime_clean_addr(
 			    internet_address_mailbox_get_addr((InternetAddressMailbox *)mb));
 		}
@@ -81,8 +82,8 @@ mime_count_addrs(InternetAddressList *list)
 }
 
 int
-mime_headers_addrs(struct email_msg *msg, GMimeMessage *m, const struct email_limits *lim,
-    const char **error_r)
+mime_headers_addrs(
+    struct email_msg *msg, GMimeMessage *m, const struct email_limits *lim, const char **error_r)
 {
 	InternetAddressList *to = g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_TO);
 	InternetAddressList *cc = g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_CC);

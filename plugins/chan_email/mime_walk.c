@@ -94,7 +94,8 @@ mime_fix_bare_text(GMimeObject *obj, GMimeParserOptions *opts)
 	GMimeContentType *ct;
 	char *fixed;
 
-	if (v == NULL || !GMIME_IS_PART(obj) || !mime_walk_is_type(obj, "application", "octet-stream"))
+	if (v == NULL || !GMIME_IS_PART(obj)
+	    || !mime_walk_is_type(obj, "application", "octet-stream"))
 		return;
 	v += strspn(v, " \t\r\n");
 	if (g_ascii_strncasecmp(v, "text", 4) != 0)
@@ -131,8 +132,8 @@ mime_walk_tree(struct mime_parse *p, GMimeMessage *m, const char **error_r)
 		f = g_array_index(stack, struct mime_frame, stack->len - 1);
 		g_array_set_size(stack, stack->len - 1);
 		if (f.depth > p->lim->max_depth) {
-			rc = mime_fail(error_r, "MIME nesting is deeper than %u levels",
-			    p->lim->max_depth);
+			rc = mime_fail(
+			    error_r, "MIME nesting is deeper than %u levels", p->lim->max_depth);
 			break;
 		}
 		if (GMIME_IS_MULTIPART(f.obj)) {

@@ -152,8 +152,8 @@ send_template(const struct email_settings *set, const char *name, const char *la
 		snprintf(
 		    path, sizeof(path), "%s/%s.%s.txt", set->templates_dir, name, set->language);
 		if ((text = send_read_file(path)) == NULL) {
-			*error_r = email_error("no template %s.%s.txt in %s", name, set->language,
-			    set->templates_dir);
+			*error_r = email_error(
+			    "no template %s.%s.txt in %s", name, set->language, set->templates_dir);
 			return -1;
 		}
 	}
@@ -249,8 +249,8 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	automatic = json_is_true(json_object_get(item, "automatic"));
 	lang = jstr(contact, "language") != NULL ? jstr(contact, "language") : set->language;
 	/* The language names a template file: letters and dashes only, else the default. */
-	if (strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") != strlen(lang) ||
-	    *lang == '\0')
+	if (strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") != strlen(lang)
+	    || *lang == '\0')
 		lang = set->language;
 	if (automatic && jstr(last_in, "automatic") != NULL) {
 		snprintf(j->error, sizeof(j->error),
@@ -364,8 +364,8 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		goto out;
 	}
 	/* Automatic mail goes out with an empty envelope sender, so it draws no bounce loop. */
-	if (smtp_send(&set->smtp, automatic ? "" : mb->address, &recipient, 1, data, len, &permanent,
-	        &err)
+	if (smtp_send(&set->smtp, automatic ? "" : mb->address, &recipient, 1, data, len,
+	        &permanent, &err)
 	    < 0) {
 		json_int_t attempts = json_integer_value(json_object_get(item, "attempts")) + 1;
 
