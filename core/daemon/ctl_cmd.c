@@ -9,6 +9,7 @@
 #include "ctl.h"
 #include "http.h"
 #include "log.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "plugin.h"
 #include "rulebook.h"
@@ -45,11 +46,10 @@ ctl_cmd_stats(struct ctl_conn *conn, struct loketd *d, json_t *args)
 static void
 ctl_cmd_reload(struct ctl_conn *conn, struct loketd *d, json_t *args)
 {
-	char *err = NULL;
+	const char *err = NULL;
 
 	if (loketd_reload(d, &err) < 0) {
 		ctl_fail(conn, err != NULL ? err : "reload failed");
-		free(err);
 		return;
 	}
 	ctl_reply(conn, json_pack("{s:s}", "config", d->conf_path));
@@ -80,13 +80,44 @@ ctl_cmd_debug_clock(struct ctl_conn *conn, struct loketd *d, json_t *args)
 	ctl_reply(conn, json_pack("{s:s}", "now", now));
 }
 
+/* The answer of a token command, on its connection. */
+static void
+ctl_cmd_answer_cb(json_t *answer, const char *error, void *arg)
+{
+	struct ctl_conn *conn = arg;
+
+	if (error != NULL)
+		ctl_fail(conn, error);
+	else
+		ctl_reply(conn, answer);
+}
+
+static void
+ctl_cmd_token_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	auth_token_add(d, args, ctl_cmd_answer_cb, conn);
+}
+
+static void
+ctl_cmd_token_list(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	(void)args;
+	auth_token_list(d, ctl_cmd_answer_cb, conn);
+}
+
+static void
+ctl_cmd_token_revoke(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	auth_token_revoke(d, args, ctl_cmd_answer_cb, conn);
+}
+
 const struct ctl_cmd ctl_cmds[] = {
 	{ "version", ctl_cmd_version },
 	{ "stats", ctl_cmd_stats },
 	{ "reload", ctl_cmd_reload },
-	{ "token add", auth_ctl_add },
-	{ "token list", auth_ctl_list },
-	{ "token revoke", auth_ctl_revoke },
+	{ "token add", ctl_cmd_token_add },
+	{ "token list", ctl_cmd_token_list },
+	{ "token revoke", ctl_cmd_token_revoke },
 	{ "debug clock", ctl_cmd_debug_clock },
 	{ NULL, NULL },
 };

@@ -172,15 +172,13 @@ static int
 cmd_check_config(const struct conf *conf, int argc, char **argv)
 {
 	struct plugins *plugins = NULL;
-	char *err = NULL;
-
+	const char *err = NULL;
 	struct loketd d = { .conf = (struct conf *)conf };
 	struct rulebook_pending *rb;
 	const char *rules_err;
 
 	if (plugins_open(conf, NULL, &plugins, &err) < 0) {
 		fprintf(stderr, "loketctl: %s\n", err);
-		free(err);
 		return 2;
 	}
 	plugins_close(plugins);
@@ -310,7 +308,7 @@ main(int argc, char *argv[])
 {
 	const char *path = SYSCONFDIR "/loket/loket.conf";
 	struct conf *conf = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 	int ch, rc;
 
 	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
@@ -335,7 +333,6 @@ main(int argc, char *argv[])
 			continue;
 		if (conf_load(path, &conf, &err) < 0) {
 			fprintf(stderr, "loketctl: %s\n", err);
-			free(err);
 			return 2;
 		}
 		setenv("TZ", conf->timezone, 1);

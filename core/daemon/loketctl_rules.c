@@ -10,6 +10,7 @@
 #include "loketctl.h"
 #include "loketd.h"
 #include "register.h"
+#include "rulebook.h"
 #include "rules.h"
 #include "store.h"
 #include "units.h"
@@ -94,15 +95,16 @@ rules_test_usage(void)
 static int
 cmd_rules_test(const struct conf *conf, int argc, char **argv)
 {
-	struct loketd d = { .conf = (struct conf *)conf };
+	struct loketd d = { .conf = (struct conf *)conf, .rules_hooks = &rulebook_register_hooks };
 	struct units *units = NULL;
 	struct rules *rules = NULL;
 	json_t *body, *doc = NULL, *decisions, *v, *extra = NULL;
 	json_error_t jerr;
 	int64_t at = util_time_ms();
 	const char *next, *event = "contact", *pos[2], *given = NULL;
-	char err[256], before[16];
-	int failed = 0, status, npos = 0;
+	const char *error = NULL;
+	char before[16];
+	int failed = 0, refused, npos = 0;
 	size_t i;
 
 	for (int k = 0; k < argc; k++) {
@@ -156,11 +158,11 @@ cmd_rules_test(const struct conf *conf, int argc, char **argv)
 		json_object_del(body, "status");
 		json_object_del(body, "extra");
 	}
-	status = register_prepare(&d, body, "rules-test", &doc, err, sizeof(err));
+	refused = register_prepare(&d, body, "rules-test", &doc, &error) != STORE_OK;
 	json_decref(body);
-	if (status != 0) {
+	if (refused) {
 		fprintf(stderr, "loketctl: %s: the register would refuse this contact: %s\n", pos[1],
-		    err);
+		    error);
 		json_decref(extra);
 		return 2;
 	}
@@ -325,7 +327,8 @@ replay_one_cb(json_t *stored, void *arg)
 static int
 cmd_rules_replay(const struct conf *conf, int argc, char **argv)
 {
-	struct replay rp = { .conf = conf, .d = { .conf = (struct conf *)conf } };
+	struct replay rp = { .conf = conf,
+		.d = { .conf = (struct conf *)conf, .rules_hooks = &rulebook_register_hooks } };
 	struct units *units = NULL;
 	int64_t since = 0;
 	char *err = NULL;

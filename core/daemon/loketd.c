@@ -23,6 +23,7 @@
 #include "http_sys.h"
 #include "log.h"
 #include "outbox.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -63,7 +64,7 @@ loketd_limits(const struct conf *conf, struct http_limits *limits)
 }
 
 int
-loketd_reload(struct loketd *d, char **error_r)
+loketd_reload(struct loketd *d, const char **error_r)
 {
 	struct conf *conf = NULL;
 	struct rulebook_pending *pending = NULL;
@@ -89,7 +90,7 @@ loketd_reload(struct loketd *d, char **error_r)
 		log_warnx("loketd", "data_dir or storage changed; restart loketd to apply it");
 	/* A broken rule file or calendar keeps the old config and rules. */
 	if ((pending = rulebook_prepare(d, conf, &rules_error)) == NULL) {
-		*error_r = strdup(rules_error);
+		*error_r = rules_error;
 		goto fail;
 	}
 	if (plugins_reload(d->plugins, conf, error_r) < 0)
@@ -171,7 +172,7 @@ static void
 loketd_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct loketd *d = arg;
-	char *err = NULL;
+	const char *err = NULL;
 
 	switch (sig) {
 	case SIGTERM:
@@ -179,8 +180,8 @@ loketd_signal_cb(evutil_socket_t sig, short what, void *arg)
 		loketd_stop(d);
 		break;
 	case SIGHUP:
-		if (loketd_reload(d, &err) < 0)
-			free(err);
+		/* A failure is logged by loketd_reload itself: nobody else waits for it. */
+		(void)loketd_reload(d, &err);
 		break;
 	}
 }
@@ -207,7 +208,6 @@ loketd_start(struct loketd *d)
 {
 	struct http_limits limits;
 	const char *err = NULL, *rules_err = NULL;
-	char *errs = NULL;
 
 	if (loketd_data_dir(d->conf) < 0)
 		return -1;
@@ -254,10 +254,9 @@ loketd_start(struct loketd *d)
 		    d->conf->control_socket, err);
 		return -1;
 	}
-	if (plugins_open(d->conf, d, &d->plugins, &errs) < 0 ||
-	    plugins_load(d->plugins, &api_table, &errs) < 0) {
-		log_errorx("loketd", "%s", errs);
-		free(errs);
+	if (plugins_open(d->conf, d, &d->plugins, &err) < 0 ||
+	    plugins_load(d->plugins, &api_table, &err) < 0) {
+		log_errorx("loketd", "%s", err);
 		return -1;
 	}
 	outbox_start(d);
@@ -317,7 +316,7 @@ int
 main(int argc, char *argv[])
 {
 	struct loketd d = { 0 };
-	char *err = NULL;
+	const char *err = NULL;
 	int ch, check_only = 0;
 
 	log_init(LOKET_LOG_INFO);
@@ -347,7 +346,6 @@ main(int argc, char *argv[])
 	}
 	if (conf_load(d.conf_path, &d.conf, &err) < 0) {
 		log_errorx("config", "%s", err);
-		free(err);
 		return 2;
 	}
 	log_set_level(d.conf->log_level_value);
@@ -359,7 +357,6 @@ main(int argc, char *argv[])
 
 		if (plugins_open(d.conf, &d, &plugins, &err) < 0) {
 			log_errorx("config", "%s", err);
-			free(err);
 			conf_free(d.conf);
 			return 2;
 		}

@@ -47,15 +47,15 @@ plugin_writable_by_others(const struct stat *st)
 	    !(S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX) != 0);
 }
 
-static char *
+static const char *
 plugin_check_stat(const char *name, const char *path, const char *what, const struct stat *st)
 {
 	if (plugin_writable_by_others(st))
-		return util_printf("plugin %s: %s %s is writable by others (mode %04o); refusing "
+		return util_error("plugin %s: %s %s is writable by others (mode %04o); refusing "
 				     "to load it",
 		    name, what, path, (unsigned int)(st->st_mode & 07777));
 	if (st->st_uid != 0 && st->st_uid != geteuid())
-		return util_printf("plugin %s: %s %s is owned by uid %u, not by root or loketd; "
+		return util_error("plugin %s: %s %s is owned by uid %u, not by root or loketd; "
 				     "refusing to load it",
 		    name, what, path, (unsigned int)st->st_uid);
 	return NULL;
@@ -70,7 +70,7 @@ plugin_check_stat(const char *name, const char *path, const char *what, const st
  * cannot rename what they do not own in it); dir itself must also belong to
  * root or to loketd.
  */
-static char *
+static const char *
 plugin_check_folders(const char *name, const char *dir)
 {
 	char path[PATH_MAX];
@@ -78,21 +78,21 @@ plugin_check_folders(const char *name, const char *dir)
 	char *slash;
 
 	if (strlen(dir) >= sizeof(path))
-		return util_printf("plugin %s: plugin_dir path too long", name);
+		return util_error("plugin %s: plugin_dir path too long", name);
 	strcpy(path, dir);
 	for (int first = 1;; first = 0) {
 		if (lstat(path, &st) < 0)
-			return util_printf("plugin %s: cannot open directory %s: %s", name, path,
+			return util_error("plugin %s: cannot open directory %s: %s", name, path,
 			    strerror(errno));
 		if (!S_ISDIR(st.st_mode))
-			return util_printf("plugin %s: %s is not a directory", name, path);
+			return util_error("plugin %s: %s is not a directory", name, path);
 		if (first) {
-			char *err = plugin_check_stat(name, path, "directory", &st);
+			const char *err = plugin_check_stat(name, path, "directory", &st);
 
 			if (err != NULL)
 				return err;
 		} else if (plugin_writable_by_others(&st)) {
-			return util_printf("plugin %s: directory %s, above plugin_dir %s, is "
+			return util_error("plugin %s: directory %s, above plugin_dir %s, is "
 					   "writable by others (mode %04o); refusing to load from it",
 			    name, path, dir, (unsigned int)(st.st_mode & 07777));
 		}
@@ -115,28 +115,28 @@ plugin_check_folders(const char *name, const char *dir)
  * swapped between the check and the load therefore cannot be the one that
  * runs; the folders above it were checked to be writable by no one else.
  */
-static char *
+static const char *
 plugin_open_file(const char *name, const char *path, int *fd_r)
 {
 	struct stat st;
-	char *err;
+	const char *err;
 	int fd;
 
 	*fd_r = -1;
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0) {
 		if (errno == ELOOP)
-			return util_printf("plugin %s: file %s is a symbolic link; refusing to load "
+			return util_error("plugin %s: file %s is a symbolic link; refusing to load "
 					   "it (install the file itself)",
 			    name, path);
-		return util_printf("plugin %s: cannot open file %s: %s", name, path,
+		return util_error("plugin %s: cannot open file %s: %s", name, path,
 		    strerror(errno));
 	}
 	if (fstat(fd, &st) < 0) {
-		err = util_printf("plugin %s: cannot open file %s: %s", name, path, strerror(errno));
+		err = util_error("plugin %s: cannot open file %s: %s", name, path, strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		err = util_printf("plugin %s: file %s is not a regular file", name, path);
+		err = util_error("plugin %s: file %s is not a regular file", name, path);
 		goto fail;
 	}
 	if ((err = plugin_check_stat(name, path, "file", &st)) != NULL)
@@ -220,7 +220,7 @@ plugin_config_free(struct plugin_config *c)
 }
 
 /* Checks one key = value of a section against keys (of the main section or a kind). */
-static char *
+static const char *
 plugin_check_entry(const struct conf *conf, const struct conf_entry *e,
     const struct loket_config_key *keys, const char *(*check_value)(const char *, const char *))
 {
@@ -228,19 +228,19 @@ plugin_check_entry(const struct conf *conf, const struct conf_entry *e,
 	const char *expected;
 
 	if ((k = plugin_key(keys, e->key)) == NULL)
-		return util_printf("%s:%d: unknown key '%s' in [%s]", conf->path, e->line, e->key,
+		return util_error("%s:%d: unknown key '%s' in [%s]", conf->path, e->line, e->key,
 		    e->section);
 	if ((expected = conf_check_type(k->type, e->value)) != NULL)
-		return util_printf("%s:%d: %s: expected %s, got '%s'", conf->path, e->line, e->key,
+		return util_error("%s:%d: %s: expected %s, got '%s'", conf->path, e->line, e->key,
 		    expected, e->value);
 	if (check_value != NULL && (expected = check_value(e->key, e->value)) != NULL)
-		return util_printf("%s:%d: %s: %s, got '%s'", conf->path, e->line, e->key, expected,
+		return util_error("%s:%d: %s: %s, got '%s'", conf->path, e->line, e->key, expected,
 		    e->value);
 	return NULL;
 }
 
 /* Every required key of keys is in section; line is where the section starts (0: unknown). */
-static char *
+static const char *
 plugin_check_required(const struct conf *conf, const char *section, int line,
     const struct loket_config_key *keys)
 {
@@ -251,9 +251,9 @@ plugin_check_required(const struct conf *conf, const char *section, int line,
 		if (k->default_value != NULL || conf_find(conf, section, k->name) != NULL)
 			continue;
 		if (line > 0)
-			return util_printf("%s:%d: [%s] %s is required (%s)", conf->path, line,
+			return util_error("%s:%d: [%s] %s is required (%s)", conf->path, line,
 			    section, k->name, help);
-		return util_printf("%s: [%s] %s is required (%s)", conf->path, section, k->name,
+		return util_error("%s: [%s] %s is required (%s)", conf->path, section, k->name,
 		    help);
 	}
 	return NULL;
@@ -292,7 +292,7 @@ plugin_id_ok(const char *id)
  * Checks the name of a [plugin.NAME.KIND.ID] section: the kind is declared
  * and the ID well formed. Returns the kind's index in *kind_r.
  */
-static char *
+static const char *
 plugin_check_sub(const struct loket_plugin *p, const struct conf *conf,
     const struct conf_entry *e, size_t *kind_r)
 {
@@ -307,7 +307,7 @@ plugin_check_sub(const struct loket_plugin *p, const struct conf *conf,
 
 		if (strlen(kinds[i].kind) == klen && strncmp(kinds[i].kind, rest, klen) == 0) {
 			if (dot == NULL || !plugin_id_ok(dot + 1))
-				return util_printf("%s:%d: section [%s]: expected [plugin.%s.%s.ID], "
+				return util_error("%s:%d: section [%s]: expected [plugin.%s.%s.ID], "
 						   "an ID of 1 to 64 letters, digits, '_' or '-'",
 				    conf->path, e->line, e->section, p->name, kinds[i].kind);
 			*kind_r = i;
@@ -317,9 +317,9 @@ plugin_check_sub(const struct loket_plugin *p, const struct conf *conf,
 		    kinds[i].kind);
 	}
 	if (known[0] == '\0')
-		return util_printf("%s:%d: unknown section [%s]: plugin %s has no sub-sections",
+		return util_error("%s:%d: unknown section [%s]: plugin %s has no sub-sections",
 		    conf->path, e->line, e->section, p->name);
-	return util_printf("%s:%d: unknown section [%s]: plugin %s has sub-sections of kind %s "
+	return util_error("%s:%d: unknown section [%s]: plugin %s has sub-sections of kind %s "
 			   "([plugin.%s.KIND.ID])",
 	    conf->path, e->line, e->section, p->name, known, p->name);
 }
@@ -355,7 +355,7 @@ plugin_add_sub(struct plugin_kind *k, const struct conf *conf, const char *secti
  * against the plugin's declared keys and kinds; fills config_r when not
  * NULL.
  */
-static char *
+static const char *
 plugin_conf_values(const struct loket_plugin *p, const struct conf *conf,
     struct plugin_config **config_r)
 {
@@ -364,7 +364,7 @@ plugin_conf_values(const struct loket_plugin *p, const struct conf *conf,
 	const char *(*check)(const char *, const char *) =
 	    p->info->abi_minor >= 2 ? p->info->check_value : NULL;
 	struct plugin_config *c = NULL;
-	char *err;
+	const char *err;
 
 	snprintf(section, sizeof(section), "plugin.%s", p->name);
 	snprintf(prefix, sizeof(prefix), "plugin.%s.", p->name);
@@ -428,7 +428,7 @@ plugin_conf_values(const struct loket_plugin *p, const struct conf *conf,
 	return NULL;
 nomem:
 	plugin_config_free(c);
-	return util_printf("plugin %s: out of memory", p->name);
+	return util_error("plugin %s: out of memory", p->name);
 }
 
 static void
@@ -444,65 +444,65 @@ plugin_free(struct loket_plugin *p)
 	free(p);
 }
 
-static char *
+static const char *
 plugin_open_one(const struct conf *conf, struct plugins *plugins, const char *name,
     struct loket_plugin **p_r)
 {
 	struct loket_plugin *p;
 	char path[PATH_MAX], dir[PATH_MAX], fdpath[64];
-	char *err;
+	const char *err;
 	int fd = -1;
 
 	if (realpath(conf->plugin_dir, dir) == NULL)
-		return util_printf("plugin %s: cannot open directory %s: %s", name,
+		return util_error("plugin %s: cannot open directory %s: %s", name,
 		    conf->plugin_dir, strerror(errno));
 	if (util_path_join(path, sizeof(path), dir, name) < 0 || strlen(path) + 4 >= sizeof(path))
-		return util_printf("plugin %s: plugin_dir path too long", name);
+		return util_error("plugin %s: plugin_dir path too long", name);
 	strcat(path, ".so");
 	if ((err = plugin_check_folders(name, dir)) != NULL ||
 	    (err = plugin_open_file(name, path, &fd)) != NULL)
 		return err;
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		close(fd);
-		return util_printf("plugin %s: out of memory", name);
+		return util_error("plugin %s: out of memory", name);
 	}
 	p->fd = fd;
 	if ((p->name = strdup(name)) == NULL || (p->path = strdup(path)) == NULL) {
 		plugin_free(p);
-		return util_printf("plugin %s: out of memory", name);
+		return util_error("plugin %s: out of memory", name);
 	}
 	/* The descriptor stays open while the plugin is loaded: the name stays its own. */
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd);
 	dlerror();
 	if ((p->dl = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		err = util_printf("plugin %s: cannot load %s: %s", name, path, dlerror());
+		err = util_error("plugin %s: cannot load %s: %s", name, path, dlerror());
 		goto fail;
 	}
 	if ((p->info = dlsym(p->dl, LOKET_PLUGIN_SYMBOL)) == NULL) {
-		err = util_printf("plugin %s: %s has no symbol '%s'; is it a loket plugin?", name,
+		err = util_error("plugin %s: %s has no symbol '%s'; is it a loket plugin?", name,
 		    path, LOKET_PLUGIN_SYMBOL);
 		goto fail;
 	}
 	if (p->info->abi_major != LOKET_ABI_MAJOR) {
-		err = util_printf("plugin %s: built for plugin ABI %u.%u, but this loketd speaks "
+		err = util_error("plugin %s: built for plugin ABI %u.%u, but this loketd speaks "
 				    "ABI %d.%d (major versions differ); rebuild the plugin",
 		    name, p->info->abi_major, p->info->abi_minor, LOKET_ABI_MAJOR, LOKET_ABI_MINOR);
 		goto fail;
 	}
 	if (p->info->abi_minor > LOKET_ABI_MINOR) {
-		err = util_printf("plugin %s: built for plugin ABI %u.%u, newer than this loketd's "
+		err = util_error("plugin %s: built for plugin ABI %u.%u, newer than this loketd's "
 				    "ABI %d.%d; upgrade loketd or rebuild the plugin",
 		    name, p->info->abi_major, p->info->abi_minor, LOKET_ABI_MAJOR, LOKET_ABI_MINOR);
 		goto fail;
 	}
 	if (p->info->name == NULL || p->info->load == NULL) {
-		err = util_printf("plugin %s: its descriptor has no %s", name,
+		err = util_error("plugin %s: its descriptor has no %s", name,
 		    p->info->name == NULL ? "name" : "load function");
 		goto fail;
 	}
 	for (struct loket_plugin *q = plugins->head; q != NULL; q = q->next) {
 		if (strcmp(q->info->name, p->info->name) == 0) {
-			err = util_printf("plugin %s: declares the name '%s', already taken by "
+			err = util_error("plugin %s: declares the name '%s', already taken by "
 					    "plugin %s (%s)",
 			    name, p->info->name, q->name, q->path);
 			goto fail;
@@ -531,14 +531,14 @@ plugin_optional(const struct conf *conf, const char *name)
 
 int
 plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins **plugins_r,
-    char **error_r)
+    const char **error_r)
 {
 	struct plugins *plugins = calloc(1, sizeof(*plugins));
 	struct loket_plugin **tail;
 
 	*error_r = NULL;
 	if (plugins == NULL) {
-		*error_r = util_printf("out of memory");
+		*error_r = "out of memory";
 		return -1;
 	}
 	tail = &plugins->head;
@@ -548,12 +548,12 @@ plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins **pl
 		char section[128];
 		const struct conf_entry *opt;
 		int b;
-		char *err;
+		const char *err;
 
 		snprintf(section, sizeof(section), "plugin.%s", name);
 		opt = conf_find(conf, section, "optional");
 		if (opt != NULL && util_parse_bool(opt->value, &b) < 0) {
-			*error_r = util_printf("%s:%d: optional: expected yes or no, got '%s'",
+			*error_r = util_error("%s:%d: optional: expected yes or no, got '%s'",
 			    conf->path, opt->line, opt->value);
 			goto fail;
 		}
@@ -563,7 +563,6 @@ plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins **pl
 				goto fail;
 			}
 			log_warnx("plugin", "skipping optional plugin: %s", err);
-			free(err);
 			continue;
 		}
 		p->optional = plugin_optional(conf, name);
@@ -580,7 +579,7 @@ fail:
 }
 
 int
-plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_r)
+plugins_load(struct plugins *plugins, const struct loket_api *api, const char **error_r)
 {
 	struct loket_plugin **pp = &plugins->head;
 
@@ -592,7 +591,7 @@ plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_
 		p->api = api;
 		if (p->info->load(p, api, &err) < 0) {
 			if (!p->optional) {
-				*error_r = util_printf("plugin %s: load failed: %s", p->name,
+				*error_r = util_error("plugin %s: load failed: %s", p->name,
 				    err != NULL ? err : "no reason given");
 				return -1;
 			}
@@ -616,7 +615,7 @@ plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_
 }
 
 int
-plugins_check_conf(struct plugins *plugins, const struct conf *conf, char **error_r)
+plugins_check_conf(struct plugins *plugins, const struct conf *conf, const char **error_r)
 {
 	*error_r = NULL;
 	for (struct loket_plugin *p = plugins->head; p != NULL; p = p->next)
@@ -660,7 +659,7 @@ plugin_config_equal(const struct plugin_config *a, const struct plugin_config *b
  * values it was loaded with, since it may still point at them.
  */
 int
-plugins_reload(struct plugins *plugins, const struct conf *conf, char **error_r)
+plugins_reload(struct plugins *plugins, const struct conf *conf, const char **error_r)
 {
 	*error_r = NULL;
 	for (struct loket_plugin *p = plugins->head; p != NULL; p = p->next) {
@@ -702,7 +701,7 @@ plugins_unload_from(struct loket_plugin *p)
 		return;
 	plugins_unload_from(p->next);
 	if (p->loaded)
-		outbox_forget(p);
+		outbox_forget(p->daemon, p);
 	/* Before unload: no event reaches a plugin that is tearing down, or code unmapped. */
 	if (p->daemon != NULL)
 		events_unsubscribe_owner(p->daemon->events, p);

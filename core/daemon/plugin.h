@@ -52,21 +52,21 @@ struct plugins {
 
 /*
  * Opens and checks every plugin the config names, without calling load().
- * A required plugin that fails returns -1 with *error_r (owned by the
- * caller); an optional one is logged and skipped.
+ * A required plugin that fails returns -1 with *error_r (util_error's);
+ * an optional one is logged and skipped.
  */
 int plugins_open(const struct conf *conf, struct loketd *daemon, struct plugins **plugins_r,
-    char **error_r);
+    const char **error_r);
 /* Calls load() in config order; on error unloads what was loaded. */
-int plugins_load(struct plugins *plugins, const struct loket_api *api, char **error_r);
+int plugins_load(struct plugins *plugins, const struct loket_api *api, const char **error_r);
 /* Checks a new config's plugin sections against the loaded plugins' keys. */
-int plugins_check_conf(struct plugins *plugins, const struct conf *conf, char **error_r);
+int plugins_check_conf(struct plugins *plugins, const struct conf *conf, const char **error_r);
 /*
  * Installs a checked config's values and calls each plugin's reload(); the
  * old values are freed after reload() returns. A plugin without reload(),
  * or whose reload() fails, keeps the values it runs with.
  */
-int plugins_reload(struct plugins *plugins, const struct conf *conf, char **error_r);
+int plugins_reload(struct plugins *plugins, const struct conf *conf, const char **error_r);
 /* The kinds of sub-sections a plugin declares (none for a plugin built before ABI 1.3). */
 const struct loket_config_section *plugin_sections_of(const struct loket_plugin_info *info);
 /* unload() in reverse order, then dlclose. */

@@ -11,7 +11,9 @@
 #include "contact.h"
 #include "events.h"
 #include "http.h"
+#include "http_status.h"
 #include "log.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -234,7 +236,8 @@ static void
 api_contact_submitted_cb(const struct register_result *res, void *arg)
 {
 	struct api_submit *p = arg;
-	struct loket_submit_result out = { .status = res->status, .error = res->error,
+	struct loket_submit_result out = { .status = http_status_of_store(res->result),
+		.error = res->error,
 		.contact_id = res->contact_id, .reference = res->reference,
 		.duplicate = res->duplicate, .threaded = res->threaded };
 	char *json = res->contact != NULL ? json_dumps(res->contact, JSON_COMPACT) : NULL;
@@ -371,6 +374,13 @@ api_event_publish(struct loket_plugin *self, const char *name, const char *json,
 	return 0;
 }
 
+static int
+api_outbox_sender(struct loket_plugin *self, const char *channel,
+    void (*send)(struct loket_outbound *o, const char *item_json, void *arg), void *arg)
+{
+	return outbox_sender(self->daemon, self, channel, send, arg);
+}
+
 const struct loket_api api_table = {
 	.size = sizeof(struct loket_api),
 	.abi_major = LOKET_ABI_MAJOR,
@@ -400,7 +410,7 @@ const struct loket_api api_table = {
 	.contact_key = contact_key,
 	.contact_message = contact_message,
 	.data_dir = api_data_dir,
-	.outbox_sender = outbox_sender,
+	.outbox_sender = api_outbox_sender,
 	.outbound_done = outbound_done,
 	.metric = api_metric,
 	/* 1.3: register events */

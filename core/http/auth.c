@@ -10,7 +10,6 @@
 
 #include "auth.h"
 #include "conf.h"
-#include "ctl.h"
 #include "http.h"
 #include "log.h"
 #include "loketd.h"
@@ -407,7 +406,8 @@ auth_audit(struct loketd *d, struct loket_http_req *req, const char *action, con
 }
 
 struct auth_pending {
-	struct ctl_conn *conn;
+	void (*done_cb)(json_t *answer, const char *error, void *arg);
+	void *arg;
 	struct auth *auth;
 	char token[128];
 	json_t *row;
@@ -419,13 +419,14 @@ auth_added_cb(struct store_req *req, void *arg)
 	struct auth_pending *p = arg;
 
 	if (req->result != STORE_OK) {
-		ctl_fail(p->conn, req->error);
+		p->done_cb(NULL, req->error, p->arg);
 	} else {
 		auth_put(p->auth, p->row);
 		log_info("auth", "token added name=%s role=%s",
 		    json_string_value(json_object_get(p->row, "name")),
 		    json_string_value(json_object_get(p->row, "role")));
-		ctl_reply(p->conn, json_pack("{s:s, s:O}", "token", p->token, "row", p->row));
+		p->done_cb(json_pack("{s:s, s:O}", "token", p->token, "row", p->row), NULL,
+		    p->arg);
 	}
 	json_decref(p->row);
 	sodium_memzero(p->token, sizeof(p->token));
@@ -433,7 +434,8 @@ auth_added_cb(struct store_req *req, void *arg)
 }
 
 void
-auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
+auth_token_add(struct loketd *d, json_t *args,
+    void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg)
 {
 	const char *name = NULL, *role = NULL, *org = NULL;
 	json_t *deps = NULL;
@@ -447,17 +449,17 @@ auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
 
 	if (json_unpack(args, "{s:s, s:s, s?o, s?s}", "name", &name, "role", &role, "departments",
 		&deps, "organisation", &org) < 0) {
-		ctl_fail(conn, "usage: token add NAME ROLE [--department D]... [--organisation O]");
+		done_cb(NULL, "usage: token add NAME ROLE [--department D]... [--organisation O]", arg);
 		return;
 	}
 	if (name[0] == '\0' || strlen(name) > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
 							   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
 		strlen(name)) {
-		ctl_fail(conn, "a token name has 1 to 64 letters, digits, '-', '_' or '.'");
+		done_cb(NULL, "a token name has 1 to 64 letters, digits, '-', '_' or '.'", arg);
 		return;
 	}
 	if (auth_role_parse(role, &r) < 0) {
-		ctl_fail(conn, "the role must be agent, backoffice, admin or intake");
+		done_cb(NULL, "the role must be agent, backoffice, admin or intake", arg);
 		return;
 	}
 	if (deps == NULL)
@@ -467,31 +469,31 @@ auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
 	json_array_foreach(deps, i, dv) {
 		if (!json_is_string(dv) || conf_department(d->conf, json_string_value(dv)) == NULL) {
 			json_decref(deps);
-			ctl_fail(conn, "--department names a department that is not configured");
+			done_cb(NULL, "--department names a department that is not configured", arg);
 			return;
 		}
 	}
 	/* Only a backoffice token is limited to departments; taking one elsewhere would mislead. */
 	if (r != AUTH_BACKOFFICE && json_array_size(deps) > 0) {
 		json_decref(deps);
-		ctl_fail(conn, "--department limits backoffice tokens only; an agent, admin or intake "
+		done_cb(NULL, "--department limits backoffice tokens only; an agent, admin or intake "
 			       "token sees every department (use --organisation for confidential "
-			       "contacts)");
+			       "contacts)", arg);
 		return;
 	}
 	if (r == AUTH_BACKOFFICE && json_array_size(deps) == 0) {
 		json_decref(deps);
-		ctl_fail(conn, "a backoffice token needs at least one --department");
+		done_cb(NULL, "a backoffice token needs at least one --department", arg);
 		return;
 	}
 	if (org != NULL && conf_organisation(d->conf, org) == NULL) {
 		json_decref(deps);
-		ctl_fail(conn, "--organisation names an organisation that is not configured");
+		done_cb(NULL, "--organisation names an organisation that is not configured", arg);
 		return;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		json_decref(deps);
-		ctl_fail(conn, "out of memory");
+		done_cb(NULL, "out of memory", arg);
 		return;
 	}
 	randombytes_buf(raw, sizeof(raw));
@@ -499,7 +501,8 @@ auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
 	sodium_memzero(raw, sizeof(raw));
 	snprintf(p->token, sizeof(p->token), AUTH_PREFIX "%s", b64);
 	auth_hash(p->token, hex);
-	p->conn = conn;
+	p->done_cb = done_cb;
+	p->arg = arg;
 	p->auth = d->auth;
 	p->row = json_pack("{s:s, s:s, s:s, s:o, s:s?, s:I}", "name", name, "hash", hex, "role", role,
 	    "departments", deps, "organisation", org, "created_at", (json_int_t)util_time_ms());
@@ -507,43 +510,56 @@ auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
 	if (req == NULL) {
 		json_decref(p->row);
 		free(p);
-		ctl_fail(conn, "out of memory");
+		done_cb(NULL, "out of memory", arg);
 		return;
 	}
 	store_submit(d->store, req);
 }
+
+struct auth_listing {
+	void (*done_cb)(json_t *answer, const char *error, void *arg);
+	void *arg;
+};
 
 static void
 auth_listed_cb(struct store_req *req, void *arg)
 {
-	struct ctl_conn *conn = arg;
+	struct auth_listing *l = arg;
 	size_t i;
 	json_t *row;
 
 	if (req->result != STORE_OK) {
-		ctl_fail(conn, req->error);
-		return;
+		l->done_cb(NULL, req->error, l->arg);
+	} else {
+		/* The hashes stay in the daemon. */
+		json_array_foreach(json_object_get(req->out, "items"), i, row)
+			json_object_del(row, "hash");
+		l->done_cb(json_incref(req->out), NULL, l->arg);
 	}
-	/* The hashes stay in the daemon. */
-	json_array_foreach(json_object_get(req->out, "items"), i, row)
-		json_object_del(row, "hash");
-	ctl_reply(conn, json_incref(req->out));
+	free(l);
 }
 
 void
-auth_ctl_list(struct ctl_conn *conn, struct loketd *d, json_t *args)
+auth_token_list(struct loketd *d,
+    void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg)
 {
-	struct store_req *req = store_req_new(STORE_TOKEN_LIST, json_object(), auth_listed_cb, conn);
+	struct auth_listing *l = calloc(1, sizeof(*l));
+	struct store_req *req;
 
-	if (req == NULL) {
-		ctl_fail(conn, "out of memory");
+	if (l == NULL ||
+	    (req = store_req_new(STORE_TOKEN_LIST, json_object(), auth_listed_cb, l)) == NULL) {
+		free(l);
+		done_cb(NULL, "out of memory", arg);
 		return;
 	}
+	l->done_cb = done_cb;
+	l->arg = arg;
 	store_submit(d->store, req);
 }
 
 struct auth_revoke {
-	struct ctl_conn *conn;
+	void (*done_cb)(json_t *answer, const char *error, void *arg);
+	void *arg;
 	struct auth *auth;
 	char name[65];
 };
@@ -554,40 +570,42 @@ auth_revoked_cb(struct store_req *req, void *arg)
 	struct auth_revoke *r = arg;
 
 	if (req->result != STORE_OK) {
-		ctl_fail(r->conn, req->error);
+		r->done_cb(NULL, req->error, r->arg);
 	} else {
 		for (size_t i = 0; i < r->auth->ntokens; i++)
 			if (strcmp(r->auth->tokens[i]->name, r->name) == 0)
 				r->auth->tokens[i]->revoked = 1;
 		log_info("auth", "token revoked name=%s", r->name);
-		ctl_reply(r->conn, json_pack("{s:s}", "revoked", r->name));
+		r->done_cb(json_pack("{s:s}", "revoked", r->name), NULL, r->arg);
 	}
 	free(r);
 }
 
 void
-auth_ctl_revoke(struct ctl_conn *conn, struct loketd *d, json_t *args)
+auth_token_revoke(struct loketd *d, json_t *args,
+    void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg)
 {
 	const char *name = NULL;
 	struct auth_revoke *r;
 	struct store_req *req;
 
 	if (json_unpack(args, "{s:s}", "name", &name) < 0 || strlen(name) > 64) {
-		ctl_fail(conn, "usage: token revoke NAME");
+		done_cb(NULL, "usage: token revoke NAME", arg);
 		return;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		ctl_fail(conn, "out of memory");
+		done_cb(NULL, "out of memory", arg);
 		return;
 	}
-	r->conn = conn;
+	r->done_cb = done_cb;
+	r->arg = arg;
 	r->auth = d->auth;
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	req = store_req_new(STORE_TOKEN_REVOKE,
 	    json_pack("{s:s, s:I}", "name", name, "at", (json_int_t)util_time_ms()), auth_revoked_cb, r);
 	if (req == NULL) {
 		free(r);
-		ctl_fail(conn, "out of memory");
+		done_cb(NULL, "out of memory", arg);
 		return;
 	}
 	store_submit(d->store, req);

@@ -54,10 +54,19 @@ void auth_audit_flush(struct loketd *d);
 /* Whether department is one the request's token is limited to (or it has no limit). */
 int auth_department_ok(struct loket_http_req *req, const char *department);
 
-/* The daemon side of loketctl token add/list/revoke. */
-struct ctl_conn;
-void auth_ctl_add(struct ctl_conn *conn, struct loketd *d, json_t *args);
-void auth_ctl_list(struct ctl_conn *conn, struct loketd *d, json_t *args);
-void auth_ctl_revoke(struct ctl_conn *conn, struct loketd *d, json_t *args);
+/*
+ * Token administration, which the daemon's control socket offers as
+ * loketctl token add/list/revoke (ctl_cmd.c). Each ends with done_cb once,
+ * now or later on the loop: answer (taken over) on success, else error, a
+ * sentence for the admin. add's args: {name, role, departments?,
+ * organisation?}; its answer holds the new token, shown once.
+ */
+void auth_token_add(struct loketd *d, json_t *args,
+    void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg);
+void auth_token_list(struct loketd *d,
+    void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg);
+/* args: {name}. */
+void auth_token_revoke(struct loketd *d, json_t *args,
+    void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg);
 
 #endif

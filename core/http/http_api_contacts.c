@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "contact.h"
 #include "http_api.h"
+#include "http_status.h"
 #include "log.h"
 #include "loketd.h"
 #include "register.h"
@@ -91,9 +92,9 @@ contacts_posted_cb(const struct register_result *res, void *arg)
 	char location[64];
 	int status = 201;
 
-	if (res->status != 0) {
+	if (res->result != STORE_OK) {
 		http_add_header(req, "Cache-Control", "no-store");
-		http_problem(req, res->status, res->error);
+		http_problem(req, http_status_of_store(res->result), res->error);
 		return;
 	}
 	snprintf(location, sizeof(location), "/api/v1/contacts/%lld", (long long)res->contact_id);
@@ -273,7 +274,7 @@ contacts_patch(struct loket_http_req *req, void *arg)
 	json_t *body, *set, *probe, *doc = NULL, *v;
 	json_int_t id;
 	const char *key;
-	char err[256];
+	const char *error = NULL;
 	int status;
 
 	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0 ||
@@ -285,12 +286,11 @@ contacts_patch(struct loket_http_req *req, void *arg)
 		for (i = 0; fields[i] != NULL && strcmp(fields[i], key) != 0; i++)
 			;
 		if (fields[i] == NULL) {
-			snprintf(err, sizeof(err), "%s: cannot be changed; expected one of subject, "
-						   "product, answer, department, priority, tags, "
-						   "party_conflict",
+			error = util_error("%s: cannot be changed; expected one of subject, product, "
+					   "answer, department, priority, tags, party_conflict",
 			    key);
 			json_decref(body);
-			http_problem(req, 422, err);
+			http_problem(req, 422, error);
 			return;
 		}
 	}
@@ -319,22 +319,22 @@ contacts_patch(struct loket_http_req *req, void *arg)
 	json_object_del(probe, "answer");
 	json_object_del(probe, "party_conflict");
 	json_object_set_new(probe, "channel", json_string("phone"));
-	status = register_prepare(d, probe, auth_name(req), &doc, err, sizeof(err));
+	status = http_status_of_store(register_prepare(d, probe, auth_name(req), &doc, &error));
 	json_decref(probe);
 	json_decref(doc);
 	if (status == 0 && (v = json_object_get(body, "answer")) != NULL && !json_is_null(v) &&
 	    (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))) {
-		snprintf(err, sizeof(err), "answer: expected a string without NUL characters");
+		error = "answer: expected a string without NUL characters";
 		status = 422;
 	}
 	if (status == 0 && json_is_string(json_object_get(body, "department")) &&
 	    !auth_department_ok(req, json_string_value(json_object_get(body, "department")))) {
-		snprintf(err, sizeof(err), "department: this token may not move contacts there");
+		error = "department: this token may not move contacts there";
 		status = 403;
 	}
 	if (status != 0) {
 		json_decref(body);
-		http_problem(req, status, err);
+		http_problem(req, status, error);
 		return;
 	}
 	set = body;
@@ -359,7 +359,7 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 	json_int_t id;
 	const char *answer, *reason, *dep, *due;
 	int64_t due_ms = 0;
-	char err[200];
+	const char *err = NULL;
 
 	/* Escalating is the first line's hand-over; the second line finishes instead. */
 	if (auth_require(req, action == REGISTER_ESCALATE ? AUTH_AGENT | AUTH_ADMIN : AUTH_STAFF) <
@@ -370,7 +370,6 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 	reason = json_string_value(json_object_get(body, "reason"));
 	dep = json_string_value(json_object_get(body, "department"));
 	due = json_string_value(json_object_get(body, "due"));
-	err[0] = '\0';
 	for (const char *const *k = (const char *const[]){ "answer", "reason", "department", "due",
 		 NULL };
 	     *k != NULL; k++) {
@@ -379,18 +378,18 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 		if (v != NULL && !json_is_null(v) &&
 		    (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
 			json_string_length(v) > 10000))
-			snprintf(err, sizeof(err), "%s: expected a string", *k);
+			err = util_error("%s: expected a string", *k);
 	}
-	if (err[0] == '\0' && action == REGISTER_ESCALATE) {
+	if (err == NULL && action == REGISTER_ESCALATE) {
 		if (dep == NULL)
-			snprintf(err, sizeof(err), "department: required to escalate");
+			err = "department: required to escalate";
 		else if (conf_department(d->conf, dep) == NULL)
-			snprintf(err, sizeof(err), "department: no department '%.*s' is configured",
+			err = util_error("department: no department '%.*s' is configured",
 			    (int)util_utf8_prefix(dep, 64), dep);
 		else if (due != NULL && util_time_parse(due, &due_ms) < 0)
-			snprintf(err, sizeof(err), "due: expected an RFC 3339 time");
+			err = "due: expected an RFC 3339 time";
 	}
-	if (err[0] != '\0') {
+	if (err != NULL) {
 		json_decref(body);
 		http_problem(req, 422, err);
 		return;

@@ -39,11 +39,11 @@ messages_list(struct loket_http_req *req, void *arg)
 /*
  * Names a document by its SHA-256 and, with keep, keeps it as a blob of
  * the register (durable when this returns 0). Returns 0, or the HTTP status
- * of the failure with a sentence in err: the cause is in the log.
+ * of the failure with a sentence in *error_r: the cause is in the log.
  */
 static int
 attachment_keep(struct loketd *d, const unsigned char *data, size_t len, int keep, char hex[65],
-    char *err, size_t errlen)
+    const char **error_r)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 	enum store_result res;
@@ -55,12 +55,11 @@ attachment_keep(struct loketd *d, const unsigned char *data, size_t len, int kee
 	}
 	if ((res = store_blob_put(d->store, data, len, 0, hex)) == STORE_OK)
 		return 0;
-	snprintf(err, errlen, "%s",
-	    res == STORE_UNAVAILABLE ?
+	*error_r = res == STORE_UNAVAILABLE ?
 		"attachments: the register cannot store the file right now: the disk is full; "
 		"nothing was sent, try again later" :
 		"attachments: the register could not store the file; nothing was sent, try again "
-		"later");
+		"later";
 	return http_status_of_store(res);
 }
 
@@ -85,11 +84,11 @@ name_ok(const char *s)
 
 /*
  * The posted attachments decoded (and with keep, kept); their descriptions
- * (no data) in *out_r. Returns 0, or an HTTP status with err: 422 for what
+ * (no data) in *out_r. Returns 0, or an HTTP status with *error_r: 422 for what
  * the client sent, 503 for a full disk, 500 for another failure to write.
  */
 static int
-attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, char *err, size_t errlen)
+attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, const char **error_r)
 {
 	int status = 422;
 
@@ -98,7 +97,7 @@ attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, char 
 
 	if (list != NULL
 	    && (!json_is_array(list) || json_array_size(list) > MESSAGE_MAX_ATTACHMENTS)) {
-		snprintf(err, errlen, "attachments: expected a list of at most %d files",
+		*error_r = util_error("attachments: expected a list of at most %d files",
 		    MESSAGE_MAX_ATTACHMENTS);
 		goto fail;
 	}
@@ -114,7 +113,7 @@ attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, char 
 		int kept;
 
 		if (!text_ok(name, 255) || !name_ok(json_string_value(name))) {
-			snprintf(err, errlen, "attachments[%zu].name: expected a file name", i);
+			*error_r = util_error("attachments[%zu].name: expected a file name", i);
 			goto fail;
 		}
 		if (type != NULL
@@ -122,27 +121,26 @@ attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, char 
 		        || (slash = strchr(json_string_value(type), '/')) == NULL
 		        || slash == json_string_value(type) || slash[1] == '\0'
 		        || strpbrk(json_string_value(type), " \t\r\n;\"") != NULL)) {
-			snprintf(
-			    err, errlen, "attachments[%zu].content_type: expected type/subtype", i);
+			*error_r = util_error("attachments[%zu].content_type: expected type/subtype", i);
 			goto fail;
 		}
 		if (!json_is_string(data)) {
-			snprintf(err, errlen, "attachments[%zu].data: expected base64", i);
+			*error_r = util_error("attachments[%zu].data: expected base64", i);
 			goto fail;
 		}
 		cap = json_string_length(data) / 4 * 3 + 3;
 		if ((bin = malloc(cap)) == NULL) {
-			snprintf(err, errlen, "out of memory");
+			*error_r = "out of memory";
 			goto fail;
 		}
 		if (sodium_base642bin(bin, cap, json_string_value(data), json_string_length(data),
 		        "\r\n ", &binlen, NULL, sodium_base64_VARIANT_ORIGINAL)
 		    != 0) {
 			free(bin);
-			snprintf(err, errlen, "attachments[%zu].data: expected base64", i);
+			*error_r = util_error("attachments[%zu].data: expected base64", i);
 			goto fail;
 		}
-		if ((kept = attachment_keep(d, bin, binlen, keep, hex, err, errlen)) != 0) {
+		if ((kept = attachment_keep(d, bin, binlen, keep, hex, error_r)) != 0) {
 			status = kept;
 			free(bin);
 			goto fail;
@@ -172,13 +170,11 @@ messages_access_cb(struct store_req *sr, void *arg)
 {
 	struct messages_pending *p = arg;
 	json_t *kept = NULL;
-	char err[256];
+	const char *err = sr->error;
 	int status = http_status_of_store(sr->result);
 
-	if (status != 0)
-		snprintf(err, sizeof(err), "%s", sr->error);
-	else
-		status = attachments_take(p->call->d, p->files, 1, &kept, err, sizeof(err));
+	if (status == 0)
+		status = attachments_take(p->call->d, p->files, 1, &kept, &err);
 	json_decref(kept);
 	if (status != 0) {
 		http_add_header(p->call->req, "Cache-Control", "no-store");
@@ -252,8 +248,8 @@ messages_post(struct loket_http_req *req, void *arg)
 	struct loketd *d = arg;
 	json_t *body, *subject, *text, *to, *via, *files = NULL, *msg, *in, *posted;
 	struct api_call *call;
-	char err[256], norm[320];
-	const char *why;
+	char norm[320];
+	const char *why, *err = NULL;
 	json_int_t id;
 
 	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0
@@ -263,22 +259,19 @@ messages_post(struct loket_http_req *req, void *arg)
 	text = json_object_get(body, "body");
 	to = json_object_get(body, "to");
 	via = json_object_get(body, "via");
-	err[0] = '\0';
 	if (!text_ok(text, MESSAGE_MAX_BODY) || json_string_length(text) == 0)
-		snprintf(err, sizeof(err), "body: expected the message text (at most %d bytes)",
+		err = util_error("body: expected the message text (at most %d bytes)",
 		    MESSAGE_MAX_BODY);
 	else if (subject != NULL && !text_ok(subject, 300))
-		snprintf(err, sizeof(err), "subject: expected a line of at most 300 bytes");
+		err = "subject: expected a line of at most 300 bytes";
 	else if (via != NULL && (!text_ok(via, 31) || json_string_length(via) == 0))
-		snprintf(err, sizeof(err), "via: expected a channel name");
+		err = "via: expected a channel name";
 	else if (to != NULL
 	    && (!text_ok(to, 254)
 	        || register_party_id("email", json_string_value(to), norm, sizeof(norm), &why) < 0))
-		snprintf(err, sizeof(err), "to: expected an email address");
-	if (err[0] != '\0'
-	    || attachments_take(
-	           d, json_object_get(body, "attachments"), 0, &files, err, sizeof(err))
-	        != 0) {
+		err = "to: expected an email address";
+	if (err != NULL
+	    || attachments_take(d, json_object_get(body, "attachments"), 0, &files, &err) != 0) {
 		json_decref(body);
 		http_problem(req, 422, err);
 		return;

@@ -20,7 +20,6 @@
 #include "loketd.h"
 #include "metrics.h"
 #include "outbox.h"
-#include "plugin.h"
 #include "store.h"
 #include "util.h"
 
@@ -337,10 +336,10 @@ outbox_free(struct loketd *d)
 }
 
 int
-outbox_sender(struct loket_plugin *self, const char *channel,
+outbox_sender(struct loketd *d, struct loket_plugin *self, const char *channel,
     void (*send)(struct loket_outbound *o, const char *item_json, void *arg), void *arg)
 {
-	struct outbox *ob = self->daemon->outbox;
+	struct outbox *ob = d->outbox;
 	struct outbox_sender *s;
 
 	if (ob == NULL || channel == NULL || strlen(channel) >= sizeof(s->channel)
@@ -379,9 +378,9 @@ outbox_has_sender(struct loketd *d, const char *channel)
 
 /* A plugin going away stops sending; its rows wait for the next start. */
 void
-outbox_forget(struct loket_plugin *self)
+outbox_forget(struct loketd *d, struct loket_plugin *self)
 {
-	struct outbox *ob = self->daemon->outbox;
+	struct outbox *ob = d->outbox;
 
 	for (size_t i = 0; ob != NULL && i < ob->nsenders; i++) {
 		if (ob->senders[i].plugin != self)

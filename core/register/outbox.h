@@ -13,14 +13,18 @@ void outbox_start(struct loketd *d);
 void outbox_free(struct loketd *d);
 /* A write queued outbound messages: look for due rows now. */
 void outbox_note(struct loketd *d);
-/* ABI 1.1 entries. */
-int outbox_sender(struct loket_plugin *self, const char *channel,
+/*
+ * The ABI's outbox_sender (1.1), for plugin self (only compared, never
+ * looked into: the loader's struct is the daemon's).
+ */
+int outbox_sender(struct loketd *d, struct loket_plugin *self, const char *channel,
     void (*send)(struct loket_outbound *o, const char *item_json, void *arg), void *arg);
+/* The ABI's outbound_done (1.1). */
 void outbound_done(struct loket_outbound *o, enum loket_send_result result, const char *error,
     uint64_t retry_after_ms, const char *sent_json);
 /* Whether a plugin sends channel; the first "no" for a channel is logged. */
 int outbox_has_sender(struct loketd *d, const char *channel);
 /* The plugin is unloading: it sends nothing more. */
-void outbox_forget(struct loket_plugin *self);
+void outbox_forget(struct loketd *d, struct loket_plugin *self);
 
 #endif

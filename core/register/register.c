@@ -191,27 +191,27 @@ register_party_id(const char *field, const char *value, char *out, size_t outlen
 
 /* A string field: absent/null is fine, else a string without NUL, at most max bytes. */
 static int
-register_string(json_t *v, const char *name, size_t max, char *err, size_t errlen)
+register_string(json_t *v, const char *name, size_t max, const char **error_r)
 {
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_string(v)) {
-		snprintf(err, errlen, "%s: expected a string", name);
+		*error_r = util_error("%s: expected a string", name);
 		return -1;
 	}
 	if (strlen(json_string_value(v)) != json_string_length(v)) {
-		snprintf(err, errlen, "%s: contains a NUL character", name);
+		*error_r = util_error("%s: contains a NUL character", name);
 		return -1;
 	}
 	if (json_string_length(v) > max) {
-		snprintf(err, errlen, "%s: longer than %zu bytes", name, max);
+		*error_r = util_error("%s: longer than %zu bytes", name, max);
 		return -1;
 	}
 	return 0;
 }
 
 static int
-register_party(json_t *party, json_t **out_r, char *err, size_t errlen)
+register_party(json_t *party, json_t **out_r, const char **error_r)
 {
 	static const char *const ids[] = { "email", "phone", "rrn", "bsn", NULL };
 	json_t *out = json_object();
@@ -224,12 +224,12 @@ register_party(json_t *party, json_t **out_r, char *err, size_t errlen)
 
 		snprintf(name, sizeof(name), "party.%s", key);
 		if (strcmp(key, "name") != 0 && !register_one_of(ids, key)) {
-			snprintf(err, errlen, "%s: unknown field; expected name, email, phone, rrn "
+			*error_r = util_error("%s: unknown field; expected name, email, phone, rrn "
 					      "or bsn",
 			    name);
 			return -1;
 		}
-		if (register_string(v, name, REGISTER_SHORT_MAX, err, errlen) < 0)
+		if (register_string(v, name, REGISTER_SHORT_MAX, error_r) < 0)
 			return -1;
 		if (json_is_null(v) || json_string_length(v) == 0)
 			continue;
@@ -240,7 +240,7 @@ register_party(json_t *party, json_t **out_r, char *err, size_t errlen)
 			const char *why = NULL;
 
 			if (register_party_id(key, json_string_value(v), norm, sizeof(norm), &why) < 0) {
-				snprintf(err, errlen, "%s: %s", name,
+				*error_r = util_error("%s: %s", name,
 				    strchr(why, ':') != NULL ? strchr(why, ':') + 2 : why);
 				return -1;
 			}
@@ -266,9 +266,9 @@ register_language_ok(const char *s)
 	return *s == '\0';
 }
 
-int
-register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc_r, char *err,
-    size_t errlen)
+enum store_result
+register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc_r,
+    const char **error_r)
 {
 	static const char *const known[] = { "channel", "subject", "body", "product", "department",
 		"organisation", "direction", "priority", "tags", "language", "confidential",
@@ -280,57 +280,57 @@ register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc
 
 	*doc_r = NULL;
 	if (!json_is_object(body)) {
-		snprintf(err, errlen, "expected a JSON object");
-		return 422;
+		*error_r = "expected a JSON object";
+		return STORE_INVALID;
 	}
 	json_object_foreach(body, key, v) {
 		if (!register_one_of(known, key)) {
-			snprintf(err, errlen, "%s: unknown field", key);
-			return 422;
+			*error_r = util_error("%s: unknown field", key);
+			return STORE_INVALID;
 		}
 	}
 	v = json_object_get(body, "channel");
 	if (v == NULL || json_is_null(v)) {
-		snprintf(err, errlen, "channel: required (phone, email, web or counter)");
-		return 422;
+		*error_r = "channel: required (phone, email, web or counter)";
+		return STORE_INVALID;
 	}
 	if (!json_is_string(v) || !register_one_of(register_channels, json_string_value(v))) {
-		snprintf(err, errlen, "channel: expected phone, email, web or counter");
-		return 422;
+		*error_r = "channel: expected phone, email, web or counter";
+		return STORE_INVALID;
 	}
 	channel = json_string_value(v);
-	if (register_string(json_object_get(body, "subject"), "subject", REGISTER_SUBJECT_MAX, err,
-		errlen) < 0 ||
-	    register_string(json_object_get(body, "body"), "body", conf->http_max_body_size, err,
-		errlen) < 0 ||
-	    register_string(json_object_get(body, "product"), "product", REGISTER_SHORT_MAX, err,
-		errlen) < 0 ||
+	if (register_string(json_object_get(body, "subject"), "subject", REGISTER_SUBJECT_MAX,
+		error_r) < 0 ||
+	    register_string(json_object_get(body, "body"), "body", conf->http_max_body_size,
+		error_r) < 0 ||
+	    register_string(json_object_get(body, "product"), "product", REGISTER_SHORT_MAX,
+		error_r) < 0 ||
 	    register_string(json_object_get(body, "department"), "department", REGISTER_SHORT_MAX,
-		err, errlen) < 0 ||
+		error_r) < 0 ||
 	    register_string(json_object_get(body, "organisation"), "organisation",
-		REGISTER_SHORT_MAX, err, errlen) < 0 ||
-	    register_string(json_object_get(body, "direction"), "direction", 8, err, errlen) < 0 ||
-	    register_string(json_object_get(body, "priority"), "priority", 16, err, errlen) < 0 ||
-	    register_string(json_object_get(body, "language"), "language", 16, err, errlen) < 0 ||
-	    register_string(json_object_get(body, "location"), "location", REGISTER_SHORT_MAX, err,
-		errlen) < 0)
-		return 422;
+		REGISTER_SHORT_MAX, error_r) < 0 ||
+	    register_string(json_object_get(body, "direction"), "direction", 8, error_r) < 0 ||
+	    register_string(json_object_get(body, "priority"), "priority", 16, error_r) < 0 ||
+	    register_string(json_object_get(body, "language"), "language", 16, error_r) < 0 ||
+	    register_string(json_object_get(body, "location"), "location", REGISTER_SHORT_MAX,
+		error_r) < 0)
+		return STORE_INVALID;
 	dep = json_string_value(json_object_get(body, "department"));
 	org = json_string_value(json_object_get(body, "organisation"));
 	if (dep != NULL && conf_department(conf, dep) == NULL) {
-		snprintf(err, errlen, "department: no department '%s' is configured", dep);
-		return 422;
+		*error_r = util_error("department: no department '%s' is configured", dep);
+		return STORE_INVALID;
 	}
 	if (org != NULL && conf_organisation(conf, org) == NULL) {
-		snprintf(err, errlen, "organisation: no organisation '%s' is configured", org);
-		return 422;
+		*error_r = util_error("organisation: no organisation '%s' is configured", org);
+		return STORE_INVALID;
 	}
 	if (org != NULL && dep != NULL &&
 	    strcmp(conf_department(conf, dep)->organisation, org) != 0) {
-		snprintf(err, errlen,
+		*error_r = util_error(
 		    "department: '%s' belongs to organisation '%s', not to organisation '%s'", dep,
 		    conf_department(conf, dep)->organisation, org);
-		return 422;
+		return STORE_INVALID;
 	}
 	if (org == NULL)
 		org = dep != NULL ? conf_department(conf, dep)->organisation :
@@ -338,61 +338,61 @@ register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc
 						   "default";
 	if ((v = json_object_get(body, "direction")) != NULL && !json_is_null(v) &&
 	    strcmp(json_string_value(v), "in") != 0 && strcmp(json_string_value(v), "out") != 0) {
-		snprintf(err, errlen, "direction: expected in or out");
-		return 422;
+		*error_r = "direction: expected in or out";
+		return STORE_INVALID;
 	}
 	if ((v = json_object_get(body, "priority")) != NULL && !json_is_null(v) &&
 	    !register_one_of(register_priorities, json_string_value(v))) {
-		snprintf(err, errlen, "priority: expected low, normal, high or urgent");
-		return 422;
+		*error_r = "priority: expected low, normal, high or urgent";
+		return STORE_INVALID;
 	}
 	if ((v = json_object_get(body, "language")) != NULL && !json_is_null(v) &&
 	    !register_language_ok(json_string_value(v))) {
-		snprintf(err, errlen, "language: expected a language tag such as nl, en or nl-BE");
-		return 422;
+		*error_r = "language: expected a language tag such as nl, en or nl-BE";
+		return STORE_INVALID;
 	}
 	if ((v = json_object_get(body, "confidential")) != NULL && !json_is_null(v) &&
 	    !json_is_boolean(v)) {
-		snprintf(err, errlen, "confidential: expected true or false");
-		return 422;
+		*error_r = "confidential: expected true or false";
+		return STORE_INVALID;
 	}
 	if ((v = json_object_get(body, "tags")) != NULL && !json_is_null(v)) {
 		json_t *tag;
 
 		if (!json_is_array(v) || json_array_size(v) > REGISTER_TAGS_MAX) {
-			snprintf(err, errlen, "tags: expected a list of at most %d strings",
+			*error_r = util_error("tags: expected a list of at most %d strings",
 			    REGISTER_TAGS_MAX);
-			return 422;
+			return STORE_INVALID;
 		}
 		json_array_foreach(v, i, tag)
-			if (!json_is_string(tag) || register_string(tag, "tags", REGISTER_TAG_MAX, err, errlen) < 0) {
-				snprintf(err, errlen, "tags: expected strings of at most 64 bytes");
-				return 422;
+			if (!json_is_string(tag) || register_string(tag, "tags", REGISTER_TAG_MAX, error_r) < 0) {
+				*error_r = "tags: expected strings of at most 64 bytes";
+				return STORE_INVALID;
 			}
 	}
 	if ((v = json_object_get(body, "meta")) != NULL && !json_is_null(v)) {
 		json_t *mv;
 
 		if (!json_is_object(v) || json_object_size(v) > REGISTER_META_MAX) {
-			snprintf(err, errlen, "meta: expected an object of at most %d strings",
+			*error_r = util_error("meta: expected an object of at most %d strings",
 			    REGISTER_META_MAX);
-			return 422;
+			return STORE_INVALID;
 		}
 		json_object_foreach(v, key, mv)
-			if (!json_is_string(mv) || register_string(mv, "meta", 4096, err, errlen) < 0 ||
+			if (!json_is_string(mv) || register_string(mv, "meta", 4096, error_r) < 0 ||
 			    strlen(key) > 64) {
-				snprintf(err, errlen, "meta.%.64s: expected a string", key);
-				return 422;
+				*error_r = util_error("meta.%.64s: expected a string", key);
+				return STORE_INVALID;
 			}
 	}
 	if ((v = json_object_get(body, "party")) != NULL && !json_is_null(v)) {
 		if (!json_is_object(v)) {
-			snprintf(err, errlen, "party: expected an object");
-			return 422;
+			*error_r = "party: expected an object";
+			return STORE_INVALID;
 		}
-		if (register_party(v, &party, err, errlen) < 0) {
+		if (register_party(v, &party, error_r) < 0) {
 			json_decref(party);
-			return 422;
+			return STORE_INVALID;
 		}
 	}
 	doc = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:i, s:s}", "channel", channel,
@@ -407,8 +407,8 @@ register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc
 		"normal");
 	if (doc == NULL) {
 		json_decref(party);
-		snprintf(err, errlen, "out of memory");
-		return 503;
+		*error_r = "out of memory";
+		return STORE_UNAVAILABLE;
 	}
 	json_object_set_new(doc, "subject", json_string(json_string_value(json_object_get(body,
 						 "subject")) != NULL ?
@@ -434,5 +434,5 @@ register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc
 	else
 		json_decref(party);
 	*doc_r = doc;
-	return 0;
+	return STORE_OK;
 }

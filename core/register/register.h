@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "loket/plugin.h"
+#include "store.h"
 
 struct loket_contact;
 struct loketd;
@@ -40,11 +41,12 @@ extern const struct register_transition register_transitions[REGISTER_ACTION_COU
 int register_init(struct loketd *d);
 /*
  * Checks and normalises a contact as posted (fields, types, party
- * identifiers) into the document the store writes. On error returns an HTTP
- * status (400/422) and writes a message naming the field into err.
+ * identifiers) into the document the store writes (*doc_r, owned by the
+ * caller). STORE_INVALID with *error_r naming the field, STORE_UNAVAILABLE
+ * without memory: the register's words, which the HTTP layer alone maps.
  */
-int register_prepare(struct loketd *d, json_t *body, const char *actor, json_t **doc_r,
-    char *err, size_t errlen);
+enum store_result register_prepare(struct loketd *d, json_t *body, const char *actor,
+    json_t **doc_r, const char **error_r);
 /* "nl", "en", "nl-BE": a language tag in BCP 47 shape. */
 int register_language_ok(const char *s);
 /* s as one of the contact statuses (open, escalated, resolved, closed), or NULL. */
@@ -76,7 +78,12 @@ struct register_caller {
 
 /* The outcome of a submit, borrowed for the duration of the callback. */
 struct register_result {
-	int status;        /* 0 when durable, else an HTTP-like status: 400, 422, 503, ... */
+	/*
+	 * STORE_OK when durable; else what failed, in the store's words
+	 * (STORE_INVALID: a field the checks refused; STORE_UNAVAILABLE: try
+	 * again later). The HTTP layer maps it (http_status_of_store).
+	 */
+	enum store_result result;
 	const char *error; /* a sentence a person can read; NULL on success */
 	int duplicate;     /* a key was seen before: nothing was written */
 	int threaded;      /* the message went onto the existing contact contact_id */
@@ -97,10 +104,26 @@ struct register_result {
  * checks of register_prepare, automatic-mail and Message-ID flags, the
  * contact rules, the durable write. Takes over c. done_cb runs on the loop
  * once, never before this returns (unless not even the memory to wait was
- * there: then at once, with 503).
+ * there: then at once, with STORE_UNAVAILABLE). One caller's (who->actor's)
+ * submissions reach their writes in the order of the calls, whatever order
+ * the thread lookups answer in.
  */
 void register_submit(struct loketd *d, struct loket_contact *c, const struct register_caller *who,
     void (*done_cb)(const struct register_result *res, void *arg), void *arg);
+
+/*
+ * What the rules lend the register during intake, installed in
+ * d->rules_hooks by the rules layer (rulebook_init), as events.c installs
+ * the store's done_hook: the register includes nothing of core/rules and
+ * calls up only through these. NULL (or a NULL member): no rules run.
+ */
+struct register_rules_hooks {
+	/* Runs the contact rules on a prepared contact and applies their decisions to it. */
+	void (*contact)(struct loketd *d, json_t *doc);
+	/* A rule that failed, for the log (the message may quote contact data: never logged). */
+	void (*failed)(struct loketd *d, const char *rule, const char *result,
+	    const char *message);
+};
 
 /* register_rules.c */
 /*

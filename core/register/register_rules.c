@@ -9,7 +9,6 @@
 #include "loketd.h"
 #include "outbox.h"
 #include "register.h"
-#include "rulebook.h"
 #include "util.h"
 
 static const char *
@@ -184,7 +183,9 @@ register_apply(struct loketd *d, json_t *doc, json_t *decisions)
 			continue;
 		if (strcmp(type, "failed") == 0) {
 			/* The message can quote contact data: logs get the rule, result and line only. */
-			rulebook_failed(d, rule, jstr(dec, "result"), jstr(dec, "message"));
+			if (d->rules_hooks != NULL && d->rules_hooks->failed != NULL)
+				d->rules_hooks->failed(d, rule, jstr(dec, "result"),
+				    jstr(dec, "message"));
 			history(entries, dec, "rule_failed", jstr(dec, "result"));
 			continue;
 		}

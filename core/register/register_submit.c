@@ -11,11 +11,9 @@
 #include <string.h>
 
 #include "contact.h"
-#include "http_status.h"
 #include "log.h"
 #include "loketd.h"
 #include "register.h"
-#include "rulebook.h"
 #include "store.h"
 #include "util.h"
 
@@ -36,8 +34,12 @@ struct register_submission {
 	json_t *seen; /* {id, reference} of a contact that had the message's Message-ID first */
 	void (*done_cb)(const struct register_result *res, void *arg);
 	void *arg;
-	int status;
+	enum store_result result;
 	char error[256];
+	/* In d->submissions: the thread lookup's answer, kept until this one's turn. */
+	struct register_submission *next;
+	int waiting;  /* the lookup has not answered yet */
+	json_t *found; /* its answer when STORE_OK; NULL: none asked or it failed (result) */
 };
 
 static void
@@ -47,6 +49,7 @@ register_submission_free(struct register_submission *s)
 	json_decref(s->message);
 	json_decref(s->keys);
 	json_decref(s->seen);
+	json_decref(s->found);
 	free(s->actor);
 	free(s->idempotency_key);
 	free(s->idempotency_body);
@@ -57,7 +60,7 @@ static void
 register_refused_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct register_submission *s = arg;
-	struct register_result res = { .status = s->status, .error = s->error };
+	struct register_result res = { .result = s->result, .error = s->error };
 
 	(void)fd;
 	(void)what;
@@ -71,10 +74,12 @@ register_refused_cb(evutil_socket_t fd, short what, void *arg)
  * the call returns.
  */
 static void
-register_refuse(struct register_submission *s, int status, const char *error)
+register_refuse(struct register_submission *s, enum store_result result, const char *error)
 {
-	s->status = status;
-	snprintf(s->error, sizeof(s->error), "%s", error);
+	s->result = result;
+	/* A failed lookup's sentence is kept in s->error already. */
+	if (error != s->error)
+		snprintf(s->error, sizeof(s->error), "%s", error);
 	if (event_base_once(s->d->base, -1, EV_TIMEOUT, register_refused_cb, s, NULL) < 0) {
 		log_warnx("register", "cannot defer a refusal: answering at once");
 		register_refused_cb(-1, 0, s);
@@ -89,7 +94,7 @@ register_stored_cb(struct store_req *sr, void *arg)
 	struct register_result res = { 0 };
 
 	if (sr->result != STORE_OK) {
-		res.status = http_status_of_store(sr->result);
+		res.result = sr->result;
 		res.error = sr->error;
 	} else {
 		res.duplicate = json_is_true(json_object_get(sr->out, "duplicate"));
@@ -108,7 +113,7 @@ register_write(struct register_submission *s, enum store_op op, json_t *in)
 	struct store_req *sr;
 
 	if (in == NULL || (sr = store_req_new(op, in, register_stored_cb, s)) == NULL) {
-		register_refuse(s, 503, "out of memory");
+		register_refuse(s, STORE_UNAVAILABLE, "out of memory");
 		return;
 	}
 	store_submit(s->d->store, sr);
@@ -184,13 +189,12 @@ static void
 register_create(struct register_submission *s)
 {
 	json_t *doc = NULL, *message, *keys;
-	const char *automatic;
-	char error[256];
-	int status;
+	const char *automatic, *error;
+	enum store_result result;
 
-	status = register_prepare(s->d, s->fields, s->actor, &doc, error, sizeof(error));
-	if (status != 0) {
-		register_refuse(s, status, error);
+	result = register_prepare(s->d, s->fields, s->actor, &doc, &error);
+	if (result != STORE_OK) {
+		register_refuse(s, result, error);
 		return;
 	}
 	message = s->message;
@@ -209,7 +213,8 @@ register_create(struct register_submission *s)
 	}
 	register_flag_seen(doc, message, s->seen);
 	/* Before the write, so the rules' decisions are stored with the contact. */
-	rulebook_contact(s->d, doc);
+	if (s->d->rules_hooks != NULL && s->d->rules_hooks->contact != NULL)
+		s->d->rules_hooks->contact(s->d, doc);
 	/* Automatic mail is registered but never answered: no out-of-office ping-pong. */
 	if (automatic != NULL)
 		json_object_del(doc, "outbox");
@@ -220,33 +225,101 @@ register_create(struct register_submission *s)
 		json_object_set_new(doc, "keys", keys);
 	if (register_idempotency(s, doc) < 0) {
 		json_decref(doc);
-		register_refuse(s, 503, "out of memory");
+		register_refuse(s, STORE_UNAVAILABLE, "out of memory");
 		return;
 	}
 	register_write(s, STORE_CONTACT_CREATE, doc);
+}
+
+/* What a lookup answered, on this submission's turn: a thread, a new contact or the failure. */
+static void
+register_proceed(struct register_submission *s)
+{
+	json_t *seen, *found = s->found;
+
+	/*
+	 * Not knowing whether a message answers a contact is no reason to make
+	 * a new one: the channel hears the error and tries again later.
+	 */
+	if (s->result != STORE_OK) {
+		register_refuse(s, s->result, s->error);
+		return;
+	}
+	if (json_is_object(seen = json_object_get(found, "message_id_seen")))
+		s->seen = json_incref(seen);
+	json_object_del(s->message, "thread");
+	if (json_is_integer(json_object_get(found, "contact_id")))
+		register_thread(s, json_integer_value(json_object_get(found, "contact_id")));
+	else
+		register_create(s);
+}
+
+/* Whether a submission of the same caller that came before s still waits for its lookup. */
+static int
+register_behind(struct register_submission *head, struct register_submission *s)
+{
+	for (; head != s; head = head->next)
+		if (head->waiting && strcmp(head->actor, s->actor) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Lookups run on the driver's reader threads and may answer in any order;
+ * one caller's submissions still go on in the order the caller made them,
+ * so a mailbox's mails are stored (and their messages listed) in mailbox
+ * order. Starts again from the head after each: what a step calls may
+ * submit again.
+ */
+static void
+register_drain(struct loketd *d)
+{
+	struct register_submission **pp, *s;
+
+	for (;;) {
+		for (pp = &d->submissions; (s = *pp) != NULL; pp = &s->next)
+			if (!s->waiting && !register_behind(d->submissions, s))
+				break;
+		if (s == NULL)
+			return;
+		*pp = s->next;
+		s->next = NULL;
+		register_proceed(s);
+	}
+}
+
+static void
+register_enqueue(struct loketd *d, struct register_submission *s)
+{
+	struct register_submission **pp = &d->submissions;
+
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = s;
 }
 
 static void
 register_thread_found_cb(struct store_req *sr, void *arg)
 {
 	struct register_submission *s = arg;
-	json_t *seen;
 
-	/*
-	 * Not knowing whether a message answers a contact is no reason to make
-	 * a new one: the channel hears the error and tries again later.
-	 */
-	if (sr->result != STORE_OK) {
-		register_refuse(s, http_status_of_store(sr->result), sr->error);
-		return;
-	}
-	if (json_is_object(seen = json_object_get(sr->out, "message_id_seen")))
-		s->seen = json_incref(seen);
-	json_object_del(s->message, "thread");
-	if (json_is_integer(json_object_get(sr->out, "contact_id")))
-		register_thread(s, json_integer_value(json_object_get(sr->out, "contact_id")));
+	s->waiting = 0;
+	s->result = sr->result;
+	if (sr->result != STORE_OK)
+		snprintf(s->error, sizeof(s->error), "%s", sr->error);
 	else
-		register_create(s);
+		s->found = json_incref(sr->out);
+	register_drain(s->d);
+}
+
+/* Whether an earlier submission of the same caller still waits for its lookup. */
+static int
+register_caller_waits(struct loketd *d, const char *actor)
+{
+	for (struct register_submission *w = d->submissions; w != NULL; w = w->next)
+		if (w->waiting && strcmp(w->actor, actor) == 0)
+			return 1;
+	return 0;
 }
 
 /* Whether the channel's message names something to look up: a thread, or its own Message-ID. */
@@ -272,7 +345,8 @@ register_submit(struct loketd *d, struct loket_contact *c, const struct register
 	    (who->idempotency_key != NULL &&
 		((s->idempotency_key = strdup(who->idempotency_key)) == NULL ||
 		    (s->idempotency_body = strdup(who->idempotency_body)) == NULL))) {
-		struct register_result res = { .status = 503, .error = "out of memory" };
+		struct register_result res = { .result = STORE_UNAVAILABLE,
+			.error = "out of memory" };
 
 		if (s != NULL)
 			register_submission_free(s);
@@ -291,6 +365,11 @@ register_submit(struct loketd *d, struct loket_contact *c, const struct register
 	contact_free(c);
 	if (!register_has_thread_hints(s->message)) {
 		json_object_del(s->message, "thread");
+		/* Nothing to look up, but its turn still comes after the caller's earlier ones. */
+		if (register_caller_waits(d, s->actor)) {
+			register_enqueue(d, s);
+			return;
+		}
 		register_create(s);
 		return;
 	}
@@ -301,8 +380,10 @@ register_submit(struct loketd *d, struct loket_contact *c, const struct register
 	    json_object_get(s->message, "message_id"));
 	if (in == NULL ||
 	    (sr = store_req_new(STORE_THREAD_FIND, in, register_thread_found_cb, s)) == NULL) {
-		register_refuse(s, 503, "out of memory");
+		register_refuse(s, STORE_UNAVAILABLE, "out of memory");
 		return;
 	}
+	s->waiting = 1;
+	register_enqueue(d, s);
 	store_submit(d->store, sr);
 }

@@ -162,11 +162,15 @@ rulebook_build(struct loketd *d, const struct conf *conf, struct rulebook_host *
 	return 0;
 }
 
+/* How the register runs the rules during intake, without including core/rules. */
+const struct register_rules_hooks rulebook_register_hooks = { rulebook_contact, rulebook_failed };
+
 int
 rulebook_init(struct loketd *d, const char **error_r)
 {
 	if (rulebook_build(d, d->conf, &d->rulebook, &d->rules, error_r) < 0)
 		return -1;
+	d->rules_hooks = &rulebook_register_hooks;
 	d->units = d->rulebook->units;
 	if (d->rules != NULL)
 		log_info("rules", "loaded dir=%s contact_rules=%zu", d->conf->rules_dir,

@@ -36,6 +36,8 @@ void rulebook_failed(struct loketd *d, const char *rule, const char *result,
 json_t *rulebook_stats(struct loketd *d);
 /* Runs the contact rules on a prepared contact and applies their decisions to it. */
 void rulebook_contact(struct loketd *d, json_t *doc);
+/* The register's hooks into the rules (rulebook_init installs them in d->rules_hooks). */
+extern const struct register_rules_hooks rulebook_register_hooks;
 /*
  * Runs an event's rules after a write (escalated, resolved, ...) on the
  * stored contact; their decisions go to the register as a follow-up update.

@@ -756,9 +756,8 @@ sq_read_run(struct sq_conn *c, struct store_req *req)
 
 /*
  * Reads answered on the loop, before store_submit returns. Their callers
- * need the answer at once: intake looks up the thread of a mail before it
- * decides between a new contact and a message on an old one, the tokens
- * must be known before the first request is served. Or they are the
+ * need the answer at once: the tokens must be known before the first
+ * request is served. Or they are the
  * daemon's own repeated reads (what is due, when the next is due, the
  * counts, the events after an id), where an older answer arriving after a
  * newer one would undo it and an answer arriving at shut-down would reach
@@ -769,7 +768,6 @@ static int
 sq_read_inline(enum store_op op)
 {
 	switch (op) {
-	case STORE_THREAD_FIND:
 	case STORE_TOKEN_LIST:
 	case STORE_TIMERS_DUE:
 	case STORE_TIMERS_NEXT:

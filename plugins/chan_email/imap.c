@@ -52,14 +52,14 @@ imap_buf_free(struct imap_buf *b)
 }
 
 void
-imap_seterr(char *err, size_t errlen, const char *fmt, ...)
+imap_seterr(const char **error_r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err == NULL || errlen == 0)
+	if (error_r == NULL)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	*error_r = email_verror(fmt, ap);
 	va_end(ap);
 }
 
@@ -167,7 +167,7 @@ imap_common_opts(struct imap *im, CURL *h)
 }
 
 struct imap *
-imap_open(const struct imap_conf *cf, char *err, size_t errlen)
+imap_open(const struct imap_conf *cf, const char **error_r)
 {
 	struct imap *im;
 	size_t n;
@@ -175,7 +175,7 @@ imap_open(const struct imap_conf *cf, char *err, size_t errlen)
 	if (cf == NULL || cf->url == NULL
 	    || (strncasecmp(cf->url, "imap://", 7) != 0 && strncasecmp(cf->url, "imaps://", 8) != 0)
 	    || !imap_safe(cf->url)) {
-		imap_seterr(err, errlen, "imap: url must start with imap:// or imaps://");
+		imap_seterr(error_r, "imap: url must start with imap:// or imaps://");
 		return NULL;
 	}
 	if ((im = calloc(1, sizeof(*im))) == NULL)
@@ -206,7 +206,7 @@ imap_open(const struct imap_conf *cf, char *err, size_t errlen)
 	return im;
 
 nomem:
-	imap_seterr(err, errlen, "imap: out of memory");
+	imap_seterr(error_r, "imap: out of memory");
 	imap_close(im);
 	return NULL;
 }
@@ -264,20 +264,20 @@ imap_conn_error(CURLcode rc)
 }
 
 void
-imap_curl_err(struct imap *im, CURLcode rc, const char *what, char *err, size_t errlen)
+imap_curl_err(struct imap *im, CURLcode rc, const char *what, const char **error_r)
 {
-	imap_seterr(err, errlen, "imap %s: %s%s%s%s%s", what, curl_easy_strerror(rc),
+	imap_seterr(error_r, "imap %s: %s%s%s%s%s", what, curl_easy_strerror(rc),
 	    im->errbuf[0] != '\0' ? ": " : "", im->errbuf, im->resp[0] != '\0' ? "; server: " : "",
 	    im->resp);
 }
 
 /*
  * Runs one command: url is "<base>" or "<base>/<mailbox>[;UID=n]", custom the
- * command line or NULL for a fetch. Returns the curl code; err is set on failure.
+ * command line or NULL for a fetch. Returns the curl code; *error_r is set on failure.
  */
 static CURLcode
-imap_perform(struct imap *im, const char *url, const char *custom, const char *what, char *err,
-    size_t errlen)
+imap_perform(
+    struct imap *im, const char *url, const char *custom, const char *what, const char **error_r)
 {
 	CURLcode rc;
 
@@ -295,9 +295,9 @@ imap_perform(struct imap *im, const char *url, const char *custom, const char *w
 	}
 	curl_easy_setopt(im->curl, CURLOPT_FRESH_CONNECT, 0L);
 	if (rc == CURLE_WRITE_ERROR && im->out.oom)
-		imap_seterr(err, errlen, "imap %s: out of memory", what);
+		imap_seterr(error_r, "imap %s: out of memory", what);
 	else if (rc != CURLE_OK)
-		imap_curl_err(im, rc, what, err, errlen);
+		imap_curl_err(im, rc, what, error_r);
 	return rc;
 }
 
@@ -378,18 +378,18 @@ imap_parse_u32(const char **pp, uint32_t *v_r)
 }
 
 static int
-imap_capabilities(struct imap *im, char *err, size_t errlen)
+imap_capabilities(struct imap *im, const char **error_r)
 {
 	char *cursor, *line;
 	size_t len;
 
 	if (im->caps_known)
 		return 0;
-	if (imap_perform(im, im->base, "CAPABILITY", "CAPABILITY", err, errlen) != CURLE_OK)
+	if (imap_perform(im, im->base, "CAPABILITY", "CAPABILITY", error_r) != CURLE_OK)
 		return -1;
 	cursor = im->out.data;
 	if ((line = imap_next_line(&cursor, "* CAPABILITY ", &len)) == NULL) {
-		imap_seterr(err, errlen, "imap CAPABILITY: no capability list in the answer");
+		imap_seterr(error_r, "imap CAPABILITY: no capability list in the answer");
 		return -1;
 	}
 	/* Each capability is matched as a whole word. */
@@ -406,16 +406,16 @@ imap_capabilities(struct imap *im, char *err, size_t errlen)
 }
 
 int
-imap_has_idle(struct imap *im, char *err, size_t errlen)
+imap_has_idle(struct imap *im, const char **error_r)
 {
-	if (imap_capabilities(im, err, errlen) == -1)
+	if (imap_capabilities(im, error_r) == -1)
 		return -1;
 	return im->has_idle;
 }
 
 int
 imap_status(struct imap *im, const char *mailbox, uint32_t *uidvalidity_r, uint32_t *uidnext_r,
-    uint32_t *messages_r, char *err, size_t errlen)
+    uint32_t *messages_r, const char **error_r)
 {
 	char *cmd, *cursor, *line, *p;
 	uint32_t vals[3] = { 0, 0, 0 };
@@ -423,16 +423,16 @@ imap_status(struct imap *im, const char *mailbox, uint32_t *uidvalidity_r, uint3
 	size_t len;
 
 	if (!imap_safe(mailbox)) {
-		imap_seterr(err, errlen, "imap STATUS: bad mailbox name");
+		imap_seterr(error_r, "imap STATUS: bad mailbox name");
 		return -1;
 	}
 	if ((cmd = imap_cmd_mailbox("STATUS", mailbox, " (UIDVALIDITY UIDNEXT MESSAGES)"))
 	    == NULL) {
-		imap_seterr(err, errlen, "imap STATUS: out of memory");
+		imap_seterr(error_r, "imap STATUS: out of memory");
 		return -1;
 	}
 	/* On the base URL: a mailbox in the URL would make libcurl SELECT it first. */
-	if (imap_perform(im, im->base, cmd, "STATUS", err, errlen) != CURLE_OK) {
+	if (imap_perform(im, im->base, cmd, "STATUS", error_r) != CURLE_OK) {
 		free(cmd);
 		return -1;
 	}
@@ -469,7 +469,7 @@ imap_status(struct imap *im, const char *mailbox, uint32_t *uidvalidity_r, uint3
 		}
 	}
 	if (seen != 7) {
-		imap_seterr(err, errlen, "imap STATUS: incomplete answer");
+		imap_seterr(error_r, "imap STATUS: incomplete answer");
 		return -1;
 	}
 	*uidvalidity_r = vals[0];
@@ -535,7 +535,7 @@ imap_parse_uids(const char *p, int sets, uint32_t **uids, size_t *n, size_t *cap
 
 int
 imap_search(struct imap *im, const char *mailbox, const char *criteria, uint32_t **uids_r,
-    size_t *n_r, char *err, size_t errlen)
+    size_t *n_r, const char **error_r)
 {
 	char *url = NULL, *cmd = NULL, *cursor, *line;
 	uint32_t *uids = NULL;
@@ -545,14 +545,14 @@ imap_search(struct imap *im, const char *mailbox, const char *criteria, uint32_t
 	*uids_r = NULL;
 	*n_r = 0;
 	if (!imap_safe(mailbox) || !imap_safe(criteria)) {
-		imap_seterr(err, errlen, "imap SEARCH: bad mailbox name or criteria");
+		imap_seterr(error_r, "imap SEARCH: bad mailbox name or criteria");
 		return -1;
 	}
-	if (imap_capabilities(im, err, errlen) == -1)
+	if (imap_capabilities(im, error_r) == -1)
 		return -1;
 	clen = strlen(criteria) + 32;
 	if ((url = imap_url(im, mailbox, "")) == NULL || (cmd = malloc(clen)) == NULL) {
-		imap_seterr(err, errlen, "imap SEARCH: out of memory");
+		imap_seterr(error_r, "imap SEARCH: out of memory");
 		goto out;
 	}
 	/*
@@ -560,11 +560,11 @@ imap_search(struct imap *im, const char *mailbox, const char *criteria, uint32_t
 	 * SEARCH runs on the view it started with: a NOOP first, so that mail another
 	 * connection (IDLE) has just seen is searched too.
 	 */
-	if (imap_perform(im, url, "NOOP", "NOOP", err, errlen) != CURLE_OK)
+	if (imap_perform(im, url, "NOOP", "NOOP", error_r) != CURLE_OK)
 		goto out;
 	/* ESEARCH answers with ranges: one short line even for a large mailbox. */
 	snprintf(cmd, clen, "UID SEARCH %s%s", im->has_esearch ? "RETURN (ALL) " : "", criteria);
-	if (imap_perform(im, url, cmd, "SEARCH", err, errlen) != CURLE_OK)
+	if (imap_perform(im, url, cmd, "SEARCH", error_r) != CURLE_OK)
 		goto out;
 	cursor = im->out.data;
 	while ((line = imap_next_line(&cursor, "* ", &len)) != NULL) {
@@ -596,7 +596,7 @@ imap_search(struct imap *im, const char *mailbox, const char *criteria, uint32_t
 	ret = 0;
 	goto out;
 bad:
-	imap_seterr(err, errlen, "imap SEARCH: unparseable answer or out of memory");
+	imap_seterr(error_r, "imap SEARCH: unparseable answer or out of memory");
 out:
 	free(uids);
 	free(cmd);
@@ -606,7 +606,7 @@ out:
 
 int
 imap_fetch(struct imap *im, const char *mailbox, uint32_t uid, char **data_r, size_t *len_r,
-    char *err, size_t errlen)
+    const char **error_r)
 {
 	char suffix[32], *url, *data;
 	CURLcode rc;
@@ -614,19 +614,19 @@ imap_fetch(struct imap *im, const char *mailbox, uint32_t uid, char **data_r, si
 	*data_r = NULL;
 	*len_r = 0;
 	if (!imap_safe(mailbox)) {
-		imap_seterr(err, errlen, "imap FETCH: bad mailbox name");
+		imap_seterr(error_r, "imap FETCH: bad mailbox name");
 		return -1;
 	}
 	snprintf(suffix, sizeof(suffix), ";UID=%" PRIu32, uid);
 	if ((url = imap_url(im, mailbox, suffix)) == NULL) {
-		imap_seterr(err, errlen, "imap FETCH: out of memory");
+		imap_seterr(error_r, "imap FETCH: out of memory");
 		return -1;
 	}
 	/*
 	 * No custom request: libcurl then sends "UID FETCH n BODY[]", and skips the
 	 * SELECT when the cached connection has this mailbox selected already.
 	 */
-	rc = imap_perform(im, url, NULL, "FETCH", err, errlen);
+	rc = imap_perform(im, url, NULL, "FETCH", error_r);
 	free(url);
 	if (rc == CURLE_REMOTE_FILE_NOT_FOUND)
 		return 1;
@@ -635,7 +635,7 @@ imap_fetch(struct imap *im, const char *mailbox, uint32_t uid, char **data_r, si
 	/* The caller owns the buffer; the next fetch starts a new one. */
 	if (im->out.data == NULL) {
 		if ((data = malloc(1)) == NULL) {
-			imap_seterr(err, errlen, "imap FETCH: out of memory");
+			imap_seterr(error_r, "imap FETCH: out of memory");
 			return -1;
 		}
 		data[0] = '\0';
@@ -660,8 +660,7 @@ imap_fetch(struct imap *im, const char *mailbox, uint32_t uid, char **data_r, si
  */
 static int
 imap_for_sets(struct imap *im, const uint32_t *uids, size_t n,
-    int (*fn)(struct imap *, const char *, void *, char *, size_t), void *arg, char *err,
-    size_t errlen)
+    int (*fn)(struct imap *, const char *, void *, const char **), void *arg, const char **error_r)
 {
 	uint32_t *s;
 	char set[IMAP_SET_MAX + 32];
@@ -671,7 +670,7 @@ imap_for_sets(struct imap *im, const uint32_t *uids, size_t n,
 	if (n == 0)
 		return 0;
 	if ((s = malloc(n * sizeof(*s))) == NULL) {
-		imap_seterr(err, errlen, "imap: out of memory");
+		imap_seterr(error_r, "imap: out of memory");
 		return -1;
 	}
 	memcpy(s, uids, n * sizeof(*s));
@@ -691,7 +690,7 @@ imap_for_sets(struct imap *im, const uint32_t *uids, size_t n,
 		else
 			plen = snprintf(piece, sizeof(piece), "%" PRIu32, s[i]);
 		if (len > 0 && len + 1 + (size_t)plen > IMAP_SET_MAX) {
-			if ((ret = fn(im, set, arg, err, errlen)) == -1)
+			if ((ret = fn(im, set, arg, error_r)) == -1)
 				goto out;
 			len = 0;
 		}
@@ -702,7 +701,7 @@ imap_for_sets(struct imap *im, const uint32_t *uids, size_t n,
 		i = j + 1;
 	}
 	if (len > 0)
-		ret = fn(im, set, arg, err, errlen);
+		ret = fn(im, set, arg, error_r);
 out:
 	free(s);
 	return ret;
@@ -717,7 +716,7 @@ struct imap_setcmd {
 };
 
 static int
-imap_setcmd_cb(struct imap *im, const char *set, void *arg, char *err, size_t errlen)
+imap_setcmd_cb(struct imap *im, const char *set, void *arg, const char **error_r)
 {
 	struct imap_setcmd *sc = arg;
 	size_t n = strlen(sc->verb) + strlen(set) + strlen(sc->tail) + 8;
@@ -725,46 +724,46 @@ imap_setcmd_cb(struct imap *im, const char *set, void *arg, char *err, size_t er
 	CURLcode rc;
 
 	if ((cmd = malloc(n)) == NULL) {
-		imap_seterr(err, errlen, "imap %s: out of memory", sc->what);
+		imap_seterr(error_r, "imap %s: out of memory", sc->what);
 		return -1;
 	}
 	snprintf(cmd, n, "UID %s %s%s", sc->verb, set, sc->tail);
-	rc = imap_perform(im, sc->url, cmd, sc->what, err, errlen);
+	rc = imap_perform(im, sc->url, cmd, sc->what, error_r);
 	free(cmd);
 	return rc == CURLE_OK ? 0 : -1;
 }
 
 static int
 imap_setcmd(struct imap *im, const char *mailbox, const uint32_t *uids, size_t n, const char *verb,
-    const char *tail, const char *what, char *err, size_t errlen)
+    const char *tail, const char *what, const char **error_r)
 {
 	struct imap_setcmd sc = { NULL, verb, tail, what };
 	char *url;
 	int ret;
 
 	if ((url = imap_url(im, mailbox, "")) == NULL) {
-		imap_seterr(err, errlen, "imap %s: out of memory", what);
+		imap_seterr(error_r, "imap %s: out of memory", what);
 		return -1;
 	}
 	sc.url = url;
-	ret = imap_for_sets(im, uids, n, imap_setcmd_cb, &sc, err, errlen);
+	ret = imap_for_sets(im, uids, n, imap_setcmd_cb, &sc, error_r);
 	free(url);
 	return ret;
 }
 
 int
 imap_flag(struct imap *im, const char *mailbox, const uint32_t *uids, size_t n, const char *flag,
-    char *err, size_t errlen)
+    const char **error_r)
 {
 	if (!imap_safe(mailbox) || !imap_safe(flag) || flag[0] == '\0'
 	    || strpbrk(flag, " ()\"") != NULL) {
-		imap_seterr(err, errlen, "imap STORE: bad mailbox name or flag");
+		imap_seterr(error_r, "imap STORE: bad mailbox name or flag");
 		return -1;
 	}
 	char tail[300];
 
 	snprintf(tail, sizeof(tail), " +FLAGS.SILENT (%s)", flag);
-	return imap_setcmd(im, mailbox, uids, n, "STORE", tail, "STORE", err, errlen);
+	return imap_setcmd(im, mailbox, uids, n, "STORE", tail, "STORE", error_r);
 }
 
 static int
@@ -806,14 +805,14 @@ imap_forget(struct imap *im, const char *mailbox)
 }
 
 int
-imap_create(struct imap *im, const char *mailbox, char *err, size_t errlen)
+imap_create(struct imap *im, const char *mailbox, const char **error_r)
 {
 	char *cmd, *cursor;
 	size_t len;
 	CURLcode rc;
 
 	if (!imap_safe(mailbox) || mailbox[0] == '\0') {
-		imap_seterr(err, errlen, "imap CREATE: bad mailbox name");
+		imap_seterr(error_r, "imap CREATE: bad mailbox name");
 		return -1;
 	}
 	if (imap_known(im, mailbox))
@@ -823,10 +822,10 @@ imap_create(struct imap *im, const char *mailbox, char *err, size_t errlen)
 	 * CREATE fails whenever the mailbox exists.
 	 */
 	if ((cmd = imap_cmd_mailbox("LIST \"\"", mailbox, "")) == NULL) {
-		imap_seterr(err, errlen, "imap LIST: out of memory");
+		imap_seterr(error_r, "imap LIST: out of memory");
 		return -1;
 	}
-	rc = imap_perform(im, im->base, cmd, "LIST", err, errlen);
+	rc = imap_perform(im, im->base, cmd, "LIST", error_r);
 	free(cmd);
 	if (rc != CURLE_OK)
 		return -1;
@@ -836,10 +835,10 @@ imap_create(struct imap *im, const char *mailbox, char *err, size_t errlen)
 		return 0;
 	}
 	if ((cmd = imap_cmd_mailbox("CREATE", mailbox, "")) == NULL) {
-		imap_seterr(err, errlen, "imap CREATE: out of memory");
+		imap_seterr(error_r, "imap CREATE: out of memory");
 		return -1;
 	}
-	rc = imap_perform(im, im->base, cmd, "CREATE", err, errlen);
+	rc = imap_perform(im, im->base, cmd, "CREATE", error_r);
 	free(cmd);
 	/* Another client may have created it since the LIST. */
 	if (rc != CURLE_OK && strcasestr(im->resp, "ALREADYEXISTS") == NULL
@@ -851,39 +850,38 @@ imap_create(struct imap *im, const char *mailbox, char *err, size_t errlen)
 
 int
 imap_move(struct imap *im, const char *mailbox, const uint32_t *uids, size_t n, const char *dest,
-    char *err, size_t errlen)
+    const char **error_r)
 {
 	char *qdest, *tail;
 	int ret;
 
 	if (!imap_safe(mailbox) || !imap_safe(dest)) {
-		imap_seterr(err, errlen, "imap MOVE: bad mailbox name");
+		imap_seterr(error_r, "imap MOVE: bad mailbox name");
 		return -1;
 	}
 	if (n == 0)
 		return 0;
-	if (imap_create(im, dest, err, errlen) == -1 || imap_capabilities(im, err, errlen) == -1)
+	if (imap_create(im, dest, error_r) == -1 || imap_capabilities(im, error_r) == -1)
 		return -1;
 	if ((qdest = imap_quote(dest)) == NULL) {
-		imap_seterr(err, errlen, "imap MOVE: out of memory");
+		imap_seterr(error_r, "imap MOVE: out of memory");
 		return -1;
 	}
 	if ((tail = malloc(strlen(qdest) + 2)) == NULL) {
 		free(qdest);
-		imap_seterr(err, errlen, "imap MOVE: out of memory");
+		imap_seterr(error_r, "imap MOVE: out of memory");
 		return -1;
 	}
 	snprintf(tail, strlen(qdest) + 2, " %s", qdest);
 	if (im->has_move) {
-		ret = imap_setcmd(im, mailbox, uids, n, "MOVE", tail, "MOVE", err, errlen);
+		ret = imap_setcmd(im, mailbox, uids, n, "MOVE", tail, "MOVE", error_r);
 	} else {
-		ret = imap_setcmd(im, mailbox, uids, n, "COPY", tail, "COPY", err, errlen);
+		ret = imap_setcmd(im, mailbox, uids, n, "COPY", tail, "COPY", error_r);
 		if (ret == 0)
 			ret = imap_setcmd(im, mailbox, uids, n, "STORE",
-			    " +FLAGS.SILENT (\\Deleted)", "STORE", err, errlen);
+			    " +FLAGS.SILENT (\\Deleted)", "STORE", error_r);
 		if (ret == 0)
-			ret = imap_setcmd(
-			    im, mailbox, uids, n, "EXPUNGE", "", "EXPUNGE", err, errlen);
+			ret = imap_setcmd(im, mailbox, uids, n, "EXPUNGE", "", "EXPUNGE", error_r);
 	}
 	free(tail);
 	/* Deleted behind our back: the next move creates it again. */

@@ -52,14 +52,14 @@ struct imap {
 /* imap.c */
 void imap_buf_reset(struct imap_buf *b);
 int imap_buf_add(struct imap_buf *b, const void *p, size_t n);
-void imap_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Sets *error_r (when error_r is not NULL) to the formatted sentence (email_error). */
+void imap_seterr(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t imap_header_cb(char *p, size_t size, size_t n, void *arg);
 /* Whether a mailbox name or flag can go into a command (no CR, LF, NUL). */
 int imap_safe(const char *s);
 /* The options every handle shares: TLS, credentials, timeouts. */
 void imap_common_opts(struct imap *im, CURL *h);
-void imap_curl_err(struct imap *im, CURLcode rc, const char *what, char *err, size_t errlen);
+void imap_curl_err(struct imap *im, CURLcode rc, const char *what, const char **error_r);
 /* "VERB \"mailbox\"rest", quoted; malloc'd. */
 char *imap_cmd_mailbox(const char *verb, const char *mailbox, const char *rest);
 int imap_parse_u32(const char **pp, uint32_t *v_r);

@@ -36,7 +36,7 @@ imap_idle_fd(struct imap *im)
 }
 
 static int
-imap_idle_send(struct imap *im, const char *line, char *err, size_t errlen)
+imap_idle_send(struct imap *im, const char *line, const char **error_r)
 {
 	size_t len = strlen(line), off = 0;
 	long deadline = imap_now_ms() + im->timeout_ms;
@@ -51,14 +51,14 @@ imap_idle_send(struct imap *im, const char *line, char *err, size_t errlen)
 			continue;
 		}
 		if (rc != CURLE_AGAIN) {
-			imap_seterr(err, errlen, "imap IDLE: send: %s", curl_easy_strerror(rc));
+			imap_seterr(error_r, "imap IDLE: send: %s", curl_easy_strerror(rc));
 			return -1;
 		}
 		pfd.fd = imap_idle_fd(im);
 		pfd.events = POLLOUT;
 		if (pfd.fd == -1 || imap_now_ms() >= deadline
 		    || poll(&pfd, 1, (int)(deadline - imap_now_ms())) == -1) {
-			imap_seterr(err, errlen, "imap IDLE: send timed out");
+			imap_seterr(error_r, "imap IDLE: send timed out");
 			return -1;
 		}
 	}
@@ -78,7 +78,7 @@ enum imap_idle_read {
  * only after curl_easy_recv() has said CURLE_AGAIN.
  */
 static enum imap_idle_read
-imap_idle_line(struct imap *im, char **line_r, long deadline, int stop_fd, char *err, size_t errlen)
+imap_idle_line(struct imap *im, char **line_r, long deadline, int stop_fd, const char **error_r)
 {
 	struct imap_buf *in = &im->idle_in;
 
@@ -100,23 +100,23 @@ imap_idle_line(struct imap *im, char **line_r, long deadline, int stop_fd, char 
 			return IMAP_IDLE_LINE;
 		}
 		if (in->len > 64 * 1024) {
-			imap_seterr(err, errlen, "imap IDLE: response line too long");
+			imap_seterr(error_r, "imap IDLE: response line too long");
 			return IMAP_IDLE_ERROR;
 		}
 		rc = curl_easy_recv(im->idle, chunk, sizeof(chunk), &got);
 		if (rc == CURLE_OK && got == 0) {
-			imap_seterr(err, errlen, "imap IDLE: connection closed by the server");
+			imap_seterr(error_r, "imap IDLE: connection closed by the server");
 			return IMAP_IDLE_ERROR;
 		}
 		if (rc == CURLE_OK) {
 			if (imap_buf_add(in, chunk, got) == -1) {
-				imap_seterr(err, errlen, "imap IDLE: out of memory");
+				imap_seterr(error_r, "imap IDLE: out of memory");
 				return IMAP_IDLE_ERROR;
 			}
 			continue;
 		}
 		if (rc != CURLE_AGAIN) {
-			imap_seterr(err, errlen, "imap IDLE: receive: %s", curl_easy_strerror(rc));
+			imap_seterr(error_r, "imap IDLE: receive: %s", curl_easy_strerror(rc));
 			return IMAP_IDLE_ERROR;
 		}
 		if ((left = deadline - imap_now_ms()) <= 0)
@@ -131,12 +131,12 @@ imap_idle_line(struct imap *im, char **line_r, long deadline, int stop_fd, char 
 			nfd = 2;
 		}
 		if (pfd[0].fd == -1) {
-			imap_seterr(err, errlen, "imap IDLE: connection lost");
+			imap_seterr(error_r, "imap IDLE: connection lost");
 			return IMAP_IDLE_ERROR;
 		}
 		if (poll(pfd, (nfds_t)nfd, left > 60000 ? 60000 : (int)left) == -1
 		    && errno != EINTR) {
-			imap_seterr(err, errlen, "imap IDLE: poll: %s", strerror(errno));
+			imap_seterr(error_r, "imap IDLE: poll: %s", strerror(errno));
 			return IMAP_IDLE_ERROR;
 		}
 		if (nfd == 2 && pfd[1].revents != 0)
@@ -164,9 +164,9 @@ imap_idle_consume(struct imap *im, const char *line)
 		in->data[in->len] = '\0';
 }
 
-/* Sends "<tag> <cmd>" and reads to the tagged answer; 0 on OK, -1 with err. */
+/* Sends "<tag> <cmd>" and reads to the tagged answer; 0 on OK, -1 with *error_r. */
 static int
-imap_idle_command(struct imap *im, const char *cmd, char *err, size_t errlen)
+imap_idle_command(struct imap *im, const char *cmd, const char **error_r)
 {
 	char tag[16], *line, *buf;
 	size_t n, tlen;
@@ -177,22 +177,22 @@ imap_idle_command(struct imap *im, const char *cmd, char *err, size_t errlen)
 	tlen = strlen(tag);
 	n = tlen + strlen(cmd) + 4;
 	if ((buf = malloc(n)) == NULL) {
-		imap_seterr(err, errlen, "imap IDLE: out of memory");
+		imap_seterr(error_r, "imap IDLE: out of memory");
 		return -1;
 	}
 	snprintf(buf, n, "%s %s\r\n", tag, cmd);
-	ret = imap_idle_send(im, buf, err, errlen);
+	ret = imap_idle_send(im, buf, error_r);
 	free(buf);
 	if (ret == -1)
 		return -1;
 	deadline = imap_now_ms() + im->timeout_ms;
 	for (;;) {
-		switch (imap_idle_line(im, &line, deadline, -1, err, errlen)) {
+		switch (imap_idle_line(im, &line, deadline, -1, error_r)) {
 		case IMAP_IDLE_LINE:
 			break;
 		case IMAP_IDLE_TIMEOUT:
 		case IMAP_IDLE_STOP:
-			imap_seterr(err, errlen, "imap IDLE: no answer from the server");
+			imap_seterr(error_r, "imap IDLE: no answer from the server");
 			return -1;
 		case IMAP_IDLE_ERROR:
 			return -1;
@@ -200,7 +200,7 @@ imap_idle_command(struct imap *im, const char *cmd, char *err, size_t errlen)
 		if (strncmp(line, tag, tlen) == 0 && line[tlen] == ' ') {
 			ret = strncasecmp(line + tlen + 1, "OK", 2) == 0 ? 0 : -1;
 			if (ret == -1)
-				imap_seterr(err, errlen, "imap IDLE: %.200s", line + tlen + 1);
+				imap_seterr(error_r, "imap IDLE: %.200s", line + tlen + 1);
 			imap_idle_consume(im, line);
 			return ret;
 		}
@@ -209,13 +209,13 @@ imap_idle_command(struct imap *im, const char *cmd, char *err, size_t errlen)
 }
 
 static int
-imap_idle_connect(struct imap *im, char *err, size_t errlen)
+imap_idle_connect(struct imap *im, const char **error_r)
 {
 	CURLcode rc;
 
 	imap_idle_drop(im);
 	if ((im->idle = curl_easy_init()) == NULL) {
-		imap_seterr(err, errlen, "imap IDLE: out of memory");
+		imap_seterr(error_r, "imap IDLE: out of memory");
 		return -1;
 	}
 	imap_common_opts(im, im->idle);
@@ -227,7 +227,7 @@ imap_idle_connect(struct imap *im, char *err, size_t errlen)
 	im->errbuf[0] = '\0';
 	im->resp[0] = '\0';
 	if ((rc = curl_easy_perform(im->idle)) != CURLE_OK) {
-		imap_curl_err(im, rc, "IDLE connect", err, errlen);
+		imap_curl_err(im, rc, "IDLE connect", error_r);
 		imap_idle_drop(im);
 		return -1;
 	}
@@ -237,7 +237,7 @@ imap_idle_connect(struct imap *im, char *err, size_t errlen)
 /* One wait on a live IDLE connection: 1 news, 0 timeout or stop, -1 error. */
 static int
 imap_idle_once(
-    struct imap *im, const char *mailbox, long timeout_ms, int stop_fd, char *err, size_t errlen)
+    struct imap *im, const char *mailbox, long timeout_ms, int stop_fd, const char **error_r)
 {
 	char tag[16], *line;
 	long deadline;
@@ -249,16 +249,16 @@ imap_idle_once(
 		int ret;
 
 		if (cmd == NULL) {
-			imap_seterr(err, errlen, "imap IDLE: out of memory");
+			imap_seterr(error_r, "imap IDLE: out of memory");
 			return -1;
 		}
 		free(im->idle_mailbox);
 		im->idle_mailbox = NULL;
-		ret = imap_idle_command(im, cmd, err, errlen);
+		ret = imap_idle_command(im, cmd, error_r);
 		free(cmd);
 		if (ret == -1 || (im->idle_mailbox = strdup(mailbox)) == NULL) {
 			if (ret == 0)
-				imap_seterr(err, errlen, "imap IDLE: out of memory");
+				imap_seterr(error_r, "imap IDLE: out of memory");
 			return -1;
 		}
 		selected_now = 1;
@@ -270,17 +270,17 @@ imap_idle_once(
 		char buf[32];
 
 		snprintf(buf, sizeof(buf), "%s IDLE\r\n", tag);
-		if (imap_idle_send(im, buf, err, errlen) == -1)
+		if (imap_idle_send(im, buf, error_r) == -1)
 			return -1;
 	}
 	deadline = imap_now_ms() + im->timeout_ms;
 	for (;;) {
-		enum imap_idle_read r = imap_idle_line(im, &line, deadline, -1, err, errlen);
+		enum imap_idle_read r = imap_idle_line(im, &line, deadline, -1, error_r);
 
 		if (r == IMAP_IDLE_ERROR)
 			return -1;
 		if (r != IMAP_IDLE_LINE) {
-			imap_seterr(err, errlen, "imap IDLE: no continuation from the server");
+			imap_seterr(error_r, "imap IDLE: no continuation from the server");
 			return -1;
 		}
 		if (line[0] == '+') {
@@ -288,7 +288,7 @@ imap_idle_once(
 			break;
 		}
 		if (strncmp(line, tag, tlen) == 0 && line[tlen] == ' ') {
-			imap_seterr(err, errlen, "imap IDLE: %.200s", line + tlen + 1);
+			imap_seterr(error_r, "imap IDLE: %.200s", line + tlen + 1);
 			imap_idle_consume(im, line);
 			return -1;
 		}
@@ -304,7 +304,7 @@ imap_idle_once(
 	deadline = imap_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	news = selected_now;
 	while (!news) {
-		enum imap_idle_read r = imap_idle_line(im, &line, deadline, stop_fd, err, errlen);
+		enum imap_idle_read r = imap_idle_line(im, &line, deadline, stop_fd, error_r);
 		const char *p;
 		uint32_t v;
 
@@ -323,24 +323,23 @@ imap_idle_once(
 		    && (strcasecmp(p, " EXISTS") == 0 || strcasecmp(p, " RECENT") == 0))
 			news = 1;
 		else if (strncasecmp(line, "* BYE", 5) == 0) {
-			imap_seterr(err, errlen, "imap IDLE: %.200s", line + 2);
+			imap_seterr(error_r, "imap IDLE: %.200s", line + 2);
 			imap_idle_consume(im, line);
 			return -1;
 		}
 		imap_idle_consume(im, line);
 	}
 	if (!done) {
-		if (imap_idle_send(im, "DONE\r\n", err, errlen) == -1)
+		if (imap_idle_send(im, "DONE\r\n", error_r) == -1)
 			return -1;
 		deadline = imap_now_ms() + im->timeout_ms;
 		for (;;) {
-			enum imap_idle_read r
-			    = imap_idle_line(im, &line, deadline, -1, err, errlen);
+			enum imap_idle_read r = imap_idle_line(im, &line, deadline, -1, error_r);
 
 			if (r == IMAP_IDLE_ERROR)
 				return -1;
 			if (r != IMAP_IDLE_LINE) {
-				imap_seterr(err, errlen, "imap IDLE: no answer to DONE");
+				imap_seterr(error_r, "imap IDLE: no answer to DONE");
 				return -1;
 			}
 			if (strncmp(line, tag, tlen) == 0 && line[tlen] == ' ') {
@@ -364,21 +363,21 @@ imap_idle_once(
 
 int
 imap_idle_wait(
-    struct imap *im, const char *mailbox, long timeout_ms, int stop_fd, char *err, size_t errlen)
+    struct imap *im, const char *mailbox, long timeout_ms, int stop_fd, const char **error_r)
 {
 	int ret;
 
 	if (!imap_safe(mailbox)) {
-		imap_seterr(err, errlen, "imap IDLE: bad mailbox name");
+		imap_seterr(error_r, "imap IDLE: bad mailbox name");
 		return -1;
 	}
 	/* A kept connection may have died quietly: one retry on a new one. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fresh = im->idle == NULL;
 
-		if (fresh && imap_idle_connect(im, err, errlen) == -1)
+		if (fresh && imap_idle_connect(im, error_r) == -1)
 			return -1;
-		if ((ret = imap_idle_once(im, mailbox, timeout_ms, stop_fd, err, errlen)) != -1)
+		if ((ret = imap_idle_once(im, mailbox, timeout_ms, stop_fd, error_r)) != -1)
 			return ret;
 		imap_idle_drop(im);
 		if (fresh)

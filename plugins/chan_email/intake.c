@@ -365,7 +365,8 @@ intake_acknowledge(struct mailbox *mb, const struct email_settings *set, struct 
 {
 	uint32_t *done = calloc(n + 1, sizeof(*done)), *bad = calloc(n + 1, sizeof(*bad));
 	size_t ndone = 0, nbad = 0;
-	char err[512];
+	char why[512]; /* the ABI's blob_sync writes into a buffer */
+	const char *err = NULL;
 	int rc = 0;
 
 	if (done == NULL || bad == NULL) {
@@ -374,8 +375,8 @@ intake_acknowledge(struct mailbox *mb, const struct email_settings *set, struct 
 		return -1;
 	}
 	/* Blobs were written unsynced, one batch at a time: one sync before the server hears. */
-	if (mb->ce->api->blob_sync(mb->ce->self, err, sizeof(err)) < 0) {
-		intake_log(mb, LOKET_LOG_WARN, "cannot sync the attachments: %s", err);
+	if (mb->ce->api->blob_sync(mb->ce->self, why, sizeof(why)) < 0) {
+		intake_log(mb, LOKET_LOG_WARN, "cannot sync the attachments: %s", why);
 		free(done);
 		free(bad);
 		return -1;
@@ -390,16 +391,14 @@ intake_acknowledge(struct mailbox *mb, const struct email_settings *set, struct 
 	pthread_mutex_unlock(&mb->mu);
 	if (ndone > 0
 	    && (set->ack == EMAIL_ACK_MOVE
-	               ? imap_move(
-	                   im, mb->folder, done, ndone, set->processed_folder, err, sizeof(err))
-	               : imap_flag(im, mb->folder, done, ndone, set->flag, err, sizeof(err)))
+	               ? imap_move(im, mb->folder, done, ndone, set->processed_folder, &err)
+	               : imap_flag(im, mb->folder, done, ndone, set->flag, &err))
 	        < 0) {
 		intake_log(mb, LOKET_LOG_WARN, "cannot acknowledge mailbox=%s count=%zu: %s",
 		    mb->name, ndone, err);
 		rc = -1;
 	}
-	if (nbad > 0
-	    && imap_move(im, mb->folder, bad, nbad, set->quarantine_folder, err, sizeof(err)) < 0) {
+	if (nbad > 0 && imap_move(im, mb->folder, bad, nbad, set->quarantine_folder, &err) < 0) {
 		intake_log(mb, LOKET_LOG_WARN, "cannot move to quarantine mailbox=%s count=%zu: %s",
 		    mb->name, nbad, err);
 		rc = -1;
@@ -416,7 +415,7 @@ intake_batch(struct mailbox *mb, const struct email_settings *set, struct imap *
 {
 	struct chan_email *ce = mb->ce;
 	size_t queued = 0;
-	char err[512];
+	const char *err = NULL;
 
 	pthread_mutex_lock(&mb->mu);
 	for (size_t i = 0; i < n; i++)
@@ -426,7 +425,7 @@ intake_batch(struct mailbox *mb, const struct email_settings *set, struct imap *
 		struct intake_item *it;
 		char *raw = NULL;
 		size_t len = 0;
-		int rc = imap_fetch(im, mb->folder, uids[i], &raw, &len, err, sizeof(err));
+		int rc = imap_fetch(im, mb->folder, uids[i], &raw, &len, &err);
 
 		if (rc != 0) {
 			if (rc < 0)
@@ -445,10 +444,11 @@ intake_batch(struct mailbox *mb, const struct email_settings *set, struct imap *
 		it->slot = i;
 		it->uid = uids[i];
 		it->uidvalidity = uidvalidity;
-		if (email_parse(raw, len, &set->limits, &it->msg, it->error, sizeof(it->error))
-		    < 0) {
+		if (email_parse(raw, len, &set->limits, &it->msg, &err) < 0) {
 			unsigned char h[crypto_hash_sha256_BYTES];
 
+			/* Kept with the item: the quarantine list shows it later. */
+			snprintf(it->error, sizeof(it->error), "%s", err);
 			/* The quarantine list names the bytes the folder keeps. */
 			it->msg = NULL;
 			crypto_hash_sha256(h, (const unsigned char *)raw, len);
@@ -477,7 +477,8 @@ intake_main(void *arg)
 	long backoff = 1000;
 	int folders_made = 0, idle = -1, up = -1;
 	uint32_t last_validity = 0;
-	char err[512], criteria[300];
+	const char *err = NULL;
+	char criteria[300];
 
 	if ((mb->outcomes = calloc(INTAKE_BATCH, sizeof(*mb->outcomes))) == NULL)
 		return NULL;
@@ -507,13 +508,12 @@ intake_main(void *arg)
 		else
 			snprintf(criteria, sizeof(criteria), "UNDELETED UNKEYWORD %s", set->flag);
 		settings_imap_conf(mb, set, &cf);
-		if (im == NULL && (im = imap_open(&cf, err, sizeof(err))) == NULL) {
+		if (im == NULL && (im = imap_open(&cf, &err)) == NULL) {
 			intake_log(mb, LOKET_LOG_ERROR, "mailbox %s: %s", mb->name, err);
 			break;
 		}
-		if (imap_status(im, mb->folder, &uidvalidity, &uidnext, &count, err, sizeof(err))
-		        < 0
-		    || imap_search(im, mb->folder, criteria, &uids, &n, err, sizeof(err)) < 0) {
+		if (imap_status(im, mb->folder, &uidvalidity, &uidnext, &count, &err) < 0
+		    || imap_search(im, mb->folder, criteria, &uids, &n, &err) < 0) {
 			intake_log(mb, LOKET_LOG_WARN,
 			    "mailbox unreachable mailbox=%s retry_in=%ldms: %s", mb->name, backoff,
 			    err);
@@ -534,12 +534,12 @@ intake_main(void *arg)
 		last_validity = uidvalidity;
 		if (!folders_made) {
 			if ((set->ack == EMAIL_ACK_MOVE
-			        && imap_create(im, set->processed_folder, err, sizeof(err)) < 0)
-			    || imap_create(im, set->quarantine_folder, err, sizeof(err)) < 0)
+			        && imap_create(im, set->processed_folder, &err) < 0)
+			    || imap_create(im, set->quarantine_folder, &err) < 0)
 				intake_log(mb, LOKET_LOG_WARN,
 				    "cannot create folders mailbox=%s: %s", mb->name, err);
 			folders_made = 1;
-			idle = set->idle ? imap_has_idle(im, err, sizeof(err)) : 0;
+			idle = set->idle ? imap_has_idle(im, &err) : 0;
 			intake_log(mb, LOKET_LOG_INFO, "mailbox open mailbox=%s waiting=%s",
 			    mb->name, idle == 1 ? "idle" : "poll");
 		}
@@ -557,8 +557,7 @@ intake_main(void *arg)
 		if (n > 0)
 			continue; /* more may have come while this batch went in */
 		if (idle == 1) {
-			if (imap_idle_wait(
-			        im, mb->folder, (long)set->poll_ms, mb->wake[0], err, sizeof(err))
+			if (imap_idle_wait(im, mb->folder, (long)set->poll_ms, mb->wake[0], &err)
 			    < 0) {
 				intake_log(mb, LOKET_LOG_WARN, "idle failed mailbox=%s: %s",
 				    mb->name, err);

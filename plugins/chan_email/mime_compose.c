@@ -88,7 +88,7 @@ mime_compose_text(const char *body)
 }
 
 static GMimeObject *
-mime_compose_attachment(const struct email_out_attachment *a, size_t i, char *err, size_t errlen)
+mime_compose_attachment(const struct email_out_attachment *a, size_t i, const char **error_r)
 {
 	GMimeContentDisposition *disp;
 	GMimeContentType *ct = NULL;
@@ -101,7 +101,7 @@ mime_compose_attachment(const struct email_out_attachment *a, size_t i, char *er
 	gsize len;
 
 	if (a->path == NULL || !g_file_get_contents(a->path, &data, &len, &gerr)) {
-		mime_fail(err, errlen, "cannot read attachment %zu: %s", i + 1,
+		mime_fail(error_r, "cannot read attachment %zu: %s", i + 1,
 		    gerr != NULL ? gerr->message : "no path");
 		if (gerr != NULL)
 			g_error_free(gerr);
@@ -115,7 +115,7 @@ mime_compose_attachment(const struct email_out_attachment *a, size_t i, char *er
 			g_object_unref(ct);
 		ct = g_mime_content_type_new("application", "octet-stream");
 	}
-	fn = mime_one_line(a->filename != NULL ? a->filename : "", 1);
+	fn = mime_text_one_line(a->filename != NULL ? a->filename : "", 1);
 	name = fn != NULL && *fn != '\0' ? g_strdelimit(fn, "/\\", '_') : "attachment";
 	disp = g_mime_content_disposition_new();
 	g_mime_content_disposition_set_disposition(disp, "attachment");
@@ -180,12 +180,12 @@ mime_compose_mailbox(GMimeMessage *m, GMimeAddressType type, const char *name, c
 }
 
 static int
-mime_compose_headers(GMimeMessage *m, const struct email_out *o, char *err, size_t errlen)
+mime_compose_headers(GMimeMessage *m, const struct email_out *o, const char **error_r)
 {
 	GMimeObject *obj = (GMimeObject *)m;
-	char *from_name = mime_one_line(o->from_name, 0);
-	char *to_name = mime_one_line(o->to_name, 0);
-	char *subj = mime_one_line(o->subject != NULL ? o->subject : "", 0);
+	char *from_name = mime_text_one_line(o->from_name, 0);
+	char *to_name = mime_text_one_line(o->to_name, 0);
+	char *subj = mime_text_one_line(o->subject != NULL ? o->subject : "", 0);
 	GDateTime *date;
 	int rc = -1;
 
@@ -201,7 +201,7 @@ mime_compose_headers(GMimeMessage *m, const struct email_out *o, char *err, size
 		char *v;
 
 		if (!mime_id_ok(o->in_reply_to)) {
-			mime_fail(err, errlen, "in-reply-to is not valid");
+			mime_fail(error_r, "in-reply-to is not valid");
 			goto fail;
 		}
 		v = g_strdup_printf("<%s>", o->in_reply_to);
@@ -212,7 +212,7 @@ mime_compose_headers(GMimeMessage *m, const struct email_out *o, char *err, size
 		char *v = mime_references(o->references);
 
 		if (v == NULL) {
-			mime_fail(err, errlen, "references are not valid");
+			mime_fail(error_r, "references are not valid");
 			goto fail;
 		}
 		g_mime_object_set_header(obj, "References", v, NULL);
@@ -221,7 +221,7 @@ mime_compose_headers(GMimeMessage *m, const struct email_out *o, char *err, size
 	if (o->auto_submitted != NULL) {
 		if (strcmp(o->auto_submitted, "auto-replied") != 0
 		    && strcmp(o->auto_submitted, "auto-generated") != 0) {
-			mime_fail(err, errlen, "auto-submitted is not valid");
+			mime_fail(error_r, "auto-submitted is not valid");
 			goto fail;
 		}
 		g_mime_object_set_header(obj, "Auto-Submitted", o->auto_submitted, NULL);
@@ -229,7 +229,7 @@ mime_compose_headers(GMimeMessage *m, const struct email_out *o, char *err, size
 		g_mime_object_set_header(obj, "X-Auto-Response-Suppress", "All", NULL);
 	}
 	if (o->reference != NULL) {
-		char *ref = mime_one_line(o->reference, 0);
+		char *ref = mime_text_one_line(o->reference, 0);
 
 		g_mime_object_set_header(obj, "X-Loket-Reference", ref != NULL ? ref : "", NULL);
 		free(ref);
@@ -244,7 +244,7 @@ fail:
 }
 
 int
-email_compose(const struct email_out *o, char **data_r, size_t *len_r, char *err, size_t errlen)
+email_compose(const struct email_out *o, char **data_r, size_t *len_r, const char **error_r)
 {
 	GMimeFormatOptions *fo = NULL;
 	GMimeStream *mem = NULL;
@@ -255,14 +255,14 @@ email_compose(const struct email_out *o, char **data_r, size_t *len_r, char *err
 	*data_r = NULL;
 	*len_r = 0;
 	if (!mime_addr_ok(o->from_addr))
-		return mime_fail(err, errlen, "from address is not valid");
+		return mime_fail(error_r, "from address is not valid");
 	if (!mime_addr_ok(o->to_addr))
-		return mime_fail(err, errlen, "to address is not valid");
+		return mime_fail(error_r, "to address is not valid");
 	if (!mime_id_ok(o->message_id))
-		return mime_fail(err, errlen, "message id is not valid");
+		return mime_fail(error_r, "message id is not valid");
 
 	m = g_mime_message_new(TRUE);
-	if (mime_compose_headers(m, o, err, errlen) < 0)
+	if (mime_compose_headers(m, o, error_r) < 0)
 		goto fail;
 	top = mime_compose_text(o->body);
 	if (o->n_attachments > 0) {
@@ -272,8 +272,7 @@ email_compose(const struct email_out *o, char **data_r, size_t *len_r, char *err
 		g_object_unref(top);
 		top = (GMimeObject *)mp;
 		for (size_t i = 0; i < o->n_attachments; i++) {
-			GMimeObject *a
-			    = mime_compose_attachment(&o->attachments[i], i, err, errlen);
+			GMimeObject *a = mime_compose_attachment(&o->attachments[i], i, error_r);
 
 			if (a == NULL) {
 				g_object_unref(top);
@@ -290,12 +289,12 @@ email_compose(const struct email_out *o, char **data_r, size_t *len_r, char *err
 	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
 	mem = g_mime_stream_mem_new();
 	if (g_mime_object_write_to_stream((GMimeObject *)m, fo, mem) < 0) {
-		mime_fail(err, errlen, "cannot write the message");
+		mime_fail(error_r, "cannot write the message");
 		goto fail;
 	}
 	if (mime_crlf_copy(g_mime_stream_mem_get_byte_array((GMimeStreamMem *)mem), data_r, len_r)
 	    < 0) {
-		mime_fail(err, errlen, "out of memory");
+		mime_fail(error_r, "out of memory");
 		goto fail;
 	}
 	rc = 0;

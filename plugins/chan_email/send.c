@@ -136,14 +136,14 @@ send_mailbox(struct chan_email *ce, json_t *contact)
 /* Subject and body from NAME.LANG.txt: a "Subject:" line, an empty line, the text. */
 static int
 send_template(const struct email_settings *set, const char *name, const char *lang, json_t *vars,
-    char **subject_r, char **body_r, char *err, size_t errlen)
+    char **subject_r, char **body_r, const char **error_r)
 {
 	char path[4200], *text, *subj, *body, *nl;
 
 	for (const char *p = name; *p != '\0'; p++) {
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'
 		        || *p == '_')) {
-			snprintf(err, errlen, "template name '%.40s' is not a plain name", name);
+			*error_r = email_error("template name '%.40s' is not a plain name", name);
 			return -1;
 		}
 	}
@@ -152,13 +152,13 @@ send_template(const struct email_settings *set, const char *name, const char *la
 		snprintf(
 		    path, sizeof(path), "%s/%s.%s.txt", set->templates_dir, name, set->language);
 		if ((text = send_read_file(path)) == NULL) {
-			snprintf(err, errlen, "no template %s.%s.txt in %s", name, set->language,
-			    set->templates_dir);
+			*error_r = email_error(
+			    "no template %s.%s.txt in %s", name, set->language, set->templates_dir);
 			return -1;
 		}
 	}
 	if (strncmp(text, "Subject:", 8) != 0 || (nl = strchr(text, '\n')) == NULL) {
-		snprintf(err, errlen, "%.200s:1: expected 'Subject: ...' as the first line", path);
+		*error_r = email_error("%.200s:1: expected 'Subject: ...' as the first line", path);
 		free(text);
 		return -1;
 	}
@@ -177,7 +177,7 @@ send_template(const struct email_settings *set, const char *name, const char *la
 	if (*subject_r == NULL || *body_r == NULL) {
 		free(*subject_r);
 		free(*body_r);
-		snprintf(err, errlen, "out of memory");
+		*error_r = "out of memory";
 		return -1;
 	}
 	return 0;
@@ -224,7 +224,7 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	struct email_settings *set = settings_get(ce);
 	json_t *item = json_loads(j->item_json, 0, NULL), *contact, *last_in, *msg, *vars = NULL;
 	json_t *payload;
-	const char *tpl, *recipient, *ref, *lang, *domain, *from_name;
+	const char *tpl, *recipient, *ref, *lang, *domain, *from_name, *err = NULL;
 	const struct mailbox *mb;
 	struct email_out out = { 0 };
 	struct email_out_attachment atts[16];
@@ -249,8 +249,8 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	automatic = json_is_true(json_object_get(item, "automatic"));
 	lang = jstr(contact, "language") != NULL ? jstr(contact, "language") : set->language;
 	/* The language names a template file: letters and dashes only, else the default. */
-	if (strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") != strlen(lang) ||
-	    *lang == '\0')
+	if (strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") != strlen(lang)
+	    || *lang == '\0')
 		lang = set->language;
 	if (automatic && jstr(last_in, "automatic") != NULL) {
 		snprintf(j->error, sizeof(j->error),
@@ -299,9 +299,10 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		subject
 		    = s != NULL && *s != '\0' ? strdup(s) : send_render("Re: {{subject}}", vars);
 		body = strdup(jstr(msg, "body") != NULL ? jstr(msg, "body") : "");
-	} else if (tpl == NULL
-	    || send_template(set, tpl, lang, vars, &subject, &body, j->error, sizeof(j->error))
-	        < 0) {
+	} else if (tpl == NULL) {
+		goto out;
+	} else if (send_template(set, tpl, lang, vars, &subject, &body, &err) < 0) {
+		snprintf(j->error, sizeof(j->error), "%s", err);
 		goto out;
 	}
 	if (subject == NULL || body == NULL) {
@@ -358,14 +359,17 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	out.attachments = atts;
 	out.n_attachments = natt;
 	out.date_ms = (int64_t)time(NULL) * 1000;
-	if (email_compose(&out, &data, &len, j->error, sizeof(j->error)) < 0)
+	if (email_compose(&out, &data, &len, &err) < 0) {
+		snprintf(j->error, sizeof(j->error), "%s", err);
 		goto out;
+	}
 	/* Automatic mail goes out with an empty envelope sender, so it draws no bounce loop. */
-	if (smtp_send(&set->smtp, automatic ? "" : mb->address, &recipient, 1, data, len, &permanent,
-	        j->error, sizeof(j->error))
+	if (smtp_send(&set->smtp, automatic ? "" : mb->address, &recipient, 1, data, len,
+	        &permanent, &err)
 	    < 0) {
 		json_int_t attempts = json_integer_value(json_object_get(item, "attempts")) + 1;
 
+		snprintf(j->error, sizeof(j->error), "%s", err);
 		if (!permanent && attempts < set->max_attempts) {
 			j->result = LOKET_SEND_RETRY;
 			j->retry_ms = send_backoff(set, attempts - 1);

@@ -100,13 +100,19 @@ settings_check_value(const char *key, const char *value)
  * blob_sync per batch before the IMAP server hears anything is done.
  */
 static int
-settings_blob_put_cb(void *arg, const void *data, size_t len, char sha256_hex[65], char *err,
-    size_t errlen)
+settings_blob_put_cb(
+    void *arg, const void *data, size_t len, char sha256_hex[65], const char **error_r)
 {
 	struct chan_email *ce = arg;
+	char why[256]; /* the ABI's blob_put writes into a buffer */
 
-	return ce->api->blob_put(ce->self, data, len, LOKET_BLOB_DEFER_SYNC, sha256_hex, err,
-	    errlen);
+	if (ce->api->blob_put(
+	        ce->self, data, len, LOKET_BLOB_DEFER_SYNC, sha256_hex, why, sizeof(why))
+	    < 0) {
+		*error_r = email_error("%s", why);
+		return -1;
+	}
+	return 0;
 }
 
 static int

@@ -44,14 +44,14 @@ struct smtp_run {
 };
 
 static void
-smtp_seterr(char *err, size_t errlen, const char *fmt, ...)
+smtp_seterr(const char **error_r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err == NULL || errlen == 0)
+	if (error_r == NULL)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	*error_r = email_verror(fmt, ap);
 	va_end(ap);
 }
 
@@ -314,7 +314,7 @@ smtp_crlf(const char *data, size_t len, char **copy_r, size_t *len_r)
 
 int
 smtp_send(const struct smtp_conf *cf, const char *mail_from, const char *const *rcpts,
-    size_t n_rcpts, const char *data, size_t len, int *permanent_r, char *err, size_t errlen)
+    size_t n_rcpts, const char *data, size_t len, int *permanent_r, const char **error_r)
 {
 	struct smtp_run run = { .cf = cf };
 	struct smtp_data md = { data, len, 0 };
@@ -330,24 +330,24 @@ smtp_send(const struct smtp_conf *cf, const char *mail_from, const char *const *
 	*permanent_r = 0;
 	if (cf == NULL || cf->host == NULL || cf->port == NULL || mail_from == NULL || n_rcpts == 0
 	    || data == NULL) {
-		smtp_seterr(err, errlen, "smtp: no server, sender, recipient or data");
+		smtp_seterr(error_r, "smtp: no server, sender, recipient or data");
 		*permanent_r = 1;
 		return -1;
 	}
 	if (strpbrk(mail_from, "\r\n") != NULL) {
-		smtp_seterr(err, errlen, "smtp: bad sender address");
+		smtp_seterr(error_r, "smtp: bad sender address");
 		*permanent_r = 1;
 		return -1;
 	}
 	for (size_t i = 0; i < n_rcpts; i++) {
 		if (rcpts[i] == NULL || rcpts[i][0] == '\0' || strpbrk(rcpts[i], "\r\n") != NULL) {
-			smtp_seterr(err, errlen, "smtp: bad recipient address (#%zu)", i + 1);
+			smtp_seterr(error_r, "smtp: bad recipient address (#%zu)", i + 1);
 			*permanent_r = 1;
 			return -1;
 		}
 	}
 	if (smtp_crlf(data, len, &copy, &md.len) == -1) {
-		smtp_seterr(err, errlen, "smtp: out of memory");
+		smtp_seterr(error_r, "smtp: out of memory");
 		return -1;
 	}
 	if (copy != NULL)
@@ -368,7 +368,7 @@ smtp_send(const struct smtp_conf *cf, const char *mail_from, const char *const *
 		goto esmtp_fail;
 	if (cf->starttls != 0) {
 		if ((tls = smtp_tls()) == NULL) {
-			smtp_seterr(err, errlen, "smtp: cannot set up TLS (OpenSSL)");
+			smtp_seterr(error_r, "smtp: cannot set up TLS (OpenSSL)");
 			goto out;
 		}
 		if (!smtp_starttls_set_ctx(session, tls))
@@ -401,8 +401,7 @@ smtp_send(const struct smtp_conf *cf, const char *mail_from, const char *const *
 			goto esmtp_fail;
 
 	if (!smtp_start_session(session)) {
-		smtp_seterr(
-		    err, errlen, "smtp: %s", smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
+		smtp_seterr(error_r, "smtp: %s", smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
 		goto out;
 	}
 
@@ -415,24 +414,24 @@ smtp_send(const struct smtp_conf *cf, const char *mail_from, const char *const *
 	}
 	smtp_note(&run, "DATA", st);
 	if (run.tls_refused) {
-		smtp_seterr(err, errlen, "smtp: the server's TLS certificate did not verify");
+		smtp_seterr(error_r, "smtp: the server's TLS certificate did not verify");
 	} else if (run.auth_code != 0) {
 		/* Wrong credentials are the configuration's fault, not the message's. */
-		smtp_seterr(err, errlen, "smtp AUTH: %d %s", run.auth_code, run.auth_text);
+		smtp_seterr(error_r, "smtp AUTH: %d %s", run.auth_code, run.auth_text);
 	} else if (run.worst == 5 || run.worst == 4) {
 		*permanent_r = run.worst == 5;
-		smtp_seterr(err, errlen, "smtp %s: %d %s", run.what, run.code, run.text);
+		smtp_seterr(error_r, "smtp %s: %d %s", run.what, run.code, run.text);
 	} else {
 		/* No answer to report: the session broke off before the data went out. */
 		int e = smtp_errno();
 
-		smtp_seterr(err, errlen, "smtp: message not sent%s%s", e != 0 ? ": " : "",
+		smtp_seterr(error_r, "smtp: message not sent%s%s", e != 0 ? ": " : "",
 		    e != 0 ? smtp_strerror(e, ebuf, sizeof(ebuf)) : "");
 	}
 	goto out;
 
 esmtp_fail:
-	smtp_seterr(err, errlen, "smtp: %s", smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
+	smtp_seterr(error_r, "smtp: %s", smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
 out:
 	if (session != NULL)
 		smtp_destroy_session(session);

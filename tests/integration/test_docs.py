@@ -22,7 +22,11 @@ def test_plugin_guide_shows_the_tested_plugin():
 
 def test_architecture_names_every_core_file():
     page = open(os.path.join(SRCDIR, "docs", "architecture.md"), encoding="utf-8").read()
-    core = sorted(f for f in os.listdir(os.path.join(SRCDIR, "core")) if f.endswith(".c"))
+    top = os.path.join(SRCDIR, "core")
+    core = sorted("%s/%s" % (layer, f) for layer in os.listdir(top)
+                  if os.path.isdir(os.path.join(top, layer))
+                  for f in os.listdir(os.path.join(top, layer)) if f.endswith(".c"))
+    assert core, "no core files under %s" % top
     missing = [f for f in core if "`%s`" % f not in page]
     assert not missing, "docs/architecture.md does not map: %s" % ", ".join(missing)
 

@@ -32,7 +32,8 @@ static void
 expect_error(const char *text, int line, const char *want)
 {
 	struct conf *conf = NULL;
-	char *err = NULL, prefix[128];
+	const char *err = NULL;
+	char prefix[128];
 
 	write_conf(text);
 	assert_int_equal(conf_load(conf_path, &conf, &err), -1);
@@ -44,7 +45,6 @@ expect_error(const char *text, int line, const char *want)
 		snprintf(prefix, sizeof(prefix), "%s: ", conf_path);
 	if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, want) == NULL)
 		fail_msg("error '%s' lacks prefix '%s' or text '%s'", err, prefix, want);
-	free(err);
 	unlink(conf_path);
 }
 
@@ -52,7 +52,7 @@ static void
 test_defaults(void **state)
 {
 	struct conf *conf = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 
 	write_conf("[loketd]\ndata_dir = /tmp/x\n");
 	assert_int_equal(conf_load(conf_path, &conf, &err), 0);
@@ -78,7 +78,7 @@ static void
 test_values(void **state)
 {
 	struct conf *conf = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 
 	write_conf("; comment\n[loketd]\nlisten = [::1]:9090\ndata_dir = /srv/loket\n"
 		   "plugins = chan_web  chan_email\nlog_level = debug\n"
@@ -160,11 +160,10 @@ static void
 test_missing_file(void **state)
 {
 	struct conf *conf = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 
 	assert_int_equal(conf_load("/nonexistent/loket.conf", &conf, &err), -1);
 	assert_non_null(strstr(err, "/nonexistent/loket.conf: cannot read: No such file"));
-	free(err);
 }
 
 static void

@@ -38,8 +38,8 @@ static char gendir[64];
  * register's own).
  */
 static int
-test_blob_put_cb(void *arg, const void *data, size_t len, char sha256_hex[65], char *err,
-    size_t errlen)
+test_blob_put_cb(void *arg, const void *data, size_t len, char sha256_hex[65],
+    const char **error_r)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char path[256];
@@ -50,7 +50,7 @@ test_blob_put_cb(void *arg, const void *data, size_t len, char sha256_hex[65], c
 	mkdir(arg, 0700);
 	snprintf(path, sizeof(path), "%s/%s", (const char *)arg, sha256_hex);
 	if ((fp = fopen(path, "w")) == NULL || fwrite(data, 1, len, fp) != len) {
-		snprintf(err, errlen, "cannot write %s", path);
+		*error_r = email_error("cannot write %s", path);
 		if (fp != NULL)
 			fclose(fp);
 		return -1;
@@ -392,13 +392,13 @@ check_one(const char *file, const char *path, json_t *exp)
 	const char *outcome = json_string_value(json_object_get(exp, "outcome"));
 	struct email_msg *m = NULL;
 	struct timespec t0, t1;
-	char err[256] = "";
+	const char *err = "";
 	size_t len;
 	char *raw = read_file(path, &len);
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = email_parse(raw, len, &limits, &m, err, sizeof(err));
+	rc = email_parse(raw, len, &limits, &m, &err);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* a hostile mail must be refused quickly, not parsed for minutes */
 	if (t1.tv_sec - t0.tv_sec > 10)
@@ -491,11 +491,11 @@ test_nesting_beyond_parser(void **state)
 	struct email_limits lim = limits;
 	struct email_msg *m = NULL;
 	GString *s = gen_nested(1100);
-	char err[256];
+	const char *err = "";
 
 	(void)state;
 	lim.max_depth = 5000;
-	assert_int_equal(email_parse(s->str, s->len, &lim, &m, err, sizeof(err)), -1);
+	assert_int_equal(email_parse(s->str, s->len, &lim, &m, &err), -1);
 	assert_non_null(strstr(err, "MIME nesting is deeper than"));
 	assert_null(m);
 	g_string_free(s, TRUE);
@@ -508,9 +508,9 @@ parse_thread(void *arg)
 
 	for (int i = 0; i < 25; i++) {
 		struct email_msg *m = NULL;
-		char err[256];
+		const char *err = "";
 
-		if (email_parse(s->str, s->len, &limits, &m, err, sizeof(err)) != 0
+		if (email_parse(s->str, s->len, &limits, &m, &err) != 0
 		    || m->n_attachments != 3 || strstr(m->body, "diep verstopt") == NULL)
 			return (void *)1;
 		email_msg_free(m);
@@ -562,7 +562,8 @@ test_compose_roundtrip(void **state)
 {
 	char *pdf_path = path_join(tmpdir, "beslissing.pdf");
 	char *txt_path = path_join(tmpdir, "nota.txt");
-	char pdf[3000], hex_pdf[65], hex_txt[65], err[256];
+	char pdf[3000], hex_pdf[65], hex_txt[65];
+	const char *err = "";
 	const char *txt = "Nota bij de beslissing.\nTweede regel.\n";
 	struct email_out_attachment atts[] = {
 		{ "beslissing één.pdf", "application/pdf", pdf_path },
@@ -593,10 +594,10 @@ test_compose_roundtrip(void **state)
 		pdf[i] = (char)(i * 31 + 7);
 	write_file(pdf_path, pdf, sizeof(pdf));
 	write_file(txt_path, txt, strlen(txt));
-	assert_int_equal(test_blob_put_cb(blobdir, pdf, sizeof(pdf), hex_pdf, err, sizeof(err)), 0);
-	assert_int_equal(test_blob_put_cb(blobdir, txt, strlen(txt), hex_txt, err, sizeof(err)), 0);
+	assert_int_equal(test_blob_put_cb(blobdir, pdf, sizeof(pdf), hex_pdf, &err), 0);
+	assert_int_equal(test_blob_put_cb(blobdir, txt, strlen(txt), hex_txt, &err), 0);
 
-	assert_int_equal(email_compose(&o, &data, &len, err, sizeof(err)), 0);
+	assert_int_equal(email_compose(&o, &data, &len, &err), 0);
 	assert_int_equal(strlen(data), len);
 	assert_all_crlf(data, len);
 	assert_null(strstr(data, "\r\nBcc:"));
@@ -609,7 +610,7 @@ test_compose_roundtrip(void **state)
 	assert_non_null(strstr(data, "charset=utf-8"));
 	assert_non_null(strstr(data, "filename*="));
 
-	assert_int_equal(email_parse(data, len, &limits, &m, err, sizeof(err)), 0);
+	assert_int_equal(email_parse(data, len, &limits, &m, &err), 0);
 	assert_string_equal(m->subject, "Uw vraag – één [loket 2026-000123] Bcc: x@y.be");
 	assert_string_equal(m->token, "2026-000123");
 	assert_string_equal(m->from.addr, "burgerzaken@zemst.be");
@@ -652,17 +653,18 @@ test_compose_plain(void **state)
 		.message_id = "loket.2026-000124.1@zemst.be",
 	};
 	struct email_msg *m = NULL;
-	char err[256], *data = NULL;
+	const char *err = "";
+	char *data = NULL;
 	size_t len;
 
 	(void)state;
-	assert_int_equal(email_compose(&o, &data, &len, err, sizeof(err)), 0);
+	assert_int_equal(email_compose(&o, &data, &len, &err), 0);
 	assert_all_crlf(data, len);
 	assert_null(strstr(data, "\r\nBcc:"));
 	assert_null(strstr(data, "Auto-Submitted"));
 	assert_null(strstr(data, "X-Loket-Reference"));
 	assert_null(strstr(data, "multipart"));
-	assert_int_equal(email_parse(data, len, &limits, &m, err, sizeof(err)), 0);
+	assert_int_equal(email_parse(data, len, &limits, &m, &err), 0);
 	assert_int_equal(m->n_to, 1);
 	assert_string_equal(m->to[0].name, "Jan Bcc: x@y.be");
 	assert_null(m->auto_reason);
@@ -685,26 +687,27 @@ test_compose_refuses_bad_address(void **state)
 		.body = "x",
 		.message_id = "x@zemst.be",
 	};
-	char err[256], *data = (char *)"untouched";
+	const char *err = "";
+	char *data = (char *)"untouched";
 	size_t len = 1;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		o.to_addr = bad[i];
-		assert_int_equal(email_compose(&o, &data, &len, err, sizeof(err)), -1);
+		assert_int_equal(email_compose(&o, &data, &len, &err), -1);
 		assert_string_equal(err, "to address is not valid");
 		assert_null(data);
 	}
 	o.to_addr = "a@b.be";
 	o.from_addr = "info@zemst.be\r\nBcc: x@y.be";
-	assert_int_equal(email_compose(&o, &data, &len, err, sizeof(err)), -1);
+	assert_int_equal(email_compose(&o, &data, &len, &err), -1);
 	assert_string_equal(err, "from address is not valid");
 	o.from_addr = "info@zemst.be";
 	o.message_id = "a\r\nb@c";
-	assert_int_equal(email_compose(&o, &data, &len, err, sizeof(err)), -1);
+	assert_int_equal(email_compose(&o, &data, &len, &err), -1);
 	o.message_id = "x@zemst.be";
 	o.references = "ok@a bad\r\nBcc:@x";
-	assert_int_equal(email_compose(&o, &data, &len, err, sizeof(err)), 0);
+	assert_int_equal(email_compose(&o, &data, &len, &err), 0);
 	assert_null(strstr(data, "\r\nBcc:"));
 	free(data);
 }
@@ -722,11 +725,12 @@ test_compose_missing_attachment(void **state)
 		.attachments = &att,
 		.n_attachments = 1,
 	};
-	char err[256], *data = NULL;
+	const char *err = "";
+	char *data = NULL;
 	size_t len;
 
 	(void)state;
-	assert_int_equal(email_compose(&o, &data, &len, err, sizeof(err)), -1);
+	assert_int_equal(email_compose(&o, &data, &len, &err), -1);
 	assert_non_null(strstr(err, "attachment 1"));
 	assert_null(data);
 }
@@ -735,9 +739,9 @@ static struct email_msg *
 parse_ok(const char *raw)
 {
 	struct email_msg *m = NULL;
-	char err[256] = "";
+	const char *err = "";
 
-	if (email_parse(raw, strlen(raw), &limits, &m, err, sizeof(err)) < 0)
+	if (email_parse(raw, strlen(raw), &limits, &m, &err) < 0)
 		fail_msg("refused: %s", err);
 	return m;
 }

@@ -185,7 +185,8 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char path[160], *err = NULL;
+	const char *err = NULL;
+	char path[160];
 	FILE *fp;
 
 	evthread_use_pthreads();

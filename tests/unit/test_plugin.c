@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "events.h"
 #include "http.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -106,7 +107,7 @@ static struct conf *
 load_conf(struct fixture *f, const char *plugins, const char *extra)
 {
 	struct conf *conf = NULL;
-	char *err = NULL;
+	const char *err = NULL;
 	FILE *fp = fopen(f->conf_path, "w");
 
 	fprintf(fp, "[loketd]\ndata_dir = %s\nplugin_dir = %s\nplugins = %s\n%s", f->dir,
@@ -117,11 +118,11 @@ load_conf(struct fixture *f, const char *plugins, const char *extra)
 	return conf;
 }
 
-/* Opens and loads; returns the error (owned by the caller) or NULL on success. */
-static char *
+/* Opens and loads; returns the error (util_error's) or NULL on success. */
+static const char *
 open_and_load(struct fixture *f, struct conf *conf, struct plugins **plugins_r)
 {
-	char *err = NULL;
+	const char *err = NULL;
 
 	*plugins_r = NULL;
 	if (plugins_open(conf, &f->d, plugins_r, &err) < 0)
@@ -140,14 +141,13 @@ expect_refused(struct fixture *f, const char *plugins, const char *extra, const 
 {
 	struct conf *conf = load_conf(f, plugins, extra);
 	struct plugins *p = NULL;
-	char *err = open_and_load(f, conf, &p);
+	const char *err = open_and_load(f, conf, &p);
 
 	if (err == NULL)
 		fail_msg("plugins '%s' loaded; expected a refusal with '%s'", plugins, want1);
 	if (strstr(err, want1) == NULL || (want2 != NULL && strstr(err, want2) == NULL))
 		fail_msg("error '%s' lacks '%s' / '%s'", err, want1, want2 != NULL ? want2 : "");
 	assert_null(p);
-	free(err);
 	conf_free(conf);
 }
 
@@ -157,7 +157,7 @@ test_good_plugin(void **state)
 	struct fixture *f = *state;
 	struct conf *conf;
 	struct plugins *p = NULL;
-	char *err;
+	const char *err;
 
 	copy_plugin(f, "plugins", "hello", 0755);
 	conf = load_conf(f, "hello", "[plugin.hello]\ngreeting = Goeiedag\n");
@@ -186,7 +186,7 @@ test_unload_ends_event_subscriptions(void **state)
 	struct events_event ev = { 0 };
 	struct conf *conf;
 	struct plugins *p = NULL;
-	char *err;
+	const char *err;
 
 	copy_plugin(f, "plugins", "hello", 0755);
 	conf = load_conf(f, "hello", "");
@@ -321,7 +321,7 @@ test_optional_is_skipped(void **state)
 	struct fixture *f = *state;
 	struct conf *conf;
 	struct plugins *p = NULL;
-	char *err;
+	const char *err;
 
 	copy_plugin(f, "plugins", "hello", 0755);
 	copy_plugin(f, "tests/plugins", "bad_major", 0755);
@@ -376,7 +376,7 @@ test_loader_accepts_sticky_tmp(void **state)
 	struct fixture *f = *state;
 	struct conf *conf;
 	struct plugins *p = NULL;
-	char *err;
+	const char *err;
 
 	/* The fixture's folder sits in /tmp (mode 1777); one more sticky folder on the way. */
 	copy_plugin(f, "plugins", "hello", 0755);
@@ -409,7 +409,7 @@ test_loader_loads_the_file_it_checked(void **state)
 	struct fixture *f = *state;
 	struct conf *conf;
 	struct plugins *p = NULL;
-	char *err;
+	const char *err;
 
 	/* Between the check and the load, another plugin is renamed over the checked one. */
 	copy_plugin(f, "plugins", "hello", 0755);
@@ -433,7 +433,7 @@ test_reload_gives_new_values_and_frees_old_after_hook(void **state)
 	struct fixture *f = *state;
 	struct conf *conf, *conf2;
 	struct plugins *p = NULL;
-	char *err;
+	const char *err;
 
 	copy_plugin(f, "plugins", "hello", 0755);
 	conf = load_conf(f, "hello", "[plugin.hello]\ngreeting = Goeiedag\n");
@@ -456,7 +456,7 @@ test_sub_sections_are_read_in_file_order_and_reload_swaps_them(void **state)
 	struct conf *conf, *conf2;
 	struct plugins *p = NULL;
 	const char *const *ids;
-	char *err;
+	const char *err;
 
 	copy_plugin(f, "plugins", "hello", 0755);
 	conf = load_conf(f, "hello",

@@ -57,7 +57,7 @@ setup(void **state)
 {
 	char path[] = "/tmp/loket-test-register-XXXXXX";
 	int fd = mkstemp(path);
-	char *err = NULL;
+	const char *err = NULL;
 	FILE *fp = fdopen(fd, "w");
 
 	fputs("[loketd]\ndata_dir = /tmp\n[organisation.gemeente]\n[organisation.ocmw]\n"
@@ -78,17 +78,19 @@ teardown(void **state)
 	return 0;
 }
 
-/* Prepares body; returns the status and leaves the message in err. */
-static int
+/* Prepares body; returns the store's word for the outcome and copies the message into err. */
+static enum store_result
 prepare(const char *body, json_t **doc_r, char *err)
 {
 	json_t *j = json_loads(body, JSON_ALLOW_NUL, NULL);
-	int status;
+	const char *error = "";
+	enum store_result result;
 
 	assert_non_null(j);
-	status = register_prepare(&d, j, "tester", doc_r, err, 256);
+	result = register_prepare(&d, j, "tester", doc_r, &error);
+	snprintf(err, 256, "%s", result == STORE_OK ? "" : error);
 	json_decref(j);
-	return status;
+	return result;
 }
 
 static void
@@ -114,7 +116,7 @@ test_prepare_normalises(void **state)
 	assert_string_equal(json_string_value(json_object_get(party, "rrn")), "85073003328");
 	assert_string_equal(json_string_value(json_object_get(party, "name")), "Jan");
 	json_decref(doc);
-	assert_int_equal(prepare("{\"channel\": \"web\"}", &doc, err), 0);
+	assert_int_equal(prepare("{\"channel\": \"web\"}", &doc, err), STORE_OK);
 	assert_string_equal(json_string_value(json_object_get(doc, "organisation")), "gemeente");
 	assert_null(json_object_get(doc, "party"));
 	json_decref(doc);
@@ -153,10 +155,10 @@ test_prepare_refuses(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *doc = NULL;
-		int status = prepare(cases[i].body, &doc, err);
+		enum store_result result = prepare(cases[i].body, &doc, err);
 
-		if (status != 422 || strstr(err, cases[i].detail) == NULL)
-			fail_msg("%s: got %d '%s', expected 422 '%s'", cases[i].body, status, err,
+		if (result != STORE_INVALID || strstr(err, cases[i].detail) == NULL)
+			fail_msg("%s: got %d '%s', expected STORE_INVALID '%s'", cases[i].body, result, err,
 			    cases[i].detail);
 		assert_null(doc);
 	}
@@ -169,7 +171,7 @@ test_subject_limit(void **state)
 	json_t *doc = NULL;
 
 	snprintf(body, sizeof(body), "{\"channel\": \"phone\", \"subject\": \"%01001d\"}", 0);
-	assert_int_equal(prepare(body, &doc, err), 422);
+	assert_int_equal(prepare(body, &doc, err), STORE_INVALID);
 	assert_non_null(strstr(err, "subject: longer than 1000 bytes"));
 }
 

@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "contact.h"
+#include "daemon.h"
 #include "loketd.h"
 #include "plugin.h"
 #include "register.h"
@@ -27,6 +28,9 @@ struct fake {
 	json_t *ins[8];
 	size_t n;
 	json_t *thread_answer; /* STORE_THREAD_FIND's out; NULL: fail it with 503 */
+	int hold_lookups;      /* keep thread lookups unanswered in held[] until the test answers */
+	struct store_req *held[4];
+	size_t nheld;
 };
 
 static struct fake fake;
@@ -36,7 +40,8 @@ static struct store fake_store;
 /* What the submitter heard; the strings copied, the result is only borrowed. */
 struct heard {
 	int calls;
-	int status;
+	enum store_result result; /* what register_submit answered */
+	int status;               /* what the ABI's loket_submit_result said */
 	char error[256];
 	int duplicate, threaded;
 	json_int_t contact_id;
@@ -78,6 +83,11 @@ fake_submit(struct store *s, struct store_req *req)
 	assert_true(fake.n < 8);
 	fake.ops[fake.n] = req->op;
 	fake.ins[fake.n++] = json_deep_copy(req->in);
+	if (fake.hold_lookups && req->op == STORE_THREAD_FIND) {
+		assert_true(fake.nheld < 4);
+		fake.held[fake.nheld++] = req;
+		return;
+	}
 	assert_int_equal(event_base_once(s->base, -1, EV_TIMEOUT, fake_complete_cb, req, NULL), 0);
 }
 
@@ -89,7 +99,7 @@ heard_cb(const struct register_result *res, void *arg)
 	struct heard *h = arg;
 
 	h->calls++;
-	h->status = res->status;
+	h->result = res->result;
 	snprintf(h->error, sizeof(h->error), "%s", res->error != NULL ? res->error : "");
 	h->duplicate = res->duplicate;
 	h->threaded = res->threaded;
@@ -103,7 +113,7 @@ setup(void **state)
 {
 	char path[] = "/tmp/loket-test-register-submit-XXXXXX";
 	int fd = mkstemp(path);
-	char *err = NULL;
+	const char *err = NULL;
 	FILE *fp = fdopen(fd, "w");
 
 	(void)state;
@@ -182,7 +192,7 @@ test_a_thread_lookup_answered_later_threads_the_message(void **state)
 	submit_and_wait(mail_contact("{\"sender\": \"burger@example.be\", \"body\": \"ja\", "
 				     "\"thread\": {\"reference\": \"2026-000007\"}}"),
 	    &h, NULL);
-	assert_int_equal(h.status, 0);
+	assert_int_equal(h.result, STORE_OK);
 	assert_int_equal(fake.n, 2);
 	assert_int_equal(fake.ops[0], STORE_THREAD_FIND);
 	assert_string_equal(
@@ -208,7 +218,7 @@ test_a_message_id_seen_before_flags_the_new_contact(void **state)
 	submit_and_wait(mail_contact("{\"sender\": \"burger@example.be\", \"message_id\": "
 				     "\"<a@b>\", \"automatic\": \"auto-submitted\"}"),
 	    &h, NULL);
-	assert_int_equal(h.status, 0);
+	assert_int_equal(h.result, STORE_OK);
 	assert_int_equal(fake.n, 2);
 	assert_int_equal(fake.ops[1], STORE_CONTACT_CREATE);
 	doc = fake.ins[1];
@@ -234,7 +244,7 @@ test_a_failed_thread_lookup_is_heard_not_made_a_new_contact(void **state)
 
 	(void)state;
 	submit_and_wait(mail_contact("{\"thread\": {\"message_ids\": [\"<x@y>\"]}}"), &h, NULL);
-	assert_int_equal(h.status, 503);
+	assert_int_equal(h.result, STORE_UNAVAILABLE);
 	assert_int_equal(fake.n, 1);
 }
 
@@ -247,7 +257,7 @@ test_a_refused_contact_is_answered_after_submit_returns(void **state)
 	(void)state;
 	assert_int_equal(contact_set(c, "department", "nergens"), 0);
 	submit_and_wait(c, &h, NULL);
-	assert_int_equal(h.status, 422);
+	assert_int_equal(h.result, STORE_INVALID);
 	assert_non_null(strstr(h.error, "department"));
 	assert_int_equal(fake.n, 0);
 }
@@ -264,7 +274,7 @@ test_an_api_contact_carries_its_idempotency_keys_and_no_lookup(void **state)
 	submit_and_wait(contact_from_json(&d, "balie",
 			    json_pack("{s:s, s:s}", "channel", "phone", "subject", "paspoort")),
 	    &h, &who);
-	assert_int_equal(h.status, 0);
+	assert_int_equal(h.result, STORE_OK);
 	assert_int_equal(fake.n, 1);
 	assert_int_equal(fake.ops[0], STORE_CONTACT_CREATE);
 	in = fake.ins[0];
@@ -316,6 +326,62 @@ test_the_abi_submit_goes_through_the_same_door(void **state)
 	assert_string_equal(json_string_value(json_object_get(fake.ins[1], "actor")), "mail");
 }
 
+static const char *
+subject_of(size_t i)
+{
+	return json_string_value(json_object_get(fake.ins[i], "subject"));
+}
+
+/*
+ * A driver's reader threads may answer two lookups in either order; a
+ * mailbox's mails are still stored in the order the channel submitted them
+ * (its list of messages follows the mailbox), and a mail of the same
+ * channel without anything to look up waits its turn too. Another caller
+ * does not wait for the channel.
+ */
+static void
+test_lookups_answered_out_of_order_keep_the_callers_order(void **state)
+{
+	struct heard h[4] = { { 0 } };
+	struct register_caller api = { .actor = "balie" };
+	struct loket_contact *c;
+	const char *subjects[] = { "eerste", "tweede", "derde" };
+
+	(void)state;
+	fake.thread_answer = json_object();
+	fake.hold_lookups = 1;
+	for (size_t i = 0; i < 3; i++) {
+		struct register_caller mail = { .actor = "mail" };
+
+		c = mail_contact(i < 2 ? "{\"message_id\": \"<m@burger.example>\"}" : NULL);
+		assert_int_equal(contact_set(c, "subject", subjects[i]), 0);
+		register_submit(&d, c, &mail, heard_cb, &h[i]);
+	}
+	c = contact_new(&d, "balie", "counter");
+	assert_int_equal(contact_set(c, "subject", "aan de balie"), 0);
+	register_submit(&d, c, &api, heard_cb, &h[3]);
+	/* The counter's contact went on at once; the mails wait for their lookups. */
+	assert_int_equal(fake.n, 3);
+	assert_int_equal(fake.ops[2], STORE_CONTACT_CREATE);
+	assert_string_equal(subject_of(2), "aan de balie");
+
+	/* The second mail's lookup answers first: nothing is written for it yet. */
+	fake_complete_cb(-1, 0, fake.held[1]);
+	assert_int_equal(fake.n, 3);
+	fake_complete_cb(-1, 0, fake.held[0]);
+	assert_int_equal(fake.n, 6);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(fake.ops[3 + i], STORE_CONTACT_CREATE);
+		assert_string_equal(subject_of(3 + i), subjects[i]);
+	}
+	event_base_dispatch(d.base);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(h[i].calls, 1);
+		assert_int_equal(h[i].result, STORE_OK);
+	}
+	assert_null(d.submissions);
+}
+
 int
 main(void)
 {
@@ -332,6 +398,8 @@ main(void)
 		    test_an_api_contact_carries_its_idempotency_keys_and_no_lookup, reset, reset),
 		cmocka_unit_test_setup_teardown(
 		    test_the_abi_submit_goes_through_the_same_door, reset, reset),
+		cmocka_unit_test_setup_teardown(
+		    test_lookups_answered_out_of_order_keep_the_callers_order, reset, reset),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -32,7 +32,8 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char path[160], *err = NULL;
+	const char *err = NULL;
+	char path[160];
 	FILE *fp;
 
 	evthread_use_pthreads();
@@ -409,6 +410,18 @@ found_cb(struct store_req *req, void *arg)
 	*found = json_integer_value(json_object_get(req->out, "contact_id"));
 }
 
+/* A thread lookup, answered on a reader thread: waits on the loop for its answer. */
+static json_int_t
+thread_find(struct fixture *f, struct store *s, json_t *q)
+{
+	json_int_t found = -1;
+
+	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	while (found == -1)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	return found;
+}
+
 static json_t *
 mail_doc(const char *key, const char *sender)
 {
@@ -455,19 +468,20 @@ test_intake_keys_and_threading(void **state)
 	snprintf(ref, sizeof(ref), "%04d-%06d", util_time_year(util_time_ms()), 1);
 
 	/*
-	 * Reads are answered before store_submit returns. The citizen's own
+	 * A lookup runs on a reader thread and sees every write that completed
+	 * before it was asked. The citizen's own
 	 * Message-ID threads from its sender, not from a third party who saw it
 	 * in To or Cc; loket's own (an outgoing message's) threads from anybody.
 	 */
 	q = json_pack("{s:[s], s:s}", "message_ids", "m1@burger.test", "sender",
 	    "Burger1@Example.be");
-	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	found = thread_find(f, s, q);
 	assert_int_equal(found, a.id);
 	q = json_pack("{s:[s], s:s}", "message_ids", "m1@burger.test", "sender", "iemand@anders.be");
-	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	found = thread_find(f, s, q);
 	assert_int_equal(found, 0);
 	q = json_pack("{s:[s]}", "message_ids", "m1@burger.test");
-	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	found = thread_find(f, s, q);
 	assert_int_equal(found, 0);
 	memset(&b, 0, sizeof(b));
 	store_submit(s,
@@ -481,16 +495,16 @@ test_intake_keys_and_threading(void **state)
 	assert_int_equal(b.status, 0);
 	q = json_pack("{s:[s], s:s}", "message_ids", "loket.x.1@gemeente.be", "sender",
 	    "iemand@anders.be");
-	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	found = thread_find(f, s, q);
 	assert_int_equal(found, a.id);
 	q = json_pack("{s:s, s:s}", "reference", ref, "sender", "Burger1@Example.be");
-	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	found = thread_find(f, s, q);
 	assert_int_equal(found, a.id);
 	q = json_pack("{s:s, s:s}", "reference", ref, "sender", "iemand@anders.be");
-	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	found = thread_find(f, s, q);
 	assert_int_equal(found, 0);
 	q = json_pack("{s:s}", "reference", ref);
-	store_submit(s, store_req_new(STORE_THREAD_FIND, q, found_cb, &found));
+	found = thread_find(f, s, q);
 	assert_int_equal(found, 0);
 	store_close(s);
 }

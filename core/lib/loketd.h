@@ -1,4 +1,9 @@
-/* loketd.h: the daemon's one mutable state, shared by the core files. */
+/*
+ * loketd.h: the daemon's one mutable state, handed to every layer. It holds
+ * each layer's handle and declares no function, so including it calls
+ * nothing: a file still reaches another layer only through that layer's
+ * own header, which tests/layers.sh checks goes down.
+ */
 #ifndef LOKET_LOKETD_H
 #define LOKET_LOKETD_H
 
@@ -15,6 +20,8 @@ struct http;
 struct metrics;
 struct outbox;
 struct plugins;
+struct register_rules_hooks;
+struct register_submission;
 struct rulebook_host;
 struct rules;
 struct store;
@@ -35,6 +42,10 @@ struct loketd {
 	struct rules *rules;
 	struct outbox *outbox;
 	struct events *events; /* register events to subscribers */
+	/* Installed by the rules layer: how the register runs rules during intake. */
+	const struct register_rules_hooks *rules_hooks;
+	/* register_submit.c: submissions behind a thread lookup, in the order they came. */
+	struct register_submission *submissions;
 	struct event *timer_ev;
 	int64_t timer_armed_ms; /* when timer_ev fires; 0 when not armed */
 	int timers_busy;
@@ -49,13 +60,5 @@ struct loketd {
 	uint64_t reloads;
 	uint64_t reload_failures;
 };
-
-/* loketd.c */
-/* Re-reads the config file; on error the old config stays and *error_r says why. */
-int loketd_reload(struct loketd *d, char **error_r);
-void loketd_stop(struct loketd *d);
-
-/* api.c */
-extern const struct loket_api api_table;
 
 #endif

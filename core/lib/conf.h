@@ -84,8 +84,8 @@ struct conf {
 	size_t nentries;
 };
 
-/* Reads and validates path; on error *error_r is "file:line: what was expected" (owned by the caller). */
-int conf_load(const char *path, struct conf **conf_r, char **error_r);
+/* Reads and validates path; on error *error_r is "file:line: what was expected" (util_error). */
+int conf_load(const char *path, struct conf **conf_r, const char **error_r);
 void conf_free(struct conf *conf);
 /* Entries of section "plugin.NAME", in file order. */
 const struct conf_entry *conf_find(const struct conf *conf, const char *section, const char *key);

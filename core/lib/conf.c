@@ -75,7 +75,7 @@ struct conf_parse {
 	FILE *fp;
 	int line;
 	int overlong;
-	char *error;
+	const char *error; /* util_error's: the first error, which stops the parse */
 };
 
 static int conf_handler(void *user, const char *section, const char *name, const char *value);
@@ -170,12 +170,12 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	if (p->error != NULL)
 		return 0;
 	if (section[0] == '\0') {
-		p->error = util_printf("%s:%d: key '%s' outside any section; expected a [section] first",
+		p->error = util_error("%s:%d: key '%s' outside any section; expected a [section] first",
 		    conf->path, p->line, name);
 		return 0;
 	}
 	if (!conf_section_known(pattern)) {
-		p->error = util_printf("%s:%d: unknown section [%s]; expected loketd, http, storage, "
+		p->error = util_error("%s:%d: unknown section [%s]; expected loketd, http, storage, "
 				       "rules, organisation.NAME, department.NAME or plugin.NAME",
 		    conf->path, p->line, section);
 		return 0;
@@ -184,12 +184,12 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 		if (conf_find(conf, section, "") != NULL)
 			return 1;
 	} else if (strcmp(pattern, "plugin.*") != 0 && conf_key_find(pattern, name) == NULL) {
-		p->error = util_printf("%s:%d: unknown key '%s' in [%s]", conf->path, p->line, name,
+		p->error = util_error("%s:%d: unknown key '%s' in [%s]", conf->path, p->line, name,
 		    section);
 		return 0;
 	}
 	if (conf_find(conf, section, name) != NULL) {
-		p->error = util_printf("%s:%d: key '%s' in [%s] is set twice (first on line %d)",
+		p->error = util_error("%s:%d: key '%s' in [%s] is set twice (first on line %d)",
 		    conf->path, p->line, name, section, conf_find(conf, section, name)->line);
 		return 0;
 	}
@@ -211,7 +211,7 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	conf->nentries++;
 	return 1;
 nomem:
-	p->error = util_printf("%s:%d: out of memory", conf->path, p->line);
+	p->error = util_error("%s:%d: out of memory", conf->path, p->line);
 	return 0;
 }
 
@@ -324,7 +324,7 @@ conf_apply(struct conf *conf, void *base, const struct conf_key *k, const char *
 /* Applies the keys of one section (file values over defaults) to base. */
 static int
 conf_apply_section(struct conf *conf, const char *pattern, const char *section, void *base,
-    char **error_r)
+    const char **error_r)
 {
 	for (size_t i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
 		const struct conf_key *k = &conf_keys[i];
@@ -336,16 +336,16 @@ conf_apply_section(struct conf *conf, const char *pattern, const char *section, 
 		e = conf_find(conf, section, k->key);
 		value = e != NULL ? e->value : k->default_value;
 		if (value == NULL) {
-			*error_r = util_printf("%s: [%s] %s is required", conf->path, section, k->key);
+			*error_r = util_error("%s: [%s] %s is required", conf->path, section, k->key);
 			return -1;
 		}
 		expected = conf_apply(conf, base, k, value);
 		if (expected != NULL) {
 			if (e != NULL)
-				*error_r = util_printf("%s:%d: %s: expected %s, got '%s'", conf->path,
+				*error_r = util_error("%s:%d: %s: expected %s, got '%s'", conf->path,
 				    e->line, k->key, expected, value);
 			else
-				*error_r = util_printf("%s: [%s] %s: built-in default '%s' is not %s",
+				*error_r = util_error("%s: [%s] %s: built-in default '%s' is not %s",
 				    conf->path, section, k->key, value, expected);
 			return -1;
 		}
@@ -354,7 +354,7 @@ conf_apply_section(struct conf *conf, const char *pattern, const char *section, 
 }
 
 static int
-conf_split_plugins(struct conf *conf, char **error_r)
+conf_split_plugins(struct conf *conf, const char **error_r)
 {
 	const struct conf_entry *e = conf_find(conf, "loketd", "plugins");
 	char *copy, *tok, *save = NULL;
@@ -367,7 +367,7 @@ conf_split_plugins(struct conf *conf, char **error_r)
 
 		for (const char *c = tok; *c != '\0'; c++) {
 			if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
-				*error_r = util_printf("%s:%d: plugins: expected plugin names of "
+				*error_r = util_error("%s:%d: plugins: expected plugin names of "
 						       "a-z, 0-9 and _, got '%s'",
 				    conf->path, e->line, tok);
 				goto fail;
@@ -375,7 +375,7 @@ conf_split_plugins(struct conf *conf, char **error_r)
 		}
 		for (size_t i = 0; i < conf->nplugins; i++) {
 			if (strcmp(conf->plugin_names[i], tok) == 0) {
-				*error_r = util_printf("%s:%d: plugins: '%s' is listed twice",
+				*error_r = util_error("%s:%d: plugins: '%s' is listed twice",
 				    conf->path, e->line, tok);
 				goto fail;
 			}
@@ -396,7 +396,7 @@ fail:
 }
 
 static int
-conf_collect_units(struct conf *conf, char **error_r)
+conf_collect_units(struct conf *conf, const char **error_r)
 {
 	for (size_t i = 0; i < conf->nentries; i++) {
 		const char *section = conf->entries[i].section;
@@ -443,7 +443,7 @@ conf_collect_units(struct conf *conf, char **error_r)
 				seen |= strlen(conf->plugin_names[j]) == len &&
 				    strncmp(conf->plugin_names[j], section + 7, len) == 0;
 			if (!seen) {
-				*error_r = util_printf("%s:%d: section [%s] is for plugin '%.*s', which "
+				*error_r = util_error("%s:%d: section [%s] is for plugin '%.*s', which "
 						       "is not in [loketd] plugins",
 				    conf->path, conf->entries[i].line, section, (int)len, section + 7);
 				return -1;
@@ -457,7 +457,7 @@ conf_collect_units(struct conf *conf, char **error_r)
 			char section[256];
 
 			snprintf(section, sizeof(section), "department.%s", d->id);
-			*error_r = util_printf("%s:%d: organisation: expected one of the "
+			*error_r = util_error("%s:%d: organisation: expected one of the "
 					       "[organisation.NAME] sections, got '%s'",
 			    conf->path, conf_find(conf, section, "organisation")->line, d->organisation);
 			return -1;
@@ -485,14 +485,14 @@ conf_organisation(const struct conf *conf, const char *id)
 }
 
 static int
-conf_derive(struct conf *conf, char **error_r)
+conf_derive(struct conf *conf, const char **error_r)
 {
 	char buf[4096];
 
 	if (conf->control_socket[0] == '\0') {
 		if (util_path_join(buf, sizeof(buf), conf->data_dir, "loketd.sock") < 0 ||
 		    strlen(buf) >= 108) {
-			*error_r = util_printf("%s: data_dir is too long for the control socket path; "
+			*error_r = util_error("%s: data_dir is too long for the control socket path; "
 					       "set [loketd] control_socket",
 			    conf->path);
 			return -1;
@@ -511,20 +511,20 @@ conf_derive(struct conf *conf, char **error_r)
 	if (conf->storage_readers > CONF_STORAGE_READERS_MAX) {
 		const struct conf_entry *e = conf_find(conf, "storage", "readers");
 
-		*error_r = util_printf("%s:%d: readers: expected 1 to %d reader threads, got %lld",
+		*error_r = util_error("%s:%d: readers: expected 1 to %d reader threads, got %lld",
 		    conf->path, e != NULL ? e->line : 0, CONF_STORAGE_READERS_MAX,
 		    (long long)conf->storage_readers);
 		return -1;
 	}
 	if (strcmp(conf->storage_driver, "pgsql") == 0 && conf->storage_conninfo[0] == '\0') {
-		*error_r = util_printf("%s: [storage] driver = pgsql needs conninfo", conf->path);
+		*error_r = util_error("%s: [storage] driver = pgsql needs conninfo", conf->path);
 		return -1;
 	}
 	return 0;
 }
 
 int
-conf_load(const char *path, struct conf **conf_r, char **error_r)
+conf_load(const char *path, struct conf **conf_r, const char **error_r)
 {
 	struct conf_parse p = { 0 };
 	struct conf *conf;
@@ -534,16 +534,16 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 	*error_r = NULL;
 	if ((conf = calloc(1, sizeof(*conf))) == NULL || (conf->path = strdup(path)) == NULL) {
 		free(conf);
-		*error_r = util_printf("%s: out of memory", path);
+		*error_r = util_error("%s: out of memory", path);
 		return -1;
 	}
 	p.conf = conf;
 	if ((p.fp = fopen(path, "r")) == NULL) {
-		*error_r = util_printf("%s: cannot read: %s", path, strerror(errno));
+		*error_r = util_error("%s: cannot read: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(fileno(p.fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		*error_r = util_printf("%s: cannot read: %s", path,
+		*error_r = util_error("%s: cannot read: %s", path,
 		    S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
 		fclose(p.fp);
 		goto fail;
@@ -551,7 +551,7 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 	rc = ini_parse_stream(conf_reader, &p, conf_handler, &p);
 	fclose(p.fp);
 	if (p.overlong) {
-		*error_r = util_printf("%s:%d: line too long; expected at most 199 characters",
+		*error_r = util_error("%s:%d: line too long; expected at most 199 characters",
 		    path, p.line);
 		goto fail;
 	}
@@ -560,11 +560,11 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 		goto fail;
 	}
 	if (rc > 0) {
-		*error_r = util_printf("%s:%d: expected '[section]' or 'key = value'", path, rc);
+		*error_r = util_error("%s:%d: expected '[section]' or 'key = value'", path, rc);
 		goto fail;
 	}
 	if (rc < 0) {
-		*error_r = util_printf("%s: cannot parse (error %d)", path, rc);
+		*error_r = util_error("%s: cannot parse (error %d)", path, rc);
 		goto fail;
 	}
 	if (conf_apply_section(conf, "loketd", "loketd", conf, error_r) < 0 ||
@@ -578,7 +578,7 @@ conf_load(const char *path, struct conf **conf_r, char **error_r)
 	return 0;
 fail:
 	if (*error_r == NULL)
-		*error_r = util_printf("%s: out of memory", path);
+		*error_r = util_error("%s: out of memory", path);
 	conf_free(conf);
 	return -1;
 }
