@@ -330,7 +330,7 @@ cmd_rules_replay(const struct conf *conf, int argc, char **argv)
 	struct replay rp = { .conf = conf, .d = { .conf = (struct conf *)conf } };
 	struct units *units = NULL;
 	int64_t since = 0;
-	char *err = NULL;
+	const char *err = NULL;
 	const char *rule;
 	json_t *entry;
 	int rc;
@@ -353,7 +353,6 @@ cmd_rules_replay(const struct conf *conf, int argc, char **argv)
 		fprintf(stderr, "\r%60s\r", "");
 	if (rc < 0) {
 		fprintf(stderr, "loketctl: %s\n", err != NULL ? err : "replay failed");
-		free(err);
 	} else {
 		printf("replayed %zu contacts: %zu would be stored differently, %zu rule calls would "
 		       "fail\n",

@@ -34,9 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf.h"
 #include "log.h"
-#include "metrics.h"
 #include "store_sqlite.h"
 #include "util.h"
 
@@ -63,7 +61,7 @@ struct sq_reader {
 };
 
 struct sq_store {
-	struct store *store;
+	const struct loket_store_host *host;
 	struct sq_conn writer;
 	/* The loop's own read-only connection, for the reads answered inline (sq_read_inline). */
 	struct sq_conn reader;
@@ -96,11 +94,11 @@ struct sq_store {
 	int commit_allowed; /* writer thread: set only around its own COMMIT */
 	unsigned long checkpoint_failures, checkpoint_failures_counted;
 	struct event *done_ev;
-	struct metric_series *batch_size;
-	struct metric_series *commit_latency;
-	struct metric_series *commits;
-	struct metric_series *commit_failures;
-	struct metric_series *checkpoint_failed;
+	struct loket_store_metric *batch_size;
+	struct loket_store_metric *commit_latency;
+	struct loket_store_metric *commits;
+	struct loket_store_metric *commit_failures;
+	struct loket_store_metric *checkpoint_failed;
 };
 
 /*
@@ -247,17 +245,17 @@ sq_migrate(struct sq_conn *c, int from, const char **error_r)
 }
 
 static int
-sq_open_writer(struct sq_store *sq, const struct conf *conf, const char **error_r)
+sq_open_writer(struct sq_store *sq, const char **error_r)
 {
 	sqlite3 *db = NULL;
 	char mode[16] = "";
-	int version = 0, sync = -1, want = conf->durability == CONF_DURABILITY_FULL ? 2 : 1;
+	int version = 0, sync = -1, want = strcmp(sq->host->conf_get(sq->host, "durability"), "relaxed") == 0 ? 1 : 2;
 	const char *why;
 
-	if (sqlite3_open_v2(conf->storage_path, &db,
+	if (sqlite3_open_v2(sq->path, &db,
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		*error_r = db != NULL ? sqlite3_errmsg(db) : "cannot open the register";
-		log_errorx("store", "cannot open path=%s: %s", conf->storage_path, *error_r);
+		log_errorx("store", "cannot open path=%s: %s", sq->path, *error_r);
 		*error_r = "cannot open the register file";
 		sqlite3_close(db);
 		return -1;
@@ -293,11 +291,11 @@ sq_open_writer(struct sq_store *sq, const struct conf *conf, const char **error_
  * each: the kernel's page cache is shared by all of them, their own is not.
  */
 static int
-sq_open_reader(struct sq_conn *c, const struct conf *conf, int cache_kib, const char **error_r)
+sq_open_reader(struct sq_conn *c, const char *path, int cache_kib, const char **error_r)
 {
 	char sql[96];
 
-	if (sqlite3_open_v2(conf->storage_path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
 		NULL) != SQLITE_OK) {
 		*error_r = "cannot open the register for reading";
 		return -1;
@@ -856,9 +854,10 @@ sq_read_queue_depth_cb(void *arg)
 }
 
 static int
-sq_readers_start(struct sq_store *sq, const struct conf *conf, const char **error_r)
+sq_readers_start(struct sq_store *sq, const char **error_r)
 {
-	unsigned int n = conf->storage_readers > 0 ? (unsigned int)conf->storage_readers : 1;
+	int64_t readers = sq->host->conf_int(sq->host, "readers");
+	unsigned int n = readers > 0 ? (unsigned int)readers : 1;
 
 	if ((sq->readers = calloc(n, sizeof(*sq->readers))) == NULL) {
 		*error_r = "out of memory";
@@ -867,7 +866,7 @@ sq_readers_start(struct sq_store *sq, const struct conf *conf, const char **erro
 	sq->nreaders = n;
 	for (unsigned int i = 0; i < n; i++) {
 		sq->readers[i].sq = sq;
-		if (sq_open_reader(&sq->readers[i].conn, conf, 2048, error_r) < 0)
+		if (sq_open_reader(&sq->readers[i].conn, sq->path, 2048, error_r) < 0)
 			return -1;
 	}
 	for (unsigned int i = 0; i < n; i++) {
@@ -909,8 +908,7 @@ sq_fatal_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sq_store *sq = arg;
 
-	if (sq->store->fatal_hook != NULL)
-		sq->store->fatal_hook(sq->store->fatal_arg);
+	sq->host->fatal(sq->host);
 }
 
 static void
@@ -932,20 +930,20 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 		sq->fatal_told = 1;
 	pthread_mutex_unlock(&sq->mu);
 	if (ckpt_failed > 0)
-		metrics_add(sq->checkpoint_failed, (double)ckpt_failed);
+		sq->host->metric_add(sq->checkpoint_failed, (double)ckpt_failed);
 	for (; r != NULL; r = next) {
 		next = r->next;
 		if (r->batch > 0 && r->commit_rc == 0) {
-			metrics_observe(sq->batch_size, r->batch);
-			metrics_observe(sq->commit_latency, (double)r->commit_ns / 1e9);
-			metrics_add(sq->commits, 1);
+			sq->host->metric_observe(sq->batch_size, r->batch);
+			sq->host->metric_observe(sq->commit_latency, (double)r->commit_ns / 1e9);
+			sq->host->metric_add(sq->commits, 1);
 		} else if (r->batch > 0) {
 			char labels[64];
 
 			snprintf(
 			    labels, sizeof(labels), "cause=\"%s\"", sq_fault_cause(r->commit_rc));
-			metrics_add(
-			    metrics_series(sq->store->metrics, METRIC_COUNTER,
+			sq->host->metric_add(
+			    sq->host->metric(sq->host, LOKET_STORE_METRIC_COUNTER,
 			        "loket_store_failed_commits_total",
 			        "Transactions the writer could not commit (every write in them "
 			        "was answered 503), by cause.",
@@ -953,22 +951,22 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 			    1);
 		}
 		if (r->result == STORE_UNAVAILABLE)
-			metrics_add(sq->commit_failures, 1);
+			sq->host->metric_add(sq->commit_failures, 1);
 		store_req_complete(r);
 	}
 	/* A moment after the completions, so that the 503s of the failed batch leave first. */
 	if (fatal
 	    && (sq->stopping
 	        || event_base_once(
-	               sq->store->base, -1, EV_TIMEOUT, sq_fatal_cb, sq, &sq_fatal_delay)
+	               sq->host->base, -1, EV_TIMEOUT, sq_fatal_cb, sq, &sq_fatal_delay)
 	            < 0))
 		sq_fatal_cb(-1, 0, sq);
 }
 
 static int
-sq_health(struct store *s, const char **why_r)
+sq_health(void *impl, const char **why_r)
 {
-	struct sq_store *sq = s->impl;
+	struct sq_store *sq = impl;
 	int rc, fatal;
 
 	pthread_mutex_lock(&sq->mu);
@@ -991,7 +989,7 @@ sq_writable_cb(void *arg)
 {
 	const char *why;
 
-	return sq_health(((struct sq_store *)arg)->store, &why) == 0 ? 1 : 0;
+	return sq_health(arg, &why) == 0 ? 1 : 0;
 }
 
 static double
@@ -1006,19 +1004,20 @@ sq_queue_depth_cb(void *arg)
 	return (double)n;
 }
 
-static void sq_close(struct store *s);
+static void sq_close(void *impl);
 
 static int
-sq_open(struct store *s, const struct conf *conf, const char **error_r)
+sq_open(const struct loket_store_host *host, void **impl_r, const char **error_r)
 {
 	struct sq_store *sq = calloc(1, sizeof(*sq));
+	const char *path = host->conf_get(host, "path");
 
+	*impl_r = NULL;
 	if (sq == NULL) {
 		*error_r = "out of memory";
 		return -1;
 	}
-	s->impl = sq;
-	sq->store = s;
+	sq->host = host;
 	sq->shm_fd = -1;
 	pthread_mutex_init(&sq->mu, NULL);
 	pthread_cond_init(&sq->cv, NULL);
@@ -1028,7 +1027,7 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 	pthread_cond_init(&sq->rcv, NULL);
 	sq->rq_tail = &sq->rq_head;
 	sq->rdone_tail = &sq->rdone_head;
-	if ((sq->path = strdup(conf->storage_path)) == NULL) {
+	if ((sq->path = strdup(path)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
 	}
@@ -1040,50 +1039,51 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 		log_warnx("store",
 		    "SQLite's error log is taken; a full disk is seen only where a "
 		    "statement reports it");
-	if (sq_open_writer(sq, conf, error_r) < 0
-	    || sq_open_reader(&sq->reader, conf, 8192, error_r) < 0)
+	if (sq_open_writer(sq, error_r) < 0
+	    || sq_open_reader(&sq->reader, sq->path, 8192, error_r) < 0)
 		goto fail;
 	sqlite3_extended_result_codes(sq->writer.db, 1);
 	sqlite3_wal_hook(sq->writer.db, sq_wal_hook_cb, sq);
 	sqlite3_commit_hook(sq->writer.db, sq_commit_hook_cb, sq);
-	if ((sq->done_ev = event_new(s->base, -1, 0, sq_done_cb, sq)) == NULL
-	    || (sq->rdone_ev = event_new(s->base, -1, 0, sq_read_done_cb, sq)) == NULL) {
+	if ((sq->done_ev = event_new(host->base, -1, 0, sq_done_cb, sq)) == NULL
+	    || (sq->rdone_ev = event_new(host->base, -1, 0, sq_read_done_cb, sq)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
 	}
-	sq->batch_size = metrics_series(s->metrics, METRIC_HISTOGRAM, "loket_store_commit_batch_size",
+	sq->batch_size = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM, "loket_store_commit_batch_size",
 	    "Writes committed together in one transaction (group commit).", "", sq_batch_bounds,
 	    sizeof(sq_batch_bounds) / sizeof(sq_batch_bounds[0]));
-	sq->commit_latency = metrics_series(s->metrics, METRIC_HISTOGRAM,
+	sq->commit_latency = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM,
 	    "loket_store_commit_seconds", "Time to run and commit one batch, fsync included.", "",
-	    metrics_latency_bounds, metrics_latency_nbounds);
-	sq->commits = metrics_series(s->metrics, METRIC_COUNTER, "loket_store_commits_total",
+	    NULL, 0);
+	sq->commits = host->metric(host, LOKET_STORE_METRIC_COUNTER, "loket_store_commits_total",
 	    "Transactions committed by the writer.", "", NULL, 0);
-	sq->commit_failures = metrics_series(s->metrics, METRIC_COUNTER,
+	sq->commit_failures = host->metric(host, LOKET_STORE_METRIC_COUNTER,
 	    "loket_store_commit_failures_total", "Writes that failed because a commit failed.", "",
 	    NULL, 0);
 	sq->checkpoint_failed
-	    = metrics_series(s->metrics, METRIC_COUNTER, "loket_store_checkpoint_failures_total",
+	    = host->metric(host, LOKET_STORE_METRIC_COUNTER, "loket_store_checkpoint_failures_total",
 	        "Automatic WAL checkpoints that failed (each is logged).", "", NULL, 0);
-	metrics_gauge_fn(s->metrics, "loket_store_writable",
-	    "1 when the register's last commit succeeded, 0 when it cannot commit.", "",
-	    sq_writable_cb, sq);
-	metrics_gauge_fn(s->metrics, "loket_store_queue_depth", "Writes waiting for the writer.",
-	    "", sq_queue_depth_cb, sq);
-	metrics_gauge_fn(s->metrics, "loket_store_read_queue_depth",
-	    "Reads waiting for a reader thread.", "", sq_read_queue_depth_cb, sq);
+	host->metric_gauge_fn(host, "loket_store_writable",
+	    "1 when the register's last commit succeeded, 0 when it cannot commit.", sq_writable_cb,
+	    sq);
+	host->metric_gauge_fn(host, "loket_store_queue_depth", "Writes waiting for the writer.",
+	    sq_queue_depth_cb, sq);
+	host->metric_gauge_fn(host, "loket_store_read_queue_depth",
+	    "Reads waiting for a reader thread.", sq_read_queue_depth_cb, sq);
 	if (pthread_create(&sq->thread, NULL, sq_writer_main, sq) != 0) {
 		*error_r = "cannot start the storage thread";
 		goto fail;
 	}
 	sq->thread_started = 1;
-	if (sq_readers_start(sq, conf, error_r) < 0)
+	if (sq_readers_start(sq, error_r) < 0)
 		goto fail;
-	log_info("store", "opened driver=sqlite path=%s schema=%d readers=%u", conf->storage_path,
+	log_info("store", "opened driver=sqlite path=%s schema=%d readers=%u", sq->path,
 	    sq_schema_version, sq->nreaders);
+	*impl_r = sq;
 	return 0;
 fail:
-	sq_close(s);
+	sq_close(sq);
 	return -1;
 }
 
@@ -1118,9 +1118,9 @@ sq_submit_read(struct sq_store *sq, struct store_req *req)
 }
 
 static void
-sq_submit(struct store *s, struct store_req *req)
+sq_submit(void *impl, struct store_req *req)
 {
-	struct sq_store *sq = s->impl;
+	struct sq_store *sq = impl;
 
 	if (!store_op_is_write(req->op)) {
 		sq_submit_read(sq, req);
@@ -1136,9 +1136,9 @@ sq_submit(struct store *s, struct store_req *req)
 }
 
 static void
-sq_close(struct store *s)
+sq_close(void *impl)
 {
-	struct sq_store *sq = s->impl;
+	struct sq_store *sq = impl;
 
 	if (sq == NULL)
 		return;
@@ -1184,16 +1184,36 @@ sq_close(struct store *s)
 	pthread_cond_destroy(&sq->cv);
 	pthread_mutex_destroy(&sq->mu);
 	free(sq);
-	s->impl = NULL;
+}
+
+static enum store_result
+sq_blob_put_cb(void *impl, const void *data, size_t len, unsigned int flags, char sha256_hex[65])
+{
+	return sq_blob_put(((struct sq_store *)impl)->host->data_dir, data, len, flags, sha256_hex);
+}
+
+static enum store_result
+sq_blob_sync_cb(void *impl)
+{
+	return sq_blob_sync(((struct sq_store *)impl)->host->data_dir);
+}
+
+static enum store_result
+sq_blob_get_cb(void *impl, const char *sha256_hex, void **data_r, size_t *len_r)
+{
+	return sq_blob_get(((struct sq_store *)impl)->host->data_dir, sha256_hex, data_r, len_r);
 }
 
 const struct store_driver store_sqlite_driver = {
+	.abi_major = LOKET_STORE_ABI_MAJOR,
+	.abi_minor = LOKET_STORE_ABI_MINOR,
 	.name = "sqlite",
 	.open = sq_open,
 	.submit = sq_submit,
 	.close = sq_close,
 	.health = sq_health,
 	.replay = sq_replay,
-	.blob_put = sq_blob_put,
-	.blob_sync = sq_blob_sync,
+	.blob_put = sq_blob_put_cb,
+	.blob_sync = sq_blob_sync_cb,
+	.blob_get = sq_blob_get_cb,
 };

@@ -31,12 +31,14 @@ int sq_exec(struct sq_conn *c, const char *sql);
 /* store_sqlite_ops.c: one function per request kind; they report errors in req. */
 void sq_op_run(struct sq_conn *c, struct store_req *req);
 /* store_sqlite_blobs.c: files by SHA-256 under data_dir/attachments; thread-safe. */
-enum store_result sq_blob_put(struct store *s, const void *data, size_t len, unsigned int flags,
-    char sha256_hex[65]);
-enum store_result sq_blob_sync(struct store *s);
+enum store_result sq_blob_put(const char *data_dir, const void *data, size_t len,
+    unsigned int flags, char sha256_hex[65]);
+enum store_result sq_blob_sync(const char *data_dir);
+enum store_result sq_blob_get(const char *data_dir, const char *sha256_hex, void **data_r,
+    size_t *len_r);
 /* The driver's replay: read-only, beside a live loketd (WAL). */
-int sq_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
-    void *arg, char **error_r);
+int sq_replay(const struct loket_store_host *host, int64_t since_ms,
+    int (*cb)(json_t *contact, void *arg), void *arg, const char **error_r);
 /* Writes the batch's reference counter; called before COMMIT. */
 int sq_refseq_flush(struct sq_conn *c);
 extern const char *const sq_migrations[];

@@ -1702,10 +1702,10 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 }
 
 int
-sq_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
-    void *arg, char **error_r)
+sq_replay(const struct loket_store_host *host, int64_t since_ms,
+    int (*cb)(json_t *contact, void *arg), void *arg, const char **error_r)
 {
-	const char *path = conf->storage_path;
+	const char *path = host->conf_get(host, "path");
 	static const char sql[] = "SELECT " CONTACT_COLS
 				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
 				  " WHERE c.received_at >= ?1 ORDER BY c.id";
@@ -1713,11 +1713,10 @@ sq_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, 
 	sqlite3_stmt *st = NULL;
 	int rc = -1, step;
 
-	*error_r = NULL;
 	/* Read-only and without the daemon: WAL lets it run beside a live loketd. */
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		*error_r = util_printf("%s: cannot read the register: %s", path,
+		*error_r = util_error("%s: cannot read the register: %s", path,
 			db != NULL ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
 	}

@@ -328,7 +328,7 @@ test_replay_goes_through_the_driver(void **state)
 	struct store *s = NULL;
 	const char *err = NULL;
 	static struct tally t;
-	char *error = NULL;
+	const char *error = NULL;
 	int n = 0;
 
 	memset(&t, 0, sizeof(t));
