@@ -549,68 +549,13 @@ store_req_fail(struct store_req *req, enum store_result result, const char *fmt,
 	req->nevents = 0;
 }
 
-/*
- * A new contact as the API shows it, built on the loop from what was
- * written and the few values the driver assigned (id, reference, party):
- * the storage thread, which every write waits for, does not spend its time
- * on JSON, and the memory is let go on the thread that allocated it.
- */
-static json_t *
-store_contact_view(json_t *in, json_t *assigned)
-{
-	static const char *const nullable[] = { "answer", "product", "department", "language",
-		"location", "handled_at", "assignee", NULL };
-	static const char *const internal[] = { "task", "timers", "history", "outbox", "handled",
-		"party", "message", "keys", "idempotency", NULL };
-	json_t *out = json_copy(in), *party_id = json_object_get(assigned, "party_id");
-	char when[40];
-
-	if (out == NULL)
-		return NULL;
-	util_time_format(json_integer_value(json_object_get(in, "received_at")), when, sizeof(when));
-	/* What rules added travels to the store, not back to the client. */
-	for (size_t i = 0; internal[i] != NULL; i++)
-		json_object_del(out, internal[i]);
-	json_object_set(out, "id", json_object_get(assigned, "id"));
-	json_object_set(out, "reference", json_object_get(assigned, "reference"));
-	json_object_set_new(out, "received_at", json_string(when));
-	json_object_set_new(out, "updated_at", json_string(when));
-	if (json_is_true(json_object_get(in, "handled")))
-		json_object_set_new(out, "handled_at", json_string(when));
-	for (size_t i = 0; nullable[i] != NULL; i++)
-		if (json_object_get(out, nullable[i]) == NULL)
-			json_object_set_new(out, nullable[i], json_null());
-	json_object_set(out, "party_id", party_id != NULL ? party_id : json_null());
-	json_object_set_new(out, "party",
-	    json_is_integer(party_id) ?
-		json_pack("{s:O, s:O}", "id", party_id, "name",
-		    json_object_get(assigned, "party_name") != NULL ?
-			json_object_get(assigned, "party_name") :
-			json_null()) :
-		json_null());
-	json_object_set(out, "reply_to", json_object_get(assigned, "reply_to") != NULL ?
-		json_object_get(assigned, "reply_to") : json_null());
-	json_object_set(out, "party_conflict", json_object_get(assigned, "party_conflict") != NULL ?
-		json_object_get(assigned, "party_conflict") : json_null());
-	if (json_object_get(assigned, "timers_next") != NULL)
-		json_object_set(out, "timers_next", json_object_get(assigned, "timers_next"));
-	return out;
-}
-
 void
 store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
 
-	if (req->op == STORE_CONTACT_CREATE && req->result == STORE_OK && req->out != NULL &&
-	    !json_is_true(json_object_get(req->out, "duplicate"))) {
-		json_t *view = store_contact_view(req->in, req->out);
-
-		json_decref(req->out);
-		req->out = view;
-		if (view == NULL)
-			store_req_fail(req, STORE_UNAVAILABLE, "out of memory");
-	}
+	if (s != NULL && s->view_hook != NULL)
+		s->view_hook(req, s->view_arg);
 	if (s != NULL && s->done_hook != NULL && store_op_is_write(req->op))
 		s->done_hook(req, s->done_arg);
 	if (req->cb != NULL)

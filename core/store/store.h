@@ -36,7 +36,14 @@ struct store {
 	struct event_base *base;
 	struct metrics *metrics;
 	/*
-	 * Called on the loop for every completed write, stored or not, before
+	 * Called on the loop for every completed request first: turns what the
+	 * driver returned (the storage shape) into what callers see
+	 * (contact_view_req in the register).
+	 */
+	void (*view_hook)(struct store_req *req, void *arg);
+	void *view_arg;
+	/*
+	 * Called on the loop for every completed write, stored or not, after view_hook and before
 	 * its callback: the register publishes the write's events from here.
 	 * The store knows nobody above it but this pointer.
 	 */

@@ -8,7 +8,6 @@
 
 #include "conf.h"
 #include "log.h"
-#include "register.h"
 #include "store_sqlite.h"
 #include "util.h"
 
@@ -355,30 +354,32 @@ step_error(struct sq_conn *c, struct store_req *req, int rc)
 	c.status, c.priority, c.tags, c.language, c.confidential, c.location, c.meta,            \
 	c.created_by, p.name, c.assignee, c.reply_to, c.party_conflict "
 
+/* A column holding ms since the epoch, or NULL. */
+static json_t *
+col_ms(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() :
+							   json_integer(sqlite3_column_int64(st, i));
+}
+
+/* A contact in the storage shape (docs/storage.md): times in ms, the party's name plain. */
 static json_t *
 contact_row(sqlite3_stmt *st)
 {
-	json_t *party = json_null();
-
-	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-		party = json_pack("{s:I, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 7),
-		    "name", col_text(st, 23));
 	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
 			 " s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "id", (json_int_t)sqlite3_column_int64(st, 0), "reference", col_text(st, 1),
 	    "channel", col_text(st, 2), "direction", col_text(st, 3), "received_at",
-	    col_time(st, 4), "handled_at", col_time(st, 5), "updated_at", col_time(st, 6),
-	    "party_id",
-	    sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null() :
-							json_integer(sqlite3_column_int64(st, 7)),
+	    col_ms(st, 4), "handled_at", col_ms(st, 5), "updated_at", col_ms(st, 6),
+	    "party_id", col_ms(st, 7),
 	    "subject", col_text(st, 8), "body", col_text(st, 9), "answer", col_text(st, 10),
 	    "product", col_text(st, 11), "department", col_text(st, 12), "organisation",
 	    col_text(st, 13), "line", (json_int_t)sqlite3_column_int64(st, 14), "status",
 	    col_text(st, 15), "priority", col_text(st, 16), "tags", col_json(st, 17), "language",
 	    col_text(st, 18), "confidential", sqlite3_column_int(st, 19), "location",
-	    col_text(st, 20), "meta", col_json(st, 21), "created_by", col_text(st, 22), "party",
-	    party, "assignee", col_text(st, 24), "reply_to", col_text(st, 25), "party_conflict",
-	    col_json(st, 26));
+	    col_text(st, 20), "meta", col_json(st, 21), "created_by", col_text(st, 22),
+	    "party_name", col_text(st, 23), "assignee", col_text(st, 24), "reply_to",
+	    col_text(st, 25), "party_conflict", col_json(st, 26));
 }
 
 static const char sql_contact_by_id[] = "SELECT " CONTACT_COLS
@@ -403,54 +404,21 @@ task_row(sqlite3_stmt *st)
 	    (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
 	    (json_int_t)sqlite3_column_int64(st, 1), "reference", col_text(st, 2), "department",
 	    col_text(st, 3), "assignee", col_text(st, 4), "reason", col_text(st, 5), "due_at",
-	    col_time(st, 6), "status", col_text(st, 7), "created_at", col_time(st, 8),
-	    "created_by", col_text(st, 9), "done_at", col_time(st, 10), "done_by",
+	    col_ms(st, 6), "status", col_text(st, 7), "created_at", col_ms(st, 8),
+	    "created_by", col_text(st, 9), "done_at", col_ms(st, 10), "done_by",
 	    col_text(st, 11));
 }
 
-/* A history row as entries of the API: a "rules" row (history_rows, register_rules.c) unfolds. */
-static void
-history_row(json_t *list, sqlite3_stmt *st)
+/* A history row as stored (a "rules" row holds its entries packed in detail). */
+static json_t *
+history_row(sqlite3_stmt *st)
 {
-	const char *actor = (const char *)sqlite3_column_text(st, 1);
-	const char *action = (const char *)sqlite3_column_text(st, 2);
-	json_t *packed = NULL, *e;
-	size_t i;
-
-	if (actor != NULL && action != NULL && strcmp(actor, "rules") == 0 &&
-	    strcmp(action, "rules") == 0 && sqlite3_column_type(st, 5) == SQLITE_TEXT)
-		packed = json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
-	if (!json_is_array(packed)) {
-		json_decref(packed);
-		json_array_append_new(list,
-		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "at", col_time(st, 0), "actor",
-			col_text(st, 1), "action", col_text(st, 2), "from", col_text(st, 3), "to",
-			col_text(st, 4), "detail", col_text(st, 5)));
-		return;
-	}
-	/* actor, action, detail, actor, ... (see history_rows in register_rules.c) */
-	for (i = 0; i + 2 < json_array_size(packed) && json_is_string(json_array_get(packed, 0));
-	     i += 3)
-		json_array_append_new(list,
-		    json_pack("{s:o, s:O, s:O, s:n, s:n, s:O}", "at", col_time(st, 0), "actor",
-			json_array_get(packed, i), "action", json_array_get(packed, i + 1), "from",
-			"to", "detail", json_array_get(packed, i + 2)));
-	/* Rows written before 7b995df list {rule, action, decision or detail} objects. */
-	json_array_foreach(packed, i, e) {
-		char who[300], detail[512];
-
-		if (!json_is_object(e))
-			break;
-		register_history_entry(e, who, sizeof(who), detail, sizeof(detail));
-		json_array_append_new(list,
-		    json_pack("{s:o, s:s, s:s?, s:n, s:n, s:s?}", "at", col_time(st, 0), "actor", who,
-			"action", jstr(e, "action"), "from", "to", "detail",
-			detail[0] != '\0' ? detail : NULL));
-	}
-	json_decref(packed);
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "at", col_ms(st, 0), "actor",
+	    col_text(st, 1), "action", col_text(st, 2), "from", col_text(st, 3), "to",
+	    col_text(st, 4), "detail", col_text(st, 5));
 }
 
-/* The contact as the API shows it; with details, its history and tasks too. */
+/* The contact in the storage shape; with details, its history and tasks too. */
 json_t *
 contact_load(struct sq_conn *c, sqlite3_int64 id, int details)
 {
@@ -470,7 +438,7 @@ contact_load(struct sq_conn *c, sqlite3_int64 id, int details)
 	if ((st = sq_stmt(c, sql_history)) != NULL) {
 		sqlite3_bind_int64(st, 1, id);
 		while (sqlite3_step(st) == SQLITE_ROW)
-			history_row(list, st);
+			json_array_append_new(list, history_row(st));
 		sqlite3_reset(st);
 	}
 	json_object_set_new(contact, "history", list);
@@ -1417,77 +1385,38 @@ bind_scope(sqlite3_stmt *st, int first, json_t *scope)
 }
 
 
-/*
- * A list's contacts encoded by SQLite itself: the same document contact_row
- * builds, but one json_object() per row instead of some thirty values built
- * and dumped one by one on the loop. The API sends the text as it is.
- */
-#define CONTACT_JSON                                                                          \
-	"c.id, json_object('id', c.id, 'reference', c.reference, 'channel', c.channel,"          \
-	" 'direction', c.direction,"                                                             \
-	" 'received_at', strftime('%Y-%m-%dT%H:%M:%fZ', c.received_at / 1000.0, 'unixepoch'),"   \
-	" 'handled_at', strftime('%Y-%m-%dT%H:%M:%fZ', c.handled_at / 1000.0, 'unixepoch'),"     \
-	" 'updated_at', strftime('%Y-%m-%dT%H:%M:%fZ', c.updated_at / 1000.0, 'unixepoch'),"     \
-	" 'party_id', c.party_id, 'subject', c.subject, 'body', c.body, 'answer', c.answer,"     \
-	" 'product', c.product, 'department', c.department, 'organisation', c.organisation,"    \
-	" 'line', c.line, 'status', c.status, 'priority', c.priority, 'tags', json(c.tags),"     \
-	" 'language', c.language,"                                                               \
-	" 'confidential', json(CASE WHEN c.confidential THEN 'true' ELSE 'false' END),"          \
-	" 'location', c.location, 'meta', json(c.meta), 'created_by', c.created_by,"             \
-	" 'party', json(CASE WHEN c.party_id IS NULL THEN 'null'"                                \
-	"   ELSE json_object('id', c.party_id, 'name', p.name) END),"                            \
-	" 'assignee', c.assignee, 'reply_to', c.reply_to,"                                       \
-	" 'party_conflict', json(c.party_conflict)) "
-
 static void
 list_run(struct sq_conn *c, struct store_req *req, sqlite3_stmt *st, int limit)
 {
+	json_t *items = json_array();
 	sqlite3_int64 last = 0;
 	int n = 0, more = 0, rc;
-	char cursor[32], *text = NULL;
-	size_t len = 1, cap = 0;
+	char cursor[32];
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *row = (const char *)sqlite3_column_text(st, 1);
-		size_t rowlen = (size_t)sqlite3_column_bytes(st, 1);
-
 		if (n == limit) {
 			more = 1;
 			break;
 		}
-		if (len + rowlen + 2 > cap) {
-			char *grown;
-
-			cap = (len + rowlen + 2) * 2;
-			if ((grown = realloc(text, cap)) == NULL)
-				break;
-			text = grown;
-		}
-		text[len - 1] = n == 0 ? '[' : ',';
-		memcpy(text + len, row != NULL ? row : "null", row != NULL ? rowlen : 4);
-		len += row != NULL ? rowlen : 4;
-		len++;
+		json_array_append_new(items, contact_row(st));
 		last = sqlite3_column_int64(st, 0);
 		n++;
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		free(text);
+		json_decref(items);
 		step_error(c, req, rc);
 		return;
 	}
-	if (n > 0)
-		text[len - 1] = ']'; /* the slot after the last row was kept for this */
 	snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
-	req->out = json_pack("{s:s#, s:o}", "items_json", n > 0 ? text : "[]", n > 0 ? len : 2,
-	    "next_cursor", more ? json_string(cursor) : json_null());
-	free(text);
+	req->out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
+	    more ? json_string(cursor) : json_null());
 }
 
 static void
 op_contact_list(struct sq_conn *c, struct store_req *req)
 {
-	static const char sql[] = "SELECT " CONTACT_JSON
+	static const char sql[] = "SELECT " CONTACT_COLS
 				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id WHERE"
 				  " (?1 IS NULL OR c.status = ?1) AND (?2 IS NULL OR c.line = ?2)"
 				  " AND (?3 IS NULL OR c.channel = ?3)"
@@ -1521,7 +1450,7 @@ op_contact_list(struct sq_conn *c, struct store_req *req)
 static void
 op_party_contacts(struct sq_conn *c, struct store_req *req)
 {
-	static const char sql[] = "SELECT " CONTACT_JSON
+	static const char sql[] = "SELECT " CONTACT_COLS
 				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
 				  " WHERE c.party_id = ?1 AND (?2 IS NULL OR c.id < ?2)" SCOPE_SQL(3, 4, 5)
 				  " ORDER BY c.id DESC LIMIT ?6";

@@ -17,6 +17,7 @@
 
 #include "conf.h"
 #include "metrics.h"
+#include "register.h"
 #include "store.h"
 #include "util.h"
 
@@ -527,6 +528,44 @@ entry_str(json_t *list, size_t index, const char *key)
 }
 
 /*
+ * The driver returns a contact in the storage shape docs/storage.md states
+ * (times in ms, the party's name plain) and contact_view makes the API's
+ * view of it (ISO times, the party object) in place.
+ */
+static void
+test_contact_comes_back_in_storage_shape_and_the_view_makes_the_api_one(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct outcome a = { 0 };
+	json_t *doc = contact_doc(1), *got;
+	json_int_t received = json_integer_value(json_object_get(doc, "received_at"));
+	char when[40];
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_submit(s, store_req_new(STORE_CONTACT_CREATE, doc, outcome_cb, &a));
+	while (!a.done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(a.status, 0);
+	got = contact_get(f, s, a.id);
+	assert_true(json_is_integer(json_object_get(got, "received_at")));
+	assert_int_equal(json_integer_value(json_object_get(got, "received_at")), received);
+	assert_true(json_is_integer(json_object_get(got, "party_id")));
+	assert_true(json_object_get(got, "party_name") != NULL);
+	assert_null(json_object_get(got, "party"));
+	contact_view(got);
+	util_time_format(received, when, sizeof(when));
+	assert_string_equal(json_string_value(json_object_get(got, "received_at")), when);
+	assert_true(json_is_object(json_object_get(got, "party")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(got, "party"), "id")),
+	    json_integer_value(json_object_get(got, "party_id")));
+	assert_null(json_object_get(got, "party_name"));
+	json_decref(got);
+	store_close(s);
+}
+
+/*
  * The decisions of a new contact's rules are stored as one row and read
  * back as one history entry each, in order, with their rules as actors; a
  * lone decision stays a row of its own.
@@ -565,6 +604,9 @@ test_rules_history_one_row(void **state)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	assert_int_equal(a.status, 0);
 	got = contact_get(f, s, a.id);
+	/* The driver hands the row back as stored; the register's view unfolds it. */
+	assert_int_equal(json_array_size(json_object_get(got, "history")), 2);
+	contact_view(got);
 	h = json_object_get(got, "history");
 	/* created, then the three decisions */
 	assert_int_equal(json_array_size(h), 4);
@@ -577,6 +619,7 @@ test_rules_history_one_row(void **state)
 	assert_string_equal(entry_str(h, 3, "detail"), "tag [\"x\"]");
 	json_decref(got);
 	got = contact_get(f, s, o.id);
+	contact_view(got);
 	h = json_object_get(got, "history");
 	assert_int_equal(json_array_size(h), 3);
 	assert_string_equal(entry_str(h, 1, "actor"), "rule:10-a.lua:1");
@@ -844,6 +887,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_schema_marks_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intake_keys_and_threading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_history_one_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_contact_comes_back_in_storage_shape_and_the_view_makes_the_api_one, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_read_pool_queues_and_answers_every_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(
