@@ -60,6 +60,12 @@ struct sq_reader {
 	int started;
 };
 
+/* One queue's depth under its lock, for the two queue gauges. */
+struct sq_depth {
+	pthread_mutex_t *mu;
+	size_t *n;
+};
+
 struct sq_store {
 	const struct loket_store_host *host;
 	struct sq_conn writer;
@@ -99,6 +105,7 @@ struct sq_store {
 	struct loket_store_metric *commits;
 	struct loket_store_metric *commit_failures;
 	struct loket_store_metric *checkpoint_failed;
+	struct sq_depth write_depth, read_depth; /* what the queue gauges read */
 };
 
 /*
@@ -841,17 +848,6 @@ sq_read_done_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static double
-sq_read_queue_depth_cb(void *arg)
-{
-	struct sq_store *sq = arg;
-	size_t n;
-
-	pthread_mutex_lock(&sq->rmu);
-	n = sq->rqueued;
-	pthread_mutex_unlock(&sq->rmu);
-	return (double)n;
-}
 
 static int
 sq_readers_start(struct sq_store *sq, const char **error_r)
@@ -992,15 +988,17 @@ sq_writable_cb(void *arg)
 	return sq_health(arg, &why) == 0 ? 1 : 0;
 }
 
+
+/* The depth of one queue (writes or reads) under its lock, for its gauge. */
 static double
-sq_queue_depth_cb(void *arg)
+sq_depth_cb(void *arg)
 {
-	struct sq_store *sq = arg;
+	const struct sq_depth *d = arg;
 	size_t n;
 
-	pthread_mutex_lock(&sq->mu);
-	n = sq->queued;
-	pthread_mutex_unlock(&sq->mu);
+	pthread_mutex_lock(d->mu);
+	n = *d->n;
+	pthread_mutex_unlock(d->mu);
 	return (double)n;
 }
 
@@ -1067,10 +1065,12 @@ sq_open(const struct loket_store_host *host, void **impl_r, const char **error_r
 	host->metric_gauge_fn(host, "loket_store_writable",
 	    "1 when the register's last commit succeeded, 0 when it cannot commit.", sq_writable_cb,
 	    sq);
+	sq->write_depth = (struct sq_depth){ &sq->mu, &sq->queued };
+	sq->read_depth = (struct sq_depth){ &sq->rmu, &sq->rqueued };
 	host->metric_gauge_fn(host, "loket_store_queue_depth", "Writes waiting for the writer.",
-	    sq_queue_depth_cb, sq);
+	    sq_depth_cb, &sq->write_depth);
 	host->metric_gauge_fn(host, "loket_store_read_queue_depth",
-	    "Reads waiting for a reader thread.", sq_read_queue_depth_cb, sq);
+	    "Reads waiting for a reader thread.", sq_depth_cb, &sq->read_depth);
 	if (pthread_create(&sq->thread, NULL, sq_writer_main, sq) != 0) {
 		*error_r = "cannot start the storage thread";
 		goto fail;
