@@ -65,11 +65,18 @@ json_t *col_json(sqlite3_stmt *st, int i);
 int step_error(struct sq_conn *c, struct store_req *req, int rc);
 /* The contact as the API shows it; with details, its history and tasks too. */
 json_t *contact_load(struct sq_conn *c, sqlite3_int64 id, int details);
-int scope_allows(json_t *scope, const char *department, const char *organisation, int confidential);
 int history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, const char *actor,
     const char *action, const char *from, const char *to, const char *detail);
 int counts_add(struct sq_conn *c, const char *channel, const char *status, int delta);
-int contact_state(struct sq_conn *c, sqlite3_int64 id, struct contact_state *cs);
+/*
+ * The one door to a contact a request names by id: reads its state into
+ * *cs and applies the request's scope (in.scope) and, when given, the
+ * caller's condition expect (a filter of the same shape) to it. -1 with req
+ * answered: NOT_FOUND, FORBIDDEN with the sentence forbidden for the scope,
+ * FORBIDDEN with out {department, organisation, confidential} for expect.
+ */
+int sq_contact_open(struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *expect,
+    const char *forbidden, struct contact_state *cs);
 /* Binds a token's scope as three parameters from first: all, departments (JSON or NULL), organisation. */
 void bind_scope(sqlite3_stmt *st, int first, json_t *scope);
 /* The SQL condition of a scope bound by bind_scope, on contacts aliased c. */

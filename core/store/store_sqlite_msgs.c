@@ -257,15 +257,8 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 			duplicate_out(c, req, dup);
 		return;
 	}
-	if (contact_state(c, id, &cs) < 0) {
-		store_req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
+	if (sq_contact_open(c, req, id, NULL, "this token may not change that contact", &cs) < 0)
 		return;
-	}
-	if (!scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
-	        cs.organisation, cs.confidential)) {
-		store_req_fail(req, STORE_FORBIDDEN, "this token may not change that contact");
-		return;
-	}
 	if (json_is_true(json_object_get(in, "staff")) && contact_automatic(c, id)) {
 		store_req_fail(req, STORE_CONFLICT,
 		    "this contact is an automatic mail (an out-of-office, a "
@@ -348,15 +341,8 @@ sq_op_message_list(struct sq_conn *c, struct store_req *req)
 	sqlite3_stmt *st;
 	json_t *items;
 
-	if (contact_state(c, id, &cs) < 0) {
-		store_req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
+	if (sq_contact_open(c, req, id, NULL, "this token may not see that contact", &cs) < 0)
 		return;
-	}
-	if (!scope_allows(json_object_get(req->in, "scope"),
-	        cs.has_department ? cs.department : NULL, cs.organisation, cs.confidential)) {
-		store_req_fail(req, STORE_FORBIDDEN, "this token may not see that contact");
-		return;
-	}
 	if ((st = sq_stmt(c, sql)) == NULL || (items = json_array()) == NULL) {
 		step_error(c, req, SQLITE_ERROR);
 		return;

@@ -876,6 +876,87 @@ test_read_pool_reads_its_writes(void **state)
 	store_close(s);
 }
 
+struct answer {
+	int done;
+	enum store_result result;
+	json_t *out;
+};
+
+static void
+answer_cb(struct store_req *req, void *arg)
+{
+	struct answer *a = arg;
+
+	a->done = 1;
+	a->result = req->result;
+	a->out = json_incref(req->out);
+}
+
+static void
+ask(struct fixture *f, struct store *s, enum store_op op, json_t *in, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	store_submit(s, store_req_new(op, in, answer_cb, a));
+	while (!a->done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+/*
+ * A contact update carries its condition as data (expect, a filter of the
+ * scope's shape) and the driver checks it on the row inside the write; the
+ * driver decides nothing on its own: without expect, a confidential contact
+ * moves wherever the caller (whose scope sees it) sends it.
+ */
+static void
+test_update_checks_expect_and_decides_nothing_else(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct answer a;
+	json_t *doc = contact_doc(1), *scope;
+	json_int_t id;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	json_object_set_new(doc, "organisation", json_string("ocmw"));
+	json_object_set_new(doc, "department", json_string("sociale_dienst"));
+	json_object_set_new(doc, "confidential", json_true());
+	ask(f, s, STORE_CONTACT_CREATE, doc, &a);
+	assert_int_equal(a.result, STORE_OK);
+	id = json_integer_value(json_object_get(a.out, "id"));
+	json_decref(a.out);
+	scope = json_pack("{s:b, s:s}", "all", 0, "organisation", "ocmw");
+
+	/* Only if the contact passes {organisation: gemeente}: a confidential one of ocmw does not. */
+	ask(f, s, STORE_CONTACT_UPDATE,
+	    json_pack("{s:I, s:I, s:s, s:O, s:{s:s, s:s}, s:{s:b, s:s}}", "id", id, "at",
+		(json_int_t)util_time_ms(), "actor", "test", "scope", scope, "set", "department",
+		"burgerzaken", "organisation", "gemeente", "expect", "all", 0, "organisation",
+		"gemeente"),
+	    &a);
+	assert_int_equal(a.result, STORE_FORBIDDEN);
+	assert_string_equal(json_string_value(json_object_get(a.out, "organisation")), "ocmw");
+	assert_true(json_is_true(json_object_get(a.out, "confidential")));
+	json_decref(a.out);
+	ask(f, s, STORE_CONTACT_GET, json_pack("{s:I, s:{s:b}}", "id", id, "scope", "all", 1), &a);
+	assert_string_equal(json_string_value(json_object_get(a.out, "organisation")), "ocmw");
+	assert_string_equal(
+	    json_string_value(json_object_get(a.out, "department")), "sociale_dienst");
+	json_decref(a.out);
+
+	/* No condition given: the driver stores what it was asked to. */
+	ask(f, s, STORE_CONTACT_UPDATE,
+	    json_pack("{s:I, s:I, s:s, s:O, s:{s:s, s:s}}", "id", id, "at",
+		(json_int_t)util_time_ms(), "actor", "test", "scope", scope, "set", "department",
+		"burgerzaken", "organisation", "gemeente"),
+	    &a);
+	assert_int_equal(a.result, STORE_OK);
+	assert_string_equal(json_string_value(json_object_get(a.out, "organisation")), "gemeente");
+	json_decref(a.out);
+	json_decref(scope);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -901,6 +982,8 @@ main(void)
 		    test_storage_failure_detail_has_no_sqlite_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_goes_through_the_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_put_keeps_bytes_by_sha256, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_update_checks_expect_and_decides_nothing_else, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
