@@ -1,4 +1,4 @@
-/* store_sqlite.h: what store_sqlite.c and store_sqlite_ops.c share. */
+/* store_sqlite.h: what the files of the SQLite driver share, grouped by the file that defines it. */
 #ifndef LOKET_STORE_SQLITE_H
 #define LOKET_STORE_SQLITE_H
 
@@ -30,21 +30,23 @@ int sq_exec(struct sq_conn *c, const char *sql);
 
 /* store_sqlite_ops.c: one function per request kind; they report errors in req. */
 void sq_op_run(struct sq_conn *c, struct store_req *req);
+
 /* store_sqlite_blobs.c: files by SHA-256 under data_dir/attachments; thread-safe. */
 enum store_result sq_blob_put(const char *data_dir, const void *data, size_t len,
     unsigned int flags, char sha256_hex[65]);
 enum store_result sq_blob_sync(const char *data_dir);
 enum store_result sq_blob_get(const char *data_dir, const char *sha256_hex, void **data_r,
     size_t *len_r);
-/* The driver's replay: read-only, beside a live loketd (WAL). */
+
+/* store_sqlite_replay.c: the driver's replay: read-only, beside a live loketd (WAL). */
 int sq_replay(const struct loket_store_host *host, int64_t since_ms,
     int (*cb)(json_t *contact, void *arg), void *arg, const char **error_r);
-/* Writes the batch's reference counter; called before COMMIT. */
-int sq_refseq_flush(struct sq_conn *c);
+
+/* store_sqlite_schema.c */
 extern const char *const sq_migrations[];
 extern const int sq_schema_version;
 
-/* store_sqlite_ops.c: helpers the ops files share. */
+/* store_sqlite_rows.c: what the request files share. */
 struct contact_state {
 	char status[16];
 	char department[128];
@@ -62,8 +64,24 @@ void bind_dump(sqlite3_stmt *st, int i, json_t *v, const char *fallback);
 json_t *col_text(sqlite3_stmt *st, int i);
 json_t *col_time(sqlite3_stmt *st, int i);
 json_t *col_json(sqlite3_stmt *st, int i);
+/* A column holding ms since the epoch, or NULL. */
+json_t *sq_col_ms(sqlite3_stmt *st, int i);
 int step_error(struct sq_conn *c, struct store_req *req, int rc);
-/* The contact as the API shows it; with details, its history and tasks too. */
+/* The columns sq_contact_row reads, on contacts c LEFT JOIN parties p. */
+#define SQ_CONTACT_COLS                                                                      \
+	"c.id, c.reference, c.channel, c.direction, c.received_at, c.handled_at, c.updated_at,   \
+	c.party_id, c.subject, c.body, c.answer, c.product, c.department, c.organisation, c.line, \
+	c.status, c.priority, c.tags, c.language, c.confidential, c.location, c.meta,            \
+	c.created_by, p.name, c.assignee, c.reply_to, c.party_conflict "
+/* The columns sq_task_row reads, on tasks t JOIN contacts c. */
+#define SQ_TASK_COLS                                                                         \
+	"t.id, t.contact_id, c.reference, t.department, t.assignee, t.reason, t.due_at, t.status, \
+	t.created_at, t.created_by, t.done_at, t.done_by "
+/* A contact in the storage shape (docs/storage.md), from SQ_CONTACT_COLS. */
+json_t *sq_contact_row(sqlite3_stmt *st);
+/* A task in the storage shape, from SQ_TASK_COLS. */
+json_t *sq_task_row(sqlite3_stmt *st);
+/* The contact in the storage shape; with details, its history and tasks too. */
 json_t *contact_load(struct sq_conn *c, sqlite3_int64 id, int details);
 int history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, const char *actor,
     const char *action, const char *from, const char *to, const char *detail);
@@ -93,11 +111,46 @@ int sq_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at,
     __attribute__((format(printf, 6, 7)));
 /* s as the inside of a JSON string (quotes, backslashes, controls escaped), into buf. */
 const char *sq_event_str(char *buf, size_t len, const char *s);
+/* A contact's event: its status, where it came from, the status before (or NULL) and why. */
+int sq_contact_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at,
+    sqlite3_int64 contact_id, const char *status, const char *previous, const char *channel,
+    const char *cause);
+/* A task's event: its department. */
+int sq_task_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at,
+    sqlite3_int64 contact_id, sqlite3_int64 task_id, const char *department);
 /* Answers {key: the single value sql selects (the earliest pending time), or null}. */
 void sq_min_pending(struct sq_conn *c, struct store_req *req, const char *sql, const char *key);
-/* The replies in in's "outbox" (rules' decisions, a staff message), due now. */
-int outbox_rows(
-    struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, const char *channel);
+
+/* store_sqlite_write.c: contacts and their tasks. */
+void sq_op_contact_create(struct sq_conn *c, struct store_req *req);
+void sq_op_contact_update(struct sq_conn *c, struct store_req *req);
+void sq_op_task_done(struct sq_conn *c, struct store_req *req);
+/* Writes the batch's reference counter; called before COMMIT. */
+int sq_refseq_flush(struct sq_conn *c);
+
+/* store_sqlite_timers.c */
+/* A timer of contact_id (and task_id, or 0); *next_r becomes due_at when it is earlier (or 0). */
+int sq_timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task_id,
+    const char *kind, sqlite3_int64 due_at, json_t *payload, const char *rule, sqlite3_int64 now,
+    sqlite3_int64 *next_r);
+int sq_timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now, int acted);
+void sq_op_timer_done(struct sq_conn *c, struct store_req *req);
+void sq_op_timers_due(struct sq_conn *c, struct store_req *req);
+void sq_op_timers_next(struct sq_conn *c, struct store_req *req);
+
+/* store_sqlite_tokens.c */
+void sq_op_token_put(struct sq_conn *c, struct store_req *req);
+void sq_op_token_revoke(struct sq_conn *c, struct store_req *req);
+void sq_op_token_list(struct sq_conn *c, struct store_req *req);
+void sq_op_audit(struct sq_conn *c, struct store_req *req);
+
+/* store_sqlite_read.c */
+void sq_op_contact_get(struct sq_conn *c, struct store_req *req);
+void sq_op_contact_list(struct sq_conn *c, struct store_req *req);
+void sq_op_party_contacts(struct sq_conn *c, struct store_req *req);
+void sq_op_task_list(struct sq_conn *c, struct store_req *req);
+void sq_op_counts(struct sq_conn *c, struct store_req *req);
+void sq_op_events_after(struct sq_conn *c, struct store_req *req);
 
 /* store_sqlite_parties.c: parties: matching at intake, reads, staff changes and merges. */
 /*
@@ -138,6 +191,9 @@ int sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg, 
 int sq_create_duplicate(struct sq_conn *c, struct store_req *req);
 /* The created contact's first message and its keys. */
 int sq_create_message(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now);
+/* The replies in in's "outbox" (rules' decisions, a staff message), due now. */
+int outbox_rows(
+    struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, const char *channel);
 void sq_op_message_add(struct sq_conn *c, struct store_req *req);
 void sq_op_message_list(struct sq_conn *c, struct store_req *req);
 void sq_op_thread_find(struct sq_conn *c, struct store_req *req);
