@@ -134,8 +134,8 @@ sq_stmt(struct sq_conn *c, const char *sql)
 	}
 	if (i == SQ_STMT_CACHE)
 		return NULL;
-	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->cache[i].stmt,
-		NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->cache[i].stmt, NULL)
+	    != SQLITE_OK) {
 		log_errorx("store", "cannot prepare a statement: %s", sqlite3_errmsg(c->db));
 		return NULL;
 	}
@@ -201,25 +201,27 @@ sq_pragma_text(sqlite3 *db, const char *sql, char *buf, size_t len)
  * Refuses a file that is not ours before anything is written to it: a
  * foreign or corrupt database is never turned into a register.
  */
-static const char *
-sq_check_identity(sqlite3 *db, int *version_r)
+static int
+sq_check_identity(sqlite3 *db, int *version_r, const char **error_r)
 {
 	int app_id = 0, tables = 0;
 
-	if (sq_pragma_int(db, "PRAGMA application_id", &app_id) < 0 ||
-	    sq_pragma_int(db, "PRAGMA user_version", version_r) < 0 ||
-	    sq_pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables) < 0)
-		return "the file is not an SQLite database or is corrupt; it was left untouched";
-	if (app_id != 0 && app_id != SQ_APPLICATION_ID)
-		return "the file is an SQLite database of another application; it was left "
-		       "untouched";
-	if (app_id == 0 && tables > 0)
-		return "the file is an SQLite database that is not a loket register; it was "
-		       "left untouched";
-	if (*version_r > sq_schema_version)
-		return "the register was written by a newer loketd (its schema is newer than "
-		       "this loketd knows); it was left untouched";
-	return NULL;
+	if (sq_pragma_int(db, "PRAGMA application_id", &app_id) < 0
+	    || sq_pragma_int(db, "PRAGMA user_version", version_r) < 0
+	    || sq_pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables) < 0)
+		*error_r = "the file is not an SQLite database or is corrupt; it was left untouched";
+	else if (app_id != 0 && app_id != SQ_APPLICATION_ID)
+		*error_r = "the file is an SQLite database of another application; it was left "
+			   "untouched";
+	else if (app_id == 0 && tables > 0)
+		*error_r = "the file is an SQLite database that is not a loket register; it was "
+			   "left untouched";
+	else if (*version_r > sq_schema_version)
+		*error_r = "the register was written by a newer loketd (its schema is newer than "
+			   "this loketd knows); it was left untouched";
+	else
+		return 0;
+	return -1;
 }
 
 static int
@@ -256,40 +258,42 @@ sq_open_writer(struct sq_store *sq, const char **error_r)
 {
 	sqlite3 *db = NULL;
 	char mode[16] = "";
-	int version = 0, sync = -1, want = strcmp(sq->host->conf_get(sq->host, "durability"), "relaxed") == 0 ? 1 : 2;
-	const char *why;
+	int version = 0, sync = -1,
+	    want = strcmp(sq->host->conf_get(sq->host, "durability"), "relaxed") == 0 ? 1 : 2;
 
 	if (sqlite3_open_v2(sq->path, &db,
-		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		*error_r = db != NULL ? sqlite3_errmsg(db) : "cannot open the register";
-		log_errorx("store", "cannot open path=%s: %s", sq->path, *error_r);
+	        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
+	    != SQLITE_OK) {
+		/* SQLite's text names the file and its cause: the log's, not the sentence's. */
+		log_errorx("store", "cannot open path=%s: %s", sq->path,
+		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
 		*error_r = "cannot open the register file";
 		sqlite3_close(db);
 		return -1;
 	}
 	sq->writer.db = db;
 	sqlite3_busy_timeout(db, 5000);
-	if ((why = sq_check_identity(db, &version)) != NULL) {
-		*error_r = why;
+	if (sq_check_identity(db, &version, error_r) < 0)
 		return -1;
-	}
-	if (sq_pragma_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) < 0 ||
-	    strcmp(mode, "wal") != 0) {
+	if (sq_pragma_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) < 0
+	    || strcmp(mode, "wal") != 0) {
 		*error_r = "the register cannot use write-ahead logging (journal_mode=WAL)";
 		return -1;
 	}
-	sq_exec(&sq->writer, want == 2 ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+	sq_exec(
+	    &sq->writer, want == 2 ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 	if (sq_pragma_int(db, "PRAGMA synchronous", &sync) < 0 || sync < want) {
 		*error_r = "SQLite refused synchronous=FULL; set [storage] durability = relaxed "
-			   "to run without it";
+		           "to run without it";
 		return -1;
 	}
 	sq_exec(&sq->writer, "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY");
 	if (sq_migrate(&sq->writer, version, error_r) < 0)
 		return -1;
 	if (want == 1)
-		log_warnx("store", "durability=relaxed: acknowledged contacts may be lost on a "
-				   "power cut");
+		log_warnx("store",
+		    "durability=relaxed: acknowledged contacts may be lost on a "
+		    "power cut");
 	return 0;
 }
 
@@ -302,8 +306,8 @@ sq_open_reader(struct sq_conn *c, const char *path, int cache_kib, const char **
 {
 	char sql[96];
 
-	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-		NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL)
+	    != SQLITE_OK) {
 		*error_r = "cannot open the register for reading";
 		return -1;
 	}
@@ -629,7 +633,8 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 	}
 	/* Nothing of this batch is durable: every waiter hears so, none gets an id or number. */
 	for (struct store_req *r = batch; r != NULL; r = r->next)
-		store_req_fail(r, STORE_UNAVAILABLE, "%s; nothing of this request was stored, try again later",
+		store_req_fail(r, STORE_UNAVAILABLE,
+		    "%s; nothing of this request was stored, try again later",
 		    (rc & 0xff) == SQLITE_FULL ? "the register cannot store right now: the disk is "
 		                                 "full"
 		        : sq_fault_of(rc) == SQ_FAULT_FATAL
@@ -745,7 +750,8 @@ static void
 sq_read_run(struct sq_conn *c, struct store_req *req)
 {
 	if (sq_step_once(c, sql_begin) != SQLITE_OK) {
-		store_req_fail(req, STORE_UNAVAILABLE, "the register cannot be read right now; try again later");
+		store_req_fail(req, STORE_UNAVAILABLE,
+		    "the register cannot be read right now; try again later");
 		return;
 	}
 	sq_op_run(c, req);
@@ -847,7 +853,6 @@ sq_read_done_cb(evutil_socket_t fd, short what, void *arg)
 		store_req_complete(r);
 	}
 }
-
 
 static int
 sq_readers_start(struct sq_store *sq, const char **error_r)
@@ -953,8 +958,7 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 	/* A moment after the completions, so that the 503s of the failed batch leave first. */
 	if (fatal
 	    && (sq->stopping
-	        || event_base_once(
-	               sq->host->base, -1, EV_TIMEOUT, sq_fatal_cb, sq, &sq_fatal_delay)
+	        || event_base_once(sq->host->base, -1, EV_TIMEOUT, sq_fatal_cb, sq, &sq_fatal_delay)
 	            < 0))
 		sq_fatal_cb(-1, 0, sq);
 }
@@ -987,7 +991,6 @@ sq_writable_cb(void *arg)
 
 	return sq_health(arg, &why) == 0 ? 1 : 0;
 }
-
 
 /* The depth of one queue (writes or reads) under its lock, for its gauge. */
 static double
@@ -1048,25 +1051,26 @@ sq_open(const struct loket_store_host *host, void **impl_r, const char **error_r
 		*error_r = "out of memory";
 		goto fail;
 	}
-	sq->batch_size = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM, "loket_store_commit_batch_size",
-	    "Writes committed together in one transaction (group commit).", "", sq_batch_bounds,
-	    sizeof(sq_batch_bounds) / sizeof(sq_batch_bounds[0]));
-	sq->commit_latency = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM,
-	    "loket_store_commit_seconds", "Time to run and commit one batch, fsync included.", "",
-	    NULL, 0);
+	sq->batch_size
+	    = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM, "loket_store_commit_batch_size",
+	        "Writes committed together in one transaction (group commit).", "", sq_batch_bounds,
+	        sizeof(sq_batch_bounds) / sizeof(sq_batch_bounds[0]));
+	sq->commit_latency
+	    = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM, "loket_store_commit_seconds",
+	        "Time to run and commit one batch, fsync included.", "", NULL, 0);
 	sq->commits = host->metric(host, LOKET_STORE_METRIC_COUNTER, "loket_store_commits_total",
 	    "Transactions committed by the writer.", "", NULL, 0);
-	sq->commit_failures = host->metric(host, LOKET_STORE_METRIC_COUNTER,
-	    "loket_store_commit_failures_total", "Writes that failed because a commit failed.", "",
-	    NULL, 0);
-	sq->checkpoint_failed
-	    = host->metric(host, LOKET_STORE_METRIC_COUNTER, "loket_store_checkpoint_failures_total",
-	        "Automatic WAL checkpoints that failed (each is logged).", "", NULL, 0);
+	sq->commit_failures
+	    = host->metric(host, LOKET_STORE_METRIC_COUNTER, "loket_store_commit_failures_total",
+	        "Writes that failed because a commit failed.", "", NULL, 0);
+	sq->checkpoint_failed = host->metric(host, LOKET_STORE_METRIC_COUNTER,
+	    "loket_store_checkpoint_failures_total",
+	    "Automatic WAL checkpoints that failed (each is logged).", "", NULL, 0);
 	host->metric_gauge_fn(host, "loket_store_writable",
 	    "1 when the register's last commit succeeded, 0 when it cannot commit.", sq_writable_cb,
 	    sq);
-	sq->write_depth = (struct sq_depth){ &sq->mu, &sq->queued };
-	sq->read_depth = (struct sq_depth){ &sq->rmu, &sq->rqueued };
+	sq->write_depth = (struct sq_depth) { &sq->mu, &sq->queued };
+	sq->read_depth = (struct sq_depth) { &sq->rmu, &sq->rqueued };
 	host->metric_gauge_fn(host, "loket_store_queue_depth", "Writes waiting for the writer.",
 	    sq_depth_cb, &sq->write_depth);
 	host->metric_gauge_fn(host, "loket_store_read_queue_depth",

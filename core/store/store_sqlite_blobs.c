@@ -61,8 +61,8 @@ sq_blob_fail(const char *what, const char *dir)
 }
 
 static enum store_result
-sq_blob_write(const char *data_dir, const void *data, size_t len, unsigned int flags,
-    char sha256_hex[65])
+sq_blob_write(
+    const char *data_dir, const void *data, size_t len, unsigned int flags, char sha256_hex[65])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char dir[4096], path[4200], tmp[4200];
@@ -137,8 +137,8 @@ sq_blob_sync_dir(const char *data_dir)
 }
 
 enum store_result
-sq_blob_put(const char *data_dir, const void *data, size_t len, unsigned int flags,
-    char sha256_hex[65])
+sq_blob_put(
+    const char *data_dir, const void *data, size_t len, unsigned int flags, char sha256_hex[65])
 {
 	return sq_blob_write(data_dir, data, len, flags, sha256_hex);
 }
@@ -171,8 +171,8 @@ sq_blob_get(const char *data_dir, const char *sha256_hex, void **data_r, size_t 
 		    strerror(errno));
 		return STORE_FAILED;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)) == NULL)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)
+	    || (buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)) == NULL)
 		goto fail;
 	while (got < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);

@@ -1,4 +1,4 @@
-/* store_sqlite_schema.c: the register's SQLite schema, as the migrations that build it, in order. */
+/* store_sqlite_schema.c: the register's SQLite schema, as the migrations that build it. */
 #include "config.h"
 
 #include "store_sqlite.h"

@@ -12,7 +12,7 @@ sq_timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task_id,
     sqlite3_int64 *next_r)
 {
 	static const char sql[] = "INSERT INTO timers (contact_id, task_id, kind, due_at, payload,"
-				  " rule, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	                          " rule, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 
 	if (st == NULL)
@@ -20,14 +20,14 @@ sq_timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task_id,
 	sqlite3_bind_int64(st, 1, contact_id);
 	if (task_id != 0)
 		sqlite3_bind_int64(st, 2, task_id);
-	bind_text(st, 3, kind);
+	sq_bind_text(st, 3, kind);
 	sqlite3_bind_int64(st, 4, due_at);
 	/* A payload register_apply wrote out as text already is bound as it is. */
 	if (json_is_string(payload))
-		bind_text(st, 5, json_string_value(payload));
+		sq_bind_text(st, 5, json_string_value(payload));
 	else
-		bind_dump(st, 5, payload, "{}");
-	bind_text(st, 6, rule);
+		sq_bind_dump(st, 5, payload, "{}");
+	sq_bind_text(st, 6, rule);
 	sqlite3_bind_int64(st, 7, now);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return -1;
@@ -44,9 +44,10 @@ sq_timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task_id,
 int
 sq_timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now, int acted)
 {
-	static const char sql_row[] = "SELECT t.contact_id, t.task_id, t.kind, k.status, k.department"
-				      " FROM timers t LEFT JOIN tasks k ON k.id = t.task_id"
-				      " WHERE t.id = ?1 AND t.status = 'pending'";
+	static const char sql_row[]
+	    = "SELECT t.contact_id, t.task_id, t.kind, k.status, k.department"
+	      " FROM timers t LEFT JOIN tasks k ON k.id = t.task_id"
+	      " WHERE t.id = ?1 AND t.status = 'pending'";
 	static const char sql[] = "UPDATE timers SET status = 'done', done_at = ?2 WHERE id = ?1";
 	sqlite3_int64 contact_id = 0, task_id = 0;
 	char kind[32] = "", task_status[16] = "", dep[128] = "", esc[64];
@@ -77,11 +78,14 @@ sq_timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now, int 
 	if (!pending || !acted)
 		return 0;
 	if (sq_event(c, LOKET_EVENT_TIMER_FIRED, now, contact_id, task_id,
-		"{\"timer\":%lld,\"kind\":\"%s\"}", (long long)timer_id,
-		sq_event_str(esc, sizeof(esc), kind)) < 0)
+	        "{\"timer\":%lld,\"kind\":\"%s\"}", (long long)timer_id,
+	        sq_event_str(esc, sizeof(esc), kind))
+	    < 0)
 		return -1;
-	if (strcmp(kind, "overdue") == 0 && strcmp(task_status, "open") == 0 &&
-	    sq_task_event(c, LOKET_EVENT_TASK_DUE, now, contact_id, task_id, has_dep ? dep : NULL) < 0)
+	if (strcmp(kind, "overdue") == 0 && strcmp(task_status, "open") == 0
+	    && sq_task_event(
+	           c, LOKET_EVENT_TASK_DUE, now, contact_id, task_id, has_dep ? dep : NULL)
+	        < 0)
 		return -1;
 	return 0;
 }
@@ -91,26 +95,28 @@ sq_op_timer_done(struct sq_conn *c, struct store_req *req)
 {
 	/* A timer closed without action (its contact moved on): no event to tell. */
 	if (sq_timer_done(c, json_integer_value(json_object_get(req->in, "id")),
-		json_integer_value(json_object_get(req->in, "at")), 0) < 0)
-		step_error(c, req, SQLITE_ERROR);
+	        json_integer_value(json_object_get(req->in, "at")), 0)
+	    < 0)
+		sq_step_error(c, req, SQLITE_ERROR);
 }
 
 /* Pending timers due by now, with what their firing needs to know of the contact. */
 void
 sq_op_timers_due(struct sq_conn *c, struct store_req *req)
 {
-	static const char sql[] = "SELECT t.id, t.contact_id, t.task_id, t.kind, t.due_at, t.payload,"
-				  " t.rule, c.status, k.status FROM timers t"
-				  " JOIN contacts c ON c.id = t.contact_id"
-				  " LEFT JOIN tasks k ON k.id = t.task_id"
-				  " WHERE t.status = 'pending' AND t.due_at <= ?1 ORDER BY t.due_at"
-				  " LIMIT ?2";
+	static const char sql[]
+	    = "SELECT t.id, t.contact_id, t.task_id, t.kind, t.due_at, t.payload,"
+	      " t.rule, c.status, k.status FROM timers t"
+	      " JOIN contacts c ON c.id = t.contact_id"
+	      " LEFT JOIN tasks k ON k.id = t.task_id"
+	      " WHERE t.status = 'pending' AND t.due_at <= ?1 ORDER BY t.due_at"
+	      " LIMIT ?2";
 	sqlite3_stmt *st = sq_stmt(c, sql);
 	json_t *items = json_array();
 
 	if (st == NULL) {
 		json_decref(items);
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(req->in, "now")));
@@ -118,14 +124,15 @@ sq_op_timers_due(struct sq_conn *c, struct store_req *req)
 	while (sqlite3_step(st) == SQLITE_ROW)
 		json_array_append_new(items,
 		    json_pack("{s:I, s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id",
-			(json_int_t)sqlite3_column_int64(st, 0), "contact_id",
-			(json_int_t)sqlite3_column_int64(st, 1), "task_id",
-			sqlite3_column_type(st, 2) == SQLITE_NULL ?
-			    json_null() :
-			    json_integer(sqlite3_column_int64(st, 2)),
-			"kind", col_text(st, 3), "due_at", (json_int_t)sqlite3_column_int64(st, 4),
-			"payload", col_json(st, 5), "rule", col_text(st, 6), "contact_status",
-			col_text(st, 7), "task_status", col_text(st, 8)));
+		        (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
+		        (json_int_t)sqlite3_column_int64(st, 1), "task_id",
+		        sqlite3_column_type(st, 2) == SQLITE_NULL
+		            ? json_null()
+		            : json_integer(sqlite3_column_int64(st, 2)),
+		        "kind", sq_col_text(st, 3), "due_at",
+		        (json_int_t)sqlite3_column_int64(st, 4), "payload", sq_col_json(st, 5),
+		        "rule", sq_col_text(st, 6), "contact_status", sq_col_text(st, 7),
+		        "task_status", sq_col_text(st, 8)));
 	sqlite3_reset(st);
 	req->out = json_pack("{s:o}", "items", items);
 }
