@@ -2,6 +2,7 @@
 who calls a route, repeated config sub-sections, and a build against the installed header
 alone (docs/plugins.md)."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -83,6 +84,43 @@ def test_a_token_route_tells_the_handler_its_caller_and_refuses_without_one(loke
     assert status == 401, body
     token = d.add_token("intake-web", "intake")
     assert [g["id"] for g in greetings(d, token)] == ["morning", "evening", "nacht-2"]
+
+
+# blobs ------------------------------------------------------------------------------------
+
+
+def test_a_plugin_reads_back_through_the_register_the_blob_it_kept(loketd):
+    """ABI 1.6: blob_get hands a plugin the bytes of a stored blob by their SHA-256, from
+    wherever the register keeps them; a name it does not keep (or no name at all) is an
+    error with a sentence, never a file outside the blobs."""
+    d = loketd(plugins=["hello"], extra=ORG_CONF)
+    token = d.add_token("beheer", "admin")
+    auth = {"Authorization": "Bearer " + token}
+    data = bytes(range(256)) * 40 + b"\x00einde"
+    status, _, body = d.request("POST", "/hello/blob", body=data,
+                                headers=dict(auth, **{"Content-Type": "application/pdf"}))
+    assert status == 201, body
+    sha = json.loads(body)["sha256"]
+    assert sha == hashlib.sha256(data).hexdigest()
+    status, headers, body = d.request("GET", "/hello/blob/" + sha, headers=auth)
+    assert status == 200, body
+    assert body == data
+    assert headers.get("Content-Type") == "application/octet-stream"
+    for name in ("0" * 64, sha.upper(), "loket.db", "..", sha[:63]):
+        status, headers, body = d.request("GET", "/hello/blob/" + name, headers=auth)
+        assert status == 404, (name, body)
+        assert headers.get("Content-Type") == "application/problem+json"
+        assert b"keeps no file with that SHA-256" in body, (name, body)
+    # A name that tries to leave the blobs never reaches a file.
+    status, _, body = d.request("GET", "/hello/blob/..%2f..%2floket.db", headers=auth)
+    assert status == 404 and b"SQLite" not in body, body
+    # Blobs may hold personal data: the example routes are for an admin only.
+    status, _, _ = d.request("GET", "/hello/blob/" + sha)
+    assert status == 401
+    agent = d.add_token("onthaal", "agent")
+    status, _, _ = d.request("GET", "/hello/blob/" + sha,
+                             headers={"Authorization": "Bearer " + agent})
+    assert status == 403
 
 
 # sub-sections ---------------------------------------------------------------------------
