@@ -274,6 +274,9 @@ replay_one_cb(json_t *stored, void *arg)
 	size_t i;
 
 	rp->seen++;
+	/* Rules see a stored contact as they see it live: the API's view of the row. */
+	contact_view(stored);
+	contact_view(doc);
 	json_object_set_new(doc, "status", json_string("open"));
 	json_object_set_new(doc, "line", json_integer(1));
 	decisions = rules_run(rp->rules, "contact", doc,
@@ -331,7 +334,7 @@ cmd_rules_replay(const struct conf *conf, int argc, char **argv)
 		.d = { .conf = (struct conf *)conf, .rules_hooks = &rulebook_register_hooks } };
 	struct units *units = NULL;
 	int64_t since = 0;
-	char *err = NULL;
+	const char *err = NULL;
 	const char *rule;
 	json_t *entry;
 	int rc;
@@ -354,7 +357,6 @@ cmd_rules_replay(const struct conf *conf, int argc, char **argv)
 		fprintf(stderr, "\r%60s\r", "");
 	if (rc < 0) {
 		fprintf(stderr, "loketctl: %s\n", err != NULL ? err : "replay failed");
-		free(err);
 	} else {
 		printf("replayed %zu contacts: %zu would be stored differently, %zu rule calls would "
 		       "fail\n",

@@ -221,8 +221,8 @@ loketd_start(struct loketd *d)
 	http_set_limits(d->http, &limits);
 	http_set_drained_cb(d->http, loketd_drained_cb, d);
 	if (store_open(d->base, d->metrics, d->conf, &d->store, &err) < 0) {
-		log_errorx("store", "cannot open the register path=%s: %s", d->conf->storage_path,
-		    err);
+		log_errorx("store", "cannot open the register driver=%s: %s",
+		    d->conf->storage_driver, err);
 		return -1;
 	}
 	d->store->fatal_hook = loketd_store_fatal_cb;
@@ -354,9 +354,16 @@ main(int argc, char *argv[])
 	tzset();
 	if (check_only) {
 		struct plugins *plugins = NULL;
+		const char *serr = NULL;
 
 		if (plugins_open(d.conf, &d, &plugins, &err) < 0) {
 			log_errorx("config", "%s", err);
+			conf_free(d.conf);
+			return 2;
+		}
+		if (store_check(d.conf, &serr) < 0) {
+			log_errorx("config", "%s", serr);
+			plugins_close(plugins);
 			conf_free(d.conf);
 			return 2;
 		}

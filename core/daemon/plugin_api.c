@@ -341,6 +341,28 @@ api_blob_sync(struct loket_plugin *self, char *error, size_t errlen)
 	return res == STORE_OK ? 0 : api_blob_fail(res, error, errlen);
 }
 
+static int
+api_blob_get(struct loket_plugin *self, const char *sha256_hex, void **data_r, size_t *len_r,
+    char *error, size_t errlen)
+{
+	enum store_result res;
+
+	(void)self;
+	if (sha256_hex == NULL || data_r == NULL || len_r == NULL) {
+		snprintf(error, errlen, "blob_get: no blob name or no place for the bytes");
+		return -1;
+	}
+	res = store_blob_get(NULL, sha256_hex, data_r, len_r);
+	if (res == STORE_OK)
+		return 0;
+	snprintf(error, errlen, "%s",
+	    res == STORE_NOT_FOUND ? "the register keeps no file with that SHA-256" :
+	    res == STORE_UNAVAILABLE ?
+				     "the register cannot read the file right now (it is closed)" :
+				     "the register could not read the file");
+	return -1;
+}
+
 /* A plugin hears the public part of an event, its own kinds only. */
 static int
 api_events_subscribe(struct loket_plugin *self, unsigned int kinds,
@@ -425,4 +447,6 @@ const struct loket_api api_table = {
 	/* 1.5: blobs */
 	.blob_put = api_blob_put,
 	.blob_sync = api_blob_sync,
+	/* 1.6: blob reads */
+	.blob_get = api_blob_get,
 };

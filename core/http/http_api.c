@@ -65,6 +65,8 @@ api_store_cb(struct store_req *sr, void *arg)
 	struct api_call *call = arg;
 
 	if (sr->result != STORE_OK) {
+		const char *detail = call->refused != NULL ? call->refused(call, sr) : NULL;
+
 		/* A read refused for its scope is recorded too: probing leaves a trace. */
 		if (sr->result == STORE_FORBIDDEN && call->audit_action[0] != '\0') {
 			char action[48];
@@ -73,7 +75,8 @@ api_store_cb(struct store_req *sr, void *arg)
 			auth_audit(call->d, call->req, action, call->audit_object);
 		}
 		http_add_header(call->req, "Cache-Control", "no-store");
-		http_problem(call->req, http_status_of_store(sr->result), sr->error);
+		http_problem(call->req, http_status_of_store(sr->result),
+		    detail != NULL ? detail : sr->error);
 		free(call);
 		return;
 	}

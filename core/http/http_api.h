@@ -18,6 +18,11 @@ struct api_call {
 	char audit_object[64];
 	/* Runs after a successful store request, before the answer (counts, events). */
 	void (*after)(struct api_call *call, struct store_req *sr);
+	/*
+	 * Runs when the store refused the request: words the problem from what
+	 * the store answered (sr->in, sr->out), or NULL to send sr->error.
+	 */
+	const char *(*refused)(struct api_call *call, struct store_req *sr);
 };
 
 /* http_api.c */

@@ -264,6 +264,40 @@ contacts_list(struct loket_http_req *req, void *arg)
 	api_submit(call, STORE_CONTACT_LIST, in);
 }
 
+/* The wall refused the move: the contact's organisation is what the store answered. */
+static const char *
+contacts_wall_refused(struct api_call *call, struct store_req *sr)
+{
+	const char *from = json_string_value(json_object_get(sr->out, "organisation"));
+	const char *to =
+	    json_string_value(json_object_get(json_object_get(sr->in, "set"), "organisation"));
+
+	(void)call;
+	if (sr->result != STORE_FORBIDDEN || from == NULL || to == NULL)
+		return NULL;
+	return util_error("department: this contact is confidential to organisation %s; it cannot "
+			  "go to a department of organisation %s",
+	    from, to);
+}
+
+/*
+ * The wall between organisations: a confidential contact moved or escalated
+ * stays in its organisation, unless a scope over every contact moves it.
+ * Whether it is confidential, and where, is known only to the store, inside
+ * the write: in asks it as a condition (expect, a filter like a scope).
+ */
+static void
+contacts_wall(struct api_call *call, json_t *in)
+{
+	const char *to =
+	    json_string_value(json_object_get(json_object_get(in, "set"), "organisation"));
+
+	if (to == NULL || json_is_true(json_object_get(json_object_get(in, "scope"), "all")))
+		return;
+	json_object_set_new(in, "expect", json_pack("{s:b, s:s}", "all", 0, "organisation", to));
+	call->refused = contacts_wall_refused;
+}
+
 static void
 contacts_patch(struct loket_http_req *req, void *arg)
 {
@@ -271,7 +305,7 @@ contacts_patch(struct loket_http_req *req, void *arg)
 		"priority", "tags", "party_conflict", NULL };
 	struct loketd *d = arg;
 	struct api_call *call;
-	json_t *body, *set, *probe, *doc = NULL, *v;
+	json_t *body, *set, *probe, *doc = NULL, *v, *in;
 	json_int_t id;
 	const char *key;
 	const char *error = NULL;
@@ -346,9 +380,11 @@ contacts_patch(struct loket_http_req *req, void *arg)
 		json_decref(set);
 		return;
 	}
-	api_submit(call, STORE_CONTACT_UPDATE,
-	    json_pack("{s:I, s:I, s:s, s:o, s:o}", "id", id, "at", (json_int_t)util_time_ms(),
-		"actor", auth_name(req), "scope", auth_scope(req), "set", set));
+	in = json_pack("{s:I, s:I, s:s, s:o, s:o}", "id", id, "at", (json_int_t)util_time_ms(),
+	    "actor", auth_name(req), "scope", auth_scope(req), "set", set);
+	if (in != NULL)
+		contacts_wall(call, in);
+	api_submit(call, STORE_CONTACT_UPDATE, in);
 }
 
 static void
@@ -418,6 +454,7 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 		json_decref(in);
 		return;
 	}
+	contacts_wall(call, in);
 	api_submit(call, STORE_CONTACT_UPDATE, in);
 }
 

@@ -53,11 +53,13 @@ static const struct conf_key conf_keys[] = {
 	{ "http", "timeout", CONF_DURATION, "30s", OFF(http_timeout_ms), NULL },
 	{ "http", "max_connections", CONF_COUNT, "1024", OFF(http_max_connections), NULL },
 	{ "http", "metrics_public", CONF_BOOL, "no", OFF(http_metrics_public), NULL },
-	{ "storage", "driver", CONF_CHOICE, "sqlite", OFF(storage_driver), "sqlite pgsql" },
+	{ "storage", "driver", CONF_STRING, "sqlite", OFF(storage_driver), NULL },
 	{ "storage", "path", CONF_PATH, "", OFF(storage_path), NULL },
 	{ "storage", "conninfo", CONF_STRING, "", OFF(storage_conninfo), NULL },
 	{ "storage", "durability", CONF_CHOICE, "full", 0, "full relaxed" },
 	{ "storage", "readers", CONF_COUNT, "4", OFF(storage_readers), NULL },
+	{ "storage", "pool", CONF_COUNT, "4", OFF(storage_pool), NULL },
+	{ "storage", "lease", CONF_DURATION, "30s", OFF(storage_lease_ms), NULL },
 	{ "rules", "dir", CONF_PATH, "", OFF(rules_dir), NULL },
 	{ "rules", "catalogue", CONF_PATH, "", OFF(rules_catalogue), NULL },
 	{ "rules", "instructions", CONF_COUNT, "1000000", OFF(rules_instructions), NULL },
@@ -514,6 +516,17 @@ conf_derive(struct conf *conf, const char **error_r)
 		*error_r = util_error("%s:%d: readers: expected 1 to %d reader threads, got %lld",
 		    conf->path, e != NULL ? e->line : 0, CONF_STORAGE_READERS_MAX,
 		    (long long)conf->storage_readers);
+		return -1;
+	}
+	/* The name becomes a file name, plugin_dir/store_NAME.so: nothing that leaves the folder. */
+	if (conf->storage_driver[0] == '\0' ||
+	    strspn(conf->storage_driver, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+		strlen(conf->storage_driver)) {
+		const struct conf_entry *e = conf_find(conf, "storage", "driver");
+
+		*error_r = util_printf("%s:%d: driver: expected sqlite or the NAME of a driver "
+				       "plugin_dir/store_NAME.so (a-z, 0-9, _), got '%s'",
+		    conf->path, e != NULL ? e->line : 0, conf->storage_driver);
 		return -1;
 	}
 	if (strcmp(conf->storage_driver, "pgsql") == 0 && conf->storage_conninfo[0] == '\0') {

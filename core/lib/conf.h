@@ -67,6 +67,8 @@ struct conf {
 	char *storage_conninfo;
 	enum conf_durability durability;
 	int64_t storage_readers; /* reader threads of the SQLite driver, 1..CONF_STORAGE_READERS_MAX */
+	int64_t storage_pool;      /* connections of a networked driver (pgsql) */
+	uint64_t storage_lease_ms; /* how long a node's lease on shared work lasts (pgsql) */
 
 	/* [rules] */
 	char *rules_dir;

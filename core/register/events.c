@@ -23,6 +23,7 @@
 #include "events.h"
 #include "log.h"
 #include "loketd.h"
+#include "register.h"
 #include "store.h"
 #include "util.h"
 
@@ -351,6 +352,8 @@ events_init(struct loketd *d)
 {
 	if (d->events == NULL && (d->events = events_new()) == NULL)
 		return -1;
+	d->store->view_hook = contact_view_req;
+	d->store->view_arg = d;
 	d->store->done_hook = events_store_done_cb;
 	d->store->done_arg = d;
 	return 0;

@@ -148,4 +148,13 @@ void register_describe(json_t *decision, char *buf, size_t len);
 void register_history_entry(json_t *entry, char *actor, size_t actor_len, char *detail,
     size_t detail_len);
 
+/* contact_view.c: the API's view of the driver's storage shape (docs/storage.md). */
+struct store_req;
+/* A contact row (with its history and tasks, if any) as the API shows it, in place. */
+void contact_view(json_t *contact);
+/* A task row as the API shows it, in place. */
+void task_view(json_t *task);
+/* The store's view_hook: the API view of a completed request's out, by request kind. */
+void contact_view_req(struct store_req *req, void *arg);
+
 #endif

@@ -1,13 +1,21 @@
-/* store.c: picks the storage driver and carries requests to it and back. */
+/* store.c: finds the storage driver (built in or plugin_dir/store_NAME.so), hands it the host table, carries requests to it and back. */
 #include "config.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf.h"
+#include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -23,57 +31,315 @@ static const struct store_driver *const store_drivers[] = {
 static pthread_rwlock_t store_blob_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct store *store_blob_store;
 
-static const struct store_driver *
-store_driver_find(const char *name)
+/* The [storage] keys a driver reads through the host table, as written or defaulted. */
+static const char *
+store_host_conf_get(const struct loket_store_host *host, const char *key)
 {
+	const struct store *s = (const struct store *)host;
+	const char *v = json_string_value(json_object_get(s->settings, key));
+
+	return v != NULL ? v : "";
+}
+
+static int64_t
+store_host_conf_int(const struct loket_store_host *host, const char *key)
+{
+	const struct store *s = (const struct store *)host;
+	json_t *v = json_object_get(s->settings_int, key);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+static void
+store_host_log(enum loket_log_level level, const char *subsystem, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vemit(level, subsystem, fmt, ap);
+	va_end(ap);
+}
+
+static void
+store_host_fatal(const struct loket_store_host *host)
+{
+	const struct store *s = (const struct store *)host;
+
+	if (s->fatal_hook != NULL)
+		s->fatal_hook(s->fatal_arg);
+}
+
+static struct loket_store_metric *
+store_host_metric(const struct loket_store_host *host, enum loket_store_metric_type type,
+    const char *name, const char *help, const char *labels, const double *bounds, size_t nbounds)
+{
+	const struct store *s = (const struct store *)host;
+	enum metric_type t = type == LOKET_STORE_METRIC_COUNTER ? METRIC_COUNTER :
+	    type == LOKET_STORE_METRIC_GAUGE                    ? METRIC_GAUGE :
+	                                                          METRIC_HISTOGRAM;
+
+	if (s->metrics == NULL)
+		return NULL;
+	if (t == METRIC_HISTOGRAM && bounds == NULL) {
+		bounds = metrics_latency_bounds;
+		nbounds = metrics_latency_nbounds;
+	}
+	return (struct loket_store_metric *)metrics_series(
+	    s->metrics, t, name, help, labels != NULL ? labels : "", bounds, nbounds);
+}
+
+static void
+store_host_metric_add(struct loket_store_metric *m, double v)
+{
+	if (m != NULL)
+		metrics_add((struct metric_series *)m, v);
+}
+
+static void
+store_host_metric_observe(struct loket_store_metric *m, double v)
+{
+	if (m != NULL)
+		metrics_observe((struct metric_series *)m, v);
+}
+
+static int
+store_host_metric_gauge_fn(const struct loket_store_host *host, const char *name,
+    const char *help, double (*fn)(void *arg), void *arg)
+{
+	const struct store *s = (const struct store *)host;
+
+	if (s->metrics == NULL)
+		return 0;
+	return metrics_gauge_fn(s->metrics, name, help, "", fn, arg);
+}
+
+/*
+ * Copies what a driver may read of [storage] into s: the store outlives the
+ * config snapshot it was opened with (a reload replaces it).
+ */
+static int
+store_settings(struct store *s, const struct conf *conf)
+{
+	if ((s->settings = json_object()) == NULL || (s->settings_int = json_object()) == NULL)
+		return -1;
+	for (size_t i = 0; i < conf->nentries; i++) {
+		const struct conf_entry *e = &conf->entries[i];
+
+		if (strcmp(e->section, "storage") == 0 && e->key[0] != '\0' &&
+		    json_object_set_new(s->settings, e->key, json_string(e->value)) < 0)
+			return -1;
+	}
+	/* The values conf.c resolved or parsed win over the text as written. */
+	if (json_object_set_new(s->settings, "driver", json_string(conf->storage_driver)) < 0 ||
+	    json_object_set_new(s->settings, "path", json_string(conf->storage_path)) < 0 ||
+	    json_object_set_new(s->settings, "conninfo", json_string(conf->storage_conninfo)) < 0 ||
+	    json_object_set_new(s->settings, "durability",
+		json_string(conf->durability == CONF_DURABILITY_RELAXED ? "relaxed" : "full")) < 0 ||
+	    json_object_set_new(s->settings_int, "readers", json_integer(conf->storage_readers)) < 0 ||
+	    json_object_set_new(s->settings_int, "pool", json_integer(conf->storage_pool)) < 0 ||
+	    json_object_set_new(s->settings_int, "lease",
+		json_integer((json_int_t)conf->storage_lease_ms)) < 0)
+		return -1;
+	return 0;
+}
+
+/* A store without a driver yet: the host table filled in, the settings copied. */
+static struct store *
+store_new(struct event_base *base, struct metrics *metrics, const struct conf *conf)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->dl_fd = -1;
+	s->base = base;
+	s->metrics = metrics;
+	if ((s->data_dir = strdup(conf->data_dir)) == NULL || store_settings(s, conf) < 0) {
+		json_decref(s->settings);
+		json_decref(s->settings_int);
+		free(s->data_dir);
+		free(s);
+		return NULL;
+	}
+	s->host.size = sizeof(s->host);
+	s->host.abi_major = LOKET_STORE_ABI_MAJOR;
+	s->host.abi_minor = LOKET_STORE_ABI_MINOR;
+	s->host.base = base;
+	s->host.data_dir = s->data_dir;
+	s->host.conf_get = store_host_conf_get;
+	s->host.conf_int = store_host_conf_int;
+	s->host.log = store_host_log;
+	s->host.req_fail = store_req_fail;
+	s->host.req_event = store_req_event;
+	s->host.req_complete = store_req_complete;
+	s->host.fatal = store_host_fatal;
+	s->host.op_name = store_op_name;
+	s->host.event_name = store_event_name;
+	s->host.op_is_write = store_op_is_write;
+	s->host.metric = store_host_metric;
+	s->host.metric_add = store_host_metric_add;
+	s->host.metric_observe = store_host_metric_observe;
+	s->host.metric_gauge_fn = store_host_metric_gauge_fn;
+	return s;
+}
+
+/* Unloads the driver and frees s; the driver is closed already. */
+static void
+store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->dl != NULL)
+		dlclose(s->dl);
+	if (s->dl_fd >= 0)
+		close(s->dl_fd);
+	json_decref(s->settings);
+	json_decref(s->settings_int);
+	free(s->data_dir);
+	free(s);
+}
+
+/*
+ * Loads plugin_dir/store_NAME.so for s. The file is checked as opened, not
+ * by name (O_NOFOLLOW, fstat), and dlopen()ed as /proc/self/fd/N, so a file
+ * swapped after the check cannot be the one that runs (as plugins are).
+ */
+static int
+store_driver_load(struct store *s, const struct conf *conf, const char **error_r)
+{
+	const char *name = conf->storage_driver;
+	const struct store_driver *d;
+	char dir[PATH_MAX], path[PATH_MAX + 64], fdpath[64];
+	struct stat st;
+
+	if (realpath(conf->plugin_dir, dir) == NULL) {
+		*error_r = util_error("storage driver %s: cannot open plugin_dir %s: %s", name,
+		    conf->plugin_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/store_%s.so", dir, name);
+	if ((s->dl_fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0) {
+		if (errno == ENOENT)
+			*error_r = util_error("storage driver %s: no file %s; install the driver "
+					      "there or set [storage] driver = sqlite",
+			    name, path);
+		else if (errno == ELOOP)
+			*error_r = util_error("storage driver %s: file %s is a symbolic link; "
+					      "refusing to load it (install the file itself)",
+			    name, path);
+		else
+			*error_r = util_error("storage driver %s: cannot open file %s: %s", name,
+			    path, strerror(errno));
+		return -1;
+	}
+	if (fstat(s->dl_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		*error_r = util_error("storage driver %s: file %s is not a regular file", name, path);
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || (st.st_uid != 0 && st.st_uid != geteuid())) {
+		*error_r = util_error("storage driver %s: file %s is writable by others or owned by "
+				      "another user; refusing to load it",
+		    name, path);
+		return -1;
+	}
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", s->dl_fd);
+	dlerror();
+	if ((s->dl = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		*error_r = util_error("storage driver %s: cannot load %s: %s", name, path, dlerror());
+		return -1;
+	}
+	if ((d = dlsym(s->dl, LOKET_STORE_DRIVER_SYMBOL)) == NULL) {
+		*error_r = util_error("storage driver %s: %s has no symbol '%s'; is it a loket "
+				      "storage driver?",
+		    name, path, LOKET_STORE_DRIVER_SYMBOL);
+		return -1;
+	}
+	if (d->abi_major != LOKET_STORE_ABI_MAJOR || d->abi_minor > LOKET_STORE_ABI_MINOR) {
+		*error_r = util_error("storage driver %s: %s was built for storage ABI %u.%u, but "
+				      "this loketd speaks %d.%d; rebuild the driver%s",
+		    name, path, d->abi_major, d->abi_minor, LOKET_STORE_ABI_MAJOR,
+		    LOKET_STORE_ABI_MINOR,
+		    d->abi_major == LOKET_STORE_ABI_MAJOR ? " or upgrade loketd" : "");
+		return -1;
+	}
+	if (d->name == NULL || strcmp(d->name, name) != 0 || d->open == NULL ||
+	    d->submit == NULL || d->close == NULL) {
+		*error_r = util_error("storage driver %s: %s does not fill its table (name '%s', "
+				      "open, submit and close are required)",
+		    name, path, d->name != NULL ? d->name : "");
+		return -1;
+	}
+	s->driver = d;
+	return 0;
+}
+
+/* A store with its driver found (built in or loaded), not opened. */
+static struct store *
+store_prepare(struct event_base *base, struct metrics *metrics, const struct conf *conf,
+    const char **error_r)
+{
+	struct store *s = store_new(base, metrics, conf);
+
+	if (s == NULL) {
+		*error_r = "out of memory";
+		return NULL;
+	}
 	for (size_t i = 0; i < sizeof(store_drivers) / sizeof(store_drivers[0]); i++)
-		if (strcmp(store_drivers[i]->name, name) == 0)
-			return store_drivers[i];
-	return NULL;
+		if (strcmp(store_drivers[i]->name, conf->storage_driver) == 0)
+			s->driver = store_drivers[i];
+	if (s->driver == NULL && store_driver_load(s, conf, error_r) < 0) {
+		store_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+int
+store_check(const struct conf *conf, const char **error_r)
+{
+	struct store *s = store_prepare(NULL, NULL, conf, error_r);
+
+	if (s == NULL)
+		return -1;
+	store_free(s);
+	return 0;
 }
 
 int
 store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
-    void *arg, char **error_r)
+    void *arg, const char **error_r)
 {
-	const struct store_driver *driver = store_driver_find(conf->storage_driver);
+	struct store *s = store_prepare(NULL, NULL, conf, error_r);
+	int rc;
 
-	*error_r = NULL;
-	if (driver == NULL || driver->replay == NULL) {
-		*error_r = util_printf("rules replay reads the register through its storage driver; "
-		                       "driver %s %s",
-		    conf->storage_driver, driver == NULL ? "is not built in" : "cannot replay");
+	if (s == NULL)
+		return -1;
+	if (s->driver->replay == NULL) {
+		*error_r = util_error("rules replay reads the register through its storage driver; "
+				      "driver %s cannot replay",
+		    conf->storage_driver);
+		store_free(s);
 		return -1;
 	}
-	return driver->replay(conf, since_ms, cb, arg, error_r);
+	rc = s->driver->replay(&s->host, since_ms, cb, arg, error_r);
+	if (rc < 0)
+		*error_r = util_error("%s", *error_r != NULL ? *error_r : "the driver did not say why");
+	store_free(s);
+	return rc;
 }
 
 int
 store_open(struct event_base *base, struct metrics *metrics, const struct conf *conf,
     struct store **store_r, const char **error_r)
 {
-	const struct store_driver *driver = store_driver_find(conf->storage_driver);
-	struct store *s;
+	struct store *s = store_prepare(base, metrics, conf, error_r);
 
-	if (driver == NULL) {
-		*error_r = "no such storage driver (pgsql needs the store_pgsql plugin)";
+	if (s == NULL)
 		return -1;
-	}
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		*error_r = "out of memory";
-		return -1;
-	}
-	s->driver = driver;
-	s->base = base;
-	s->metrics = metrics;
-	if ((s->data_dir = strdup(conf->data_dir)) == NULL) {
-		free(s);
-		*error_r = "out of memory";
-		return -1;
-	}
-	if (s->driver->open(s, conf, error_r) < 0) {
-		free(s->data_dir);
-		free(s);
+	if (s->driver->open(&s->host, &s->impl, error_r) < 0) {
+		/* The sentence may live in the driver's file, unmapped by store_free. */
+		*error_r = util_error("%s", *error_r != NULL ? *error_r : "the driver did not say why");
+		store_free(s);
 		return -1;
 	}
 	pthread_rwlock_wrlock(&store_blob_lock);
@@ -92,9 +358,8 @@ store_close(struct store *s)
 	if (store_blob_store == s)
 		store_blob_store = NULL;
 	pthread_rwlock_unlock(&store_blob_lock);
-	s->driver->close(s);
-	free(s->data_dir);
-	free(s);
+	s->driver->close(s->impl);
+	store_free(s);
 }
 
 enum store_result
@@ -109,7 +374,7 @@ store_blob_put(struct store *s, const void *data, size_t len, unsigned int flags
 	t = s != NULL ? s : store_blob_store;
 	if (t != NULL)
 		res = t->driver->blob_put != NULL ?
-			t->driver->blob_put(t, data, len, flags, sha256_hex) : STORE_FAILED;
+			t->driver->blob_put(t->impl, data, len, flags, sha256_hex) : STORE_FAILED;
 	pthread_rwlock_unlock(&store_blob_lock);
 	return res;
 }
@@ -123,7 +388,24 @@ store_blob_sync(struct store *s)
 	pthread_rwlock_rdlock(&store_blob_lock);
 	t = s != NULL ? s : store_blob_store;
 	if (t != NULL)
-		res = t->driver->blob_sync != NULL ? t->driver->blob_sync(t) : STORE_OK;
+		res = t->driver->blob_sync != NULL ? t->driver->blob_sync(t->impl) : STORE_OK;
+	pthread_rwlock_unlock(&store_blob_lock);
+	return res;
+}
+
+enum store_result
+store_blob_get(struct store *s, const char *sha256_hex, void **data_r, size_t *len_r)
+{
+	enum store_result res = STORE_UNAVAILABLE;
+	struct store *t;
+
+	*data_r = NULL;
+	*len_r = 0;
+	pthread_rwlock_rdlock(&store_blob_lock);
+	t = s != NULL ? s : store_blob_store;
+	if (t != NULL)
+		res = t->driver->blob_get != NULL ?
+			t->driver->blob_get(t->impl, sha256_hex, data_r, len_r) : STORE_NOT_FOUND;
 	pthread_rwlock_unlock(&store_blob_lock);
 	return res;
 }
@@ -133,7 +415,7 @@ store_health(struct store *s, const char **why_r)
 {
 	if (s == NULL || s->driver->health == NULL)
 		return 0;
-	return s->driver->health(s, why_r);
+	return s->driver->health(s->impl, why_r);
 }
 
 void
@@ -141,7 +423,7 @@ store_submit(struct store *s, struct store_req *req)
 {
 	req->queued_ns = util_now_ns();
 	req->store = s;
-	s->driver->submit(s, req);
+	s->driver->submit(s->impl, req);
 }
 
 struct store_req *
@@ -267,68 +549,13 @@ store_req_fail(struct store_req *req, enum store_result result, const char *fmt,
 	req->nevents = 0;
 }
 
-/*
- * A new contact as the API shows it, built on the loop from what was
- * written and the few values the driver assigned (id, reference, party):
- * the storage thread, which every write waits for, does not spend its time
- * on JSON, and the memory is let go on the thread that allocated it.
- */
-static json_t *
-store_contact_view(json_t *in, json_t *assigned)
-{
-	static const char *const nullable[] = { "answer", "product", "department", "language",
-		"location", "handled_at", "assignee", NULL };
-	static const char *const internal[] = { "task", "timers", "history", "outbox", "handled",
-		"party", "message", "keys", "idempotency", NULL };
-	json_t *out = json_copy(in), *party_id = json_object_get(assigned, "party_id");
-	char when[40];
-
-	if (out == NULL)
-		return NULL;
-	util_time_format(json_integer_value(json_object_get(in, "received_at")), when, sizeof(when));
-	/* What rules added travels to the store, not back to the client. */
-	for (size_t i = 0; internal[i] != NULL; i++)
-		json_object_del(out, internal[i]);
-	json_object_set(out, "id", json_object_get(assigned, "id"));
-	json_object_set(out, "reference", json_object_get(assigned, "reference"));
-	json_object_set_new(out, "received_at", json_string(when));
-	json_object_set_new(out, "updated_at", json_string(when));
-	if (json_is_true(json_object_get(in, "handled")))
-		json_object_set_new(out, "handled_at", json_string(when));
-	for (size_t i = 0; nullable[i] != NULL; i++)
-		if (json_object_get(out, nullable[i]) == NULL)
-			json_object_set_new(out, nullable[i], json_null());
-	json_object_set(out, "party_id", party_id != NULL ? party_id : json_null());
-	json_object_set_new(out, "party",
-	    json_is_integer(party_id) ?
-		json_pack("{s:O, s:O}", "id", party_id, "name",
-		    json_object_get(assigned, "party_name") != NULL ?
-			json_object_get(assigned, "party_name") :
-			json_null()) :
-		json_null());
-	json_object_set(out, "reply_to", json_object_get(assigned, "reply_to") != NULL ?
-		json_object_get(assigned, "reply_to") : json_null());
-	json_object_set(out, "party_conflict", json_object_get(assigned, "party_conflict") != NULL ?
-		json_object_get(assigned, "party_conflict") : json_null());
-	if (json_object_get(assigned, "timers_next") != NULL)
-		json_object_set(out, "timers_next", json_object_get(assigned, "timers_next"));
-	return out;
-}
-
 void
 store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
 
-	if (req->op == STORE_CONTACT_CREATE && req->result == STORE_OK && req->out != NULL &&
-	    !json_is_true(json_object_get(req->out, "duplicate"))) {
-		json_t *view = store_contact_view(req->in, req->out);
-
-		json_decref(req->out);
-		req->out = view;
-		if (view == NULL)
-			store_req_fail(req, STORE_UNAVAILABLE, "out of memory");
-	}
+	if (s != NULL && s->view_hook != NULL)
+		s->view_hook(req, s->view_arg);
 	if (s != NULL && s->done_hook != NULL && store_op_is_write(req->op))
 		s->done_hook(req, s->done_arg);
 	if (req->cb != NULL)

@@ -1,11 +1,11 @@
 /*
- * store.h: the register's storage interface: requests in, completions on the loop.
+ * store.h: the core's side of the register's storage: open, submit, close.
  *
- * One vtable per driver, one file each (store_sqlite.c is built in). A
- * request carries a JSON document in and gets one out; writes are queued
- * to the driver's writer and complete on the loop only after the
- * transaction holding them is durable (group commit); reads may complete
- * before store_submit returns.
+ * The driver contract (request kinds, results, the driver table, the host
+ * table) is public, in include/loket/store.h, so that a driver can be built
+ * outside the tree; docs/storage.md states every request kind. A request
+ * carries a JSON document in and gets one out; writes complete on the loop
+ * only once durable; reads may complete before store_submit returns.
  */
 #ifndef LOKET_STORE_H
 #define LOKET_STORE_H
@@ -14,136 +14,36 @@
 #include <stdint.h>
 
 #include "loket/plugin.h"
+#include "loket/store.h"
 
 struct conf;
 struct event_base;
 struct metrics;
-struct store;
-
-enum store_op {
-	/* writes */
-	STORE_CONTACT_CREATE,
-	STORE_CONTACT_UPDATE,
-	STORE_TASK_DONE,
-	STORE_TOKEN_PUT,
-	STORE_TOKEN_REVOKE,
-	STORE_AUDIT,
-	STORE_TIMER_DONE,
-	STORE_MESSAGE_ADD,
-	STORE_OUTBOX_DONE,
-	STORE_PARTY_UPDATE,
-	STORE_PARTY_MERGE,
-	/* reads */
-	STORE_CONTACT_GET,
-	STORE_CONTACT_LIST,
-	STORE_PARTY_GET,
-	STORE_PARTY_FIND,
-	STORE_PARTY_CONTACTS,
-	STORE_TASK_LIST,
-	STORE_TOKEN_LIST,
-	STORE_COUNTS,
-	STORE_TIMERS_DUE,
-	STORE_TIMERS_NEXT,
-	STORE_MESSAGE_LIST,
-	STORE_THREAD_FIND,
-	STORE_OUTBOX_DUE,
-	STORE_OUTBOX_NEXT,
-	STORE_EVENTS_AFTER,
-	STORE_OP_COUNT,
-};
 
 /*
- * A register event a write made, stored in the same transaction as the
- * write (so its id is durable once the write is) and handed back with the
- * completion. payload is the JSON text as stored: ids and statuses only.
+ * The core's side of an open register. The host table comes first so that
+ * the host functions find the store from the table the driver passes back.
  */
-#define STORE_EVENT_PAYLOAD 192
-struct store_event {
-	int64_t id;
-	int64_t at;
-	enum loket_event_kind kind;
-	int64_t contact_id; /* 0: none */
-	int64_t task_id;    /* 0: none */
-	char payload[STORE_EVENT_PAYLOAD];
-};
-
-/*
- * What became of a request, in storage words: the HTTP layer alone turns
- * it into a status (http_api.c api_store_status()).
- */
-enum store_result {
-	STORE_OK = 0,
-	STORE_NOT_FOUND,
-	/*
-	 * The filter the caller passed excludes it: the driver applies the
-	 * filter it is given as data; what filter a role gets is decided above.
-	 */
-	STORE_FORBIDDEN,
-	STORE_CONFLICT,    /* the record's state forbids it; out holds {"status": the current one} */
-	STORE_INVALID,     /* the request contradicts what is stored (merge a party with itself) */
-	STORE_UNAVAILABLE, /* nothing was stored; retry later */
-	STORE_FAILED,      /* the driver failed; the cause is in the log, never in error */
-};
-
-struct store_req {
-	enum store_op op;
-	json_t *in;  /* owned by the request */
-	json_t *out; /* set by the driver; owned by the request */
-	enum store_result result;
-	/* With a result other than STORE_OK: a sentence for a person, never storage error text. */
-	char error[256];
-	void (*cb)(struct store_req *req, void *arg); /* NULL: nobody waits */
-	void *arg;
-	uint64_t queued_ns;
-	uint64_t commit_ns;   /* how long the commit holding this write took */
-	unsigned int batch; /* set on the first request of each batch: its size */
-	int commit_rc; /* with batch: 0 when the batch committed, else the driver's error */
-	struct store_req *next;
-	struct store *store; /* set by store_submit */
-	/* Set by the driver on a write that completed: the events it stored, in id order. */
-	struct store_event *events;
-	size_t nevents;
-};
-
-struct store_driver {
-	const char *name;
-	int (*open)(struct store *s, const struct conf *conf, const char **error_r);
-	void (*submit)(struct store *s, struct store_req *req);
-	/* Finishes what is queued, then closes. */
-	void (*close)(struct store *s);
-	/* 0 when the register can commit; -1 with *why_r (a sentence) when it cannot. */
-	int (*health)(struct store *s, const char **why_r);
-	/*
-	 * Every contact received since since_ms, in id order, read-only and
-	 * without an open store (beside a running daemon); cb returning -1
-	 * stops. -1 with *error_r (allocated) when the register cannot be read.
-	 * NULL: the driver cannot replay.
-	 */
-	int (*replay)(const struct conf *conf, int64_t since_ms,
-	    int (*cb)(json_t *contact, void *arg), void *arg, char **error_r);
-	/*
-	 * Keeps bytes under the name of their SHA-256 (lower-case hex in
-	 * sha256_hex), unless the same bytes are kept already; durable on
-	 * STORE_OK unless flags has STORE_BLOB_DEFER_SYNC (then blob_sync
-	 * makes it durable). Called from any thread, concurrently; logs the
-	 * cause of a failure. STORE_UNAVAILABLE: the disk is full.
-	 */
-	enum store_result (*blob_put)(struct store *s, const void *data, size_t len,
-	    unsigned int flags, char sha256_hex[65]);
-	/* Makes every blob put with STORE_BLOB_DEFER_SYNC before this call durable. */
-	enum store_result (*blob_sync)(struct store *s);
-};
-
-#define STORE_BLOB_DEFER_SYNC 0x1
-
 struct store {
+	struct loket_store_host host;
 	const struct store_driver *driver;
-	char *data_dir; /* the config's, copied at open: where a driver keeps its files */
+	void *impl;   /* the driver's, from its open */
+	void *dl;     /* a loaded driver's dlopen handle; NULL for the built-in one */
+	int dl_fd;    /* its checked file, open while loaded; -1 when none */
+	json_t *settings;     /* [storage] as text, copied at open: host.conf_get */
+	json_t *settings_int; /* its numeric keys, parsed: host.conf_int */
+	char *data_dir; /* the config's, copied at open */
 	struct event_base *base;
 	struct metrics *metrics;
-	void *impl;
 	/*
-	 * Called on the loop for every completed write, stored or not, before
+	 * Called on the loop for every completed request first: turns what the
+	 * driver returned (the storage shape) into what callers see
+	 * (contact_view_req in the register).
+	 */
+	void (*view_hook)(struct store_req *req, void *arg);
+	void *view_arg;
+	/*
+	 * Called on the loop for every completed write, stored or not, after view_hook and before
 	 * its callback: the register publishes the write's events from here.
 	 * The store knows nobody above it but this pointer.
 	 */
@@ -168,11 +68,17 @@ void store_close(struct store *s);
 int store_health(struct store *s, const char **why_r);
 /*
  * Every contact received since since_ms, in id order, from the register
- * conf names, read-only (loketctl rules replay). -1 with *error_r
- * (allocated) when it cannot be read.
+ * conf names, read-only (loketctl rules replay). -1 with *error_r when it
+ * cannot be read.
  */
 int store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contact, void *arg),
-    void *arg, char **error_r);
+    void *arg, const char **error_r);
+/*
+ * Finds the driver conf names without opening the register (loketd -t):
+ * the built-in one, or plugin_dir/store_NAME.so, loaded, its ABI checked,
+ * and unloaded. -1 with *error_r naming the file and what is wrong.
+ */
+int store_check(const struct conf *conf, const char **error_r);
 /*
  * Keeps bytes as a blob named by their SHA-256 (staff attachments, mail
  * intake, plugins). s NULL: the register this process opened last and has
@@ -184,6 +90,12 @@ enum store_result store_blob_put(struct store *s, const void *data, size_t len,
     unsigned int flags, char sha256_hex[65]);
 /* Makes the blobs put with STORE_BLOB_DEFER_SYNC so far durable; s as for store_blob_put. */
 enum store_result store_blob_sync(struct store *s);
+/*
+ * The bytes of the blob sha256_hex in *data_r (free() them) and *len_r;
+ * s as for store_blob_put. STORE_NOT_FOUND: no such blob. Thread-safe.
+ */
+enum store_result store_blob_get(struct store *s, const char *sha256_hex, void **data_r,
+    size_t *len_r);
 /* Takes over req; req->cb runs on the loop, then the request is freed. */
 void store_submit(struct store *s, struct store_req *req);
 /* Takes over in. */

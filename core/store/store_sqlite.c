@@ -34,9 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf.h"
 #include "log.h"
-#include "metrics.h"
 #include "store_sqlite.h"
 #include "util.h"
 
@@ -62,8 +60,14 @@ struct sq_reader {
 	int started;
 };
 
+/* One queue's depth under its lock, for the two queue gauges. */
+struct sq_depth {
+	pthread_mutex_t *mu;
+	size_t *n;
+};
+
 struct sq_store {
-	struct store *store;
+	const struct loket_store_host *host;
 	struct sq_conn writer;
 	/* The loop's own read-only connection, for the reads answered inline (sq_read_inline). */
 	struct sq_conn reader;
@@ -96,11 +100,12 @@ struct sq_store {
 	int commit_allowed; /* writer thread: set only around its own COMMIT */
 	unsigned long checkpoint_failures, checkpoint_failures_counted;
 	struct event *done_ev;
-	struct metric_series *batch_size;
-	struct metric_series *commit_latency;
-	struct metric_series *commits;
-	struct metric_series *commit_failures;
-	struct metric_series *checkpoint_failed;
+	struct loket_store_metric *batch_size;
+	struct loket_store_metric *commit_latency;
+	struct loket_store_metric *commits;
+	struct loket_store_metric *commit_failures;
+	struct loket_store_metric *checkpoint_failed;
+	struct sq_depth write_depth, read_depth; /* what the queue gauges read */
 };
 
 /*
@@ -129,8 +134,8 @@ sq_stmt(struct sq_conn *c, const char *sql)
 	}
 	if (i == SQ_STMT_CACHE)
 		return NULL;
-	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->cache[i].stmt,
-		NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->cache[i].stmt, NULL)
+	    != SQLITE_OK) {
 		log_errorx("store", "cannot prepare a statement: %s", sqlite3_errmsg(c->db));
 		return NULL;
 	}
@@ -196,25 +201,27 @@ sq_pragma_text(sqlite3 *db, const char *sql, char *buf, size_t len)
  * Refuses a file that is not ours before anything is written to it: a
  * foreign or corrupt database is never turned into a register.
  */
-static const char *
-sq_check_identity(sqlite3 *db, int *version_r)
+static int
+sq_check_identity(sqlite3 *db, int *version_r, const char **error_r)
 {
 	int app_id = 0, tables = 0;
 
-	if (sq_pragma_int(db, "PRAGMA application_id", &app_id) < 0 ||
-	    sq_pragma_int(db, "PRAGMA user_version", version_r) < 0 ||
-	    sq_pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables) < 0)
-		return "the file is not an SQLite database or is corrupt; it was left untouched";
-	if (app_id != 0 && app_id != SQ_APPLICATION_ID)
-		return "the file is an SQLite database of another application; it was left "
-		       "untouched";
-	if (app_id == 0 && tables > 0)
-		return "the file is an SQLite database that is not a loket register; it was "
-		       "left untouched";
-	if (*version_r > sq_schema_version)
-		return "the register was written by a newer loketd (its schema is newer than "
-		       "this loketd knows); it was left untouched";
-	return NULL;
+	if (sq_pragma_int(db, "PRAGMA application_id", &app_id) < 0
+	    || sq_pragma_int(db, "PRAGMA user_version", version_r) < 0
+	    || sq_pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables) < 0)
+		*error_r = "the file is not an SQLite database or is corrupt; it was left untouched";
+	else if (app_id != 0 && app_id != SQ_APPLICATION_ID)
+		*error_r = "the file is an SQLite database of another application; it was left "
+			   "untouched";
+	else if (app_id == 0 && tables > 0)
+		*error_r = "the file is an SQLite database that is not a loket register; it was "
+			   "left untouched";
+	else if (*version_r > sq_schema_version)
+		*error_r = "the register was written by a newer loketd (its schema is newer than "
+			   "this loketd knows); it was left untouched";
+	else
+		return 0;
+	return -1;
 }
 
 static int
@@ -247,44 +254,46 @@ sq_migrate(struct sq_conn *c, int from, const char **error_r)
 }
 
 static int
-sq_open_writer(struct sq_store *sq, const struct conf *conf, const char **error_r)
+sq_open_writer(struct sq_store *sq, const char **error_r)
 {
 	sqlite3 *db = NULL;
 	char mode[16] = "";
-	int version = 0, sync = -1, want = conf->durability == CONF_DURABILITY_FULL ? 2 : 1;
-	const char *why;
+	int version = 0, sync = -1,
+	    want = strcmp(sq->host->conf_get(sq->host, "durability"), "relaxed") == 0 ? 1 : 2;
 
-	if (sqlite3_open_v2(conf->storage_path, &db,
-		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		*error_r = db != NULL ? sqlite3_errmsg(db) : "cannot open the register";
-		log_errorx("store", "cannot open path=%s: %s", conf->storage_path, *error_r);
+	if (sqlite3_open_v2(sq->path, &db,
+	        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
+	    != SQLITE_OK) {
+		/* SQLite's text names the file and its cause: the log's, not the sentence's. */
+		log_errorx("store", "cannot open path=%s: %s", sq->path,
+		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
 		*error_r = "cannot open the register file";
 		sqlite3_close(db);
 		return -1;
 	}
 	sq->writer.db = db;
 	sqlite3_busy_timeout(db, 5000);
-	if ((why = sq_check_identity(db, &version)) != NULL) {
-		*error_r = why;
+	if (sq_check_identity(db, &version, error_r) < 0)
 		return -1;
-	}
-	if (sq_pragma_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) < 0 ||
-	    strcmp(mode, "wal") != 0) {
+	if (sq_pragma_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) < 0
+	    || strcmp(mode, "wal") != 0) {
 		*error_r = "the register cannot use write-ahead logging (journal_mode=WAL)";
 		return -1;
 	}
-	sq_exec(&sq->writer, want == 2 ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+	sq_exec(
+	    &sq->writer, want == 2 ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 	if (sq_pragma_int(db, "PRAGMA synchronous", &sync) < 0 || sync < want) {
 		*error_r = "SQLite refused synchronous=FULL; set [storage] durability = relaxed "
-			   "to run without it";
+		           "to run without it";
 		return -1;
 	}
 	sq_exec(&sq->writer, "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY");
 	if (sq_migrate(&sq->writer, version, error_r) < 0)
 		return -1;
 	if (want == 1)
-		log_warnx("store", "durability=relaxed: acknowledged contacts may be lost on a "
-				   "power cut");
+		log_warnx("store",
+		    "durability=relaxed: acknowledged contacts may be lost on a "
+		    "power cut");
 	return 0;
 }
 
@@ -293,12 +302,12 @@ sq_open_writer(struct sq_store *sq, const struct conf *conf, const char **error_
  * each: the kernel's page cache is shared by all of them, their own is not.
  */
 static int
-sq_open_reader(struct sq_conn *c, const struct conf *conf, int cache_kib, const char **error_r)
+sq_open_reader(struct sq_conn *c, const char *path, int cache_kib, const char **error_r)
 {
 	char sql[96];
 
-	if (sqlite3_open_v2(conf->storage_path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-		NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL)
+	    != SQLITE_OK) {
 		*error_r = "cannot open the register for reading";
 		return -1;
 	}
@@ -624,7 +633,8 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 	}
 	/* Nothing of this batch is durable: every waiter hears so, none gets an id or number. */
 	for (struct store_req *r = batch; r != NULL; r = r->next)
-		store_req_fail(r, STORE_UNAVAILABLE, "%s; nothing of this request was stored, try again later",
+		store_req_fail(r, STORE_UNAVAILABLE,
+		    "%s; nothing of this request was stored, try again later",
 		    (rc & 0xff) == SQLITE_FULL ? "the register cannot store right now: the disk is "
 		                                 "full"
 		        : sq_fault_of(rc) == SQ_FAULT_FATAL
@@ -740,7 +750,8 @@ static void
 sq_read_run(struct sq_conn *c, struct store_req *req)
 {
 	if (sq_step_once(c, sql_begin) != SQLITE_OK) {
-		store_req_fail(req, STORE_UNAVAILABLE, "the register cannot be read right now; try again later");
+		store_req_fail(req, STORE_UNAVAILABLE,
+		    "the register cannot be read right now; try again later");
 		return;
 	}
 	sq_op_run(c, req);
@@ -841,22 +852,11 @@ sq_read_done_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static double
-sq_read_queue_depth_cb(void *arg)
-{
-	struct sq_store *sq = arg;
-	size_t n;
-
-	pthread_mutex_lock(&sq->rmu);
-	n = sq->rqueued;
-	pthread_mutex_unlock(&sq->rmu);
-	return (double)n;
-}
-
 static int
-sq_readers_start(struct sq_store *sq, const struct conf *conf, const char **error_r)
+sq_readers_start(struct sq_store *sq, const char **error_r)
 {
-	unsigned int n = conf->storage_readers > 0 ? (unsigned int)conf->storage_readers : 1;
+	int64_t readers = sq->host->conf_int(sq->host, "readers");
+	unsigned int n = readers > 0 ? (unsigned int)readers : 1;
 
 	if ((sq->readers = calloc(n, sizeof(*sq->readers))) == NULL) {
 		*error_r = "out of memory";
@@ -865,7 +865,7 @@ sq_readers_start(struct sq_store *sq, const struct conf *conf, const char **erro
 	sq->nreaders = n;
 	for (unsigned int i = 0; i < n; i++) {
 		sq->readers[i].sq = sq;
-		if (sq_open_reader(&sq->readers[i].conn, conf, 2048, error_r) < 0)
+		if (sq_open_reader(&sq->readers[i].conn, sq->path, 2048, error_r) < 0)
 			return -1;
 	}
 	for (unsigned int i = 0; i < n; i++) {
@@ -907,8 +907,7 @@ sq_fatal_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sq_store *sq = arg;
 
-	if (sq->store->fatal_hook != NULL)
-		sq->store->fatal_hook(sq->store->fatal_arg);
+	sq->host->fatal(sq->host);
 }
 
 static void
@@ -930,20 +929,20 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 		sq->fatal_told = 1;
 	pthread_mutex_unlock(&sq->mu);
 	if (ckpt_failed > 0)
-		metrics_add(sq->checkpoint_failed, (double)ckpt_failed);
+		sq->host->metric_add(sq->checkpoint_failed, (double)ckpt_failed);
 	for (; r != NULL; r = next) {
 		next = r->next;
 		if (r->batch > 0 && r->commit_rc == 0) {
-			metrics_observe(sq->batch_size, r->batch);
-			metrics_observe(sq->commit_latency, (double)r->commit_ns / 1e9);
-			metrics_add(sq->commits, 1);
+			sq->host->metric_observe(sq->batch_size, r->batch);
+			sq->host->metric_observe(sq->commit_latency, (double)r->commit_ns / 1e9);
+			sq->host->metric_add(sq->commits, 1);
 		} else if (r->batch > 0) {
 			char labels[64];
 
 			snprintf(
 			    labels, sizeof(labels), "cause=\"%s\"", sq_fault_cause(r->commit_rc));
-			metrics_add(
-			    metrics_series(sq->store->metrics, METRIC_COUNTER,
+			sq->host->metric_add(
+			    sq->host->metric(sq->host, LOKET_STORE_METRIC_COUNTER,
 			        "loket_store_failed_commits_total",
 			        "Transactions the writer could not commit (every write in them "
 			        "was answered 503), by cause.",
@@ -951,22 +950,21 @@ sq_done_cb(evutil_socket_t fd, short what, void *arg)
 			    1);
 		}
 		if (r->result == STORE_UNAVAILABLE)
-			metrics_add(sq->commit_failures, 1);
+			sq->host->metric_add(sq->commit_failures, 1);
 		store_req_complete(r);
 	}
 	/* A moment after the completions, so that the 503s of the failed batch leave first. */
 	if (fatal
 	    && (sq->stopping
-	        || event_base_once(
-	               sq->store->base, -1, EV_TIMEOUT, sq_fatal_cb, sq, &sq_fatal_delay)
+	        || event_base_once(sq->host->base, -1, EV_TIMEOUT, sq_fatal_cb, sq, &sq_fatal_delay)
 	            < 0))
 		sq_fatal_cb(-1, 0, sq);
 }
 
 static int
-sq_health(struct store *s, const char **why_r)
+sq_health(void *impl, const char **why_r)
 {
-	struct sq_store *sq = s->impl;
+	struct sq_store *sq = impl;
 	int rc, fatal;
 
 	pthread_mutex_lock(&sq->mu);
@@ -989,34 +987,36 @@ sq_writable_cb(void *arg)
 {
 	const char *why;
 
-	return sq_health(((struct sq_store *)arg)->store, &why) == 0 ? 1 : 0;
+	return sq_health(arg, &why) == 0 ? 1 : 0;
 }
 
+/* The depth of one queue (writes or reads) under its lock, for its gauge. */
 static double
-sq_queue_depth_cb(void *arg)
+sq_depth_cb(void *arg)
 {
-	struct sq_store *sq = arg;
+	const struct sq_depth *d = arg;
 	size_t n;
 
-	pthread_mutex_lock(&sq->mu);
-	n = sq->queued;
-	pthread_mutex_unlock(&sq->mu);
+	pthread_mutex_lock(d->mu);
+	n = *d->n;
+	pthread_mutex_unlock(d->mu);
 	return (double)n;
 }
 
-static void sq_close(struct store *s);
+static void sq_close(void *impl);
 
 static int
-sq_open(struct store *s, const struct conf *conf, const char **error_r)
+sq_open(const struct loket_store_host *host, void **impl_r, const char **error_r)
 {
 	struct sq_store *sq = calloc(1, sizeof(*sq));
+	const char *path = host->conf_get(host, "path");
 
+	*impl_r = NULL;
 	if (sq == NULL) {
 		*error_r = "out of memory";
 		return -1;
 	}
-	s->impl = sq;
-	sq->store = s;
+	sq->host = host;
 	sq->shm_fd = -1;
 	pthread_mutex_init(&sq->mu, NULL);
 	pthread_cond_init(&sq->cv, NULL);
@@ -1026,7 +1026,7 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 	pthread_cond_init(&sq->rcv, NULL);
 	sq->rq_tail = &sq->rq_head;
 	sq->rdone_tail = &sq->rdone_head;
-	if ((sq->path = strdup(conf->storage_path)) == NULL) {
+	if ((sq->path = strdup(path)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
 	}
@@ -1038,50 +1038,54 @@ sq_open(struct store *s, const struct conf *conf, const char **error_r)
 		log_warnx("store",
 		    "SQLite's error log is taken; a full disk is seen only where a "
 		    "statement reports it");
-	if (sq_open_writer(sq, conf, error_r) < 0
-	    || sq_open_reader(&sq->reader, conf, 8192, error_r) < 0)
+	if (sq_open_writer(sq, error_r) < 0
+	    || sq_open_reader(&sq->reader, sq->path, 8192, error_r) < 0)
 		goto fail;
 	sqlite3_extended_result_codes(sq->writer.db, 1);
 	sqlite3_wal_hook(sq->writer.db, sq_wal_hook_cb, sq);
 	sqlite3_commit_hook(sq->writer.db, sq_commit_hook_cb, sq);
-	if ((sq->done_ev = event_new(s->base, -1, 0, sq_done_cb, sq)) == NULL
-	    || (sq->rdone_ev = event_new(s->base, -1, 0, sq_read_done_cb, sq)) == NULL) {
+	if ((sq->done_ev = event_new(host->base, -1, 0, sq_done_cb, sq)) == NULL
+	    || (sq->rdone_ev = event_new(host->base, -1, 0, sq_read_done_cb, sq)) == NULL) {
 		*error_r = "out of memory";
 		goto fail;
 	}
-	sq->batch_size = metrics_series(s->metrics, METRIC_HISTOGRAM, "loket_store_commit_batch_size",
-	    "Writes committed together in one transaction (group commit).", "", sq_batch_bounds,
-	    sizeof(sq_batch_bounds) / sizeof(sq_batch_bounds[0]));
-	sq->commit_latency = metrics_series(s->metrics, METRIC_HISTOGRAM,
-	    "loket_store_commit_seconds", "Time to run and commit one batch, fsync included.", "",
-	    metrics_latency_bounds, metrics_latency_nbounds);
-	sq->commits = metrics_series(s->metrics, METRIC_COUNTER, "loket_store_commits_total",
+	sq->batch_size
+	    = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM, "loket_store_commit_batch_size",
+	        "Writes committed together in one transaction (group commit).", "", sq_batch_bounds,
+	        sizeof(sq_batch_bounds) / sizeof(sq_batch_bounds[0]));
+	sq->commit_latency
+	    = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM, "loket_store_commit_seconds",
+	        "Time to run and commit one batch, fsync included.", "", NULL, 0);
+	sq->commits = host->metric(host, LOKET_STORE_METRIC_COUNTER, "loket_store_commits_total",
 	    "Transactions committed by the writer.", "", NULL, 0);
-	sq->commit_failures = metrics_series(s->metrics, METRIC_COUNTER,
-	    "loket_store_commit_failures_total", "Writes that failed because a commit failed.", "",
-	    NULL, 0);
-	sq->checkpoint_failed
-	    = metrics_series(s->metrics, METRIC_COUNTER, "loket_store_checkpoint_failures_total",
-	        "Automatic WAL checkpoints that failed (each is logged).", "", NULL, 0);
-	metrics_gauge_fn(s->metrics, "loket_store_writable",
-	    "1 when the register's last commit succeeded, 0 when it cannot commit.", "",
-	    sq_writable_cb, sq);
-	metrics_gauge_fn(s->metrics, "loket_store_queue_depth", "Writes waiting for the writer.",
-	    "", sq_queue_depth_cb, sq);
-	metrics_gauge_fn(s->metrics, "loket_store_read_queue_depth",
-	    "Reads waiting for a reader thread.", "", sq_read_queue_depth_cb, sq);
+	sq->commit_failures
+	    = host->metric(host, LOKET_STORE_METRIC_COUNTER, "loket_store_commit_failures_total",
+	        "Writes that failed because a commit failed.", "", NULL, 0);
+	sq->checkpoint_failed = host->metric(host, LOKET_STORE_METRIC_COUNTER,
+	    "loket_store_checkpoint_failures_total",
+	    "Automatic WAL checkpoints that failed (each is logged).", "", NULL, 0);
+	host->metric_gauge_fn(host, "loket_store_writable",
+	    "1 when the register's last commit succeeded, 0 when it cannot commit.", sq_writable_cb,
+	    sq);
+	sq->write_depth = (struct sq_depth) { &sq->mu, &sq->queued };
+	sq->read_depth = (struct sq_depth) { &sq->rmu, &sq->rqueued };
+	host->metric_gauge_fn(host, "loket_store_queue_depth", "Writes waiting for the writer.",
+	    sq_depth_cb, &sq->write_depth);
+	host->metric_gauge_fn(host, "loket_store_read_queue_depth",
+	    "Reads waiting for a reader thread.", sq_depth_cb, &sq->read_depth);
 	if (pthread_create(&sq->thread, NULL, sq_writer_main, sq) != 0) {
 		*error_r = "cannot start the storage thread";
 		goto fail;
 	}
 	sq->thread_started = 1;
-	if (sq_readers_start(sq, conf, error_r) < 0)
+	if (sq_readers_start(sq, error_r) < 0)
 		goto fail;
-	log_info("store", "opened driver=sqlite path=%s schema=%d readers=%u", conf->storage_path,
+	log_info("store", "opened driver=sqlite path=%s schema=%d readers=%u", sq->path,
 	    sq_schema_version, sq->nreaders);
+	*impl_r = sq;
 	return 0;
 fail:
-	sq_close(s);
+	sq_close(sq);
 	return -1;
 }
 
@@ -1116,9 +1120,9 @@ sq_submit_read(struct sq_store *sq, struct store_req *req)
 }
 
 static void
-sq_submit(struct store *s, struct store_req *req)
+sq_submit(void *impl, struct store_req *req)
 {
-	struct sq_store *sq = s->impl;
+	struct sq_store *sq = impl;
 
 	if (!store_op_is_write(req->op)) {
 		sq_submit_read(sq, req);
@@ -1134,9 +1138,9 @@ sq_submit(struct store *s, struct store_req *req)
 }
 
 static void
-sq_close(struct store *s)
+sq_close(void *impl)
 {
-	struct sq_store *sq = s->impl;
+	struct sq_store *sq = impl;
 
 	if (sq == NULL)
 		return;
@@ -1182,16 +1186,36 @@ sq_close(struct store *s)
 	pthread_cond_destroy(&sq->cv);
 	pthread_mutex_destroy(&sq->mu);
 	free(sq);
-	s->impl = NULL;
+}
+
+static enum store_result
+sq_blob_put_cb(void *impl, const void *data, size_t len, unsigned int flags, char sha256_hex[65])
+{
+	return sq_blob_put(((struct sq_store *)impl)->host->data_dir, data, len, flags, sha256_hex);
+}
+
+static enum store_result
+sq_blob_sync_cb(void *impl)
+{
+	return sq_blob_sync(((struct sq_store *)impl)->host->data_dir);
+}
+
+static enum store_result
+sq_blob_get_cb(void *impl, const char *sha256_hex, void **data_r, size_t *len_r)
+{
+	return sq_blob_get(((struct sq_store *)impl)->host->data_dir, sha256_hex, data_r, len_r);
 }
 
 const struct store_driver store_sqlite_driver = {
+	.abi_major = LOKET_STORE_ABI_MAJOR,
+	.abi_minor = LOKET_STORE_ABI_MINOR,
 	.name = "sqlite",
 	.open = sq_open,
 	.submit = sq_submit,
 	.close = sq_close,
 	.health = sq_health,
 	.replay = sq_replay,
-	.blob_put = sq_blob_put,
-	.blob_sync = sq_blob_sync,
+	.blob_put = sq_blob_put_cb,
+	.blob_sync = sq_blob_sync_cb,
+	.blob_get = sq_blob_get_cb,
 };

@@ -61,8 +61,8 @@ sq_blob_fail(const char *what, const char *dir)
 }
 
 static enum store_result
-sq_blob_write(const char *data_dir, const void *data, size_t len, unsigned int flags,
-    char sha256_hex[65])
+sq_blob_write(
+    const char *data_dir, const void *data, size_t len, unsigned int flags, char sha256_hex[65])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char dir[4096], path[4200], tmp[4200];
@@ -137,14 +137,60 @@ sq_blob_sync_dir(const char *data_dir)
 }
 
 enum store_result
-sq_blob_put(struct store *s, const void *data, size_t len, unsigned int flags,
-    char sha256_hex[65])
+sq_blob_put(
+    const char *data_dir, const void *data, size_t len, unsigned int flags, char sha256_hex[65])
 {
-	return sq_blob_write(s->data_dir, data, len, flags, sha256_hex);
+	return sq_blob_write(data_dir, data, len, flags, sha256_hex);
 }
 
 enum store_result
-sq_blob_sync(struct store *s)
+sq_blob_sync(const char *data_dir)
 {
-	return sq_blob_sync_dir(s->data_dir);
+	return sq_blob_sync_dir(data_dir);
+}
+
+enum store_result
+sq_blob_get(const char *data_dir, const char *sha256_hex, void **data_r, size_t *len_r)
+{
+	char path[4200];
+	unsigned char *buf = NULL;
+	struct stat st;
+	size_t got = 0;
+	int fd;
+
+	*data_r = NULL;
+	*len_r = 0;
+	/* The name is the only path part that comes from outside: 64 lower-case hex digits. */
+	if (strlen(sha256_hex) != 64 || strspn(sha256_hex, "0123456789abcdef") != 64)
+		return STORE_NOT_FOUND;
+	snprintf(path, sizeof(path), "%s/attachments/%s", data_dir, sha256_hex);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return STORE_NOT_FOUND;
+		log_warnx("store", "blob.get: cannot open a blob in %s/attachments: %s", data_dir,
+		    strerror(errno));
+		return STORE_FAILED;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)
+	    || (buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)) == NULL)
+		goto fail;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		got += (size_t)n;
+	}
+	close(fd);
+	*data_r = buf;
+	*len_r = got;
+	return STORE_OK;
+fail:
+	log_warnx("store", "blob.get: cannot read a blob in %s/attachments: %s", data_dir,
+	    strerror(errno));
+	free(buf);
+	close(fd);
+	return STORE_FAILED;
 }

@@ -23,7 +23,7 @@ sq_keys_find(struct sq_conn *c, json_t *keys)
 	{
 		if (!json_is_string(k) || (st = sq_stmt(c, sql)) == NULL)
 			return -1;
-		bind_text(st, 1, json_string_value(k));
+		sq_bind_text(st, 1, json_string_value(k));
 		if (sqlite3_step(st) == SQLITE_ROW)
 			found = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
@@ -46,7 +46,7 @@ sq_keys_add(struct sq_conn *c, json_t *keys, sqlite3_int64 contact_id)
 	{
 		if ((st = sq_stmt(c, sql)) == NULL)
 			return -1;
-		bind_text(st, 1, json_string_value(k));
+		sq_bind_text(st, 1, json_string_value(k));
 		sqlite3_bind_int64(st, 2, contact_id);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			return -1;
@@ -64,27 +64,27 @@ sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg, cons
 	      " attachments, meta, status)"
 	      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 	sqlite3_stmt *st = sq_stmt(c, sql);
-	const char *dir = jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in";
+	const char *dir = sq_jstr(msg, "direction") != NULL ? sq_jstr(msg, "direction") : "in";
 
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, contact_id);
-	bind_text(st, 2, dir);
-	bind_text(st, 3, jstr(msg, "channel") != NULL ? jstr(msg, "channel") : channel);
+	sq_bind_text(st, 2, dir);
+	sq_bind_text(st, 3, sq_jstr(msg, "channel") != NULL ? sq_jstr(msg, "channel") : channel);
 	sqlite3_bind_int64(st, 4, now);
-	bind_text(st, 5, actor);
-	bind_json_text(st, 6, msg, "sender");
-	bind_dump(st, 7, json_object_get(msg, "recipients"), "[]");
-	bind_text(st, 8, jstr(msg, "subject") != NULL ? jstr(msg, "subject") : "");
-	bind_text(st, 9, jstr(msg, "body") != NULL ? jstr(msg, "body") : "");
-	bind_json_text(st, 10, msg, "message_id");
-	bind_json_text(st, 11, msg, "automatic");
-	bind_dump(st, 12, json_object_get(msg, "attachments"), "[]");
-	bind_dump(st, 13, json_object_get(msg, "meta"), "{}");
-	bind_text(st, 14,
-	    jstr(msg, "status") != NULL  ? jstr(msg, "status")
-	        : strcmp(dir, "in") == 0 ? "received"
-	                                 : "queued");
+	sq_bind_text(st, 5, actor);
+	sq_bind_json_text(st, 6, msg, "sender");
+	sq_bind_dump(st, 7, json_object_get(msg, "recipients"), "[]");
+	sq_bind_text(st, 8, sq_jstr(msg, "subject") != NULL ? sq_jstr(msg, "subject") : "");
+	sq_bind_text(st, 9, sq_jstr(msg, "body") != NULL ? sq_jstr(msg, "body") : "");
+	sq_bind_json_text(st, 10, msg, "message_id");
+	sq_bind_json_text(st, 11, msg, "automatic");
+	sq_bind_dump(st, 12, json_object_get(msg, "attachments"), "[]");
+	sq_bind_dump(st, 13, json_object_get(msg, "meta"), "{}");
+	sq_bind_text(st, 14,
+	    sq_jstr(msg, "status") != NULL ? sq_jstr(msg, "status")
+	        : strcmp(dir, "in") == 0   ? "received"
+	                                   : "queued");
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return -1;
 	*msg_r = sqlite3_last_insert_rowid(c->db);
@@ -92,7 +92,8 @@ sq_message_insert(struct sq_conn *c, sqlite3_int64 contact_id, json_t *msg, cons
 }
 
 int
-outbox_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, const char *channel)
+sq_outbox_rows(
+    struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, const char *channel)
 {
 	static const char sql[]
 	    = "INSERT INTO outbox (contact_id, channel, template, rule,"
@@ -109,14 +110,14 @@ outbox_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, 
 		if ((st = sq_stmt(c, sql)) == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1, id);
-		bind_text(st, 2, jstr(v, "via") != NULL ? jstr(v, "via") : channel);
-		bind_json_text(st, 3, v, "template");
-		bind_json_text(st, 4, v, "rule");
+		sq_bind_text(st, 2, sq_jstr(v, "via") != NULL ? sq_jstr(v, "via") : channel);
+		sq_bind_json_text(st, 3, v, "template");
+		sq_bind_json_text(st, 4, v, "rule");
 		sqlite3_bind_int64(st, 5, now);
-		bind_json_int(st, 6, v, "message_row");
-		bind_json_text(st, 7, v, "recipient");
+		sq_bind_json_int(st, 6, v, "message_row");
+		sq_bind_json_text(st, 7, v, "recipient");
 		sqlite3_bind_int(st, 8, automatic == NULL || json_is_true(automatic));
-		bind_dump(st, 9, json_object_get(v, "payload"), "{}");
+		sq_bind_dump(st, 9, json_object_get(v, "payload"), "{}");
 		if (sqlite3_step(st) != SQLITE_DONE)
 			return -1;
 	}
@@ -133,17 +134,18 @@ message_row(sqlite3_stmt *st)
 	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
 	                 " s:o}",
 	    "id", (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
-	    (json_int_t)sqlite3_column_int64(st, 1), "direction", col_text(st, 2), "channel",
-	    col_text(st, 3), "at", col_time(st, 4), "actor", col_text(st, 5), "sender",
-	    col_text(st, 6), "recipients", col_json(st, 7), "subject", col_text(st, 8), "body",
-	    col_text(st, 9), "message_id", col_text(st, 10), "automatic", col_text(st, 11),
-	    "attachments", col_json(st, 12), "meta", col_json(st, 13), "status", col_text(st, 14));
+	    (json_int_t)sqlite3_column_int64(st, 1), "direction", sq_col_text(st, 2), "channel",
+	    sq_col_text(st, 3), "at", sq_col_time(st, 4), "actor", sq_col_text(st, 5), "sender",
+	    sq_col_text(st, 6), "recipients", sq_col_json(st, 7), "subject", sq_col_text(st, 8),
+	    "body", sq_col_text(st, 9), "message_id", sq_col_text(st, 10), "automatic",
+	    sq_col_text(st, 11), "attachments", sq_col_json(st, 12), "meta", sq_col_json(st, 13),
+	    "status", sq_col_text(st, 14));
 }
 
 static json_t *
 first_text(sqlite3_stmt *st)
 {
-	return col_text(st, 0);
+	return sq_col_text(st, 0);
 }
 
 static json_t *
@@ -188,7 +190,7 @@ sq_create_duplicate(struct sq_conn *c, struct store_req *req)
 	sqlite3_int64 dup = sq_keys_find(c, json_object_get(req->in, "keys"));
 
 	if (dup < 0) {
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 		return 1;
 	}
 	if (dup > 0) {
@@ -204,8 +206,8 @@ sq_create_message(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64
 	sqlite3_int64 msg_row;
 
 	if (json_object_get(in, "message") != NULL
-	    && sq_message_insert(c, id, json_object_get(in, "message"), jstr(in, "channel"), now,
-	           jstr(in, "created_by"), &msg_row)
+	    && sq_message_insert(c, id, json_object_get(in, "message"), sq_jstr(in, "channel"), now,
+	           sq_jstr(in, "created_by"), &msg_row)
 	        < 0)
 		return -1;
 	return sq_keys_add(c, json_object_get(in, "keys"), id);
@@ -242,8 +244,8 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 	json_t *in = req->in, *msg = json_object_get(in, "message"), *v;
 	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
 	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
-	const char *actor = jstr(in, "actor");
-	struct contact_state cs;
+	const char *actor = sq_jstr(in, "actor");
+	struct sq_contact_state cs;
 	sqlite3_int64 dup, msg_row;
 	sqlite3_stmt *st;
 	char esc[64];
@@ -252,20 +254,13 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 
 	if ((dup = sq_keys_find(c, json_object_get(in, "keys"))) != 0) {
 		if (dup < 0)
-			step_error(c, req, SQLITE_ERROR);
+			sq_step_error(c, req, SQLITE_ERROR);
 		else
 			duplicate_out(c, req, dup);
 		return;
 	}
-	if (contact_state(c, id, &cs) < 0) {
-		store_req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
+	if (sq_contact_open(c, req, id, NULL, "this token may not change that contact", &cs) < 0)
 		return;
-	}
-	if (!scope_allows(json_object_get(in, "scope"), cs.has_department ? cs.department : NULL,
-	        cs.organisation, cs.confidential)) {
-		store_req_fail(req, STORE_FORBIDDEN, "this token may not change that contact");
-		return;
-	}
 	if (json_is_true(json_object_get(in, "staff")) && contact_automatic(c, id)) {
 		store_req_fail(req, STORE_CONFLICT,
 		    "this contact is an automatic mail (an out-of-office, a "
@@ -276,17 +271,19 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 	if (json_is_true(json_object_get(in, "staff"))
 	    && json_array_size(json_object_get(msg, "recipients")) == 0) {
 		json_t *reply_to = row_of(c, sql_reply_to, id, first_text);
-		const char *via = jstr(json_array_get(json_object_get(in, "outbox"), 0), "via");
+		const char *via = sq_jstr(json_array_get(json_object_get(in, "outbox"), 0), "via");
 
 		/*
 		 * A contact that came in by phone or at the counter has no mail address of
 		 * its own; the party's would be unverified. Staff give "to" on purpose.
 		 */
 		if (strcmp(via != NULL ? via : cs.channel, "email") == 0
-		    && (!json_is_string(reply_to) || strchr(json_string_value(reply_to), '@') == NULL)) {
+		    && (!json_is_string(reply_to)
+		        || strchr(json_string_value(reply_to), '@') == NULL)) {
 			json_decref(reply_to);
 			store_req_fail(req, STORE_INVALID,
-			    "to: this contact did not come in by mail, so it has no address to answer "
+			    "to: this contact did not come in by mail, so it has no address to "
+			    "answer "
 			    "to; give \"to\", an address the citizen confirmed");
 			return;
 		}
@@ -298,8 +295,8 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 	    && (strcmp(cs.status, "resolved") == 0 || strcmp(cs.status, "closed") == 0);
 	if (sq_message_insert(c, id, msg, cs.channel, now, actor, &msg_row) < 0
 	    || sq_keys_add(c, json_object_get(in, "keys"), id) < 0
-	    || history_add(c, id, now, actor, "message", NULL, NULL,
-	           jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in")
+	    || sq_history_add(c, id, now, actor, "message", NULL, NULL,
+	           sq_jstr(msg, "direction") != NULL ? sq_jstr(msg, "direction") : "in")
 	        < 0
 	    || (st = sq_stmt(c, reopen ? sql_reopen : sql_touch)) == NULL)
 		goto fail;
@@ -309,16 +306,17 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 		goto fail;
 	if (sq_event(c, LOKET_EVENT_MESSAGE_ADDED, now, id, 0,
 	        "{\"message\":%lld,\"direction\":\"%s\"}", (long long)msg_row,
-	        strcmp(jstr(msg, "direction") != NULL ? jstr(msg, "direction") : "in", "out") == 0
+	        strcmp(sq_jstr(msg, "direction") != NULL ? sq_jstr(msg, "direction") : "in", "out")
+	                == 0
 	            ? "out"
 	            : "in")
 	    < 0)
 		goto fail;
 	/* The rules of "reply" run for this, not those of "reopened": the cause says why. */
 	if (reopen
-	    && (history_add(c, id, now, actor, "reopen", cs.status, "open", "reply") < 0
-	        || counts_add(c, cs.channel, cs.status, -1) < 0
-	        || counts_add(c, cs.channel, "open", 1) < 0
+	    && (sq_history_add(c, id, now, actor, "reopen", cs.status, "open", "reply") < 0
+	        || sq_counts_add(c, cs.channel, cs.status, -1) < 0
+	        || sq_counts_add(c, cs.channel, "open", 1) < 0
 	        || sq_event(c, LOKET_EVENT_CONTACT_CHANGED, now, id, 0,
 	               "{\"status\":\"open\",\"previous_status\":\"%s\",\"channel\":\"%s\","
 	               "\"cause\":\"reply\"}",
@@ -327,15 +325,15 @@ sq_op_message_add(struct sq_conn *c, struct store_req *req)
 		goto fail;
 	json_array_foreach(json_object_get(in, "outbox"), i, v)
 	    json_object_set_new(v, "message_row", json_integer(msg_row));
-	if (outbox_rows(c, id, in, now, cs.channel) < 0
-	    || (req->out = contact_load(c, id, 1)) == NULL)
+	if (sq_outbox_rows(c, id, in, now, cs.channel) < 0
+	    || (req->out = sq_contact_load(c, id, 1)) == NULL)
 		goto fail;
 	json_object_set_new(req->out, "message_row", json_integer(msg_row));
 	json_object_set_new(req->out, "message", row_of(c, sql_message, msg_row, message_row));
 	json_object_set_new(req->out, "previous_status", json_string(cs.status));
 	return;
 fail:
-	step_error(c, req, SQLITE_ERROR);
+	sq_step_error(c, req, SQLITE_ERROR);
 }
 
 void
@@ -344,21 +342,14 @@ sq_op_message_list(struct sq_conn *c, struct store_req *req)
 	static const char sql[]
 	    = "SELECT " MESSAGE_COLS "FROM messages WHERE contact_id = ?1 ORDER BY id";
 	sqlite3_int64 id = json_integer_value(json_object_get(req->in, "id"));
-	struct contact_state cs;
+	struct sq_contact_state cs;
 	sqlite3_stmt *st;
 	json_t *items;
 
-	if (contact_state(c, id, &cs) < 0) {
-		store_req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
+	if (sq_contact_open(c, req, id, NULL, "this token may not see that contact", &cs) < 0)
 		return;
-	}
-	if (!scope_allows(json_object_get(req->in, "scope"),
-	        cs.has_department ? cs.department : NULL, cs.organisation, cs.confidential)) {
-		store_req_fail(req, STORE_FORBIDDEN, "this token may not see that contact");
-		return;
-	}
 	if ((st = sq_stmt(c, sql)) == NULL || (items = json_array()) == NULL) {
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	sqlite3_bind_int64(st, 1, id);
@@ -412,10 +403,10 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	json_t *v, *seen = NULL;
 	size_t i;
 
-	if (jstr(req->in, "reference") != NULL && jstr(req->in, "sender") != NULL
+	if (sq_jstr(req->in, "reference") != NULL && sq_jstr(req->in, "sender") != NULL
 	    && (st = sq_stmt(c, sql_ref)) != NULL) {
-		bind_text(st, 1, jstr(req->in, "reference"));
-		bind_text(st, 2, jstr(req->in, "sender"));
+		sq_bind_text(st, 1, sq_jstr(req->in, "reference"));
+		sq_bind_text(st, 2, sq_jstr(req->in, "sender"));
 		if (sqlite3_step(st) == SQLITE_ROW)
 			found = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
@@ -424,17 +415,18 @@ sq_op_thread_find(struct sq_conn *c, struct store_req *req)
 	{
 		if (found != 0 || !json_is_string(v) || (st = sq_stmt(c, sql_msg)) == NULL)
 			break;
-		bind_text(st, 1, json_string_value(v));
-		bind_text(st, 2, jstr(req->in, "sender"));
+		sq_bind_text(st, 1, json_string_value(v));
+		sq_bind_text(st, 2, sq_jstr(req->in, "sender"));
 		if (sqlite3_step(st) == SQLITE_ROW)
 			found = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 	}
-	if (jstr(req->in, "message_id") != NULL && (st = sq_stmt(c, sql_seen)) != NULL) {
-		bind_text(st, 1, jstr(req->in, "message_id"));
+	if (sq_jstr(req->in, "message_id") != NULL && (st = sq_stmt(c, sql_seen)) != NULL) {
+		sq_bind_text(st, 1, sq_jstr(req->in, "message_id"));
 		if (sqlite3_step(st) == SQLITE_ROW)
-			seen = json_pack("{s:I, s:o}", "id",
-			    (json_int_t)sqlite3_column_int64(st, 0), "reference", col_text(st, 1));
+			seen
+			    = json_pack("{s:I, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+			        "reference", sq_col_text(st, 1));
 		sqlite3_reset(st);
 	}
 	req->out
@@ -467,7 +459,7 @@ sent_automatically(struct sq_conn *c, const char *recipient, sqlite3_int64 now)
 
 	if (st == NULL || recipient == NULL)
 		return 0;
-	bind_text(st, 1, recipient);
+	sq_bind_text(st, 1, recipient);
 	sqlite3_bind_int64(st, 2, now - DAY_MS);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
@@ -490,9 +482,9 @@ outbox_recipient(json_t *item)
 
 	if (json_is_string(to))
 		return json_string_value(to);
-	if (jstr(item, "reply_to") != NULL)
-		return jstr(item, "reply_to");
-	return jstr(item, "requester");
+	if (sq_jstr(item, "reply_to") != NULL)
+		return sq_jstr(item, "reply_to");
+	return sq_jstr(item, "requester");
 }
 
 /*
@@ -537,7 +529,7 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 
 	if (st == NULL || items == NULL) {
 		json_decref(items);
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	sqlite3_bind_int64(st, 1, now);
@@ -546,14 +538,14 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		json_t *item = json_pack("{s:I, s:I, s:o, s:o, s:o, s:I, s:b}", "id",
 		    (json_int_t)sqlite3_column_int64(st, 0), "contact_id",
-		    (json_int_t)sqlite3_column_int64(st, 1), "channel", col_text(st, 2), "template",
-		    col_text(st, 3), "rule", col_text(st, 4), "attempts",
+		    (json_int_t)sqlite3_column_int64(st, 1), "channel", sq_col_text(st, 2),
+		    "template", sq_col_text(st, 3), "rule", sq_col_text(st, 4), "attempts",
 		    (json_int_t)sqlite3_column_int64(st, 5), "automatic",
 		    sqlite3_column_int(st, 6));
 
 		if (item == NULL)
 			continue;
-		json_object_set_new(item, "payload", col_json(st, 8));
+		json_object_set_new(item, "payload", sq_col_json(st, 8));
 		if (sqlite3_column_type(st, 7) != SQLITE_NULL)
 			json_object_set_new(
 			    item, "message_row", json_integer(sqlite3_column_int64(st, 7)));
@@ -567,7 +559,7 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 		json_t *row = json_object_get(item, "message_row");
 		const char *recipient;
 
-		json_object_set_new(item, "contact", contact_load(c, cid, 0));
+		json_object_set_new(item, "contact", sq_contact_load(c, cid, 0));
 		json_object_set_new(item, "message",
 		    json_is_integer(row)
 		        ? row_of(c, sql_message, json_integer_value(row), message_row)
@@ -579,7 +571,7 @@ sq_op_outbox_due(struct sq_conn *c, struct store_req *req)
 		recipient = outbox_recipient(item);
 		json_object_set_new(item, "recipient", recipient_normal(recipient));
 		json_object_set_new(item, "sent_today",
-		    json_integer(sent_automatically(c, jstr(item, "recipient"), now)));
+		    json_integer(sent_automatically(c, sq_jstr(item, "recipient"), now)));
 	}
 	req->out = json_pack("{s:o}", "items", items);
 }
@@ -613,7 +605,7 @@ sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 	json_t *in = req->in, *sent = json_object_get(in, "sent");
 	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
 	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
-	const char *result = jstr(in, "result");
+	const char *result = sq_jstr(in, "result");
 	const char *status = strcmp(result, "retry") == 0 ? "pending" : result;
 	sqlite3_int64 contact_id, msg_row = 0;
 	sqlite3_stmt *st = sq_stmt(c, sql_row);
@@ -644,11 +636,11 @@ sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 	if ((st = sq_stmt(c, sql_upd)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	bind_text(st, 2, status);
-	bind_json_int(st, 3, in, "next_at");
+	sq_bind_text(st, 2, status);
+	sq_bind_json_int(st, 3, in, "next_at");
 	sqlite3_bind_int64(st, 4, now);
-	bind_json_text(st, 5, in, "error");
-	bind_json_text(st, 6, in, "recipient");
+	sq_bind_json_text(st, 5, in, "error");
+	sq_bind_json_text(st, 6, in, "recipient");
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail;
 	if (strcmp(status, "pending") != 0) {
@@ -663,8 +655,7 @@ sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 				json_object_update_missing(msg, sent);
 			json_object_set_new(
 			    msg, "meta", json_pack("{s:I}", "outbox", (json_int_t)id));
-			if (sq_message_insert(c, contact_id, msg, channel, now, actor, &msg_row)
-			        < 0
+			if (sq_message_insert(c, contact_id, msg, channel, now, actor, &msg_row) < 0
 			    || sq_event(c, LOKET_EVENT_MESSAGE_ADDED, now, contact_id, 0,
 			           "{\"message\":%lld,\"direction\":\"out\"}", (long long)msg_row)
 			        < 0) {
@@ -674,24 +665,24 @@ sq_op_outbox_done(struct sq_conn *c, struct store_req *req)
 			json_decref(msg);
 		} else if ((st = sq_stmt(c, sql_msg)) != NULL) {
 			sqlite3_bind_int64(st, 1, msg_row);
-			bind_text(st, 2, status);
-			bind_json_text(st, 3, sent, "message_id");
-			bind_json_text(st, 4, sent, "subject");
-			bind_json_text(st, 5, sent, "body");
-			bind_json_text(st, 6, sent, "sender");
+			sq_bind_text(st, 2, status);
+			sq_bind_json_text(st, 3, sent, "message_id");
+			sq_bind_json_text(st, 4, sent, "subject");
+			sq_bind_json_text(st, 5, sent, "body");
+			sq_bind_json_text(st, 6, sent, "sender");
 			if (json_object_get(sent, "recipients") != NULL)
-				bind_dump(st, 7, json_object_get(sent, "recipients"), "[]");
+				sq_bind_dump(st, 7, json_object_get(sent, "recipients"), "[]");
 			if (sqlite3_step(st) != SQLITE_DONE)
 				goto fail;
 		} else {
 			goto fail;
 		}
-		if (history_add(c, contact_id, now, actor, "message", NULL, NULL, detail) < 0)
+		if (sq_history_add(c, contact_id, now, actor, "message", NULL, NULL, detail) < 0)
 			goto fail;
 	}
 	req->out = json_pack("{s:I, s:s, s:I}", "id", (json_int_t)id, "status", status,
 	    "contact_id", (json_int_t)contact_id);
 	return;
 fail:
-	step_error(c, req, SQLITE_ERROR);
+	sq_step_error(c, req, SQLITE_ERROR);
 }

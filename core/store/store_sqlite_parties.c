@@ -1,5 +1,4 @@
-/* store_sqlite_parties.c: the register's parties: matching at intake, reads, staff changes, merges.
- */
+/* store_sqlite_parties.c: parties: matching at intake, reads, staff changes, merges. */
 #include "config.h"
 
 #include <stdio.h>
@@ -39,7 +38,7 @@ party_by(struct sq_conn *c, const char *sql, const char *value)
 		return 0;
 	if ((st = sq_stmt(c, sql)) == NULL)
 		return -1;
-	bind_text(st, 1, value);
+	sq_bind_text(st, 1, value);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		id = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
@@ -54,7 +53,7 @@ party_run(struct sq_conn *c, const char *sql, sqlite3_int64 id, const char *valu
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	bind_text(st, 2, value);
+	sq_bind_text(st, 2, value);
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
@@ -97,7 +96,8 @@ sq_party_match(
 	*id_r = 0;
 	*conflict_r = NULL;
 	for (i = 0; i < PARTY_ID_KINDS; i++) {
-		if ((found[i] = party_by(c, party_ids[i].sql, jstr(party, party_ids[i].key))) < 0)
+		if ((found[i] = party_by(c, party_ids[i].sql, sq_jstr(party, party_ids[i].key)))
+		    < 0)
 			return -1;
 		if (found[i] != 0 && id == 0) {
 			id = found[i];
@@ -105,20 +105,21 @@ sq_party_match(
 		}
 	}
 	if (id == 0) {
-		for (i = 0; i < PARTY_ID_KINDS && jstr(party, party_ids[i].key) == NULL; i++)
+		for (i = 0; i < PARTY_ID_KINDS && sq_jstr(party, party_ids[i].key) == NULL; i++)
 			;
 		if (i == PARTY_ID_KINDS)
 			return 0; /* anonymous: a name alone identifies nobody */
 		if ((st = sq_stmt(c, sql_new)) == NULL)
 			return -1;
-		bind_json_text(st, 1, party, "name");
+		sq_bind_json_text(st, 1, party, "name");
 		sqlite3_bind_int64(st, 2, now);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			return -1;
 		id = sqlite3_last_insert_rowid(c->db);
 		for (i = 0; i < PARTY_ID_KINDS; i++)
-			if (jstr(party, party_ids[i].key) != NULL
-			    && party_add_id(c, id, party_ids[i].key, jstr(party, party_ids[i].key))
+			if (sq_jstr(party, party_ids[i].key) != NULL
+			    && party_add_id(
+			           c, id, party_ids[i].key, sq_jstr(party, party_ids[i].key))
 			        < 0)
 				return -1;
 		*id_r = id;
@@ -127,7 +128,7 @@ sq_party_match(
 	others = json_array();
 	unknown = json_array();
 	for (i = 0; i < PARTY_ID_KINDS; i++) {
-		if (jstr(party, party_ids[i].key) == NULL || found[i] == id)
+		if (sq_jstr(party, party_ids[i].key) == NULL || found[i] == id)
 			continue;
 		if (found[i] == 0) {
 			json_array_append_new(unknown, json_string(party_ids[i].key));
@@ -172,7 +173,7 @@ sq_party_confidential_refresh(struct sq_conn *c, sqlite3_int64 party_id)
 
 /* The party's row as matching and merging need it; -1 when there is none. */
 static int
-party_row(struct sq_conn *c, sqlite3_int64 id, struct party_row *p)
+party_row(struct sq_conn *c, sqlite3_int64 id, struct sq_party_row *p)
 {
 	static const char sql[] = "SELECT created_at, merged_into, confidential, rrn, bsn"
 	                          " FROM parties WHERE id = ?1";
@@ -202,10 +203,10 @@ party_row(struct sq_conn *c, sqlite3_int64 id, struct party_row *p)
  * one whose contacts are all confidential only through one of those contacts.
  */
 static int
-party_visible(struct sq_conn *c, const struct party_row *p, json_t *scope)
+party_visible(struct sq_conn *c, const struct sq_party_row *p, json_t *scope)
 {
 	static const char sql[]
-	    = "SELECT 1 FROM contacts c WHERE c.party_id = ?1" SCOPE_SQL(2, 3, 4) " LIMIT 1";
+	    = "SELECT 1 FROM contacts c WHERE c.party_id = ?1" SQ_SCOPE_SQL(2, 3, 4) " LIMIT 1";
 	sqlite3_stmt *st;
 	int seen;
 
@@ -214,7 +215,7 @@ party_visible(struct sq_conn *c, const struct party_row *p, json_t *scope)
 	if ((st = sq_stmt(c, sql)) == NULL)
 		return 0;
 	sqlite3_bind_int64(st, 1, p->id);
-	bind_scope(st, 2, scope);
+	sq_bind_scope(st, 2, scope);
 	seen = sqlite3_step(st) == SQLITE_ROW;
 	sqlite3_reset(st);
 	return seen;
@@ -241,10 +242,10 @@ party_load(struct sq_conn *c, sqlite3_int64 id)
 		return NULL;
 	}
 	party = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "id",
-	    (json_int_t)sqlite3_column_int64(st, 0), "kind", col_text(st, 1), "name",
-	    col_text(st, 2), "rrn", col_text(st, 3), "bsn", col_text(st, 4), "preferred_channel",
-	    col_text(st, 5), "confidential", sqlite3_column_int(st, 6), "created_at",
-	    col_time(st, 7));
+	    (json_int_t)sqlite3_column_int64(st, 0), "kind", sq_col_text(st, 1), "name",
+	    sq_col_text(st, 2), "rrn", sq_col_text(st, 3), "bsn", sq_col_text(st, 4),
+	    "preferred_channel", sq_col_text(st, 5), "confidential", sqlite3_column_int(st, 6),
+	    "created_at", sq_col_time(st, 7));
 	sqlite3_reset(st);
 	if (party == NULL)
 		return NULL;
@@ -252,7 +253,7 @@ party_load(struct sq_conn *c, sqlite3_int64 id)
 	if ((st = sq_stmt(c, sql_emails)) != NULL) {
 		sqlite3_bind_int64(st, 1, id);
 		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(list, col_text(st, 0));
+			json_array_append_new(list, sq_col_text(st, 0));
 		sqlite3_reset(st);
 	}
 	json_object_set_new(party, "emails", list);
@@ -260,7 +261,7 @@ party_load(struct sq_conn *c, sqlite3_int64 id)
 	if ((st = sq_stmt(c, sql_phones)) != NULL) {
 		sqlite3_bind_int64(st, 1, id);
 		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(list, col_text(st, 0));
+			json_array_append_new(list, sq_col_text(st, 0));
 		sqlite3_reset(st);
 	}
 	json_object_set_new(party, "phones", list);
@@ -269,16 +270,16 @@ party_load(struct sq_conn *c, sqlite3_int64 id)
 
 /* A live party scope may see, or the request answered (404, 403) and -1. */
 int
-sq_party_open(
-    struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *scope, struct party_row *p)
+sq_party_open(struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *scope,
+    struct sq_party_row *p)
 {
 	if (party_row(c, id, p) < 0) {
 		store_req_fail(req, STORE_NOT_FOUND, "no party with id %lld", (long long)id);
 		return -1;
 	}
 	if (p->merged_into != 0) {
-		store_req_fail(req, STORE_NOT_FOUND, "party %lld was merged into party %lld", (long long)id,
-		    (long long)p->merged_into);
+		store_req_fail(req, STORE_NOT_FOUND, "party %lld was merged into party %lld",
+		    (long long)id, (long long)p->merged_into);
 		return -1;
 	}
 	if (!party_visible(c, p, scope)) {
@@ -295,12 +296,12 @@ void
 sq_op_party_get(struct sq_conn *c, struct store_req *req)
 {
 	sqlite3_int64 id = json_integer_value(json_object_get(req->in, "id"));
-	struct party_row p;
+	struct sq_party_row p;
 
 	if (sq_party_open(c, req, id, json_object_get(req->in, "scope"), &p) < 0)
 		return;
 	if ((req->out = party_load(c, id)) == NULL)
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 }
 
 /* A lookup answers like a list: a party the token may not see is not among the items. */
@@ -309,12 +310,12 @@ sq_op_party_find(struct sq_conn *c, struct store_req *req)
 {
 	json_t *in = req->in, *items = json_array(), *party;
 	sqlite3_int64 id = 0;
-	struct party_row p;
+	struct sq_party_row p;
 	size_t i;
 
 	for (i = 0; i < PARTY_ID_KINDS && id == 0; i++)
-		if (jstr(in, party_ids[i].key) != NULL)
-			id = party_by(c, party_ids[i].sql, jstr(in, party_ids[i].key));
+		if (sq_jstr(in, party_ids[i].key) != NULL)
+			id = party_by(c, party_ids[i].sql, sq_jstr(in, party_ids[i].key));
 	if (id > 0 && party_row(c, id, &p) == 0 && p.merged_into == 0
 	    && party_visible(c, &p, json_object_get(in, "scope"))
 	    && (party = party_load(c, id)) != NULL)
@@ -326,7 +327,7 @@ static const char *const party_id_words[] = { "RRN", "BSN", "email address", "ph
 
 /* Removes identifier kind = value from party p; 409 when p does not hold it. */
 static int
-party_remove_id(struct sq_conn *c, struct store_req *req, const struct party_row *p, size_t kind,
+party_remove_id(struct sq_conn *c, struct store_req *req, const struct sq_party_row *p, size_t kind,
     const char *value)
 {
 	static const char *const sql[] = {
@@ -337,7 +338,7 @@ party_remove_id(struct sq_conn *c, struct store_req *req, const struct party_row
 	};
 
 	if (party_run(c, sql[kind], p->id, value) < 0) {
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 		return -1;
 	}
 	if (sqlite3_changes(c->db) == 0) {
@@ -350,13 +351,13 @@ party_remove_id(struct sq_conn *c, struct store_req *req, const struct party_row
 
 /* Gives party p identifier kind = value; 409 when another party holds it or p has another. */
 static int
-party_give_id(
-    struct sq_conn *c, struct store_req *req, struct party_row *p, size_t kind, const char *value)
+party_give_id(struct sq_conn *c, struct store_req *req, struct sq_party_row *p, size_t kind,
+    const char *value)
 {
 	sqlite3_int64 holder = party_by(c, party_ids[kind].sql, value);
 
 	if (holder < 0) {
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 		return -1;
 	}
 	if (holder == p->id)
@@ -369,12 +370,13 @@ party_give_id(
 		return -1;
 	}
 	if ((kind == 0 && p->has_rrn) || (kind == 1 && p->has_bsn)) {
-		store_req_fail(req, STORE_CONFLICT, "add.%s: party %lld has another %s; remove that one first",
-		    party_ids[kind].key, (long long)p->id, party_id_words[kind]);
+		store_req_fail(req, STORE_CONFLICT,
+		    "add.%s: party %lld has another %s; remove that one first", party_ids[kind].key,
+		    (long long)p->id, party_id_words[kind]);
 		return -1;
 	}
 	if (party_add_id(c, p->id, party_ids[kind].key, value) < 0) {
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 		return -1;
 	}
 	return 0;
@@ -391,30 +393,30 @@ sq_op_party_update(struct sq_conn *c, struct store_req *req)
 	json_t *in = req->in, *add = json_object_get(in, "add"),
 	       *remove = json_object_get(in, "remove");
 	sqlite3_int64 id = json_integer_value(json_object_get(in, "id"));
-	struct party_row p;
+	struct sq_party_row p;
 	size_t i;
 
 	if (sq_party_open(c, req, id, json_object_get(in, "scope"), &p) < 0)
 		return;
 	for (i = 0; i < PARTY_ID_KINDS; i++)
-		if (jstr(remove, party_ids[i].key) != NULL
-		    && party_remove_id(c, req, &p, i, jstr(remove, party_ids[i].key)) < 0)
+		if (sq_jstr(remove, party_ids[i].key) != NULL
+		    && party_remove_id(c, req, &p, i, sq_jstr(remove, party_ids[i].key)) < 0)
 			return;
 	if (party_row(c, id, &p) < 0) {
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	for (i = 0; i < PARTY_ID_KINDS; i++)
-		if (jstr(add, party_ids[i].key) != NULL
-		    && party_give_id(c, req, &p, i, jstr(add, party_ids[i].key)) < 0)
+		if (sq_jstr(add, party_ids[i].key) != NULL
+		    && party_give_id(c, req, &p, i, sq_jstr(add, party_ids[i].key)) < 0)
 			return;
 	if (json_object_get(in, "name") != NULL
-	    && party_run(c, sql_name, id, jstr(in, "name")) < 0) {
-		step_error(c, req, SQLITE_ERROR);
+	    && party_run(c, sql_name, id, sq_jstr(in, "name")) < 0) {
+		sq_step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	if ((req->out = party_load(c, id)) == NULL)
-		step_error(c, req, SQLITE_ERROR);
+		sq_step_error(c, req, SQLITE_ERROR);
 }
 
 /*
@@ -442,7 +444,7 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	sqlite3_int64 a_id = json_integer_value(json_object_get(in, "id"));
 	sqlite3_int64 b_id = json_integer_value(json_object_get(in, "other"));
 	sqlite3_int64 now = json_integer_value(json_object_get(in, "at"));
-	struct party_row a, b, *keep, *gone;
+	struct sq_party_row a, b, *keep, *gone;
 	char detail[96];
 	sqlite3_stmt *st;
 	size_t i;
@@ -475,7 +477,7 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	snprintf(detail, sizeof(detail), "party %lld merged into party %lld", (long long)gone->id,
 	    (long long)keep->id);
 	json_array_foreach(
-	    moved, i, v) if (history_add(c, json_integer_value(v), now, jstr(in, "actor"),
+	    moved, i, v) if (sq_history_add(c, json_integer_value(v), now, sq_jstr(in, "actor"),
 	                         "party_merged", NULL, NULL, detail)
 	    < 0) goto fail;
 	/* The retired row lets go of its RRN and BSN first: both columns are unique. */
@@ -486,8 +488,8 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	if (sqlite3_step(st) != SQLITE_DONE || (st = sq_stmt(c, sql_take)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, keep->id);
-	bind_text(st, 2, gone->has_rrn ? gone->rrn : NULL);
-	bind_text(st, 3, gone->has_bsn ? gone->bsn : NULL);
+	sq_bind_text(st, 2, gone->has_rrn ? gone->rrn : NULL);
+	sq_bind_text(st, 3, gone->has_bsn ? gone->bsn : NULL);
 	sqlite3_bind_int64(st, 4, gone->id);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail;
@@ -509,7 +511,7 @@ sq_op_party_merge(struct sq_conn *c, struct store_req *req)
 	    json_pack("{s:I, s:O}", "party", (json_int_t)gone->id, "contacts", moved));
 	goto out;
 fail:
-	step_error(c, req, SQLITE_ERROR);
+	sq_step_error(c, req, SQLITE_ERROR);
 out:
 	json_decref(moved);
 }

@@ -13,7 +13,7 @@
  * Memory: what the core hands out is borrowed for the duration of the call
  * unless a comment says otherwise; strings a plugin passes in are copied.
  * Every function runs on the daemon's event loop thread and must not block
- * (the blobs of 1.5 excepted: they may be called from any thread).
+ * (the blobs of 1.5 and 1.6 excepted: they may be called from any thread).
  *
  * Config values: the strings config_get returns belong to the core. They
  * stay valid, unchanged, until the plugin's reload hook has returned after
@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define LOKET_ABI_MAJOR 1
-#define LOKET_ABI_MINOR 5
+#define LOKET_ABI_MINOR 6
 
 #define LOKET_PLUGIN_SYMBOL "loket_plugin"
 
@@ -362,6 +362,21 @@ struct loket_api {
 	    unsigned int flags, char sha256_hex[65], char *error, size_t errlen);
 	/* Makes every blob this process put with LOKET_BLOB_DEFER_SYNC durable. */
 	int (*blob_sync)(struct loket_plugin *self, char *error, size_t errlen);
+
+	/* ---- 1.6: blob reads ---- */
+
+	/*
+	 * The bytes of the blob named sha256_hex (64 lower-case hex digits, as
+	 * blob_put wrote them), wherever the register keeps its blobs: in files
+	 * under data_dir, or in a database that several nodes share. A plugin
+	 * reads stored blobs (an attachment to send, a raw mail) only through
+	 * this, never from data_dir. On 0, *data_r holds them (malloc()ed; the
+	 * plugin free()s it) and *len_r their size. Thread-safe like blob_put;
+	 * it blocks on I/O. -1 with a sentence in error and *data_r NULL: no
+	 * such blob is kept, or the register cannot read it now.
+	 */
+	int (*blob_get)(struct loket_plugin *self, const char *sha256_hex, void **data_r,
+	    size_t *len_r, char *error, size_t errlen);
 
 	/* New entries go here, at the end, with a minor version bump. */
 };

@@ -394,8 +394,8 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	struct chan_email *ce;
 	char dir[4096];
 
-	if (!LOKET_API_HAS(api, metric) || !LOKET_API_HAS(api, blob_put)) {
-		*error_r = "this loketd is too old for chan_email (needs plugin ABI 1.5)";
+	if (!LOKET_API_HAS(api, metric) || !LOKET_API_HAS(api, blob_get)) {
+		*error_r = "this loketd is too old for chan_email (needs plugin ABI 1.6)";
 		return -1;
 	}
 	if ((ce = calloc(1, sizeof(*ce))) == NULL) {
@@ -407,11 +407,9 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	pthread_mutex_init(&ce->qmu, NULL);
 	pthread_mutex_init(&ce->setmu, NULL);
 	pthread_cond_init(&ce->scv, NULL);
-	snprintf(ce->blob_dir, sizeof(ce->blob_dir), "%s/attachments", api->data_dir(self));
 	snprintf(dir, sizeof(dir), "%s/email", api->data_dir(self));
 	snprintf(ce->quarantine_path, sizeof(ce->quarantine_path), "%s/quarantine.jsonl", dir);
-	if ((mkdir(dir, 0750) < 0 && errno != EEXIST)
-	    || (mkdir(ce->blob_dir, 0750) < 0 && errno != EEXIST)) {
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		*error_r = "cannot create the email folders in data_dir";
 		goto fail;
 	}

@@ -132,7 +132,6 @@ struct chan_email {
 	size_t nmailboxes;
 	pthread_mutex_t setmu; /* guards settings (the pointer) and every settings' refs */
 	struct email_settings *settings; /* the current ones; replaced by reload */
-	char blob_dir[4096];
 	char quarantine_path[4200];
 	json_t *quarantine; /* the newest EMAIL_QUARANTINE_KEPT entries, oldest first */
 	struct event *wake_ev;

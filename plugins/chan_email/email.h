@@ -42,7 +42,7 @@ struct email_addr {
 struct email_attachment {
 	char *filename; /* decoded (RFC 2231/2047), path separators removed; never NULL */
 	char *content_type; /* "application/pdf" */
-	char sha256[65]; /* lower-case hex; the bytes live in blob_dir/<sha256> */
+	char sha256[65]; /* lower-case hex; the bytes are the register's blob of that name */
 	size_t size; /* decoded size in bytes */
 };
 
@@ -85,7 +85,7 @@ struct email_msg {
 	int64_t date_ms; /* Date header as Unix ms; 0 when absent or unparseable */
 	struct email_attachment *attachments;
 	size_t n_attachments;
-	char raw_sha256[65]; /* the raw message, stored in blob_dir like an attachment */
+	char raw_sha256[65]; /* the raw message, kept as a blob like an attachment */
 	size_t raw_size;
 	/*
 	 * The raw message without the trace fields servers put on top of it on the
@@ -107,7 +107,8 @@ void email_msg_free(struct email_msg *m);
 struct email_out_attachment {
 	const char *filename;
 	const char *content_type;
-	const char *path; /* file to read */
+	const void *data; /* the bytes (a blob, read through loket_api.blob_get) */
+	size_t len;
 };
 
 struct email_out {

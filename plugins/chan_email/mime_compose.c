@@ -95,18 +95,19 @@ mime_compose_attachment(const struct email_out_attachment *a, size_t i, const ch
 	GMimeDataWrapper *dw;
 	GMimeStream *mem;
 	GMimePart *part;
-	GError *gerr = NULL;
 	char *data, *fn;
 	const char *name;
 	gsize len;
 
-	if (a->path == NULL || !g_file_get_contents(a->path, &data, &len, &gerr)) {
-		mime_fail(error_r, "cannot read attachment %zu: %s", i + 1,
-		    gerr != NULL ? gerr->message : "no path");
-		if (gerr != NULL)
-			g_error_free(gerr);
+	if (a->data == NULL && a->len > 0) {
+		mime_fail(error_r, "cannot read attachment %zu: its bytes are missing", i + 1);
 		return NULL;
 	}
+	/* GMime takes over a GLib buffer: the caller's bytes are copied once. */
+	data = g_malloc(a->len > 0 ? a->len : 1);
+	if (a->len > 0)
+		memcpy(data, a->data, a->len);
+	len = a->len;
 	if (a->content_type != NULL && strpbrk(a->content_type, "\r\n") == NULL)
 		ct = g_mime_content_type_parse(NULL, a->content_type);
 	if (ct == NULL || g_mime_content_type_get_media_type(ct) == NULL

@@ -229,7 +229,8 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 	struct email_out out = { 0 };
 	struct email_out_attachment atts[16];
 	char *subject = NULL, *body = NULL, *refs = NULL, *data = NULL, *tagged = NULL;
-	char message_id[256], due[64], rnd[17], paths[16][4200];
+	char message_id[256], due[64], rnd[17], why[160];
+	void *blobs[16] = { NULL };
 	unsigned char rb[8];
 	size_t len, natt = 0;
 	int automatic, permanent = 0;
@@ -335,13 +336,19 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 			if (natt >= sizeof(atts) / sizeof(atts[0]) || jstr(a, "sha256") == NULL
 			    || strspn(jstr(a, "sha256"), "0123456789abcdef") != 64)
 				continue;
-			snprintf(paths[natt], sizeof(paths[natt]), "%s/%s", ce->blob_dir,
-			    jstr(a, "sha256"));
+			/* Through the register: its blobs may live in a database nodes share. */
+			if (ce->api->blob_get(ce->self, jstr(a, "sha256"), &blobs[natt],
+			        &atts[natt].len, why, sizeof(why))
+			    < 0) {
+				snprintf(j->error, sizeof(j->error), "cannot read attachment %zu: %s",
+				    natt + 1, why);
+				goto out;
+			}
 			atts[natt].filename = jstr(a, "name") != NULL ? jstr(a, "name") : "bijlage";
 			atts[natt].content_type = jstr(a, "content_type") != NULL
 			    ? jstr(a, "content_type")
 			    : "application/octet-stream";
-			atts[natt].path = paths[natt];
+			atts[natt].data = blobs[natt];
 			natt++;
 		}
 	}
@@ -387,6 +394,8 @@ send_job_run(struct chan_email *ce, struct send_job *j)
 		json_decref(sent);
 	}
 out:
+	for (size_t k = 0; k < sizeof(blobs) / sizeof(blobs[0]); k++)
+		free(blobs[k]);
 	free(data);
 	free(refs);
 	free(subject);

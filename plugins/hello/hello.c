@@ -1,8 +1,8 @@
 /*
  * hello.c: the smallest complete loket plugin: config keys and sub-sections, a
  * timer, HTTP routes that know who calls, a contact submitted as a channel
- * does, a reload, and register events (subscribing, and publishing one for a
- * role or user).
+ * does, a reload, register events (subscribing, and publishing one for a
+ * role or user), and blobs kept and read back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +339,43 @@ hello_contact_cb(struct loket_http_req *req, void *arg)
 	h->api->contact_submit(c, hello_submitted_cb, hs);
 }
 
+/* POST /hello/blob: keeps the body as a blob; answers {"sha256": its name}. */
+static void
+hello_blob_put_cb(struct loket_http_req *req, void *arg)
+{
+	struct hello *h = arg;
+	size_t len = 0;
+	const char *body = h->api->http_body(req, &len);
+	char hex[65], error[256], out[96];
+	int n;
+
+	if (h->api->blob_put(h->self, body != NULL ? body : "", body != NULL ? len : 0, 0, hex,
+		error, sizeof(error)) < 0) {
+		h->api->http_problem(req, 503, error);
+		return;
+	}
+	n = snprintf(out, sizeof(out), "{\"sha256\":\"%s\"}", hex);
+	h->api->http_reply(req, 201, "application/json", out, (size_t)n);
+}
+
+/* GET /hello/blob/{sha256}: the blob's bytes, wherever the register keeps them. */
+static void
+hello_blob_get_cb(struct loket_http_req *req, void *arg)
+{
+	struct hello *h = arg;
+	char error[256];
+	void *data;
+	size_t len;
+
+	if (h->api->blob_get(h->self, h->api->http_param(req, "sha256"), &data, &len, error,
+		sizeof(error)) < 0) {
+		h->api->http_problem(req, 404, error);
+		return;
+	}
+	h->api->http_reply(req, 200, "application/octet-stream", data, len);
+	free(data);
+}
+
 static int
 hello_load(struct loket_plugin *self, const struct loket_api *api, const char **error_r)
 {
@@ -376,6 +413,17 @@ hello_load(struct loket_plugin *self, const struct loket_api *api, const char **
 		api->timer_free(h->timer);
 		free(h);
 		*error_r = "cannot subscribe to register events or add their routes";
+		return -1;
+	}
+	/* Blob reads came with ABI 1.6; hello needs both entries for its blob routes. */
+	if (LOKET_API_HAS(api, blob_get) &&
+	    (api->http_route(self, LOKET_HTTP_POST, "/hello/blob", LOKET_ACCESS_ADMIN,
+		 hello_blob_put_cb, h) < 0 ||
+		api->http_route(self, LOKET_HTTP_GET, "/hello/blob/{sha256}", LOKET_ACCESS_ADMIN,
+		    hello_blob_get_cb, h) < 0)) {
+		api->timer_free(h->timer);
+		free(h);
+		*error_r = "cannot add the blob routes";
 		return -1;
 	}
 	api->timer_arm(h->timer, (uint64_t)api->config_get_int(self, "tick"));

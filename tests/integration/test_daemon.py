@@ -19,7 +19,7 @@ from conftest import LOG_LINE, LOKETD, SLOW, SRCDIR, VALGRIND, line_of, package_
 from test_rules_support import example_units
 
 VERSION = package_version()
-ABI = "1.5"
+ABI = "1.6"
 
 
 def problem(status, headers, body, expected_status):
@@ -176,8 +176,10 @@ BAD_CONFIGS = [
      "max_body_size = lots", ["max_body_size", "expected a size", "'lots'"]),
     ("bad_count", "[http]\nmax_connections = -3\n",
      "max_connections = -3", ["max_connections", "expected a positive integer"]),
-    ("bad_choice", "[storage]\ndriver = mysql\n",
-     "driver = mysql", ["driver", "sqlite pgsql", "'mysql'"]),
+    ("bad_choice", "[storage]\ndurability = maybe\n",
+     "durability = maybe", ["durability", "full relaxed", "'maybe'"]),
+    ("bad_driver_name", "[storage]\ndriver = ../mysql\n",
+     "driver = ../mysql", ["driver", "store_NAME.so", "'../mysql'"]),
     ("line_without_equals", "[http]\ntimeout = 5s\nthis line has no equals sign\n",
      "this line has no equals sign", ["expected '[section]' or 'key = value'"]),
     ("plugin_section_not_loaded", "[plugin.chan_fax]\nnumber = 1\n",

@@ -2,6 +2,7 @@
 who calls a route, repeated config sub-sections, and a build against the installed header
 alone (docs/plugins.md)."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import signal
 import subprocess
 
 from api_fixtures import ORG_CONF
-from conftest import BUILDDIR, SRCDIR, line_of
+from conftest import BUILDDIR, SLOW, SRCDIR, line_of, wait_for
 
 
 def whoami(d, token=None):
@@ -83,6 +84,43 @@ def test_a_token_route_tells_the_handler_its_caller_and_refuses_without_one(loke
     assert status == 401, body
     token = d.add_token("intake-web", "intake")
     assert [g["id"] for g in greetings(d, token)] == ["morning", "evening", "nacht-2"]
+
+
+# blobs ------------------------------------------------------------------------------------
+
+
+def test_a_plugin_reads_back_through_the_register_the_blob_it_kept(loketd):
+    """ABI 1.6: blob_get hands a plugin the bytes of a stored blob by their SHA-256, from
+    wherever the register keeps them; a name it does not keep (or no name at all) is an
+    error with a sentence, never a file outside the blobs."""
+    d = loketd(plugins=["hello"], extra=ORG_CONF)
+    token = d.add_token("beheer", "admin")
+    auth = {"Authorization": "Bearer " + token}
+    data = bytes(range(256)) * 40 + b"\x00einde"
+    status, _, body = d.request("POST", "/hello/blob", body=data,
+                                headers=dict(auth, **{"Content-Type": "application/pdf"}))
+    assert status == 201, body
+    sha = json.loads(body)["sha256"]
+    assert sha == hashlib.sha256(data).hexdigest()
+    status, headers, body = d.request("GET", "/hello/blob/" + sha, headers=auth)
+    assert status == 200, body
+    assert body == data
+    assert headers.get("Content-Type") == "application/octet-stream"
+    for name in ("0" * 64, sha.upper(), "loket.db", "..", sha[:63]):
+        status, headers, body = d.request("GET", "/hello/blob/" + name, headers=auth)
+        assert status == 404, (name, body)
+        assert headers.get("Content-Type") == "application/problem+json"
+        assert b"keeps no file with that SHA-256" in body, (name, body)
+    # A name that tries to leave the blobs never reaches a file.
+    status, _, body = d.request("GET", "/hello/blob/..%2f..%2floket.db", headers=auth)
+    assert status == 404 and b"SQLite" not in body, body
+    # Blobs may hold personal data: the example routes are for an admin only.
+    status, _, _ = d.request("GET", "/hello/blob/" + sha)
+    assert status == 401
+    agent = d.add_token("onthaal", "agent")
+    status, _, _ = d.request("GET", "/hello/blob/" + sha,
+                             headers={"Authorization": "Bearer " + agent})
+    assert status == 403
 
 
 # sub-sections ---------------------------------------------------------------------------
@@ -186,9 +224,9 @@ def test_reload_with_a_bad_sub_section_keeps_the_running_ones(loketd):
 # the installed header --------------------------------------------------------------------
 
 
-def test_hello_builds_against_the_installed_header_alone_and_loads(loketd, tmp_path):
-    """hello.c compiled with only what `make install` puts in includedir and pkgconfig: a
-    plugin that reached into core/ would not compile here."""
+def install_headers(tmp_path):
+    """`make install` of the public headers and loket.pc into a DESTDIR: (cflags, env) that
+    see those alone."""
     destdir = tmp_path / "destdir"
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     r = subprocess.run([os.environ.get("MAKE", "make"), "-C", BUILDDIR, "DESTDIR=%s" % destdir,
@@ -199,7 +237,7 @@ def test_hello_builds_against_the_installed_header_alone_and_loads(loketd, tmp_p
            for f in files if f == "loket.pc"]
     headers = [os.path.join(root, f) for root, _, files in os.walk(destdir) for f in files]
     assert len(pcs) == 1 and sorted(os.path.basename(h) for h in headers) == \
-        ["loket.pc", "plugin.h"], headers
+        ["loket.pc", "plugin.h", "store.h"], headers
 
     env["PKG_CONFIG_PATH"] = os.path.dirname(pcs[0])
     env["PKG_CONFIG_LIBDIR"] = os.path.dirname(pcs[0])
@@ -209,6 +247,13 @@ def test_hello_builds_against_the_installed_header_alone_and_loads(loketd, tmp_p
     assert r.returncode == 0, r.stderr
     cflags = r.stdout.split()
     assert cflags and all(f.startswith("-I" + str(destdir)) for f in cflags), cflags
+    return cflags, env
+
+
+def test_hello_builds_against_the_installed_header_alone_and_loads(loketd, tmp_path):
+    """hello.c compiled with only what `make install` puts in includedir and pkgconfig: a
+    plugin that reached into core/ would not compile here."""
+    cflags, env = install_headers(tmp_path)
 
     # A copy away from the source tree: no quoted include can find a neighbour.
     src = tmp_path / "hello.c"
@@ -231,3 +276,94 @@ def test_hello_builds_against_the_installed_header_alone_and_loads(loketd, tmp_p
     status, _, body = d.request("GET", "/hello/Jan")
     assert status == 200 and json.loads(body)["greeting"] == "Dag, Jan", body
     assert whoami(d) is None
+
+
+# a storage driver built outside the tree -----------------------------------------------
+
+
+def build_store_driver(tmp_path, name="memo", defines=()):
+    """tests/plugins/store_memo.c, copied away from the tree and compiled with the installed
+    loket/store.h, jansson and libevent alone, as plugin_dir/store_NAME.so would be."""
+    cflags, env = install_headers(tmp_path)
+    r = subprocess.run(["pkg-config", "--cflags", "jansson", "libevent"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    src = tmp_path / "store_memo.c"
+    shutil.copyfile(os.path.join(SRCDIR, "tests", "plugins", "store_memo.c"), src)
+    so = tmp_path / ("store_%s.so" % name)
+    r = subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Wextra", "-Werror",
+                        "-fPIC", "-shared"] + cflags + r.stdout.split() + list(defines) +
+                       ["-o", str(so), str(src)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return so
+
+
+def install_store_driver(d, so, name="memo"):
+    dst = os.path.join(d.plugin_dir, "store_%s.so" % name)
+    shutil.copyfile(so, dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
+def test_storage_driver_built_against_the_installed_header_refuses_with_its_own_sentence(
+        loketd, tmp_path):
+    """[storage] driver = memo loads plugin_dir/store_memo.so (not listed in plugins), hands
+    it [storage] through the host table, and a refusing open stops loketd with the
+    driver's own sentence and a nonzero exit."""
+    so = build_store_driver(tmp_path)
+    d = loketd(start=False, extra="[storage]\ndriver = memo\nconninfo = refuse\n"
+                                  "pool = 7\nlease = 45s\n")
+    install_store_driver(d, so)
+    r = d.check()
+    assert r.returncode == 0, r.stderr
+    rc = d.start_fails()
+    assert rc != 0
+    log = d.log()
+    assert "memo opening pool=7 lease_ms=45000 readers=4" in log, log
+    assert "memo: the test asked this register to refuse (conninfo = refuse)" in log, log
+
+
+def test_storage_driver_answers_healthz_and_requests_through_the_host_table(loketd, tmp_path):
+    """An open driver's health sentence is what /healthz shows, and its refusals reach the
+    API as 503 with its sentence, through the host table's fail and complete."""
+    so = build_store_driver(tmp_path)
+    d = loketd(start=False, extra="[storage]\ndriver = memo\nconninfo = keep\n")
+    install_store_driver(d, so)
+    d.spawn()
+
+    def healthz():
+        if d.proc.poll() is not None:
+            return "exited"
+        try:
+            return d.request("GET", "/healthz", timeout=1)
+        except OSError:
+            return None
+
+    got = wait_for(healthz, 10 * SLOW, interval=0.05)
+    assert got not in (None, "exited"), "loketd with driver memo: %s; log:\n%s" % (got, d.log())
+    status, _, body = got
+    assert status == 503, (status, body)
+    assert b"memo keeps nothing: the test driver cannot commit" in body, body
+
+
+def test_missing_storage_driver_names_the_file_it_looked_for(loketd):
+    d = loketd(start=False, extra="[storage]\ndriver = nosuch\n")
+    want = os.path.join(os.path.realpath(d.plugin_dir), "store_nosuch.so")
+    r = d.check()
+    assert r.returncode == 2, r.stderr
+    assert "storage driver nosuch: no file %s" % want in r.stderr, r.stderr
+    assert "configuration OK" not in r.stdout
+    rc = d.start_fails()
+    assert rc != 0
+    assert "storage driver nosuch: no file %s" % want in d.log(), d.log()
+
+
+def test_storage_driver_of_another_abi_major_is_refused_naming_the_file(loketd, tmp_path):
+    so = build_store_driver(tmp_path, defines=["-DMEMO_WRONG_MAJOR"])
+    d = loketd(start=False, extra="[storage]\ndriver = memo\nconninfo = keep\n")
+    path = install_store_driver(d, so)
+    r = d.check()
+    assert r.returncode == 2, r.stderr
+    assert "storage driver memo: %s was built for storage ABI 2.0, but this loketd speaks " \
+        "1.0; rebuild the driver" % os.path.realpath(path) in r.stderr, r.stderr

@@ -126,8 +126,8 @@ test_errors(void **state)
 	expect_error("[loketd]\ndata_dir = relative/path\n", 2, "expected an absolute path");
 	expect_error("[loketd]\nlog_level = loud\ndata_dir = /x\n", 2, "one of debug, info");
 	expect_error("[loketd]\ndata_dir = /x\nno equals sign here\n", 3, "expected '[section]'");
-	expect_error("[loketd]\ndata_dir = /x\n[storage]\ndriver = oracle\n", 4,
-	    "expected sqlite pgsql");
+	expect_error("[loketd]\ndata_dir = /x\n[storage]\ndriver = ../oracle\n", 4,
+	    "driver: expected sqlite or the NAME of a driver plugin_dir/store_NAME.so");
 	expect_error("[loketd]\ndata_dir = /x\n[storage]\ndriver = pgsql\n", 0, "needs conninfo");
 	expect_error("[loketd]\ndata_dir = /x\n[storage]\nreaders = 65\n", 4,
 	    "readers: expected 1 to 64 reader threads, got 65");

@@ -566,8 +566,8 @@ test_compose_roundtrip(void **state)
 	const char *err = "";
 	const char *txt = "Nota bij de beslissing.\nTweede regel.\n";
 	struct email_out_attachment atts[] = {
-		{ "beslissing één.pdf", "application/pdf", pdf_path },
-		{ "nota.txt", "text/plain", txt_path },
+		{ "beslissing één.pdf", "application/pdf", pdf, sizeof(pdf) },
+		{ "nota.txt", "text/plain", txt, strlen(txt) },
 	};
 	struct email_out o = {
 		.from_name = "Gemeente Zemst – Burgerzaken",
@@ -715,7 +715,7 @@ test_compose_refuses_bad_address(void **state)
 static void
 test_compose_missing_attachment(void **state)
 {
-	struct email_out_attachment att = { "weg.pdf", "application/pdf", "/nonexistent/weg.pdf" };
+	struct email_out_attachment att = { "weg.pdf", "application/pdf", NULL, 2048 };
 	struct email_out o = {
 		.from_addr = "info@zemst.be",
 		.to_addr = "a@b.be",

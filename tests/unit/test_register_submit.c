@@ -78,7 +78,7 @@ fake_complete_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Every request, reads too, completes on the next turn of the loop, never inside submit. */
 static void
-fake_submit(struct store *s, struct store_req *req)
+fake_submit(void *impl, struct store_req *req)
 {
 	assert_true(fake.n < 8);
 	fake.ops[fake.n] = req->op;
@@ -88,7 +88,8 @@ fake_submit(struct store *s, struct store_req *req)
 		fake.held[fake.nheld++] = req;
 		return;
 	}
-	assert_int_equal(event_base_once(s->base, -1, EV_TIMEOUT, fake_complete_cb, req, NULL), 0);
+	assert_int_equal(
+	    event_base_once((struct event_base *)impl, -1, EV_TIMEOUT, fake_complete_cb, req, NULL), 0);
 }
 
 static const struct store_driver fake_driver = { .name = "later", .submit = fake_submit };
@@ -127,6 +128,7 @@ setup(void **state)
 	d.base = event_base_new();
 	fake_store.driver = &fake_driver;
 	fake_store.base = d.base;
+	fake_store.impl = d.base; /* the fake driver's state: the loop it answers on */
 	d.store = &fake_store;
 	return 0;
 }

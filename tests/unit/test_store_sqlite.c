@@ -17,6 +17,7 @@
 
 #include "conf.h"
 #include "metrics.h"
+#include "register.h"
 #include "store.h"
 #include "util.h"
 
@@ -329,7 +330,7 @@ test_replay_goes_through_the_driver(void **state)
 	struct store *s = NULL;
 	const char *err = NULL;
 	static struct tally t;
-	char *error = NULL;
+	const char *error = NULL;
 	int n = 0;
 
 	memset(&t, 0, sizeof(t));
@@ -541,6 +542,44 @@ entry_str(json_t *list, size_t index, const char *key)
 }
 
 /*
+ * The driver returns a contact in the storage shape docs/storage.md states
+ * (times in ms, the party's name plain) and contact_view makes the API's
+ * view of it (ISO times, the party object) in place.
+ */
+static void
+test_contact_comes_back_in_storage_shape_and_the_view_makes_the_api_one(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct outcome a = { 0 };
+	json_t *doc = contact_doc(1), *got;
+	json_int_t received = json_integer_value(json_object_get(doc, "received_at"));
+	char when[40];
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	store_submit(s, store_req_new(STORE_CONTACT_CREATE, doc, outcome_cb, &a));
+	while (!a.done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+	assert_int_equal(a.status, 0);
+	got = contact_get(f, s, a.id);
+	assert_true(json_is_integer(json_object_get(got, "received_at")));
+	assert_int_equal(json_integer_value(json_object_get(got, "received_at")), received);
+	assert_true(json_is_integer(json_object_get(got, "party_id")));
+	assert_true(json_object_get(got, "party_name") != NULL);
+	assert_null(json_object_get(got, "party"));
+	contact_view(got);
+	util_time_format(received, when, sizeof(when));
+	assert_string_equal(json_string_value(json_object_get(got, "received_at")), when);
+	assert_true(json_is_object(json_object_get(got, "party")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(got, "party"), "id")),
+	    json_integer_value(json_object_get(got, "party_id")));
+	assert_null(json_object_get(got, "party_name"));
+	json_decref(got);
+	store_close(s);
+}
+
+/*
  * The decisions of a new contact's rules are stored as one row and read
  * back as one history entry each, in order, with their rules as actors; a
  * lone decision stays a row of its own.
@@ -579,6 +618,9 @@ test_rules_history_one_row(void **state)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	assert_int_equal(a.status, 0);
 	got = contact_get(f, s, a.id);
+	/* The driver hands the row back as stored; the register's view unfolds it. */
+	assert_int_equal(json_array_size(json_object_get(got, "history")), 2);
+	contact_view(got);
 	h = json_object_get(got, "history");
 	/* created, then the three decisions */
 	assert_int_equal(json_array_size(h), 4);
@@ -591,6 +633,7 @@ test_rules_history_one_row(void **state)
 	assert_string_equal(entry_str(h, 3, "detail"), "tag [\"x\"]");
 	json_decref(got);
 	got = contact_get(f, s, o.id);
+	contact_view(got);
 	h = json_object_get(got, "history");
 	assert_int_equal(json_array_size(h), 3);
 	assert_string_equal(entry_str(h, 1, "actor"), "rule:10-a.lua:1");
@@ -847,6 +890,87 @@ test_read_pool_reads_its_writes(void **state)
 	store_close(s);
 }
 
+struct answer {
+	int done;
+	enum store_result result;
+	json_t *out;
+};
+
+static void
+answer_cb(struct store_req *req, void *arg)
+{
+	struct answer *a = arg;
+
+	a->done = 1;
+	a->result = req->result;
+	a->out = json_incref(req->out);
+}
+
+static void
+ask(struct fixture *f, struct store *s, enum store_op op, json_t *in, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	store_submit(s, store_req_new(op, in, answer_cb, a));
+	while (!a->done)
+		event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+/*
+ * A contact update carries its condition as data (expect, a filter of the
+ * scope's shape) and the driver checks it on the row inside the write; the
+ * driver decides nothing on its own: without expect, a confidential contact
+ * moves wherever the caller (whose scope sees it) sends it.
+ */
+static void
+test_update_checks_expect_and_decides_nothing_else(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct answer a;
+	json_t *doc = contact_doc(1), *scope;
+	json_int_t id;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	json_object_set_new(doc, "organisation", json_string("ocmw"));
+	json_object_set_new(doc, "department", json_string("sociale_dienst"));
+	json_object_set_new(doc, "confidential", json_true());
+	ask(f, s, STORE_CONTACT_CREATE, doc, &a);
+	assert_int_equal(a.result, STORE_OK);
+	id = json_integer_value(json_object_get(a.out, "id"));
+	json_decref(a.out);
+	scope = json_pack("{s:b, s:s}", "all", 0, "organisation", "ocmw");
+
+	/* Only if the contact passes {organisation: gemeente}: a confidential one of ocmw does not. */
+	ask(f, s, STORE_CONTACT_UPDATE,
+	    json_pack("{s:I, s:I, s:s, s:O, s:{s:s, s:s}, s:{s:b, s:s}}", "id", id, "at",
+		(json_int_t)util_time_ms(), "actor", "test", "scope", scope, "set", "department",
+		"burgerzaken", "organisation", "gemeente", "expect", "all", 0, "organisation",
+		"gemeente"),
+	    &a);
+	assert_int_equal(a.result, STORE_FORBIDDEN);
+	assert_string_equal(json_string_value(json_object_get(a.out, "organisation")), "ocmw");
+	assert_true(json_is_true(json_object_get(a.out, "confidential")));
+	json_decref(a.out);
+	ask(f, s, STORE_CONTACT_GET, json_pack("{s:I, s:{s:b}}", "id", id, "scope", "all", 1), &a);
+	assert_string_equal(json_string_value(json_object_get(a.out, "organisation")), "ocmw");
+	assert_string_equal(
+	    json_string_value(json_object_get(a.out, "department")), "sociale_dienst");
+	json_decref(a.out);
+
+	/* No condition given: the driver stores what it was asked to. */
+	ask(f, s, STORE_CONTACT_UPDATE,
+	    json_pack("{s:I, s:I, s:s, s:O, s:{s:s, s:s}}", "id", id, "at",
+		(json_int_t)util_time_ms(), "actor", "test", "scope", scope, "set", "department",
+		"burgerzaken", "organisation", "gemeente"),
+	    &a);
+	assert_int_equal(a.result, STORE_OK);
+	assert_string_equal(json_string_value(json_object_get(a.out, "organisation")), "gemeente");
+	json_decref(a.out);
+	json_decref(scope);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -859,6 +983,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_intake_keys_and_threading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_history_one_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(
+		    test_contact_comes_back_in_storage_shape_and_the_view_makes_the_api_one, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
 		    test_read_pool_queues_and_answers_every_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_read_pool_keeps_order_of_repeated_reads, setup, teardown),
@@ -869,6 +996,8 @@ main(void)
 		    test_storage_failure_detail_has_no_sqlite_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_goes_through_the_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_put_keeps_bytes_by_sha256, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_update_checks_expect_and_decides_nothing_else, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
