@@ -13,7 +13,9 @@ database use the `psql` command line, connecting as the superuser over the unix 
 """
 
 import atexit
+import csv
 import glob
+import io
 import json
 import os
 import pwd
@@ -310,10 +312,15 @@ class Connection:
         text = parts[0] + "".join(literal(p) + rest for p, rest in zip(params, parts[1:]))
         if re.match(r"(?is)\s*(select|with|values)\b", text):
             rows = self.cluster.query(text, db=self.dbname)
+            if rows:
+                names = list(rows[0])
+            else:  # no row to name the columns: psql's CSV header does
+                out = self.cluster.psql_run("SELECT * FROM (%s) q LIMIT 0" % text,
+                                            db=self.dbname, args=["--csv"]).stdout
+                names = next(csv.reader(io.StringIO(out)), [])
             return _Cursor([tuple(json.dumps(v) if isinstance(v, (dict, list)) else v
                                   for v in r.values()) for r in rows],
-                           [(k, None, None, None, None, None, None) for k in
-                            (rows[0] if rows else {})])
+                           [(k, None, None, None, None, None, None) for k in names])
         self.cluster.psql_run(text, db=self.dbname)
         return _Cursor([], None)
 
