@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import weakref
@@ -212,7 +213,6 @@ class Loketd:
         pg_fixture.PgError."""
         if DRIVER == "pgsql":
             return pg_fixture.Connection(REGISTERS.start(), REGISTERS.database_of(self))
-        import sqlite3
         return sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data_dir, "loket.db"),
                                uri=True, timeout=10)
 
