@@ -11,6 +11,7 @@ SQLite register is one file per data_dir; tests marked sqlite_only are deselecte
 tests/integration.sh runs the suite once per driver in LOKET_TEST_DRIVERS.
 """
 
+import concurrent.futures
 import gc
 import http.client
 import os
@@ -404,7 +405,13 @@ STORAGE_MARK = "; the storage driver under test (LOKET_TEST_DRIVER, tests/integr
 class _PgRegisters:
     """The pgsql run's registers: one database per data_dir in the session's cluster, made
     when a daemon first starts (or checks its config) on it, dropped once no Loketd of that
-    data_dir is left, i.e. the test or module that made it is over."""
+    data_dir is left, i.e. the test or module that made it is over.
+
+    CREATE and DROP DATABASE cost a few hundred milliseconds each with fsync on; a test
+    should not wait for them. One background worker keeps SPARES databases made ahead (a
+    register takes one by a rename, a catalog change) and drops the registers done with."""
+
+    SPARES = 2
 
     def __init__(self):
         self.cluster = None
@@ -414,16 +421,31 @@ class _PgRegisters:
         self.counter = 0
         self.deselected = 0
         self.stats = {"created": 0, "dropped": 0}
+        self.worker = None
+        self.spares = []     # futures of databases made ahead: their names
+        self.drops = {}      # database name -> future of its DROP (True when gone)
 
     def start(self):
         if self.cluster is None:
             self.cluster = pg_fixture.Cluster().start()
+            self.worker = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pg-registers")
+            self._refill()
         return self.cluster
 
     def stop(self):
+        if self.worker is not None:
+            self.worker.shutdown(wait=True, cancel_futures=True)
+            self.worker = None
         if self.cluster is not None:
             self.cluster.stop()
             self.cluster = None
+
+    def _refill(self):
+        while len(self.spares) < self.SPARES:
+            self.counter += 1
+            self.spares.append(self.worker.submit(self.cluster.create_database,
+                                                  "loket_spare_%d" % self.counter))
 
     def name_for(self, d, data_dir):
         name = self.names.get(data_dir)
@@ -441,26 +463,47 @@ class _PgRegisters:
         return name
 
     def prepare(self, name):
-        if name in self.owners and name not in self.made:
-            self.start().create_database(name)
-            self.made.add(name)
-            self.stats["created"] += 1
+        if name not in self.owners or name in self.made:
+            return
+        cluster = self.start()
+        spare = None
+        while spare is None and self.spares and self.spares[0].done():
+            try:
+                spare = self.spares.pop(0).result()
+            except pg_fixture.PgError:
+                pass
+        if spare is not None:
+            cluster.psql_run("ALTER DATABASE %s RENAME TO %s" % (pg_fixture.ident(spare),
+                                                                  pg_fixture.ident(name)))
+        else:  # none ready: make it now rather than wait behind the worker's queue
+            cluster.create_database(name)
+        self.made.add(name)
+        self.stats["created"] += 1
+        self._refill()
 
     def sweep(self):
-        """Drops the databases no Loketd refers to any more (a database someone is still
-        connected to stays, and is tried again after the next test)."""
+        """Drops, in the background, the databases no Loketd refers to any more; one that
+        someone is still connected to stays, and is tried again after the next test."""
         gc.collect()
-        for name, owners in list(self.owners.items()):
-            if len(owners):
+        for name, done in list(self.drops.items()):
+            if not done.done():
                 continue
-            if name in self.made:
-                if not self.cluster.drop_database(name):
-                    continue
+            del self.drops[name]
+            if done.exception() is None and done.result():
                 self.made.discard(name)
+                self.owners.pop(name, None)
                 self.stats["dropped"] += 1
-            del self.owners[name]
+        for name, owners in list(self.owners.items()):
+            if len(owners) or name in self.drops:
+                continue
+            # A daemon that comes back to this data_dir gets a new register, as it would
+            # find no loket.db in a new directory.
             for k in [k for k, v in self.names.items() if v == name]:
                 del self.names[k]
+            if name in self.made:
+                self.drops[name] = self.worker.submit(self.cluster.drop_database, name)
+            else:
+                del self.owners[name]
 
 
 REGISTERS = _PgRegisters()
