@@ -1,0 +1,120 @@
+/*
+ * pg.h: what the files of the PostgreSQL driver share: a connection with
+ * its prepared statements, parameters built from JSON, and columns read
+ * back into JSON.
+ *
+ * Each connection belongs to one thread (the writer or a reader) and runs
+ * its statements with libpq's blocking calls there; the daemon's loop never
+ * waits on PostgreSQL: it only hands requests to those threads and takes
+ * completions back (as the SQLite driver does).
+ *
+ * Times are timestamptz in the database and integer milliseconds since the
+ * epoch in JSON; PG_TS() and PG_MS() convert exactly (no floating point).
+ */
+#ifndef LOKET_PG_H
+#define LOKET_PG_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#define PG_STMT_CACHE 128
+#define PG_PARAMS_MAX 24
+
+/* SQL: integer milliseconds (parameter $n) to timestamptz, and back. */
+#define PG_TS(n) "('epoch'::timestamptz + ($" #n ")::bigint * interval '1 millisecond')"
+#define PG_MS(col) "((extract(epoch FROM " col ") * 1000)::bigint)"
+
+/* What a failed statement means for the request that ran it. */
+enum pg_fault {
+	PG_FAULT_NONE = 0,
+	PG_FAULT_CONFLICT,    /* a unique or exclusion constraint: 23505, 23P01 */
+	PG_FAULT_RETRY,       /* serialization failure or deadlock: 40001, 40P01 */
+	PG_FAULT_CONNECTION,  /* the connection is gone (class 08, 57P01-57P03, no result) */
+	PG_FAULT_FAILED,      /* anything else: a bug or a broken register */
+};
+
+struct pg_conn {
+	PGconn *conn;
+	/* Prepared statements, keyed by the SQL literal's address (static strings only). */
+	struct {
+		const char *sql;
+		int n;
+	} cache[PG_STMT_CACHE];
+	int ncache;
+	/* The last failure: its class and SQLSTATE (the text went to the log). */
+	enum pg_fault fault;
+	char sqlstate[6];
+	/* For the log: "writer", "reader 2". */
+	char who[32];
+};
+
+/* Parameters of one statement, as text (PostgreSQL casts them by the statement's types). */
+struct pg_params {
+	const char *v[PG_PARAMS_MAX];
+	char *owned[PG_PARAMS_MAX]; /* freed by pg_params_clear */
+	char num[PG_PARAMS_MAX][24];
+	int n;
+};
+
+/*
+ * store_pgsql.c: the driver's log line (through the host's logger: the
+ * subsystem is "pgsql"). Never personal data: statements' parameters are
+ * not logged, only their first words and the server's message.
+ */
+void pg_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* pg_conn.c */
+/* Connects with conninfo; -1 with *error_r (a sentence without the password) when it cannot. */
+int pg_connect(struct pg_conn *c, const char *conninfo, const char *who, const char **error_r);
+void pg_disconnect(struct pg_conn *c);
+/* Whether the connection still answers (it was not reset under us). */
+int pg_alive(struct pg_conn *c);
+/*
+ * Runs sql (a static string: it is prepared once per connection under a
+ * name of its own) with the parameters. Returns the result (PGRES_TUPLES_OK
+ * or PGRES_COMMAND_OK) to PQclear, or NULL with c->fault and c->sqlstate
+ * set and the server's message logged with the statement's first words.
+ */
+PGresult *pg_run(struct pg_conn *c, const char *sql, const struct pg_params *p);
+/* Runs sql without parameters, unprepared (BEGIN, COMMIT, DDL); 0 or -1 as pg_run. */
+int pg_exec(struct pg_conn *c, const char *sql);
+
+void pg_params_init(struct pg_params *p);
+void pg_params_clear(struct pg_params *p);
+/* Each adds the next parameter ($1, $2, ...); NULL or a missing key binds NULL. */
+void pg_p_text(struct pg_params *p, const char *s);
+void pg_p_int(struct pg_params *p, int64_t v);
+void pg_p_null(struct pg_params *p);
+void pg_p_bool(struct pg_params *p, int b);
+void pg_p_jtext(struct pg_params *p, json_t *obj, const char *key);
+/* An integer member, or NULL when it is missing or not an integer. */
+void pg_p_jint(struct pg_params *p, json_t *obj, const char *key);
+/* A JSON value as its text (for jsonb); NULL v binds fallback ("[]", "{}") or NULL. */
+void pg_p_json(struct pg_params *p, json_t *v, const char *fallback);
+
+/* Columns: NULL becomes JSON null. */
+json_t *pg_col_text(const PGresult *r, int row, int col);
+json_t *pg_col_int(const PGresult *r, int row, int col);
+json_t *pg_col_bool(const PGresult *r, int row, int col);
+/* A json/jsonb column parsed. */
+json_t *pg_col_json(const PGresult *r, int row, int col);
+int64_t pg_int(const PGresult *r, int row, int col);
+int pg_isnull(const PGresult *r, int row, int col);
+const char *pg_str(const PGresult *r, int row, int col); /* NULL for SQL NULL */
+
+/* jansson's string member, or NULL. */
+const char *pg_jstr(json_t *obj, const char *key);
+
+/* pg_schema.c */
+extern const char *const pg_migrations[];
+extern const int pg_schema_version;
+/*
+ * Brings the register to pg_schema_version in one transaction, under an
+ * advisory lock so that nodes starting together migrate once. -1 with
+ * *error_r when it cannot (a newer register than this loketd knows, a
+ * failed step: the register is left as it was).
+ */
+int pg_migrate(struct pg_conn *c, const char **error_r);
+
+#endif
