@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""summary.py: one closing line for the whole suite, from cmocka's logs and pytest's JUnit XML."""
+"""summary.py: one closing line for the whole suite, from cmocka's logs and pytest's JUnit XML.
+
+The line starts "loket: P passed, F failed, S skipped" (the sum over the unit tests and every
+integration run, one per storage driver: tests/pytest-junit-DRIVER.xml); what each part
+counted follows in parentheses, with the tests a run deselected (sqlite_only on pgsql)."""
 import glob
 import os
 import re
@@ -8,23 +12,49 @@ import xml.etree.ElementTree as ET
 
 builddir = sys.argv[1] if len(sys.argv) > 1 else "."
 passed = failed = skipped = 0
+parts = []
+u_pass = u_fail = u_skip = 0
 for log in sorted(glob.glob(os.path.join(builddir, "tests/unit/test_*.log"))):
     text = open(log, errors="replace").read()
-    passed += sum(int(n) for n in re.findall(r"^\[  PASSED  \] (\d+) test", text, re.M))
-    failed += sum(int(n) for n in re.findall(r"^\[  FAILED  \] (\d+) test", text, re.M))
-    skipped += sum(int(n) for n in re.findall(r"^\[  SKIPPED \] (\d+) test", text, re.M))
+    u_pass += sum(int(n) for n in re.findall(r"^\[  PASSED  \] (\d+) test", text, re.M))
+    u_fail += sum(int(n) for n in re.findall(r"^\[  FAILED  \] (\d+) test", text, re.M))
+    u_skip += sum(int(n) for n in re.findall(r"^\[  SKIPPED \] (\d+) test", text, re.M))
+passed, failed, skipped = u_pass, u_fail, u_skip
+parts.append("unit %d/%d/%d" % (u_pass, u_fail, u_skip))
 for junit in sorted(glob.glob(os.path.join(builddir, "tests/pytest-junit*.xml"))):
-    root = ET.parse(junit).getroot()
+    m = re.search(r"pytest-junit-?(\w*)\.xml$", junit)
+    driver = m.group(1) if m and m.group(1) else "sqlite"
+    p = f = s = 0
+    deselected = 0
+    try:
+        root = ET.parse(junit).getroot()
+    except ET.ParseError as e:
+        # A run that died mid-write did not finish: that is a failure, not nothing.
+        failed += 1
+        parts.append("%s: unreadable %s (%s)" % (driver, os.path.basename(junit), e))
+        continue
     for suite in root.iter("testsuite"):
         tests = int(suite.get("tests", 0))
         fail = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         skip = int(suite.get("skipped", 0))
-        passed += tests - fail - skip
-        failed += fail
-        skipped += skip
+        p += tests - fail - skip
+        f += fail
+        s += skip
+        for prop in suite.iter("property"):
+            if prop.get("name") == "loket_driver":
+                driver = prop.get("value")
+            elif prop.get("name") == "loket_deselected":
+                deselected = int(prop.get("value") or 0)
+    passed += p
+    failed += f
+    skipped += s
+    parts.append("%s %d/%d/%d%s" % (driver, p, f, s,
+                                    " +%d sqlite_only deselected" % deselected if deselected else ""))
 # A whole suite automake skipped (exit 77: cmocka or pytest missing) counts as one skip.
 for trs in sorted(glob.glob(os.path.join(builddir, "tests/**/*.trs"), recursive=True)):
     if re.search(r"^:test-result: SKIP", open(trs, errors="replace").read(), re.M):
         skipped += 1
-print(f"loket: {passed} passed, {failed} failed, {skipped} skipped")
+        parts.append("%s skipped whole" % os.path.basename(trs)[:-4])
+print("loket: %d passed, %d failed, %d skipped (passed/failed/skipped: %s)"
+      % (passed, failed, skipped, "; ".join(parts)))
 sys.exit(1 if failed else 0)

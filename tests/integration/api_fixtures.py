@@ -14,7 +14,7 @@ import sqlite3
 import urllib.parse
 import uuid
 
-from conftest import Loketd
+from conftest import DRIVER, REGISTERS, Loketd
 
 ORG_CONF = """\
 [organisation.gemeente]
@@ -251,17 +251,45 @@ class Api:
 
     @property
     def db_path(self):
+        """The SQLite register file (the sqlite driver's; tests of it are sqlite_only)."""
         return os.path.join(self.d.data_dir, "loket.db")
 
     def db(self):
-        """A read-only connection to the SQLite register (the daemon may be running)."""
-        return sqlite3.connect("file:%s?mode=ro" % self.db_path, uri=True, timeout=10)
+        """A read-only look into the register, the daemon may be running: sqlite3 on the
+        file, or on pgsql a psql-backed connection to its database (see Loketd.db)."""
+        return self.d.db()
+
+    def tables(self):
+        """The names of the register's tables, whatever the driver."""
+        sql = ("SELECT tablename FROM pg_tables WHERE schemaname NOT IN "
+               "('pg_catalog', 'information_schema')" if DRIVER == "pgsql" else
+               "SELECT name FROM sqlite_master WHERE type = 'table'")
+        con = self.db()
+        try:
+            return sorted(r[0] for r in con.execute(sql).fetchall())
+        finally:
+            con.close()
 
     def integrity_check(self, scratch_dir):
-        """PRAGMA integrity_check on a copy of the database files as they are on disk now.
+        """The register checked as a restarted daemon would find it: ["ok"] when sound.
 
-        Copying (db and -wal, not -shm) leaves the daemon's files untouched; opening the
-        copy replays the WAL the way a restarted daemon would."""
+        sqlite: PRAGMA integrity_check on a copy of the database files as they are on disk
+        now. Copying (db and -wal, not -shm) leaves the daemon's files untouched; opening the
+        copy replays the WAL the way a restarted daemon would.
+        pgsql: the server has already recovered; amcheck's bt_index_check over every btree
+        index of the register (each index agrees with itself and its table); an index that
+        does not fails the check with the server's error."""
+        if DRIVER == "pgsql":
+            cluster, name = REGISTERS.start(), REGISTERS.database_of(self.d)
+            cluster.psql_run("CREATE EXTENSION IF NOT EXISTS amcheck", db=name)
+            rows = cluster.query(
+                "SELECT c.relname AS index, bt_index_check(c.oid, true) IS NULL AS ok "
+                "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE a.amname = 'btree' AND n.nspname NOT IN ('pg_catalog', "
+                "'information_schema', 'pg_toast')", db=name)
+            bad = ["index %s is not sound" % r["index"] for r in rows if not r["ok"]]
+            return bad or ["ok"]
         os.makedirs(scratch_dir, exist_ok=True)
         dst = os.path.join(scratch_dir, "loket.db")
         for suffix in ("", "-wal"):

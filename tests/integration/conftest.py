@@ -3,8 +3,15 @@
 Paths come from LOKET_BUILDDIR and LOKET_SRCDIR (default: the repository root two levels
 up). LOKET_VALGRIND, when set to anything but "" or "none", runs loketd under valgrind:
 "1"/"yes" picks a default command line, anything else is used as the command prefix.
+
+LOKET_TEST_DRIVER picks the register's storage driver for the whole run: sqlite (the default)
+or pgsql. On pgsql every daemon's config gets `[storage] driver = pgsql` and a conninfo to a
+database of its own in a throwaway cluster (pg_fixture.py), one database per data_dir as the
+SQLite register is one file per data_dir; tests marked sqlite_only are deselected and counted.
+tests/integration.sh runs the suite once per driver in LOKET_TEST_DRIVERS.
 """
 
+import gc
 import http.client
 import os
 import re
@@ -12,10 +19,14 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
+import weakref
 
 import pytest
+
+import pg_fixture
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.abspath(os.environ.get("LOKET_SRCDIR") or os.path.join(_HERE, "..", ".."))
@@ -24,8 +35,16 @@ LOKETD = os.path.join(BUILDDIR, "core", "loketd")
 LOKETCTL = os.path.join(BUILDDIR, "core", "loketctl")
 PLUGIN_DIRS = [
     os.path.join(BUILDDIR, "plugins", ".libs"),
+    os.path.join(BUILDDIR, "plugins", "store_pgsql", ".libs"),
     os.path.join(BUILDDIR, "tests", "plugins", ".libs"),
 ]
+
+DRIVERS = ("sqlite", "pgsql")
+DRIVER = os.environ.get("LOKET_TEST_DRIVER") or "sqlite"
+if DRIVER not in DRIVERS:
+    raise RuntimeError("LOKET_TEST_DRIVER=%s: expected one of %s" % (DRIVER, ", ".join(DRIVERS)))
+# The pgsql driver is a plugin; a daemon on it finds store_pgsql.so in its plugin_dir.
+PGSQL_PLUGIN = "store_pgsql"
 
 _VALGRIND = os.environ.get("LOKET_VALGRIND", "").strip()
 if _VALGRIND.lower() in ("", "none", "0", "no"):
@@ -56,10 +75,12 @@ def find_plugin(name):
         path = os.path.join(d, name + ".so")
         if os.path.exists(path):
             return path
-    raise FileNotFoundError(
-        "plugin %s.so is not built (looked in %s); build it with "
-        "`make %s.la`" % (name, ", ".join(PLUGIN_DIRS),
-                          "plugins/" + name if name == "hello" else "tests/plugins/" + name))
+    if name == PGSQL_PLUGIN:
+        how = "configure with libpq (libpq-dev) and `make`"
+    else:
+        how = "`make %s.la`" % ("plugins/" + name if name == "hello" else "tests/plugins/" + name)
+    raise FileNotFoundError("plugin %s.so is not built (looked in %s); build it with %s"
+                            % (name, ", ".join(PLUGIN_DIRS), how))
 
 
 def free_port():
@@ -129,6 +150,8 @@ class Loketd:
         os.chmod(self.plugin_dir, 0o755)
         for name in plugins:
             self.add_plugin(name)
+        if DRIVER == "pgsql":
+            self.add_plugin(PGSQL_PLUGIN)
         self.plugin_names = list(plugins) if plugins_key is None else plugins_key.split()
         self.write_config(self.config(http=http, plugin_conf=plugin_conf, extra=extra,
                                       loketd_conf=loketd_conf, plugins_key=plugins_key))
@@ -158,6 +181,10 @@ class Loketd:
         sections = [("loketd", ld)]
         if http:
             sections.append(("http", dict(http)))
+        storage = storage_keys(self, ld["data_dir"])
+        if storage:
+            sections.append(STORAGE_MARK)
+            sections.append(("storage", storage))
         for name, keys in (plugin_conf or {}).items():
             sections.append(("plugin." + name, dict(keys)))
         if extra:
@@ -165,6 +192,7 @@ class Loketd:
         return render_config(sections)
 
     def write_config(self, text):
+        text = storage_yield(text)
         with open(self.conf_path, "w") as f:
             f.write(text)
         self.config_text = text
@@ -178,12 +206,23 @@ class Loketd:
 
     # process ------------------------------------------------------------------------
 
+    def db(self):
+        """A connection to this daemon's register, whatever the driver: sqlite3 read-only on
+        data_dir/loket.db, or (pgsql) one over psql on its database (pg_fixture.Connection:
+        execute with ? placeholders, fetchone, fetchall). Errors of either are sqlite3 or
+        pg_fixture.PgError."""
+        if DRIVER == "pgsql":
+            return pg_fixture.Connection(REGISTERS.start(), REGISTERS.database_of(self))
+        return sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data_dir, "loket.db"),
+                               uri=True, timeout=10)
+
     def command(self, *args):
         return VALGRIND + [LOKETD, "-c", self.conf_path] + list(args)
 
     def spawn(self):
         """Starts loketd without waiting for it to answer."""
         assert self.proc is None, "loketd already started"
+        storage_prepare(self)
         self._log_file = open(self.log_path, "ab")
         env = dict(os.environ)
         env.pop("LOKET_TEST_CLOCK", None)
@@ -258,6 +297,7 @@ class Loketd:
 
     def check(self, *args):
         """Runs `loketd -c FILE -t`; returns the CompletedProcess."""
+        storage_prepare(self)
         return subprocess.run([LOKETD, "-c", self.conf_path, "-t"] + list(args),
                               capture_output=True, text=True, timeout=30 * SLOW)
 
@@ -354,3 +394,195 @@ def loketd(tmp_path):
             problems.append("loketd in %s exited %r on SIGTERM at teardown; log:\n%s"
                             % (inst.dir, rc, inst.log()))
     assert not problems, "\n".join(problems)
+
+
+# storage driver ------------------------------------------------------------------------------
+
+STORAGE_MARK = "; the storage driver under test (LOKET_TEST_DRIVER, tests/integration/conftest.py)"
+
+
+class _PgRegisters:
+    """The pgsql run's registers: one database per data_dir in the session's cluster, made
+    when a daemon first starts (or checks its config) on it, dropped once no Loketd of that
+    data_dir is left, i.e. the test or module that made it is over."""
+
+    def __init__(self):
+        self.cluster = None
+        self.names = {}      # data_dir -> database name
+        self.owners = {}     # database name -> the Loketd instances on it (weak)
+        self.made = set()
+        self.counter = 0
+        self.deselected = 0
+        self.stats = {"created": 0, "dropped": 0}
+
+    def start(self):
+        if self.cluster is None:
+            self.cluster = pg_fixture.Cluster().start()
+        return self.cluster
+
+    def stop(self):
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
+
+    def name_for(self, d, data_dir):
+        name = self.names.get(data_dir)
+        if name is None:
+            self.counter += 1
+            name = self.names[data_dir] = "loket_%d" % self.counter
+            self.owners[name] = weakref.WeakSet()
+        self.owners[name].add(d)
+        return name
+
+    def database_of(self, d):
+        m = re.findall(r"^conninfo = .*\bdbname=(\S+)", getattr(d, "config_text", ""), re.M)
+        name = m[-1] if m else self.name_for(d, d.data_dir)
+        self.prepare(name)
+        return name
+
+    def prepare(self, name):
+        if name in self.owners and name not in self.made:
+            self.start().create_database(name)
+            self.made.add(name)
+            self.stats["created"] += 1
+
+    def sweep(self):
+        """Drops the databases no Loketd refers to any more (a database someone is still
+        connected to stays, and is tried again after the next test)."""
+        gc.collect()
+        for name, owners in list(self.owners.items()):
+            if len(owners):
+                continue
+            if name in self.made:
+                if not self.cluster.drop_database(name):
+                    continue
+                self.made.discard(name)
+                self.stats["dropped"] += 1
+            del self.owners[name]
+            for k in [k for k, v in self.names.items() if v == name]:
+                del self.names[k]
+
+
+REGISTERS = _PgRegisters()
+
+
+def storage_keys(d, data_dir):
+    """The [storage] keys for a daemon on data_dir under the driver of this run; none on
+    sqlite, whose register is data_dir/loket.db by default."""
+    if DRIVER != "pgsql":
+        return None
+    cluster = REGISTERS.start()
+    return {"driver": "pgsql", "conninfo": cluster.conninfo(REGISTERS.name_for(d, data_dir))}
+
+
+def storage_prepare(d):
+    """Makes the database a daemon's config names before the daemon starts on it."""
+    if DRIVER != "pgsql" or not hasattr(d, "config_text"):
+        return
+    for name in re.findall(r"^conninfo = .*\bdbname=(\S+)", d.config_text, re.M):
+        REGISTERS.prepare(name)
+
+
+def storage_yield(text):
+    """A test that writes a [storage] section of its own has the last word: the keys it sets
+    are commented out of the driver's section (in place, so line numbers stay)."""
+    if STORAGE_MARK not in text:
+        return text
+    lines = text.split("\n")
+    start = lines.index(STORAGE_MARK)
+    ours = start + 1
+    end = ours + 1
+    while end < len(lines) and re.match(r"^\w+ = ", lines[end]):
+        end += 1
+    theirs, section = set(), None
+    for i, line in enumerate(lines):
+        m = re.match(r"^\s*\[([^\]]*)\]", line)
+        if m:
+            section = m.group(1).strip() if not ours <= i < end else None
+            continue
+        m = re.match(r"^\s*([^;#=\s][^=]*?)\s*=", line)
+        if m and section == "storage":
+            theirs.add(m.group(1))
+    for i in range(ours + 1, end):
+        key = lines[i].split(" = ", 1)[0]
+        if key in theirs:
+            lines[i] = "; %s (the test's own [storage] section sets %s)" % (lines[i], key)
+    return "\n".join(lines)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): tests the SQLite driver itself (its files, the fault "
+        "shim under it, readers, migrations of a SQLite file); deselected, and counted, on the "
+        "pgsql run")
+
+
+def pytest_collection_modifyitems(config, items):
+    if DRIVER == "sqlite":
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("sqlite_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    REGISTERS.deselected = len(drop)
+
+
+def pytest_report_header(config):
+    line = "loket storage driver: %s (LOKET_TEST_DRIVER)" % DRIVER
+    if DRIVER == "pgsql":
+        line += "; a throwaway PostgreSQL cluster (%s), a database per data_dir" % (
+            pg_fixture.pg_bindir() or "PostgreSQL not installed")
+    return line
+
+
+def pytest_terminal_summary(terminalreporter):
+    if DRIVER == "pgsql":
+        terminalreporter.write_line(
+            "loket pgsql run: %d tests marked sqlite_only deselected; %d databases made, "
+            "%d dropped before the cluster went" % (REGISTERS.deselected,
+                                                   REGISTERS.stats["created"],
+                                                   REGISTERS.stats["dropped"]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def storage_driver(record_testsuite_property):
+    """The run's storage driver; on pgsql the session's cluster, started before the first
+    test (every test errors, loudly, when it cannot be) and stopped after the last."""
+    record_testsuite_property("loket_driver", DRIVER)
+    record_testsuite_property("loket_deselected", REGISTERS.deselected)
+    if DRIVER == "pgsql":
+        find_plugin(PGSQL_PLUGIN)
+        record_testsuite_property("postgresql", REGISTERS.start().version)
+    yield DRIVER
+    REGISTERS.stop()
+
+
+@pytest.fixture(autouse=True)
+def _storage_sweep():
+    yield
+    if DRIVER == "pgsql" and REGISTERS.cluster is not None:
+        REGISTERS.sweep()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The session's PostgreSQL cluster (the pgsql run's own, or one for this fixture on the
+    sqlite run). Without PostgreSQL installed: a skip that says what to install, or a failure
+    when CI=true."""
+    why = pg_fixture.missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and " + why)
+        pytest.skip(why)
+    return REGISTERS.start()
+
+
+@pytest.fixture
+def pg_database(pg_cluster):
+    """A fresh empty database of this test's own, owned by loket: (cluster, name). Dropped
+    after the test."""
+    name = pg_cluster.create_database()
+    yield pg_cluster, name
+    pg_cluster.drop_database(name)

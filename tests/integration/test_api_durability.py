@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import random
-import sqlite3
 import threading
 import time
 
@@ -110,11 +109,7 @@ def test_kill_9_under_load_loses_no_acknowledged_contact(tmp_path):
             per_round, sum(per_round), time.monotonic() - started))
 
         assert api.d.stop() == 0, api.d.log()
-        con = sqlite3.connect(api.db_path)
-        try:
-            assert [r[0] for r in con.execute("PRAGMA integrity_check")] == ["ok"]
-        finally:
-            con.close()
+        assert api.integrity_check(str(tmp_path / "final")) == ["ok"]
     finally:
         finish_api(api)
 

@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -142,7 +141,7 @@ def stop_dovecot_now(ms):
 
 def stored_email_contacts(d):
     """Email contacts in the register's files, read with loketd down (after kill -9)."""
-    con = sqlite3.connect(os.path.join(d.data_dir, "loket.db"), timeout=10)
+    con = d.db()
     try:
         return con.execute("SELECT count(*) FROM contacts WHERE channel = 'email'").fetchone()[0]
     finally:

@@ -9,6 +9,10 @@ import pytest
 
 from api_fixtures import finish_api, make_api, unique_email
 
+# [storage] readers are the SQLite driver's reader connections; the large history is
+# written straight into the SQLite file.
+pytestmark = pytest.mark.sqlite_only(reason="the SQLite driver's reader threads")
+
 # Contacts of the one large party; the backoffice token sees only the oldest of them, so
 # its history read walks all of them: a read that is slow by construction.
 LARGE_HISTORY = 300000
