@@ -18,6 +18,8 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "loket/store.h"
+
 #define PG_STMT_CACHE 128
 #define PG_PARAMS_MAX 24
 
@@ -63,6 +65,30 @@ struct pg_params {
  * not logged, only their first words and the server's message.
  */
 void pg_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* store_pgsql.c: the core's table, set at open (and at replay). */
+extern const struct loket_store_host *pg_host;
+
+/*
+ * pg_write.c (and pg_parties.c): runs one write on the writer's connection,
+ * inside the batch's transaction and a savepoint of its own that the
+ * caller rolls back when the write fails; stores the write's events
+ * (pg_event) and sets req->out, or fails req through pg_host->req_fail.
+ * Returns -1 when the transaction itself broke (c->fault says how), else 0.
+ */
+int pg_write_run(struct pg_conn *c, struct store_req *req);
+
+/* pg_read.c: runs one read on a reader's connection; sets req->out or fails req. */
+void pg_read_run(struct pg_conn *c, struct store_req *req);
+
+/* pg_blobs.c: the driver table's blob entries (any thread; see loket/store.h). */
+struct pg_store;
+enum store_result pg_blob_put(void *impl, const void *data, size_t len, unsigned int flags,
+    char sha256_hex[65]);
+enum store_result pg_blob_sync(void *impl);
+enum store_result pg_blob_get(void *impl, const char *sha256_hex, void **data_r, size_t *len_r);
+/* The conninfo the blob entries connect with (store_pgsql.c): impl is struct pg_store. */
+const char *pg_store_conninfo(void *impl);
 
 /* pg_conn.c */
 /* Connects with conninfo; -1 with *error_r (a sentence without the password) when it cannot. */

@@ -1,0 +1,2 @@
+/* pg_parties.c: SCAFFOLD (being written): parties: matching at intake, staff changes, merges. */
+#include "pg.h"
