@@ -68,6 +68,24 @@ void pg_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* store_pgsql.c: the core's table, set at open (and at replay). */
 extern const struct loket_store_host *pg_host;
+/* store_pgsql.c: a log line at level (pg_logf logs errors); same rules as pg_logf. */
+void pg_log(enum loket_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * store_pgsql.c, writer thread only: an event of the write req that
+ * pg_write_run is running. The batch stores its writes' events after the
+ * last write, under a lock held to COMMIT (ids in commit order across
+ * nodes), and records them with their writes once COMMIT returned. A write
+ * that fails has its events dropped with its savepoint. payload_fmt builds
+ * JSON object text: ids and statuses only, strings through pg_event_str.
+ */
+int pg_event(struct store_req *req, enum loket_event_kind kind, int64_t at, int64_t contact_id,
+    int64_t task_id, const char *payload_fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Where the events stand now, and back to there (a write's inner savepoint rolled back). */
+size_t pg_event_mark(void);
+void pg_event_rewind(size_t mark);
+/* s as the inside of a JSON string (quotes, backslashes, controls escaped), into buf. */
+const char *pg_event_str(char *buf, size_t len, const char *s);
 
 /*
  * pg_write.c (and pg_parties.c): runs one write on the writer's connection,
@@ -80,6 +98,12 @@ int pg_write_run(struct pg_conn *c, struct store_req *req);
 
 /* pg_read.c: runs one read on a reader's connection; sets req->out or fails req. */
 void pg_read_run(struct pg_conn *c, struct store_req *req);
+/*
+ * pg_read.c: the driver table's replay entry (loketctl rules replay):
+ * connects itself with [storage] conninfo, reads in one read-only snapshot.
+ */
+int pg_replay(const struct loket_store_host *host, int64_t since_ms,
+    int (*cb)(json_t *contact, void *arg), void *arg, const char **error_r);
 
 /* pg_blobs.c: the driver table's blob entries (any thread; see loket/store.h). */
 struct pg_store;
@@ -87,6 +111,14 @@ enum store_result pg_blob_put(void *impl, const void *data, size_t len, unsigned
     char sha256_hex[65]);
 enum store_result pg_blob_sync(void *impl);
 enum store_result pg_blob_get(void *impl, const char *sha256_hex, void **data_r, size_t *len_r);
+/*
+ * The blob entries' own pool of connections (PG_BLOB_POOL, connected on first
+ * use). pg_blobs_close (the store's close) waits for the puts under way,
+ * closes the pool and makes later calls answer STORE_UNAVAILABLE, until
+ * pg_blobs_open (the next open in the same process) takes blobs again.
+ */
+void pg_blobs_open(void);
+void pg_blobs_close(void);
 /* The conninfo the blob entries connect with (store_pgsql.c): impl is struct pg_store. */
 const char *pg_store_conninfo(void *impl);
 
