@@ -38,11 +38,16 @@ blob_failure(const PGconn *conn, const PGresult *r, const char *what)
 {
 	const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char line[320];
 
 	if (msg == NULL)
 		msg = PQerrorMessage(conn);
-	pg_logf("blob %s failed sqlstate=%s: %.300s", what, state != NULL ? state : "none",
-	    msg != NULL ? msg : "?");
+	/* libpq's text runs over lines; the log keeps one line per event. */
+	snprintf(line, sizeof(line), "%s", msg != NULL ? msg : "?");
+	for (char *p = line; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	pg_logf("blob %s failed sqlstate=%s: %s", what, state != NULL ? state : "none", line);
 	if (PQstatus(conn) != CONNECTION_OK || state == NULL || strncmp(state, "53", 2) == 0 ||
 	    strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
 		return STORE_UNAVAILABLE;

@@ -127,18 +127,28 @@ scope_allows(json_t *scope, const char *department, const char *organisation, in
 	return !confidential || (org != NULL && organisation != NULL && strcmp(org, organisation) == 0);
 }
 
-/* Opens the snapshot a read of several statements answers from; -1 with c->fault. */
+/*
+ * Opens the snapshot a read of several statements answers from, unless the
+ * caller (the reader thread) runs the read in a transaction already; *own
+ * says whether this one began it. -1 with c->fault.
+ */
 static int
-snapshot_begin(struct pg_conn *c)
+snapshot_begin(struct pg_conn *c, int *own)
 {
-	return pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	*own = 0;
+	if (c->conn != NULL && PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+		return 0;
+	if (pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
+		return -1;
+	*own = 1;
+	return 0;
 }
 
-/* Ends it; a read-only transaction has nothing to keep, so a failure here loses nothing. */
+/* Ends the snapshot it began; a read-only transaction has nothing to keep. */
 static void
-snapshot_end(struct pg_conn *c)
+snapshot_end(struct pg_conn *c, int own)
 {
-	if (c->conn != NULL && PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+	if (own && c->conn != NULL && PQtransactionStatus(c->conn) != PQTRANS_IDLE)
 		pg_exec(c, "ROLLBACK");
 }
 
@@ -283,11 +293,12 @@ contact_load(struct pg_conn *c, int64_t id, int details, json_t **out)
 static void
 op_contact_get(struct pg_conn *c, struct store_req *req)
 {
+	int own = 0;
 	int64_t id = json_integer_value(json_object_get(req->in, "id"));
 	json_t *contact;
 	int rc;
 
-	if (snapshot_begin(c) < 0) {
+	if (snapshot_begin(c, &own) < 0) {
 		read_fail(c, req);
 		return;
 	}
@@ -304,7 +315,7 @@ op_contact_get(struct pg_conn *c, struct store_req *req)
 	} else {
 		req->out = contact;
 	}
-	snapshot_end(c);
+	snapshot_end(c, own);
 }
 
 /* A list answer from r: at most limit rows by id descending, next_cursor when more follow. */
@@ -584,29 +595,31 @@ party_open(struct pg_conn *c, struct store_req *req, int64_t id, json_t *scope,
 static void
 op_party_get(struct pg_conn *c, struct store_req *req)
 {
+	int own = 0;
 	int64_t id = json_integer_value(json_object_get(req->in, "id"));
 	struct party_state ps;
 
-	if (snapshot_begin(c) < 0) {
+	if (snapshot_begin(c, &own) < 0) {
 		read_fail(c, req);
 		return;
 	}
 	if (party_open(c, req, id, json_object_get(req->in, "scope"), &ps) == 0 &&
 	    (req->out = party_load(c, id)) == NULL)
 		read_fail(c, req);
-	snapshot_end(c);
+	snapshot_end(c, own);
 }
 
 /* A lookup answers like a list: a party the token may not see is not among the items. */
 static void
 op_party_find(struct pg_conn *c, struct store_req *req)
 {
+	int own = 0;
 	json_t *in = req->in, *items, *party;
 	struct party_state ps;
 	int64_t id = 0;
 	int rc;
 
-	if (snapshot_begin(c) < 0) {
+	if (snapshot_begin(c, &own) < 0) {
 		read_fail(c, req);
 		return;
 	}
@@ -630,18 +643,19 @@ op_party_find(struct pg_conn *c, struct store_req *req)
 		}
 	}
 	req->out = json_pack("{s:o}", "items", items);
-	snapshot_end(c);
+	snapshot_end(c, own);
 	return;
 fail_items:
 	json_decref(items);
 fail:
 	read_fail(c, req);
-	snapshot_end(c);
+	snapshot_end(c, own);
 }
 
 static void
 op_party_contacts(struct pg_conn *c, struct store_req *req)
 {
+	int own = 0;
 	static const char sql[] = "SELECT " CONTACT_COLS
 				  "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
 				  " WHERE c.party_id = $1::bigint"
@@ -654,13 +668,13 @@ op_party_contacts(struct pg_conn *c, struct store_req *req)
 	struct pg_params p;
 	PGresult *r;
 
-	if (snapshot_begin(c) < 0) {
+	if (snapshot_begin(c, &own) < 0) {
 		read_fail(c, req);
 		return;
 	}
 	/* The history of a party this token may not see is as closed as the party. */
 	if (party_open(c, req, id, json_object_get(in, "scope"), &ps) < 0) {
-		snapshot_end(c);
+		snapshot_end(c, own);
 		return;
 	}
 	pg_params_init(&p);
@@ -674,7 +688,7 @@ op_party_contacts(struct pg_conn *c, struct store_req *req)
 		read_fail(c, req);
 	else
 		list_answer(c, req, r, limit, contact_row);
-	snapshot_end(c);
+	snapshot_end(c, own);
 }
 
 /* ---- tokens, counts, timers, events ---- */
@@ -835,6 +849,7 @@ op_events_after(struct pg_conn *c, struct store_req *req)
 static void
 op_message_list(struct pg_conn *c, struct store_req *req)
 {
+	int own = 0;
 	static const char sql_state[] = "SELECT department, organisation, confidential"
 					" FROM contacts WHERE id = $1::bigint";
 	static const char sql[] = "SELECT " MESSAGE_COLS
@@ -845,7 +860,7 @@ op_message_list(struct pg_conn *c, struct store_req *req)
 	json_t *items;
 	int allowed;
 
-	if (snapshot_begin(c) < 0) {
+	if (snapshot_begin(c, &own) < 0) {
 		read_fail(c, req);
 		return;
 	}
@@ -880,7 +895,7 @@ fail:
 	read_fail(c, req);
 out:
 	pg_params_clear(&p);
-	snapshot_end(c);
+	snapshot_end(c, own);
 }
 
 /*
@@ -892,6 +907,7 @@ out:
 static void
 op_thread_find(struct pg_conn *c, struct store_req *req)
 {
+	int own = 0;
 	static const char sql_ref[]
 	    = "SELECT c.id FROM contacts c WHERE c.reference = $1::text AND ("
 	      " EXISTS (SELECT 1 FROM party_emails e WHERE e.party_id = c.party_id"
@@ -919,7 +935,7 @@ op_thread_find(struct pg_conn *c, struct store_req *req)
 	PGresult *r;
 	size_t i;
 
-	if (snapshot_begin(c) < 0)
+	if (snapshot_begin(c, &own) < 0)
 		goto fail;
 	if (pg_jstr(req->in, "reference") != NULL && sender != NULL) {
 		pg_params_init(&p);
@@ -960,13 +976,13 @@ op_thread_find(struct pg_conn *c, struct store_req *req)
 			    pg_col_text(r, 0, 1));
 		PQclear(r);
 	}
-	snapshot_end(c);
+	snapshot_end(c, own);
 	req->out = json_pack("{s:o, s:o}", "contact_id", found != 0 ? json_integer(found) : json_null(),
 	    "message_id_seen", seen != NULL ? seen : json_null());
 	return;
 fail:
 	read_fail(c, req);
-	snapshot_end(c);
+	snapshot_end(c, own);
 }
 
 static const char sql_message[] = "SELECT " MESSAGE_COLS "FROM messages WHERE id = $1::bigint";
@@ -1116,6 +1132,7 @@ outbox_details(struct pg_conn *c, json_t *item, int64_t now)
 static void
 op_outbox_due(struct pg_conn *c, struct store_req *req)
 {
+	int own = 0;
 	static const char sql[] = "SELECT id, contact_id, channel, template, rule, attempts,"
 				  " automatic, message_row, payload FROM outbox"
 				  " WHERE status = 'pending' AND next_at <= " PG_TS(1)
@@ -1125,7 +1142,7 @@ op_outbox_due(struct pg_conn *c, struct store_req *req)
 	json_t *items = NULL;
 	PGresult *r;
 
-	if (snapshot_begin(c) < 0)
+	if (snapshot_begin(c, &own) < 0)
 		goto fail;
 	pg_params_init(&p);
 	pg_p_int(&p, now);
@@ -1154,13 +1171,13 @@ op_outbox_due(struct pg_conn *c, struct store_req *req)
 	for (size_t i = 0; i < json_array_size(items); i++)
 		if (outbox_details(c, json_array_get(items, i), now) < 0)
 			goto fail;
-	snapshot_end(c);
+	snapshot_end(c, own);
 	req->out = json_pack("{s:o}", "items", items);
 	return;
 fail:
 	json_decref(items);
 	read_fail(c, req);
-	snapshot_end(c);
+	snapshot_end(c, own);
 }
 
 void
