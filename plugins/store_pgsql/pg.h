@@ -26,6 +26,8 @@
 /* SQL: integer milliseconds (parameter $n) to timestamptz, and back. */
 #define PG_TS(n) "('epoch'::timestamptz + ($" #n ")::bigint * interval '1 millisecond')"
 #define PG_MS(col) "((extract(epoch FROM " col ") * 1000)::bigint)"
+/* SQL: a timestamptz as the ISO 8601 text message, token and party rows still carry. */
+#define PG_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* What a failed statement means for the request that ran it. */
 enum pg_fault {
@@ -96,6 +98,34 @@ const char *pg_event_str(char *buf, size_t len, const char *s);
  */
 int pg_write_run(struct pg_conn *c, struct store_req *req);
 
+/*
+ * pg_write.c: a statement of the write req failed: -1 when the connection
+ * went (the batch goes with it), else req answered for a person (CONFLICT
+ * for a unique constraint, UNAVAILABLE for a deadlock, else FAILED) and 0.
+ */
+int pg_write_fail(struct pg_conn *c, struct store_req *req);
+/* pg_write.c: whether scope (docs/storage.md) may see a record with these fields. */
+int pg_scope_allows(json_t *scope, const char *department, const char *organisation,
+    int confidential);
+int pg_history_add(struct pg_conn *c, int64_t contact_id, int64_t at, const char *actor,
+    const char *action, const char *from, const char *to, const char *detail);
+
+/*
+ * pg_parties.c: the party of a new contact (*id_r, 0 when it names no
+ * identifier) and, when its identifiers disagree with the register, what
+ * disagreed (*conflict_r, JSON text the caller frees). A party made here
+ * is made once across nodes: its identifiers are unique constraints, and
+ * one a concurrent write took first makes this write match that party.
+ * -1 when a statement failed.
+ */
+int pg_party_match(struct pg_conn *c, json_t *party, int64_t now, int64_t *id_r,
+    char **conflict_r);
+/* Sets parties.confidential: whether every contact of the party is confidential. */
+int pg_party_confidential_refresh(struct pg_conn *c, int64_t party_id);
+/* pg_parties.c: STORE_PARTY_UPDATE and STORE_PARTY_MERGE; as pg_write_run. */
+int pg_party_update(struct pg_conn *c, struct store_req *req);
+int pg_party_merge(struct pg_conn *c, struct store_req *req);
+
 /* pg_read.c: runs one read on a reader's connection; sets req->out or fails req. */
 void pg_read_run(struct pg_conn *c, struct store_req *req);
 /*
@@ -112,12 +142,9 @@ enum store_result pg_blob_put(void *impl, const void *data, size_t len, unsigned
 enum store_result pg_blob_sync(void *impl);
 enum store_result pg_blob_get(void *impl, const char *sha256_hex, void **data_r, size_t *len_r);
 /*
- * The blob entries' own pool of connections (PG_BLOB_POOL, connected on first
- * use). pg_blobs_close (the store's close) waits for the puts under way,
- * closes the pool and makes later calls answer STORE_UNAVAILABLE, until
- * pg_blobs_open (the next open in the same process) takes blobs again.
+ * The blob entries keep a pool of connections of their own, made on first
+ * use; the store's close ends them (a later store connects again).
  */
-void pg_blobs_open(void);
 void pg_blobs_close(void);
 /* The conninfo the blob entries connect with (store_pgsql.c): impl is struct pg_store. */
 const char *pg_store_conninfo(void *impl);

@@ -25,8 +25,6 @@ static struct {
 	pthread_cond_t freed;
 	struct pg_conn conn[PG_BLOB_POOL];
 	int busy[PG_BLOB_POOL];
-	/* After the store's close: puts and gets answer STORE_UNAVAILABLE. */
-	int closed;
 } pg_blob_pool = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 	.freed = PTHREAD_COND_INITIALIZER,
@@ -67,10 +65,6 @@ blob_conn_take(void *impl, int *slot_r)
 
 	pthread_mutex_lock(&pg_blob_pool.mu);
 	for (;;) {
-		if (pg_blob_pool.closed) {
-			pthread_mutex_unlock(&pg_blob_pool.mu);
-			return NULL;
-		}
 		for (int i = 0; i < PG_BLOB_POOL && slot < 0; i++)
 			if (!pg_blob_pool.busy[i])
 				slot = i;
@@ -232,25 +226,20 @@ pg_blob_get(void *impl, const char *sha256_hex, void **data_r, size_t *len_r)
 	return STORE_OK;
 }
 
-void
-pg_blobs_open(void)
-{
-	pthread_mutex_lock(&pg_blob_pool.mu);
-	pg_blob_pool.closed = 0;
-	pthread_mutex_unlock(&pg_blob_pool.mu);
-}
-
+/*
+ * The core calls no blob entry while the store closes, nor after with this
+ * store (store.c holds its blob lock for writing around close): what is
+ * busy here finishes first, then the connections go. A store opened later
+ * in the same process connects again on its first blob.
+ */
 void
 pg_blobs_close(void)
 {
 	pthread_mutex_lock(&pg_blob_pool.mu);
-	pg_blob_pool.closed = 1;
-	/* Puts under way finish first: each was promised durable or refused. */
 	for (int i = 0; i < PG_BLOB_POOL; i++) {
 		while (pg_blob_pool.busy[i])
 			pthread_cond_wait(&pg_blob_pool.freed, &pg_blob_pool.mu);
 		pg_disconnect(&pg_blob_pool.conn[i]);
 	}
-	pthread_cond_broadcast(&pg_blob_pool.freed);
 	pthread_mutex_unlock(&pg_blob_pool.mu);
 }
