@@ -15,6 +15,7 @@ import pytest
 import conftest
 from api_fixtures import ORG_CONF, Api, finish_api
 from conftest import Loketd
+from test_rules_support import DEFAULT_RULES
 
 pytestmark = pytest.mark.skipif(conftest.DRIVER != "pgsql",
                                 reason="the pgsql driver's register (LOKET_TEST_DRIVER=pgsql)")
@@ -151,3 +152,13 @@ def test_an_attachment_is_kept_in_the_register_once_by_its_sha256(node):
     assert rows == [(digest, pdf.hex())], rows
     folder = os.path.join(node.d.data_dir, "attachments")
     assert not os.path.exists(folder) or not os.listdir(folder), os.listdir(folder)
+
+
+def test_loketctl_rules_replay_reads_the_contacts_of_the_shared_register(node):
+    """loketctl reads a pgsql register itself (read-only, beside the running daemon): every
+    contact received since the date, whichever node wrote it; none from before."""
+    r = node.d.ctl("rules", "replay", DEFAULT_RULES, "--since", "2026-05-28")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "replayed 3 contacts" in r.stdout, r.stdout
+    r = node.d.ctl("rules", "replay", DEFAULT_RULES, "--since", "2026-05-30")
+    assert r.returncode == 0 and "replayed 0 contacts" in r.stdout, r.stdout + r.stderr
