@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "auth.h"
 #include "http.h"
 #include "http_sys.h"
 #include "loketd.h"
@@ -21,6 +22,11 @@ http_sys_healthz(struct loket_http_req *req, void *arg)
 
 	if (d->stopping) {
 		http_problem(req, 503, "loketd is shutting down");
+		return;
+	}
+	/* Until the tokens are read every request would be 401: not ready yet. */
+	if (!auth_loaded(d->auth)) {
+		http_problem(req, 503, "loketd is starting: the tokens are being read from the register");
 		return;
 	}
 	/* A daemon that answers but cannot store is not healthy: intake would only get 503s. */

@@ -1087,12 +1087,13 @@ pg_close(void *impl)
 	} else if (st->w.conn != NULL) {
 		pg_disconnect(&st->w);
 	}
+	/* The core calls no blob entry during or after close: their connections go too. */
+	pg_blobs_close();
 	if (st->wdone_ev != NULL)
 		event_free(st->wdone_ev);
 	if (st->rdone_ev != NULL)
 		event_free(st->rdone_ev);
 	free(st->readers);
-	pg_blobs_close();
 	free(st->conninfo);
 	pthread_cond_destroy(&st->rcv);
 	pthread_mutex_destroy(&st->rmu);
