@@ -563,9 +563,6 @@ pg_writer_batch(struct pg_store *st, struct store_req *batch, unsigned int n)
 		pg_set_down(st, 1);
 		pg_batch_fail(batch, "the register (PostgreSQL) cannot be reached");
 		end = PG_BATCH_FAILED;
-	} else if (end == PG_BATCH_FAILED && batch->result == STORE_OK) {
-		pg_npend = 0;
-		pg_batch_fail(batch, "the register could not commit");
 	} else if (end == PG_BATCH_FAILED) {
 		/* Failed writes before a failed COMMIT keep their own answers; the rest 503. */
 		pg_npend = 0;
