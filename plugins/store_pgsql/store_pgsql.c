@@ -701,6 +701,13 @@ pg_read_ordered(enum store_op op)
 	}
 }
 
+/* The reads whose callers the daemon frees before it closes the register. */
+static int
+pg_read_refused_at_close(enum store_op op)
+{
+	return op == STORE_TIMERS_DUE || op == STORE_TIMERS_NEXT || op == STORE_EVENTS_AFTER;
+}
+
 /*
  * Runs one read in a read-only transaction of its own (one snapshot for all
  * its statements); once more on a new connection when the connection had
@@ -747,7 +754,7 @@ pg_reader_main(void *arg)
 		while ((req = pg_queue_pop(q)) == NULL && !st->rstopping)
 			pthread_cond_wait(&st->rcv, &st->rmu);
 		pthread_mutex_unlock(&st->rmu);
-		/* Stopping: close fails what is still queued. */
+		/* Stopping: every queued read has been answered, by this reader or another. */
 		if (req == NULL)
 			break;
 		t0 = pg_now_ns();
@@ -781,10 +788,11 @@ pg_rdone_cb(evutil_socket_t fd, short what, void *arg)
 		next = r->next;
 		r->next = NULL;
 		/*
-		 * At close the daemon's own reads are refused: their callers (timers,
-		 * the outbox) are being torn down and an answer would reach them freed.
+		 * At close the timers' and the event stream's reads are refused: the
+		 * daemon frees those before the register, and an answer would reach
+		 * them freed. Every other read is answered as it was read.
 		 */
-		if (st->rclosed && pg_read_ordered(r->op))
+		if (st->rclosed && pg_read_refused_at_close(r->op))
 			pg_host->req_fail(r, STORE_UNAVAILABLE, "the register is closing");
 		st->host->metric_observe(st->read_latency, (double)r->commit_ns / 1e9);
 		r->commit_ns = 0;
