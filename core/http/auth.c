@@ -26,6 +26,7 @@ struct auth {
 	struct auth_token **tokens;
 	size_t ntokens;
 	json_t *audit_rows; /* waiting for the next flush */
+	int loaded;         /* the tokens were read from the register */
 	struct event *audit_ev;
 };
 
@@ -133,6 +134,7 @@ auth_loaded_cb(struct store_req *req, void *arg)
 	}
 	json_array_foreach(json_object_get(req->out, "items"), i, row)
 		auth_put(a, row);
+	a->loaded = 1;
 	log_info("auth", "tokens loaded count=%zu", a->ntokens);
 }
 
@@ -161,6 +163,12 @@ auth_init(struct loketd *d, const char **error_r)
 	http_set_auth(d->http, auth_http_cb, a);
 	http_set_caller(d->http, auth_caller_cb);
 	return 0;
+}
+
+int
+auth_loaded(const struct auth *a)
+{
+	return a != NULL && a->loaded;
 }
 
 void

@@ -30,6 +30,13 @@ struct auth_token {
 /* auth.c */
 int auth_init(struct loketd *d, const char **error_r);
 void auth_free(struct auth *a);
+/*
+ * Whether the tokens have been read from the register. A driver may answer
+ * that read after auth_init returned (pgsql does, from a reader thread):
+ * until then every bearer token is unknown, so /healthz says loketd is
+ * still starting.
+ */
+int auth_loaded(const struct auth *a);
 /* The http_set_auth hook: 401 without or with an unknown token, 403 for a role below access. */
 int auth_http_cb(struct loket_http_req *req, enum loket_http_access access, void *arg);
 /* 0 when the request's token has one of roles; else answers 403 and returns -1. */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "auth.h"
 #include "http.h"
 #include "http_sys.h"
 #include "loketd.h"
@@ -26,6 +27,11 @@ http_sys_healthz(struct loket_http_req *req, void *arg)
 	/* A daemon that answers but cannot store is not healthy: intake would only get 503s. */
 	if (store_health(d->store, &why) < 0) {
 		http_problem(req, 503, why);
+		return;
+	}
+	/* Until the tokens are read every request would be 401: not ready yet. */
+	if (!auth_loaded(d->auth)) {
+		http_problem(req, 503, "loketd is starting: the tokens are being read from the register");
 		return;
 	}
 	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",

@@ -283,7 +283,7 @@ class Api:
             cluster, name = REGISTERS.start(), REGISTERS.database_of(self.d)
             cluster.psql_run("CREATE EXTENSION IF NOT EXISTS amcheck", db=name)
             rows = cluster.query(
-                "SELECT c.relname AS index, bt_index_check(c.oid, true) IS NULL AS ok "
+                "SELECT c.relname AS index, coalesce(bt_index_check(c.oid, true)::text, '') = '' AS ok "
                 "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                 "JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE a.amname = 'btree' AND n.nspname NOT IN ('pg_catalog', "

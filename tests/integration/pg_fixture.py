@@ -252,6 +252,19 @@ class Cluster:
                 raise PgError("pg_ctl start failed (%d): %s%s%s" % (
                     r.returncode, r.stdout, r.stderr, self._log_tail()))
 
+    def stop_server(self):
+        """pg_ctl stop -m fast, keeping the cluster: PostgreSQL gone from under a daemon
+        (test_pgsql.py); start_server brings it back on the same port."""
+        self._server_cmd(["pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "30", "stop"])
+
+    def start_server(self):
+        """pg_ctl start on the port the cluster had, so conninfos stay valid."""
+        r = self._server_cmd(["pg_ctl", "-D", self.data, "-l", self.log_path, "-w", "-t", "60",
+                              "start"], check=False)
+        if r.returncode != 0:
+            raise PgError("pg_ctl start failed (%d): %s%s%s" % (
+                r.returncode, r.stdout, r.stderr, self._log_tail()))
+
     def running(self):
         return self.data is not None and os.path.exists(os.path.join(self.data, "postmaster.pid"))
 

@@ -1,0 +1,205 @@
+/*
+ * pg.h: what the files of the PostgreSQL driver share: a connection with
+ * its prepared statements, parameters built from JSON, and columns read
+ * back into JSON.
+ *
+ * Each connection belongs to one thread (the writer or a reader) and runs
+ * its statements with libpq's blocking calls there; the daemon's loop never
+ * waits on PostgreSQL: it only hands requests to those threads and takes
+ * completions back (as the SQLite driver does).
+ *
+ * Times are timestamptz in the database and integer milliseconds since the
+ * epoch in JSON; PG_TS() and PG_MS() convert exactly (no floating point).
+ */
+#ifndef LOKET_PG_H
+#define LOKET_PG_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "loket/store.h"
+
+#define PG_STMT_CACHE 128
+#define PG_PARAMS_MAX 24
+
+/* SQL: integer milliseconds (parameter $n) to timestamptz, and back. */
+#define PG_TS(n) "('epoch'::timestamptz + ($" #n ")::bigint * interval '1 millisecond')"
+#define PG_MS(col) "((extract(epoch FROM " col ") * 1000)::bigint)"
+/* SQL: a timestamptz as the ISO 8601 text message, token and party rows still carry. */
+#define PG_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* What a failed statement means for the request that ran it. */
+enum pg_fault {
+	PG_FAULT_NONE = 0,
+	PG_FAULT_CONFLICT,    /* a unique or exclusion constraint: 23505, 23P01 */
+	PG_FAULT_RETRY,       /* serialization failure or deadlock: 40001, 40P01 */
+	PG_FAULT_CONNECTION,  /* the connection is gone (class 08, 57P01-57P03, no result) */
+	PG_FAULT_FAILED,      /* anything else: a bug or a broken register */
+};
+
+struct pg_conn {
+	PGconn *conn;
+	/* Prepared statements, keyed by the SQL literal's address (static strings only). */
+	struct {
+		const char *sql;
+		int n;
+	} cache[PG_STMT_CACHE];
+	int ncache;
+	/* The last failure: its class and SQLSTATE (the text went to the log). */
+	enum pg_fault fault;
+	char sqlstate[6];
+	/* For the log: "writer", "reader 2". */
+	char who[32];
+};
+
+/* Parameters of one statement, as text (PostgreSQL casts them by the statement's types). */
+struct pg_params {
+	const char *v[PG_PARAMS_MAX];
+	char *owned[PG_PARAMS_MAX]; /* freed by pg_params_clear */
+	char num[PG_PARAMS_MAX][24];
+	int n;
+};
+
+/*
+ * store_pgsql.c: the driver's log line (through the host's logger: the
+ * subsystem is "pgsql"). Never personal data: statements' parameters are
+ * not logged, only their first words and the server's message.
+ */
+void pg_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* store_pgsql.c: the core's table, set at open (and at replay). */
+extern const struct loket_store_host *pg_host;
+/* store_pgsql.c: a log line at level (pg_logf logs errors); same rules as pg_logf. */
+void pg_log(enum loket_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * store_pgsql.c, writer thread only: an event of the write req that
+ * pg_write_run is running. The batch stores its writes' events after the
+ * last write, under a lock held to COMMIT (ids in commit order across
+ * nodes), and records them with their writes once COMMIT returned. A write
+ * that fails has its events dropped with its savepoint. payload_fmt builds
+ * JSON object text: ids and statuses only, strings through pg_event_str.
+ */
+int pg_event(struct store_req *req, enum loket_event_kind kind, int64_t at, int64_t contact_id,
+    int64_t task_id, const char *payload_fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Where the events stand now, and back to there (a write's inner savepoint rolled back). */
+size_t pg_event_mark(void);
+void pg_event_rewind(size_t mark);
+/* s as the inside of a JSON string (quotes, backslashes, controls escaped), into buf. */
+const char *pg_event_str(char *buf, size_t len, const char *s);
+
+/*
+ * pg_write.c (and pg_parties.c): runs one write on the writer's connection,
+ * inside the batch's transaction and a savepoint of its own that the
+ * caller rolls back when the write fails; stores the write's events
+ * (pg_event) and sets req->out, or fails req through pg_host->req_fail.
+ * Returns -1 when the transaction itself broke (c->fault says how), else 0.
+ */
+int pg_write_run(struct pg_conn *c, struct store_req *req);
+
+/*
+ * pg_write.c: a statement of the write req failed: -1 when the connection
+ * went (the batch goes with it), else req answered for a person (CONFLICT
+ * for a unique constraint, UNAVAILABLE for a deadlock, else FAILED) and 0.
+ */
+int pg_write_fail(struct pg_conn *c, struct store_req *req);
+/* pg_write.c: whether scope (docs/storage.md) may see a record with these fields. */
+int pg_scope_allows(json_t *scope, const char *department, const char *organisation,
+    int confidential);
+int pg_history_add(struct pg_conn *c, int64_t contact_id, int64_t at, const char *actor,
+    const char *action, const char *from, const char *to, const char *detail);
+
+/*
+ * pg_parties.c: the party of a new contact (*id_r, 0 when it names no
+ * identifier) and, when its identifiers disagree with the register, what
+ * disagreed (*conflict_r, JSON text the caller frees). A party made here
+ * is made once across nodes: its identifiers are unique constraints, and
+ * one a concurrent write took first makes this write match that party.
+ * -1 when a statement failed.
+ */
+int pg_party_match(struct pg_conn *c, json_t *party, int64_t now, int64_t *id_r,
+    char **conflict_r);
+/* Sets parties.confidential: whether every contact of the party is confidential. */
+int pg_party_confidential_refresh(struct pg_conn *c, int64_t party_id);
+/* pg_parties.c: STORE_PARTY_UPDATE and STORE_PARTY_MERGE; as pg_write_run. */
+int pg_party_update(struct pg_conn *c, struct store_req *req);
+int pg_party_merge(struct pg_conn *c, struct store_req *req);
+
+/* pg_read.c: runs one read on a reader's connection; sets req->out or fails req. */
+void pg_read_run(struct pg_conn *c, struct store_req *req);
+/*
+ * pg_read.c: the driver table's replay entry (loketctl rules replay):
+ * connects itself with [storage] conninfo, reads in one read-only snapshot.
+ */
+int pg_replay(const struct loket_store_host *host, int64_t since_ms,
+    int (*cb)(json_t *contact, void *arg), void *arg, const char **error_r);
+
+/* pg_blobs.c: the driver table's blob entries (any thread; see loket/store.h). */
+struct pg_store;
+enum store_result pg_blob_put(void *impl, const void *data, size_t len, unsigned int flags,
+    char sha256_hex[65]);
+enum store_result pg_blob_sync(void *impl);
+enum store_result pg_blob_get(void *impl, const char *sha256_hex, void **data_r, size_t *len_r);
+/*
+ * The blob entries keep a pool of connections of their own, made on first
+ * use; the store's close ends them (a later store connects again).
+ */
+void pg_blobs_close(void);
+/* The conninfo the blob entries connect with (store_pgsql.c): impl is struct pg_store. */
+const char *pg_store_conninfo(void *impl);
+
+/* pg_conn.c */
+/* Connects with conninfo; -1 with *error_r (a sentence without the password) when it cannot. */
+int pg_connect(struct pg_conn *c, const char *conninfo, const char *who, const char **error_r);
+void pg_disconnect(struct pg_conn *c);
+/* Whether the connection still answers (it was not reset under us). */
+int pg_alive(struct pg_conn *c);
+/*
+ * Runs sql (a static string: it is prepared once per connection under a
+ * name of its own) with the parameters. Returns the result (PGRES_TUPLES_OK
+ * or PGRES_COMMAND_OK) to PQclear, or NULL with c->fault and c->sqlstate
+ * set and the server's message logged with the statement's first words.
+ */
+PGresult *pg_run(struct pg_conn *c, const char *sql, const struct pg_params *p);
+/* Runs sql without parameters, unprepared (BEGIN, COMMIT, DDL); 0 or -1 as pg_run. */
+int pg_exec(struct pg_conn *c, const char *sql);
+
+void pg_params_init(struct pg_params *p);
+void pg_params_clear(struct pg_params *p);
+/* Each adds the next parameter ($1, $2, ...); NULL or a missing key binds NULL. */
+void pg_p_text(struct pg_params *p, const char *s);
+void pg_p_int(struct pg_params *p, int64_t v);
+void pg_p_null(struct pg_params *p);
+void pg_p_bool(struct pg_params *p, int b);
+void pg_p_jtext(struct pg_params *p, json_t *obj, const char *key);
+/* An integer member, or NULL when it is missing or not an integer. */
+void pg_p_jint(struct pg_params *p, json_t *obj, const char *key);
+/* A JSON value as its text (for jsonb); NULL v binds fallback ("[]", "{}") or NULL. */
+void pg_p_json(struct pg_params *p, json_t *v, const char *fallback);
+
+/* Columns: NULL becomes JSON null. */
+json_t *pg_col_text(const PGresult *r, int row, int col);
+json_t *pg_col_int(const PGresult *r, int row, int col);
+json_t *pg_col_bool(const PGresult *r, int row, int col);
+/* A json/jsonb column parsed. */
+json_t *pg_col_json(const PGresult *r, int row, int col);
+int64_t pg_int(const PGresult *r, int row, int col);
+int pg_isnull(const PGresult *r, int row, int col);
+const char *pg_str(const PGresult *r, int row, int col); /* NULL for SQL NULL */
+
+/* jansson's string member, or NULL. */
+const char *pg_jstr(json_t *obj, const char *key);
+
+/* pg_schema.c */
+extern const char *const pg_migrations[];
+extern const int pg_schema_version;
+/*
+ * Brings the register to pg_schema_version in one transaction, under an
+ * advisory lock so that nodes starting together migrate once. -1 with
+ * *error_r when it cannot (a newer register than this loketd knows, a
+ * failed step: the register is left as it was).
+ */
+int pg_migrate(struct pg_conn *c, const char **error_r);
+
+#endif

@@ -1,0 +1,1122 @@
+/*
+ * store_pgsql.c: the PostgreSQL register: the driver table, its threads and
+ * group commit.
+ *
+ * The loop never calls libpq. Writes are queued to a writer thread with a
+ * connection of its own, which commits whatever has queued in one
+ * transaction (group commit): each write in a savepoint of its own (a
+ * refused write rolls back only itself), the batch's events inserted last
+ * under an advisory lock held to COMMIT (so event ids increase in commit
+ * order across nodes), and the completions handed to the loop only after
+ * COMMIT returned. Reads go to a pool of reader threads (`[storage] pool`),
+ * each with a connection of its own; the daemon's own repeated reads (what
+ * is due, the next due time, counts, events, tokens, threads) go to one
+ * reader of their own, in submit order, so an older answer never arrives
+ * after a newer one.
+ *
+ * PostgreSQL restarted or unreachable: the writer notices (an idle check,
+ * or the batch that meets it), fails the writes of a broken batch with
+ * STORE_UNAVAILABLE (the HTTP layer answers 503 with Retry-After) unless
+ * the commit's outcome is known, and reconnects with backoff (100 ms
+ * doubling to 5 s); writes submitted while it is down fail at once. A
+ * COMMIT whose answer was lost is decided by txid_status() on a new
+ * connection, never guessed.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "pg.h"
+
+#define PG_BATCH_MAX 512
+#define PG_BACKOFF_MIN_MS 100
+#define PG_BACKOFF_MAX_MS 5000
+/* How often an idle writer looks whether its connection is still there. */
+#define PG_IDLE_CHECK_MS 1000
+/* How long a lost COMMIT's outcome is looked for before the writes are answered 503. */
+#define PG_RESOLVE_TRIES 8
+/* Any number the daemons agree on: the lock a batch holds while it stores its events. */
+#define PG_EVENTS_LOCK "7155390202"
+
+const struct loket_store_host *pg_host;
+
+struct pg_store;
+
+struct pg_reader {
+	struct pg_store *st;
+	struct pg_conn conn;
+	pthread_t thread;
+	int started;
+	int ordered; /* takes the ordered queue only */
+	char who[32];
+};
+
+/* A queue of requests under its store's lock. */
+struct pg_queue {
+	struct store_req *head, **tail;
+	size_t n;
+};
+
+struct pg_store {
+	const struct loket_store_host *host;
+	char *conninfo;
+
+	/* The writer. Under mu: its queue, the answered writes, its state. */
+	struct pg_conn w;
+	pthread_t wthread;
+	int wstarted;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct pg_queue wq, wdone;
+	int stopping;  /* close asked the writer to finish */
+	int wclosed;   /* the writer ended: later writes fail at once */
+	int down;      /* the writer cannot reach PostgreSQL */
+	unsigned long reconnects, reconnects_counted;
+	struct event *wdone_ev;
+
+	/* The readers. Under rmu: their queues, the answered reads. */
+	struct pg_reader *readers;
+	unsigned int nreaders;
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	struct pg_queue rq, oq, rdone;
+	int rstopping;
+	int rclosed; /* loop thread: readers are gone, reads fail at once */
+	struct event *rdone_ev;
+
+	/* Connections open now (writer and readers); under mu. */
+	int live;
+
+	struct loket_store_metric *batch_size, *commit_latency, *read_latency;
+	struct loket_store_metric *commits, *commit_failures, *reconnects_total;
+};
+
+static const double pg_batch_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512 };
+
+static void
+pg_vlog(enum loket_log_level level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (pg_host != NULL)
+		pg_host->log(level, "pgsql", "%s", buf);
+}
+
+void
+pg_logf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pg_vlog(LOKET_LOG_ERROR, fmt, ap);
+	va_end(ap);
+}
+
+void
+pg_log(enum loket_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pg_vlog(level, fmt, ap);
+	va_end(ap);
+}
+
+const char *
+pg_store_conninfo(void *impl)
+{
+	struct pg_store *st = impl;
+
+	if (st != NULL)
+		return st->conninfo;
+	return pg_host != NULL ? pg_host->conf_get(pg_host, "conninfo") : "";
+}
+
+static uint64_t
+pg_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+pg_queue_init(struct pg_queue *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+	q->n = 0;
+}
+
+static void
+pg_queue_push(struct pg_queue *q, struct store_req *req)
+{
+	req->next = NULL;
+	*q->tail = req;
+	q->tail = &req->next;
+	q->n++;
+}
+
+static struct store_req *
+pg_queue_pop(struct pg_queue *q)
+{
+	struct store_req *req = q->head;
+
+	if (req == NULL)
+		return NULL;
+	if ((q->head = req->next) == NULL)
+		q->tail = &q->head;
+	req->next = NULL;
+	q->n--;
+	return req;
+}
+
+/* Takes the whole queue: its first request, the rest linked by next. */
+static struct store_req *
+pg_queue_take(struct pg_queue *q)
+{
+	struct store_req *all = q->head;
+
+	pg_queue_init(q);
+	return all;
+}
+
+/* Sleeps ms on cv unless woken first; under mu. */
+static void
+pg_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &until);
+}
+
+static void
+pg_live_add(struct pg_store *st, int delta)
+{
+	pthread_mutex_lock(&st->mu);
+	st->live += delta;
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* Connects c (closing what it had); 0, or -1 with the cause logged once per outage. */
+static int
+pg_reconnect(struct pg_store *st, struct pg_conn *c, const char *who, int quiet)
+{
+	const char *err;
+
+	if (c->conn != NULL) {
+		pg_disconnect(c);
+		pg_live_add(st, -1);
+	}
+	if (pg_connect(c, st->conninfo, who, &err) < 0) {
+		if (!quiet)
+			pg_log(LOKET_LOG_WARN, "%s: %s", who, err);
+		return -1;
+	}
+	pg_live_add(st, 1);
+	return 0;
+}
+
+/*
+ * Whether an idle connection is still there: a server that restarted or
+ * ended it has sent its last words and closed the socket, which libpq
+ * notices only when it reads.
+ */
+static int
+pg_idle_ok(struct pg_conn *c)
+{
+	if (!pg_alive(c))
+		return 0;
+	if (PQconsumeInput(c->conn) == 0 || PQstatus(c->conn) != CONNECTION_OK)
+		return 0;
+	return 1;
+}
+
+/* ---- events: each write's, kept until the batch stores them before COMMIT ---- */
+
+struct pg_pending {
+	struct store_req *req;
+	struct store_event ev;
+};
+
+/* Writer thread only. */
+static struct pg_pending *pg_pend;
+static size_t pg_npend, pg_pend_cap;
+
+const char *
+pg_event_str(char *buf, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	for (; s != NULL && *s != '\0' && n + 7 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)ch;
+		} else if (ch < 0x20) {
+			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", ch);
+		} else {
+			buf[n++] = (char)ch;
+		}
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+int
+pg_event(struct store_req *req, enum loket_event_kind kind, int64_t at, int64_t contact_id,
+    int64_t task_id, const char *payload_fmt, ...)
+{
+	struct pg_pending *p;
+	va_list ap;
+	int n;
+
+	if (pg_npend == pg_pend_cap) {
+		size_t cap = pg_pend_cap > 0 ? pg_pend_cap * 2 : 64;
+
+		if ((p = realloc(pg_pend, cap * sizeof(*p))) == NULL)
+			return -1;
+		pg_pend = p;
+		pg_pend_cap = cap;
+	}
+	p = &pg_pend[pg_npend];
+	memset(p, 0, sizeof(*p));
+	p->req = req;
+	p->ev.kind = kind;
+	p->ev.at = at;
+	p->ev.contact_id = contact_id;
+	p->ev.task_id = task_id;
+	va_start(ap, payload_fmt);
+	n = vsnprintf(p->ev.payload, sizeof(p->ev.payload), payload_fmt, ap);
+	va_end(ap);
+	/* A cut payload would not parse: the ids alone still say what happened. */
+	if (n < 0 || (size_t)n >= sizeof(p->ev.payload))
+		snprintf(p->ev.payload, sizeof(p->ev.payload), "{}");
+	pg_npend++;
+	return 0;
+}
+
+size_t
+pg_event_mark(void)
+{
+	return pg_npend;
+}
+
+void
+pg_event_rewind(size_t mark)
+{
+	if (mark < pg_npend)
+		pg_npend = mark;
+}
+
+/*
+ * Stores the batch's events, in the order the writes made them. The lock
+ * is held to COMMIT: a batch of another node that stores events after this
+ * one gets higher ids and commits after it, so a reader that resumes from
+ * the last id it saw misses none. -1 when the transaction broke.
+ */
+static int
+pg_events_flush(struct pg_conn *c)
+{
+	static const char sql[] = "INSERT INTO events (at, kind, contact_id, task_id, payload)"
+				  " VALUES (" PG_TS(1) ", $2, $3, $4, $5::jsonb) RETURNING id";
+	struct pg_params p;
+	PGresult *r;
+
+	if (pg_npend == 0)
+		return 0;
+	if (pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_EVENTS_LOCK ")") < 0)
+		return -1;
+	for (size_t i = 0; i < pg_npend; i++) {
+		struct store_event *ev = &pg_pend[i].ev;
+
+		pg_params_init(&p);
+		pg_p_int(&p, ev->at);
+		pg_p_text(&p, pg_host->event_name(ev->kind));
+		if (ev->contact_id != 0)
+			pg_p_int(&p, ev->contact_id);
+		else
+			pg_p_null(&p);
+		if (ev->task_id != 0)
+			pg_p_int(&p, ev->task_id);
+		else
+			pg_p_null(&p);
+		pg_p_text(&p, ev->payload);
+		r = pg_run(c, sql, &p);
+		pg_params_clear(&p);
+		if (r == NULL || PQntuples(r) != 1) {
+			PQclear(r);
+			return -1;
+		}
+		ev->id = pg_int(r, 0, 0);
+		PQclear(r);
+	}
+	return 0;
+}
+
+/* After COMMIT: each write's events, in id order, recorded with the write. */
+static void
+pg_events_deliver(void)
+{
+	for (size_t i = 0; i < pg_npend; i++)
+		if (pg_pend[i].req->result == STORE_OK &&
+		    pg_host->req_event(pg_pend[i].req, &pg_pend[i].ev) < 0)
+			pg_logf("writer: out of memory recording an event of a stored write");
+	pg_npend = 0;
+}
+
+/* ---- the writer ---- */
+
+enum pg_batch_end {
+	PG_BATCH_COMMITTED,
+	PG_BATCH_FAILED,    /* rolled back (or never began): nothing of it is stored */
+	PG_BATCH_BROKEN,    /* the connection broke before COMMIT was sent: nothing is stored */
+	PG_BATCH_UNKNOWN,   /* the connection broke during COMMIT: the outcome must be asked */
+};
+
+static const char sql_txid[] = "SELECT txid_current()";
+
+/* Puts back what a write run made: out, its error, events (the batch runs again). */
+static void
+pg_req_reset(struct store_req *req)
+{
+	pg_host->req_fail(req, STORE_OK, "%s", "");
+	req->result = STORE_OK;
+	req->error[0] = '\0';
+}
+
+static enum pg_batch_end
+pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
+{
+	struct pg_conn *w = &st->w;
+	PGresult *r;
+
+	pg_npend = 0;
+	*txid_r = 0;
+	if (pg_exec(w, "BEGIN") < 0)
+		goto broke;
+	if ((r = pg_run(w, sql_txid, NULL)) == NULL)
+		goto broke;
+	*txid_r = pg_int(r, 0, 0);
+	PQclear(r);
+	for (struct store_req *req = batch; req != NULL; req = req->next) {
+		size_t mark = pg_event_mark();
+
+		if (pg_exec(w, "SAVEPOINT req") < 0)
+			goto broke;
+		if (pg_write_run(w, req) < 0) {
+			/* The transaction itself broke (the connection went): the batch with it. */
+			goto broke;
+		}
+		if (req->result != STORE_OK) {
+			pg_event_rewind(mark);
+			if (pg_exec(w, "ROLLBACK TO SAVEPOINT req") < 0)
+				goto broke;
+		}
+		if (pg_exec(w, "RELEASE SAVEPOINT req") < 0)
+			goto broke;
+	}
+	if (pg_events_flush(w) < 0)
+		goto broke;
+	if (pg_exec(w, "COMMIT") < 0)
+		return w->fault == PG_FAULT_CONNECTION ? PG_BATCH_UNKNOWN : PG_BATCH_FAILED;
+	return PG_BATCH_COMMITTED;
+broke:
+	if (w->fault == PG_FAULT_CONNECTION)
+		return PG_BATCH_BROKEN;
+	pg_exec(w, "ROLLBACK");
+	return PG_BATCH_FAILED;
+}
+
+/*
+ * The connection broke during COMMIT: the server may have committed or not.
+ * A new connection asks it (txid_status), a few times while the server
+ * comes back; 1 committed, 0 not, -1 still unknown.
+ */
+static int
+pg_batch_resolve(struct pg_store *st, int64_t txid)
+{
+	static const char sql[] = "SELECT txid_status($1)";
+	long wait = PG_BACKOFF_MIN_MS;
+
+	for (int i = 0; i < PG_RESOLVE_TRIES; i++) {
+		struct pg_params p;
+		PGresult *r;
+
+		if (i > 0) {
+			struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+			wait = wait * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : wait * 2;
+		}
+		if (pg_reconnect(st, &st->w, "writer", i > 0) < 0)
+			continue;
+		pg_params_init(&p);
+		pg_p_int(&p, txid);
+		r = pg_run(&st->w, sql, &p);
+		pg_params_clear(&p);
+		if (r == NULL)
+			continue;
+		if (!pg_isnull(r, 0, 0) && strcmp(pg_str(r, 0, 0), "committed") == 0) {
+			PQclear(r);
+			return 1;
+		}
+		if (!pg_isnull(r, 0, 0) && strcmp(pg_str(r, 0, 0), "aborted") == 0) {
+			PQclear(r);
+			return 0;
+		}
+		/* "in progress": the old session is still ending; NULL: too old to tell. */
+		if (pg_isnull(r, 0, 0)) {
+			PQclear(r);
+			return -1;
+		}
+		PQclear(r);
+	}
+	return -1;
+}
+
+static void
+pg_batch_fail(struct store_req *batch, const char *why)
+{
+	for (struct store_req *req = batch; req != NULL; req = req->next)
+		pg_host->req_fail(req, STORE_UNAVAILABLE,
+		    "%s; nothing of this request was stored, try again later", why);
+}
+
+static void
+pg_set_down(struct pg_store *st, int down)
+{
+	int was;
+
+	pthread_mutex_lock(&st->mu);
+	was = st->down;
+	st->down = down;
+	if (!down && was)
+		st->reconnects++;
+	pthread_mutex_unlock(&st->mu);
+	if (was != down)
+		pg_log(down ? LOKET_LOG_ERROR : LOKET_LOG_INFO,
+		    down ? "PostgreSQL is unreachable: writes are answered 503 until it is back"
+			 : "PostgreSQL is reachable again: the writer reconnected");
+}
+
+/* Runs one batch to its end, reconnecting once when the connection was gone before it. */
+static void
+pg_writer_batch(struct pg_store *st, struct store_req *batch, unsigned int n)
+{
+	uint64_t t0 = pg_now_ns();
+	enum pg_batch_end end;
+	int64_t txid;
+	int tries = 0;
+
+	for (;;) {
+		if (!pg_idle_ok(&st->w)) {
+			if (pg_reconnect(st, &st->w, "writer", 0) < 0) {
+				pg_set_down(st, 1);
+				pg_batch_fail(batch, "the register (PostgreSQL) cannot be reached");
+				end = PG_BATCH_FAILED;
+				break;
+			}
+			pg_set_down(st, 0);
+		}
+		end = pg_batch_run(st, batch, &txid);
+		if (end != PG_BATCH_BROKEN || tries++ > 0)
+			break;
+		/* Nothing was committed: the same writes run again on a new connection. */
+		pg_log(LOKET_LOG_WARN, "writer: the connection broke in a batch of %u writes; "
+				       "running it again on a new connection", n);
+		for (struct store_req *req = batch; req != NULL; req = req->next)
+			pg_req_reset(req);
+		pg_npend = 0;
+	}
+	if (end == PG_BATCH_UNKNOWN) {
+		int done = pg_batch_resolve(st, txid);
+
+		pg_log(done == 1 ? LOKET_LOG_WARN : LOKET_LOG_ERROR,
+		    "writer: the connection broke during COMMIT of %u writes (txid %lld); "
+		    "the server says: %s", n, (long long)txid,
+		    done == 1 ? "committed" : done == 0 ? "aborted" : "unknown (answered 503)");
+		pg_set_down(st, !pg_alive(&st->w));
+		end = done == 1 ? PG_BATCH_COMMITTED : PG_BATCH_FAILED;
+		if (done != 1) {
+			pg_npend = 0;
+			pg_batch_fail(batch, "the register could not commit");
+		}
+	} else if (end == PG_BATCH_BROKEN) {
+		pg_npend = 0;
+		pg_set_down(st, 1);
+		pg_batch_fail(batch, "the register (PostgreSQL) cannot be reached");
+		end = PG_BATCH_FAILED;
+	} else if (end == PG_BATCH_FAILED) {
+		/* Failed writes before a failed COMMIT keep their own answers; the rest 503. */
+		pg_npend = 0;
+		for (struct store_req *req = batch; req != NULL; req = req->next)
+			if (req->result == STORE_OK)
+				pg_host->req_fail(req, STORE_UNAVAILABLE,
+				    "the register could not commit; nothing of this request was "
+				    "stored, try again later");
+	}
+	if (end == PG_BATCH_COMMITTED)
+		pg_events_deliver();
+	batch->batch = n;
+	batch->commit_rc = end == PG_BATCH_COMMITTED ? 0 : -1;
+	batch->commit_ns = pg_now_ns() - t0;
+}
+
+static void *
+pg_writer_main(void *arg)
+{
+	struct pg_store *st = arg;
+	long backoff = PG_BACKOFF_MIN_MS;
+
+	for (;;) {
+		struct store_req *batch, *last = NULL, *r;
+		unsigned int n = 0;
+
+		pthread_mutex_lock(&st->mu);
+		while (st->wq.head == NULL && !st->stopping) {
+			pg_cond_wait_ms(&st->cv, &st->mu, st->down ? backoff : PG_IDLE_CHECK_MS);
+			if (st->wq.head != NULL || st->stopping)
+				break;
+			pthread_mutex_unlock(&st->mu);
+			/* Idle: see the connection is there, and bring it back when it is not. */
+			if (!pg_idle_ok(&st->w)) {
+				if (pg_reconnect(st, &st->w, "writer", st->down) < 0) {
+					pg_set_down(st, 1);
+					backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+										  : backoff * 2;
+				} else {
+					pg_set_down(st, 0);
+					backoff = PG_BACKOFF_MIN_MS;
+				}
+			}
+			pthread_mutex_lock(&st->mu);
+		}
+		if (st->wq.head == NULL && st->stopping) {
+			pthread_mutex_unlock(&st->mu);
+			break;
+		}
+		batch = st->wq.head;
+		for (r = batch; r != NULL && n < PG_BATCH_MAX; r = r->next) {
+			last = r;
+			n++;
+		}
+		st->wq.head = last->next;
+		if (st->wq.head == NULL)
+			st->wq.tail = &st->wq.head;
+		st->wq.n -= n;
+		last->next = NULL;
+		pthread_mutex_unlock(&st->mu);
+
+		pg_writer_batch(st, batch, n);
+		if (!st->down)
+			backoff = PG_BACKOFF_MIN_MS;
+
+		pthread_mutex_lock(&st->mu);
+		*st->wdone.tail = batch;
+		st->wdone.tail = &last->next;
+		pthread_mutex_unlock(&st->mu);
+		event_active(st->wdone_ev, EV_READ, 0);
+	}
+	if (st->w.conn != NULL) {
+		pg_disconnect(&st->w);
+		pg_live_add(st, -1);
+	}
+	free(pg_pend);
+	pg_pend = NULL;
+	pg_npend = pg_pend_cap = 0;
+	return NULL;
+}
+
+/* Completes the writes the writer finished; on the loop. */
+static void
+pg_wdone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_store *st = arg;
+	struct store_req *r, *next;
+	unsigned long reconnects;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&st->mu);
+	r = pg_queue_take(&st->wdone);
+	reconnects = st->reconnects - st->reconnects_counted;
+	st->reconnects_counted = st->reconnects;
+	pthread_mutex_unlock(&st->mu);
+	if (reconnects > 0)
+		st->host->metric_add(st->reconnects_total, (double)reconnects);
+	for (; r != NULL; r = next) {
+		next = r->next;
+		r->next = NULL;
+		if (r->batch > 0) {
+			st->host->metric_observe(st->batch_size, r->batch);
+			st->host->metric_observe(st->commit_latency, (double)r->commit_ns / 1e9);
+			if (r->commit_rc == 0)
+				st->host->metric_add(st->commits, 1);
+		}
+		if (r->result == STORE_UNAVAILABLE)
+			st->host->metric_add(st->commit_failures, 1);
+		st->host->req_complete(r);
+	}
+}
+
+/* ---- the readers ---- */
+
+/*
+ * The daemon's own repeated reads: an older answer arriving after a newer
+ * one would undo it, so they are answered one after another, in submit
+ * order, by a reader of their own.
+ */
+static int
+pg_read_ordered(enum store_op op)
+{
+	switch (op) {
+	case STORE_THREAD_FIND:
+	case STORE_TOKEN_LIST:
+	case STORE_TIMERS_DUE:
+	case STORE_TIMERS_NEXT:
+	case STORE_OUTBOX_DUE:
+	case STORE_OUTBOX_NEXT:
+	case STORE_COUNTS:
+	case STORE_EVENTS_AFTER:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The reads whose callers the daemon frees before it closes the register. */
+static int
+pg_read_refused_at_close(enum store_op op)
+{
+	return op == STORE_TIMERS_DUE || op == STORE_TIMERS_NEXT || op == STORE_EVENTS_AFTER;
+}
+
+/*
+ * Runs one read in a read-only transaction of its own (one snapshot for all
+ * its statements); once more on a new connection when the connection had
+ * gone (a restarted server ends idle sessions).
+ */
+static void
+pg_reader_run(struct pg_reader *rd, struct store_req *req)
+{
+	struct pg_conn *c = &rd->conn;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!pg_idle_ok(c) && pg_reconnect(rd->st, c, rd->who, attempt > 0) < 0)
+			break;
+		if (pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) {
+			if (c->fault == PG_FAULT_CONNECTION)
+				continue;
+			break;
+		}
+		pg_read_run(c, req);
+		if (!pg_alive(c)) {
+			pg_req_reset(req);
+			continue;
+		}
+		if (pg_exec(c, "COMMIT") < 0)
+			pg_exec(c, "ROLLBACK");
+		return;
+	}
+	pg_host->req_fail(req, STORE_UNAVAILABLE,
+	    "the register (PostgreSQL) cannot be reached; try again later");
+}
+
+static void *
+pg_reader_main(void *arg)
+{
+	struct pg_reader *rd = arg;
+	struct pg_store *st = rd->st;
+
+	for (;;) {
+		struct pg_queue *q = rd->ordered ? &st->oq : &st->rq;
+		struct store_req *req;
+		uint64_t t0;
+
+		pthread_mutex_lock(&st->rmu);
+		while ((req = pg_queue_pop(q)) == NULL && !st->rstopping)
+			pthread_cond_wait(&st->rcv, &st->rmu);
+		pthread_mutex_unlock(&st->rmu);
+		/* Stopping: every queued read has been answered, by this reader or another. */
+		if (req == NULL)
+			break;
+		t0 = pg_now_ns();
+		pg_reader_run(rd, req);
+		req->commit_ns = pg_now_ns() - t0;
+		pthread_mutex_lock(&st->rmu);
+		pg_queue_push(&st->rdone, req);
+		pthread_mutex_unlock(&st->rmu);
+		event_active(st->rdone_ev, EV_READ, 0);
+	}
+	if (rd->conn.conn != NULL) {
+		pg_disconnect(&rd->conn);
+		pg_live_add(st, -1);
+	}
+	return NULL;
+}
+
+/* Completes the reads the pool answered; on the loop. */
+static void
+pg_rdone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_store *st = arg;
+	struct store_req *r, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&st->rmu);
+	r = pg_queue_take(&st->rdone);
+	pthread_mutex_unlock(&st->rmu);
+	for (; r != NULL; r = next) {
+		next = r->next;
+		r->next = NULL;
+		/*
+		 * At close the timers' and the event stream's reads are refused: the
+		 * daemon frees those before the register, and an answer would reach
+		 * them freed. Every other read is answered as it was read.
+		 */
+		if (st->rclosed && pg_read_refused_at_close(r->op))
+			pg_host->req_fail(r, STORE_UNAVAILABLE, "the register is closing");
+		st->host->metric_observe(st->read_latency, (double)r->commit_ns / 1e9);
+		r->commit_ns = 0;
+		st->host->req_complete(r);
+	}
+}
+
+static int
+pg_readers_start(struct pg_store *st, const char **error_r)
+{
+	int64_t pool = st->host->conf_int(st->host, "pool");
+	unsigned int n = (pool > 0 ? (unsigned int)pool : 4) + 1;
+
+	if ((st->readers = calloc(n, sizeof(*st->readers))) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	st->nreaders = n;
+	for (unsigned int i = 0; i < n; i++) {
+		struct pg_reader *rd = &st->readers[i];
+
+		rd->st = st;
+		rd->ordered = i == 0;
+		snprintf(rd->who, sizeof(rd->who), i == 0 ? "reader (daemon)" : "reader %u", i);
+		if (pg_connect(&rd->conn, st->conninfo, rd->who, error_r) < 0)
+			return -1;
+		pg_live_add(st, 1);
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (pthread_create(&st->readers[i].thread, NULL, pg_reader_main, &st->readers[i]) !=
+		    0) {
+			*error_r = "cannot start the storage reader threads";
+			return -1;
+		}
+		st->readers[i].started = 1;
+	}
+	return 0;
+}
+
+static void
+pg_readers_stop(struct pg_store *st)
+{
+	struct store_req *left, *next;
+
+	pthread_mutex_lock(&st->rmu);
+	st->rstopping = 1;
+	pthread_cond_broadcast(&st->rcv);
+	pthread_mutex_unlock(&st->rmu);
+	for (unsigned int i = 0; i < st->nreaders; i++) {
+		if (st->readers[i].started)
+			pthread_join(st->readers[i].thread, NULL);
+		else if (st->readers[i].conn.conn != NULL) {
+			pg_disconnect(&st->readers[i].conn);
+			pg_live_add(st, -1);
+		}
+	}
+	st->rclosed = 1;
+	/* What no reader took is refused: nothing reads any more. */
+	pthread_mutex_lock(&st->rmu);
+	for (int k = 0; k < 2; k++) {
+		left = pg_queue_take(k == 0 ? &st->rq : &st->oq);
+		for (; left != NULL; left = next) {
+			next = left->next;
+			pg_host->req_fail(left, STORE_UNAVAILABLE, "the register is closing");
+			pg_queue_push(&st->rdone, left);
+		}
+	}
+	pthread_mutex_unlock(&st->rmu);
+	if (st->rdone_ev != NULL)
+		pg_rdone_cb(-1, 0, st);
+}
+
+/* ---- the driver table ---- */
+
+static void pg_close(void *impl);
+
+static double
+pg_wdepth_cb(void *arg)
+{
+	struct pg_store *st = arg;
+	size_t n;
+
+	pthread_mutex_lock(&st->mu);
+	n = st->wq.n;
+	pthread_mutex_unlock(&st->mu);
+	return (double)n;
+}
+
+static double
+pg_rdepth_cb(void *arg)
+{
+	struct pg_store *st = arg;
+	size_t n;
+
+	pthread_mutex_lock(&st->rmu);
+	n = st->rq.n + st->oq.n;
+	pthread_mutex_unlock(&st->rmu);
+	return (double)n;
+}
+
+static double
+pg_live_cb(void *arg)
+{
+	struct pg_store *st = arg;
+	int n;
+
+	pthread_mutex_lock(&st->mu);
+	n = st->live;
+	pthread_mutex_unlock(&st->mu);
+	return (double)n;
+}
+
+static int pg_health(void *impl, const char **why_r);
+
+static double
+pg_writable_cb(void *arg)
+{
+	const char *why;
+
+	return pg_health(arg, &why) == 0 ? 1 : 0;
+}
+
+static int
+pg_open(const struct loket_store_host *host, void **impl_r, const char **error_r)
+{
+	struct pg_store *st;
+	const char *conninfo = host->conf_get(host, "conninfo");
+
+	pg_host = host;
+	*impl_r = NULL;
+	if (conninfo == NULL || conninfo[0] == '\0') {
+		*error_r = "[storage] conninfo is empty: driver = pgsql needs the PostgreSQL "
+			   "connection string (for example host=db dbname=loket user=loket)";
+		return -1;
+	}
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	st->host = host;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	pthread_mutex_init(&st->rmu, NULL);
+	pthread_cond_init(&st->rcv, NULL);
+	pg_queue_init(&st->wq);
+	pg_queue_init(&st->wdone);
+	pg_queue_init(&st->rq);
+	pg_queue_init(&st->oq);
+	pg_queue_init(&st->rdone);
+	if ((st->conninfo = strdup(conninfo)) == NULL) {
+		*error_r = "out of memory";
+		goto fail;
+	}
+	if (pg_connect(&st->w, st->conninfo, "writer", error_r) < 0)
+		goto fail;
+	st->live = 1;
+	if (pg_migrate(&st->w, error_r) < 0)
+		goto fail;
+	if ((st->wdone_ev = event_new(host->base, -1, 0, pg_wdone_cb, st)) == NULL ||
+	    (st->rdone_ev = event_new(host->base, -1, 0, pg_rdone_cb, st)) == NULL) {
+		*error_r = "out of memory";
+		goto fail;
+	}
+	st->batch_size = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM,
+	    "loket_store_commit_batch_size",
+	    "Writes committed together in one transaction (group commit).", "", pg_batch_bounds,
+	    sizeof(pg_batch_bounds) / sizeof(pg_batch_bounds[0]));
+	st->commit_latency = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM,
+	    "loket_store_commit_seconds", "Time to run and commit one batch.", "", NULL, 0);
+	st->read_latency = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM,
+	    "loket_store_read_seconds", "Time a reader thread took to answer one read.", "", NULL,
+	    0);
+	st->commits = host->metric(host, LOKET_STORE_METRIC_COUNTER, "loket_store_commits_total",
+	    "Transactions committed by the writer.", "", NULL, 0);
+	st->commit_failures = host->metric(host, LOKET_STORE_METRIC_COUNTER,
+	    "loket_store_commit_failures_total", "Writes that failed because a commit failed.", "",
+	    NULL, 0);
+	st->reconnects_total = host->metric(host, LOKET_STORE_METRIC_COUNTER,
+	    "loket_store_reconnects_total",
+	    "Times the writer reconnected to PostgreSQL after losing it.", "", NULL, 0);
+	host->metric_gauge_fn(host, "loket_store_writable",
+	    "1 when the register can commit, 0 when it cannot.", pg_writable_cb, st);
+	host->metric_gauge_fn(host, "loket_store_queue_depth", "Writes waiting for the writer.",
+	    pg_wdepth_cb, st);
+	host->metric_gauge_fn(host, "loket_store_read_queue_depth",
+	    "Reads waiting for a reader thread.", pg_rdepth_cb, st);
+	host->metric_gauge_fn(host, "loket_store_connections",
+	    "Connections to PostgreSQL open now (the writer's and the readers').", pg_live_cb, st);
+	if (pg_readers_start(st, error_r) < 0)
+		goto fail;
+	if (pthread_create(&st->wthread, NULL, pg_writer_main, st) != 0) {
+		*error_r = "cannot start the storage thread";
+		goto fail;
+	}
+	st->wstarted = 1;
+	pg_log(LOKET_LOG_INFO, "opened driver=pgsql schema=%d readers=%u", pg_schema_version,
+	    st->nreaders - 1);
+	*impl_r = st;
+	return 0;
+fail:
+	pg_close(st);
+	return -1;
+}
+
+static void
+pg_submit(void *impl, struct store_req *req)
+{
+	struct pg_store *st = impl;
+	json_t *own;
+
+	req->next = NULL;
+	if (!st->host->op_is_write(req->op)) {
+		if (st->rclosed) {
+			pg_host->req_fail(req, STORE_UNAVAILABLE, "the register is closing");
+			st->host->req_complete(req);
+			return;
+		}
+		/*
+		 * The reader gets a document nobody else holds: the caller's may share
+		 * parts (a token's scope) that the loop goes on using meanwhile.
+		 */
+		if ((own = json_deep_copy(req->in)) == NULL && req->in != NULL) {
+			pg_host->req_fail(req, STORE_UNAVAILABLE, "out of memory");
+			st->host->req_complete(req);
+			return;
+		}
+		json_decref(req->in);
+		req->in = own;
+		pthread_mutex_lock(&st->rmu);
+		pg_queue_push(pg_read_ordered(req->op) ? &st->oq : &st->rq, req);
+		pthread_cond_broadcast(&st->rcv);
+		pthread_mutex_unlock(&st->rmu);
+		return;
+	}
+	if ((own = json_deep_copy(req->in)) == NULL && req->in != NULL) {
+		pg_host->req_fail(req, STORE_UNAVAILABLE, "out of memory");
+		st->host->req_complete(req);
+		return;
+	}
+	json_decref(req->in);
+	req->in = own;
+	pthread_mutex_lock(&st->mu);
+	/* Down with nothing queued before it: answered at once, in submit order still. */
+	if (st->wclosed || (st->down && st->wq.head == NULL && st->wdone.head == NULL)) {
+		int closed = st->wclosed;
+
+		pthread_mutex_unlock(&st->mu);
+		pg_host->req_fail(req, STORE_UNAVAILABLE,
+		    closed ? "the register is closing; nothing of this request was stored"
+			   : "the register (PostgreSQL) cannot be reached; nothing of this request "
+			     "was stored, try again later");
+		st->host->metric_add(st->commit_failures, 1);
+		st->host->req_complete(req);
+		return;
+	}
+	pg_queue_push(&st->wq, req);
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static int
+pg_health(void *impl, const char **why_r)
+{
+	struct pg_store *st = impl;
+	int down;
+
+	pthread_mutex_lock(&st->mu);
+	down = st->down;
+	pthread_mutex_unlock(&st->mu);
+	if (!down)
+		return 0;
+	*why_r = "PostgreSQL unreachable: the register cannot commit";
+	return -1;
+}
+
+static void
+pg_close(void *impl)
+{
+	struct pg_store *st = impl;
+
+	if (st == NULL)
+		return;
+	/* Readers first: writes the answered reads lead to still reach the writer. */
+	if (st->readers != NULL)
+		pg_readers_stop(st);
+	if (st->wstarted) {
+		pthread_mutex_lock(&st->mu);
+		st->stopping = 1;
+		pthread_cond_signal(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->wthread, NULL);
+		pthread_mutex_lock(&st->mu);
+		st->wclosed = 1;
+		pthread_mutex_unlock(&st->mu);
+		/* Everything queued is committed or failed now; let the waiters hear it. */
+		pg_wdone_cb(-1, 0, st);
+	} else if (st->w.conn != NULL) {
+		pg_disconnect(&st->w);
+	}
+	/* The core calls no blob entry during or after close: their connections go too. */
+	pg_blobs_close();
+	if (st->wdone_ev != NULL)
+		event_free(st->wdone_ev);
+	if (st->rdone_ev != NULL)
+		event_free(st->rdone_ev);
+	free(st->readers);
+	free(st->conninfo);
+	pthread_cond_destroy(&st->rcv);
+	pthread_mutex_destroy(&st->rmu);
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->mu);
+	free(st);
+}
+
+__attribute__((visibility("default"))) const struct store_driver loket_store_driver = {
+	.abi_major = LOKET_STORE_ABI_MAJOR,
+	.abi_minor = LOKET_STORE_ABI_MINOR,
+	.name = "pgsql",
+	.open = pg_open,
+	.submit = pg_submit,
+	.close = pg_close,
+	.health = pg_health,
+	.replay = pg_replay,
+	.blob_put = pg_blob_put,
+	.blob_sync = pg_blob_sync,
+	.blob_get = pg_blob_get,
+};

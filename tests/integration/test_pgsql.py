@@ -1,0 +1,222 @@
+"""What only the pgsql driver has: nodes sharing one register, and PostgreSQL going away
+under a running daemon.
+
+- One Idempotency-Key posted at once from many threads, to two daemons on one register,
+  makes one contact: the key is a unique constraint, not a look before the insert.
+- PostgreSQL stopped: intake answers 503 with Retry-After and /healthz names PostgreSQL;
+  started again, loketd reconnects by itself and the next POST is 201.
+- Every 201 acknowledged while PostgreSQL restarts under load is in the register exactly
+  once afterwards, and a client retrying its 503s with the same key never makes a second.
+"""
+import re
+import threading
+import time
+import uuid
+
+import pytest
+
+import conftest
+from api_fixtures import ORG_CONF, Api, finish_api, make_api
+from conftest import REGISTERS, Loketd
+
+pytestmark = pytest.mark.skipif(conftest.DRIVER != "pgsql",
+                                reason="the pgsql driver's register (LOKET_TEST_DRIVER=pgsql)")
+
+
+def post(api, token, body, key=None, timeout=20):
+    headers = {"Idempotency-Key": key} if key else None
+    return api.call("POST", "/api/v1/contacts", body, token=token, headers=headers,
+                    timeout=timeout)
+
+
+def wait_healthy(api, timeout=30):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = api.call("GET", "/healthz", timeout=2)
+        if last.status == 200:
+            return last
+        time.sleep(0.1)
+    raise AssertionError("loketd did not become healthy again: %r" % last)
+
+
+def count_contacts(api, where="TRUE", params=()):
+    db = api.d.db()
+    try:
+        return db.execute("SELECT count(*) FROM contacts WHERE " + where, params).fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def api(tmp_path):
+    a = make_api(tmp_path / "node1")
+    yield a
+    finish_api(a)
+
+
+@pytest.fixture
+def second_node(api, tmp_path):
+    """Another daemon on the same register (the same database), as a second node. The
+    intake token is made first: a node reads the tokens when it starts."""
+    api.token("t-intake", "intake")
+    conninfo = re.findall(r"^conninfo = (.*)$", api.d.config_text, re.M)[-1]
+    (tmp_path / "node2").mkdir()
+    d = Loketd(tmp_path / "node2",
+               extra=ORG_CONF + "\n[storage]\ndriver = pgsql\nconninfo = %s\n" % conninfo)
+    d.start()
+    b = Api(d)
+    yield b
+    finish_api(b)
+
+
+def test_one_idempotency_key_posted_concurrently_to_two_nodes_makes_one_contact(api,
+                                                                               second_node):
+    token = api.token("t-intake", "intake")
+    key = "idem-" + uuid.uuid4().hex
+    body = {"channel": "web", "subject": "Parkeerkaart", "body": "Graag een kaart.",
+            "party": {"name": "Els Janssens", "email": "els.%s@example.be" % key[-8:]}}
+    answers, errors = [], []
+    start = threading.Barrier(16)
+
+    def client(node):
+        start.wait()
+        try:
+            answers.append(post(node, token, body, key))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(api if i % 2 else second_node,))
+               for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(201) == 1, "exactly one first answer expected: %s" % statuses
+    assert set(statuses) <= {200, 201}, [r for r in answers if r.status not in (200, 201)]
+    ids = {r.json["id"] for r in answers}
+    assert len(ids) == 1, "one key, several contacts: %s" % ids
+    assert count_contacts(api) == 1
+    # The person's party was made once too, by whichever node came first.
+    db = api.d.db()
+    try:
+        assert db.execute("SELECT count(*) FROM parties").fetchone()[0] == 1
+    finally:
+        db.close()
+
+
+def test_same_new_person_at_two_nodes_at_once_gets_one_party(api, second_node):
+    token = api.token("t-intake", "intake")
+    email = "piet.%s@example.be" % uuid.uuid4().hex[:8]
+    answers = []
+    start = threading.Barrier(12)
+
+    def client(i):
+        start.wait()
+        node = api if i % 2 else second_node
+        answers.append(post(node, token, {"channel": "web", "subject": "Vraag %d" % i,
+                                          "body": "x", "party": {"name": "Piet",
+                                                                 "email": email}}))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.status for r in answers] == [201] * 12, answers
+    db = api.d.db()
+    try:
+        assert db.execute("SELECT count(*) FROM parties").fetchone()[0] == 1
+        assert db.execute("SELECT count(DISTINCT party_id) FROM contacts").fetchone()[0] == 1
+        refs = [r[0] for r in db.execute("SELECT reference FROM contacts").fetchall()]
+    finally:
+        db.close()
+    assert len(set(refs)) == 12, "references handed out twice across nodes: %s" % refs
+
+
+def test_postgresql_stopped_answers_503_then_loketd_reconnects_by_itself(api):
+    token = api.token("t-intake", "intake")
+    assert post(api, token, {"channel": "web", "subject": "voor", "body": "x"}).status == 201
+    cluster = REGISTERS.start()
+    cluster.stop_server()
+    try:
+        r = post(api, token, {"channel": "web", "subject": "tijdens", "body": "x"},
+                 key="down-" + uuid.uuid4().hex)
+        assert r.status == 503, r
+        assert r.headers.get("Retry-After"), "a 503 without Retry-After: %r" % r
+        assert "stored" in r.json["detail"], r.json
+        h = api.call("GET", "/healthz", timeout=5)
+        assert h.status == 503 and "PostgreSQL" in h.json["detail"], h
+    finally:
+        cluster.start_server()
+    wait_healthy(api)
+    r = post(api, token, {"channel": "web", "subject": "na", "body": "x"})
+    assert r.status == 201, r
+    # Reads reconnect too: the contact reads back on the node's reader pool.
+    assert api.contact(r.json["id"])["subject"] == "na"
+    assert api.d.running()
+    assert count_contacts(api, "subject = ?", ("tijdens",)) == 0
+
+
+def test_every_201_acknowledged_across_a_postgresql_restart_is_there_exactly_once(api):
+    token = api.token("t-intake", "intake")
+    stop = threading.Event()
+    acked = {}   # key -> contact id of its 201 (or 200 replay)
+    lock = threading.Lock()
+    errors = []
+
+    def client(t):
+        n = 0
+        while not stop.is_set():
+            n += 1
+            key = "k-%d-%d-%s" % (t, n, uuid.uuid4().hex[:6])
+            body = {"channel": "web", "subject": key, "body": "x"}
+            deadline = time.monotonic() + 40
+            while True:
+                try:
+                    r = post(api, token, body, key, timeout=30)
+                except OSError:
+                    r = None
+                if r is not None and r.status in (200, 201):
+                    with lock:
+                        if key in acked and acked[key] != r.json["id"]:
+                            errors.append("key %s answered with two ids" % key)
+                        acked[key] = r.json["id"]
+                    break
+                if r is not None and r.status != 503:
+                    errors.append("%r" % r)
+                    return
+                if time.monotonic() > deadline:
+                    errors.append("key %s never stored after PostgreSQL came back" % key)
+                    return
+                time.sleep(0.1)  # what Retry-After asks, sooner
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    cluster = REGISTERS.start()
+    cluster.stop_server()
+    time.sleep(0.5)
+    cluster.start_server()
+    time.sleep(2.0)
+    stop.set()
+    for t in threads:
+        t.join(90)
+        assert not t.is_alive(), "a client hangs"
+    assert not errors, errors[:5]
+    assert len(acked) > 10, "too little load to mean anything: %d" % len(acked)
+    db = api.d.db()
+    try:
+        rows = db.execute("SELECT subject, count(*), min(id) FROM contacts GROUP BY subject"
+                          ).fetchall()
+    finally:
+        db.close()
+    stored = {r[0]: (r[1], r[2]) for r in rows}
+    for key, cid in acked.items():
+        assert key in stored, "acknowledged contact %s (key %s) is gone" % (cid, key)
+        assert stored[key] == (1, cid), "key %s: %r, acknowledged as %s" % (key, stored[key], cid)
+    # Nothing stored that nobody was told about, beyond the last answers in flight.
+    assert set(stored) <= set(acked), sorted(set(stored) - set(acked))[:5]
