@@ -1043,14 +1043,18 @@ op_contact_update(struct pg_conn *c, struct store_req *req)
 		pg_host->req_fail(req, STORE_FORBIDDEN, "this token may not change that contact");
 		return 0;
 	}
-	/* The wall between organisations holds for a confidential contact moved or escalated. */
-	if (cs.confidential && pg_jstr(set, "organisation") != NULL &&
-	    strcmp(pg_jstr(set, "organisation"), cs.organisation) != 0 &&
-	    !json_is_true(json_object_get(json_object_get(in, "scope"), "all"))) {
+	/*
+	 * The caller's condition (docs/storage.md, expect), checked on the row
+	 * as it is inside this write; the layer above words the refusal.
+	 */
+	if (json_object_get(in, "expect") != NULL &&
+	    !pg_scope_allows(json_object_get(in, "expect"),
+		cs.has_department ? cs.department : NULL, cs.organisation, cs.confidential)) {
 		pg_host->req_fail(req, STORE_FORBIDDEN,
-		    "department: this contact is confidential to organisation %s; it cannot go to a "
-		    "department of organisation %s",
-		    cs.organisation, pg_jstr(set, "organisation"));
+		    "the contact no longer meets the condition of this change");
+		req->out = json_pack("{s:s?, s:s, s:b}", "department",
+		    cs.has_department ? cs.department : NULL, "organisation", cs.organisation,
+		    "confidential", cs.confidential);
 		return 0;
 	}
 	if (tr != NULL && !status_in(json_object_get(tr, "from"), cs.status)) {
