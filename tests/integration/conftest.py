@@ -558,14 +558,17 @@ def pytest_configure(config):
         "markers", "sqlite_only(reason): tests the SQLite driver itself (its files, the fault "
         "shim under it, readers, migrations of a SQLite file); deselected, and counted, on the "
         "pgsql run")
+    config.addinivalue_line(
+        "markers", "pgsql_only(reason): tests what only a shared PostgreSQL register has "
+        "(several nodes, a server restarted under load); deselected, and counted, on the "
+        "sqlite run")
 
 
 def pytest_collection_modifyitems(config, items):
-    if DRIVER == "sqlite":
-        return
+    other = "sqlite_only" if DRIVER == "pgsql" else "pgsql_only"
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker("sqlite_only") else keep).append(item)
+        (drop if item.get_closest_marker(other) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -581,6 +584,9 @@ def pytest_report_header(config):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if DRIVER == "sqlite" and REGISTERS.deselected:
+        terminalreporter.write_line(
+            "loket sqlite run: %d tests marked pgsql_only deselected" % REGISTERS.deselected)
     if DRIVER == "pgsql":
         terminalreporter.write_line(
             "loket pgsql run: %d tests marked sqlite_only deselected; %d databases made, "

@@ -17,8 +17,7 @@ from api_fixtures import ORG_CONF, Api, finish_api
 from conftest import Loketd
 from test_rules_support import DEFAULT_RULES
 
-pytestmark = pytest.mark.skipif(conftest.DRIVER != "pgsql",
-                                reason="the pgsql driver's register (LOKET_TEST_DRIVER=pgsql)")
+pytestmark = pytest.mark.pgsql_only("the pgsql driver's register (LOKET_TEST_DRIVER=pgsql)")
 
 # 2026-05-28T20:26:40.123Z and friends, as ms since the epoch.
 T0 = 1780000000123

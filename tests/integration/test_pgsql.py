@@ -19,8 +19,7 @@ import conftest
 from api_fixtures import ORG_CONF, Api, finish_api, make_api
 from conftest import REGISTERS, Loketd
 
-pytestmark = pytest.mark.skipif(conftest.DRIVER != "pgsql",
-                                reason="the pgsql driver's register (LOKET_TEST_DRIVER=pgsql)")
+pytestmark = pytest.mark.pgsql_only("the pgsql driver's register (LOKET_TEST_DRIVER=pgsql)")
 
 
 def post(api, token, body, key=None, timeout=20):
