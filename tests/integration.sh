@@ -20,7 +20,7 @@ fi
 cd "$LOKET_BUILDDIR" || exit 99
 mkdir -p tests && rm -f tests/pytest-junit*.xml
 
-pgsql_so=plugins/store_pgsql/.libs/store_pgsql.so
+pgsql_so=plugins/.libs/store_pgsql.so
 initdb=$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)
 # Why a pgsql run cannot happen here, or nothing when it can.
 pgsql_missing() {
