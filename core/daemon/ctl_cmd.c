@@ -13,6 +13,7 @@
 #include "loketd.h"
 #include "plugin.h"
 #include "rulebook.h"
+#include "store.h"
 #include "timers.h"
 #include "util.h"
 
@@ -43,16 +44,26 @@ ctl_cmd_stats(struct ctl_conn *conn, struct loketd *d, json_t *args)
 		rulebook_stats(d)));
 }
 
+/*
+ * Reloads this node, then tells the other nodes sharing the register, each
+ * of which reloads its own files (docs/storage.md, "Several nodes"). A
+ * reload that failed here tells nobody: the operator fixes it and asks
+ * again. SIGHUP reloads this node only.
+ */
 static void
 ctl_cmd_reload(struct ctl_conn *conn, struct loketd *d, json_t *args)
 {
 	const char *err = NULL;
+	int told;
 
 	if (loketd_reload(d, &err) < 0) {
 		ctl_fail(conn, err != NULL ? err : "reload failed");
 		return;
 	}
-	ctl_reply(conn, json_pack("{s:s}", "config", d->conf_path));
+	told = store_broadcast(d->store, "reload") == 0;
+	if (!told)
+		log_warnx("loketd", "reloaded here, but could not ask the other nodes to reload");
+	ctl_reply(conn, json_pack("{s:s, s:b}", "config", d->conf_path, "nodes_told", told));
 }
 
 /* Tests only: moves the daemon's clock forward (util.h, "The test clock"). */

@@ -168,6 +168,29 @@ loketd_store_fatal_cb(void *arg)
 	loketd_stop(d);
 }
 
+/*
+ * Another node sharing the register broadcast a reload (loketctl reload
+ * there): this node reloads its own files, and tells nobody (the node that
+ * was asked has told every node already).
+ */
+static void
+loketd_store_control_cb(const char *what, void *arg)
+{
+	struct loketd *d = arg;
+	const char *err = NULL;
+
+	if (strcmp(what, "reload") != 0) {
+		log_warnx("loketd", "another node asked for '%s', which this loketd does not know; "
+				    "ignored", what);
+		return;
+	}
+	if (d->stopping)
+		return;
+	log_info("loketd", "another node asked for a reload");
+	/* A failure is logged by loketd_reload itself. */
+	(void)loketd_reload(d, &err);
+}
+
 static void
 loketd_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -227,6 +250,8 @@ loketd_start(struct loketd *d)
 	}
 	d->store->fatal_hook = loketd_store_fatal_cb;
 	d->store->fatal_arg = d;
+	d->store->control_hook = loketd_store_control_cb;
+	d->store->control_arg = d;
 	/* Before every subscriber: the gauges, timers, outbox, rules and plugins. */
 	if (events_init(d) < 0) {
 		log_errorx("loketd", "cannot set up register events: out of memory");

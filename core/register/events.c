@@ -8,6 +8,14 @@
  * gauges, the outbox and plugins subscribe. No subscriber is called back by
  * the module it subscribes to, so no module calls up into another.
  *
+ * Several nodes may share one register (PostgreSQL): the driver reads back
+ * the events other nodes stored and hands them here (events_remote_cb),
+ * each once and in id order, never one this node stored itself. They are
+ * published with ev->remote set and reach only the subscribers that asked
+ * for every node's events (EVENTS_ALL_NODES: plugins, the gauges); the
+ * rules, timers and outbox act on their own node's writes, so that a write
+ * is acted on once, by the node that made it.
+ *
  * Delivery never nests: an event published from inside a subscriber (a
  * plugin publishing in answer to one, say) is queued and delivered after the
  * current one has reached every subscriber. A subscriber that ends its
@@ -135,7 +143,8 @@ int
 events_subscribe_plugin(struct events *bus, unsigned int kinds,
     void (*cb)(const struct loket_event *ev, void *arg), void *arg, const void *owner)
 {
-	return cb != NULL ? events_add(bus, kinds, NULL, cb, arg, owner) : -1;
+	/* A plugin sees the register as a whole, whichever node wrote. */
+	return cb != NULL ? events_add(bus, kinds | EVENTS_ALL_NODES, NULL, cb, arg, owner) : -1;
 }
 
 /* Frees the subscriptions marked dead; only between deliveries, when nobody walks the list. */
@@ -223,6 +232,8 @@ events_deliver(struct events *bus, struct events_item *it)
 	for (struct events_sub *s = bus->subs; s != NULL; s = s->next) {
 		if (s->dead || (s->kinds & kind) == 0 || it->seq <= s->since)
 			continue;
+		if (it->ev.remote && (s->kinds & EVENTS_ALL_NODES) == 0)
+			continue;
 		if (s->cb != NULL)
 			s->cb(&it->ev, s->arg);
 		else
@@ -248,8 +259,9 @@ events_publish(struct events *bus, const struct events_event *ev)
 	json_incref(it->ev.contact);
 	json_incref(it->ev.detail);
 	it->name = events_dup(ev->pub.name);
-	it->json = ev->pub.json != NULL ? strdup(ev->pub.json) :
-					  json_dumps(it->ev.payload, JSON_COMPACT);
+	it->json = ev->pub.json != NULL ?
+	    strdup(ev->pub.json) :
+	    json_dumps(it->ev.payload, JSON_COMPACT | JSON_SORT_KEYS);
 	it->user = events_dup(ev->pub.audience_user);
 	it->role = events_dup(ev->pub.audience_role);
 	it->source = events_dup(ev->pub.source != NULL ? ev->pub.source : "register");
@@ -322,7 +334,12 @@ events_store_done_cb(struct store_req *req, void *arg)
 		ev.pub.at = se->at;
 		ev.pub.contact_id = se->contact_id;
 		ev.pub.task_id = se->task_id;
-		ev.pub.json = se->payload;
+		/*
+		 * Parsed and re-encoded (compact, keys sorted): the same event then
+		 * reads the same on every node, though PostgreSQL's jsonb hands
+		 * other nodes its keys in an order of its own.
+		 */
+		ev.payload = json_loads(se->payload, 0, NULL);
 		ev.pub.source = "register";
 		if (events_out_is_contact(req->op))
 			ev.contact = out;
@@ -331,6 +348,7 @@ events_store_done_cb(struct store_req *req, void *arg)
 		ev.timers_next = timers_next;
 		ev.outbox = outbox;
 		events_publish(d->events, &ev);
+		json_decref(ev.payload);
 	}
 	timer = req->op == STORE_TIMER_DONE ? json_object_get(in, "id") :
 					      json_object_get(in, "timer_done");
@@ -347,6 +365,31 @@ events_store_done_cb(struct store_req *req, void *arg)
 	}
 }
 
+/* Events other nodes stored, in id order, each once: for EVENTS_ALL_NODES subscribers. */
+static void
+events_remote_cb(const struct store_event *evs, size_t n, void *arg)
+{
+	struct loketd *d = arg;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct store_event *se = &evs[i];
+		struct events_event ev = { 0 };
+
+		ev.pub.id = (uint64_t)se->id;
+		ev.pub.kind = se->kind;
+		ev.pub.name = store_event_name(se->kind);
+		ev.pub.at = se->at;
+		ev.pub.contact_id = se->contact_id;
+		ev.pub.task_id = se->task_id;
+		ev.pub.source = "register";
+		ev.payload = json_loads(se->payload, 0, NULL);
+		ev.remote = 1;
+		if (ev.pub.name != NULL)
+			events_publish(d->events, &ev);
+		json_decref(ev.payload);
+	}
+}
+
 int
 events_init(struct loketd *d)
 {
@@ -356,6 +399,8 @@ events_init(struct loketd *d)
 	d->store->view_arg = d;
 	d->store->done_hook = events_store_done_cb;
 	d->store->done_arg = d;
+	d->store->remote_hook = events_remote_cb;
+	d->store->remote_arg = d;
 	return 0;
 }
 

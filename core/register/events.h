@@ -22,6 +22,14 @@ enum events_internal {
 	EVENTS_TIMER_DUE = 1u << 16,
 	/* A write that closes a timer (timer_id) completed, stored (stored = 1) or not. */
 	EVENTS_TIMER_SETTLED = 1u << 17,
+	/*
+	 * Not a kind, a subscription flag: the subscriber also gets the register
+	 * events other nodes sharing the register stored (ev->remote set), read
+	 * back by the driver. Without it a subscriber acts on this node's writes
+	 * only, as the rules, timers and outbox must (or each node would act on
+	 * every write). Plugins always have it.
+	 */
+	EVENTS_ALL_NODES = 1u << 24,
 };
 #define EVENTS_PUBLIC LOKET_EVENT_ALL
 
@@ -35,6 +43,11 @@ struct events_event {
 	int stored;             /* EVENTS_TIMER_SETTLED: 1 when the write was stored */
 	int64_t timers_next;    /* the earliest timer the write added (ms), or 0 */
 	int outbox;             /* the write queued outbound messages */
+	/*
+	 * Another node stored it: only payload and pub are set (contact,
+	 * detail NULL); delivered only to EVENTS_ALL_NODES subscribers.
+	 */
+	int remote;
 };
 
 typedef void (*events_cb)(const struct events_event *ev, void *arg);
@@ -43,7 +56,7 @@ typedef void (*events_cb)(const struct events_event *ev, void *arg);
 struct events *events_new(void);
 void events_free(struct events *bus);
 /*
- * Calls cb for every event of kinds published after this call, after the
+ * Calls cb for every event of kinds (with EVENTS_ALL_NODES: of every node) published after this call, after the
  * subscribers that came before. owner (a plugin, or NULL for the core) lets
  * events_unsubscribe_owner end them all at once. Returns -1 without memory.
  */
@@ -51,7 +64,10 @@ int events_subscribe(struct events *bus, unsigned int kinds, events_cb cb, void 
     const void *owner);
 /* Ends the subscriptions of cb with arg (and owner); none is called after this returns. */
 void events_unsubscribe(struct events *bus, events_cb cb, void *arg, const void *owner);
-/* The same for a plugin (owner), whose callback sees the public part (ev->pub) only. */
+/*
+ * The same for a plugin (owner), whose callback sees the public part
+ * (ev->pub) only, of every node's events (EVENTS_ALL_NODES is implied).
+ */
 int events_subscribe_plugin(struct events *bus, unsigned int kinds,
     void (*cb)(const struct loket_event *ev, void *arg), void *arg, const void *owner);
 void events_unsubscribe_plugin(struct events *bus,
@@ -71,7 +87,8 @@ uint64_t events_published(const struct events *bus);
 /*
  * The register's side: the store's completion hook, which publishes the
  * events a write stored (with their ids) on the loop, before the write's own
- * callback runs. Installs it on d->store.
+ * callback runs, and its remote hook, which publishes the events other
+ * nodes stored (ev->remote). Installs them on d->store.
  */
 int events_init(struct loketd *d);
 /* A plugin publishes an event for a user or role (the ABI's event_publish). */

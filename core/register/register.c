@@ -151,7 +151,9 @@ register_init(struct loketd *d)
 
 	if (req == NULL)
 		return -1;
-	if (events_subscribe(d->events, LOKET_EVENT_CONTACT_CREATED | LOKET_EVENT_CONTACT_CHANGED,
+	/* The gauges count the register, so every node's writes: they read the payload only. */
+	if (events_subscribe(d->events,
+		LOKET_EVENT_CONTACT_CREATED | LOKET_EVENT_CONTACT_CHANGED | EVENTS_ALL_NODES,
 		register_gauges_cb, d, NULL) < 0) {
 		store_req_free(req);
 		return -1;

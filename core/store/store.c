@@ -113,6 +113,25 @@ store_host_metric_gauge_fn(const struct loket_store_host *host, const char *name
 	return metrics_gauge_fn(s->metrics, name, help, "", fn, arg);
 }
 
+static void
+store_host_remote_events(const struct loket_store_host *host, const struct store_event *evs,
+    size_t n)
+{
+	const struct store *s = (const struct store *)host;
+
+	if (s->remote_hook != NULL && n > 0)
+		s->remote_hook(evs, n, s->remote_arg);
+}
+
+static void
+store_host_remote_control(const struct loket_store_host *host, const char *what)
+{
+	const struct store *s = (const struct store *)host;
+
+	if (s->control_hook != NULL && what != NULL)
+		s->control_hook(what, s->control_arg);
+}
+
 /*
  * Copies what a driver may read of [storage] into s: the store outlives the
  * config snapshot it was opened with (a reload replaces it).
@@ -180,6 +199,8 @@ store_new(struct event_base *base, struct metrics *metrics, const struct conf *c
 	s->host.metric_add = store_host_metric_add;
 	s->host.metric_observe = store_host_metric_observe;
 	s->host.metric_gauge_fn = store_host_metric_gauge_fn;
+	s->host.remote_events = store_host_remote_events;
+	s->host.remote_control = store_host_remote_control;
 	return s;
 }
 
@@ -416,6 +437,15 @@ store_health(struct store *s, const char **why_r)
 	if (s == NULL || s->driver->health == NULL)
 		return 0;
 	return s->driver->health(s->impl, why_r);
+}
+
+int
+store_broadcast(struct store *s, const char *what)
+{
+	/* A driver built for minor 0 has a shorter table: broadcast is not there to read. */
+	if (s == NULL || s->driver->abi_minor < 1 || s->driver->broadcast == NULL)
+		return 0;
+	return s->driver->broadcast(s->impl, what);
 }
 
 void

@@ -56,6 +56,15 @@ struct store {
 	 */
 	void (*fatal_hook)(void *arg);
 	void *fatal_arg;
+	/*
+	 * Called on the loop with events other nodes stored (host->remote_events),
+	 * in id order: the register publishes them from here.
+	 */
+	void (*remote_hook)(const struct store_event *evs, size_t n, void *arg);
+	void *remote_arg;
+	/* Called on the loop when another node broadcast what ("reload"): the daemon's. */
+	void (*control_hook)(const char *what, void *arg);
+	void *control_arg;
 };
 
 /* store.c */
@@ -96,6 +105,12 @@ enum store_result store_blob_sync(struct store *s);
  */
 enum store_result store_blob_get(struct store *s, const char *sha256_hex, void **data_r,
     size_t *len_r);
+/*
+ * Tells the other nodes sharing the register what ("reload"); they hear it
+ * through their control_hook, this node does not. 0 when sent or queued (or
+ * when the driver's register has one node: nothing to tell), -1 when not.
+ */
+int store_broadcast(struct store *s, const char *what);
 /* Takes over req; req->cb runs on the loop, then the request is freed. */
 void store_submit(struct store *s, struct store_req *req);
 /* Takes over in. */

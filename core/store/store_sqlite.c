@@ -1206,6 +1206,15 @@ sq_blob_get_cb(void *impl, const char *sha256_hex, void **data_r, size_t *len_r)
 	return sq_blob_get(((struct sq_store *)impl)->host->data_dir, sha256_hex, data_r, len_r);
 }
 
+/* One node owns a SQLite register: there is nobody to tell. */
+static int
+sq_broadcast(void *impl, const char *what)
+{
+	(void)impl;
+	(void)what;
+	return 0;
+}
+
 const struct store_driver store_sqlite_driver = {
 	.abi_major = LOKET_STORE_ABI_MAJOR,
 	.abi_minor = LOKET_STORE_ABI_MINOR,
@@ -1218,4 +1227,5 @@ const struct store_driver store_sqlite_driver = {
 	.blob_put = sq_blob_put_cb,
 	.blob_sync = sq_blob_sync_cb,
 	.blob_get = sq_blob_get_cb,
+	.broadcast = sq_broadcast,
 };

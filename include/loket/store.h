@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define LOKET_STORE_ABI_MAJOR 1
-#define LOKET_STORE_ABI_MINOR 0
+#define LOKET_STORE_ABI_MINOR 1
 
 /* The symbol a driver .so exports: const struct store_driver loket_store_driver. */
 #define LOKET_STORE_DRIVER_SYMBOL "loket_store_driver"
@@ -217,6 +217,21 @@ struct loket_store_host {
 	/* A gauge fn computes when /metrics is read (on the loop). */
 	int (*metric_gauge_fn)(const struct loket_store_host *host, const char *name,
 	    const char *help, double (*fn)(void *arg), void *arg);
+
+	/* Minor 1: several nodes sharing one register (docs/storage.md, "Several nodes"). */
+	/*
+	 * Events another node stored, read back from the register, in id order
+	 * and each once: the register publishes them to the subscribers that
+	 * take every node's events. A driver hands only events this node did
+	 * not record through req_event, and never one twice. Loop thread only.
+	 */
+	void (*remote_events)(const struct loket_store_host *host, const struct store_event *evs,
+	    size_t n);
+	/*
+	 * Another node broadcast what (driver->broadcast): "reload" makes this
+	 * node reload its own files. Loop thread only.
+	 */
+	void (*remote_control)(const struct loket_store_host *host, const char *what);
 };
 
 /* Whether the core's host table has entry (a driver built for a newer minor version). */
@@ -271,6 +286,16 @@ struct store_driver {
 	 */
 	enum store_result (*blob_get)(void *impl, const char *sha256_hex, void **data_r,
 	    size_t *len_r);
+
+	/* Minor 1 (the core reads the entries below only from a driver of minor >= 1). */
+	/*
+	 * Tells every other node sharing the register what ("reload": 1 to 32
+	 * lower-case letters), through host->remote_control there, never here.
+	 * Loop thread; never blocks (a driver queues it). 0 when sent or
+	 * queued, -1 when it cannot be (out of memory, closing). NULL or a no-op
+	 * for a driver whose register has one node.
+	 */
+	int (*broadcast)(void *impl, const char *what);
 };
 
 #ifdef __cplusplus

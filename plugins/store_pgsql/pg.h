@@ -149,6 +149,34 @@ void pg_blobs_close(void);
 /* The conninfo the blob entries connect with (store_pgsql.c): impl is struct pg_store. */
 const char *pg_store_conninfo(void *impl);
 
+/*
+ * pg_listen.c: this node's listener (other nodes' events and broadcasts;
+ * the design is at the top of pg_listen.c). after: the last event id in
+ * the register at open. hand(item, arg) queues an item for the loop behind
+ * the writer's completions, from the listener's thread or the writer's;
+ * the loop passes it to pg_listen_deliver.
+ */
+struct pg_listen;
+struct pg_listen *pg_listen_new(const struct loket_store_host *host, const char *conninfo,
+    int64_t after, void (*hand)(struct store_req *item, void *arg), void *arg);
+int pg_listen_start(struct pg_listen *l, const char **error_r);
+/* Ends the thread (the writer may still call the three below); free ends it too. */
+void pg_listen_stop(struct pg_listen *l);
+void pg_listen_free(struct pg_listen *l);
+/*
+ * Writer thread: hold right before a COMMIT that stores events; after it,
+ * with the batch committed (ids lo..hi), own hands the other nodes' events
+ * before lo; release once the batch is queued for the loop. l may be NULL.
+ */
+void pg_listen_hold(struct pg_listen *l);
+void pg_listen_own(struct pg_listen *l, struct pg_conn *c, int64_t lo, int64_t hi);
+void pg_listen_release(struct pg_listen *l);
+/* Loop thread: queues what for the other nodes; -1 when it cannot (malformed, full, stopping). */
+int pg_listen_broadcast(struct pg_listen *l, const char *what);
+/* Loop thread: whether a completed request is the listener's item, and hands it on (or drops it). */
+int pg_listen_is_item(const struct store_req *req);
+void pg_listen_deliver(const struct loket_store_host *host, struct store_req *req, int drop);
+
 /* pg_conn.c */
 /* Connects with conninfo; -1 with *error_r (a sentence without the password) when it cannot. */
 int pg_connect(struct pg_conn *c, const char *conninfo, const char *who, const char **error_r);

@@ -21,6 +21,11 @@
  * doubling to 5 s); writes submitted while it is down fail at once. A
  * COMMIT whose answer was lost is decided by txid_status() on a new
  * connection, never guessed.
+ *
+ * Several nodes may share the register: a batch that stores events notifies
+ * loket_events, and each node's listener (pg_listen.c) hands the events
+ * other nodes stored, and their broadcasts, to its core, in id order with
+ * this node's own completions.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -92,6 +97,12 @@ struct pg_store {
 
 	/* Connections open now (writer and readers); under mu. */
 	int live;
+
+	/* Other nodes' events and broadcasts; NULL for a core without the host entries. */
+	struct pg_listen *listen;
+	int lheld;            /* writer: holds the listener's order lock for this batch */
+	int64_t own_lo, own_hi; /* writer: the ids of this batch's events, 0 when none */
+	int closing;          /* loop: close drops what the listener still queued */
 
 	struct loket_store_metric *batch_size, *commit_latency, *read_latency;
 	struct loket_store_metric *commits, *commit_failures, *reconnects_total;
@@ -367,6 +378,14 @@ pg_events_flush(struct pg_conn *c)
 		ev->id = pg_int(r, 0, 0);
 		PQclear(r);
 	}
+	/* Delivered on COMMIT only: every node's listener reads the events after its last id. */
+	pg_params_init(&p);
+	pg_p_int(&p, pg_pend[pg_npend - 1].ev.id);
+	r = pg_run(c, "SELECT pg_notify('loket_events', $1::text)", &p);
+	pg_params_clear(&p);
+	if (r == NULL)
+		return -1;
+	PQclear(r);
 	return 0;
 }
 
@@ -409,6 +428,7 @@ pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
 
 	pg_npend = 0;
 	*txid_r = 0;
+	st->own_lo = st->own_hi = 0;
 	if (pg_exec(w, "BEGIN") < 0)
 		goto broke;
 	if ((r = pg_run(w, sql_txid, NULL)) == NULL)
@@ -434,6 +454,13 @@ pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
 	}
 	if (pg_events_flush(w) < 0)
 		goto broke;
+	if (pg_npend > 0 && st->listen != NULL) {
+		/* Until this batch is queued for the loop: see pg_listen.c, "One order". */
+		st->own_lo = pg_pend[0].ev.id;
+		st->own_hi = pg_pend[pg_npend - 1].ev.id;
+		pg_listen_hold(st->listen);
+		st->lheld = 1;
+	}
 	if (pg_exec(w, "COMMIT") < 0)
 		return w->fault == PG_FAULT_CONNECTION ? PG_BATCH_UNKNOWN : PG_BATCH_FAILED;
 	return PG_BATCH_COMMITTED;
@@ -627,12 +654,19 @@ pg_writer_main(void *arg)
 		pg_writer_batch(st, batch, n);
 		if (!st->down)
 			backoff = PG_BACKOFF_MIN_MS;
+		/* Other nodes' events before this batch's go to the loop first. */
+		if (st->lheld && batch->commit_rc == 0 && st->own_hi > 0)
+			pg_listen_own(st->listen, &st->w, st->own_lo, st->own_hi);
 
 		pthread_mutex_lock(&st->mu);
 		*st->wdone.tail = batch;
 		st->wdone.tail = &last->next;
 		pthread_mutex_unlock(&st->mu);
 		event_active(st->wdone_ev, EV_READ, 0);
+		if (st->lheld) {
+			st->lheld = 0;
+			pg_listen_release(st->listen);
+		}
 	}
 	if (st->w.conn != NULL) {
 		pg_disconnect(&st->w);
@@ -664,6 +698,10 @@ pg_wdone_cb(evutil_socket_t fd, short what, void *arg)
 	for (; r != NULL; r = next) {
 		next = r->next;
 		r->next = NULL;
+		if (pg_listen_is_item(r)) {
+			pg_listen_deliver(st->host, r, st->closing);
+			continue;
+		}
 		if (r->batch > 0) {
 			st->host->metric_observe(st->batch_size, r->batch);
 			st->host->metric_observe(st->commit_latency, (double)r->commit_ns / 1e9);
@@ -915,6 +953,53 @@ pg_writable_cb(void *arg)
 	return pg_health(arg, &why) == 0 ? 1 : 0;
 }
 
+/* The listener's item for the loop, behind the completions queued before it; any thread. */
+static void
+pg_listen_hand_cb(struct store_req *item, void *arg)
+{
+	struct pg_store *st = arg;
+
+	item->next = NULL;
+	pthread_mutex_lock(&st->mu);
+	pg_queue_push(&st->wdone, item);
+	pthread_mutex_unlock(&st->mu);
+	event_active(st->wdone_ev, EV_READ, 0);
+}
+
+/* The listener, from the register's last event id now: what came before is not news. */
+static int
+pg_listen_open(struct pg_store *st, const char **error_r)
+{
+	PGresult *r;
+	int64_t last;
+
+	if (!LOKET_STORE_HOST_HAS(st->host, remote_control)) {
+		pg_log(LOKET_LOG_WARN, "this loketd cannot take other nodes' events: "
+				       "each node's subscribers see its own writes only");
+		return 0;
+	}
+	if ((r = pg_run(&st->w, "SELECT coalesce(max(id), 0) FROM events", NULL)) == NULL) {
+		*error_r = "cannot read the register's last event id";
+		return -1;
+	}
+	last = pg_int(r, 0, 0);
+	PQclear(r);
+	if ((st->listen = pg_listen_new(st->host, st->conninfo, last, pg_listen_hand_cb, st)) ==
+	    NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	return pg_listen_start(st->listen, error_r);
+}
+
+static int
+pg_broadcast(void *impl, const char *what)
+{
+	struct pg_store *st = impl;
+
+	return st->listen != NULL ? pg_listen_broadcast(st->listen, what) : -1;
+}
+
 static int
 pg_open(const struct loket_store_host *host, void **impl_r, const char **error_r)
 {
@@ -981,7 +1066,7 @@ pg_open(const struct loket_store_host *host, void **impl_r, const char **error_r
 	    "Reads waiting for a reader thread.", pg_rdepth_cb, st);
 	host->metric_gauge_fn(host, "loket_store_connections",
 	    "Connections to PostgreSQL open now (the writer's and the readers').", pg_live_cb, st);
-	if (pg_readers_start(st, error_r) < 0)
+	if (pg_readers_start(st, error_r) < 0 || pg_listen_open(st, error_r) < 0)
 		goto fail;
 	if (pthread_create(&st->wthread, NULL, pg_writer_main, st) != 0) {
 		*error_r = "cannot start the storage thread";
@@ -1075,6 +1160,9 @@ pg_close(void *impl)
 
 	if (st == NULL)
 		return;
+	/* No news while closing: the core is going; the writer may still hand some. */
+	st->closing = 1;
+	pg_listen_stop(st->listen);
 	/* Readers first: writes the answered reads lead to still reach the writer. */
 	if (st->readers != NULL)
 		pg_readers_stop(st);
@@ -1092,6 +1180,8 @@ pg_close(void *impl)
 	} else if (st->w.conn != NULL) {
 		pg_disconnect(&st->w);
 	}
+	/* The writer is gone: nobody holds the listener now. */
+	pg_listen_free(st->listen);
 	/* The core calls no blob entry during or after close: their connections go too. */
 	pg_blobs_close();
 	if (st->wdone_ev != NULL)
@@ -1119,4 +1209,5 @@ __attribute__((visibility("default"))) const struct store_driver loket_store_dri
 	.blob_put = pg_blob_put,
 	.blob_sync = pg_blob_sync,
 	.blob_get = pg_blob_get,
+	.broadcast = pg_broadcast,
 };
