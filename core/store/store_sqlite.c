@@ -1218,4 +1218,5 @@ const struct store_driver store_sqlite_driver = {
 	.blob_put = sq_blob_put_cb,
 	.blob_sync = sq_blob_sync_cb,
 	.blob_get = sq_blob_get_cb,
+	.dump = sq_dump,
 };
