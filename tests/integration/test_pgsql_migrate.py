@@ -17,7 +17,7 @@ import sqlite3
 import pytest
 
 from api_fixtures import Api
-from conftest import REGISTERS, Loketd
+from conftest import REGISTERS, SLOW, Loketd, wait_for
 from test_rules_support import DEFAULT_RULES, example_units, rules_section
 
 pytestmark = pytest.mark.pgsql_only("a copy into PostgreSQL needs the pgsql driver's cluster "
@@ -78,6 +78,10 @@ def fill_sqlite_register(tmp_path):
                                    "data": base64.b64encode(ATTACHMENT).decode()}]},
                  token=api.admin)
     assert r.status == 202, r
+    # Without a mail plugin the outbox fails its messages: wait until it has, so that what
+    # the API shows now is what the register holds when the daemon stops.
+    assert wait_for(lambda: all(m["status"] != "queued" for m in api.get(
+        "/api/v1/contacts/%d/messages" % mail["id"]).json["items"]), 10 * SLOW)
     ids = (phone["id"], mail["id"], twin["id"])
     shown = {
         "contacts": {cid: api.contact(cid) for cid in ids},
@@ -170,7 +174,8 @@ def test_migrate_refuses_a_target_that_holds_rows(tmp_path):
     assert new.stop() == 0, new.log()
     db = new.db()
     try:
-        before = db.execute("SELECT count(*) FROM contacts").fetchone()[0]
+        before = [db.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
+                  for t in ("contacts", "tokens", "audit")]
     finally:
         db.close()
 
@@ -179,8 +184,8 @@ def test_migrate_refuses_a_target_that_holds_rows(tmp_path):
     assert re.search(r"not empty \(.*contacts.*\).*nothing was written", r.stderr), r.stderr
     db = new.db()
     try:
-        assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == before
-        assert db.execute("SELECT count(*) FROM tokens").fetchone()[0] == 0
+        assert [db.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
+                for t in ("contacts", "tokens", "audit")] == before
     finally:
         db.close()
 
@@ -218,7 +223,6 @@ def test_migrate_bad_arguments_exit_2_with_a_sentence(tmp_path, args, says):
     r = d.ctl("migrate", *[a.replace("DB", db) for a in args])
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert says in r.stderr, r.stderr
-    assert "usage: loketctl migrate" in r.stderr or "storage driver" in r.stderr, r.stderr
 
 
 def test_migrate_never_prints_a_conninfo_that_libpq_cannot_parse(tmp_path):
