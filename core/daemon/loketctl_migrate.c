@@ -356,7 +356,7 @@ cmd_migrate(const struct conf *conf, int argc, char **argv)
 		    m.error);
 		goto abort;
 	}
-	printf("%-16s %10s %10s  %-16s %s\n", "TABLE", "SOURCE", "TARGET", "SHA-256", "");
+	printf("%-16s %10s %10s  %s\n", "TABLE", "SOURCE", "TARGET", "SHA-256");
 	for (size_t i = 0; i < MIGRATE_NTABLES; i++) {
 		int same = m.src[i].rows == m.dst[i].rows && strcmp(m.src[i].hex, m.dst[i].hex) == 0;
 
