@@ -291,6 +291,7 @@ static const struct ctl_client_cmd ctl_client_cmds[] = {
 	    cmd_token },
 	{ "rules", "rules test DIR CONTACT.json [--at TIME] [--event EVENT] | replay DIR [--since DATE]",
 	    cmd_rules },
+	{ "migrate", "migrate --from sqlite:PATH --to pgsql:CONNINFO", cmd_migrate },
 	{ "debug", "debug clock +DURATION (tests only)", cmd_debug },
 	{ NULL, NULL, NULL },
 };

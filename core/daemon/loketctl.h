@@ -7,4 +7,7 @@ struct conf;
 /* loketctl_rules.c */
 int cmd_rules(const struct conf *conf, int argc, char **argv);
 
+/* loketctl_migrate.c */
+int cmd_migrate(const struct conf *conf, int argc, char **argv);
+
 #endif

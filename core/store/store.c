@@ -349,6 +349,98 @@ store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *contac
 	return rc;
 }
 
+/* Whether a loaded driver's table reaches the copy entries (minor version 1). */
+static int
+store_copy_supported(const struct store *s)
+{
+	return s->driver->abi_minor >= 1;
+}
+
+int
+store_copy_prepare(const struct conf *conf, const char *driver, const char *where,
+    const char *data_dir, struct store **store_r, const char **error_r)
+{
+	struct conf c = *conf;
+	struct store *s;
+
+	/* A shallow copy: only these pointers differ, and none of them is freed here. */
+	c.storage_driver = (char *)driver;
+	if (strcmp(driver, "sqlite") == 0)
+		c.storage_path = (char *)where;
+	else
+		c.storage_conninfo = (char *)where;
+	c.data_dir = (char *)data_dir;
+	if ((s = store_prepare(NULL, NULL, &c, error_r)) == NULL)
+		return -1;
+	*store_r = s;
+	return 0;
+}
+
+void
+store_copy_free(struct store *s)
+{
+	store_free(s);
+}
+
+/* The driver's sentence copied: it may live in the driver's file, unmapped at store_free. */
+static int
+store_copy_failed(const char **error_r)
+{
+	*error_r = util_error("%s", *error_r != NULL ? *error_r : "the driver did not say why");
+	return -1;
+}
+
+int
+store_copy_dump(struct store *s, void *load,
+    int (*cb)(const char *table, int64_t total, json_t *row, void *arg), void *arg,
+    const char **error_r)
+{
+	if (!store_copy_supported(s) || s->driver->dump == NULL) {
+		*error_r = util_error("storage driver %s cannot read a register out for a copy",
+		    s->driver->name);
+		return -1;
+	}
+	*error_r = NULL;
+	if (s->driver->dump(&s->host, load, cb, arg, error_r) < 0)
+		return store_copy_failed(error_r);
+	return 0;
+}
+
+int
+store_copy_load_begin(struct store *s, void **load_r, const char **error_r)
+{
+	if (!store_copy_supported(s) || s->driver->load_begin == NULL
+	    || s->driver->load_rows == NULL || s->driver->load_end == NULL
+	    || s->driver->dump == NULL) {
+		*error_r = util_error("storage driver %s cannot be the target of a register copy",
+		    s->driver->name);
+		return -1;
+	}
+	*error_r = NULL;
+	if (s->driver->load_begin(&s->host, load_r, error_r) < 0)
+		return store_copy_failed(error_r);
+	return 0;
+}
+
+int
+store_copy_load_rows(struct store *s, void *load, const char *table, json_t *rows,
+    const char **error_r)
+{
+	*error_r = NULL;
+	if (s->driver->load_rows(load, table, rows, error_r) < 0)
+		return store_copy_failed(error_r);
+	return 0;
+}
+
+int
+store_copy_load_end(struct store *s, void *load, int commit, const char **error_r)
+{
+	*error_r = NULL;
+	if (s->driver->load_end(load, commit, error_r) < 0)
+		return store_copy_failed(error_r);
+	return 0;
+}
+
 int
 store_open(struct event_base *base, struct metrics *metrics, const struct conf *conf,
     struct store **store_r, const char **error_r)

@@ -89,6 +89,30 @@ int store_replay(const struct conf *conf, int64_t since_ms, int (*cb)(json_t *co
  */
 int store_check(const struct conf *conf, const char **error_r);
 /*
+ * A register to copy from or into (loketctl migrate): driver found as
+ * loketd finds it (built in, or in conf's plugin_dir), with [storage] path
+ * (sqlite) or conninfo (any other driver) set to where and its blobs under
+ * data_dir. Never opened: only the copy entries below run on it, each
+ * connecting by itself. Free it with store_copy_free.
+ */
+int store_copy_prepare(const struct conf *conf, const char *driver, const char *where,
+    const char *data_dir, struct store **store_r, const char **error_r);
+void store_copy_free(struct store *s);
+/*
+ * The driver's copy entries (include/loket/store.h, minor version 1): every
+ * row of the register in the neutral shape, table by table (load non-NULL:
+ * what that load wrote, inside its transaction); a load into an empty
+ * register in one transaction, committed or rolled back by load_end.
+ * -1 with *error_r, a sentence, when the driver cannot or failed.
+ */
+int store_copy_dump(struct store *s, void *load,
+    int (*cb)(const char *table, int64_t total, json_t *row, void *arg), void *arg,
+    const char **error_r);
+int store_copy_load_begin(struct store *s, void **load_r, const char **error_r);
+int store_copy_load_rows(struct store *s, void *load, const char *table, json_t *rows,
+    const char **error_r);
+int store_copy_load_end(struct store *s, void *load, int commit, const char **error_r);
+/*
  * Keeps bytes as a blob named by their SHA-256 (staff attachments, mail
  * intake, plugins). s NULL: the register this process opened last and has
  * not closed, so that a plugin's thread may call this until store_close

@@ -1228,4 +1228,5 @@ const struct store_driver store_sqlite_driver = {
 	.blob_sync = sq_blob_sync_cb,
 	.blob_get = sq_blob_get_cb,
 	.broadcast = sq_broadcast,
+	.dump = sq_dump,
 };

@@ -42,6 +42,11 @@ enum store_result sq_blob_get(
 int sq_replay(const struct loket_store_host *host, int64_t since_ms,
     int (*cb)(json_t *contact, void *arg), void *arg, const char **error_r);
 
+/* store_sqlite_copy.c: the driver's dump (loketctl migrate): read-only, one snapshot. */
+int sq_dump(const struct loket_store_host *host, void *load,
+    int (*cb)(const char *table, int64_t total, json_t *row, void *arg), void *arg,
+    const char **error_r);
+
 /* store_sqlite_schema.c */
 extern const char *const sq_migrations[];
 extern const int sq_schema_version;

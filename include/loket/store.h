@@ -296,7 +296,57 @@ struct store_driver {
 	 * for a driver whose register has one node.
 	 */
 	int (*broadcast)(void *impl, const char *what);
+
+	/*
+	 * Also minor version 1: copying a whole register (loketctl migrate), without
+	 * an open store and with every driver's SQL inside the driver. Rows
+	 * travel in a driver-neutral shape (docs/migrate.md): the tables of
+	 * LOKET_STORE_COPY_TABLES with their columns by name, times as integer
+	 * ms since the epoch, JSON columns as JSON, booleans as booleans, and
+	 * blobs as {"sha256": hex, "data": base64}. A driver's own columns
+	 * (claims, leases, nodes) are not copied. The core reads these entries
+	 * only from a driver whose abi_minor is 1 or more; NULL: not supported.
+	 *
+	 * dump: every row of every copied table, table by table in the order
+	 * of LOKET_STORE_COPY_TABLES, each table's rows in the order of its
+	 * key (id; keyless tables by their key, bytewise), all from one
+	 * snapshot. Before a table's rows, cb gets row NULL and the table's
+	 * row count in total; a row (borrowed) then comes with total -1.
+	 * cb returning -1 stops the dump, which then fails. load NULL: the
+	 * driver reads the register host names, read-only; a load handle:
+	 * what that load has written so far, inside its transaction (the
+	 * copy is verified before it commits).
+	 */
+	int (*dump)(const struct loket_store_host *host, void *load,
+	    int (*cb)(const char *table, int64_t total, json_t *row, void *arg), void *arg,
+	    const char **error_r);
+	/*
+	 * Starts filling the register host names: migrates its schema, locks
+	 * it against writers and refuses (-1, *error_r a sentence) unless every
+	 * copied table is empty. Everything up to load_end is one transaction.
+	 */
+	int (*load_begin)(const struct loket_store_host *host, void **load_r, const char **error_r);
+	/* Adds rows (a JSON array of rows in the neutral shape, borrowed) to table. */
+	int (*load_rows)(void *load, const char *table, json_t *rows, const char **error_r);
+	/*
+	 * commit: sets identities past the copied ids and the reference
+	 * counter of every year past its highest reference, then commits;
+	 * else rolls everything back. Frees load either way.
+	 */
+	int (*load_end)(void *load, int commit, const char **error_r);
 };
+
+/*
+ * The tables a register copy carries, in the order dump hands them and a
+ * load takes them (parties before their contacts, blobs last). refseq is
+ * the reference counter per year: {"year", "last"}; blobs are attachments
+ * and raw mails.
+ */
+#define LOKET_STORE_COPY_TABLES                                                        \
+	"parties", "party_emails", "party_phones", "contacts", "contact_keys", "tasks",   \
+	    "contact_history", "messages", "timers", "outbox", "audit", "tokens", "events", \
+	    "counts", "refseq", "blobs"
+
 
 #ifdef __cplusplus
 }

@@ -135,6 +135,14 @@ void pg_read_run(struct pg_conn *c, struct store_req *req);
 int pg_replay(const struct loket_store_host *host, int64_t since_ms,
     int (*cb)(json_t *contact, void *arg), void *arg, const char **error_r);
 
+/* pg_copy.c: the driver table's copy entries (loketctl migrate; see loket/store.h). */
+int pg_dump(const struct loket_store_host *host, void *load,
+    int (*cb)(const char *table, int64_t total, json_t *row, void *arg), void *arg,
+    const char **error_r);
+int pg_load_begin(const struct loket_store_host *host, void **load_r, const char **error_r);
+int pg_load_rows(void *load, const char *table, json_t *rows, const char **error_r);
+int pg_load_end(void *load, int commit, const char **error_r);
+
 /* pg_blobs.c: the driver table's blob entries (any thread; see loket/store.h). */
 struct pg_store;
 enum store_result pg_blob_put(void *impl, const void *data, size_t len, unsigned int flags,

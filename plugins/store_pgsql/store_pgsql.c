@@ -1210,4 +1210,5 @@ __attribute__((visibility("default"))) const struct store_driver loket_store_dri
 	.blob_sync = pg_blob_sync,
 	.blob_get = pg_blob_get,
 	.broadcast = pg_broadcast,
+	.dump = pg_dump, .load_begin = pg_load_begin, .load_rows = pg_load_rows, .load_end = pg_load_end,
 };
