@@ -311,7 +311,8 @@ outbox_due_cb(struct store_req *sr, void *arg)
 		outbox_scan(ob);
 		return;
 	}
-	if ((sr = store_req_new(STORE_OUTBOX_NEXT, json_object(), outbox_next_cb, ob)) != NULL)
+	if ((sr = store_req_new(STORE_OUTBOX_NEXT,
+		 json_pack("{s:I}", "now", (json_int_t)util_time_ms()), outbox_next_cb, ob)) != NULL)
 		store_submit(ob->d->store, sr);
 }
 
