@@ -513,9 +513,15 @@ conf_node(struct conf *conf, const char **error_r)
 	if (len == 0 || len > 255 ||
 	    strspn(conf->storage_node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				       "0123456789._-") != len) {
-		*error_r = util_error("%s:%d: node: expected a name of 1 to 255 letters, digits,"
-				       " '.', '_' or '-' (distinct per node), got '%s'",
-		    conf->path, e != NULL ? e->line : 0, conf->storage_node);
+		if (e == NULL)
+			*error_r = util_error("%s: [storage] node is the host name by default, and"
+					       " '%s' is no node name: set node (1 to 255 letters,"
+					       " digits, '.', '_' or '-', distinct per node)",
+			    conf->path, conf->storage_node);
+		else
+			*error_r = util_error("%s:%d: node: expected a name of 1 to 255 letters,"
+					       " digits, '.', '_' or '-' (distinct per node), got '%s'",
+			    conf->path, e->line, conf->storage_node);
 		return -1;
 	}
 	return 0;
