@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "log.h"
@@ -60,6 +61,7 @@ static const struct conf_key conf_keys[] = {
 	{ "storage", "readers", CONF_COUNT, "4", OFF(storage_readers), NULL },
 	{ "storage", "pool", CONF_COUNT, "4", OFF(storage_pool), NULL },
 	{ "storage", "lease", CONF_DURATION, "30s", OFF(storage_lease_ms), NULL },
+	{ "storage", "node", CONF_STRING, "", OFF(storage_node), NULL },
 	{ "rules", "dir", CONF_PATH, "", OFF(rules_dir), NULL },
 	{ "rules", "catalogue", CONF_PATH, "", OFF(rules_catalogue), NULL },
 	{ "rules", "instructions", CONF_COUNT, "1000000", OFF(rules_instructions), NULL },
@@ -486,6 +488,45 @@ conf_organisation(const struct conf *conf, const char *id)
 	return NULL;
 }
 
+/*
+ * [storage] node: the name this node's claims on shared work (timers, the
+ * outbox) carry in a register several nodes share. It defaults to the host
+ * name; nodes on one host need one each. It is written into the register and
+ * the log, so it is kept to letters, digits and . _ - (at most 255).
+ */
+static int
+conf_node(struct conf *conf, const char **error_r)
+{
+	const struct conf_entry *e = conf_find(conf, "storage", "node");
+	char host[256];
+	size_t len;
+
+	if (conf->storage_node[0] == '\0') {
+		if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "loketd");
+		host[sizeof(host) - 1] = '\0';
+		free(conf->storage_node);
+		if ((conf->storage_node = strdup(host)) == NULL)
+			return -1;
+	}
+	len = strlen(conf->storage_node);
+	if (len == 0 || len > 255 ||
+	    strspn(conf->storage_node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "0123456789._-") != len) {
+		if (e == NULL)
+			*error_r = util_error("%s: [storage] node is the host name by default, and"
+					       " '%s' is no node name: set node (1 to 255 letters,"
+					       " digits, '.', '_' or '-', distinct per node)",
+			    conf->path, conf->storage_node);
+		else
+			*error_r = util_error("%s:%d: node: expected a name of 1 to 255 letters,"
+					       " digits, '.', '_' or '-' (distinct per node), got '%s'",
+			    conf->path, e->line, conf->storage_node);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 conf_derive(struct conf *conf, const char **error_r)
 {
@@ -529,6 +570,8 @@ conf_derive(struct conf *conf, const char **error_r)
 		    conf->path, e != NULL ? e->line : 0, conf->storage_driver);
 		return -1;
 	}
+	if (conf_node(conf, error_r) < 0)
+		return -1;
 	if (strcmp(conf->storage_driver, "pgsql") == 0 && conf->storage_conninfo[0] == '\0') {
 		*error_r = util_error("%s: [storage] driver = pgsql needs conninfo", conf->path);
 		return -1;
@@ -634,6 +677,7 @@ conf_free(struct conf *conf)
 	free(conf->storage_driver);
 	free(conf->storage_path);
 	free(conf->storage_conninfo);
+	free(conf->storage_node);
 	free(conf->rules_dir);
 	free(conf->rules_catalogue);
 	free(conf->timezone);

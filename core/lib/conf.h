@@ -84,6 +84,9 @@ struct conf {
 
 	struct conf_entry *entries;
 	size_t nentries;
+
+	/* [storage] node: this node's name on work it claims in a shared register */
+	char *storage_node;
 };
 
 /* Reads and validates path; on error *error_r is "file:line: what was expected" (util_error). */

@@ -7,6 +7,18 @@
  * sender's outcome is written back (sent, retry at a later time, failed)
  * before the row can be picked up again. A restart finds pending rows where
  * the last run left them.
+ *
+ * A row stays "in flight" here from the scan that handed it to a sender
+ * until its outcome is stored; a scan skips rows in flight and counts the
+ * automatic ones to the same address (ack_per_day). That only holds when a
+ * scan's answer and the outcomes agree on what is stored, and a driver may
+ * answer a read after writes that completed while it was out (store_pgsql
+ * reads on threads of its own): a row whose outcome was stored meanwhile
+ * would come back pending and go out twice, and the count would miss it.
+ * So scans and outcome writes take turns: a scan waits for the outcomes
+ * being written (a read sees every write completed before it), and an
+ * outcome waits while a scan is out (the scan's answer cannot hold it, and
+ * its row is still in flight when the answer is handed out).
  */
 #include "config.h"
 
@@ -40,6 +52,7 @@ struct loket_outbound {
 	char recipient[320];
 	int automatic;
 	int answered;
+	struct store_req *held; /* the outcome, held while a scan is out */
 	struct loket_outbound *next;
 };
 
@@ -50,6 +63,7 @@ struct outbox {
 	size_t nsenders;
 	struct loket_outbound *inflight;
 	size_t ninflight;
+	size_t writing; /* outcomes submitted and not yet stored */
 	int scanning;
 	int rescan;
 	char unsent[OUTBOX_SENDERS][32]; /* channels rules asked for without a sender, logged */
@@ -128,15 +142,10 @@ outbox_count(struct outbox *ob, const char *channel, const char *result)
 	    1);
 }
 
+/* A row leaves the flight: a later scan may hand it out again if it is still pending. */
 static void
-outbox_done_cb(struct store_req *sr, void *arg)
+outbox_land(struct outbox *ob, struct loket_outbound *o)
 {
-	struct loket_outbound *o = arg;
-	struct outbox *ob = o->ob;
-
-	if (sr->result != STORE_OK)
-		log_warnx("outbox", "outcome not stored outbox=%lld error=\"%s\"", (long long)o->id,
-		    sr->error);
 	for (struct loket_outbound **pp = &ob->inflight; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == o) {
 			*pp = o->next;
@@ -144,8 +153,48 @@ outbox_done_cb(struct store_req *sr, void *arg)
 			break;
 		}
 	}
+	if (o->held != NULL)
+		store_req_free(o->held);
 	free(o);
+}
+
+static void
+outbox_done_cb(struct store_req *sr, void *arg)
+{
+	struct loket_outbound *o = arg;
+	struct outbox *ob = o->ob;
+
+	ob->writing--;
+	if (sr->result != STORE_OK)
+		log_warnx("outbox", "outcome not stored outbox=%lld error=\"%s\"", (long long)o->id,
+		    sr->error);
+	outbox_land(ob, o);
+	/* The scans that waited for the outcomes being written go once the last is stored. */
 	outbox_note(ob->d);
+}
+
+static void
+outbox_write(struct outbox *ob, struct loket_outbound *o, struct store_req *sr)
+{
+	ob->writing++;
+	store_submit(ob->d->store, sr);
+}
+
+/* The outcomes that waited for a scan's answer: it has been handed out. */
+static void
+outbox_write_held(struct outbox *ob)
+{
+	struct loket_outbound *o, *next;
+
+	for (o = ob->inflight; o != NULL; o = next) {
+		struct store_req *sr = o->held;
+
+		next = o->next;
+		if (sr == NULL)
+			continue;
+		o->held = NULL;
+		outbox_write(ob, o, sr);
+	}
 }
 
 void
@@ -165,8 +214,10 @@ outbound_done(struct loket_outbound *o, enum loket_send_result result, const cha
 	in = json_pack("{s:I, s:s, s:I, s:o, s:o}", "id", o->id, "result", name, "at",
 	    (json_int_t)now, "error", error != NULL ? json_string(error) : json_null(), "sent",
 	    sent != NULL ? sent : json_null());
-	if (in == NULL)
+	if (in == NULL) {
+		outbox_land(ob, o);
 		return;
+	}
 	if (result == LOKET_SEND_RETRY)
 		json_object_set_new(in, "next_at",
 		    json_integer(now + (int64_t)(retry_after_ms > 0 ? retry_after_ms : 1000)));
@@ -176,8 +227,16 @@ outbound_done(struct loket_outbound *o, enum loket_send_result result, const cha
 	if (result != LOKET_SEND_OK)
 		log_warnx("outbox", "not sent outbox=%lld channel=%s result=%s error=\"%s\"",
 		    (long long)o->id, o->channel, name, error != NULL ? error : "");
-	if ((sr = store_req_new(STORE_OUTBOX_DONE, in, outbox_done_cb, o)) != NULL)
-		store_submit(ob->d->store, sr);
+	if ((sr = store_req_new(STORE_OUTBOX_DONE, in, outbox_done_cb, o)) == NULL) {
+		/* Not stored: the row is still pending, and a later scan hands it out again. */
+		outbox_land(ob, o);
+		return;
+	}
+	if (ob->scanning) {
+		o->held = sr;
+		return;
+	}
+	outbox_write(ob, o, sr);
 }
 
 static void
@@ -188,6 +247,8 @@ outbox_due_cb(struct store_req *sr, void *arg)
 	size_t i;
 
 	ob->scanning = 0;
+	/* Rows in flight stay so until these are stored, and the answer is in. */
+	outbox_write_held(ob);
 	if (sr->result != STORE_OK) {
 		log_warnx("outbox", "cannot read the outbox error=\"%s\"", sr->error);
 		outbox_arm(ob, util_time_ms() + 5000);
@@ -250,7 +311,8 @@ outbox_due_cb(struct store_req *sr, void *arg)
 		outbox_scan(ob);
 		return;
 	}
-	if ((sr = store_req_new(STORE_OUTBOX_NEXT, json_object(), outbox_next_cb, ob)) != NULL)
+	if ((sr = store_req_new(STORE_OUTBOX_NEXT,
+		 json_pack("{s:I}", "now", (json_int_t)util_time_ms()), outbox_next_cb, ob)) != NULL)
 		store_submit(ob->d->store, sr);
 }
 
@@ -266,6 +328,8 @@ outbox_scan(struct outbox *ob)
 	}
 	if (ob->ninflight >= OUTBOX_BATCH)
 		return; /* each outcome scans again */
+	if (ob->writing > 0)
+		return; /* the last outcome stored scans again (outbox_done_cb) */
 	in = json_pack("{s:I, s:I, s:I}", "now", (json_int_t)util_time_ms(), "after", 0, "limit",
 	    (json_int_t)(OUTBOX_BATCH + ob->ninflight));
 	if (in == NULL || (sr = store_req_new(STORE_OUTBOX_DUE, in, outbox_due_cb, ob)) == NULL)
@@ -324,12 +388,8 @@ outbox_free(struct loketd *d)
 	if (ob == NULL)
 		return;
 	events_unsubscribe(d->events, outbox_event_cb, d, NULL);
-	while (ob->inflight != NULL) {
-		struct loket_outbound *o = ob->inflight;
-
-		ob->inflight = o->next;
-		free(o);
-	}
+	while (ob->inflight != NULL)
+		outbox_land(ob, ob->inflight);
 	event_free(ob->ev);
 	free(ob);
 	d->outbox = NULL;

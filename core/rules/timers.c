@@ -16,6 +16,14 @@
  * fires right after start. A crash between an action and its commit fires
  * the timer again; the actions are checked against the contact's status, so
  * firing twice does not escalate twice.
+ *
+ * Several nodes sharing one register (docs/storage.md): the due read hands
+ * a node only the timers no live claim holds and claims them for it for one
+ * lease; the next-due answer counts a claim at its end, and is one lease
+ * ahead at the latest, so a node wakes when a dead node's claims run out
+ * (or its timers fall due) without a word from it. A timer's action is
+ * written with the timer closed (timer_done) and only while it is pending:
+ * fired again across a hand-over, the second action stores nothing.
  */
 #include "config.h"
 
@@ -90,7 +98,9 @@ timers_next_cb(struct store_req *sr, void *arg)
 static void
 timers_rearm(struct loketd *d)
 {
-	struct store_req *sr = store_req_new(STORE_TIMERS_NEXT, json_object(), timers_next_cb, d);
+	/* now: a shared register answers a time one lease ahead at the latest (a node that died). */
+	struct store_req *sr = store_req_new(STORE_TIMERS_NEXT,
+	    json_pack("{s:I}", "now", (json_int_t)util_time_ms()), timers_next_cb, d);
 
 	if (sr != NULL)
 		store_submit(d->store, sr);

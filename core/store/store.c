@@ -152,6 +152,7 @@ store_settings(struct store *s, const struct conf *conf)
 	if (json_object_set_new(s->settings, "driver", json_string(conf->storage_driver)) < 0 ||
 	    json_object_set_new(s->settings, "path", json_string(conf->storage_path)) < 0 ||
 	    json_object_set_new(s->settings, "conninfo", json_string(conf->storage_conninfo)) < 0 ||
+	    json_object_set_new(s->settings, "node", json_string(conf->storage_node)) < 0 ||
 	    json_object_set_new(s->settings, "durability",
 		json_string(conf->durability == CONF_DURABILITY_RELAXED ? "relaxed" : "full")) < 0 ||
 	    json_object_set_new(s->settings_int, "readers", json_integer(conf->storage_readers)) < 0 ||

@@ -140,6 +140,7 @@ int sq_timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task
     const char *kind, sqlite3_int64 due_at, json_t *payload, const char *rule, sqlite3_int64 now,
     sqlite3_int64 *next_r);
 int sq_timer_done(struct sq_conn *c, sqlite3_int64 timer_id, sqlite3_int64 now, int acted);
+int sq_timer_still_pending(struct sq_conn *c, struct store_req *req, sqlite3_int64 timer_id);
 void sq_op_timer_done(struct sq_conn *c, struct store_req *req);
 void sq_op_timers_due(struct sq_conn *c, struct store_req *req);
 void sq_op_timers_next(struct sq_conn *c, struct store_req *req);

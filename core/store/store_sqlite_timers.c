@@ -37,6 +37,39 @@ sq_timer_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 task_id,
 }
 
 /*
+ * A fired timer's action is written only while its timer is pending
+ * (docs/storage.md, timer_done): else the write is refused with CONFLICT,
+ * out {"status": the timer's}, and stores nothing. 1 pending, else 0 with
+ * req failed.
+ */
+int
+sq_timer_still_pending(struct sq_conn *c, struct store_req *req, sqlite3_int64 timer_id)
+{
+	static const char sql[] = "SELECT status FROM timers WHERE id = ?1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	char status[16] = "";
+	int rc;
+
+	if (st == NULL) {
+		sq_step_error(c, req, SQLITE_ERROR);
+		return 0;
+	}
+	sqlite3_bind_int64(st, 1, timer_id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		snprintf(status, sizeof(status), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sq_step_error(c, req, rc);
+		return 0;
+	}
+	if (strcmp(status, "pending") == 0)
+		return 1;
+	store_req_fail(req, STORE_CONFLICT, "this timer has been acted on already");
+	req->out = json_pack("{s:s}", "status", status[0] != '\0' ? status : "gone");
+	return 0;
+}
+
+/*
  * Marks a timer done. With acted (the write holds what its firing did) a
  * timer still pending makes its events: timer.fired, and task.due for the
  * deadline of a task still open.

@@ -468,6 +468,10 @@ sq_op_contact_update(struct sq_conn *c, struct store_req *req)
 		req->out = json_pack("{s:s}", "status", cs.status);
 		return;
 	}
+	if (json_is_integer(json_object_get(in, "timer_done"))
+	    && sq_timer_still_pending(c, req, json_integer_value(json_object_get(in, "timer_done")))
+	        <= 0)
+		return;
 	if (contact_set_fields(c, id, json_object_get(in, "set"), now, actor) < 0)
 		goto fail;
 	if (tr != NULL) {

@@ -738,23 +738,47 @@ op_counts(struct pg_conn *c, struct store_req *req)
 	req->out = json_pack("{s:o}", "items", items);
 }
 
-/* Pending timers due by now, with what their firing needs to know of the contact. */
+/* How long this node's claims on due work last ([storage] lease), in ms. */
+static int64_t
+claim_lease_ms(void)
+{
+	int64_t lease = pg_host->conf_int(pg_host, "lease");
+
+	return lease > 0 ? lease : 30000;
+}
+
+/*
+ * Pending timers due by now that no live claim holds, claimed for this node
+ * for one lease, with what their firing needs to know of the contact. One
+ * statement: SKIP LOCKED passes over rows another node is claiming right
+ * now, and under READ COMMITTED a row another node finished since this
+ * statement began is checked again as it is now (no longer pending: left).
+ * A node that dies holding claims leaves them to run out: then another
+ * node's read takes them.
+ */
 static void
 op_timers_due(struct pg_conn *c, struct store_req *req)
 {
-	static const char sql[] = "SELECT t.id, t.contact_id, t.task_id, t.kind, "
+	static const char sql[] = "WITH claimed AS (UPDATE timers SET claimed_by = $3::text,"
+				  " claim_until = " PG_TS(4) " WHERE id IN (SELECT id FROM timers"
+				  " WHERE status = 'pending' AND due_at <= " PG_TS(1)
+				  " AND (claim_until IS NULL OR claim_until <= " PG_TS(1) ")"
+				  " ORDER BY due_at, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED)"
+				  " RETURNING id, contact_id, task_id, kind, due_at, payload, rule)"
+				  " SELECT t.id, t.contact_id, t.task_id, t.kind, "
 				  PG_MS("t.due_at") ", t.payload, t.rule, c.status, k.status"
-				  " FROM timers t JOIN contacts c ON c.id = t.contact_id"
-				  " LEFT JOIN tasks k ON k.id = t.task_id"
-				  " WHERE t.status = 'pending' AND t.due_at <= " PG_TS(1)
-				  " ORDER BY t.due_at, t.id LIMIT $2::bigint";
+				  " FROM claimed t JOIN contacts c ON c.id = t.contact_id"
+				  " LEFT JOIN tasks k ON k.id = t.task_id ORDER BY t.due_at, t.id";
+	int64_t now = json_integer_value(json_object_get(req->in, "now"));
 	struct pg_params p;
 	PGresult *r;
 	json_t *items;
 
 	pg_params_init(&p);
-	pg_p_int(&p, json_integer_value(json_object_get(req->in, "now")));
+	pg_p_int(&p, now);
 	pg_p_int(&p, json_integer_value(json_object_get(req->in, "limit")));
+	pg_p_text(&p, pg_host->conf_get(pg_host, "node"));
+	pg_p_int(&p, now + claim_lease_ms());
 	r = pg_run(c, sql, &p);
 	pg_params_clear(&p);
 	if (r == NULL) {
@@ -774,27 +798,45 @@ op_timers_due(struct pg_conn *c, struct store_req *req)
 	req->out = json_pack("{s:o}", "items", items);
 }
 
-/* {key: the earliest pending time in ms} or {key: null}, from a one-value query. */
+/*
+ * {key: ms} or {key: null}: when something pending may next become due for
+ * this node, from a one-value query (a row held by a live claim counts at
+ * the end of its claim: when its node died, it is this node's then). In a
+ * register other nodes share, a node looks again one lease after in.now at
+ * the latest: a node that dies may leave timers or rows this node never
+ * heard of, and they are taken over within a lease of falling due.
+ */
 static void
 min_pending(struct pg_conn *c, struct store_req *req, const char *sql, const char *key)
 {
+	json_t *now = json_object_get(req->in, "now");
 	PGresult *r = pg_run(c, sql, NULL);
+	int64_t next = -1;
 
 	if (r == NULL) {
 		read_fail(c, req);
 		return;
 	}
 	if (PQntuples(r) > 0 && !pg_isnull(r, 0, 0))
-		req->out = json_pack("{s:I}", key, (json_int_t)pg_int(r, 0, 0));
+		next = pg_int(r, 0, 0);
+	PQclear(r);
+	if (json_is_integer(now)) {
+		int64_t look = json_integer_value(now) + claim_lease_ms();
+
+		if (next < 0 || look < next)
+			next = look;
+	}
+	if (next >= 0)
+		req->out = json_pack("{s:I}", key, (json_int_t)next);
 	else
 		req->out = json_pack("{s:n}", key);
-	PQclear(r);
 }
 
 static void
 op_timers_next(struct pg_conn *c, struct store_req *req)
 {
-	static const char sql[] = "SELECT " PG_MS("min(due_at)")
+	/* greatest() passes over a null: an unclaimed row counts at its due time. */
+	static const char sql[] = "SELECT " PG_MS("min(greatest(due_at, claim_until))")
 				  " FROM timers WHERE status = 'pending'";
 
 	min_pending(c, req, sql, "due_at");
@@ -803,7 +845,7 @@ op_timers_next(struct pg_conn *c, struct store_req *req)
 static void
 op_outbox_next(struct pg_conn *c, struct store_req *req)
 {
-	static const char sql[] = "SELECT " PG_MS("min(next_at)")
+	static const char sql[] = "SELECT " PG_MS("min(greatest(next_at, claim_until))")
 				  " FROM outbox WHERE status = 'pending'";
 
 	min_pending(c, req, sql, "next_at");
@@ -1123,8 +1165,9 @@ outbox_details(struct pg_conn *c, json_t *item, int64_t now)
 }
 
 /*
- * Pending outbox rows due at in.now after in.after, each with what a sender
- * needs to write the message: the contact, the message staff wrote (if any),
+ * Pending outbox rows due at in.now after in.after that no live claim holds,
+ * claimed for this node for one lease (as op_timers_due), each with what a
+ * sender needs to write the message: the contact, the message staff wrote (if any),
  * the last inbound message, the address the contact came in with, the open
  * task's deadline and how many automatic messages its recipient got in the
  * last day.
@@ -1133,10 +1176,15 @@ static void
 op_outbox_due(struct pg_conn *c, struct store_req *req)
 {
 	int own = 0;
-	static const char sql[] = "SELECT id, contact_id, channel, template, rule, attempts,"
-				  " automatic, message_row, payload FROM outbox"
+	static const char sql[] = "WITH claimed AS (UPDATE outbox SET claimed_by = $4::text,"
+				  " claim_until = " PG_TS(5) " WHERE id IN (SELECT id FROM outbox"
 				  " WHERE status = 'pending' AND next_at <= " PG_TS(1)
-				  " AND id > $2::bigint ORDER BY id LIMIT $3::bigint";
+				  " AND (claim_until IS NULL OR claim_until <= " PG_TS(1) ")"
+				  " AND id > $2::bigint ORDER BY id LIMIT $3::bigint"
+				  " FOR UPDATE SKIP LOCKED) RETURNING id, contact_id, channel,"
+				  " template, rule, attempts, automatic, message_row, payload)"
+				  " SELECT id, contact_id, channel, template, rule, attempts,"
+				  " automatic, message_row, payload FROM claimed ORDER BY id";
 	int64_t now = json_integer_value(json_object_get(req->in, "now"));
 	struct pg_params p;
 	json_t *items = NULL;
@@ -1148,6 +1196,8 @@ op_outbox_due(struct pg_conn *c, struct store_req *req)
 	pg_p_int(&p, now);
 	pg_p_int(&p, json_integer_value(json_object_get(req->in, "after")));
 	pg_p_int(&p, json_integer_value(json_object_get(req->in, "limit")));
+	pg_p_text(&p, pg_host->conf_get(pg_host, "node"));
+	pg_p_int(&p, now + claim_lease_ms());
 	r = pg_run(c, sql, &p);
 	pg_params_clear(&p);
 	if (r == NULL)

@@ -421,6 +421,36 @@ outbox_rows(struct pg_conn *c, int64_t id, json_t *in, int64_t now, const char *
 }
 
 /*
+ * A fired timer's action is written with its timer closed (timer_done) and
+ * only while the timer is pending: a timer two nodes fired across a lease
+ * hand-over acts once, and the second action stores nothing (CONFLICT, out
+ * {"status": the timer's}). The row is locked (after the contact, the order
+ * every write takes them in) until the write commits. 1 pending, 0 refused,
+ * -1 failed.
+ */
+static int
+timer_still_pending(struct pg_conn *c, struct store_req *req, int64_t timer_id)
+{
+	static const char sql[] = "SELECT status FROM timers WHERE id = $1 FOR UPDATE";
+	struct pg_params p;
+	PGresult *r;
+	char status[16] = "";
+
+	pg_params_init(&p);
+	pg_p_int(&p, timer_id);
+	if ((r = q(c, sql, &p)) == NULL)
+		return -1;
+	if (PQntuples(r) == 1)
+		snprintf(status, sizeof(status), "%s", pg_str(r, 0, 0));
+	PQclear(r);
+	if (strcmp(status, "pending") == 0)
+		return 1;
+	pg_host->req_fail(req, STORE_CONFLICT, "this timer has been acted on already");
+	req->out = json_pack("{s:s}", "status", status[0] != '\0' ? status : "gone");
+	return 0;
+}
+
+/*
  * Marks a timer done. With acted (the write holds what its firing did) a
  * timer still pending makes its events: timer.fired, and task.due for the
  * deadline of a task still open.
@@ -1062,6 +1092,13 @@ op_contact_update(struct pg_conn *c, struct store_req *req)
 		    cs.status, pg_jstr(tr, "past") != NULL ? pg_jstr(tr, "past") : "changed");
 		req->out = json_pack("{s:s}", "status", cs.status);
 		return 0;
+	}
+	if (json_is_integer(json_object_get(in, "timer_done"))) {
+		int rc = timer_still_pending(c, req, json_integer_value(json_object_get(in,
+							 "timer_done")));
+
+		if (rc <= 0)
+			return rc < 0 ? pg_write_fail(c, req) : 0;
 	}
 	if (contact_set_fields(c, id, set, now, actor) < 0)
 		goto fail;

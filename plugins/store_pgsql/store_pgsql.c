@@ -747,19 +747,35 @@ pg_read_refused_at_close(enum store_op op)
 }
 
 /*
+ * The reads that claim what they hand out (docs/storage.md: TIMERS_DUE,
+ * OUTBOX_DUE): they write the claim, so they cannot run read-only, and they
+ * run READ COMMITTED: a row another node changed since the transaction
+ * began is passed over or checked again as it is now, never an error.
+ */
+static int
+pg_read_claims(enum store_op op)
+{
+	return op == STORE_TIMERS_DUE || op == STORE_OUTBOX_DUE;
+}
+
+/*
  * Runs one read in a read-only transaction of its own (one snapshot for all
  * its statements); once more on a new connection when the connection had
- * gone (a restarted server ends idle sessions).
+ * gone (a restarted server ends idle sessions). A claiming read hands out
+ * only what it claimed: when its COMMIT fails it fails, and the rows stay
+ * for whoever claims them next.
  */
 static void
 pg_reader_run(struct pg_reader *rd, struct store_req *req)
 {
 	struct pg_conn *c = &rd->conn;
+	int claims = pg_read_claims(req->op);
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!pg_idle_ok(c) && pg_reconnect(rd->st, c, rd->who, attempt > 0) < 0)
 			break;
-		if (pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) {
+		if (pg_exec(c, claims ? "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+				      : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) {
 			if (c->fault == PG_FAULT_CONNECTION)
 				continue;
 			break;
@@ -769,8 +785,16 @@ pg_reader_run(struct pg_reader *rd, struct store_req *req)
 			pg_req_reset(req);
 			continue;
 		}
-		if (pg_exec(c, "COMMIT") < 0)
+		if (claims && req->result != STORE_OK) {
 			pg_exec(c, "ROLLBACK");
+			return;
+		}
+		if (pg_exec(c, "COMMIT") < 0) {
+			pg_exec(c, "ROLLBACK");
+			if (claims)
+				pg_host->req_fail(req, STORE_UNAVAILABLE,
+				    "the register could not store this node's claims; try again later");
+		}
 		return;
 	}
 	pg_host->req_fail(req, STORE_UNAVAILABLE,

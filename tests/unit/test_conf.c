@@ -64,6 +64,13 @@ test_defaults(void **state)
 	assert_string_equal(conf->storage_driver, "sqlite");
 	assert_int_equal(conf->durability, CONF_DURABILITY_FULL);
 	assert_int_equal(conf->storage_readers, 4);
+	{
+		char host[256] = "";
+
+		/* [storage] node: the host name unless set (a name per node sharing a register). */
+		assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+		assert_string_equal(conf->storage_node, host);
+	}
 	assert_int_equal(conf->http_max_header_size, 8192);
 	assert_int_equal(conf->http_max_body_size, 1024 * 1024);
 	assert_int_equal(conf->http_timeout_ms, 30000);
@@ -83,7 +90,7 @@ test_values(void **state)
 	write_conf("; comment\n[loketd]\nlisten = [::1]:9090\ndata_dir = /srv/loket\n"
 		   "plugins = chan_web  chan_email\nlog_level = debug\n"
 		   "[http]\nmax_header_size = 16k\nmax_body_size = 2m\ntimeout = 250ms\n"
-		   "max_connections = 10\n[storage]\ndurability = relaxed\n"
+		   "max_connections = 10\n[storage]\ndurability = relaxed\nnode = node-2.a_b\n"
 		   "[organisation.gemeente]\nname = Gemeente Gent\n"
 		   "[department.burgerzaken]\norganisation = gemeente\nname = Burgerzaken\n"
 		   "[plugin.chan_web]\nanything = goes here\n");
@@ -99,12 +106,13 @@ test_values(void **state)
 	assert_int_equal(conf->http_timeout_ms, 250);
 	assert_int_equal(conf->http_max_connections, 10);
 	assert_int_equal(conf->durability, CONF_DURABILITY_RELAXED);
+	assert_string_equal(conf->storage_node, "node-2.a_b");
 	assert_int_equal(conf->norganisations, 1);
 	assert_string_equal(conf_organisation(conf, "gemeente")->name, "Gemeente Gent");
 	assert_string_equal(conf_department(conf, "burgerzaken")->organisation, "gemeente");
 	assert_null(conf_department(conf, "nope"));
 	assert_string_equal(conf_find(conf, "plugin.chan_web", "anything")->value, "goes here");
-	assert_int_equal(conf_find(conf, "plugin.chan_web", "anything")->line, 20);
+	assert_int_equal(conf_find(conf, "plugin.chan_web", "anything")->line, 21);
 	conf_free(conf);
 	unlink(conf_path);
 }
@@ -133,6 +141,9 @@ test_errors(void **state)
 	    "readers: expected 1 to 64 reader threads, got 65");
 	expect_error("[loketd]\ndata_dir = /x\n[storage]\nreaders = 0\n", 4,
 	    "readers: expected a positive integer");
+	expect_error("[loketd]\ndata_dir = /x\n[storage]\nnode = two words\n", 4,
+	    "node: expected a name of 1 to 255 letters, digits, '.', '_' or '-' (distinct per node),"
+	    " got 'two words'");
 	expect_error("[loketd]\n", 0, "[loketd] data_dir is required");
 	expect_error("[loketd]\ndata_dir = /x\ndata_dir = /y\n", 3, "set twice (first on line 2)");
 	expect_error("[loketd]\ndata_dir = /x\nplugins = a b a\n", 3, "'a' is listed twice");

@@ -971,6 +971,69 @@ test_update_checks_expect_and_decides_nothing_else(void **state)
 	store_close(s);
 }
 
+/*
+ * A fired timer's action (a contact update with timer_done) is stored only
+ * while the timer is pending: fired a second time (on SQLite after a crash,
+ * on a shared register by another node across a lease hand-over), the
+ * action is refused with CONFLICT and stores nothing; TIMER_DONE stays
+ * idempotent (docs/storage.md, "Shared work").
+ */
+static void
+test_timer_action_is_stored_only_while_its_timer_is_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	struct answer a;
+	json_t *doc = contact_doc(1), *items, *history;
+	json_int_t id, timer, now = (json_int_t)util_time_ms();
+	size_t i, reminders = 0;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	json_object_set_new(doc, "timers",
+	    json_pack("[{s:s, s:I, s:{}, s:s}]", "kind", "remind", "due_at", now - 1000, "payload",
+		"rule", "10-remind.lua:2"));
+	ask(f, s, STORE_CONTACT_CREATE, doc, &a);
+	assert_int_equal(a.result, STORE_OK);
+	id = json_integer_value(json_object_get(a.out, "id"));
+	json_decref(a.out);
+	ask(f, s, STORE_TIMERS_DUE, json_pack("{s:I, s:i}", "now", now, "limit", 10), &a);
+	items = json_object_get(a.out, "items");
+	assert_int_equal(json_array_size(items), 1);
+	timer = json_integer_value(json_object_get(json_array_get(items, 0), "id"));
+	json_decref(a.out);
+
+	for (int round = 0; round < 2; round++) {
+		ask(f, s, STORE_CONTACT_UPDATE,
+		    json_pack("{s:I, s:I, s:s, s:{s:b}, s:{s:s}, s:I, s:[{s:s, s:s, s:s}]}", "id",
+			id, "at", now, "actor", "rules", "scope", "all", 1, "set", "priority",
+			round == 0 ? "high" : "low", "timer_done", timer, "history", "actor",
+			"rule:10-remind.lua:2", "action", "reminder", "detail",
+			round == 0 ? "first" : "second"),
+		    &a);
+		assert_int_equal(a.result, round == 0 ? STORE_OK : STORE_CONFLICT);
+		if (round == 1)
+			assert_string_equal(
+			    json_string_value(json_object_get(a.out, "status")), "done");
+		json_decref(a.out);
+	}
+	ask(f, s, STORE_CONTACT_GET, json_pack("{s:I, s:{s:b}}", "id", id, "scope", "all", 1), &a);
+	assert_string_equal(json_string_value(json_object_get(a.out, "priority")), "high");
+	history = json_object_get(a.out, "history");
+	for (i = 0; i < json_array_size(history); i++)
+		reminders += strcmp(entry_str(history, i, "action"), "reminder") == 0;
+	assert_int_equal(reminders, 1);
+	json_decref(a.out);
+	/* Closing it again changes nothing, and it is due no more. */
+	ask(f, s, STORE_TIMER_DONE, json_pack("{s:I, s:I}", "id", timer, "at", now), &a);
+	assert_int_equal(a.result, STORE_OK);
+	json_decref(a.out);
+	ask(f, s, STORE_TIMERS_DUE, json_pack("{s:I, s:i}", "now", now, "limit", 10), &a);
+	assert_int_equal(json_array_size(json_object_get(a.out, "items")), 0);
+	json_decref(a.out);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -998,6 +1061,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_blob_put_keeps_bytes_by_sha256, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_update_checks_expect_and_decides_nothing_else, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_timer_action_is_stored_only_while_its_timer_is_pending, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
