@@ -149,6 +149,12 @@ void pg_blobs_close(void);
 /* The conninfo the blob entries connect with (store_pgsql.c): impl is struct pg_store. */
 const char *pg_store_conninfo(void *impl);
 
+/* pg_lease.c: the driver table's lease entry (any thread; see loket/store.h). */
+enum store_result pg_lease(void *impl, const char *name, const char *holder, int64_t ttl_ms,
+    int release, char was_r[STORE_LEASE_HOLDER_MAX]);
+/* Ends the lease connection (the store's close); a later lease connects again. */
+void pg_lease_close(void);
+
 /* pg_conn.c */
 /* Connects with conninfo; -1 with *error_r (a sentence without the password) when it cannot. */
 int pg_connect(struct pg_conn *c, const char *conninfo, const char *who, const char **error_r);

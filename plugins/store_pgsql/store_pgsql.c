@@ -1094,6 +1094,7 @@ pg_close(void *impl)
 	}
 	/* The core calls no blob entry during or after close: their connections go too. */
 	pg_blobs_close();
+	pg_lease_close();
 	if (st->wdone_ev != NULL)
 		event_free(st->wdone_ev);
 	if (st->rdone_ev != NULL)
@@ -1119,4 +1120,5 @@ __attribute__((visibility("default"))) const struct store_driver loket_store_dri
 	.blob_put = pg_blob_put,
 	.blob_sync = pg_blob_sync,
 	.blob_get = pg_blob_get,
+	.lease = pg_lease,
 };
