@@ -6,6 +6,7 @@ the lease's) and never held by two nodes at once.
 Two nodes are two daemons on one data_dir (so on one database, conftest.py), each with a
 control socket of its own, reading the real Dovecot of mail_fixtures.py."""
 import re
+import signal
 import time
 import uuid
 
@@ -23,13 +24,13 @@ INFO = "info@gemeente.test"
 LEASE_S = 2
 
 
-def nodes(loketd, ms, **over):
+def nodes(loketd, ms, lease_s=LEASE_S, **over):
     """Two nodes on one register reading the info mailbox, not started: (a, b). hello comes
     along for its lease route; b has a control socket of its own beside a's in data_dir."""
     for user in ms.users:
         ms.clear(user)
     conf = {"chan_email": email_conf(ms, mailbox2=None, **over)}
-    extra = example_units() + "[storage]\nlease = %ds\n" % LEASE_S
+    extra = example_units() + "[storage]\nlease = %ds\n" % lease_s
     a = loketd(plugins=["chan_email", "hello"], plugin_conf=conf, extra=extra, start=False)
     sock = "/tmp/loket-node-%s.sock" % uuid.uuid4().hex[:12]
     b = loketd(plugins=["chan_email", "hello"], plugin_conf=conf, extra=extra, start=False,
@@ -159,3 +160,54 @@ def test_kill_9_of_the_reading_node_hands_its_mailbox_to_the_other(loketd, mails
     assert len(registered(b)) == 1, b.log()[-3000:]
     time.sleep(1)
     assert len(email_contacts(client_b)) == 2
+
+
+def test_a_node_that_stops_or_drops_the_mailbox_hands_it_over_at_once(loketd, mailserver):
+    """A lease given back is taken at the other node's next ask, long before it would run
+    out (30 s here): when the mailbox's line leaves the holder's config (reload), and when
+    the holder stops (SIGTERM)."""
+    a, b = nodes(loketd, mailserver, lease_s=30)
+    a.start()
+    client = Client(a)
+    client.admin
+    holder(a)
+    b.start()
+    b.wait_log(r" mailbox waits mailbox=info", timeout=10 * SLOW)
+
+    # Reload a without the info mailbox: it stops reading it and gives the lease back.
+    config = a.config_text
+    a.write_config(config.replace(re.search(r"^mailbox1 = .*$", config, re.M).group(0),
+                                  "mailbox1 ="))
+    dropped = time.monotonic()
+    a.send_signal(signal.SIGHUP)
+    a.wait_log(r" mailbox removed mailbox=info: its line left the config")
+    a.wait_log(r" store lease released name=chan_email:mailbox:info node=\S+:%d$" % a.proc.pid)
+    b.wait_log(r" store lease taken name=chan_email:mailbox:info node=\S+:%d$" % b.proc.pid,
+               timeout=5 * SLOW)
+    assert time.monotonic() - dropped < 5 * SLOW
+    mailserver.append(INFO, "INBOX", citizen_mail("Na het herladen", "Vraag.\n"))
+    client_b = Client(b)
+    client_b._tokens = dict(client._tokens)
+    wait_contacts(client_b, 1)
+    assert wait_for(lambda: len(registered(b)) == 1, 10 * SLOW), b.log()[-3000:]
+    assert registered(a) == []
+
+    # a comes back with the line (a restart) and waits; b stops cleanly and a reads at once.
+    assert a.stop() == 0
+    a.close()
+    a.proc = None
+    a.write_config(config)
+    after = len(a.log())
+    a.start()
+    a.wait_log(r" mailbox waits mailbox=info", timeout=10 * SLOW, after=after)
+    assert b.stop() == 0
+    stopped = time.monotonic()
+    assert re.search(r" store lease released name=chan_email:mailbox:info node=\S+:%d$"
+                     % b.proc.pid, b.log(), re.M), b.log()[-3000:]
+    a.wait_log(r" store lease taken name=chan_email:mailbox:info node=\S+:%d$" % a.proc.pid,
+               timeout=5 * SLOW, after=after)
+    assert time.monotonic() - stopped < 5 * SLOW
+    mailserver.append(INFO, "INBOX", citizen_mail("Na de stop", "Vraag.\n"))
+    contacts = wait_contacts(client, 2)
+    assert sorted(c["subject"] for c in contacts) == ["Na de stop", "Na het herladen"]
+    assert wait_for(lambda: len(registered(a)) == 1, 10 * SLOW), a.log()[-3000:]
