@@ -113,6 +113,24 @@ def test_a_mailbox_removed_on_reload_is_read_no_more(loketd, mailserver):
     assert d.running()
 
 
+def test_a_mailbox_name_that_could_not_name_its_lease_stops_the_start(loketd, mailserver):
+    """A mailbox's NAME goes into its lease, its metrics and the log: letters, digits, '.',
+    '_' and '-' only, at most 31 of them, checked by `loketd -t` and at start (file:line)."""
+    line1 = email_conf(mailserver)["mailbox1"]
+    for bad in ('in"fo', "info/x", "i\\nfo", "x" * 32):
+        d, _ = email_daemon(loketd, mailserver, rules=None, start=False,
+                            mailbox1=line1.replace("info ", bad + " ", 1))
+        r = d.check()
+        line = line_of(d.config_text, "mailbox1 = ")
+        want = "loket.conf:%d: mailbox1: expected NAME URL ... with a NAME of letters" % line
+        assert r.returncode != 0 and want in r.stderr, (bad, r.stderr)
+        d.start_fails()
+        assert want in d.log(), d.log()
+    d, _ = email_daemon(loketd, mailserver, rules=None, start=False,
+                        mailbox1=line1.replace("info ", "info.gemeente_2-b ", 1))
+    assert d.check().returncode == 0
+
+
 def test_imap_flag_must_be_an_atom(loketd, mailserver):
     """A keyword that is no IMAP atom (a space, a bracket, a quote, a backslash) is refused
     by `loketd -t`, at start and at a reload, naming file:line; a good one is set on the
