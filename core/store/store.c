@@ -503,8 +503,11 @@ store_lease_note(struct store *s, const char *name, enum store_result res, int r
 	l = *lp;
 	*lp = l->next;
 	free(l);
-	if (release)
+	if (release && res == STORE_OK)
 		log_info("store", "lease released name=%s node=%s", name, s->holder);
+	else if (release)
+		log_warnx("store", "lease left to run out name=%s node=%s: the register cannot be "
+		    "asked now", name, s->holder);
 	else if (res == STORE_CONFLICT)
 		log_warnx("store", "lease lost name=%s node=%s held_by=%s", name, s->holder,
 		    *was != '\0' ? was : "another node");

@@ -1245,7 +1245,8 @@ sq_lease_cb(void *impl, const char *name, const char *holder, int64_t ttl_ms, in
 	for (lp = &sq->leases; *lp != NULL && strcmp((*lp)->name, name) != 0; lp = &(*lp)->next)
 		;
 	l = *lp;
-	if (l != NULL && was_r != NULL && l->until_ns > now)
+	/* Also one that ran out: the log says whose lease was taken over. */
+	if (l != NULL && was_r != NULL)
 		snprintf(was_r, STORE_LEASE_HOLDER_MAX, "%s", l->holder);
 	if (release) {
 		if (l != NULL && strcmp(l->holder, holder) == 0) {

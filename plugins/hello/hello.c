@@ -398,7 +398,8 @@ hello_lease_cb(struct loket_http_req *req, void *arg)
 	    ttl != NULL ? strtoull(ttl, NULL, 10) : 0, release != NULL && strcmp(release, "1") == 0);
 	if (held < 0) {
 		h->api->http_problem(req, 422,
-		    "lease name refused: at most 128 bytes, without blanks, quotes or backslashes");
+		    "lease refused: a name of at most 128 bytes without blanks, quotes or "
+		    "backslashes, and a ttl of at most 2147483647 ms");
 		return;
 	}
 	n = snprintf(out, sizeof(out), "{\"held_ms\":%lld}", (long long)held);

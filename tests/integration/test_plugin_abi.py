@@ -169,7 +169,9 @@ def test_a_lease_name_that_could_fake_a_log_line_is_refused(loketd):
         status, headers, body = lease(d, auth, name)
         assert status == 422, (name, body)
         assert headers.get("Content-Type") == "application/problem+json"
-        assert b"lease name refused" in body, body
+        assert b"lease refused: a name of at most 128 bytes" in body, body
+    status, _, body = lease(d, auth, "printer", ttl=2 ** 31)
+    assert status == 422 and b"a ttl of at most 2147483647 ms" in body, body
     assert held_ms(d, auth, "x" * 128) == 30000
     # Leases steer which node does shared work: the route is for an admin only.
     status, _, _ = lease(d, {}, "printer")
