@@ -363,6 +363,38 @@ api_blob_get(struct loket_plugin *self, const char *sha256_hex, void **data_r, s
 	return -1;
 }
 
+/*
+ * Any thread, as the blobs: the register's lease under the plugin's own
+ * name, so that one plugin cannot take or give up another's.
+ */
+static int64_t
+api_lease(struct loket_plugin *self, const char *name, uint64_t ttl_ms, int release)
+{
+	char full[320];
+	int64_t ttl = 0;
+	size_t len = name != NULL ? strlen(name) : 0;
+
+	if (len == 0 || len > 128) {
+		log_warnx(self->name, "lease refused: a lease name has 1 to 128 bytes");
+		return -1;
+	}
+	/* The name goes into log lines: nothing that could split or fake one. */
+	for (const unsigned char *c = (const unsigned char *)name; *c != '\0'; c++)
+		if (*c <= ' ' || *c == 0x7f || *c == '"' || *c == '\\') {
+			log_warnx(self->name, "lease refused: a lease name has no blanks, control "
+			    "characters, quotes or backslashes");
+			return -1;
+		}
+	if (ttl_ms > (uint64_t)INT32_MAX) {
+		log_warnx(self->name, "lease refused: a lease lasts at most %d ms", INT32_MAX);
+		return -1;
+	}
+	snprintf(full, sizeof(full), "%s:%s", self->name, name);
+	if (store_lease(NULL, full, (int64_t)ttl_ms, release, &ttl) != STORE_OK)
+		return 0;
+	return ttl;
+}
+
 /* A plugin hears the public part of an event, its own kinds only. */
 static int
 api_events_subscribe(struct loket_plugin *self, unsigned int kinds,
@@ -449,4 +481,6 @@ const struct loket_api api_table = {
 	.blob_sync = api_blob_sync,
 	/* 1.6: blob reads */
 	.blob_get = api_blob_get,
+	/* 1.7: leases */
+	.lease = api_lease,
 };

@@ -163,6 +163,34 @@ store_settings(struct store *s, const struct conf *conf)
 	return 0;
 }
 
+/* One lease this process holds: its name as the register keeps it. */
+struct store_lease {
+	struct store_lease *next;
+	char name[];
+};
+
+/*
+ * This process's name in the register's leases: [storage] node (the host
+ * name when it is not set) and the pid. The pid keeps two daemons on one
+ * host, or two nodes given one name by mistake, from both holding a lease;
+ * a node that restarts waits for its old leases to run out, as a new one
+ * would.
+ */
+static void
+store_holder(struct store *s)
+{
+	const char *node = store_host_conf_get(&s->host, "node");
+	char host[256];
+
+	if (*node == '\0') {
+		if (gethostname(host, sizeof(host)) < 0)
+			snprintf(host, sizeof(host), "loketd");
+		host[sizeof(host) - 1] = '\0';
+		node = host;
+	}
+	snprintf(s->holder, sizeof(s->holder), "%.200s:%ld", node, (long)getpid());
+}
+
 /* A store without a driver yet: the host table filled in, the settings copied. */
 static struct store *
 store_new(struct event_base *base, struct metrics *metrics, const struct conf *conf)
@@ -202,6 +230,8 @@ store_new(struct event_base *base, struct metrics *metrics, const struct conf *c
 	s->host.metric_gauge_fn = store_host_metric_gauge_fn;
 	s->host.remote_events = store_host_remote_events;
 	s->host.remote_control = store_host_remote_control;
+	pthread_mutex_init(&s->lease_mu, NULL);
+	store_holder(s);
 	return s;
 }
 
@@ -218,6 +248,13 @@ store_free(struct store *s)
 	json_decref(s->settings);
 	json_decref(s->settings_int);
 	free(s->data_dir);
+	while (s->leases != NULL) {
+		struct store_lease *l = s->leases;
+
+		s->leases = l->next;
+		free(l);
+	}
+	pthread_mutex_destroy(&s->lease_mu);
 	free(s);
 }
 
@@ -472,6 +509,19 @@ store_close(struct store *s)
 	if (store_blob_store == s)
 		store_blob_store = NULL;
 	pthread_rwlock_unlock(&store_blob_lock);
+	/*
+	 * No lease call reaches s any more: what this node held goes back now,
+	 * so that another node takes it over at once rather than when it runs
+	 * out (a node that dies leaves them to run out).
+	 */
+	while (s->leases != NULL) {
+		struct store_lease *l = s->leases;
+
+		s->leases = l->next;
+		if (s->driver->lease(s->impl, l->name, s->holder, 0, 1, NULL) == STORE_OK)
+			log_info("store", "lease released name=%s node=%s", l->name, s->holder);
+		free(l);
+	}
 	s->driver->close(s->impl);
 	store_free(s);
 }
@@ -521,6 +571,94 @@ store_blob_get(struct store *s, const char *sha256_hex, void **data_r, size_t *l
 		res = t->driver->blob_get != NULL ?
 			t->driver->blob_get(t->impl, sha256_hex, data_r, len_r) : STORE_NOT_FOUND;
 	pthread_rwlock_unlock(&store_blob_lock);
+	return res;
+}
+
+/* The entry of this process's leases named name, or NULL; under s->lease_mu. */
+static struct store_lease **
+store_lease_find(struct store *s, const char *name)
+{
+	struct store_lease **lp;
+
+	for (lp = &s->leases; *lp != NULL; lp = &(*lp)->next)
+		if (strcmp((*lp)->name, name) == 0)
+			return lp;
+	return NULL;
+}
+
+/*
+ * What the driver answered, as this process's list and the log see it: a
+ * lease newly held is taken (from another node when one had it), one held
+ * before and not now is lost. Under s->lease_mu.
+ */
+static void
+store_lease_note(struct store *s, const char *name, enum store_result res, int release,
+    const char *was)
+{
+	struct store_lease **lp = store_lease_find(s, name), *l;
+
+	if (res == STORE_OK && !release) {
+		if (lp != NULL)
+			return;
+		if ((l = malloc(sizeof(*l) + strlen(name) + 1)) != NULL) {
+			strcpy(l->name, name);
+			l->next = s->leases;
+			s->leases = l;
+		}
+		if (*was != '\0' && strcmp(was, s->holder) != 0)
+			log_info("store", "lease taken over name=%s node=%s from=%s", name, s->holder,
+			    was);
+		else
+			log_info("store", "lease taken name=%s node=%s", name, s->holder);
+		return;
+	}
+	if (lp == NULL)
+		return;
+	l = *lp;
+	*lp = l->next;
+	free(l);
+	if (release && res == STORE_OK)
+		log_info("store", "lease released name=%s node=%s", name, s->holder);
+	else if (release)
+		log_warnx("store", "lease left to run out name=%s node=%s: the register cannot be "
+		    "asked now", name, s->holder);
+	else if (res == STORE_CONFLICT)
+		log_warnx("store", "lease lost name=%s node=%s held_by=%s", name, s->holder,
+		    *was != '\0' ? was : "another node");
+	else
+		log_warnx("store", "lease lost name=%s node=%s: the register cannot be asked now",
+		    name, s->holder);
+}
+
+enum store_result
+store_lease(struct store *s, const char *name, int64_t ttl_ms, int release, int64_t *ttl_r)
+{
+	enum store_result res = STORE_UNAVAILABLE;
+	char was[STORE_LEASE_HOLDER_MAX] = "";
+	struct store *t;
+
+	if (ttl_r != NULL)
+		*ttl_r = 0;
+	pthread_rwlock_rdlock(&store_blob_lock);
+	t = s != NULL ? s : store_blob_store;
+	if (t == NULL) {
+		pthread_rwlock_unlock(&store_blob_lock);
+		return STORE_UNAVAILABLE;
+	}
+	if (ttl_ms <= 0)
+		ttl_ms = store_host_conf_int(&t->host, "lease");
+	if (ttl_ms <= 0)
+		ttl_ms = 30000;
+	/* One caller at a time per store: the log's taken/lost follows the register's order. */
+	pthread_mutex_lock(&t->lease_mu);
+	res = LOKET_STORE_DRIVER_HAS(t->driver, 1, lease) ?
+		t->driver->lease(t->impl, name, t->holder, ttl_ms, release, was) : STORE_FAILED;
+	was[sizeof(was) - 1] = '\0';
+	store_lease_note(t, name, res, release, was);
+	pthread_mutex_unlock(&t->lease_mu);
+	pthread_rwlock_unlock(&store_blob_lock);
+	if (res == STORE_OK && ttl_r != NULL)
+		*ttl_r = release ? 0 : ttl_ms;
 	return res;
 }
 

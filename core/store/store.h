@@ -11,6 +11,7 @@
 #define LOKET_STORE_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "loket/plugin.h"
@@ -19,6 +20,7 @@
 struct conf;
 struct event_base;
 struct metrics;
+struct store_lease;
 
 /*
  * The core's side of an open register. The host table comes first so that
@@ -65,6 +67,14 @@ struct store {
 	/* Called on the loop when another node broadcast what ("reload"): the daemon's. */
 	void (*control_hook)(const char *what, void *arg);
 	void *control_arg;
+	/*
+	 * This process in the register's leases: the node's name ([storage]
+	 * node, else the host name) and the pid, so that two daemons given
+	 * the same node name by mistake still never both hold one lease.
+	 */
+	char holder[STORE_LEASE_HOLDER_MAX];
+	pthread_mutex_t lease_mu; /* guards leases */
+	struct store_lease *leases; /* the ones this process holds, for the log and close */
 };
 
 /* store.c */
@@ -135,6 +145,17 @@ enum store_result store_blob_get(struct store *s, const char *sha256_hex, void *
  * when the driver's register has one node: nothing to tell), -1 when not.
  */
 int store_broadcast(struct store *s, const char *what);
+/*
+ * Takes or renews the lease name (a plugin's, prefixed with its name) for
+ * this process, for ttl_ms from now (0: [storage] lease), or with release
+ * gives it up; s as for store_blob_put. STORE_OK: held, for *ttl_r ms
+ * (may be NULL) from now; anything else: not held (CONFLICT: another node
+ * holds it; UNAVAILABLE: the register cannot be asked, or is closed). The
+ * log says when a lease is taken, taken over from another node, lost or
+ * released; store_close releases every lease still held. Thread-safe.
+ */
+enum store_result store_lease(struct store *s, const char *name, int64_t ttl_ms, int release,
+    int64_t *ttl_r);
 /* Takes over req; req->cb runs on the loop, then the request is freed. */
 void store_submit(struct store *s, struct store_req *req);
 /* Takes over in. */

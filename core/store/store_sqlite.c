@@ -106,6 +106,17 @@ struct sq_store {
 	struct loket_store_metric *commit_failures;
 	struct loket_store_metric *checkpoint_failed;
 	struct sq_depth write_depth, read_depth; /* what the queue gauges read */
+	/* Under lease_mu: the leases (one node: this process's control socket keeps others out). */
+	pthread_mutex_t lease_mu;
+	struct sq_lease *leases;
+};
+
+/* A lease as the SQLite register keeps it: in memory, for the one process that runs on it. */
+struct sq_lease {
+	struct sq_lease *next;
+	char holder[STORE_LEASE_HOLDER_MAX];
+	uint64_t until_ns; /* on the monotonic clock */
+	char name[];
 };
 
 /*
@@ -1018,6 +1029,7 @@ sq_open(const struct loket_store_host *host, void **impl_r, const char **error_r
 	}
 	sq->host = host;
 	sq->shm_fd = -1;
+	pthread_mutex_init(&sq->lease_mu, NULL);
 	pthread_mutex_init(&sq->mu, NULL);
 	pthread_cond_init(&sq->cv, NULL);
 	sq->queue_tail = &sq->queue_head;
@@ -1185,6 +1197,13 @@ sq_close(void *impl)
 	pthread_mutex_destroy(&sq->rmu);
 	pthread_cond_destroy(&sq->cv);
 	pthread_mutex_destroy(&sq->mu);
+	while (sq->leases != NULL) {
+		struct sq_lease *l = sq->leases;
+
+		sq->leases = l->next;
+		free(l);
+	}
+	pthread_mutex_destroy(&sq->lease_mu);
 	free(sq);
 }
 
@@ -1215,6 +1234,53 @@ sq_broadcast(void *impl, const char *what)
 	return 0;
 }
 
+/*
+ * Only one process runs on a SQLite register (its control socket refuses a
+ * second loketd on the data_dir), so its leases live in that process: the
+ * same rules as on a shared register, without the database.
+ */
+static enum store_result
+sq_lease_cb(void *impl, const char *name, const char *holder, int64_t ttl_ms, int release,
+    char was_r[STORE_LEASE_HOLDER_MAX])
+{
+	struct sq_store *sq = impl;
+	struct sq_lease **lp, *l;
+	uint64_t now = util_now_ns();
+	enum store_result res = STORE_OK;
+
+	if (was_r != NULL)
+		was_r[0] = '\0';
+	pthread_mutex_lock(&sq->lease_mu);
+	for (lp = &sq->leases; *lp != NULL && strcmp((*lp)->name, name) != 0; lp = &(*lp)->next)
+		;
+	l = *lp;
+	/* Also one that ran out: the log says whose lease was taken over. */
+	if (l != NULL && was_r != NULL)
+		snprintf(was_r, STORE_LEASE_HOLDER_MAX, "%s", l->holder);
+	if (release) {
+		if (l != NULL && strcmp(l->holder, holder) == 0) {
+			*lp = l->next;
+			free(l);
+		}
+	} else if (l != NULL && l->until_ns > now && strcmp(l->holder, holder) != 0) {
+		res = STORE_CONFLICT;
+	} else {
+		if (l == NULL) {
+			if ((l = calloc(1, sizeof(*l) + strlen(name) + 1)) == NULL) {
+				pthread_mutex_unlock(&sq->lease_mu);
+				return STORE_UNAVAILABLE;
+			}
+			strcpy(l->name, name);
+			l->next = sq->leases;
+			sq->leases = l;
+		}
+		snprintf(l->holder, sizeof(l->holder), "%s", holder);
+		l->until_ns = now + (uint64_t)ttl_ms * 1000000u;
+	}
+	pthread_mutex_unlock(&sq->lease_mu);
+	return res;
+}
+
 const struct store_driver store_sqlite_driver = {
 	.abi_major = LOKET_STORE_ABI_MAJOR,
 	.abi_minor = LOKET_STORE_ABI_MINOR,
@@ -1229,4 +1295,5 @@ const struct store_driver store_sqlite_driver = {
 	.blob_get = sq_blob_get_cb,
 	.broadcast = sq_broadcast,
 	.dump = sq_dump,
+	.lease = sq_lease_cb,
 };

@@ -13,7 +13,8 @@
  * Memory: what the core hands out is borrowed for the duration of the call
  * unless a comment says otherwise; strings a plugin passes in are copied.
  * Every function runs on the daemon's event loop thread and must not block
- * (the blobs of 1.5 and 1.6 excepted: they may be called from any thread).
+ * (the blobs of 1.5 and 1.6 and the lease of 1.7 excepted: they may be
+ * called from any thread).
  *
  * Config values: the strings config_get returns belong to the core. They
  * stay valid, unchanged, until the plugin's reload hook has returned after
@@ -38,7 +39,7 @@ extern "C" {
 #endif
 
 #define LOKET_ABI_MAJOR 1
-#define LOKET_ABI_MINOR 6
+#define LOKET_ABI_MINOR 7
 
 #define LOKET_PLUGIN_SYMBOL "loket_plugin"
 
@@ -377,6 +378,32 @@ struct loket_api {
 	 */
 	int (*blob_get)(struct loket_plugin *self, const char *sha256_hex, void **data_r,
 	    size_t *len_r, char *error, size_t errlen);
+
+	/* ---- 1.7: leases, for nodes that share one register ---- */
+
+	/*
+	 * Several loketd nodes may share one register (PostgreSQL). Work that
+	 * must run on one of them at a time (reading a mailbox, holding a PBX
+	 * link) runs only while this node holds its lease, and another node
+	 * takes it over when this one dies. lease takes or renews the lease
+	 * name (no blanks, quotes or backslashes; at most 128 bytes; the core
+	 * puts the plugin's name and ':' before it, so plugins never take each
+	 * other's) for ttl_ms from now, by the register's clock (0: [storage]
+	 * lease, 30 s unless configured), when it is free, has run out, or is
+	 * this node's already. Returns how long this node holds it from now, in
+	 * ms: renew well before that (every third of it), and stop the work
+	 * before its next step once a call returns 0: another node holds it,
+	 * or the register cannot be asked (then nobody can tell, so it counts
+	 * as not held; retry later). With release, gives the lease up and
+	 * returns 0. -1 (and the reason logged): the name is refused. The log
+	 * says when a lease is taken, taken over from another node (naming
+	 * both), lost or released. Leases still held when loketd stops are
+	 * released; a node that dies leaves them to run out. On a register
+	 * only one node runs on (SQLite) every lease is this node's. Unlike
+	 * most of this table, lease is thread-safe and may be called from a
+	 * plugin's own threads, concurrently; it blocks on the register.
+	 */
+	int64_t (*lease)(struct loket_plugin *self, const char *name, uint64_t ttl_ms, int release);
 
 	/* New entries go here, at the end, with a minor version bump. */
 };

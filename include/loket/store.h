@@ -15,7 +15,7 @@
  * a newer entry with LOKET_STORE_HOST_HAS().
  *
  * Threads: open, submit, close and health are called on the loop thread;
- * blob_put, blob_sync and blob_get from any thread, concurrently; replay
+ * blob_put, blob_sync, blob_get and lease from any thread, concurrently; replay
  * from a process of its own (loketctl). A completion (host->req_complete)
  * runs on the loop thread only: a driver that works on threads of its own
  * hands finished requests back with an event on host->base.
@@ -139,6 +139,9 @@ struct store_req {
 	struct store_event *events;
 	size_t nevents;
 };
+
+/* The longest lease holder's name a driver hands back, with its NUL. */
+#define STORE_LEASE_HOLDER_MAX 256
 
 /* Blob flags. */
 #define STORE_BLOB_DEFER_SYNC 0x1
@@ -334,7 +337,26 @@ struct store_driver {
 	 * else rolls everything back. Frees load either way.
 	 */
 	int (*load_end)(void *load, int commit, const char **error_r);
+
+	/*
+	 * Also minor version 1: a named lease on shared work (a mailbox, a PBX link) that several
+	 * nodes sharing one register must each leave to one of them. Takes or
+	 * renews the lease name for holder, for ttl_ms from now by the
+	 * register's clock, when it is free, has run out, or is holder's
+	 * already: STORE_OK, holder holds it. STORE_CONFLICT: another holder
+	 * does, until its lease runs out. STORE_UNAVAILABLE: the register
+	 * cannot be asked now; the caller must act as if it did not hold it.
+	 * With release, gives the lease up if holder holds it (STORE_OK either
+	 * way). was_r (may be NULL) receives who held it before this call, ""
+	 * when nobody did or it is not known; it is cut to
+	 * STORE_LEASE_HOLDER_MAX - 1 bytes. Any thread, concurrently.
+	 */
+	enum store_result (*lease)(void *impl, const char *name, const char *holder,
+	    int64_t ttl_ms, int release, char was_r[STORE_LEASE_HOLDER_MAX]);
 };
+
+/* Whether the driver's table has entry: d was built for a minor version that has it. */
+#define LOKET_STORE_DRIVER_HAS(d, minor, entry) ((d)->abi_minor >= (minor) && (d)->entry != NULL)
 
 /*
  * The tables a register copy carries, in the order dump hands them and a
@@ -346,7 +368,6 @@ struct store_driver {
 	"parties", "party_emails", "party_phones", "contacts", "contact_keys", "tasks",   \
 	    "contact_history", "messages", "timers", "outbox", "audit", "tokens", "events", \
 	    "counts", "refseq", "blobs"
-
 
 #ifdef __cplusplus
 }

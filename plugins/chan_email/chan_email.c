@@ -179,6 +179,15 @@ email_mailbox_parse(struct chan_email *ce, const char *key, const char *value, c
 		char *eq = strchr(tok, '=');
 
 		if (field == 0) {
+			/* The name goes into metric labels, log lines and the mailbox's lease. */
+			if (strlen(tok) >= sizeof(mb->name)
+			    || strspn(tok, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			                   "0123456789._-")
+			        != strlen(tok)) {
+				*error_r = "a mailbox's NAME has letters, digits, '.', '_' and '-' "
+				           "only, at most 31 of them";
+				goto fail;
+			}
 			snprintf(mb->name, sizeof(mb->name), "%s", tok);
 		} else if (field == 1) {
 			url = tok;
@@ -279,6 +288,32 @@ email_mailboxes_changed(struct chan_email *ce)
 		n++;
 	}
 	return n != ce->nmailboxes;
+}
+
+/*
+ * A mailbox whose line is in no mailboxN key any more is read no more, and
+ * its lease goes back so that the node it moved to (with a config that
+ * has it) reads it at once. New and changed lines wait for a restart.
+ */
+static void
+email_mailboxes_retire(struct chan_email *ce)
+{
+	char key[16];
+
+	for (size_t n = 0; n < ce->nmailboxes; n++) {
+		struct mailbox *mb = &ce->mailboxes[n];
+		int kept = 0;
+
+		for (int i = 1; i <= EMAIL_MAILBOXES && !kept; i++) {
+			const char *v;
+
+			snprintf(key, sizeof(key), "mailbox%d", i);
+			v = ce->api->config_get(ce->self, key);
+			kept = v != NULL && strcmp(v, mb->config_line) == 0;
+		}
+		if (!kept && !mb->retired)
+			intake_retire(ce, mb);
+	}
 }
 
 /* The quarantine list survives restarts as JSON lines next to the register. */
@@ -394,8 +429,8 @@ email_load(struct loket_plugin *self, const struct loket_api *api, const char **
 	struct chan_email *ce;
 	char dir[4096];
 
-	if (!LOKET_API_HAS(api, metric) || !LOKET_API_HAS(api, blob_get)) {
-		*error_r = "this loketd is too old for chan_email (needs plugin ABI 1.6)";
+	if (!LOKET_API_HAS(api, metric) || !LOKET_API_HAS(api, lease)) {
+		*error_r = "this loketd is too old for chan_email (needs plugin ABI 1.7)";
 		return -1;
 	}
 	if ((ce = calloc(1, sizeof(*ce))) == NULL) {
@@ -503,8 +538,9 @@ email_reload(struct loket_plugin *self, const struct loket_api *api, const char 
 	/* The lines hold passwords: the log names none of them. */
 	if (email_mailboxes_changed(ce))
 		api->log(self, LOKET_LOG_WARN,
-		    "mailbox lines changed; restart loketd to apply them (the other settings "
-		    "apply now)");
+		    "mailbox lines changed; restart loketd to apply new or changed ones (a removed "
+		    "one stops now, the other settings apply now)");
+	email_mailboxes_retire(ce);
 	pthread_mutex_lock(&ce->setmu);
 	old = ce->settings;
 	ce->settings = set;

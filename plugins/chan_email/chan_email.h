@@ -93,6 +93,17 @@ struct mailbox {
 	pthread_cond_t cv;
 	size_t unresolved; /* mails of the current batch the loop has not answered */
 	enum intake_outcome *outcomes; /* the current batch's, by slot */
+	int retired; /* under mu: the line left the config on reload; the thread ends */
+	/*
+	 * Its thread's alone: the lease "mailbox:NAME" that lets one node of
+	 * those sharing a register read the mailbox; how long the register
+	 * granted it last (0: not held now), and when that was asked
+	 * (monotonic).
+	 */
+	char lease_name[48];
+	int64_t lease_ms;
+	uint64_t lease_at_ns;
+	int lease_known; /* -1: not asked yet; else whether the last answer was held */
 };
 
 /*
@@ -109,7 +120,8 @@ struct intake_item {
 	char raw_sha256[65]; /* of a mail that did not parse */
 	size_t raw_size;
 	int without_party; /* resubmitted without the sender as party */
-	int is_log; /* 1: a log line from the thread, in error; 2: the mailbox health, in up */
+	/* 1: a log line from the thread, in error; 2: the mailbox health, 3: its lease, in up */
+	int is_log;
 	int up;
 	enum loket_log_level level;
 	struct intake_item *next;
@@ -175,6 +187,11 @@ char *settings_read_secret(const char *path, const char **error_r);
 /* intake.c */
 int intake_start(struct chan_email *ce, const char **error_r);
 void intake_stop(struct chan_email *ce);
+/*
+ * Ends the thread of a mailbox whose line left the config (reload): it
+ * stops before its next fetch and gives its lease back. Loop thread.
+ */
+void intake_retire(struct chan_email *ce, struct mailbox *mb);
 /* The loop takes a queued item over: submits it, or answers it. */
 void intake_take(struct chan_email *ce, struct intake_item *it);
 /* Drops an item the loop will not handle (unload). */

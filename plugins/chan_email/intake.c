@@ -8,6 +8,14 @@
  * again after a crash between commit and acknowledgement, after a reconnect,
  * after the server renumbered the folder, or from a second mailbox is found
  * in the register and only acknowledged.
+ *
+ * Several nodes on one register: a mailbox is read by the node that holds
+ * its lease "mailbox:NAME" (loket_api.lease) and by no other, so that two
+ * nodes never fight over its flags, moves and quarantine. The thread
+ * renews the lease every third of its length, also while it waits; it
+ * stops before its next fetch once the lease is lost, and a node that
+ * waits asks again every second, so it takes the mailbox over once the
+ * holder died and its lease ran out.
  */
 #include "config.h"
 
@@ -19,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chan_email.h"
@@ -26,6 +35,8 @@
 #define INTAKE_BATCH 256
 #define INTAKE_SUBJECT_MAX 1000
 #define INTAKE_BODY_MAX (512 * 1024)
+/* How often a node that waits for a mailbox another node reads asks for its lease. */
+#define INTAKE_LEASE_RETRY_MS 1000
 
 void
 intake_item_free(struct intake_item *it)
@@ -99,6 +110,24 @@ intake_stopping(struct chan_email *ce)
 	return s;
 }
 
+/* Whether the mailbox's line left the config (reload): its thread ends. */
+static int
+intake_retired(struct mailbox *mb)
+{
+	int r;
+
+	pthread_mutex_lock(&mb->mu);
+	r = mb->retired;
+	pthread_mutex_unlock(&mb->mu);
+	return r;
+}
+
+static int
+intake_ending(struct mailbox *mb)
+{
+	return intake_stopping(mb->ce) || intake_retired(mb);
+}
+
 /* Sleeps up to ms, or until the wake pipe has a byte; returns 1 when woken. */
 static int
 intake_sleep(struct mailbox *mb, long ms)
@@ -106,6 +135,107 @@ intake_sleep(struct mailbox *mb, long ms)
 	struct pollfd p = { .fd = mb->wake[0], .events = POLLIN };
 
 	return poll(&p, 1, (int)ms) > 0;
+}
+
+static uint64_t
+intake_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The mailbox's lease for /metrics (loket_email_mailbox_held), sent when it changes. */
+static void
+intake_held(struct mailbox *mb, int held)
+{
+	struct intake_item *it = calloc(1, sizeof(*it));
+
+	if (it == NULL)
+		return;
+	it->mb = mb;
+	it->is_log = 3;
+	it->up = held;
+	intake_queue(mb->ce, it);
+}
+
+/*
+ * Whether this node may read the mailbox now: it holds the lease, renewed
+ * here once a third of it has passed (measured from before the last ask,
+ * so that the register's end of the lease always comes later than this
+ * thread thinks). A register that cannot be asked counts as not held:
+ * nothing is lost while the mailbox waits, the mail stays on its server.
+ */
+static int
+intake_lease(struct mailbox *mb)
+{
+	struct chan_email *ce = mb->ce;
+	uint64_t now = intake_now_ns();
+	int64_t got;
+	int held;
+
+	if (mb->lease_ms > 0 && now - mb->lease_at_ns < (uint64_t)(mb->lease_ms / 3) * 1000000u)
+		return 1;
+	got = ce->api->lease(ce->self, mb->lease_name, 0, 0);
+	mb->lease_ms = got > 0 ? got : 0;
+	mb->lease_at_ns = now;
+	held = got > 0;
+	if (held == mb->lease_known)
+		return held;
+	/* Which node: the core's line "lease taken ... node=" beside this one names it. */
+	if (held)
+		intake_log(mb, LOKET_LOG_INFO, "mailbox taken mailbox=%s: this node reads it now",
+		    mb->name);
+	else if (mb->lease_known == 1)
+		intake_log(mb, LOKET_LOG_WARN,
+		    "mailbox let go mailbox=%s: another node reads it now, or the register cannot "
+		    "be asked; waiting to take it again",
+		    mb->name);
+	else
+		intake_log(mb, LOKET_LOG_INFO,
+		    "mailbox waits mailbox=%s: another node reads it (or the register cannot be "
+		    "asked); this node takes it over when that one stops",
+		    mb->name);
+	intake_held(mb, held);
+	mb->lease_known = held;
+	return held;
+}
+
+/* How long the thread may wait, at most want ms, before its lease needs renewing. */
+static long
+intake_lease_wait(struct mailbox *mb, long want)
+{
+	uint64_t due, now = intake_now_ns();
+
+	if (mb->lease_ms <= 0)
+		return want < INTAKE_LEASE_RETRY_MS ? want : INTAKE_LEASE_RETRY_MS;
+	due = mb->lease_at_ns + (uint64_t)(mb->lease_ms / 3) * 1000000u;
+	if (due <= now)
+		return 1;
+	return (long)((due - now) / 1000000u) + 1 < want ? (long)((due - now) / 1000000u) + 1 :
+							    want;
+}
+
+/*
+ * Sleeps up to ms as intake_sleep does, renewing the lease on the way;
+ * returns early (1) when woken, or (0) when the lease was lost.
+ */
+static int
+intake_pause(struct mailbox *mb, long ms)
+{
+	uint64_t end = intake_now_ns() + (uint64_t)ms * 1000000u;
+
+	for (;;) {
+		uint64_t now = intake_now_ns();
+
+		if (now >= end)
+			return 0;
+		if (intake_sleep(mb, intake_lease_wait(mb, (long)((end - now) / 1000000u) + 1)))
+			return 1;
+		if (!intake_lease(mb))
+			return 0;
+	}
 }
 
 static void
@@ -316,6 +446,17 @@ intake_submit(struct chan_email *ce, struct intake_item *it)
 void
 intake_take(struct chan_email *ce, struct intake_item *it)
 {
+	if (it->is_log == 3) {
+		char labels[96];
+
+		snprintf(labels, sizeof(labels), "mailbox=\"%s\"", it->mb->name);
+		ce->api->metric(ce->self, 1, "loket_email_mailbox_held",
+		    "1 while this node holds the mailbox's lease and reads it, 0 while another "
+		    "node does (or the register cannot be asked).",
+		    labels, it->up);
+		free(it);
+		return;
+	}
 	if (it->is_log == 2) {
 		char labels[96];
 
@@ -348,10 +489,20 @@ intake_wait_batch(struct mailbox *mb)
 	pthread_mutex_lock(&mb->mu);
 	while (mb->unresolved > 0 && !intake_stopping(mb->ce)) {
 		struct timespec ts;
+		long ms = intake_lease_wait(mb, 1000);
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
 		pthread_cond_timedwait(&mb->cv, &mb->mu, &ts);
+		/* The lease is kept while the register takes the batch; never asked under mu. */
+		pthread_mutex_unlock(&mb->mu);
+		(void)intake_lease(mb);
+		pthread_mutex_lock(&mb->mu);
 	}
 	rc = mb->unresolved > 0 ? -1 : 0;
 	pthread_mutex_unlock(&mb->mu);
@@ -370,6 +521,16 @@ intake_acknowledge(struct mailbox *mb, const struct email_settings *set, struct 
 	int rc = 0;
 
 	if (done == NULL || bad == NULL) {
+		free(done);
+		free(bad);
+		return -1;
+	}
+	/*
+	 * Another node reads the mailbox now: it finds these mails in the
+	 * register (their keys) and acknowledges them itself; two nodes moving
+	 * one mail would fight.
+	 */
+	if (!intake_lease(mb)) {
 		free(done);
 		free(bad);
 		return -1;
@@ -421,11 +582,16 @@ intake_batch(struct mailbox *mb, const struct email_settings *set, struct imap *
 	for (size_t i = 0; i < n; i++)
 		mb->outcomes[i] = INTAKE_RETRY;
 	pthread_mutex_unlock(&mb->mu);
-	for (size_t i = 0; i < n && !intake_stopping(ce); i++) {
+	for (size_t i = 0; i < n && !intake_ending(mb); i++) {
 		struct intake_item *it;
 		char *raw = NULL;
 		size_t len = 0;
-		int rc = imap_fetch(im, mb->folder, uids[i], &raw, &len, &err);
+		int rc;
+
+		/* Lost the mailbox to another node: not one fetch more. */
+		if (!intake_lease(mb))
+			break;
+		rc = imap_fetch(im, mb->folder, uids[i], &raw, &len, &err);
 
 		if (rc != 0) {
 			if (rc < 0)
@@ -482,9 +648,18 @@ intake_main(void *arg)
 
 	if ((mb->outcomes = calloc(INTAKE_BATCH, sizeof(*mb->outcomes))) == NULL)
 		return NULL;
-	while (!intake_stopping(ce)) {
+	while (!intake_ending(mb)) {
 		uint32_t uidvalidity = 0, uidnext = 0, count = 0, *uids = NULL;
 		size_t n = 0, off;
+
+		if (!intake_lease(mb)) {
+			/* Another node reads it: no session of this one stays on the server. */
+			imap_close(im);
+			im = NULL;
+			folders_made = 0;
+			intake_sleep(mb, INTAKE_LEASE_RETRY_MS);
+			continue;
+		}
 
 		/*
 		 * One round, one settings reference: after a reload the next round
@@ -519,7 +694,7 @@ intake_main(void *arg)
 			    err);
 			if (up != 0)
 				intake_state(mb, up = 0);
-			intake_sleep(mb, backoff);
+			intake_pause(mb, backoff);
 			backoff = backoff < 60000 ? backoff * 2 : 60000;
 			continue;
 		}
@@ -543,7 +718,7 @@ intake_main(void *arg)
 			intake_log(mb, LOKET_LOG_INFO, "mailbox open mailbox=%s waiting=%s",
 			    mb->name, idle == 1 ? "idle" : "poll");
 		}
-		for (off = 0; off < n && !intake_stopping(ce); off += INTAKE_BATCH) {
+		for (off = 0; off < n && !intake_ending(mb); off += INTAKE_BATCH) {
 			size_t len = n - off < INTAKE_BATCH ? n - off : INTAKE_BATCH;
 
 			intake_batch(mb, set, im, uidvalidity, uids + off, len);
@@ -552,23 +727,27 @@ intake_main(void *arg)
 			intake_acknowledge(mb, set, im, uids + off, len);
 		}
 		free(uids);
-		if (intake_stopping(ce))
+		if (intake_ending(mb))
 			break;
 		if (n > 0)
 			continue; /* more may have come while this batch went in */
 		if (idle == 1) {
-			if (imap_idle_wait(im, mb->folder, (long)set->poll_ms, mb->wake[0], &err)
-			    < 0) {
+			/* IDLE ends in time to renew the lease; the next round idles again. */
+			if (imap_idle_wait(im, mb->folder, intake_lease_wait(mb, (long)set->poll_ms),
+				mb->wake[0], &err) < 0) {
 				intake_log(mb, LOKET_LOG_WARN, "idle failed mailbox=%s: %s",
 				    mb->name, err);
-				intake_sleep(mb, backoff);
+				intake_pause(mb, backoff);
 			}
 		} else {
-			intake_sleep(mb, (long)set->poll_ms);
+			intake_pause(mb, (long)set->poll_ms);
 		}
 	}
 	settings_put(ce, set);
 	imap_close(im);
+	/* Another node may read it at once (a node that dies leaves the lease to run out). */
+	if (mb->lease_known == 1 && ce->api->lease(ce->self, mb->lease_name, 0, 1) == 0)
+		intake_log(mb, LOKET_LOG_INFO, "mailbox released mailbox=%s", mb->name);
 	return NULL;
 }
 
@@ -580,6 +759,8 @@ intake_start(struct chan_email *ce, const char **error_r)
 
 		pthread_mutex_init(&mb->mu, NULL);
 		pthread_cond_init(&mb->cv, NULL);
+		snprintf(mb->lease_name, sizeof(mb->lease_name), "mailbox:%s", mb->name);
+		mb->lease_known = -1;
 		if (pipe(mb->wake) < 0) {
 			*error_r = "cannot create a pipe";
 			return -1;
@@ -618,4 +799,20 @@ intake_stop(struct chan_email *ce)
 		pthread_mutex_destroy(&mb->mu);
 		pthread_cond_destroy(&mb->cv);
 	}
+}
+
+void
+intake_retire(struct chan_email *ce, struct mailbox *mb)
+{
+	if (!mb->started)
+		return;
+	pthread_mutex_lock(&mb->mu);
+	mb->retired = 1;
+	pthread_cond_broadcast(&mb->cv);
+	pthread_mutex_unlock(&mb->mu);
+	/* Ends an IDLE or a sleep; the thread is joined at unload, as the others are. */
+	if (write(mb->wake[1], "x", 1) < 0)
+		ce->api->log(ce->self, LOKET_LOG_WARN, "cannot wake mailbox %s", mb->name);
+	ce->api->log(ce->self, LOKET_LOG_INFO,
+	    "mailbox removed mailbox=%s: its line left the config; it is read no more", mb->name);
 }

@@ -90,6 +90,17 @@ settings_check_value(const char *key, const char *value)
 	if ((strcmp(key, "processed_folder") == 0 || strcmp(key, "quarantine_folder") == 0)
 	    && *value == '\0')
 		return "expected a folder name";
+	if (strncmp(key, "mailbox", 7) == 0 && *value != '\0') {
+		/* The NAME, the line's first word: it names the mailbox's lease, metrics and log. */
+		size_t skip = strspn(value, " \t"), len = strcspn(value + skip, " \t");
+
+		if (len == 0 || len > 31
+		    || strspn(value + skip, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                            "0123456789._-")
+		        != len)
+			return "expected NAME URL ... with a NAME of letters, digits, '.', '_' and '-' "
+			       "(at most 31)";
+	}
 	return NULL;
 }
 

@@ -2,7 +2,8 @@
  * hello.c: the smallest complete loket plugin: config keys and sub-sections, a
  * timer, HTTP routes that know who calls, a contact submitted as a channel
  * does, a reload, register events (subscribing, and publishing one for a
- * role or user), and blobs kept and read back.
+ * role or user), blobs kept and read back, and a lease held by one node of
+ * those that share a register.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,6 +377,35 @@ hello_blob_get_cb(struct loket_http_req *req, void *arg)
 	free(data);
 }
 
+/*
+ * POST /hello/lease/{name}?ttl=MS&release=1: takes or renews the lease NAME
+ * (the core keeps it as "hello:NAME") for this node, or gives it up;
+ * answers {"held_ms": how long this node holds it}, 0 when another node
+ * does. A plugin asks from a thread of its own, since lease waits for the
+ * register; hello asks on the loop to stay short.
+ */
+static void
+hello_lease_cb(struct loket_http_req *req, void *arg)
+{
+	struct hello *h = arg;
+	const char *ttl = h->api->http_query(req, "ttl");
+	const char *release = h->api->http_query(req, "release");
+	char out[64];
+	int64_t held;
+	int n;
+
+	held = h->api->lease(h->self, h->api->http_param(req, "name"),
+	    ttl != NULL ? strtoull(ttl, NULL, 10) : 0, release != NULL && strcmp(release, "1") == 0);
+	if (held < 0) {
+		h->api->http_problem(req, 422,
+		    "lease refused: a name of at most 128 bytes without blanks, quotes or "
+		    "backslashes, and a ttl of at most 2147483647 ms");
+		return;
+	}
+	n = snprintf(out, sizeof(out), "{\"held_ms\":%lld}", (long long)held);
+	h->api->http_reply(req, 200, "application/json", out, (size_t)n);
+}
+
 static int
 hello_load(struct loket_plugin *self, const struct loket_api *api, const char **error_r)
 {
@@ -424,6 +454,15 @@ hello_load(struct loket_plugin *self, const struct loket_api *api, const char **
 		api->timer_free(h->timer);
 		free(h);
 		*error_r = "cannot add the blob routes";
+		return -1;
+	}
+	/* Leases came with ABI 1.7. */
+	if (LOKET_API_HAS(api, lease) &&
+	    api->http_route(self, LOKET_HTTP_POST, "/hello/lease/{name}", LOKET_ACCESS_ADMIN,
+		hello_lease_cb, h) < 0) {
+		api->timer_free(h->timer);
+		free(h);
+		*error_r = "cannot add the lease route";
 		return -1;
 	}
 	api->timer_arm(h->timer, (uint64_t)api->config_get_int(self, "tick"));

@@ -184,6 +184,11 @@ int pg_listen_broadcast(struct pg_listen *l, const char *what);
 /* Loop thread: whether a completed request is the listener's item, and hands it on (or drops it). */
 int pg_listen_is_item(const struct store_req *req);
 void pg_listen_deliver(const struct loket_store_host *host, struct store_req *req, int drop);
+/* pg_lease.c: the driver table's lease entry (any thread; see loket/store.h). */
+enum store_result pg_lease(void *impl, const char *name, const char *holder, int64_t ttl_ms,
+    int release, char was_r[STORE_LEASE_HOLDER_MAX]);
+/* Ends the lease connection (the store's close); a later lease connects again. */
+void pg_lease_close(void);
 
 /* pg_conn.c */
 /* Connects with conninfo; -1 with *error_r (a sentence without the password) when it cannot. */

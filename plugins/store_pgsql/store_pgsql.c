@@ -1208,6 +1208,7 @@ pg_close(void *impl)
 	pg_listen_free(st->listen);
 	/* The core calls no blob entry during or after close: their connections go too. */
 	pg_blobs_close();
+	pg_lease_close();
 	if (st->wdone_ev != NULL)
 		event_free(st->wdone_ev);
 	if (st->rdone_ev != NULL)
@@ -1235,4 +1236,5 @@ __attribute__((visibility("default"))) const struct store_driver loket_store_dri
 	.blob_get = pg_blob_get,
 	.broadcast = pg_broadcast,
 	.dump = pg_dump, .load_begin = pg_load_begin, .load_rows = pg_load_rows, .load_end = pg_load_end,
+	.lease = pg_lease,
 };

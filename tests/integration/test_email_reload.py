@@ -90,6 +90,47 @@ def test_reload_while_mail_flows_loses_nothing(loketd, mailserver):
     assert not sanitizer_report(d.log()), d.log()[-5000:]
 
 
+def test_a_mailbox_removed_on_reload_is_read_no_more(loketd, mailserver):
+    """A mailbox line that leaves the config stops that mailbox at the reload (new and
+    changed lines wait for a restart): its mail stays on the server, its lease goes back
+    (so that another node sharing the register reads it at once), the other mailbox goes on."""
+    d, client = email_daemon(loketd, mailserver, rules=None)
+    d.wait_log(r" mailbox open mailbox=welzijn ", timeout=10 * SLOW)
+    rewrite(d, mailserver, rules=None, mailbox2=None)
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r" mailbox removed mailbox=welzijn: its line left the config")
+    d.wait_log(r" store lease released name=chan_email:mailbox:welzijn node=\S+:%d$" % d.proc.pid)
+    d.wait_log(r" mailbox released mailbox=welzijn$")
+    mailserver.send(CITIZEN, [WELZIJN], citizen_mail("Voor welzijn", "Vraag.\n"))
+    mailserver.send(CITIZEN, [INFO], citizen_mail("Voor info", "Vraag.\n"))
+    (contact,) = wait_contacts(client, 1)
+    assert contact["subject"] == "Voor info"
+    mailserver.wait_messages(WELZIJN, "INBOX", 1, timeout=10 * SLOW)
+    time.sleep(3 * SLOW)  # three polls of the mailbox were it still read
+    assert len(mailserver.messages(WELZIJN)) == 1
+    assert [c["subject"] for c in email_contacts(client)] == ["Voor info"]
+    assert "mail registered mailbox=welzijn" not in d.log()
+    assert d.running()
+
+
+def test_a_mailbox_name_that_could_not_name_its_lease_stops_the_start(loketd, mailserver):
+    """A mailbox's NAME goes into its lease, its metrics and the log: letters, digits, '.',
+    '_' and '-' only, at most 31 of them, checked by `loketd -t` and at start (file:line)."""
+    line1 = email_conf(mailserver)["mailbox1"]
+    for bad in ('in"fo', "info/x", "i\\nfo", "x" * 32):
+        d, _ = email_daemon(loketd, mailserver, rules=None, start=False,
+                            mailbox1=line1.replace("info ", bad + " ", 1))
+        r = d.check()
+        line = line_of(d.config_text, "mailbox1 = ")
+        want = "loket.conf:%d: mailbox1: expected NAME URL ... with a NAME of letters" % line
+        assert r.returncode != 0 and want in r.stderr, (bad, r.stderr)
+        d.start_fails()
+        assert want in d.log(), d.log()
+    d, _ = email_daemon(loketd, mailserver, rules=None, start=False,
+                        mailbox1=line1.replace("info ", "info.gemeente_2-b ", 1))
+    assert d.check().returncode == 0
+
+
 def test_imap_flag_must_be_an_atom(loketd, mailserver):
     """A keyword that is no IMAP atom (a space, a bracket, a quote, a backslash) is refused
     by `loketd -t`, at start and at a reload, naming file:line; a good one is set on the

@@ -353,6 +353,52 @@ test_replay_goes_through_the_driver(void **state)
  * One blob writer for staff attachments, mail intake and plugins: named by
  * SHA-256 under data_dir/attachments, once, with no temporary file left.
  */
+/*
+ * The driver's lease rules, for any holder: one holder at a time until its
+ * lease runs out, renewals, a release only by the holder, who held it before.
+ */
+static void
+test_lease_one_holder_until_it_runs_out(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	const char *err = NULL;
+	char was[STORE_LEASE_HOLDER_MAX];
+	int64_t ttl = -1;
+
+	assert_int_equal(store_open(f->base, f->metrics, f->conf, &s, &err), 0);
+	assert_true(LOKET_STORE_DRIVER_HAS(s->driver, 1, lease));
+	assert_int_equal(s->driver->lease(s->impl, "m", "node-a", 200, 0, was), STORE_OK);
+	assert_string_equal(was, "");
+	assert_int_equal(s->driver->lease(s->impl, "m", "node-b", 200, 0, was), STORE_CONFLICT);
+	assert_string_equal(was, "node-a");
+	assert_int_equal(s->driver->lease(s->impl, "m", "node-a", 200, 0, was), STORE_OK);
+	/* Another name is another lease. */
+	assert_int_equal(s->driver->lease(s->impl, "n", "node-b", 200, 0, NULL), STORE_OK);
+	/* Only the holder gives it up. */
+	assert_int_equal(s->driver->lease(s->impl, "m", "node-b", 0, 1, NULL), STORE_OK);
+	assert_int_equal(s->driver->lease(s->impl, "m", "node-b", 200, 0, NULL), STORE_CONFLICT);
+	assert_int_equal(s->driver->lease(s->impl, "m", "node-a", 0, 1, NULL), STORE_OK);
+	assert_int_equal(s->driver->lease(s->impl, "m", "node-b", 50, 0, was), STORE_OK);
+	assert_string_equal(was, "");
+	/* Run out: the next holder takes it, and hears whose it was. */
+	usleep(120 * 1000);
+	assert_int_equal(s->driver->lease(s->impl, "m", "node-a", 200, 0, was), STORE_OK);
+	assert_string_equal(was, "node-b");
+	/* Through the core: this process's holder, [storage] lease (30 s) for a ttl of 0. */
+	assert_int_equal(store_lease(NULL, "p:x", 0, 0, &ttl), STORE_OK);
+	assert_int_equal(ttl, 30000);
+	assert_int_equal(store_lease(NULL, "p:x", 1500, 0, &ttl), STORE_OK);
+	assert_int_equal(ttl, 1500);
+	assert_int_equal(s->driver->lease(s->impl, "p:x", "other", 200, 0, was), STORE_CONFLICT);
+	assert_string_equal(was, s->holder);
+	assert_non_null(strchr(s->holder, ':'));
+	store_close(s);
+	/* Closed: nobody can tell who holds it, so it is not held. */
+	assert_int_equal(store_lease(NULL, "p:x", 0, 0, &ttl), STORE_UNAVAILABLE);
+	assert_int_equal(ttl, 0);
+}
+
 static void
 test_blob_put_keeps_bytes_by_sha256(void **state)
 {
@@ -1059,6 +1105,8 @@ main(void)
 		    test_storage_failure_detail_has_no_sqlite_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_goes_through_the_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_put_keeps_bytes_by_sha256, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_lease_one_holder_until_it_runs_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_update_checks_expect_and_decides_nothing_else, setup, teardown),
 		cmocka_unit_test_setup_teardown(
