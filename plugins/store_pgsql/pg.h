@@ -51,6 +51,12 @@ struct pg_conn {
 	char sqlstate[6];
 	/* For the log: "writer", "reader 2". */
 	char who[32];
+	/*
+	 * When set, each statement's duration in ns (loket_store_statement_seconds);
+	 * called on the connection's thread. Kept across pg_connect.
+	 */
+	void (*timed)(void *arg, uint64_t ns);
+	void *timed_arg;
 };
 
 /* Parameters of one statement, as text (PostgreSQL casts them by the statement's types). */
