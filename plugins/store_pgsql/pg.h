@@ -53,7 +53,8 @@ struct pg_conn {
 	char who[32];
 	/*
 	 * When set, each statement's duration in ns (loket_store_statement_seconds);
-	 * called on the connection's thread. Kept across pg_connect.
+	 * called on the connection's thread. pg_connect clears it (c may be
+	 * uninitialised): whoever connects sets it after.
 	 */
 	void (*timed)(void *arg, uint64_t ns);
 	void *timed_arg;

@@ -72,13 +72,9 @@ int
 pg_connect(struct pg_conn *c, const char *conninfo, const char *who, const char **error_r)
 {
 	static char err[512];
-	void (*timed)(void *, uint64_t) = c->timed;
-	void *timed_arg = c->timed_arg;
 	PGresult *r;
 
 	memset(c, 0, sizeof(*c));
-	c->timed = timed;
-	c->timed_arg = timed_arg;
 	snprintf(c->who, sizeof(c->who), "%s", who);
 	c->conn = PQconnectdb(conninfo);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {

@@ -303,7 +303,10 @@ pg_stmt_times_flush(struct pg_store *st)
 static int
 pg_reconnect(struct pg_store *st, struct pg_conn *c, const char *who, int quiet)
 {
+	void (*timed)(void *, uint64_t) = c->timed;
+	void *timed_arg = c->timed_arg;
 	const char *err;
+	int rc = 0;
 
 	if (c->conn != NULL) {
 		pg_disconnect(c);
@@ -312,10 +315,14 @@ pg_reconnect(struct pg_store *st, struct pg_conn *c, const char *who, int quiet)
 	if (pg_connect(c, st->conninfo, who, &err) < 0) {
 		if (!quiet)
 			pg_log(LOKET_LOG_WARN, "%s: %s", who, err);
-		return -1;
+		rc = -1;
+	} else {
+		pg_live_add(st, 1);
 	}
-	pg_live_add(st, 1);
-	return 0;
+	/* The connection's statement metric stays with it across reconnects. */
+	c->timed = timed;
+	c->timed_arg = timed_arg;
+	return rc;
 }
 
 /*
@@ -978,11 +985,11 @@ pg_readers_start(struct pg_store *st, const char **error_r)
 
 		rd->st = st;
 		rd->ordered = i == 0;
-		rd->conn.timed = pg_stmt_timed_reader_cb;
-		rd->conn.timed_arg = st;
 		snprintf(rd->who, sizeof(rd->who), i == 0 ? "reader (daemon)" : "reader %u", i);
 		if (pg_connect(&rd->conn, st->conninfo, rd->who, error_r) < 0)
 			return -1;
+		rd->conn.timed = pg_stmt_timed_reader_cb;
+		rd->conn.timed_arg = st;
 		pg_live_add(st, 1);
 	}
 	for (unsigned int i = 0; i < n; i++) {
