@@ -340,11 +340,18 @@ pg_idle_ok(struct pg_conn *c)
 	return 1;
 }
 
-/* ---- events: each write's, kept until the batch stores them before COMMIT ---- */
+/* ---- events and counts: each write's, kept until the batch stores them before COMMIT ---- */
 
+/*
+ * An event of a write, or (count_delta != 0) a change of the per channel
+ * and status counts. Both wait for the end of the batch: a failed write
+ * drops its own with its savepoint (pg_event_rewind), whichever they are.
+ */
 struct pg_pending {
 	struct store_req *req;
 	struct store_event ev;
+	int count_delta;
+	char count_channel[64], count_status[32];
 };
 
 /* Writer thread only. */
@@ -405,6 +412,102 @@ pg_event(struct store_req *req, enum loket_event_kind kind, int64_t at, int64_t 
 	return 0;
 }
 
+/*
+ * The counts rows are the register's hottest: every new contact and every
+ * status change moves one. Updated in each write's order they are locked
+ * in a different order by each node's batch, and two nodes' batches
+ * deadlock (PostgreSQL ends one after deadlock_timeout: seconds of
+ * latency, a write answered 503). So they are summed per row and updated
+ * at the end of the batch, in (channel, status) order, before the events
+ * lock: every node takes these locks in one order.
+ */
+int
+pg_count(const char *channel, const char *status, int delta)
+{
+	struct pg_pending *p;
+
+	if (channel == NULL)
+		channel = "";
+	if (status == NULL)
+		status = "";
+	if (strlen(channel) >= sizeof(p->count_channel) ||
+	    strlen(status) >= sizeof(p->count_status)) {
+		pg_logf("writer: a channel or status name too long for the counts (%zu, %zu bytes)",
+		    strlen(channel), strlen(status));
+		return -1;
+	}
+	if (pg_npend == pg_pend_cap) {
+		size_t cap = pg_pend_cap > 0 ? pg_pend_cap * 2 : 64;
+
+		if ((p = realloc(pg_pend, cap * sizeof(*p))) == NULL)
+			return -1;
+		pg_pend = p;
+		pg_pend_cap = cap;
+	}
+	p = &pg_pend[pg_npend++];
+	memset(p, 0, sizeof(*p));
+	p->count_delta = delta;
+	snprintf(p->count_channel, sizeof(p->count_channel), "%s", channel);
+	snprintf(p->count_status, sizeof(p->count_status), "%s", status);
+	return 0;
+}
+
+static int
+pg_count_cmp(const void *a, const void *b)
+{
+	const struct pg_pending *x = *(const struct pg_pending *const *)a;
+	const struct pg_pending *y = *(const struct pg_pending *const *)b;
+	int c = strcmp(x->count_channel, y->count_channel);
+
+	return c != 0 ? c : strcmp(x->count_status, y->count_status);
+}
+
+/* The batch's counts changes, summed per row, in (channel, status) order; -1 when it broke. */
+static int
+pg_counts_flush(struct pg_conn *c)
+{
+	static const char sql[] = "INSERT INTO counts (channel, status, n) VALUES ($1, $2, $3)"
+				  " ON CONFLICT (channel, status) DO UPDATE SET n = counts.n + EXCLUDED.n";
+	struct pg_pending **v;
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < pg_npend; i++)
+		n += pg_pend[i].count_delta != 0;
+	if (n == 0)
+		return 0;
+	if ((v = malloc(n * sizeof(*v))) == NULL)
+		return -1;
+	n = 0;
+	for (size_t i = 0; i < pg_npend; i++)
+		if (pg_pend[i].count_delta != 0)
+			v[n++] = &pg_pend[i];
+	qsort(v, n, sizeof(*v), pg_count_cmp);
+	for (size_t i = 0; i < n && rc == 0;) {
+		struct pg_params p;
+		PGresult *r;
+		int64_t sum = 0;
+		size_t j = i;
+
+		for (; j < n && pg_count_cmp(&v[i], &v[j]) == 0; j++)
+			sum += v[j]->count_delta;
+		if (sum != 0) {
+			pg_params_init(&p);
+			pg_p_text(&p, v[i]->count_channel);
+			pg_p_text(&p, v[i]->count_status);
+			pg_p_int(&p, sum);
+			r = pg_run(c, sql, &p);
+			pg_params_clear(&p);
+			if (r == NULL)
+				rc = -1;
+			PQclear(r);
+		}
+		i = j;
+	}
+	free(v);
+	return rc;
+}
+
 size_t
 pg_event_mark(void)
 {
@@ -432,13 +535,19 @@ pg_events_flush(struct pg_conn *c)
 	struct pg_params p;
 	PGresult *r;
 
-	if (pg_npend == 0)
+	size_t nev = 0;
+
+	for (size_t i = 0; i < pg_npend; i++)
+		nev += pg_pend[i].count_delta == 0;
+	if (nev == 0)
 		return 0;
 	if (pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_EVENTS_LOCK ")") < 0)
 		return -1;
 	for (size_t i = 0; i < pg_npend; i++) {
 		struct store_event *ev = &pg_pend[i].ev;
 
+		if (pg_pend[i].count_delta != 0)
+			continue;
 		pg_params_init(&p);
 		pg_p_int(&p, ev->at);
 		pg_p_text(&p, pg_host->event_name(ev->kind));
@@ -468,7 +577,7 @@ static void
 pg_events_deliver(void)
 {
 	for (size_t i = 0; i < pg_npend; i++)
-		if (pg_pend[i].req->result == STORE_OK &&
+		if (pg_pend[i].count_delta == 0 && pg_pend[i].req->result == STORE_OK &&
 		    pg_host->req_event(pg_pend[i].req, &pg_pend[i].ev) < 0)
 			pg_logf("writer: out of memory recording an event of a stored write");
 	pg_npend = 0;
@@ -589,7 +698,8 @@ pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
 		if (pg_exec(w, "RELEASE SAVEPOINT req") < 0)
 			goto broke;
 	}
-	if (pg_events_flush(w) < 0)
+	/* Counts first, then the events lock: the order every node takes them in. */
+	if (pg_counts_flush(w) < 0 || pg_events_flush(w) < 0)
 		goto broke;
 	if (++st->wcommits == st->test_fault_at && st->test_fault != PG_TEST_FAULT_NONE)
 		return pg_test_fault_commit(st);
