@@ -51,6 +51,13 @@ struct pg_conn {
 	char sqlstate[6];
 	/* For the log: "writer", "reader 2". */
 	char who[32];
+	/*
+	 * When set, each statement's duration in ns (loket_store_statement_seconds);
+	 * called on the connection's thread. pg_connect clears it (c may be
+	 * uninitialised): whoever connects sets it after.
+	 */
+	void (*timed)(void *arg, uint64_t ns);
+	void *timed_arg;
 };
 
 /* Parameters of one statement, as text (PostgreSQL casts them by the statement's types). */
@@ -83,7 +90,13 @@ void pg_log(enum loket_log_level level, const char *fmt, ...) __attribute__((for
  */
 int pg_event(struct store_req *req, enum loket_event_kind kind, int64_t at, int64_t contact_id,
     int64_t task_id, const char *payload_fmt, ...) __attribute__((format(printf, 6, 7)));
-/* Where the events stand now, and back to there (a write's inner savepoint rolled back). */
+/*
+ * store_pgsql.c, writer thread only: the write being run moves the count of
+ * (channel, status) by delta; the batch applies the sum per row at its end
+ * (one lock order across nodes). Rewound with the write's events.
+ */
+int pg_count(const char *channel, const char *status, int delta);
+/* Where the events (and counts) stand now, and back to there (a savepoint rolled back). */
 size_t pg_event_mark(void);
 void pg_event_rewind(size_t mark);
 /* s as the inside of a JSON string (quotes, backslashes, controls escaped), into buf. */

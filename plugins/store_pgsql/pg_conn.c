@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pg.h"
 
@@ -112,8 +113,48 @@ pg_alive(struct pg_conn *c)
 	return c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
 }
 
+static uint64_t
+pg_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The statement that began at t0 ended: its time to the connection's metric, if any. */
+static void
+pg_timed(struct pg_conn *c, uint64_t t0)
+{
+	if (c->timed != NULL)
+		c->timed(c->timed_arg, pg_clock_ns() - t0);
+}
+
+static PGresult *pg_run_untimed(struct pg_conn *c, const char *sql, const struct pg_params *p);
+static int pg_exec_untimed(struct pg_conn *c, const char *sql);
+
 PGresult *
 pg_run(struct pg_conn *c, const char *sql, const struct pg_params *p)
+{
+	uint64_t t0 = c->timed != NULL ? pg_clock_ns() : 0;
+	PGresult *r = pg_run_untimed(c, sql, p);
+
+	pg_timed(c, t0);
+	return r;
+}
+
+int
+pg_exec(struct pg_conn *c, const char *sql)
+{
+	uint64_t t0 = c->timed != NULL ? pg_clock_ns() : 0;
+	int rc = pg_exec_untimed(c, sql);
+
+	pg_timed(c, t0);
+	return rc;
+}
+
+static PGresult *
+pg_run_untimed(struct pg_conn *c, const char *sql, const struct pg_params *p)
 {
 	char name[16];
 	PGresult *r;
@@ -163,8 +204,8 @@ pg_run(struct pg_conn *c, const char *sql, const struct pg_params *p)
 	return r;
 }
 
-int
-pg_exec(struct pg_conn *c, const char *sql)
+static int
+pg_exec_untimed(struct pg_conn *c, const char *sql)
 {
 	PGresult *r;
 

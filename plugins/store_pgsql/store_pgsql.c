@@ -40,6 +40,8 @@
 #include "pg.h"
 
 #define PG_BATCH_MAX 512
+/* Statement times kept per kind of connection between two completions on the loop. */
+#define PG_STMT_TIMES 8192
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
 /* How often an idle writer looks whether its connection is still there. */
@@ -48,6 +50,22 @@
 #define PG_RESOLVE_TRIES 8
 /* Any number the daemons agree on: the lock a batch holds while it stores its events. */
 #define PG_EVENTS_LOCK "7155390202"
+
+/*
+ * Test hook, read once at open: LOKET_PGSQL_FAULT=commit-lost:N makes the
+ * writer send its Nth COMMIT (counted from open, batches only) and drop the
+ * connection without reading the answer, as a network cut right after the
+ * COMMIT left would; commit-unsent:N drops it just before that COMMIT is
+ * sent. Either way the writer does not know whether the batch committed and
+ * must ask the server (txid_status) on a new connection. The integration
+ * tests (tests/integration/test_pgsql.py) switch it on; docs/storage.md,
+ * "Testing the PostgreSQL driver", says so. Unset in production.
+ */
+enum pg_test_fault {
+	PG_TEST_FAULT_NONE = 0,
+	PG_TEST_FAULT_COMMIT_LOST,
+	PG_TEST_FAULT_COMMIT_UNSENT,
+};
 
 const struct loket_store_host *pg_host;
 
@@ -106,6 +124,25 @@ struct pg_store {
 
 	struct loket_store_metric *batch_size, *commit_latency, *read_latency;
 	struct loket_store_metric *commits, *commit_failures, *reconnects_total;
+
+	/*
+	 * Statement times from the writer's and the readers' threads, under smu,
+	 * until the loop puts them on loket_store_statement_seconds (metrics are
+	 * the loop's): at each completion, which every statement precedes.
+	 */
+	pthread_mutex_t smu;
+	struct pg_stmt_times {
+		uint64_t ns[PG_STMT_TIMES];
+		size_t n;
+		struct loket_store_metric *metric;
+	} stimes[2]; /* 0: writer, 1: readers */
+	struct loket_store_metric *stimes_dropped;
+	unsigned long stimes_lost;
+
+	/* The test hook (LOKET_PGSQL_FAULT): which COMMIT, and how it is lost. */
+	enum pg_test_fault test_fault;
+	unsigned long test_fault_at;
+	unsigned long wcommits; /* COMMITs the writer sent; writer thread only */
 };
 
 static const double pg_batch_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512 };
@@ -224,11 +261,63 @@ pg_live_add(struct pg_store *st, int delta)
 	pthread_mutex_unlock(&st->mu);
 }
 
+/* A statement's time (any worker thread); past PG_STMT_TIMES unread, counted as lost. */
+static void
+pg_stmt_timed(struct pg_stmt_times *t, struct pg_store *st, uint64_t ns)
+{
+	pthread_mutex_lock(&st->smu);
+	if (t->n < PG_STMT_TIMES)
+		t->ns[t->n++] = ns;
+	else
+		st->stimes_lost++;
+	pthread_mutex_unlock(&st->smu);
+}
+
+static void
+pg_stmt_timed_writer_cb(void *arg, uint64_t ns)
+{
+	struct pg_store *st = arg;
+
+	pg_stmt_timed(&st->stimes[0], st, ns);
+}
+
+static void
+pg_stmt_timed_reader_cb(void *arg, uint64_t ns)
+{
+	struct pg_store *st = arg;
+
+	pg_stmt_timed(&st->stimes[1], st, ns);
+}
+
+/* The statement times gathered so far onto their histograms; on the loop. */
+static void
+pg_stmt_times_flush(struct pg_store *st)
+{
+	unsigned long lost;
+
+	pthread_mutex_lock(&st->smu);
+	for (int k = 0; k < 2; k++) {
+		struct pg_stmt_times *t = &st->stimes[k];
+
+		for (size_t i = 0; i < t->n; i++)
+			st->host->metric_observe(t->metric, (double)t->ns[i] / 1e9);
+		t->n = 0;
+	}
+	lost = st->stimes_lost;
+	st->stimes_lost = 0;
+	pthread_mutex_unlock(&st->smu);
+	if (lost > 0)
+		st->host->metric_add(st->stimes_dropped, (double)lost);
+}
+
 /* Connects c (closing what it had); 0, or -1 with the cause logged once per outage. */
 static int
 pg_reconnect(struct pg_store *st, struct pg_conn *c, const char *who, int quiet)
 {
+	void (*timed)(void *, uint64_t) = c->timed;
+	void *timed_arg = c->timed_arg;
 	const char *err;
+	int rc = 0;
 
 	if (c->conn != NULL) {
 		pg_disconnect(c);
@@ -237,10 +326,14 @@ pg_reconnect(struct pg_store *st, struct pg_conn *c, const char *who, int quiet)
 	if (pg_connect(c, st->conninfo, who, &err) < 0) {
 		if (!quiet)
 			pg_log(LOKET_LOG_WARN, "%s: %s", who, err);
-		return -1;
+		rc = -1;
+	} else {
+		pg_live_add(st, 1);
 	}
-	pg_live_add(st, 1);
-	return 0;
+	/* The connection's statement metric stays with it across reconnects. */
+	c->timed = timed;
+	c->timed_arg = timed_arg;
+	return rc;
 }
 
 /*
@@ -258,11 +351,18 @@ pg_idle_ok(struct pg_conn *c)
 	return 1;
 }
 
-/* ---- events: each write's, kept until the batch stores them before COMMIT ---- */
+/* ---- events and counts: each write's, kept until the batch stores them before COMMIT ---- */
 
+/*
+ * An event of a write, or (count_delta != 0) a change of the per channel
+ * and status counts. Both wait for the end of the batch: a failed write
+ * drops its own with its savepoint (pg_event_rewind), whichever they are.
+ */
 struct pg_pending {
 	struct store_req *req;
 	struct store_event ev;
+	int count_delta;
+	char count_channel[64], count_status[32];
 };
 
 /* Writer thread only. */
@@ -323,6 +423,102 @@ pg_event(struct store_req *req, enum loket_event_kind kind, int64_t at, int64_t 
 	return 0;
 }
 
+/*
+ * The counts rows are the register's hottest: every new contact and every
+ * status change moves one. Updated in each write's order they are locked
+ * in a different order by each node's batch, and two nodes' batches
+ * deadlock (PostgreSQL ends one after deadlock_timeout: seconds of
+ * latency, a write answered 503). So they are summed per row and updated
+ * at the end of the batch, in (channel, status) order, before the events
+ * lock: every node takes these locks in one order.
+ */
+int
+pg_count(const char *channel, const char *status, int delta)
+{
+	struct pg_pending *p;
+
+	if (channel == NULL)
+		channel = "";
+	if (status == NULL)
+		status = "";
+	if (strlen(channel) >= sizeof(p->count_channel) ||
+	    strlen(status) >= sizeof(p->count_status)) {
+		pg_logf("writer: a channel or status name too long for the counts (%zu, %zu bytes)",
+		    strlen(channel), strlen(status));
+		return -1;
+	}
+	if (pg_npend == pg_pend_cap) {
+		size_t cap = pg_pend_cap > 0 ? pg_pend_cap * 2 : 64;
+
+		if ((p = realloc(pg_pend, cap * sizeof(*p))) == NULL)
+			return -1;
+		pg_pend = p;
+		pg_pend_cap = cap;
+	}
+	p = &pg_pend[pg_npend++];
+	memset(p, 0, sizeof(*p));
+	p->count_delta = delta;
+	snprintf(p->count_channel, sizeof(p->count_channel), "%s", channel);
+	snprintf(p->count_status, sizeof(p->count_status), "%s", status);
+	return 0;
+}
+
+static int
+pg_count_cmp(const void *a, const void *b)
+{
+	const struct pg_pending *x = *(const struct pg_pending *const *)a;
+	const struct pg_pending *y = *(const struct pg_pending *const *)b;
+	int c = strcmp(x->count_channel, y->count_channel);
+
+	return c != 0 ? c : strcmp(x->count_status, y->count_status);
+}
+
+/* The batch's counts changes, summed per row, in (channel, status) order; -1 when it broke. */
+static int
+pg_counts_flush(struct pg_conn *c)
+{
+	static const char sql[] = "INSERT INTO counts (channel, status, n) VALUES ($1, $2, $3)"
+				  " ON CONFLICT (channel, status) DO UPDATE SET n = counts.n + EXCLUDED.n";
+	struct pg_pending **v;
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < pg_npend; i++)
+		n += pg_pend[i].count_delta != 0;
+	if (n == 0)
+		return 0;
+	if ((v = malloc(n * sizeof(*v))) == NULL)
+		return -1;
+	n = 0;
+	for (size_t i = 0; i < pg_npend; i++)
+		if (pg_pend[i].count_delta != 0)
+			v[n++] = &pg_pend[i];
+	qsort(v, n, sizeof(*v), pg_count_cmp);
+	for (size_t i = 0; i < n && rc == 0;) {
+		struct pg_params p;
+		PGresult *r;
+		int64_t sum = 0;
+		size_t j = i;
+
+		for (; j < n && pg_count_cmp(&v[i], &v[j]) == 0; j++)
+			sum += v[j]->count_delta;
+		if (sum != 0) {
+			pg_params_init(&p);
+			pg_p_text(&p, v[i]->count_channel);
+			pg_p_text(&p, v[i]->count_status);
+			pg_p_int(&p, sum);
+			r = pg_run(c, sql, &p);
+			pg_params_clear(&p);
+			if (r == NULL)
+				rc = -1;
+			PQclear(r);
+		}
+		i = j;
+	}
+	free(v);
+	return rc;
+}
+
 size_t
 pg_event_mark(void)
 {
@@ -350,13 +546,19 @@ pg_events_flush(struct pg_conn *c)
 	struct pg_params p;
 	PGresult *r;
 
-	if (pg_npend == 0)
+	size_t nev = 0;
+
+	for (size_t i = 0; i < pg_npend; i++)
+		nev += pg_pend[i].count_delta == 0;
+	if (nev == 0)
 		return 0;
 	if (pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_EVENTS_LOCK ")") < 0)
 		return -1;
 	for (size_t i = 0; i < pg_npend; i++) {
 		struct store_event *ev = &pg_pend[i].ev;
 
+		if (pg_pend[i].count_delta != 0)
+			continue;
 		pg_params_init(&p);
 		pg_p_int(&p, ev->at);
 		pg_p_text(&p, pg_host->event_name(ev->kind));
@@ -394,7 +596,7 @@ static void
 pg_events_deliver(void)
 {
 	for (size_t i = 0; i < pg_npend; i++)
-		if (pg_pend[i].req->result == STORE_OK &&
+		if (pg_pend[i].count_delta == 0 && pg_pend[i].req->result == STORE_OK &&
 		    pg_host->req_event(pg_pend[i].req, &pg_pend[i].ev) < 0)
 			pg_logf("writer: out of memory recording an event of a stored write");
 	pg_npend = 0;
@@ -418,6 +620,70 @@ pg_req_reset(struct store_req *req)
 	pg_host->req_fail(req, STORE_OK, "%s", "");
 	req->result = STORE_OK;
 	req->error[0] = '\0';
+}
+
+/*
+ * The test hook's COMMIT (LOKET_PGSQL_FAULT): the connection is cut in both
+ * directions right after the COMMIT was sent (commit-lost: the server still
+ * reads and commits it, its answer is never read) or before (commit-unsent:
+ * the server sees the session end inside the transaction and rolls it back).
+ * Either way, for the writer, the connection broke during COMMIT.
+ */
+static enum pg_batch_end
+pg_test_fault_commit(struct pg_store *st)
+{
+	struct pg_conn *w = &st->w;
+	int fd = PQsocket(w->conn);
+
+	if (st->test_fault == PG_TEST_FAULT_COMMIT_LOST) {
+		if (PQsendQuery(w->conn, "COMMIT") == 1) {
+			while (PQflush(w->conn) == 1)
+				;
+		}
+	}
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	pg_log(LOKET_LOG_WARN, "writer: test fault %s:%lu: connection cut %s COMMIT",
+	    st->test_fault == PG_TEST_FAULT_COMMIT_LOST ? "commit-lost" : "commit-unsent",
+	    st->test_fault_at,
+	    st->test_fault == PG_TEST_FAULT_COMMIT_LOST ? "after sending" : "before sending");
+	w->fault = PG_FAULT_CONNECTION;
+	return PG_BATCH_UNKNOWN;
+}
+
+/* Reads LOKET_PGSQL_FAULT (the test hook above); -1 with *error_r when it does not parse. */
+static int
+pg_test_fault_parse(struct pg_store *st, const char **error_r)
+{
+	const char *v = getenv("LOKET_PGSQL_FAULT");
+	const char *num;
+	char *end;
+	unsigned long n;
+
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	if (strncmp(v, "commit-lost:", 12) == 0) {
+		st->test_fault = PG_TEST_FAULT_COMMIT_LOST;
+		num = v + 12;
+	} else if (strncmp(v, "commit-unsent:", 14) == 0) {
+		st->test_fault = PG_TEST_FAULT_COMMIT_UNSENT;
+		num = v + 14;
+	} else {
+		*error_r = "LOKET_PGSQL_FAULT (a test hook) is not commit-lost:N or commit-unsent:N; "
+			   "unset it outside tests";
+		return -1;
+	}
+	errno = 0;
+	n = strtoul(num, &end, 10);
+	if (errno != 0 || end == num || *end != '\0' || n == 0 || num[0] == '-') {
+		*error_r = "LOKET_PGSQL_FAULT (a test hook): N in commit-lost:N or commit-unsent:N "
+			   "must be a whole number from 1";
+		return -1;
+	}
+	st->test_fault_at = n;
+	pg_log(LOKET_LOG_WARN, "test hook LOKET_PGSQL_FAULT=%s is on: the writer's COMMIT %lu "
+			       "will be cut off", v, n);
+	return 0;
 }
 
 static enum pg_batch_end
@@ -452,7 +718,8 @@ pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
 		if (pg_exec(w, "RELEASE SAVEPOINT req") < 0)
 			goto broke;
 	}
-	if (pg_events_flush(w) < 0)
+	/* Counts first, then the events lock: the order every node takes them in. */
+	if (pg_counts_flush(w) < 0 || pg_events_flush(w) < 0)
 		goto broke;
 	if (pg_npend > 0 && st->listen != NULL) {
 		/* Until this batch is queued for the loop: see pg_listen.c, "One order". */
@@ -461,6 +728,8 @@ pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
 		pg_listen_hold(st->listen);
 		st->lheld = 1;
 	}
+	if (++st->wcommits == st->test_fault_at && st->test_fault != PG_TEST_FAULT_NONE)
+		return pg_test_fault_commit(st);
 	if (pg_exec(w, "COMMIT") < 0)
 		return w->fault == PG_FAULT_CONNECTION ? PG_BATCH_UNKNOWN : PG_BATCH_FAILED;
 	return PG_BATCH_COMMITTED;
@@ -581,9 +850,17 @@ pg_writer_batch(struct pg_store *st, struct store_req *batch, unsigned int n)
 		    done == 1 ? "committed" : done == 0 ? "aborted" : "unknown (answered 503)");
 		pg_set_down(st, !pg_alive(&st->w));
 		end = done == 1 ? PG_BATCH_COMMITTED : PG_BATCH_FAILED;
-		if (done != 1) {
+		if (done == 0) {
 			pg_npend = 0;
 			pg_batch_fail(batch, "the register could not commit");
+		} else if (done < 0) {
+			/* Not known either way: say so, never that nothing was stored. */
+			pg_npend = 0;
+			for (struct store_req *req = batch; req != NULL; req = req->next)
+				pg_host->req_fail(req, STORE_UNAVAILABLE,
+				    "the connection to the register broke while it committed and "
+				    "whether this request was stored is not known yet; try again "
+				    "later with the same Idempotency-Key");
 		}
 	} else if (end == PG_BATCH_BROKEN) {
 		pg_npend = 0;
@@ -695,6 +972,7 @@ pg_wdone_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&st->mu);
 	if (reconnects > 0)
 		st->host->metric_add(st->reconnects_total, (double)reconnects);
+	pg_stmt_times_flush(st);
 	for (; r != NULL; r = next) {
 		next = r->next;
 		r->next = NULL;
@@ -846,6 +1124,7 @@ pg_rdone_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&st->rmu);
 	r = pg_queue_take(&st->rdone);
 	pthread_mutex_unlock(&st->rmu);
+	pg_stmt_times_flush(st);
 	for (; r != NULL; r = next) {
 		next = r->next;
 		r->next = NULL;
@@ -881,6 +1160,8 @@ pg_readers_start(struct pg_store *st, const char **error_r)
 		snprintf(rd->who, sizeof(rd->who), i == 0 ? "reader (daemon)" : "reader %u", i);
 		if (pg_connect(&rd->conn, st->conninfo, rd->who, error_r) < 0)
 			return -1;
+		rd->conn.timed = pg_stmt_timed_reader_cb;
+		rd->conn.timed_arg = st;
 		pg_live_add(st, 1);
 	}
 	for (unsigned int i = 0; i < n; i++) {
@@ -1046,6 +1327,7 @@ pg_open(const struct loket_store_host *host, void **impl_r, const char **error_r
 	pthread_cond_init(&st->cv, NULL);
 	pthread_mutex_init(&st->rmu, NULL);
 	pthread_cond_init(&st->rcv, NULL);
+	pthread_mutex_init(&st->smu, NULL);
 	pg_queue_init(&st->wq);
 	pg_queue_init(&st->wdone);
 	pg_queue_init(&st->rq);
@@ -1055,6 +1337,8 @@ pg_open(const struct loket_store_host *host, void **impl_r, const char **error_r
 		*error_r = "out of memory";
 		goto fail;
 	}
+	if (pg_test_fault_parse(st, error_r) < 0)
+		goto fail;
 	if (pg_connect(&st->w, st->conninfo, "writer", error_r) < 0)
 		goto fail;
 	st->live = 1;
@@ -1082,6 +1366,20 @@ pg_open(const struct loket_store_host *host, void **impl_r, const char **error_r
 	st->reconnects_total = host->metric(host, LOKET_STORE_METRIC_COUNTER,
 	    "loket_store_reconnects_total",
 	    "Times the writer reconnected to PostgreSQL after losing it.", "", NULL, 0);
+	st->stimes[0].metric = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM,
+	    "loket_store_statement_seconds",
+	    "Time one SQL statement took, from sending it to its result.", "conn=\"writer\"",
+	    NULL, 0);
+	st->stimes[1].metric = host->metric(host, LOKET_STORE_METRIC_HISTOGRAM,
+	    "loket_store_statement_seconds",
+	    "Time one SQL statement took, from sending it to its result.", "conn=\"reader\"",
+	    NULL, 0);
+	st->stimes_dropped = host->metric(host, LOKET_STORE_METRIC_COUNTER,
+	    "loket_store_statement_times_dropped_total",
+	    "Statement times not put on loket_store_statement_seconds (too many between two "
+	    "completions).", "", NULL, 0);
+	st->w.timed = pg_stmt_timed_writer_cb;
+	st->w.timed_arg = st;
 	host->metric_gauge_fn(host, "loket_store_writable",
 	    "1 when the register can commit, 0 when it cannot.", pg_writable_cb, st);
 	host->metric_gauge_fn(host, "loket_store_queue_depth", "Writes waiting for the writer.",
@@ -1217,6 +1515,7 @@ pg_close(void *impl)
 	free(st->conninfo);
 	pthread_cond_destroy(&st->rcv);
 	pthread_mutex_destroy(&st->rmu);
+	pthread_mutex_destroy(&st->smu);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
 	free(st);
