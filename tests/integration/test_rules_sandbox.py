@@ -124,10 +124,19 @@ def post_in_time(d, client, what, **fields):
     return doc
 
 
-def check_contact(d, client, name, contact):
+# With every hostile file in one folder the limits are shared: the 32 MiB of all rules
+# together may still hold what a memory bomb before it left (the collector runs when it
+# runs), and 50 ms of wall clock is what a loaded machine gives. A rule that must fail
+# may then fail on those limits instead of its own reason; it must still fail.
+SHARED_STOPS = {"memory", "timeout"}
+
+
+def check_contact(d, client, name, contact, shared=False):
     """The stored contact shows the other rules ran and the hostile one failed as expected.
     Returns the (rule, result) of the failure, or None when the rule did not fail."""
-    exp = EXPECT[name]
+    exp = dict(EXPECT[name])
+    if shared:
+        exp["results"] = set(exp["results"]) | SHARED_STOPS
     stored = client.contact(contact["id"])
     assert stored["reference"] == contact["reference"]
     tags = stored.get("tags") or []
@@ -209,7 +218,7 @@ def test_all_hostile_files_together(loketd, tmp_path):
         c = post_in_time(d, client, "together #%d" % i)
         ids.append(c["id"])
         for name in HOSTILE:
-            check_contact(d, client, name, c)
+            check_contact(d, client, name, c, shared=True)
         assert client.healthz() == 200
     assert len(set(ids)) == 20
     status, doc, _, raw = client.call("GET", "/api/v1/contacts?limit=50", token=client.admin)
