@@ -240,7 +240,8 @@ api_contact_submitted_cb(const struct register_result *res, void *arg)
 		.error = res->error,
 		.contact_id = res->contact_id, .reference = res->reference,
 		.duplicate = res->duplicate, .threaded = res->threaded };
-	char *json = res->contact != NULL ? json_dumps(res->contact, JSON_COMPACT) : NULL;
+	json_t *contact = res->result == STORE_OK ? register_result_contact(res) : res->contact;
+	char *json = contact != NULL ? json_dumps(contact, JSON_COMPACT) : NULL;
 
 	out.json = json;
 	p->cb(&out, p->arg);

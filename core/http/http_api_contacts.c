@@ -109,6 +109,9 @@ contacts_posted_cb(const struct register_result *res, void *arg)
 		    res->reference != NULL ? res->reference : "?",
 		    json_string_value(json_object_get(contact, "channel")));
 	}
+	/* Only a caller who may see more than {id, reference, status} makes the full view. */
+	if (!res->duplicate && !auth_has_role(req, AUTH_INTAKE))
+		contact = register_result_contact(res);
 	view = contact != NULL ? contacts_intake_view(req, contact) : json_object();
 	if (view == NULL) {
 		http_problem(req, 503, "out of memory");

@@ -159,6 +159,26 @@ contact_view_created(json_t *in, json_t *assigned)
 	return out;
 }
 
+json_t *
+contact_view_created_req(struct store_req *req)
+{
+	json_t *out = req->out, *view;
+
+	if (req->op != STORE_CONTACT_CREATE || req->result != STORE_OK || !json_is_object(out) ||
+	    json_is_true(json_object_get(out, "duplicate")) || json_object_get(out, "channel") != NULL)
+		return out;
+	/*
+	 * In place: whoever holds out (the register's result, an event) sees
+	 * the view from now on, and nothing is left pointing at a freed one.
+	 */
+	if ((view = contact_view_created(req->in, out)) == NULL)
+		return out;
+	json_object_update(out, view);
+	json_object_del(out, "party_name");
+	json_decref(view);
+	return out;
+}
+
 void
 contact_view_req(struct store_req *req, void *arg)
 {
@@ -173,12 +193,15 @@ contact_view_req(struct store_req *req, void *arg)
 		if (json_is_true(json_object_get(out, "duplicate"))) {
 			contact_view(json_object_get(out, "contact"));
 		} else {
-			json_t *view = contact_view_created(req->in, out);
+			/*
+			 * The full view of a new contact is built when someone asks
+			 * for it (contact_view_created_req): an intake caller sees
+			 * {id, reference, status} only, and most contacts are
+			 * looked at by nobody else on the way in.
+			 */
+			json_t *status = json_object_get(req->in, "status");
 
-			json_decref(req->out);
-			req->out = view;
-			if (view == NULL)
-				store_req_fail(req, STORE_UNAVAILABLE, "out of memory");
+			json_object_set(out, "status", status != NULL ? status : json_string("open"));
 		}
 		break;
 	case STORE_CONTACT_GET:

@@ -241,6 +241,14 @@ events_deliver(struct events *bus, struct events_item *it)
 	}
 }
 
+json_t *
+events_contact(const struct events_event *ev)
+{
+	if (ev->contact == NULL && ev->req != NULL)
+		return contact_view_created_req(ev->req);
+	return ev->contact;
+}
+
 void
 events_publish(struct events *bus, const struct events_event *ev)
 {
@@ -255,6 +263,11 @@ events_publish(struct events *bus, const struct events_event *ev)
 	if (!json_is_object(it->ev.payload)) {
 		json_decref(it->ev.payload);
 		it->ev.payload = json_object();
+	}
+	/* Delivered later (from inside another delivery): the write will be gone by then. */
+	if (it->ev.req != NULL && bus->delivering) {
+		it->ev.contact = contact_view_created_req(it->ev.req);
+		it->ev.req = NULL;
 	}
 	json_incref(it->ev.contact);
 	json_incref(it->ev.detail);
@@ -335,20 +348,21 @@ events_store_done_cb(struct store_req *req, void *arg)
 		ev.pub.contact_id = se->contact_id;
 		ev.pub.task_id = se->task_id;
 		/*
-		 * Parsed and re-encoded (compact, keys sorted): the same event then
-		 * reads the same on every node, though PostgreSQL's jsonb hands
-		 * other nodes its keys in an order of its own.
+		 * The payload as the driver stored it: every node reads the same
+		 * text (PostgreSQL keeps it as json, not jsonb, so its keys stay in
+		 * the order they were written); events_publish parses it once.
 		 */
-		ev.payload = json_loads(se->payload, 0, NULL);
+		ev.pub.json = se->payload;
 		ev.pub.source = "register";
-		if (events_out_is_contact(req->op))
+		if (req->op == STORE_CONTACT_CREATE && !json_is_true(json_object_get(out, "duplicate")))
+			ev.req = req;
+		else if (events_out_is_contact(req->op))
 			ev.contact = out;
 		if (se->kind == LOKET_EVENT_MESSAGE_ADDED && req->op == STORE_MESSAGE_ADD)
 			ev.detail = json_object_get(in, "message");
 		ev.timers_next = timers_next;
 		ev.outbox = outbox;
 		events_publish(d->events, &ev);
-		json_decref(ev.payload);
 	}
 	timer = req->op == STORE_TIMER_DONE ? json_object_get(in, "id") :
 					      json_object_get(in, "timer_done");
@@ -382,11 +396,10 @@ events_remote_cb(const struct store_event *evs, size_t n, void *arg)
 		ev.pub.contact_id = se->contact_id;
 		ev.pub.task_id = se->task_id;
 		ev.pub.source = "register";
-		ev.payload = json_loads(se->payload, 0, NULL);
+		ev.pub.json = se->payload;
 		ev.remote = 1;
 		if (ev.pub.name != NULL)
 			events_publish(d->events, &ev);
-		json_decref(ev.payload);
 	}
 }
 

@@ -37,7 +37,9 @@ enum events_internal {
 struct events_event {
 	struct loket_event pub; /* what a plugin sees; pub.json is payload as text */
 	json_t *payload;        /* pub.json parsed; an object, never NULL when delivered */
-	json_t *contact;        /* the contact as the write left it, or NULL: read it if needed */
+	json_t *contact;        /* the contact as the write left it, or NULL: see events_contact */
+	/* A new contact's write, while it is delivered: events_contact builds its view on demand. */
+	struct store_req *req;
 	json_t *detail;         /* message.added: the message as submitted; EVENTS_TIMER_DUE: the timer */
 	int64_t timer_id;       /* EVENTS_TIMER_SETTLED */
 	int stored;             /* EVENTS_TIMER_SETTLED: 1 when the write was stored */
@@ -51,6 +53,9 @@ struct events_event {
 };
 
 typedef void (*events_cb)(const struct events_event *ev, void *arg);
+
+/* The contact as the write left it (a new contact's view built on the first call), or NULL. */
+json_t *events_contact(const struct events_event *ev);
 
 /* events.c */
 struct events *events_new(void);

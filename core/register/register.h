@@ -95,7 +95,16 @@ struct register_result {
 	 * reference} and, after an Idempotency-Key, the first try's "contact".
 	 */
 	json_t *contact;
+	/* The write, while done_cb runs: register_result_contact builds the view from it. */
+	struct store_req *req;
 };
+
+/*
+ * res->contact as the API shows it: a new contact's full view is built on
+ * the first call (an intake caller needs only id, reference and status,
+ * which res->contact always has).
+ */
+json_t *register_result_contact(const struct register_result *res);
 
 /* register_submit.c */
 /*
@@ -156,5 +165,12 @@ void contact_view(json_t *contact);
 void task_view(json_t *task);
 /* The store's view_hook: the API view of a completed request's out, by request kind. */
 void contact_view_req(struct store_req *req, void *arg);
+/*
+ * A new contact's full API view, built the first time it is asked for, in
+ * place in req->out (before that, out holds what the driver assigned and
+ * the status: {id, reference, status, party_id, ...}). Any other request:
+ * req->out as it is.
+ */
+json_t *contact_view_created_req(struct store_req *req);
 
 #endif

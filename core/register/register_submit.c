@@ -86,6 +86,14 @@ register_refuse(struct register_submission *s, enum store_result result, const c
 	}
 }
 
+json_t *
+register_result_contact(const struct register_result *res)
+{
+	if (res->req != NULL && res->req->out == res->contact)
+		return contact_view_created_req(res->req);
+	return res->contact;
+}
+
 /* The completion of the write, whichever it was: a new contact or a message threaded on one. */
 static void
 register_stored_cb(struct store_req *sr, void *arg)
@@ -102,6 +110,7 @@ register_stored_cb(struct store_req *sr, void *arg)
 		res.contact_id = json_integer_value(json_object_get(sr->out, "id"));
 		res.reference = json_string_value(json_object_get(sr->out, "reference"));
 		res.contact = sr->out;
+		res.req = sr;
 	}
 	s->done_cb(&res, s->arg);
 	register_submission_free(s);

@@ -500,8 +500,8 @@ rulebook_event_cb(const struct events_event *ev, void *arg)
 	switch ((unsigned int)ev->pub.kind) {
 	case LOKET_EVENT_CONTACT_CREATED:
 		/* Decided at intake: the rules of that status run now that it is stored. */
-		if (status != NULL && strcmp(status, "open") != 0 && ev->contact != NULL)
-			rulebook_event(d, status, ev->contact, NULL);
+		if (status != NULL && strcmp(status, "open") != 0 && events_contact(ev) != NULL)
+			rulebook_event(d, status, events_contact(ev), NULL);
 		break;
 	case LOKET_EVENT_CONTACT_CHANGED:
 		/* A reply that reopened a contact runs the rules of "reply", not of "reopened". */

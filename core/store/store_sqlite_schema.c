@@ -163,5 +163,26 @@ const char *const sq_migrations[] = {
 	"  task_id INTEGER,"
 	"  payload TEXT NOT NULL DEFAULT '{}');"
 	"CREATE INDEX events_at ON events(at);",
+	/*
+	 * 5 -> 6: the events table without AUTOINCREMENT and without the index
+	 * on at. Both made every write's event row cost twice a history row
+	 * (AUTOINCREMENT updates sqlite_sequence in each write; the index was
+	 * for a pruning by age that was never written). An id is still never
+	 * handed out twice: SQLite takes the largest id + 1, and whatever prunes
+	 * events must keep the newest one (it is always wanted: a client resumes
+	 * after it), so the largest id never goes away. The ids stay as they were.
+	 */
+	"CREATE TABLE events_v6 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  contact_id INTEGER,"
+	"  task_id INTEGER,"
+	"  payload TEXT NOT NULL DEFAULT '{}');"
+	"INSERT INTO events_v6 (id, at, kind, contact_id, task_id, payload)"
+	"  SELECT id, at, kind, contact_id, task_id, payload FROM events;"
+	"DROP TABLE events;"
+	"ALTER TABLE events_v6 RENAME TO events;"
+	"DELETE FROM sqlite_sequence WHERE name = 'events';",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));

@@ -180,7 +180,7 @@ const char *const pg_migrations[] = {
 	"  kind text NOT NULL,"
 	"  contact_id bigint,"
 	"  task_id bigint,"
-	"  payload jsonb NOT NULL DEFAULT '{}');"
+	"  payload json NOT NULL DEFAULT '{}');"
 	"CREATE INDEX events_at ON events(at);"
 	/* Attachments and raw mails, by the SHA-256 of their bytes (lower-case hex). */
 	"CREATE TABLE blobs ("

@@ -533,6 +533,28 @@ pg_event_rewind(size_t mark)
 }
 
 /*
+ * The ids of the batch's events (count changes share the pending list but
+ * are no events): the first and the last; 0 before pg_events_flush.
+ */
+static int64_t
+pg_events_first_id(void)
+{
+	for (size_t i = 0; i < pg_npend; i++)
+		if (pg_pend[i].count_delta == 0)
+			return pg_pend[i].ev.id;
+	return 0;
+}
+
+static int64_t
+pg_events_last_id(void)
+{
+	for (size_t i = pg_npend; i > 0; i--)
+		if (pg_pend[i - 1].count_delta == 0)
+			return pg_pend[i - 1].ev.id;
+	return 0;
+}
+
+/*
  * Stores the batch's events, in the order the writes made them. The lock
  * is held to COMMIT: a batch of another node that stores events after this
  * one gets higher ids and commits after it, so a reader that resumes from
@@ -542,7 +564,7 @@ static int
 pg_events_flush(struct pg_conn *c)
 {
 	static const char sql[] = "INSERT INTO events (at, kind, contact_id, task_id, payload)"
-				  " VALUES (" PG_TS(1) ", $2, $3, $4, $5::jsonb) RETURNING id";
+				  " VALUES (" PG_TS(1) ", $2, $3, $4, $5::json) RETURNING id";
 	struct pg_params p;
 	PGresult *r;
 
@@ -582,7 +604,7 @@ pg_events_flush(struct pg_conn *c)
 	}
 	/* Delivered on COMMIT only: every node's listener reads the events after its last id. */
 	pg_params_init(&p);
-	pg_p_int(&p, pg_pend[pg_npend - 1].ev.id);
+	pg_p_int(&p, pg_events_last_id());
 	r = pg_run(c, "SELECT pg_notify('loket_events', $1::text)", &p);
 	pg_params_clear(&p);
 	if (r == NULL)
@@ -721,10 +743,10 @@ pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
 	/* Counts first, then the events lock: the order every node takes them in. */
 	if (pg_counts_flush(w) < 0 || pg_events_flush(w) < 0)
 		goto broke;
-	if (pg_npend > 0 && st->listen != NULL) {
+	if (pg_events_last_id() > 0 && st->listen != NULL) {
 		/* Until this batch is queued for the loop: see pg_listen.c, "One order". */
-		st->own_lo = pg_pend[0].ev.id;
-		st->own_hi = pg_pend[pg_npend - 1].ev.id;
+		st->own_lo = pg_events_first_id();
+		st->own_hi = pg_events_last_id();
 		pg_listen_hold(st->listen);
 		st->lheld = 1;
 	}

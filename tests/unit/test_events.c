@@ -236,8 +236,12 @@ register_cb(const struct events_event *ev, void *arg)
 	heard.ids[heard.n] = ev->pub.id;
 	snprintf(heard.kinds[heard.n], sizeof(heard.kinds[0]), "%s", ev->pub.name);
 	heard.n++;
-	if (ev->pub.kind == LOKET_EVENT_CONTACT_CREATED)
-		assert_non_null(ev->contact);
+	/* A subscriber that asks gets the new contact as the API shows it. */
+	if (ev->pub.kind == LOKET_EVENT_CONTACT_CREATED) {
+		assert_non_null(events_contact(ev));
+		assert_non_null(json_object_get(events_contact(ev), "channel"));
+		assert_non_null(json_object_get(events_contact(ev), "received_at"));
+	}
 }
 
 static void
