@@ -565,8 +565,8 @@ conf_derive(struct conf *conf, const char **error_r)
 		strlen(conf->storage_driver)) {
 		const struct conf_entry *e = conf_find(conf, "storage", "driver");
 
-		*error_r = util_printf("%s:%d: driver: expected sqlite or the NAME of a driver "
-				       "plugin_dir/store_NAME.so (a-z, 0-9, _), got '%s'",
+		*error_r = util_error("%s:%d: driver: expected sqlite or the NAME of a driver "
+				      "plugin_dir/store_NAME.so (a-z, 0-9, _), got '%s'",
 		    conf->path, e != NULL ? e->line : 0, conf->storage_driver);
 		return -1;
 	}

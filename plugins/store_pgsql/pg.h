@@ -48,6 +48,12 @@ struct pg_conn {
 	int ncache;
 	/* The last failure: its class and SQLSTATE (the text went to the log). */
 	enum pg_fault fault;
+	/*
+	 * A deadlock or serialization failure happened since the owner last
+	 * cleared this: the writer then runs its whole batch again (sticky,
+	 * because the statements after it fail for another reason).
+	 */
+	int retry_seen;
 	char sqlstate[6];
 	/* For the log: "writer", "reader 2". */
 	char who[32];

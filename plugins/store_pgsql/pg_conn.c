@@ -49,6 +49,8 @@ pg_note_failure(struct pg_conn *c, const PGresult *r, const char *sql)
 	if (PQstatus(c->conn) != CONNECTION_OK)
 		state = NULL;
 	c->fault = pg_fault_of(state);
+	if (c->fault == PG_FAULT_RETRY)
+		c->retry_seen = 1;
 	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", state != NULL ? state : "");
 	/* A conflict is an answer, not a failure: the caller decides what it means. */
 	if (c->fault == PG_FAULT_CONFLICT)

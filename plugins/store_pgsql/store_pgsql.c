@@ -631,6 +631,7 @@ enum pg_batch_end {
 	PG_BATCH_FAILED,    /* rolled back (or never began): nothing of it is stored */
 	PG_BATCH_BROKEN,    /* the connection broke before COMMIT was sent: nothing is stored */
 	PG_BATCH_UNKNOWN,   /* the connection broke during COMMIT: the outcome must be asked */
+	PG_BATCH_RETRY,     /* a deadlock or serialization failure: rolled back, to run again */
 };
 
 static const char sql_txid[] = "SELECT txid_current()";
@@ -717,6 +718,7 @@ pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
 	pg_npend = 0;
 	*txid_r = 0;
 	st->own_lo = st->own_hi = 0;
+	w->retry_seen = 0;
 	if (pg_exec(w, "BEGIN") < 0)
 		goto broke;
 	if ((r = pg_run(w, sql_txid, NULL)) == NULL)
@@ -728,8 +730,12 @@ pg_batch_run(struct pg_store *st, struct store_req *batch, int64_t *txid_r)
 
 		if (pg_exec(w, "SAVEPOINT req") < 0)
 			goto broke;
-		if (pg_write_run(w, req) < 0) {
-			/* The transaction itself broke (the connection went): the batch with it. */
+		if (pg_write_run(w, req) < 0 || w->retry_seen) {
+			/*
+			 * The transaction itself broke (the connection went), or
+			 * PostgreSQL chose it as a deadlock's victim (two nodes
+			 * locked the same rows in turn): the batch with it.
+			 */
 			goto broke;
 		}
 		if (req->result != STORE_OK) {
@@ -759,7 +765,7 @@ broke:
 	if (w->fault == PG_FAULT_CONNECTION)
 		return PG_BATCH_BROKEN;
 	pg_exec(w, "ROLLBACK");
-	return PG_BATCH_FAILED;
+	return w->retry_seen ? PG_BATCH_RETRY : PG_BATCH_FAILED;
 }
 
 /*
@@ -834,6 +840,9 @@ pg_set_down(struct pg_store *st, int down)
 			 : "PostgreSQL is reachable again: the writer reconnected");
 }
 
+/* How often a batch that lost a deadlock runs again before its writes are answered 503. */
+#define PG_BATCH_RETRIES 5
+
 /* Runs one batch to its end, reconnecting once when the connection was gone before it. */
 static void
 pg_writer_batch(struct pg_store *st, struct store_req *batch, unsigned int n)
@@ -841,7 +850,7 @@ pg_writer_batch(struct pg_store *st, struct store_req *batch, unsigned int n)
 	uint64_t t0 = pg_now_ns();
 	enum pg_batch_end end;
 	int64_t txid;
-	int tries = 0;
+	int tries = 0, retries = 0;
 
 	for (;;) {
 		if (!pg_idle_ok(&st->w)) {
@@ -854,6 +863,21 @@ pg_writer_batch(struct pg_store *st, struct store_req *batch, unsigned int n)
 			pg_set_down(st, 0);
 		}
 		end = pg_batch_run(st, batch, &txid);
+		if (end == PG_BATCH_RETRY && retries++ < PG_BATCH_RETRIES) {
+			/* Rolled back whole: the other transaction goes on, this one runs again. */
+			pg_log(LOKET_LOG_INFO, "writer: a batch of %u writes lost a deadlock to another "
+					       "node; running it again (try %d)", n, retries + 1);
+			for (struct store_req *req = batch; req != NULL; req = req->next)
+				pg_req_reset(req);
+			pg_npend = 0;
+			continue;
+		}
+		if (end == PG_BATCH_RETRY) {
+			end = PG_BATCH_FAILED;
+			pg_npend = 0;
+			pg_batch_fail(batch, "the register was too busy to store this");
+			break;
+		}
 		if (end != PG_BATCH_BROKEN || tries++ > 0)
 			break;
 		/* Nothing was committed: the same writes run again on a new connection. */

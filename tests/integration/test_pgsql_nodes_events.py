@@ -135,7 +135,11 @@ def test_follow_up_rules_run_once_on_the_node_that_wrote_not_on_every_node(nodes
     a, b, _ = nodes
     c = a.create(subject="vraag")
     wait_heard(b, 1)
-    a.action(c["id"], "resolve", {"answer": "beantwoord"})
+    # Not a.action(): that compares the answer with a read, and the follow-up rule this
+    # test is about may already have tagged the contact by the time of the read.
+    r = a.call("POST", "/api/v1/contacts/%s/resolve" % c["id"], {"answer": "beantwoord"},
+               token=a.admin)
+    assert r.status == 200 and r.json["status"] == "resolved", r
 
     def tagged():
         got = a.contact(c["id"])
