@@ -225,6 +225,13 @@ PGresult *pg_run(struct pg_conn *c, const char *sql, const struct pg_params *p);
 /* Runs sql without parameters, unprepared (BEGIN, COMMIT, DDL); 0 or -1 as pg_run. */
 int pg_exec(struct pg_conn *c, const char *sql);
 
+/* pg_run, then the parameters cleared; the result or NULL (c->fault says why). */
+PGresult *pg_q(struct pg_conn *c, const char *sql, struct pg_params *p);
+/* pg_q for a statement's effect: the rows it changed, or -1. */
+int64_t pg_q_exec(struct pg_conn *c, const char *sql, struct pg_params *p);
+/* A scope's three parameters (all, departments as JSON or NULL, organisation), in that order. */
+void pg_p_scope(struct pg_params *p, json_t *scope);
+
 void pg_params_init(struct pg_params *p);
 void pg_params_clear(struct pg_params *p);
 /* Each adds the next parameter ($1, $2, ...); NULL or a missing key binds NULL. */

@@ -228,6 +228,41 @@ pg_exec_untimed(struct pg_conn *c, const char *sql)
 	return 0;
 }
 
+PGresult *
+pg_q(struct pg_conn *c, const char *sql, struct pg_params *p)
+{
+	PGresult *r = pg_run(c, sql, p);
+
+	pg_params_clear(p);
+	return r;
+}
+
+int64_t
+pg_q_exec(struct pg_conn *c, const char *sql, struct pg_params *p)
+{
+	PGresult *r = pg_q(c, sql, p);
+	int64_t n;
+
+	if (r == NULL)
+		return -1;
+	n = strtoll(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return n;
+}
+
+void
+pg_p_scope(struct pg_params *p, json_t *scope)
+{
+	json_t *deps = json_object_get(scope, "departments");
+
+	pg_p_bool(p, json_is_true(json_object_get(scope, "all")));
+	if (json_is_array(deps))
+		pg_p_json(p, deps, "[]");
+	else
+		pg_p_null(p);
+	pg_p_jtext(p, scope, "organisation");
+}
+
 void
 pg_params_init(struct pg_params *p)
 {

@@ -44,47 +44,11 @@ struct party_row {
 	int has_rrn, has_bsn;
 };
 
-/* The SQL condition of a scope bound by bind_scope at n, n+1, n+2, on contacts aliased c. */
+/* The SQL condition of a scope bound by pg_p_scope at n, n+1, n+2, on contacts aliased c. */
 #define SCOPE_SQL(n_all, n_deps, n_org)                                                       \
 	" AND ($" #n_all "::boolean OR (($" #n_deps "::jsonb IS NULL OR c.department IN"       \
 	" (SELECT jsonb_array_elements_text($" #n_deps "::jsonb))) AND (NOT c.confidential"    \
 	" OR c.organisation = $" #n_org ")))"
-
-static void
-bind_scope(struct pg_params *p, json_t *scope)
-{
-	json_t *deps = json_object_get(scope, "departments");
-
-	pg_p_bool(p, json_is_true(json_object_get(scope, "all")));
-	if (json_is_array(deps))
-		pg_p_json(p, deps, "[]");
-	else
-		pg_p_null(p);
-	pg_p_jtext(p, scope, "organisation");
-}
-
-static PGresult *
-q(struct pg_conn *c, const char *sql, struct pg_params *p)
-{
-	PGresult *r = pg_run(c, sql, p);
-
-	pg_params_clear(p);
-	return r;
-}
-
-/* Runs sql for its effect; the rows it changed, or -1. */
-static int64_t
-q_exec(struct pg_conn *c, const char *sql, struct pg_params *p)
-{
-	PGresult *r = q(c, sql, p);
-	int64_t n;
-
-	if (r == NULL)
-		return -1;
-	n = strtoll(PQcmdTuples(r), NULL, 10);
-	PQclear(r);
-	return n;
-}
 
 /* The party an identifier belongs to, 0 when none, -1 on error. */
 static int64_t
@@ -98,7 +62,7 @@ party_by(struct pg_conn *c, const char *sql, const char *value)
 		return 0;
 	pg_params_init(&p);
 	pg_p_text(&p, value);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	if (PQntuples(r) > 0)
 		id = pg_int(r, 0, 0);
@@ -122,7 +86,7 @@ party_add_contact_id(struct pg_conn *c, int64_t id, const char *sql, const char 
 	pg_params_init(&p);
 	pg_p_int(&p, id);
 	pg_p_text(&p, value);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	taken = PQntuples(r) == 0;
 	PQclear(r);
@@ -152,7 +116,7 @@ party_new(struct pg_conn *c, json_t *party, int64_t now, int64_t *id_r)
 	pg_p_int(&p, now);
 	pg_p_jtext(&p, party, "rrn");
 	pg_p_jtext(&p, party, "bsn");
-	if ((r = q(c, sql_new, &p)) == NULL)
+	if ((r = pg_q(c, sql_new, &p)) == NULL)
 		return -1;
 	taken = PQntuples(r) == 0;
 	id = taken ? 0 : pg_int(r, 0, 0);
@@ -265,7 +229,7 @@ pg_party_confidential_refresh(struct pg_conn *c, int64_t party_id)
 
 	pg_params_init(&p);
 	pg_p_int(&p, party_id);
-	return q_exec(c, sql, &p) < 0 ? -1 : 0;
+	return pg_q_exec(c, sql, &p) < 0 ? -1 : 0;
 }
 
 /* The party's row, locked to the end of the batch; 1 found, 0 none, -1 failed. */
@@ -281,7 +245,7 @@ party_row(struct pg_conn *c, int64_t id, struct party_row *pr)
 	memset(pr, 0, sizeof(*pr));
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	if ((found = PQntuples(r) == 1)) {
 		pr->id = id;
@@ -315,8 +279,8 @@ party_visible(struct pg_conn *c, const struct party_row *pr, json_t *scope)
 		return 1;
 	pg_params_init(&p);
 	pg_p_int(&p, pr->id);
-	bind_scope(&p, scope);
-	if ((r = q(c, sql, &p)) == NULL)
+	pg_p_scope(&p, scope);
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	seen = PQntuples(r) > 0;
 	PQclear(r);
@@ -341,7 +305,7 @@ party_load(struct pg_conn *c, int64_t id)
 
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return NULL;
 	if (PQntuples(r) != 1) {
 		PQclear(r);
@@ -358,7 +322,7 @@ party_load(struct pg_conn *c, int64_t id)
 	for (int k = 0; k < 2; k++) {
 		pg_params_init(&p);
 		pg_p_int(&p, id);
-		if ((r = q(c, lists[k], &p)) == NULL) {
+		if ((r = pg_q(c, lists[k], &p)) == NULL) {
 			json_decref(party);
 			return NULL;
 		}
@@ -418,7 +382,7 @@ party_remove_id(struct pg_conn *c, struct store_req *req, const struct party_row
 	pg_params_init(&p);
 	pg_p_int(&p, pr->id);
 	pg_p_text(&p, value);
-	if ((n = q_exec(c, sql[kind], &p)) < 0)
+	if ((n = pg_q_exec(c, sql[kind], &p)) < 0)
 		return -1;
 	if (n == 0) {
 		pg_host->req_fail(req, STORE_CONFLICT, "remove.%s: party %lld does not hold that %s",
@@ -460,7 +424,7 @@ party_give_id(struct pg_conn *c, struct store_req *req, struct party_row *pr, si
 			pg_params_init(&p);
 			pg_p_int(&p, pr->id);
 			pg_p_text(&p, value);
-			if (q_exec(c, kind == 0 ? sql_set_rrn : sql_set_bsn, &p) < 0)
+			if (pg_q_exec(c, kind == 0 ? sql_set_rrn : sql_set_bsn, &p) < 0)
 				taken = c->fault == PG_FAULT_CONFLICT ? 1 : -1;
 		}
 		if (taken < 0)
@@ -510,7 +474,7 @@ pg_party_update(struct pg_conn *c, struct store_req *req)
 		pg_params_init(&p);
 		pg_p_int(&p, id);
 		pg_p_jtext(&p, in, "name");
-		if (q_exec(c, sql_name, &p) < 0)
+		if (pg_q_exec(c, sql_name, &p) < 0)
 			return pg_write_fail(c, req);
 	}
 	if ((req->out = party_load(c, id)) == NULL)
@@ -567,7 +531,7 @@ pg_party_merge(struct pg_conn *c, struct store_req *req)
 	}
 	pg_params_init(&p);
 	pg_p_int(&p, gone->id);
-	if ((r = q(c, sql_contacts, &p)) == NULL)
+	if ((r = pg_q(c, sql_contacts, &p)) == NULL)
 		return pg_write_fail(c, req);
 	moved = json_array();
 	for (int i = 0; i < PQntuples(r); i++)
@@ -583,20 +547,20 @@ pg_party_merge(struct pg_conn *c, struct store_req *req)
 	pg_params_init(&p);
 	pg_p_int(&p, gone->id);
 	pg_p_int(&p, keep->id);
-	if (q_exec(c, sql_retire, &p) < 0)
+	if (pg_q_exec(c, sql_retire, &p) < 0)
 		goto fail;
 	pg_params_init(&p);
 	pg_p_int(&p, keep->id);
 	pg_p_text(&p, gone->has_rrn ? gone->rrn : NULL);
 	pg_p_text(&p, gone->has_bsn ? gone->bsn : NULL);
 	pg_p_int(&p, gone->id);
-	if (q_exec(c, sql_take, &p) < 0)
+	if (pg_q_exec(c, sql_take, &p) < 0)
 		goto fail;
 	for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++) {
 		pg_params_init(&p);
 		pg_p_int(&p, keep->id);
 		pg_p_int(&p, gone->id);
-		if (q_exec(c, moves[i], &p) < 0)
+		if (pg_q_exec(c, moves[i], &p) < 0)
 			goto fail;
 	}
 	if (pg_party_confidential_refresh(c, keep->id) < 0 ||

@@ -91,42 +91,6 @@ col_iso(const PGresult *r, int row, int col)
 	return json_string(buf);
 }
 
-/* The scope's three parameters for PG_SCOPE. */
-static void
-p_scope(struct pg_params *p, json_t *scope)
-{
-	json_t *deps = json_object_get(scope, "departments");
-
-	pg_p_bool(p, json_is_true(json_object_get(scope, "all")));
-	if (json_is_array(deps))
-		pg_p_json(p, deps, "[]");
-	else
-		pg_p_null(p);
-	pg_p_jtext(p, scope, "organisation");
-}
-
-/* Whether scope may see a record (docs/storage.md), decided in C for a single record. */
-static int
-scope_allows(json_t *scope, const char *department, const char *organisation, int confidential)
-{
-	json_t *deps = json_object_get(scope, "departments");
-	const char *org = pg_jstr(scope, "organisation");
-	size_t i;
-	json_t *d;
-	int in = 0;
-
-	if (json_is_true(json_object_get(scope, "all")))
-		return 1;
-	if (json_is_array(deps)) {
-		json_array_foreach(deps, i, d)
-			in |= department != NULL && json_is_string(d) &&
-			    strcmp(json_string_value(d), department) == 0;
-		if (!in)
-			return 0;
-	}
-	return !confidential || (org != NULL && organisation != NULL && strcmp(org, organisation) == 0);
-}
-
 /*
  * Opens the snapshot a read of several statements answers from, unless the
  * caller (the reader thread) runs the read in a transaction already; *own
@@ -307,7 +271,7 @@ op_contact_get(struct pg_conn *c, struct store_req *req)
 		read_fail(c, req);
 	} else if (rc > 0) {
 		pg_host->req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
-	} else if (!scope_allows(json_object_get(req->in, "scope"), pg_jstr(contact, "department"),
+	} else if (!pg_scope_allows(json_object_get(req->in, "scope"), pg_jstr(contact, "department"),
 		       pg_jstr(contact, "organisation"),
 		       json_is_true(json_object_get(contact, "confidential")))) {
 		json_decref(contact);
@@ -370,7 +334,7 @@ op_contact_list(struct pg_conn *c, struct store_req *req)
 	pg_p_jint(&p, in, "since");
 	pg_p_jint(&p, in, "until");
 	pg_p_jint(&p, in, "cursor");
-	p_scope(&p, json_object_get(in, "scope"));
+	pg_p_scope(&p, json_object_get(in, "scope"));
 	pg_p_int(&p, (int64_t)limit + 1);
 	pg_p_jint(&p, in, "party");
 	r = pg_run(c, sql, &p);
@@ -400,7 +364,7 @@ op_task_list(struct pg_conn *c, struct store_req *req)
 	pg_p_jtext(&p, in, "department");
 	pg_p_jtext(&p, in, "status");
 	pg_p_jint(&p, in, "cursor");
-	p_scope(&p, json_object_get(in, "scope"));
+	pg_p_scope(&p, json_object_get(in, "scope"));
 	pg_p_int(&p, (int64_t)limit + 1);
 	r = pg_run(c, sql, &p);
 	pg_params_clear(&p);
@@ -502,7 +466,7 @@ party_visible(struct pg_conn *c, const struct party_state *ps, json_t *scope)
 		return 1;
 	pg_params_init(&p);
 	pg_p_int(&p, ps->id);
-	p_scope(&p, scope);
+	pg_p_scope(&p, scope);
 	r = pg_run(c, sql, &p);
 	pg_params_clear(&p);
 	if (r == NULL)
@@ -680,7 +644,7 @@ op_party_contacts(struct pg_conn *c, struct store_req *req)
 	pg_params_init(&p);
 	pg_p_int(&p, id);
 	pg_p_jint(&p, in, "cursor");
-	p_scope(&p, json_object_get(in, "scope"));
+	pg_p_scope(&p, json_object_get(in, "scope"));
 	pg_p_int(&p, (int64_t)limit + 1);
 	r = pg_run(c, sql, &p);
 	pg_params_clear(&p);
@@ -915,7 +879,7 @@ op_message_list(struct pg_conn *c, struct store_req *req)
 		pg_host->req_fail(req, STORE_NOT_FOUND, "no contact with id %lld", (long long)id);
 		goto out;
 	}
-	allowed = scope_allows(json_object_get(req->in, "scope"), pg_str(r, 0, 0), pg_str(r, 0, 1),
+	allowed = pg_scope_allows(json_object_get(req->in, "scope"), pg_str(r, 0, 0), pg_str(r, 0, 1),
 	    pg_str(r, 0, 2) != NULL && pg_str(r, 0, 2)[0] == 't');
 	PQclear(r);
 	if (!allowed) {

@@ -38,30 +38,6 @@
 	"id, contact_id, direction, channel, " PG_ISO("at") ", actor, sender, recipients,"  \
 	" subject, body, message_id, automatic, attachments, meta, status "
 
-/* Runs sql with p (cleared after); the result or NULL (c->fault says why). */
-static PGresult *
-q(struct pg_conn *c, const char *sql, struct pg_params *p)
-{
-	PGresult *r = pg_run(c, sql, p);
-
-	pg_params_clear(p);
-	return r;
-}
-
-/* Runs sql for its effect; the rows it changed, or -1. */
-static int64_t
-q_exec(struct pg_conn *c, const char *sql, struct pg_params *p)
-{
-	PGresult *r = q(c, sql, p);
-	int64_t n;
-
-	if (r == NULL)
-		return -1;
-	n = strtoll(PQcmdTuples(r), NULL, 10);
-	PQclear(r);
-	return n;
-}
-
 /*
  * A statement of req failed: -1 when the connection went (the batch goes
  * with it), else req answered for a person (the server's text is in the log)
@@ -154,7 +130,7 @@ contact_load(struct pg_conn *c, int64_t id, int details)
 
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql_contact_by_id, &p)) == NULL)
+	if ((r = pg_q(c, sql_contact_by_id, &p)) == NULL)
 		return NULL;
 	contact = PQntuples(r) == 1 ? contact_row(r, 0) : NULL;
 	PQclear(r);
@@ -162,7 +138,7 @@ contact_load(struct pg_conn *c, int64_t id, int details)
 		return contact;
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql_history, &p)) == NULL) {
+	if ((r = pg_q(c, sql_history, &p)) == NULL) {
 		json_decref(contact);
 		return NULL;
 	}
@@ -177,7 +153,7 @@ contact_load(struct pg_conn *c, int64_t id, int details)
 	json_object_set_new(contact, "history", list);
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql_tasks_of_contact, &p)) == NULL) {
+	if ((r = pg_q(c, sql_tasks_of_contact, &p)) == NULL) {
 		json_decref(contact);
 		return NULL;
 	}
@@ -227,7 +203,7 @@ pg_history_add(struct pg_conn *c, int64_t contact_id, int64_t at, const char *ac
 	pg_p_text(&p, from);
 	pg_p_text(&p, to);
 	pg_p_text(&p, detail);
-	return q_exec(c, sql, &p) < 0 ? -1 : 0;
+	return pg_q_exec(c, sql, &p) < 0 ? -1 : 0;
 }
 
 /* The counts row moves at the end of the batch (pg_count says why). */
@@ -292,7 +268,7 @@ reference_next(struct pg_conn *c, int64_t now_ms, char *buf, size_t len)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		pg_params_init(&p);
 		pg_p_text(&p, name);
-		if ((r = q(c, sql, &p)) == NULL)
+		if ((r = pg_q(c, sql, &p)) == NULL)
 			return -1;
 		if (!pg_isnull(r, 0, 0)) {
 			snprintf(buf, len, "%04d-%06lld", year, (long long)pg_int(r, 0, 0));
@@ -333,7 +309,7 @@ timer_add(struct pg_conn *c, int64_t contact_id, int64_t task_id, const char *ki
 		pg_p_json(&p, payload, "{}");
 	pg_p_text(&p, rule);
 	pg_p_int(&p, now);
-	if (q_exec(c, sql, &p) < 0)
+	if (pg_q_exec(c, sql, &p) < 0)
 		return -1;
 	if (*next_r == 0 || due_at < *next_r)
 		*next_r = due_at;
@@ -358,7 +334,7 @@ task_create(struct pg_conn *c, int64_t contact_id, json_t *task, int64_t now, co
 	pg_p_jint(&p, task, "due_at");
 	pg_p_int(&p, now);
 	pg_p_text(&p, actor != NULL ? actor : "");
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	*id_r = pg_int(r, 0, 0);
 	PQclear(r);
@@ -408,7 +384,7 @@ outbox_rows(struct pg_conn *c, int64_t id, json_t *in, int64_t now, const char *
 		pg_p_jtext(&p, v, "recipient");
 		pg_p_bool(&p, automatic == NULL || json_is_true(automatic));
 		pg_p_json(&p, json_object_get(v, "payload"), "{}");
-		if (q_exec(c, sql, &p) < 0)
+		if (pg_q_exec(c, sql, &p) < 0)
 			return -1;
 	}
 	return 0;
@@ -432,7 +408,7 @@ timer_still_pending(struct pg_conn *c, struct store_req *req, int64_t timer_id)
 
 	pg_params_init(&p);
 	pg_p_int(&p, timer_id);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	if (PQntuples(r) == 1)
 		snprintf(status, sizeof(status), "%s", pg_str(r, 0, 0));
@@ -465,7 +441,7 @@ timer_done(struct pg_conn *c, struct store_req *req, int64_t timer_id, int64_t n
 
 	pg_params_init(&p);
 	pg_p_int(&p, timer_id);
-	if ((r = q(c, sql_row, &p)) == NULL)
+	if ((r = pg_q(c, sql_row, &p)) == NULL)
 		return -1;
 	if (PQntuples(r) == 1) {
 		pending = 1;
@@ -481,7 +457,7 @@ timer_done(struct pg_conn *c, struct store_req *req, int64_t timer_id, int64_t n
 	pg_params_init(&p);
 	pg_p_int(&p, timer_id);
 	pg_p_int(&p, now);
-	if (q_exec(c, sql, &p) < 0)
+	if (pg_q_exec(c, sql, &p) < 0)
 		return -1;
 	if (!pending || !acted)
 		return 0;
@@ -565,7 +541,7 @@ text_of(struct pg_conn *c, const char *sql, int64_t id)
 
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return NULL;
 	v = PQntuples(r) > 0 ? pg_col_text(r, 0, 0) : json_null();
 	PQclear(r);
@@ -594,7 +570,7 @@ keys_find(struct pg_conn *c, json_t *keys)
 			continue;
 		pg_params_init(&p);
 		pg_p_text(&p, json_string_value(k));
-		if ((r = q(c, sql, &p)) == NULL)
+		if ((r = pg_q(c, sql, &p)) == NULL)
 			return -1;
 		if (PQntuples(r) > 0)
 			found = pg_int(r, 0, 0);
@@ -630,7 +606,7 @@ keys_claim(struct pg_conn *c, json_t *keys, int64_t contact_id)
 		pg_params_init(&p);
 		pg_p_text(&p, json_string_value(k));
 		pg_p_int(&p, contact_id);
-		if ((r = q(c, sql, &p)) == NULL)
+		if ((r = pg_q(c, sql, &p)) == NULL)
 			return -1;
 		claimed = PQntuples(r) == 1;
 		PQclear(r);
@@ -749,7 +725,7 @@ message_insert(struct pg_conn *c, int64_t contact_id, json_t *msg, const char *c
 	pg_p_text(&p, pg_jstr(msg, "status") != NULL ? pg_jstr(msg, "status")
 		      : strcmp(dir, "in") == 0    ? "received"
 						  : "queued");
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	*msg_r = pg_int(r, 0, 0);
 	PQclear(r);
@@ -816,7 +792,7 @@ op_contact_create(struct pg_conn *c, struct store_req *req)
 	pg_p_bool(&p, json_is_true(json_object_get(in, "handled")));
 	pg_p_text(&p, reply_to);
 	pg_p_text(&p, conflict);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		goto fail;
 	id = pg_int(r, 0, 0);
 	PQclear(r);
@@ -894,7 +870,7 @@ contact_state(struct pg_conn *c, int64_t id, struct contact_state *cs)
 
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	if ((found = PQntuples(r) == 1)) {
 		snprintf(cs->status, sizeof(cs->status), "%s", pg_str(r, 0, 0));
@@ -937,7 +913,7 @@ tasks_finish(struct pg_conn *c, struct store_req *req, int64_t contact_id, int64
 	pg_p_int(&p, contact_id);
 	pg_p_int(&p, now);
 	pg_p_text(&p, actor != NULL ? actor : "");
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	/* RETURNING gives no order: the events go out in task id order. */
 	n = PQntuples(r);
@@ -1016,7 +992,7 @@ contact_set_fields(struct pg_conn *c, int64_t id, json_t *set, int64_t now, cons
 	else
 		pg_p_null(&p);
 	pg_p_bool(&p, json_object_get(set, "party_conflict") != NULL);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	if (PQntuples(r) == 1)
 		party_id = pg_int(r, 0, 0);
@@ -1025,7 +1001,7 @@ contact_set_fields(struct pg_conn *c, int64_t id, json_t *set, int64_t now, cons
 		pg_params_init(&p);
 		pg_p_int(&p, id);
 		pg_p_jtext(&p, set, "department");
-		if (q_exec(c, sql_tasks, &p) < 0)
+		if (pg_q_exec(c, sql_tasks, &p) < 0)
 			return -1;
 	}
 	if (json_is_boolean(json_object_get(set, "confidential")) && party_id != 0 &&
@@ -1103,7 +1079,7 @@ op_contact_update(struct pg_conn *c, struct store_req *req)
 		pg_p_jint(&p, tr, "line");
 		pg_p_bool(&p, json_is_true(json_object_get(tr, "handled")));
 		pg_p_int(&p, now);
-		if (q_exec(c, sql_status, &p) < 0 ||
+		if (pg_q_exec(c, sql_status, &p) < 0 ||
 		    pg_history_add(c, id, now, actor, pg_jstr(tr, "action"), cs.status,
 			pg_jstr(tr, "to"), pg_jstr(tr, "detail")) < 0 ||
 		    counts_add(c, cs.channel, cs.status, -1) < 0 ||
@@ -1159,7 +1135,7 @@ op_task_done(struct pg_conn *c, struct store_req *req)
 
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql_lock, &p)) == NULL)
+	if ((r = pg_q(c, sql_lock, &p)) == NULL)
 		goto fail;
 	if (PQntuples(r) != 1) {
 		PQclear(r);
@@ -1187,11 +1163,11 @@ op_task_done(struct pg_conn *c, struct store_req *req)
 	pg_p_int(&p, id);
 	pg_p_int(&p, now);
 	pg_p_text(&p, actor != NULL ? actor : "");
-	if (q_exec(c, sql_done, &p) < 0)
+	if (pg_q_exec(c, sql_done, &p) < 0)
 		goto fail;
 	pg_params_init(&p);
 	pg_p_int(&p, contact_id);
-	if ((r = q(c, sql_open_left, &p)) == NULL)
+	if ((r = pg_q(c, sql_open_left, &p)) == NULL)
 		goto fail;
 	open_left = pg_int(r, 0, 0);
 	PQclear(r);
@@ -1204,7 +1180,7 @@ op_task_done(struct pg_conn *c, struct store_req *req)
 		pg_params_init(&p);
 		pg_p_int(&p, contact_id);
 		pg_p_int(&p, now);
-		if (q_exec(c, sql_close, &p) < 0 ||
+		if (pg_q_exec(c, sql_close, &p) < 0 ||
 		    pg_history_add(c, contact_id, now, actor, "close", "escalated", "closed",
 			"all tasks done") < 0 ||
 		    counts_add(c, cs.channel, "escalated", -1) < 0 ||
@@ -1215,7 +1191,7 @@ op_task_done(struct pg_conn *c, struct store_req *req)
 	}
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql_task_by_id, &p)) == NULL)
+	if ((r = pg_q(c, sql_task_by_id, &p)) == NULL)
 		goto fail;
 	if (PQntuples(r) != 1) {
 		PQclear(r);
@@ -1252,7 +1228,7 @@ op_token_put(struct pg_conn *c, struct store_req *req)
 	pg_p_json(&p, json_object_get(in, "departments"), "[]");
 	pg_p_jtext(&p, in, "organisation");
 	pg_p_jint(&p, in, "created_at");
-	if ((n = q_exec(c, sql, &p)) < 0)
+	if ((n = pg_q_exec(c, sql, &p)) < 0)
 		return pg_write_fail(c, req);
 	if (n == 0)
 		pg_host->req_fail(req, STORE_CONFLICT, "a token named '%s' exists; revoke it first",
@@ -1271,7 +1247,7 @@ op_token_revoke(struct pg_conn *c, struct store_req *req)
 	pg_params_init(&p);
 	pg_p_jtext(&p, req->in, "name");
 	pg_p_jint(&p, req->in, "at");
-	if ((n = q_exec(c, sql, &p)) < 0)
+	if ((n = pg_q_exec(c, sql, &p)) < 0)
 		return pg_write_fail(c, req);
 	if (n == 0)
 		pg_host->req_fail(req, STORE_NOT_FOUND, "no active token named '%s'",
@@ -1294,7 +1270,7 @@ op_audit(struct pg_conn *c, struct store_req *req)
 		pg_p_text(&p, pg_jstr(row, "token") != NULL ? pg_jstr(row, "token") : "");
 		pg_p_text(&p, pg_jstr(row, "action") != NULL ? pg_jstr(row, "action") : "");
 		pg_p_text(&p, pg_jstr(row, "object") != NULL ? pg_jstr(row, "object") : "");
-		if (q_exec(c, sql, &p) < 0)
+		if (pg_q_exec(c, sql, &p) < 0)
 			return pg_write_fail(c, req);
 	}
 	return 0;
@@ -1322,7 +1298,7 @@ contact_automatic(struct pg_conn *c, int64_t id)
 
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql, &p)) == NULL)
+	if ((r = pg_q(c, sql, &p)) == NULL)
 		return -1;
 	found = PQntuples(r) > 0;
 	PQclear(r);
@@ -1423,7 +1399,7 @@ op_message_add(struct pg_conn *c, struct store_req *req)
 	pg_p_int(&p, id);
 	pg_p_int(&p, now);
 	if (pg_history_add(c, id, now, actor, "message", NULL, NULL, dir) < 0 ||
-	    q_exec(c, reopen ? sql_reopen : sql_touch, &p) < 0)
+	    pg_q_exec(c, reopen ? sql_reopen : sql_touch, &p) < 0)
 		goto fail;
 	if (pg_event(req, LOKET_EVENT_MESSAGE_ADDED, now, id, 0,
 		"{\"message\":%lld,\"direction\":\"%s\"}", (long long)msg_row,
@@ -1446,7 +1422,7 @@ op_message_add(struct pg_conn *c, struct store_req *req)
 	pg_params_init(&p);
 	pg_p_int(&p, msg_row);
 	{
-		PGresult *r = q(c, sql_message, &p);
+		PGresult *r = pg_q(c, sql_message, &p);
 
 		if (r == NULL)
 			goto fail;
@@ -1491,7 +1467,7 @@ op_outbox_done(struct pg_conn *c, struct store_req *req)
 
 	pg_params_init(&p);
 	pg_p_int(&p, id);
-	if ((r = q(c, sql_row, &p)) == NULL)
+	if ((r = pg_q(c, sql_row, &p)) == NULL)
 		goto fail;
 	if (PQntuples(r) != 1) {
 		PQclear(r);
@@ -1513,7 +1489,7 @@ op_outbox_done(struct pg_conn *c, struct store_req *req)
 	pg_p_int(&p, now);
 	pg_p_jtext(&p, in, "error");
 	pg_p_jtext(&p, in, "recipient");
-	if (q_exec(c, sql_upd, &p) < 0)
+	if (pg_q_exec(c, sql_upd, &p) < 0)
 		goto fail;
 	if (strcmp(status, "pending") != 0) {
 		if (msg_row == 0) {
@@ -1541,7 +1517,7 @@ op_outbox_done(struct pg_conn *c, struct store_req *req)
 			pg_p_jtext(&p, sent, "body");
 			pg_p_jtext(&p, sent, "sender");
 			pg_p_json(&p, json_object_get(sent, "recipients"), NULL);
-			if (q_exec(c, sql_msg, &p) < 0)
+			if (pg_q_exec(c, sql_msg, &p) < 0)
 				goto fail;
 		}
 		if (pg_history_add(c, contact_id, now, actor, "message", NULL, NULL, detail) < 0)
