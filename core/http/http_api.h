@@ -38,6 +38,13 @@ json_t *api_body(struct loket_http_req *req, int optional);
 int api_paging(struct loket_http_req *req, json_t *in);
 void api_reply(struct loket_http_req *req, int status, json_t *doc);
 
+/*
+ * The wall between organisations on a write that moves a contact to
+ * in.set.organisation: asks it of the store as a condition (expect) and
+ * words the refusal, naming both organisations (http_api_contacts.c).
+ */
+void http_api_contacts_wall(struct api_call *call, json_t *in);
+
 /* http_api_contacts.c, _parties.c, _tasks.c, _catalogue.c, _messages.c */
 int http_api_contacts_init(struct loketd *d, const char **error_r);
 int http_api_parties_init(struct loketd *d, const char **error_r);

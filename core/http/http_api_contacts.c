@@ -289,8 +289,8 @@ contacts_wall_refused(struct api_call *call, struct store_req *sr)
  * Whether it is confidential, and where, is known only to the store, inside
  * the write: in asks it as a condition (expect, a filter like a scope).
  */
-static void
-contacts_wall(struct api_call *call, json_t *in)
+void
+http_api_contacts_wall(struct api_call *call, json_t *in)
 {
 	const char *to =
 	    json_string_value(json_object_get(json_object_get(in, "set"), "organisation"));
@@ -386,7 +386,7 @@ contacts_patch(struct loket_http_req *req, void *arg)
 	in = json_pack("{s:I, s:I, s:s, s:o, s:o}", "id", id, "at", (json_int_t)util_time_ms(),
 	    "actor", auth_name(req), "scope", auth_scope(req), "set", set);
 	if (in != NULL)
-		contacts_wall(call, in);
+		http_api_contacts_wall(call, in);
 	api_submit(call, STORE_CONTACT_UPDATE, in);
 }
 
@@ -457,7 +457,7 @@ contacts_transition(struct loket_http_req *req, struct loketd *d, enum register_
 		json_decref(in);
 		return;
 	}
-	contacts_wall(call, in);
+	http_api_contacts_wall(call, in);
 	api_submit(call, STORE_CONTACT_UPDATE, in);
 }
 
@@ -485,6 +485,59 @@ contacts_reopen(struct loket_http_req *req, void *arg)
 	contacts_transition(req, arg, REGISTER_REOPEN);
 }
 
+/* The longest internal note, in bytes. */
+#define CONTACTS_NOTE_MAX 10000
+
+/*
+ * An internal note: a history row of kind "note" written like any change of
+ * the contact (scoped as a write, contact.changed), never a message: it is
+ * not on the messages list and nothing sends it.
+ */
+static void
+contacts_note(struct loket_http_req *req, void *arg)
+{
+	struct loketd *d = arg;
+	struct api_call *call;
+	json_t *body, *text, *in;
+	json_int_t id;
+	const char *key;
+	json_t *v;
+
+	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0 ||
+	    (body = api_body(req, 0)) == NULL)
+		return;
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "text") != 0) {
+			json_decref(body);
+			http_problem(req, 422, util_error("%.*s: unknown field; a note has only text",
+						   (int)util_utf8_prefix(key, 40), key));
+			return;
+		}
+	}
+	text = json_object_get(body, "text");
+	if (!json_is_string(text) || json_string_length(text) == 0 ||
+	    json_string_length(text) > CONTACTS_NOTE_MAX ||
+	    strlen(json_string_value(text)) != json_string_length(text) ||
+	    strspn(json_string_value(text), " \t\r\n") == json_string_length(text)) {
+		json_decref(body);
+		http_problem(req, 422, "text: expected the note, 1 to 10000 bytes of text");
+		return;
+	}
+	in = json_pack("{s:I, s:I, s:s, s:o, s:{}, s:[{s:s, s:s, s:O}]}", "id", id, "at",
+	    (json_int_t)util_time_ms(), "actor", auth_name(req), "scope", auth_scope(req), "set",
+	    "history", "actor", auth_name(req), "action", "note", "detail", text);
+	json_decref(body);
+	if (in == NULL) {
+		http_problem(req, 503, "out of memory");
+		return;
+	}
+	if ((call = api_call_new(d, req, 201)) == NULL) {
+		json_decref(in);
+		return;
+	}
+	api_submit(call, STORE_CONTACT_UPDATE, in);
+}
+
 int
 http_api_contacts_init(struct loketd *d, const char **error_r)
 {
@@ -501,6 +554,7 @@ http_api_contacts_init(struct loketd *d, const char **error_r)
 		{ LOKET_HTTP_POST, "/api/v1/contacts/{id}/escalate", contacts_escalate },
 		{ LOKET_HTTP_POST, "/api/v1/contacts/{id}/close", contacts_close },
 		{ LOKET_HTTP_POST, "/api/v1/contacts/{id}/reopen", contacts_reopen },
+		{ LOKET_HTTP_POST, "/api/v1/contacts/{id}/notes", contacts_note },
 	};
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

@@ -73,6 +73,29 @@ parties_contacts(struct loket_http_req *req, void *arg)
 	api_submit(call, STORE_PARTY_CONTACTS, in);
 }
 
+/* The most probable duplicates a citizen page lists. */
+#define PARTIES_DUPLICATES_MAX 20
+
+/*
+ * Other parties that are probably the same person (docs/api.md): a read of
+ * parties, audited and scoped like one; merging them is POST .../merge.
+ */
+static void
+parties_duplicates(struct loket_http_req *req, void *arg)
+{
+	struct api_call *call;
+	json_int_t id;
+
+	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0 ||
+	    (call = api_call_new(arg, req, 200)) == NULL)
+		return;
+	snprintf(call->audit_action, sizeof(call->audit_action), "party.duplicates");
+	snprintf(call->audit_object, sizeof(call->audit_object), "party:%lld", (long long)id);
+	api_submit(call, STORE_PARTY_DUPLICATES,
+	    json_pack("{s:I, s:i, s:o}", "id", id, "limit", PARTIES_DUPLICATES_MAX, "scope",
+		auth_scope(req)));
+}
+
 /* Normalises the identifiers of body's "add" or "remove" into *out_r; answers 422 on error. */
 static int
 parties_ids(struct loket_http_req *req, json_t *body, const char *field, json_t **out_r)
@@ -224,7 +247,9 @@ http_api_parties_init(struct loketd *d, const char **error_r)
 	    http_route_add(d->http, "core", LOKET_HTTP_PATCH, "/api/v1/parties/{id}",
 		LOKET_ACCESS_TOKEN, parties_patch, d, error_r) < 0 ||
 	    http_route_add(d->http, "core", LOKET_HTTP_POST, "/api/v1/parties/{id}/merge",
-		LOKET_ACCESS_TOKEN, parties_merge, d, error_r) < 0)
+		LOKET_ACCESS_TOKEN, parties_merge, d, error_r) < 0 ||
+	    http_route_add(d->http, "core", LOKET_HTTP_GET, "/api/v1/parties/{id}/duplicates",
+		LOKET_ACCESS_TOKEN, parties_duplicates, d, error_r) < 0)
 		return -1;
 	return 0;
 }

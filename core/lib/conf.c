@@ -64,6 +64,7 @@ static const struct conf_key conf_keys[] = {
 	{ "storage", "node", CONF_STRING, "", OFF(storage_node), NULL },
 	{ "rules", "dir", CONF_PATH, "", OFF(rules_dir), NULL },
 	{ "rules", "catalogue", CONF_PATH, "", OFF(rules_catalogue), NULL },
+	{ "rules", "answers", CONF_PATH, "", OFF(rules_answers), NULL },
 	{ "rules", "instructions", CONF_COUNT, "1000000", OFF(rules_instructions), NULL },
 	{ "rules", "timeout", CONF_DURATION, "50ms", OFF(rules_timeout_ms), NULL },
 	{ "rules", "memory", CONF_SIZE, "64m", OFF(rules_memory), NULL },
@@ -680,6 +681,7 @@ conf_free(struct conf *conf)
 	free(conf->storage_node);
 	free(conf->rules_dir);
 	free(conf->rules_catalogue);
+	free(conf->rules_answers);
 	free(conf->timezone);
 	free(conf->path);
 	free(conf);

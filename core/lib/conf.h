@@ -73,6 +73,7 @@ struct conf {
 	/* [rules] */
 	char *rules_dir;
 	char *rules_catalogue;
+	char *rules_answers; /* "": the answers folder beside the catalogue */
 	int64_t rules_instructions;
 	uint64_t rules_timeout_ms;
 	uint64_t rules_memory;

@@ -48,6 +48,11 @@ view_history_row(json_t *list, json_t *row)
 		packed = json_loads(detail, 0, NULL);
 	if (!json_is_array(packed)) {
 		json_decref(packed);
+		/* An internal note (POST .../notes) reads as one: its text is the row's detail. */
+		if (action != NULL && strcmp(action, "note") == 0 && detail != NULL) {
+			json_object_set_new(row, "kind", json_string("note"));
+			json_object_set(row, "text", json_object_get(row, "detail"));
+		}
 		json_array_append(list, row);
 		return;
 	}

@@ -20,6 +20,8 @@ const struct register_transition register_transitions[REGISTER_ACTION_COUNT] = {
 	[REGISTER_ESCALATE] = { "escalate", "escalated", { "open", NULL }, "escalated", 2, 0 },
 	[REGISTER_CLOSE] = { "close", "closed", { "escalated", NULL }, "closed", 0, 1 },
 	[REGISTER_REOPEN] = { "reopen", "reopened", { "resolved", "closed", NULL }, "open", 1, 0 },
+	[REGISTER_FORWARD] = { "forward", "forwarded", { "escalated", NULL }, "escalated", 2, 0 },
+	[REGISTER_RETURN] = { "return", "returned", { "escalated", NULL }, "open", 1, 0 },
 };
 
 static const char *const register_channels[] = { "phone", "email", "web", "counter", NULL };

@@ -23,6 +23,8 @@ enum register_action {
 	REGISTER_ESCALATE,
 	REGISTER_CLOSE,
 	REGISTER_REOPEN,
+	REGISTER_FORWARD, /* the back office hands its task on to another department */
+	REGISTER_RETURN,  /* the back office sends it back to the first line */
 	REGISTER_ACTION_COUNT,
 };
 

@@ -424,6 +424,7 @@ catalogue_product_clear(struct catalogue_product *p)
 	free(p->department);
 	free(p->organisation);
 	free(p->service_time);
+	free(p->answer);
 	for (size_t i = 0; i < p->nkeywords; i++)
 		free(p->keywords[i]);
 	free(p->keywords);
@@ -742,6 +743,7 @@ catalogue_free(struct catalogue *cat)
 		catalogue_product_clear(&cat->products[i]);
 	free(cat->products);
 	free(cat->path);
+	free(cat->answers_dir);
 	free(cat);
 }
 

@@ -20,12 +20,14 @@ struct catalogue_product {
 	char **keywords; /* lower-cased, without duplicates */
 	size_t nkeywords;
 	int source_line; /* where its record starts in the file, for messages */
+	char *answer; /* the standard answer (catalogue_answers.c), NULL: none */
 };
 
 struct catalogue {
 	struct catalogue_product *products; /* in file order */
 	size_t nproducts;
 	char *path;
+	char *answers_dir; /* where the standard answers are kept, NULL: none */
 };
 
 /*
@@ -51,5 +53,23 @@ const struct catalogue_product *catalogue_find(const struct catalogue *cat, cons
  * word), or NULL; borrowed from cat.
  */
 const struct catalogue_product *catalogue_match(const struct catalogue *cat, const char *text);
+
+/* catalogue_answers.c */
+/* The longest standard answer, in bytes. */
+#define CATALOGUE_ANSWER_MAX (64 * 1024)
+/*
+ * Reads the standard answers, dir/CODE.txt, of every product of cat (a
+ * missing folder or file: no answer); dir is kept for catalogue_answer_set.
+ * On error *error_r is "path: what is wrong" (util_error).
+ */
+int catalogue_answers_load(struct catalogue *cat, const char *dir, const char **error_r);
+/*
+ * Replaces the standard answer of product code ("" or NULL: removes it) in
+ * its file, atomically and durably (a temporary file, fsync, rename, fsync
+ * of the folder), then in cat. -1 with *error_r for a person; the cause with
+ * the file name goes to the log.
+ */
+int catalogue_answer_set(struct catalogue *cat, const char *code, const char *text,
+    const char **error_r);
 
 #endif

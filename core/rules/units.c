@@ -57,6 +57,28 @@ units_add(struct units *u, const char *unit, const char *path, const char **erro
 	return 0;
 }
 
+/* The standard answers, in [rules] answers or else the answers folder beside the catalogue. */
+static int
+units_answers(const struct conf *conf, struct catalogue *cat, const char **error_r)
+{
+	const char *slash;
+	char *dir;
+	int rc;
+
+	if (conf->rules_answers != NULL && conf->rules_answers[0] != '\0')
+		return catalogue_answers_load(cat, conf->rules_answers, error_r);
+	slash = strrchr(conf->rules_catalogue, '/');
+	if (asprintf(&dir, "%.*sanswers",
+		slash != NULL ? (int)(slash - conf->rules_catalogue + 1) : 0,
+		conf->rules_catalogue) < 0) {
+		*error_r = "out of memory loading the standard answers";
+		return -1;
+	}
+	rc = catalogue_answers_load(cat, dir, error_r);
+	free(dir);
+	return rc;
+}
+
 int
 units_load(const struct conf *conf, struct units **units_r, const char **error_r)
 {
@@ -76,6 +98,8 @@ units_load(const struct conf *conf, struct units **units_r, const char **error_r
 	if (conf->rules_catalogue[0] != '\0' &&
 	    catalogue_load(conf->rules_catalogue, units_known_cb, (void *)conf, &u->catalogue,
 		error_r) < 0)
+		goto fail;
+	if (u->catalogue != NULL && units_answers(conf, u->catalogue, error_r) < 0)
 		goto fail;
 	*units_r = u;
 	return 0;
@@ -123,6 +147,26 @@ units_calendar(const struct units *u, const char *unit)
 	if (conf_organisation(u->conf, unit) != NULL)
 		return (cal = units_own(u, unit)) != NULL ? cal : u->fallback;
 	return NULL;
+}
+
+const char *
+units_calendar_source(const struct units *u, const char *unit)
+{
+	const struct conf_department *dep = conf_department(u->conf, unit);
+
+	if (dep != NULL && units_own(u, dep->id) != NULL)
+		return dep->id;
+	if (dep != NULL && units_own(u, dep->organisation) != NULL)
+		return dep->organisation;
+	if (dep == NULL && units_own(u, unit) != NULL)
+		return unit;
+	return "default";
+}
+
+struct catalogue *
+units_catalogue_rw(struct units *u)
+{
+	return u->catalogue;
 }
 
 const struct catalogue *

@@ -13,7 +13,11 @@ int units_load(const struct conf *conf, struct units **units_r, const char **err
 void units_free(struct units *u);
 /* A department's calendar, else its organisation's, else the default; NULL for an unknown unit. */
 const struct calendar *units_calendar(const struct units *u, const char *unit);
+/* Whose calendar units_calendar gives unit: the unit's, its organisation's id, or "default". */
+const char *units_calendar_source(const struct units *u, const char *unit);
 const struct catalogue *units_catalogue(const struct units *u);
+/* The same catalogue, to change its standard answers (catalogue_answer_set). */
+struct catalogue *units_catalogue_rw(struct units *u);
 /* Fills the catalogue, calendar and department callbacks of a rules host. */
 void units_rules_host(struct units *u, struct rules_host *host);
 

@@ -780,6 +780,8 @@ store_op_name(enum store_op op)
 		[STORE_OUTBOX_DUE] = "outbox.due",
 		[STORE_OUTBOX_NEXT] = "outbox.next",
 		[STORE_EVENTS_AFTER] = "events.after",
+		[STORE_TASK_GET] = "task.get",
+		[STORE_PARTY_DUPLICATES] = "party.duplicates",
 	};
 
 	if ((unsigned int)op >= STORE_OP_COUNT || names[op] == NULL)

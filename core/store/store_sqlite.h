@@ -186,6 +186,14 @@ void sq_op_party_get(struct sq_conn *c, struct store_req *req);
 void sq_op_party_find(struct sq_conn *c, struct store_req *req);
 void sq_op_party_update(struct sq_conn *c, struct store_req *req);
 void sq_op_party_merge(struct sq_conn *c, struct store_req *req);
+/* 1 when party id is live and scope may see it (as a lookup decides), else 0. */
+int sq_party_visible(struct sq_conn *c, sqlite3_int64 id, json_t *scope);
+/* The party as the API shows it, or NULL. */
+json_t *sq_party_load(struct sq_conn *c, sqlite3_int64 id);
+
+/* store_sqlite_workflow.c: a task by id, a party's probable duplicates. */
+void sq_op_task_get(struct sq_conn *c, struct store_req *req);
+void sq_op_party_duplicates(struct sq_conn *c, struct store_req *req);
 
 /* store_sqlite_msgs.c: messages on contacts, dedup keys, the outbox. */
 /* Whether one of keys already names a contact: its id, 0 when none, -1 on error. */

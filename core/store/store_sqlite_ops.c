@@ -33,6 +33,8 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_OUTBOX_DUE] = sq_op_outbox_due,
 		[STORE_OUTBOX_NEXT] = sq_op_outbox_next,
 		[STORE_EVENTS_AFTER] = sq_op_events_after,
+		[STORE_TASK_GET] = sq_op_task_get,
+		[STORE_PARTY_DUPLICATES] = sq_op_party_duplicates,
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

@@ -268,6 +268,22 @@ party_load(struct sq_conn *c, sqlite3_int64 id)
 	return party;
 }
 
+int
+sq_party_visible(struct sq_conn *c, sqlite3_int64 id, json_t *scope)
+{
+	struct sq_party_row p;
+
+	if (party_row(c, id, &p) < 0 || p.merged_into != 0)
+		return 0;
+	return party_visible(c, &p, scope);
+}
+
+json_t *
+sq_party_load(struct sq_conn *c, sqlite3_int64 id)
+{
+	return party_load(c, id);
+}
+
 /* A live party scope may see, or the request answered (404, 403) and -1. */
 int
 sq_party_open(struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json_t *scope,

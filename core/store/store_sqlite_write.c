@@ -443,6 +443,102 @@ rule_rows(struct sq_conn *c, sqlite3_int64 id, json_t *in, sqlite3_int64 now, co
 	return 0;
 }
 
+/*
+ * The task a contact update acts on (in.on_task: {id, assignee, holders,
+ * done}): checked before anything is written. 1 to go on; 0 with req
+ * answered: NOT_FOUND (the contact has no such task), CONFLICT with out
+ * {status} (the task is done) or {status, assignee} (held by someone not
+ * in holders); -1 on a storage error.
+ */
+static int
+task_on_check(struct sq_conn *c, struct store_req *req, sqlite3_int64 contact_id, json_t *on)
+{
+	static const char sql[] = "SELECT status, assignee FROM tasks WHERE id = ?1 AND contact_id = ?2";
+	sqlite3_int64 task_id = json_integer_value(json_object_get(on, "id"));
+	json_t *holders = json_object_get(on, "holders"), *h;
+	char status[16], assignee[256];
+	int rc, has_assignee, held = 0;
+	sqlite3_stmt *st;
+	size_t i;
+
+	if ((st = sq_stmt(c, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, task_id);
+	sqlite3_bind_int64(st, 2, contact_id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+		store_req_fail(req, STORE_NOT_FOUND, "no task with id %lld on that contact",
+		    (long long)task_id);
+		return 0;
+	}
+	snprintf(status, sizeof(status), "%s", (const char *)sqlite3_column_text(st, 0));
+	if ((has_assignee = sqlite3_column_type(st, 1) != SQLITE_NULL))
+		snprintf(assignee, sizeof(assignee), "%s", (const char *)sqlite3_column_text(st, 1));
+	sqlite3_reset(st);
+	if (strcmp(status, "open") != 0) {
+		store_req_fail(req, STORE_CONFLICT, "the task is already %s", status);
+		req->out = json_pack("{s:s}", "status", status);
+		return 0;
+	}
+	if (!json_is_array(holders))
+		return 1;
+	json_array_foreach(holders, i, h)
+		held |= has_assignee ? json_is_string(h) && strcmp(json_string_value(h), assignee) == 0
+				     : json_is_null(h);
+	if (!held) {
+		store_req_fail(req, STORE_CONFLICT, "the task is held by someone else");
+		req->out = json_pack("{s:s, s:s?}", "status", status, "assignee",
+		    has_assignee ? assignee : NULL);
+		return 0;
+	}
+	return 1;
+}
+
+/* Writes what in.on_task asks of the checked task: its assignee, its end. */
+static int
+task_on_apply(struct sq_conn *c, sqlite3_int64 contact_id, json_t *on, sqlite3_int64 now,
+    const char *actor)
+{
+	static const char sql_assign[] = "UPDATE tasks SET assignee = ?2 WHERE id = ?1";
+	static const char sql_done[] = "UPDATE tasks SET status = 'done', done_at = ?2, done_by = ?3"
+				       " WHERE id = ?1 RETURNING department";
+	sqlite3_int64 task_id = json_integer_value(json_object_get(on, "id"));
+	sqlite3_stmt *st;
+	json_t *dep;
+	int rc;
+
+	if (json_object_get(on, "assignee") != NULL) {
+		if ((st = sq_stmt(c, sql_assign)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, task_id);
+		sq_bind_json_text(st, 2, on, "assignee");
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+	}
+	if (!json_is_true(json_object_get(on, "done")))
+		return 0;
+	if ((st = sq_stmt(c, sql_done)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, task_id);
+	sqlite3_bind_int64(st, 2, now);
+	sq_bind_text(st, 3, actor);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return -1;
+	}
+	dep = sq_col_text(st, 0);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	sqlite3_reset(st);
+	rc = rc == SQLITE_DONE ? sq_task_event(c, LOKET_EVENT_TASK_DONE, now, contact_id, task_id,
+				     json_string_value(dep))
+			       : -1;
+	json_decref(dep);
+	return rc;
+}
+
 void
 sq_op_contact_update(struct sq_conn *c, struct store_req *req)
 {
@@ -472,6 +568,18 @@ sq_op_contact_update(struct sq_conn *c, struct store_req *req)
 	    && sq_timer_still_pending(c, req, json_integer_value(json_object_get(in, "timer_done")))
 	        <= 0)
 		return;
+	if (json_is_object(json_object_get(in, "on_task"))) {
+		int rc = task_on_check(c, req, id, json_object_get(in, "on_task"));
+
+		if (rc <= 0) {
+			if (rc < 0)
+				goto fail;
+			return;
+		}
+		/* Before the fields: a department move carries the tasks still open, not this one. */
+		if (task_on_apply(c, id, json_object_get(in, "on_task"), now, actor) < 0)
+			goto fail;
+	}
 	if (contact_set_fields(c, id, json_object_get(in, "set"), now, actor) < 0)
 		goto fail;
 	if (tr != NULL) {

@@ -77,6 +77,9 @@ enum store_op {
 	STORE_OUTBOX_DUE,
 	STORE_OUTBOX_NEXT,
 	STORE_EVENTS_AFTER,
+	/* reads (minor 2): a task by id; a party's probable duplicates */
+	STORE_TASK_GET,
+	STORE_PARTY_DUPLICATES,
 	STORE_OP_COUNT,
 };
 

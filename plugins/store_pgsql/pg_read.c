@@ -616,6 +616,132 @@ fail:
 	snapshot_end(c, own);
 }
 
+/*
+ * Letters with a diacritic, then A-Z, and what they fold to: the SQLite
+ * driver's table (store_sqlite_workflow.c) with upper case folded to lower
+ * in the same pass, as translate() makes one pass.
+ */
+static const char pg_fold_from[] = "ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöøùúûüýÿ"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+static const char pg_fold_to[] = "aaaaaaceeeeiiiinoooooouuuuyaaaaaaceeeeiiiinoooooouuuuyy"
+				 "abcdefghijklmnopqrstuvwxyz";
+#define PG_FOLD_NAME(col) "regexp_replace(translate(" col ", $2::text, $3::text), '[ \\t\\n\\r\\v\\f]', '', 'g')"
+#define PG_FOLD_EMAIL(col)                                                                \
+	"(replace(regexp_replace(substring(" col " from '^(.*)@'), '\\+.*$', ''), '.', '')" \
+	" || substring(" col " from '@[^@]*$'))"
+
+/* A task with what a hand-over needs of its contact (docs/storage.md, STORE_TASK_GET). */
+static void
+op_task_get(struct pg_conn *c, struct store_req *req)
+{
+	static const char sql[] = "SELECT " TASK_COLS ", c.product, c.status, c.department,"
+				  " c.organisation, c.confidential"
+				  " FROM tasks t JOIN contacts c ON c.id = t.contact_id"
+				  " WHERE t.id = $1::bigint";
+	int64_t id = json_integer_value(json_object_get(req->in, "id"));
+	struct pg_params p;
+	json_t *task;
+	PGresult *r;
+
+	pg_params_init(&p);
+	pg_p_int(&p, id);
+	r = pg_run(c, sql, &p);
+	pg_params_clear(&p);
+	if (r == NULL) {
+		read_fail(c, req);
+		return;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		pg_host->req_fail(req, STORE_NOT_FOUND, "no task with id %lld", (long long)id);
+		return;
+	}
+	/* Who may see a task follows its contact, wherever the contact went since. */
+	if (!pg_scope_allows(json_object_get(req->in, "scope"), pg_str(r, 0, 14), pg_str(r, 0, 15),
+		pg_str(r, 0, 16) != NULL && pg_str(r, 0, 16)[0] == 't')) {
+		PQclear(r);
+		pg_host->req_fail(req, STORE_FORBIDDEN, "this token may not act on that task");
+		return;
+	}
+	if ((task = task_row(r, 0)) != NULL) {
+		json_object_set_new(task, "product", pg_col_text(r, 0, 12));
+		json_object_set_new(task, "contact_status", pg_col_text(r, 0, 13));
+	}
+	PQclear(r);
+	req->out = task;
+}
+
+/*
+ * Other live parties that are probably the same person: the same folded
+ * name and no different RRN or BSN, or an email whose variant key equals
+ * one of this party's; in id order, those scope may see, up to limit.
+ */
+static void
+op_party_duplicates(struct pg_conn *c, struct store_req *req)
+{
+	static const char sql[] =
+	    "SELECT p.id FROM parties p, parties me WHERE me.id = $1::bigint"
+	    " AND p.merged_into IS NULL AND p.id <> me.id AND p.name IS NOT NULL"
+	    " AND me.name IS NOT NULL AND " PG_FOLD_NAME("me.name") " <> ''"
+	    " AND " PG_FOLD_NAME("p.name") " = " PG_FOLD_NAME("me.name")
+	    " AND NOT (me.rrn IS NOT NULL AND p.rrn IS NOT NULL AND p.rrn <> me.rrn)"
+	    " AND NOT (me.bsn IS NOT NULL AND p.bsn IS NOT NULL AND p.bsn <> me.bsn)"
+	    " UNION SELECT e.party_id FROM party_emails e JOIN parties p ON p.id = e.party_id"
+	    " WHERE p.merged_into IS NULL AND e.party_id <> $1::bigint"
+	    " AND " PG_FOLD_EMAIL("e.email") " IN (SELECT " PG_FOLD_EMAIL("m.email")
+	    " FROM party_emails m WHERE m.party_id = $1::bigint) ORDER BY 1";
+	json_t *in = req->in, *items = NULL, *party;
+	int64_t id = json_integer_value(json_object_get(in, "id"));
+	int limit = json_is_integer(json_object_get(in, "limit"))
+			? (int)json_integer_value(json_object_get(in, "limit")) : 20;
+	struct party_state ps;
+	struct pg_params p;
+	PGresult *r = NULL;
+	int own = 0, rc;
+
+	if (snapshot_begin(c, &own) < 0) {
+		read_fail(c, req);
+		return;
+	}
+	if (party_open(c, req, id, json_object_get(in, "scope"), &ps) < 0) {
+		snapshot_end(c, own);
+		return;
+	}
+	pg_params_init(&p);
+	pg_p_int(&p, id);
+	pg_p_text(&p, pg_fold_from);
+	pg_p_text(&p, pg_fold_to);
+	r = pg_run(c, sql, &p);
+	pg_params_clear(&p);
+	if (r == NULL || (items = json_array()) == NULL)
+		goto fail;
+	for (int i = 0; i < PQntuples(r) && (int)json_array_size(items) < limit; i++) {
+		int64_t other = pg_int(r, i, 0);
+
+		/* Hidden as a party lookup hides it. */
+		if ((rc = party_state(c, other, &ps)) < 0)
+			goto fail;
+		if (rc > 0 || ps.merged_into != 0)
+			continue;
+		if ((rc = party_visible(c, &ps, json_object_get(in, "scope"))) < 0)
+			goto fail;
+		if (rc == 0)
+			continue;
+		if ((party = party_load(c, other)) == NULL)
+			goto fail;
+		json_array_append_new(items, party);
+	}
+	PQclear(r);
+	req->out = json_pack("{s:o}", "items", items);
+	snapshot_end(c, own);
+	return;
+fail:
+	PQclear(r);
+	json_decref(items);
+	read_fail(c, req);
+	snapshot_end(c, own);
+}
+
 static void
 op_party_contacts(struct pg_conn *c, struct store_req *req)
 {
@@ -1213,6 +1339,8 @@ pg_read_run(struct pg_conn *c, struct store_req *req)
 		[STORE_OUTBOX_DUE] = op_outbox_due,
 		[STORE_OUTBOX_NEXT] = op_outbox_next,
 		[STORE_EVENTS_AFTER] = op_events_after,
+		[STORE_TASK_GET] = op_task_get,
+		[STORE_PARTY_DUPLICATES] = op_party_duplicates,
 	};
 
 	if ((unsigned int)req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

@@ -1016,6 +1016,94 @@ contact_set_fields(struct pg_conn *c, int64_t id, json_t *set, int64_t now, cons
 	return 0;
 }
 
+/*
+ * The task a contact update acts on (in.on_task: {id, assignee, holders,
+ * done}), its row locked: checked before anything is written. 1 to go on;
+ * 0 with req answered (NOT_FOUND, CONFLICT with out {status} or {status,
+ * assignee}); -1 failed.
+ */
+static int
+task_on_check(struct pg_conn *c, struct store_req *req, int64_t contact_id, json_t *on)
+{
+	static const char sql[] = "SELECT status, assignee FROM tasks WHERE id = $1"
+				  " AND contact_id = $2 FOR UPDATE";
+	int64_t task_id = json_integer_value(json_object_get(on, "id"));
+	json_t *holders = json_object_get(on, "holders"), *h;
+	char status[16], assignee[256];
+	int has_assignee, held = 0;
+	struct pg_params p;
+	PGresult *r;
+	size_t i;
+
+	pg_params_init(&p);
+	pg_p_int(&p, task_id);
+	pg_p_int(&p, contact_id);
+	if ((r = pg_q(c, sql, &p)) == NULL)
+		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		pg_host->req_fail(req, STORE_NOT_FOUND, "no task with id %lld on that contact",
+		    (long long)task_id);
+		return 0;
+	}
+	snprintf(status, sizeof(status), "%s", pg_str(r, 0, 0));
+	if ((has_assignee = !pg_isnull(r, 0, 1)))
+		snprintf(assignee, sizeof(assignee), "%s", pg_str(r, 0, 1));
+	PQclear(r);
+	if (strcmp(status, "open") != 0) {
+		pg_host->req_fail(req, STORE_CONFLICT, "the task is already %s", status);
+		req->out = json_pack("{s:s}", "status", status);
+		return 0;
+	}
+	if (!json_is_array(holders))
+		return 1;
+	json_array_foreach(holders, i, h)
+		held |= has_assignee ? json_is_string(h) && strcmp(json_string_value(h), assignee) == 0
+				     : json_is_null(h);
+	if (!held) {
+		pg_host->req_fail(req, STORE_CONFLICT, "the task is held by someone else");
+		req->out = json_pack("{s:s, s:s?}", "status", status, "assignee",
+		    has_assignee ? assignee : NULL);
+		return 0;
+	}
+	return 1;
+}
+
+/* Writes what in.on_task asks of the checked task: its assignee, its end. */
+static int
+task_on_apply(struct pg_conn *c, struct store_req *req, int64_t contact_id, json_t *on,
+    int64_t now, const char *actor)
+{
+	static const char sql_assign[] = "UPDATE tasks SET assignee = $2 WHERE id = $1";
+	static const char sql_done[] = "UPDATE tasks SET status = 'done', done_at = " PG_TS(2)
+				       ", done_by = $3 WHERE id = $1 RETURNING department";
+	int64_t task_id = json_integer_value(json_object_get(on, "id"));
+	struct pg_params p;
+	PGresult *r;
+	int rc;
+
+	if (json_object_get(on, "assignee") != NULL) {
+		pg_params_init(&p);
+		pg_p_int(&p, task_id);
+		pg_p_jtext(&p, on, "assignee");
+		if (pg_q_exec(c, sql_assign, &p) < 0)
+			return -1;
+	}
+	if (!json_is_true(json_object_get(on, "done")))
+		return 0;
+	pg_params_init(&p);
+	pg_p_int(&p, task_id);
+	pg_p_int(&p, now);
+	pg_p_text(&p, actor != NULL ? actor : "");
+	if ((r = pg_q(c, sql_done, &p)) == NULL)
+		return -1;
+	rc = PQntuples(r) == 1 ? task_event(req, LOKET_EVENT_TASK_DONE, now, contact_id, task_id,
+				     pg_str(r, 0, 0))
+			       : -1;
+	PQclear(r);
+	return rc;
+}
+
 static int
 op_contact_update(struct pg_conn *c, struct store_req *req)
 {
@@ -1069,6 +1157,15 @@ op_contact_update(struct pg_conn *c, struct store_req *req)
 
 		if (rc <= 0)
 			return rc < 0 ? pg_write_fail(c, req) : 0;
+	}
+	if (json_is_object(json_object_get(in, "on_task"))) {
+		int rc = task_on_check(c, req, id, json_object_get(in, "on_task"));
+
+		if (rc <= 0)
+			return rc < 0 ? pg_write_fail(c, req) : 0;
+		/* Before the fields: a department move carries the tasks still open, not this one. */
+		if (task_on_apply(c, req, id, json_object_get(in, "on_task"), now, actor) < 0)
+			goto fail;
 	}
 	if (contact_set_fields(c, id, set, now, actor) < 0)
 		goto fail;
