@@ -379,7 +379,7 @@ events_stream_read(struct events_stream *st, int64_t after)
 	store_submit(st->d->store, sr);
 }
 
-/* The id to resume after: Last-Event-ID (a reconnect) wins over ?last_event_id. 0: none. */
+/* The id to resume after: Last-Event-ID (a reconnect) wins over ?last_event_id. -1: none. */
 static int
 events_resume_id(struct loket_http_req *req, int64_t *id_r)
 {
@@ -389,7 +389,7 @@ events_resume_id(struct loket_http_req *req, int64_t *id_r)
 
 	if (s == NULL || *s == '\0')
 		s = http_query(req, "last_event_id");
-	*id_r = 0;
+	*id_r = -1;
 	if (s == NULL || *s == '\0')
 		return 0;
 	errno = 0;
@@ -435,7 +435,7 @@ events_get(struct loket_http_req *req, void *arg)
 	st->held_tail = &st->held;
 	st->window_ms = (int64_t)conf->http_events_window_ms;
 	st->backlog_max = conf->http_events_backlog;
-	st->catching_up = after > 0;
+	st->catching_up = after >= 0;
 	/* Before the read: an event published from here on is held or sent, never missed. */
 	if (events_subscribe(d->events, EVENTS_STREAM_KINDS | EVENTS_ALL_NODES, events_stream_cb,
 		st, NULL) < 0 ||
@@ -461,7 +461,7 @@ events_get(struct loket_http_req *req, void *arg)
 	event_add(st->keepalive, &tv);
 	if (events_stream_send(st, "retry: " EVENTS_RETRY "\n: connected\n\n") < 0)
 		return;
-	if (after > 0)
+	if (after >= 0)
 		events_stream_read(st, after);
 }
 
