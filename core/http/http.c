@@ -39,6 +39,17 @@ struct http_route {
 	} counted[8];
 };
 
+/* An answer kept open (http_stream_start). */
+struct http_stream {
+	struct loket_http_req *req;
+	struct bufferevent *bev; /* its connection's */
+	struct evbuffer *chunk;
+	size_t cap;
+	void (*closed_cb)(void *arg);
+	void *arg;
+	LIST_ENTRY(http_stream) link;
+};
+
 struct http {
 	struct event_base *base;
 	struct evhttp *evhttp;
@@ -55,6 +66,9 @@ struct http {
 	void *auth_arg;
 	const struct loket_caller *(*caller_fn)(struct loket_http_req *req, void *arg);
 	struct metric_series *unmatched_latency;
+	struct timeval timeout; /* [http] timeout */
+	LIST_HEAD(, http_stream) streams;
+	unsigned int nstreams;
 };
 
 static const struct {
@@ -129,6 +143,12 @@ http_problem_body(int status, const char *detail)
 
 static void http_gen_cb(struct evhttp_request *ev, void *arg);
 
+static double
+http_streams_cb(void *arg)
+{
+	return ((struct http *)arg)->nstreams;
+}
+
 struct http *
 http_new(struct event_base *base, struct metrics *metrics)
 {
@@ -138,6 +158,7 @@ http_new(struct event_base *base, struct metrics *metrics)
 		return NULL;
 	http->base = base;
 	http->metrics = metrics;
+	LIST_INIT(&http->streams);
 	if ((http->evhttp = evhttp_new(base)) == NULL ||
 	    (http->guard = http_guard_new(metrics)) == NULL) {
 		http_free(http);
@@ -151,6 +172,8 @@ http_new(struct event_base *base, struct metrics *metrics)
 	http->unmatched_latency = metrics_series(metrics, METRIC_HISTOGRAM,
 	    "loket_http_request_duration_seconds", "Time from request to response, by route.",
 	    "route=\"unmatched\"", metrics_latency_bounds, metrics_latency_nbounds);
+	metrics_gauge_fn(metrics, "loket_http_streams", "Open event streams (server-sent events).",
+	    "", http_streams_cb, http);
 	return http;
 }
 
@@ -186,6 +209,7 @@ http_set_limits(struct http *http, const struct http_limits *limits)
 	evhttp_set_max_headers_size(http->evhttp, (ev_ssize_t)(2 * limits->max_header_size));
 	evhttp_set_max_body_size(http->evhttp, (ev_ssize_t)limits->max_body_size);
 	evhttp_set_timeout_tv(http->evhttp, &tv);
+	http->timeout = tv;
 	http_guard_set_limits(http->guard, limits);
 }
 
@@ -217,10 +241,23 @@ http_bound_port(struct http *http)
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+static void http_req_free(struct loket_http_req *req);
+
 void
 http_stop_accepting(struct http *http)
 {
+	struct http_stream *s;
+
 	http->stopping = 1;
+	/* Streams never end by themselves: a stop ends them all at once, unflushed or not. */
+	while ((s = LIST_FIRST(&http->streams)) != NULL) {
+		void (*cb)(void *arg) = s->closed_cb;
+		void *arg = s->arg;
+		struct loket_http_req *req = s->req;
+
+		cb(arg);
+		http_stream_end(req);
+	}
 	if (http->bound != NULL) {
 		evhttp_del_accept_socket(http->evhttp, http->bound);
 		http->bound = NULL;
@@ -504,6 +541,136 @@ http_reply(struct loket_http_req *req, int status, const char *content_type, con
 		http->drained_cb(http->drained_arg);
 }
 
+static void
+http_stream_unlink(struct http_stream *s)
+{
+	struct http *http = s->req->http;
+
+	http_guard_on_close(http->guard, s->bev, NULL, NULL);
+	LIST_REMOVE(s, link);
+	http->nstreams--;
+	s->req->stream = NULL;
+	if (s->chunk != NULL)
+		evbuffer_free(s->chunk);
+	free(s);
+}
+
+/* The client's connection is going (evhttp frees it next). */
+static void
+http_stream_gone_cb(void *arg)
+{
+	struct http_stream *s = arg;
+	struct loket_http_req *req = s->req;
+	void (*cb)(void *arg) = s->closed_cb;
+	void *cb_arg = s->arg;
+
+	http_stream_unlink(s);
+	cb(cb_arg);
+	/*
+	 * A client that left: evhttp took the request off its connection and
+	 * leaves it to us (ending it frees it); otherwise it goes with the
+	 * connection.
+	 */
+	if (evhttp_request_get_connection(req->ev) == NULL)
+		evhttp_send_reply_end(req->ev);
+	http_req_free(req);
+}
+
+/* Closes the stream's connection now, with whatever it still had to send. */
+static void
+http_stream_drop(struct loket_http_req *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req->ev);
+
+	http_stream_unlink(req->stream);
+	if (evcon != NULL)
+		evhttp_connection_free(evcon); /* frees req->ev with it */
+	else
+		evhttp_send_reply_end(req->ev);
+	http_req_free(req);
+}
+
+int
+http_stream_start(struct loket_http_req *req, const char *content_type, size_t cap,
+    void (*closed_cb)(void *arg), void *arg)
+{
+	struct http *http = req->http;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req->ev);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
+	struct http_stream *s;
+	double secs;
+
+	if (http->stopping || evcon == NULL || closed_cb == NULL ||
+	    (s = calloc(1, sizeof(*s))) == NULL)
+		return -1;
+	s->req = req;
+	s->bev = evhttp_connection_get_bufferevent(evcon);
+	s->cap = cap;
+	s->closed_cb = closed_cb;
+	s->arg = arg;
+	if ((s->chunk = evbuffer_new()) == NULL ||
+	    http_guard_on_close(http->guard, s->bev, http_stream_gone_cb, s) < 0) {
+		if (s->chunk != NULL)
+			evbuffer_free(s->chunk);
+		free(s);
+		return -1;
+	}
+	req->stream = s;
+	LIST_INSERT_HEAD(&http->streams, s, link);
+	http->nstreams++;
+	evhttp_remove_header(out, "Content-Type");
+	evhttp_add_header(out, "Content-Type", content_type);
+	/* A stream ends only when one side leaves; a client reconnects for the next one. */
+	evhttp_add_header(out, "Connection", "close");
+	evhttp_send_reply_start(req->ev, 200, http_status_title(200));
+	/*
+	 * The client sends nothing more: reading must not time out. Writing
+	 * still does, so a client that takes nothing while data waits goes.
+	 */
+	bufferevent_set_timeouts(s->bev, NULL, &http->timeout);
+	secs = (double)(util_now_ns() - req->start_ns) / 1e9;
+	metrics_observe(req->route != NULL ? req->route->latency : http->unmatched_latency, secs);
+	http_count(http, req->route, req->method, 200);
+	/* Answered, as far as a drain is concerned. */
+	http->inflight--;
+	return 0;
+}
+
+int
+http_stream_write(struct loket_http_req *req, const void *data, size_t len)
+{
+	struct http_stream *s = req->stream;
+
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > s->cap) {
+		log_warnx("http", "an event stream's client fell more than %zu bytes behind; "
+				  "closing it",
+		    s->cap);
+		http_stream_drop(req);
+		return -1;
+	}
+	if (evbuffer_add(s->chunk, data, len) < 0) {
+		http_stream_drop(req);
+		return -1;
+	}
+	evhttp_send_reply_chunk(req->ev, s->chunk);
+	return 0;
+}
+
+void
+http_stream_end(struct loket_http_req *req)
+{
+	http_stream_unlink(req->stream);
+	/* Connection: close was sent: evhttp closes it once the last chunk is out. */
+	evhttp_send_reply_end(req->ev);
+	http_req_free(req);
+}
+
+unsigned int
+http_streams(struct http *http)
+{
+	return http->nstreams;
+}
+
 void
 http_reply_json(struct loket_http_req *req, int status, json_t *json)
 {
@@ -584,6 +751,25 @@ http_gen_cb(struct evhttp_request *ev, void *arg)
 	unsigned int allowed = 0;
 	struct http_route *route = NULL;
 
+	if (uri == NULL) {
+		struct http_stream *s;
+
+		/*
+		 * evhttp calls back with the URI gone when a connection fails
+		 * under a request it still holds: for a stream, the client is gone.
+		 */
+		LIST_FOREACH(s, &http->streams, link)
+		{
+			if (s->req->ev == ev) {
+				void (*cb)(void *arg) = s->closed_cb;
+				void *cb_arg = s->arg;
+
+				http_stream_drop(s->req);
+				cb(cb_arg);
+				return;
+			}
+		}
+	}
 	if ((req = calloc(1, sizeof(*req))) == NULL) {
 		evhttp_send_error(ev, 503, "out of memory");
 		return;

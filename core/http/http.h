@@ -42,6 +42,7 @@ struct loket_http_req {
 	/* The struct loket_caller handed to plugins, one block built on demand and freed with req. */
 	void *caller;
 	int chunked; /* the body came chunked: the connection closes after the answer */
+	struct http_stream *stream; /* set while the answer is a stream (http_stream_start) */
 };
 
 struct http *http_new(struct event_base *base, struct metrics *metrics);
@@ -90,6 +91,31 @@ const char *http_status_title(int status);
 /* A complete problem+json document; owned by the caller. */
 char *http_problem_body(int status, const char *detail);
 
+/*
+ * Long-lived answers (server-sent events). http_stream_start sends a 200
+ * with content_type and keeps the answer open, chunk by chunk: from then
+ * on the request no longer counts as in flight (a drain does not wait for
+ * it), reading no longer times out (the [http] timeout still ends a client
+ * that takes nothing for that long while data waits), and it is ended by
+ * http_stream_end, or when the client goes, or when the server stops:
+ * then closed_cb(arg) runs once and req is gone after it returns. -1 when
+ * the server is stopping or out of memory: nothing was sent and req is
+ * still the caller's to answer.
+ */
+struct http_stream;
+int http_stream_start(struct loket_http_req *req, const char *content_type, size_t cap,
+    void (*closed_cb)(void *arg), void *arg);
+/*
+ * Queues data on the stream. -1 when more than cap bytes already wait for
+ * the client (it reads slower than the stream writes) or the client is
+ * gone: the stream is closed then, req is gone and closed_cb does not run.
+ */
+int http_stream_write(struct loket_http_req *req, const void *data, size_t len);
+/* Ends the stream; req is gone and closed_cb does not run. */
+void http_stream_end(struct loket_http_req *req);
+/* How many streams are open. */
+unsigned int http_streams(struct http *http);
+
 /* http_guard.c: per-connection limits enforced before evhttp parses a request. */
 struct http_guard;
 struct bufferevent;
@@ -97,6 +123,12 @@ struct http_guard *http_guard_new(struct metrics *metrics);
 void http_guard_free(struct http_guard *g);
 void http_guard_set_limits(struct http_guard *g, const struct http_limits *limits);
 unsigned int http_guard_connections(const struct http_guard *g);
+/*
+ * cb(arg) runs once when the connection of bev closes, before evhttp frees
+ * it; cb NULL forgets it. -1 when bev is not a connection the guard watches.
+ */
+int http_guard_on_close(struct http_guard *g, struct bufferevent *bev, void (*cb)(void *arg),
+    void *arg);
 /* evhttp's bevcb: wraps each new connection in the guard. */
 struct bufferevent *http_guard_bev_cb(struct event_base *base, void *arg);
 

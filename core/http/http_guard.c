@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "http.h"
@@ -32,9 +33,12 @@ enum guard_state {
 	GUARD_CLOSING, /* answered and closing: input is discarded */
 };
 
+struct guard_conn;
+
 struct http_guard {
 	struct http_limits limits;
 	unsigned int connections;
+	LIST_HEAD(, guard_conn) conns; /* every connection the guard watches */
 	struct metric_series *rejected_headers;
 	struct metric_series *rejected_body;
 	struct metric_series *rejected_busy;
@@ -52,6 +56,10 @@ struct guard_conn {
 	char *head; /* the header block so far, at most max_header_size bytes */
 	size_t head_len;
 	int over_cap;
+	/* A long-lived answer's owner, told once when the connection goes (http_guard_on_close). */
+	void (*close_hook)(void *arg);
+	void *close_arg;
+	LIST_ENTRY(guard_conn) link;
 };
 
 static double
@@ -69,6 +77,7 @@ http_guard_new(struct metrics *metrics)
 
 	if (g == NULL)
 		return NULL;
+	LIST_INIT(&g->conns);
 	g->limits.max_header_size = 8192;
 	g->limits.max_body_size = 1 << 20;
 	g->limits.max_connections = 1024;
@@ -330,7 +339,13 @@ static void
 guard_close_cb(struct evhttp_connection *evcon, void *arg)
 {
 	struct guard_conn *c = arg;
+	void (*hook)(void *arg) = c->close_hook;
 
+	/* evhttp frees the connection next: its owner lets go of it first. */
+	c->close_hook = NULL;
+	if (hook != NULL)
+		hook(c->close_arg);
+	LIST_REMOVE(c, link);
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
 	c->g->connections--;
 	if (c->adopt != NULL)
@@ -354,6 +369,7 @@ guard_adopt_cb(evutil_socket_t fd, short what, void *arg)
 	if (cbarg == NULL) {
 		log_warnx("http", "connection has no evhttp handle; not counted");
 		c->g->connections--;
+		LIST_REMOVE(c, link);
 		return;
 	}
 	evhttp_connection_set_closecb(cbarg, guard_close_cb, c);
@@ -383,5 +399,24 @@ http_guard_bev_cb(struct event_base *base, void *arg)
 	}
 	event_active(c->adopt, EV_TIMEOUT, 0);
 	g->connections++;
+	LIST_INSERT_HEAD(&g->conns, c, link);
 	return c->bev;
+}
+
+int
+http_guard_on_close(struct http_guard *g, struct bufferevent *bev, void (*cb)(void *arg),
+    void *arg)
+{
+	struct guard_conn *c;
+
+	/* A walk, but once per stream start or end, never per request. */
+	LIST_FOREACH(c, &g->conns, link)
+	{
+		if (c->bev == bev) {
+			c->close_hook = cb;
+			c->close_arg = arg;
+			return 0;
+		}
+	}
+	return -1;
 }

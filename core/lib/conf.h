@@ -60,6 +60,10 @@ struct conf {
 	uint64_t http_timeout_ms;
 	int64_t http_max_connections;
 	int http_metrics_public;
+	int64_t http_max_streams;          /* open event streams per node; more get 503 */
+	uint64_t http_stream_keepalive_ms; /* a comment on every idle stream this often */
+	uint64_t http_events_window_ms;    /* how far back a stream resumes (Last-Event-ID) */
+	int64_t http_events_backlog;       /* how many missed events a resume sends at most */
 
 	/* [storage] */
 	char *storage_driver;

@@ -789,6 +789,101 @@ store_op_name(enum store_op op)
 	return names[op];
 }
 
+/*
+ * The one check of what a token's scope may see of a contact, for the
+ * SQLite driver's reads and writes and for the event stream's per-event
+ * filter, so that a stream never shows a contact a read would refuse.
+ */
+int
+store_scope_allows(json_t *scope, const char *department, const char *organisation,
+    int confidential)
+{
+	json_t *deps = json_object_get(scope, "departments");
+	const char *org = json_string_value(json_object_get(scope, "organisation"));
+	size_t i;
+	json_t *d;
+	int in = 0;
+
+	if (json_is_true(json_object_get(scope, "all")))
+		return 1;
+	if (json_is_array(deps)) {
+		json_array_foreach(deps, i, d)
+			in |= department != NULL && json_is_string(d) &&
+			    strcmp(json_string_value(d), department) == 0;
+		if (!in)
+			return 0;
+	}
+	return !confidential || (org != NULL && organisation != NULL && strcmp(org, organisation) == 0);
+}
+
+/* s as a JSON string (or null) into buf; -1 when it does not fit whole. */
+static int
+store_event_json_str(char *buf, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return snprintf(buf, len, "null") < (int)len ? 0 : -1;
+	buf[n++] = '"';
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (n + 8 >= len)
+			return -1;
+		if (ch == '"' || ch == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)ch;
+		} else if (ch < 0x20) {
+			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", ch);
+		} else {
+			buf[n++] = (char)ch;
+		}
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return 0;
+}
+
+void
+store_event_scope_add(char payload[STORE_EVENT_PAYLOAD], const char *department,
+    const char *organisation, int confidential)
+{
+	char dep[96], org[96], scope[256];
+	size_t n = strlen(payload);
+	int k;
+
+	if (store_event_json_str(dep, sizeof(dep), department) < 0 ||
+	    store_event_json_str(org, sizeof(org), organisation) < 0)
+		goto closed;
+	k = snprintf(scope, sizeof(scope),
+	    "\"scope\":{\"department\":%s,\"organisation\":%s,\"confidential\":%s}", dep, org,
+	    confidential ? "true" : "false");
+	if (k < 0 || (size_t)k >= sizeof(scope))
+		goto closed;
+	/* After the payload's own keys; alone when they leave no room. */
+	if (n >= 2 && payload[n - 1] == '}' && n + (size_t)k + 1 < STORE_EVENT_PAYLOAD) {
+		size_t at = n - 1;
+
+		if (n > 2)
+			payload[at++] = ',';
+		memcpy(payload + at, scope, (size_t)k);
+		at += (size_t)k;
+		payload[at++] = '}';
+		payload[at] = '\0';
+		return;
+	}
+	if ((size_t)k + 2 < STORE_EVENT_PAYLOAD) {
+		payload[0] = '{';
+		memcpy(payload + 1, scope, (size_t)k);
+		payload[k + 1] = '}';
+		payload[k + 2] = '\0';
+		return;
+	}
+closed:
+	/* Names too long to carry: only a scope that sees everything shows the event. */
+	snprintf(payload, STORE_EVENT_PAYLOAD, "{\"scope\":{\"confidential\":true}}");
+}
+
 int
 store_op_is_write(enum store_op op)
 {

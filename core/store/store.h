@@ -179,6 +179,24 @@ const char *store_event_name(enum loket_event_kind kind);
  */
 int store_req_event(struct store_req *req, const struct store_event *ev);
 
+/*
+ * Whether scope (the "scope" document of a read: all, departments,
+ * organisation) may see a contact of department (NULL: none) and
+ * organisation, confidential or not.
+ */
+int store_scope_allows(json_t *scope, const char *department, const char *organisation,
+    int confidential);
+
+/*
+ * Adds "scope": {department, organisation, confidential} (the contact's,
+ * as the write left it) to an event's payload text, so that a subscriber
+ * filtering by scope (the event stream) needs no read of the register.
+ * Names too long to fit leave {"scope": {"confidential": true}}, which only
+ * a scope that sees everything passes.
+ */
+void store_event_scope_add(char payload[STORE_EVENT_PAYLOAD], const char *department,
+    const char *organisation, int confidential);
+
 /* store_sqlite.c */
 extern const struct store_driver store_sqlite_driver;
 

@@ -173,7 +173,9 @@ sq_op_events_after(struct sq_conn *c, struct store_req *req)
 {
 	static const char sql[] = "SELECT id, at, kind, contact_id, task_id, payload FROM events"
 	                          " WHERE id > ?1 ORDER BY id LIMIT ?2";
+	static const char sql_last[] = "SELECT coalesce(max(id), 0) FROM events";
 	sqlite3_stmt *st = sq_stmt(c, sql);
+	sqlite3_int64 last = 0;
 	json_int_t limit = json_integer_value(json_object_get(req->in, "limit"));
 	json_t *items = json_array();
 
@@ -192,5 +194,14 @@ sq_op_events_after(struct sq_conn *c, struct store_req *req)
 		        "contact_id", (json_int_t)sqlite3_column_int64(st, 3), "task_id",
 		        (json_int_t)sqlite3_column_int64(st, 4), "payload", sq_col_json(st, 5)));
 	sqlite3_reset(st);
-	req->out = json_pack("{s:o}", "items", items);
+	/* The newest id: a reader that claims to have seen more has another register's ids. */
+	if ((st = sq_stmt(c, sql_last)) == NULL) {
+		json_decref(items);
+		sq_step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		last = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	req->out = json_pack("{s:o, s:I}", "items", items, "last", (json_int_t)last);
 }

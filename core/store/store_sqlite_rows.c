@@ -105,6 +105,31 @@ sq_event_str(char *buf, size_t len, const char *s)
 	return buf;
 }
 
+/*
+ * The contact's scope fields as this write has left them so far, added to
+ * the payload: every event of a contact carries what a reader's scope is
+ * checked against.
+ */
+static int
+sq_event_scope(struct sq_conn *c, sqlite3_int64 contact_id, char *payload)
+{
+	static const char sql[] = "SELECT department, organisation, confidential FROM contacts"
+	                          " WHERE id = ?1";
+	sqlite3_stmt *st = sq_stmt(c, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, contact_id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		store_event_scope_add(payload, (const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2));
+	else
+		store_event_scope_add(payload, NULL, NULL, 1);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
 int
 sq_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at, sqlite3_int64 contact_id,
     sqlite3_int64 task_id, const char *payload_fmt, ...)
@@ -123,7 +148,11 @@ sq_event(struct sq_conn *c, enum loket_event_kind kind, sqlite3_int64 at, sqlite
 	/* A cut payload would not parse: the ids alone still say what happened. */
 	if (n < 0 || (size_t)n >= sizeof(ev.payload))
 		snprintf(ev.payload, sizeof(ev.payload), "{}");
-	if (c->req == NULL || (st = sq_stmt(c, sql)) == NULL)
+	if (c->req == NULL)
+		return -1;
+	if (contact_id != 0 && sq_event_scope(c, contact_id, ev.payload) < 0)
+		return -1;
+	if ((st = sq_stmt(c, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, at);
 	sq_bind_text(st, 2, store_event_name(kind));
@@ -287,29 +316,6 @@ sq_contact_load(struct sq_conn *c, sqlite3_int64 id, int details)
 	return contact;
 }
 
-/* Whether a token's scope may see a contact: its departments, and confidential ones of its
- * organisation. */
-static int
-scope_allows(json_t *scope, const char *department, const char *organisation, int confidential)
-{
-	json_t *deps = json_object_get(scope, "departments");
-	const char *org = sq_jstr(scope, "organisation");
-	size_t i;
-	json_t *d;
-	int in = 0;
-
-	if (json_is_true(json_object_get(scope, "all")))
-		return 1;
-	if (json_is_array(deps)) {
-		json_array_foreach(deps, i, d) in |= department != NULL && json_is_string(d)
-		    && strcmp(json_string_value(d), department) == 0;
-		if (!in)
-			return 0;
-	}
-	return !confidential
-	    || (org != NULL && organisation != NULL && strcmp(org, organisation) == 0);
-}
-
 int
 sq_history_add(struct sq_conn *c, sqlite3_int64 contact_id, sqlite3_int64 at, const char *actor,
     const char *action, const char *from, const char *to, const char *detail)
@@ -385,7 +391,7 @@ sq_contact_open(struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json
 		return -1;
 	}
 	dep = cs->has_department ? cs->department : NULL;
-	if (!scope_allows(
+	if (!store_scope_allows(
 	        json_object_get(req->in, "scope"), dep, cs->organisation, cs->confidential)) {
 		store_req_fail(req, STORE_FORBIDDEN, "%s", forbidden);
 		return -1;
@@ -394,7 +400,7 @@ sq_contact_open(struct sq_conn *c, struct store_req *req, sqlite3_int64 id, json
 	 * The caller's condition, checked on the row as it is inside this
 	 * write; the layer above words the refusal from what out says.
 	 */
-	if (expect != NULL && !scope_allows(expect, dep, cs->organisation, cs->confidential)) {
+	if (expect != NULL && !store_scope_allows(expect, dep, cs->organisation, cs->confidential)) {
 		store_req_fail(req, STORE_FORBIDDEN,
 		    "the contact no longer meets the condition of this change");
 		req->out = json_pack("{s:s?, s:s, s:b}", "department", dep, "organisation",

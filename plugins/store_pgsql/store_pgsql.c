@@ -554,6 +554,135 @@ pg_events_last_id(void)
 	return 0;
 }
 
+/* s as a JSON string (or null) into buf; -1 when it does not fit whole. */
+static int
+pg_event_json_str(char *buf, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return snprintf(buf, len, "null") < (int)len ? 0 : -1;
+	buf[n++] = '"';
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (n + 8 >= len)
+			return -1;
+		if (ch == '"' || ch == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)ch;
+		} else if (ch < 0x20) {
+			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", ch);
+		} else {
+			buf[n++] = (char)ch;
+		}
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * Adds "scope" {department, organisation, confidential} to a payload, as
+ * the SQLite driver does (core/store/store.c, store_event_scope_add): what
+ * the event stream checks a reader's scope against without a read. Names
+ * too long to carry leave {"scope": {"confidential": true}}: only a scope
+ * that sees everything passes it.
+ */
+static void
+pg_event_scope_add(char *payload, const char *department, const char *organisation,
+    int confidential)
+{
+	char dep[96], org[96], scope[256];
+	size_t n = strlen(payload);
+	int k;
+
+	if (pg_event_json_str(dep, sizeof(dep), department) < 0 ||
+	    pg_event_json_str(org, sizeof(org), organisation) < 0)
+		goto closed;
+	k = snprintf(scope, sizeof(scope),
+	    "\"scope\":{\"department\":%s,\"organisation\":%s,\"confidential\":%s}", dep, org,
+	    confidential ? "true" : "false");
+	if (k < 0 || (size_t)k >= sizeof(scope))
+		goto closed;
+	if (n >= 2 && payload[n - 1] == '}' && n + (size_t)k + 1 < STORE_EVENT_PAYLOAD) {
+		size_t at = n - 1;
+
+		if (n > 2)
+			payload[at++] = ',';
+		memcpy(payload + at, scope, (size_t)k);
+		at += (size_t)k;
+		payload[at++] = '}';
+		payload[at] = '\0';
+		return;
+	}
+	if ((size_t)k + 2 < STORE_EVENT_PAYLOAD) {
+		payload[0] = '{';
+		memcpy(payload + 1, scope, (size_t)k);
+		payload[k + 1] = '}';
+		payload[k + 2] = '\0';
+		return;
+	}
+closed:
+	snprintf(payload, STORE_EVENT_PAYLOAD, "{\"scope\":{\"confidential\":true}}");
+}
+
+/*
+ * Each event's contact scope as the batch leaves it, read in one statement
+ * (one round trip per batch, not per event) before the events are stored.
+ * -1 when the transaction broke.
+ */
+static int
+pg_events_scope(struct pg_conn *c)
+{
+	static const char sql[] = "SELECT id, department, organisation, confidential"
+				  " FROM contacts WHERE id = ANY($1::bigint[])";
+	struct pg_params p;
+	PGresult *r;
+	char *ids;
+	size_t len = 0, cap = 2 + pg_npend * 21;
+	int rows;
+
+	if ((ids = malloc(cap)) == NULL)
+		return -1;
+	ids[len++] = '{';
+	for (size_t i = 0; i < pg_npend; i++)
+		if (pg_pend[i].count_delta == 0 && pg_pend[i].ev.contact_id != 0)
+			len += (size_t)snprintf(ids + len, cap - len, "%s%lld", len > 1 ? "," : "",
+			    (long long)pg_pend[i].ev.contact_id);
+	if (len == 1) {
+		free(ids);
+		return 0;
+	}
+	ids[len++] = '}';
+	ids[len] = '\0';
+	pg_params_init(&p);
+	pg_p_text(&p, ids);
+	r = pg_run(c, sql, &p);
+	pg_params_clear(&p);
+	free(ids);
+	if (r == NULL)
+		return -1;
+	rows = PQntuples(r);
+	for (size_t i = 0; i < pg_npend; i++) {
+		struct store_event *ev = &pg_pend[i].ev;
+		int row = -1;
+
+		if (pg_pend[i].count_delta != 0 || ev->contact_id == 0)
+			continue;
+		for (int j = 0; j < rows && row < 0; j++)
+			if (pg_int(r, j, 0) == ev->contact_id)
+				row = j;
+		if (row < 0)
+			pg_event_scope_add(ev->payload, NULL, NULL, 1);
+		else
+			pg_event_scope_add(ev->payload, pg_str(r, row, 1), pg_str(r, row, 2),
+			    pg_str(r, row, 3) != NULL && pg_str(r, row, 3)[0] == 't');
+	}
+	PQclear(r);
+	return 0;
+}
+
 /*
  * Stores the batch's events, in the order the writes made them. The lock
  * is held to COMMIT: a batch of another node that stores events after this
@@ -574,7 +703,8 @@ pg_events_flush(struct pg_conn *c)
 		nev += pg_pend[i].count_delta == 0;
 	if (nev == 0)
 		return 0;
-	if (pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_EVENTS_LOCK ")") < 0)
+	if (pg_events_scope(c) < 0 ||
+	    pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_EVENTS_LOCK ")") < 0)
 		return -1;
 	for (size_t i = 0; i < pg_npend; i++) {
 		struct store_event *ev = &pg_pend[i].ev;

@@ -78,6 +78,9 @@ def test_every_documented_route_answers(docs_api):
         path = "/" + "/".join(str(ids.get(segs[i - 1], 1)) if s.startswith("{") else s
                               for i, s in enumerate(segs))
         body = {} if method in ("POST", "PATCH", "PUT") else None
+        # A stream never ends: HEAD shows it is routed without reading it forever.
+        if path == "/api/v1/events":
+            method = "HEAD"
         anon = api.call(method, path, body)
         if anon.status not in (200, 401):
             problems.append("%s %s without a token: %r" % (method, path, anon))

@@ -37,7 +37,10 @@ def test_contacts_posted_over_http_reach_a_plugin_with_durable_increasing_ids(tm
         # Heard by the time the 201 came: the event is published before the answer.
         assert h["contacts_created"] == 3, h
         assert h["ids"] == sorted(h["ids"]) and len(set(h["ids"])) == 3, h
-        assert h["last_created"] == {"status": "open", "channel": "phone"}, h
+        # The contact's scope rides along, so a stream filters without reading the register.
+        assert h["last_created"] == {"status": "open", "channel": "phone",
+                                     "scope": {"department": None, "organisation": "gemeente",
+                                               "confidential": False}}, h
         # The ids are the register's own rows, one per contact, durable with it.
         rows = [r for r in events_table(api) if r[1] == "contact.created"]
         assert [r[0] for r in rows] == h["ids"], rows
@@ -72,9 +75,12 @@ def test_a_status_change_is_an_event_after_the_contact_created(tmp_path):
                                   (rows[1][0],)).fetchone()[0]
         finally:
             con.close()
-        # Statuses and the channel; nothing the citizen said.
+        # Statuses, the channel and the contact's scope; nothing the citizen said.
         assert json.loads(payload) == {"status": "resolved", "previous_status": "open",
-                                       "channel": "phone"}, payload
+                                       "channel": "phone",
+                                       "scope": {"department": None,
+                                                 "organisation": "gemeente",
+                                                 "confidential": False}}, payload
     finally:
         finish_api(api)
 

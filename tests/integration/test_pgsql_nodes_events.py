@@ -99,7 +99,9 @@ def test_a_contact_posted_to_node_a_reaches_a_plugin_on_node_b_once_with_the_sam
     assert on_a["contacts_created"] == 1, on_a
     on_b = wait_heard(b, 1)
     assert on_b["ids"] == on_a["ids"] == created_ids(a), (on_a, on_b)
-    assert on_b["last_created"] == {"status": "open", "channel": "phone"}, on_b
+    assert on_b["last_created"] == {"status": "open", "channel": "phone",
+                                    "scope": {"department": None, "organisation": "gemeente",
+                                              "confidential": False}}, on_b
     # Once: nothing more arrives later (another node's event is not handed twice).
     a.create(subject="nog een vraag")
     on_b = wait_heard(b, 2)

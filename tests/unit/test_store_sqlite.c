@@ -1080,6 +1080,45 @@ test_timer_action_is_stored_only_while_its_timer_is_pending(void **state)
 	store_close(s);
 }
 
+/*
+ * An event's scope rides in its payload: after the payload's own keys, alone
+ * when they leave no room, and when the names do not fit at all, a scope
+ * only "all" passes (never a cut name another department could match).
+ */
+static void
+test_event_scope_is_added_and_fails_closed(void **state)
+{
+	char p[STORE_EVENT_PAYLOAD] = "{\"status\":\"open\"}", long_name[150];
+	json_t *j, *scope, *agent = json_pack("{s:b, s:n, s:s}", "all", 0, "departments",
+				 "organisation", "gemeente");
+	json_t *admin = json_pack("{s:b}", "all", 1);
+
+	(void)state;
+	store_event_scope_add(p, "burger\"zaken", "gemeente", 0);
+	j = json_loads(p, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "open");
+	scope = json_object_get(j, "scope");
+	assert_string_equal(json_string_value(json_object_get(scope, "department")),
+	    "burger\"zaken");
+	assert_true(json_is_false(json_object_get(scope, "confidential")));
+	json_decref(j);
+
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	snprintf(p, sizeof(p), "{\"status\":\"open\"}");
+	store_event_scope_add(p, long_name, "gemeente", 0);
+	assert_string_equal(p, "{\"scope\":{\"confidential\":true}}");
+	j = json_loads(p, 0, NULL);
+	scope = json_object_get(j, "scope");
+	assert_false(store_scope_allows(agent, NULL, NULL, 1));
+	assert_true(store_scope_allows(admin, NULL, NULL, 1));
+	assert_true(json_is_true(json_object_get(scope, "confidential")));
+	json_decref(j);
+	json_decref(agent);
+	json_decref(admin);
+}
+
 int
 main(void)
 {
@@ -1105,6 +1144,7 @@ main(void)
 		    test_storage_failure_detail_has_no_sqlite_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_goes_through_the_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_put_keeps_bytes_by_sha256, setup, teardown),
+		cmocka_unit_test(test_event_scope_is_added_and_fails_closed),
 		cmocka_unit_test_setup_teardown(
 		    test_lease_one_holder_until_it_runs_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(
