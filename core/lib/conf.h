@@ -60,6 +60,13 @@ struct conf {
 	uint64_t http_timeout_ms;
 	int64_t http_max_connections;
 	int http_metrics_public;
+	/* Staff sign-in (core/http/session.c) */
+	int http_secure_cookies;
+	uint64_t http_session_idle_ms;
+	char *http_trusted_proxies; /* space-separated addresses, as written */
+	uint64_t http_signin_window_ms;
+	int64_t http_signin_user_failures;
+	int64_t http_signin_address_failures;
 
 	/* [storage] */
 	char *storage_driver;

@@ -1213,6 +1213,9 @@ pg_read_run(struct pg_conn *c, struct store_req *req)
 		[STORE_OUTBOX_DUE] = op_outbox_due,
 		[STORE_OUTBOX_NEXT] = op_outbox_next,
 		[STORE_EVENTS_AFTER] = op_events_after,
+		[STORE_USER_LIST] = pg_users_read,
+		[STORE_SIGNIN_GET] = pg_users_read,
+		[STORE_SESSION_GET] = pg_users_read,
 	};
 
 	if ((unsigned int)req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {
