@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "conf.h"
@@ -690,7 +691,8 @@ static void
 session_post(struct loket_http_req *req, void *arg)
 {
 	struct sessions *s = arg;
-	json_t *body = json_loadb(req->body != NULL ? req->body : "", req->body_len, 0, NULL);
+	json_t *body = json_loadb(req->body != NULL ? req->body : "", req->body_len,
+	    JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
 	json_t *name = json_object_get(body, "username"), *pw = json_object_get(body, "password");
 	struct session_signin *g = NULL;
 	struct store_req *sr;
@@ -699,20 +701,35 @@ session_post(struct loket_http_req *req, void *arg)
 
 	if (req->body != NULL)
 		sodium_memzero(req->body, req->body_len);
-	if (!json_is_object(body))
-		why = "the body must be a JSON object {\"username\": \"...\", \"password\": \"...\"}";
-	else if (!json_is_string(name) || json_string_length(name) == 0)
-		why = "username: a user name is required";
-	else if (!json_is_string(pw) || json_string_length(pw) == 0)
-		why = "password: a password is required";
-	else if (json_string_length(pw) > USERS_PASSWORD_MAX)
+	const char *ctype = http_header(req, "Content-Type");
+	int status = 422;
+
+	/* Like every JSON body (docs/api.md), but never quoting it: it holds a password. */
+	if (ctype != NULL && strncasecmp(ctype, "application/json", 16) != 0) {
+		status = 415;
+		why = "the body must be JSON (Content-Type: application/json)";
+	} else if (body == NULL) {
+		status = 400;
+		why = "the body is not JSON; expected {\"username\": \"...\", \"password\": \"...\"}";
+	} else if (!json_is_object(body)) {
+		why = "expected a JSON object {\"username\": \"...\", \"password\": \"...\"}";
+	} else if (name != NULL && !json_is_string(name)) {
+		why = "username: a string is expected";
+	} else if (pw != NULL && !json_is_string(pw)) {
+		why = "password: a string is expected";
+	} else if (json_string_length(name) == 0 || json_string_length(pw) == 0) {
+		/* No credentials at all: as unauthorised as wrong ones, and not counted. */
+		status = 401;
+		why = "a user name (username) and a password (password) are required to sign in";
+	} else if (json_string_length(pw) > USERS_PASSWORD_MAX) {
 		why = "password: at most 1024 characters";
-	else if (json_string_length(name) > 256)
+	} else if (json_string_length(name) > 256) {
 		why = "username: at most 256 characters";
+	}
 	if (why != NULL) {
 		session_wipe_string(pw);
 		json_decref(body);
-		http_problem(req, 422, why);
+		http_problem(req, status, why);
 		return;
 	}
 	if ((g = calloc(1, sizeof(*g))) == NULL) {

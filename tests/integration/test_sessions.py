@@ -340,7 +340,13 @@ def test_sign_in_and_failures_are_audited_without_the_password(loketd):
 
 def test_sign_in_body_errors_are_clear(loketd):
     api = start(loketd)
-    r = api.call("POST", "/api/v1/session", "not json")
+    r = api.call("POST", "/api/v1/session", "not json, my secret password")
+    assert r.status == 400 and "username" in r.json["detail"]
+    assert "secret" not in r.json["detail"]
+    r = api.call("POST", "/api/v1/session", b"x", headers={"Content-Type": "text/plain"})
+    assert r.status == 415
+    r = api.call("POST", "/api/v1/session", {"username": 5, "password": "x"})
     assert r.status == 422 and "username" in r.json["detail"]
+    # No credentials: a 401 that says what is missing.
     r = api.call("POST", "/api/v1/session", {"username": "a"})
-    assert r.status == 422 and "password" in r.json["detail"]
+    assert r.status == 401 and "password" in r.json["detail"]
