@@ -1,6 +1,7 @@
 /* ctl_cmd.c: the daemon side of every loketctl sub-command, one table entry each. */
 #include "config.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "loketd.h"
 #include "plugin.h"
 #include "rulebook.h"
+#include "session.h"
 #include "store.h"
 #include "timers.h"
 #include "util.h"
@@ -122,6 +124,43 @@ ctl_cmd_token_revoke(struct ctl_conn *conn, struct loketd *d, json_t *args)
 	auth_token_revoke(d, args, ctl_cmd_answer_cb, conn);
 }
 
+/* The password was copied for hashing: the request's copy is wiped now. */
+static void
+ctl_cmd_wipe_password(json_t *args)
+{
+	json_t *pw = json_object_get(args, "password");
+
+	if (json_is_string(pw))
+		sodium_memzero((char *)json_string_value(pw), json_string_length(pw));
+}
+
+static void
+ctl_cmd_user_add(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	users_add(d, args, ctl_cmd_answer_cb, conn);
+	ctl_cmd_wipe_password(args);
+}
+
+static void
+ctl_cmd_user_passwd(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	users_passwd(d, args, ctl_cmd_answer_cb, conn);
+	ctl_cmd_wipe_password(args);
+}
+
+static void
+ctl_cmd_user_disable(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	users_disable(d, args, ctl_cmd_answer_cb, conn);
+}
+
+static void
+ctl_cmd_user_list(struct ctl_conn *conn, struct loketd *d, json_t *args)
+{
+	(void)args;
+	users_list(d, ctl_cmd_answer_cb, conn);
+}
+
 const struct ctl_cmd ctl_cmds[] = {
 	{ "version", ctl_cmd_version },
 	{ "stats", ctl_cmd_stats },
@@ -130,5 +169,9 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ "token list", ctl_cmd_token_list },
 	{ "token revoke", ctl_cmd_token_revoke },
 	{ "debug clock", ctl_cmd_debug_clock },
+	{ "user add", ctl_cmd_user_add },
+	{ "user passwd", ctl_cmd_user_passwd },
+	{ "user disable", ctl_cmd_user_disable },
+	{ "user list", ctl_cmd_user_list },
 	{ NULL, NULL },
 };

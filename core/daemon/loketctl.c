@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -63,6 +64,9 @@ ctl_call(const struct conf *conf, const char *cmd, json_t *args)
 	if (answer == NULL)
 		fprintf(stderr, "loketctl: loketd closed the connection without an answer\n");
 out:
+	/* The request may carry a password (user add, user passwd). */
+	if (line != NULL)
+		explicit_bzero(line, strlen(line));
 	free(line);
 	if (fp != NULL)
 		fclose(fp);
@@ -263,6 +267,209 @@ usage:
 	return 2;
 }
 
+#define CTL_PASSWORD_MAX 1024
+#define CTL_PASSWORD_MIN 10
+
+static void
+ctl_wipe(char *s, size_t len)
+{
+	volatile char *p = s;
+
+	while (len-- > 0)
+		*p++ = '\0';
+}
+
+/* One line from fp without its line end; -1 at end of file or when it is too long. */
+static int
+ctl_read_line(FILE *fp, char *buf, size_t len)
+{
+	size_t n;
+
+	if (fgets(buf, (int)len, fp) == NULL)
+		return -1;
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	else if (!feof(fp))
+		return -1; /* longer than the buffer */
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	return 0;
+}
+
+/* Asks on the terminal without echo; -1 when it cannot. */
+static int
+ctl_ask(const char *prompt, char *buf, size_t len)
+{
+	struct termios old, quiet;
+	int rc;
+
+	fprintf(stderr, "%s", prompt);
+	fflush(stderr);
+	if (tcgetattr(STDIN_FILENO, &old) < 0)
+		return -1;
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0)
+		return -1;
+	rc = ctl_read_line(stdin, buf, len);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	return rc;
+}
+
+/*
+ * The new password: one line of standard input when that is not a
+ * terminal (a script, a pipe), else asked twice without echo. Checked here
+ * too, so a typo is caught before it travels; the daemon checks again.
+ */
+static int
+ctl_password(char *buf, size_t len)
+{
+	char again[CTL_PASSWORD_MAX + 2];
+	size_t chars = 0;
+	int rc = -1;
+
+	if (!isatty(STDIN_FILENO)) {
+		if (ctl_read_line(stdin, buf, len) < 0) {
+			fprintf(stderr, "loketctl: expected the password as one line on standard "
+					"input (at most %d bytes)\n", CTL_PASSWORD_MAX);
+			return -1;
+		}
+	} else {
+		if (ctl_ask("Password: ", buf, len) < 0 ||
+		    ctl_ask("Password again: ", again, sizeof(again)) < 0) {
+			fprintf(stderr, "loketctl: cannot read the password from the terminal\n");
+			goto out;
+		}
+		if (strcmp(buf, again) != 0) {
+			fprintf(stderr, "loketctl: the two passwords differ; nothing was changed\n");
+			goto out;
+		}
+	}
+	for (const char *p = buf; *p != '\0'; p++)
+		chars += ((unsigned char)*p & 0xc0) != 0x80;
+	if (chars == 0) {
+		fprintf(stderr, "loketctl: the password is empty; nothing was changed\n");
+		goto out;
+	}
+	if (chars < CTL_PASSWORD_MIN) {
+		fprintf(stderr, "loketctl: the password is too short: use at least %d characters; "
+				"nothing was changed\n", CTL_PASSWORD_MIN);
+		goto out;
+	}
+	rc = 0;
+out:
+	ctl_wipe(again, sizeof(again));
+	if (rc < 0)
+		ctl_wipe(buf, len);
+	return rc;
+}
+
+static int
+cmd_user(const struct conf *conf, int argc, char **argv)
+{
+	json_t *args = json_object(), *deps = json_array(), *r, *row;
+	const char *sub = argc > 0 ? argv[0] : "";
+	char cmd[32], pw[CTL_PASSWORD_MAX + 2];
+	size_t i;
+	int positional = 0, rc = 1;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--department") == 0 && k + 1 < argc) {
+			json_array_append_new(deps, json_string(argv[++k]));
+		} else if (strcmp(argv[k], "--organisation") == 0 && k + 1 < argc) {
+			json_object_set_new(args, "organisation", json_string(argv[++k]));
+		} else if (strcmp(argv[k], "--extension") == 0 && k + 1 < argc) {
+			json_object_set_new(args, "extension", json_string(argv[++k]));
+		} else if (argv[k][0] == '-') {
+			fprintf(stderr, "loketctl: unknown option %s\n", argv[k]);
+			goto usage;
+		} else if (positional == 0) {
+			json_object_set_new(args, "name", json_string(argv[k]));
+			positional++;
+		} else if (positional == 1) {
+			json_object_set_new(args, "role", json_string(argv[k]));
+			positional++;
+		} else {
+			goto usage;
+		}
+	}
+	if (strcmp(sub, "add") == 0)
+		json_object_set_new(args, "departments", json_incref(deps));
+	else if (json_array_size(deps) > 0 || json_object_get(args, "organisation") != NULL ||
+		 json_object_get(args, "extension") != NULL)
+		goto usage;
+	if (!((strcmp(sub, "add") == 0 && positional == 2) ||
+		(strcmp(sub, "passwd") == 0 && positional == 1) ||
+		(strcmp(sub, "disable") == 0 && positional == 1) ||
+		(strcmp(sub, "list") == 0 && positional == 0)))
+		goto usage;
+	json_decref(deps);
+	deps = NULL;
+	if (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0) {
+		json_t *pwv;
+
+		if (ctl_password(pw, sizeof(pw)) < 0) {
+			json_decref(args);
+			return 1;
+		}
+		pwv = json_string(pw);
+		ctl_wipe(pw, sizeof(pw));
+		if (pwv == NULL) {
+			fprintf(stderr, "loketctl: the password is not valid UTF-8\n");
+			json_decref(args);
+			return 1;
+		}
+		json_object_set_new(args, "password", pwv);
+	}
+	snprintf(cmd, sizeof(cmd), "user %s", sub);
+	/* ctl_call's request text is freed by it; the password goes with the request only. */
+	if ((r = ctl_result(conf, cmd, args)) == NULL)
+		return 1;
+	if (strcmp(sub, "add") == 0) {
+		row = json_object_get(r, "user");
+		printf("added %s (%s)\n", json_string_value(json_object_get(row, "name")),
+		    json_string_value(json_object_get(row, "role")));
+	} else if (strcmp(sub, "passwd") == 0 || strcmp(sub, "disable") == 0) {
+		printf("%s %s; %lld session(s) ended\n",
+		    strcmp(sub, "passwd") == 0 ? "new password for" : "disabled",
+		    json_string_value(json_object_get(r, "name")),
+		    (long long)json_integer_value(json_object_get(r, "sessions_ended")));
+	} else {
+		printf("%-24s %-11s %-9s %-14s %-10s %s\n", "NAME", "ROLE", "STATE", "ORGANISATION",
+		    "EXTENSION", "DEPARTMENTS");
+		json_array_foreach(json_object_get(r, "items"), i, row) {
+			char *deps_s = json_dumps(json_object_get(row, "departments"), JSON_COMPACT);
+			const char *org = json_string_value(json_object_get(row, "organisation"));
+			const char *ext = json_string_value(json_object_get(row, "extension"));
+
+			printf("%-24s %-11s %-9s %-14s %-10s %s\n",
+			    json_string_value(json_object_get(row, "name")),
+			    json_string_value(json_object_get(row, "role")),
+			    json_is_true(json_object_get(row, "disabled")) ? "disabled" : "active",
+			    org != NULL ? org : "-", ext != NULL ? ext : "-",
+			    deps_s != NULL ? deps_s : "[]");
+			free(deps_s);
+		}
+	}
+	rc = 0;
+	json_decref(r);
+	return rc;
+usage:
+	json_decref(deps);
+	json_decref(args);
+	fprintf(stderr,
+	    "usage: loketctl user add NAME ROLE [--department D]... [--organisation O] "
+	    "[--extension N]\n"
+	    "       loketctl user passwd NAME\n"
+	    "       loketctl user disable NAME\n"
+	    "       loketctl user list\n"
+	    "roles: agent, backoffice, admin; the password is read from standard input when it "
+	    "is not a terminal (one line), else asked twice\n");
+	return 2;
+}
+
 /* Tests only: see util.h, "The test clock". */
 static int
 cmd_debug(const struct conf *conf, int argc, char **argv)
@@ -289,6 +496,10 @@ static const struct ctl_client_cmd ctl_client_cmds[] = {
 	{ "check-config", "check-config", cmd_check_config },
 	{ "token", "token add NAME ROLE [--department D]... [--organisation O] | list | revoke NAME",
 	    cmd_token },
+	{ "user",
+	    "user add NAME ROLE [--department D]... [--organisation O] [--extension N] | passwd NAME "
+	    "| disable NAME | list",
+	    cmd_user },
 	{ "rules", "rules test DIR CONTACT.json [--at TIME] [--event EVENT] | replay DIR [--since DATE]",
 	    cmd_rules },
 	{ "migrate", "migrate --from sqlite:PATH --to pgsql:CONNINFO", cmd_migrate },

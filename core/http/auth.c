@@ -13,6 +13,7 @@
 #include "http.h"
 #include "log.h"
 #include "loketd.h"
+#include "session.h"
 #include "store.h"
 #include "util.h"
 
@@ -28,6 +29,7 @@ struct auth {
 	json_t *audit_rows; /* waiting for the next flush */
 	int loaded;         /* the tokens were read from the register */
 	struct event *audit_ev;
+	struct sessions *sessions; /* staff sign-in (session.c) */
 };
 
 static const struct {
@@ -40,7 +42,7 @@ static const struct {
 	{ AUTH_INTAKE, "intake" },
 };
 
-static const char *
+const char *
 auth_role_name(enum auth_role role)
 {
 	for (size_t i = 0; i < sizeof(auth_roles) / sizeof(auth_roles[0]); i++)
@@ -49,7 +51,7 @@ auth_role_name(enum auth_role role)
 	return "?";
 }
 
-static int
+int
 auth_role_parse(const char *s, enum auth_role *role_r)
 {
 	for (size_t i = 0; i < sizeof(auth_roles) / sizeof(auth_roles[0]); i++) {
@@ -160,9 +162,17 @@ auth_init(struct loketd *d, const char **error_r)
 		return -1;
 	}
 	store_submit(d->store, req);
+	if ((a->sessions = sessions_new(d, error_r)) == NULL)
+		return -1;
 	http_set_auth(d->http, auth_http_cb, a);
 	http_set_caller(d->http, auth_caller_cb);
 	return 0;
+}
+
+struct sessions *
+auth_sessions(struct auth *a)
+{
+	return a != NULL ? a->sessions : NULL;
 }
 
 int
@@ -176,6 +186,7 @@ auth_free(struct auth *a)
 {
 	if (a == NULL)
 		return;
+	sessions_free(a->sessions);
 	for (size_t i = 0; i < a->ntokens; i++)
 		auth_token_free(a->tokens[i]);
 	free(a->tokens);
@@ -206,6 +217,9 @@ auth_http_cb(struct loket_http_req *req, enum loket_http_access access, void *ar
 	const char *h = http_header(req, "Authorization");
 	const struct auth_token *t;
 
+	/* A bearer token wins over a session cookie sent with it. */
+	if (h == NULL && sessions_cookie(req, NULL, 0) == 0)
+		return sessions_auth(a->sessions, req, access);
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
 		http_add_header(req, "WWW-Authenticate", "Bearer realm=\"loket\"");
 		http_problem(req, 401, "a bearer token is required (Authorization: Bearer lkt_...)");
@@ -217,6 +231,12 @@ auth_http_cb(struct loket_http_req *req, enum loket_http_access access, void *ar
 		return -1;
 	}
 	req->auth = (void *)t;
+	return auth_access(req, access);
+}
+
+int
+auth_access(struct loket_http_req *req, enum loket_http_access access)
+{
 	switch (access) {
 	case LOKET_ACCESS_PUBLIC:
 	case LOKET_ACCESS_TOKEN:
@@ -284,11 +304,11 @@ auth_copy(char **at, const char *s)
  */
 static struct loket_caller *
 auth_caller_build(const char *name, const char *kind, enum auth_role role, json_t *departments,
-    const char *organisation)
+    const char *organisation, size_t head)
 {
 	size_t nd = role == AUTH_BACKOFFICE ? json_array_size(departments) : 0;
 	const char *role_name = auth_role_name(role);
-	size_t size = sizeof(struct loket_caller) + (nd + 1) * sizeof(char *);
+	size_t size = head + (nd + 1) * sizeof(char *);
 	struct loket_caller *c;
 	const char **deps;
 	char *at;
@@ -300,7 +320,7 @@ auth_caller_build(const char *name, const char *kind, enum auth_role role, json_
 		size += strlen(auth_str(json_array_get(departments, i))) + 1;
 	if ((c = calloc(1, size)) == NULL)
 		return NULL;
-	deps = (const char **)(c + 1);
+	deps = (const char **)((char *)c + head);
 	at = (char *)(deps + nd + 1);
 	c->name = auth_copy(&at, name);
 	c->kind = auth_copy(&at, kind);
@@ -336,9 +356,39 @@ auth_caller_cb(struct loket_http_req *req, void *arg)
 	}
 	if (t == NULL)
 		return NULL;
-	req->caller =
-	    auth_caller_build(t->name, "token", t->role, t->departments, t->organisation);
+	req->caller = auth_caller_build(
+	    t->name, "token", t->role, t->departments, t->organisation, sizeof(struct loket_caller));
 	return req->caller;
+}
+
+/* A session's caller and token in one block: http.c frees req->caller, and so both. */
+struct auth_session_block {
+	struct loket_caller caller;
+	struct auth_token token;
+};
+
+int
+auth_session_identity(struct loket_http_req *req, const char *name, enum auth_role role,
+    json_t *departments, const char *organisation, const char *hash)
+{
+	struct loket_caller *c = auth_caller_build(name, "session", role, departments, organisation,
+	    sizeof(struct auth_session_block));
+	struct auth_token *t;
+
+	if (c == NULL)
+		return -1;
+	t = &((struct auth_session_block *)c)->token;
+	t->name = (char *)c->name;
+	snprintf(t->hash, sizeof(t->hash), "%s", hash);
+	t->role = role;
+	t->organisation = (char *)c->organisation;
+	t->session = 1;
+	t->dep_list = c->departments;
+	t->ndeps = c->n_departments;
+	free(req->caller);
+	req->caller = c;
+	req->auth = t;
+	return 0;
 }
 
 json_t *
@@ -347,9 +397,17 @@ auth_scope(struct loket_http_req *req)
 	const struct auth_token *t = req->auth;
 	int limited = t != NULL && t->role == AUTH_BACKOFFICE;
 
-	return json_pack("{s:b, s:O, s:s?}", "all", t != NULL && t->role == AUTH_ADMIN,
-	    "departments", limited ? t->departments : json_null(), "organisation",
-	    t != NULL ? t->organisation : NULL);
+	json_t *deps = json_null();
+
+	if (limited && t->departments != NULL) {
+		deps = json_incref(t->departments);
+	} else if (limited) {
+		deps = json_array();
+		for (size_t i = 0; i < t->ndeps; i++)
+			json_array_append_new(deps, json_string(t->dep_list[i]));
+	}
+	return json_pack("{s:b, s:o, s:s?}", "all", t != NULL && t->role == AUTH_ADMIN,
+	    "departments", deps, "organisation", t != NULL ? t->organisation : NULL);
 }
 
 int
@@ -361,6 +419,12 @@ auth_department_ok(struct loket_http_req *req, const char *department)
 
 	if (t == NULL || t->role != AUTH_BACKOFFICE)
 		return 1;
+	if (t->departments == NULL) {
+		for (i = 0; i < t->ndeps; i++)
+			if (department != NULL && strcmp(t->dep_list[i], department) == 0)
+				return 1;
+		return 0;
+	}
 	json_array_foreach(t->departments, i, d)
 		if (department != NULL && strcmp(json_string_value(d), department) == 0)
 			return 1;

@@ -18,16 +18,35 @@ enum auth_role {
 
 #define AUTH_STAFF (AUTH_AGENT | AUTH_BACKOFFICE | AUTH_ADMIN)
 
+/*
+ * Who a request acts as: a bearer token, or a staff user's session
+ * (session.c), which carries the same fields for the time of one request.
+ */
 struct auth_token {
 	char *name;
-	char hash[65]; /* hex BLAKE2b-256 of the token */
+	char hash[65]; /* hex BLAKE2b-256 of the token, or of the session's id */
 	enum auth_role role;
-	json_t *departments; /* array; empty = every department */
+	json_t *departments; /* array; empty = every department; NULL for a session: dep_list */
 	char *organisation;  /* NULL: sees no confidential contact (admin sees all) */
 	int revoked;
+	int session; /* a staff user's session, not a token */
+	const char *const *dep_list; /* a session's departments (backoffice only) */
+	size_t ndeps;
 };
 
 /* auth.c */
+/* The staff sign-in state (session.h). */
+struct sessions *auth_sessions(struct auth *a);
+int auth_role_parse(const char *s, enum auth_role *role_r);
+const char *auth_role_name(enum auth_role role);
+/* After the identity is known: 0 when its role may use a route of access, else 403 and -1. */
+int auth_access(struct loket_http_req *req, enum loket_http_access access);
+/*
+ * A staff session's identity for one request, kept in req->caller (freed
+ * with req) with the auth_token req->auth points at. -1 without memory.
+ */
+int auth_session_identity(struct loket_http_req *req, const char *name, enum auth_role role,
+    json_t *departments, const char *organisation, const char *hash);
 int auth_init(struct loketd *d, const char **error_r);
 void auth_free(struct auth *a);
 /*

@@ -308,6 +308,12 @@ http_caller(struct loket_http_req *req)
 	return req->http->caller_fn(req, req->http->auth_arg);
 }
 
+void
+http_route_continue(struct loket_http_req *req)
+{
+	req->route->fn(req, req->route->arg);
+}
+
 int
 http_route_public(struct loket_http_req *req)
 {

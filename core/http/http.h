@@ -58,7 +58,9 @@ unsigned int http_guard_connections_of(struct http *http);
 void http_set_drained_cb(struct http *http, void (*cb)(void *arg), void *arg);
 /*
  * The authenticator decides non-public routes: it returns 0 to let the
- * request through, or -1 after answering it (401/403).
+ * request through, or -1 after answering it (401/403) or taking it over
+ * (a session read from the register): it then answers it later, or lets it
+ * through with http_route_continue.
  */
 void http_set_auth(struct http *http,
     int (*fn)(struct loket_http_req *req, enum loket_http_access access, void *arg), void *arg);
@@ -70,6 +72,8 @@ void http_set_auth(struct http *http,
 void http_set_caller(struct http *http,
     const struct loket_caller *(*fn)(struct loket_http_req *req, void *arg));
 const struct loket_caller *http_caller(struct loket_http_req *req);
+/* Runs the handler of the route req matched: an authenticator that took req over lets it on. */
+void http_route_continue(struct loket_http_req *req);
 /* Whether the route the request matched is public. */
 int http_route_public(struct loket_http_req *req);
 int http_route_add(struct http *http, const char *owner, unsigned int methods,

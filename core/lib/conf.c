@@ -58,6 +58,13 @@ static const struct conf_key conf_keys[] = {
 	{ "http", "stream_keepalive", CONF_DURATION, "15s", OFF(http_stream_keepalive_ms), NULL },
 	{ "http", "events_window", CONF_DURATION, "1h", OFF(http_events_window_ms), NULL },
 	{ "http", "events_backlog", CONF_COUNT, "1000", OFF(http_events_backlog), NULL },
+	{ "http", "secure_cookies", CONF_BOOL, "no", OFF(http_secure_cookies), NULL },
+	{ "http", "session_idle", CONF_DURATION, "30m", OFF(http_session_idle_ms), NULL },
+	{ "http", "trusted_proxies", CONF_LIST, "", OFF(http_trusted_proxies), NULL },
+	{ "http", "signin_window", CONF_DURATION, "15m", OFF(http_signin_window_ms), NULL },
+	{ "http", "signin_user_failures", CONF_COUNT, "5", OFF(http_signin_user_failures), NULL },
+	{ "http", "signin_address_failures", CONF_COUNT, "20", OFF(http_signin_address_failures),
+	    NULL },
 	{ "storage", "driver", CONF_STRING, "sqlite", OFF(storage_driver), NULL },
 	{ "storage", "path", CONF_PATH, "", OFF(storage_path), NULL },
 	{ "storage", "conninfo", CONF_STRING, "", OFF(storage_conninfo), NULL },
@@ -683,6 +690,7 @@ conf_free(struct conf *conf)
 	free(conf->storage_path);
 	free(conf->storage_conninfo);
 	free(conf->storage_node);
+	free(conf->http_trusted_proxies);
 	free(conf->rules_dir);
 	free(conf->rules_catalogue);
 	free(conf->rules_answers);

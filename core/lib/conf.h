@@ -64,6 +64,13 @@ struct conf {
 	uint64_t http_stream_keepalive_ms; /* a comment on every idle stream this often */
 	uint64_t http_events_window_ms;    /* how far back a stream resumes (Last-Event-ID) */
 	int64_t http_events_backlog;       /* how many missed events a resume sends at most */
+	/* Staff sign-in (core/http/session.c) */
+	int http_secure_cookies;
+	uint64_t http_session_idle_ms;
+	char *http_trusted_proxies; /* space-separated addresses, as written */
+	uint64_t http_signin_window_ms;
+	int64_t http_signin_user_failures;
+	int64_t http_signin_address_failures;
 
 	/* [storage] */
 	char *storage_driver;

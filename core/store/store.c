@@ -782,6 +782,15 @@ store_op_name(enum store_op op)
 		[STORE_EVENTS_AFTER] = "events.after",
 		[STORE_TASK_GET] = "task.get",
 		[STORE_PARTY_DUPLICATES] = "party.duplicates",
+		[STORE_USER_ADD] = "user.add",
+		[STORE_USER_UPDATE] = "user.update",
+		[STORE_USER_LIST] = "user.list",
+		[STORE_SIGNIN_GET] = "signin.get",
+		[STORE_SIGNIN_FAIL] = "signin.fail",
+		[STORE_SESSION_PUT] = "session.put",
+		[STORE_SESSION_GET] = "session.get",
+		[STORE_SESSION_TOUCH] = "session.touch",
+		[STORE_SESSION_END] = "session.end",
 	};
 
 	if ((unsigned int)op >= STORE_OP_COUNT || names[op] == NULL)
@@ -887,7 +896,18 @@ closed:
 int
 store_op_is_write(enum store_op op)
 {
-	return op < STORE_CONTACT_GET;
+	/* Kinds added later sit after the reads: each says which it is. */
+	switch (op) {
+	case STORE_USER_ADD:
+	case STORE_USER_UPDATE:
+	case STORE_SIGNIN_FAIL:
+	case STORE_SESSION_PUT:
+	case STORE_SESSION_TOUCH:
+	case STORE_SESSION_END:
+		return 1;
+	default:
+		return op < STORE_CONTACT_GET;
+	}
 }
 
 void

@@ -7,7 +7,7 @@
 
 #include "store.h"
 
-#define SQ_STMT_CACHE 64
+#define SQ_STMT_CACHE 128
 
 /* One connection with its prepared statements, keyed by the SQL literal's address. */
 struct sq_conn {
@@ -150,6 +150,17 @@ void sq_op_token_put(struct sq_conn *c, struct store_req *req);
 void sq_op_token_revoke(struct sq_conn *c, struct store_req *req);
 void sq_op_token_list(struct sq_conn *c, struct store_req *req);
 void sq_op_audit(struct sq_conn *c, struct store_req *req);
+
+/* store_sqlite_users.c */
+void sq_op_user_add(struct sq_conn *c, struct store_req *req);
+void sq_op_user_update(struct sq_conn *c, struct store_req *req);
+void sq_op_user_list(struct sq_conn *c, struct store_req *req);
+void sq_op_signin_get(struct sq_conn *c, struct store_req *req);
+void sq_op_signin_fail(struct sq_conn *c, struct store_req *req);
+void sq_op_session_put(struct sq_conn *c, struct store_req *req);
+void sq_op_session_get(struct sq_conn *c, struct store_req *req);
+void sq_op_session_touch(struct sq_conn *c, struct store_req *req);
+void sq_op_session_end(struct sq_conn *c, struct store_req *req);
 
 /* store_sqlite_read.c */
 void sq_op_contact_get(struct sq_conn *c, struct store_req *req);

@@ -81,6 +81,14 @@ static const struct sq_copy_table sq_copy_tables[] = {
 	    "SELECT year, last FROM refseq ORDER BY year", "ii" },
 };
 
+/* Tables after the blobs (LOKET_STORE_COPY_TABLES): added once blobs had their place. */
+static const struct sq_copy_table sq_copy_tables_after[] = {
+	{ "users", "SELECT count(*) FROM users",
+	    "SELECT name, hash, role, departments, organisation, extension, disabled, created_at,"
+	    " changed_at FROM users ORDER BY name",
+	    "tttjttbmm" },
+};
+
 /* A column's value in the neutral shape; NULL without memory. */
 static json_t *
 sq_copy_value(sqlite3_stmt *st, int i, char type)
@@ -305,6 +313,9 @@ sq_dump(const struct loket_store_host *host, void *load,
 			goto out;
 	if (sq_copy_blobs_dump(host->data_dir, cb, arg, error_r) < 0)
 		goto out;
+	for (size_t i = 0; i < sizeof(sq_copy_tables_after) / sizeof(sq_copy_tables_after[0]); i++)
+		if (sq_copy_table_dump(db, &sq_copy_tables_after[i], cb, arg, error_r) < 0)
+			goto out;
 	rc = 0;
 out:
 	sqlite3_finalize(st);

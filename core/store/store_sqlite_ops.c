@@ -35,6 +35,15 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_EVENTS_AFTER] = sq_op_events_after,
 		[STORE_TASK_GET] = sq_op_task_get,
 		[STORE_PARTY_DUPLICATES] = sq_op_party_duplicates,
+		[STORE_USER_ADD] = sq_op_user_add,
+		[STORE_USER_UPDATE] = sq_op_user_update,
+		[STORE_USER_LIST] = sq_op_user_list,
+		[STORE_SIGNIN_GET] = sq_op_signin_get,
+		[STORE_SIGNIN_FAIL] = sq_op_signin_fail,
+		[STORE_SESSION_PUT] = sq_op_session_put,
+		[STORE_SESSION_GET] = sq_op_session_get,
+		[STORE_SESSION_TOUCH] = sq_op_session_touch,
+		[STORE_SESSION_END] = sq_op_session_end,
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

@@ -184,5 +184,38 @@ const char *const sq_migrations[] = {
 	"DROP TABLE events;"
 	"ALTER TABLE events_v6 RENAME TO events;"
 	"DELETE FROM sqlite_sequence WHERE name = 'events';",
+	/*
+	 * 6 -> 7: staff users, their sessions and failed sign-ins, in the
+	 * register so that every node sharing it signs the same people in,
+	 * ends the same sessions and throttles the same guessing. A session is
+	 * kept by the hash of its id only, as tokens are.
+	 */
+	"CREATE TABLE users ("
+	"  name TEXT PRIMARY KEY,"
+	"  hash TEXT NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  departments TEXT NOT NULL DEFAULT '[]',"
+	"  organisation TEXT,"
+	"  extension TEXT,"
+	"  disabled INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  changed_at INTEGER NOT NULL);"
+	"CREATE TABLE sessions ("
+	"  hash TEXT PRIMARY KEY,"
+	"  user_name TEXT NOT NULL,"
+	"  csrf TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX sessions_user ON sessions(user_name);"
+	"CREATE INDEX sessions_expires ON sessions(expires_at);"
+	"CREATE TABLE signin_failures ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  username TEXT NOT NULL,"
+	"  address TEXT NOT NULL);"
+	"CREATE INDEX signin_failures_user ON signin_failures(username, at);"
+	"CREATE INDEX signin_failures_address ON signin_failures(address, at);"
+	"CREATE INDEX signin_failures_at ON signin_failures(at);",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));

@@ -80,6 +80,16 @@ enum store_op {
 	/* reads (minor 2): a task by id; a party's probable duplicates */
 	STORE_TASK_GET,
 	STORE_PARTY_DUPLICATES,
+	/* Staff users, their sessions and failed sign-ins (docs/storage.md, "Users and sessions"). */
+	STORE_USER_ADD,        /* write */
+	STORE_USER_UPDATE,     /* write */
+	STORE_USER_LIST,       /* read */
+	STORE_SIGNIN_GET,      /* read */
+	STORE_SIGNIN_FAIL,     /* write */
+	STORE_SESSION_PUT,     /* write */
+	STORE_SESSION_GET,     /* read */
+	STORE_SESSION_TOUCH,   /* write */
+	STORE_SESSION_END,     /* write */
 	STORE_OP_COUNT,
 };
 
@@ -363,14 +373,15 @@ struct store_driver {
 
 /*
  * The tables a register copy carries, in the order dump hands them and a
- * load takes them (parties before their contacts, blobs last). refseq is
+ * load takes them (parties before their contacts). refseq is
  * the reference counter per year: {"year", "last"}; blobs are attachments
- * and raw mails.
+ * and raw mails; users are the staff accounts (their sessions and failed
+ * sign-ins are not copied: staff sign in again on the new register).
  */
 #define LOKET_STORE_COPY_TABLES                                                        \
 	"parties", "party_emails", "party_phones", "contacts", "contact_keys", "tasks",   \
 	    "contact_history", "messages", "timers", "outbox", "audit", "tokens", "events", \
-	    "counts", "refseq", "blobs"
+	    "counts", "refseq", "blobs", "users"
 
 #ifdef __cplusplus
 }

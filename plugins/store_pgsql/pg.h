@@ -258,6 +258,10 @@ const char *pg_str(const PGresult *r, int row, int col); /* NULL for SQL NULL */
 /* jansson's string member, or NULL. */
 const char *pg_jstr(json_t *obj, const char *key);
 
+/* pg_users.c: staff users, sessions, failed sign-ins; as pg_write_run and pg_read_run. */
+int pg_users_write(struct pg_conn *c, struct store_req *req);
+void pg_users_read(struct pg_conn *c, struct store_req *req);
+
 /* pg_schema.c */
 extern const char *const pg_migrations[];
 extern const int pg_schema_version;

@@ -69,6 +69,8 @@ static const char *const pg_cols_events[] = { "id", "at", "kind", "contact_id", 
 static const char *const pg_cols_counts[] = { "channel", "status", "n", NULL };
 static const char *const pg_cols_refseq[] = { "year", "last", NULL };
 static const char *const pg_cols_blobs[] = { "sha256", "data", NULL };
+static const char *const pg_cols_users[] = { "name", "hash", "role", "departments",
+	"organisation", "extension", "disabled", "created_at", "changed_at", NULL };
 
 #define DECLARE "DECLARE loket_copy NO SCROLL CURSOR FOR SELECT "
 
@@ -170,6 +172,13 @@ static const struct pg_copy_table pg_copy_tables[] = {
 	{ "blobs", "SELECT count(*) FROM blobs",
 	    DECLARE "sha256, data FROM blobs ORDER BY sha256 COLLATE \"C\"",
 	    "COPY blobs (sha256, data) FROM STDIN", pg_cols_blobs, "tx" },
+	{ "users", "SELECT count(*) FROM users",
+	    DECLARE "name, hash, role, departments, organisation, extension, disabled,"
+	    " " PG_MS("created_at") " AS created_at,"
+	    " " PG_MS("changed_at") " AS changed_at FROM users ORDER BY name COLLATE \"C\"",
+	    "COPY users (name, hash, role, departments, organisation, extension, disabled,"
+	    " created_at, changed_at) FROM STDIN",
+	    pg_cols_users, "tttjttbmm" },
 };
 /* clang-format on */
 #define PG_COPY_NTABLES (sizeof(pg_copy_tables) / sizeof(pg_copy_tables[0]))
@@ -177,8 +186,8 @@ static const struct pg_copy_table pg_copy_tables[] = {
 /* Every copied table locked against writers, and which of them hold rows. */
 static const char pg_copy_lock[]
     = "LOCK TABLE parties, party_emails, party_phones, contacts, contact_keys, tasks,"
-      " contact_history, messages, timers, outbox, audit, tokens, events, counts, blobs"
-      " IN ACCESS EXCLUSIVE MODE";
+      " contact_history, messages, timers, outbox, audit, tokens, events, counts, blobs,"
+      " users IN ACCESS EXCLUSIVE MODE";
 static const char pg_copy_nonempty[]
     = "SELECT t FROM (VALUES"
       " ('parties', EXISTS (SELECT 1 FROM parties)),"
@@ -195,7 +204,8 @@ static const char pg_copy_nonempty[]
       " ('tokens', EXISTS (SELECT 1 FROM tokens)),"
       " ('events', EXISTS (SELECT 1 FROM events)),"
       " ('counts', EXISTS (SELECT 1 FROM counts)),"
-      " ('blobs', EXISTS (SELECT 1 FROM blobs))) v(t, rows) WHERE rows";
+      " ('blobs', EXISTS (SELECT 1 FROM blobs)),"
+      " ('users', EXISTS (SELECT 1 FROM users))) v(t, rows) WHERE rows";
 /* Identities past the copied ids: a new row never takes a copied row's id. */
 static const char pg_copy_identities[]
     = "SELECT setval(pg_get_serial_sequence(t, 'id'), m) FROM (VALUES"

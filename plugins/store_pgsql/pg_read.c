@@ -1350,6 +1350,9 @@ pg_read_run(struct pg_conn *c, struct store_req *req)
 		[STORE_EVENTS_AFTER] = op_events_after,
 		[STORE_TASK_GET] = op_task_get,
 		[STORE_PARTY_DUPLICATES] = op_party_duplicates,
+		[STORE_USER_LIST] = pg_users_read,
+		[STORE_SIGNIN_GET] = pg_users_read,
+		[STORE_SESSION_GET] = pg_users_read,
 	};
 
 	if ((unsigned int)req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

@@ -1653,6 +1653,13 @@ pg_write_run(struct pg_conn *c, struct store_req *req)
 		return pg_party_update(c, req);
 	case STORE_PARTY_MERGE:
 		return pg_party_merge(c, req);
+	case STORE_USER_ADD:
+	case STORE_USER_UPDATE:
+	case STORE_SIGNIN_FAIL:
+	case STORE_SESSION_PUT:
+	case STORE_SESSION_TOUCH:
+	case STORE_SESSION_END:
+		return pg_users_write(c, req);
 	default:
 		pg_host->req_fail(req, STORE_FAILED, "the register cannot do this");
 		pg_logf("writer: %s is not a write", pg_host->op_name(req->op));

@@ -13,11 +13,12 @@ import base64
 import os
 import re
 import sqlite3
+import subprocess
 
 import pytest
 
 from api_fixtures import Api
-from conftest import REGISTERS, SLOW, Loketd, wait_for
+from conftest import LOKETCTL, REGISTERS, SLOW, Loketd, wait_for
 from test_rules_support import DEFAULT_RULES, example_units, rules_section
 
 pytestmark = pytest.mark.pgsql_only("a copy into PostgreSQL needs the pgsql driver's cluster "
@@ -25,10 +26,11 @@ pytestmark = pytest.mark.pgsql_only("a copy into PostgreSQL needs the pgsql driv
 
 TABLES = ("parties", "party_emails", "party_phones", "contacts", "contact_keys", "tasks",
           "contact_history", "messages", "timers", "outbox", "audit", "tokens", "events",
-          "counts", "refseq", "blobs")
+          "counts", "refseq", "blobs", "users")
 ATTACHMENT = b"%PDF-1.4\nuittreksel bevolkingsregister\n" + bytes(range(256))
 UNITS = rules_section(DEFAULT_RULES) + example_units()
 SQLITE = "[storage]\ndriver = sqlite\n"
+STAFF_PASSWORD = "een lang wachtwoord"
 
 
 def conninfo_of(d):
@@ -70,6 +72,11 @@ def fill_sqlite_register(tmp_path):
                     {"party": twin["party_id"]})
     assert merged["merged"]["contacts"], merged
     api.action(phone["id"], "resolve", {"answer": "teruggebeld"})
+    # A staff user: carried with its password hash, so it signs in on the copy.
+    r = subprocess.run([LOKETCTL, "-c", old.conf_path, "user", "add", "balie1", "agent"],
+                       input=STAFF_PASSWORD + "\n", capture_output=True, text=True,
+                       timeout=30 * SLOW)
+    assert r.returncode == 0, r.stderr
     # A staff answer with an attachment: a blob and an outbox row.
     r = api.call("POST", "/api/v1/contacts/%d/messages" % mail["id"],
                  {"body": "In bijlage het uittreksel.", "to": "an.peeters@example.be",
@@ -105,7 +112,7 @@ def test_migrate_copies_a_sqlite_register_into_postgresql_and_loketd_runs_on_it(
     finally:
         con.close()
     for t in ("contacts", "tasks", "timers", "outbox", "audit", "tokens", "messages",
-              "events", "contact_history"):
+              "events", "contact_history", "users"):
         assert source[t] > 0, "the SQLite register holds no %s rows to copy: %r" % (t, source)
     assert os.listdir(os.path.join(old.data_dir, "attachments")), "no attachment stored"
 
@@ -126,7 +133,7 @@ def test_migrate_copies_a_sqlite_register_into_postgresql_and_loketd_runs_on_it(
         if t in source:
             assert src == source[t], (t, src, source[t], r.stdout)
     assert tables["blobs"][0] >= 1, r.stdout
-    assert re.search(r"copied and verified \d+ rows in 16 tables", r.stdout), r.stdout
+    assert re.search(r"copied and verified \d+ rows in 17 tables", r.stdout), r.stdout
     # Not a terminal here: a plain progress line per table, no bar drawn with \r.
     assert "\r" not in r.stderr and "copying contacts: %d rows" % source["contacts"] in r.stderr
 
@@ -134,6 +141,9 @@ def test_migrate_copies_a_sqlite_register_into_postgresql_and_loketd_runs_on_it(
     api = Api(new)
     # The tokens came along: the old admin's token works on the new register.
     api.tokens, api.names = old_api.tokens, old_api.names
+    # So did the staff users: one signs in with the password it had.
+    r = api.call("POST", "/api/v1/session", {"username": "balie1", "password": STAFF_PASSWORD})
+    assert r.status == 200 and r.json["user"]["role"] == "agent", r
     for cid, before in shown["contacts"].items():
         after = api.contact(cid)
         assert after == before, "contact %d differs after the copy:\n%r\n%r" % (
