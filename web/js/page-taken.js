@@ -1,0 +1,2 @@
+import { mountPage, html, Frame } from './widgets.js';
+mountPage(({ user }) => html`<${Frame} user=${user} title="Mijn taken"><//>`);
