@@ -23,7 +23,7 @@ export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img
   "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; " +
   "form-action 'self'; frame-ancestors 'none'";
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.on('error', reject);
@@ -37,7 +37,7 @@ function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The example config rewritten for this run, as the Makefile's `run` target does.
-function config(dir, port) {
+function config(dir, port, plugins, pluginConf) {
   const example = fs.readFileSync(path.join(SRCDIR, 'etc', 'loket.conf.example'), 'utf8');
   let sock = path.join(dir, 'data', 'loketd.sock');
   if (sock.length >= 100) sock = path.join(os.tmpdir(), `loket-browser-${process.pid}-${port}.sock`);
@@ -49,17 +49,26 @@ function config(dir, port) {
     .replace(/^web_dir = .*$/m, `web_dir = ${path.join(SRCDIR, 'web')}`)
     .replace(/^durability = .*$/m, 'durability = relaxed')
     .replace(/^dir = .*rules$/m, `dir = ${path.join(SRCDIR, 'scripts', 'rules')}`)
-    .replaceAll('/usr/local/etc/loket/', path.join(SRCDIR, 'etc') + '/');
+    .replaceAll('/usr/local/etc/loket/', path.join(SRCDIR, 'etc') + '/')
+    .replace(/^plugins =.*$/m, `plugins = ${plugins.join(' ')}`) +
+    Object.entries(pluginConf).map(([name, keys]) => `\n[plugin.${name}]\n` +
+      Object.entries(keys).map(([k, v]) => `${k} = ${v}\n`).join('')).join('');
 }
 
 export class Loketd {
+  // plugins: names in the build's plugins/.libs; pluginConf: {name: {key: value}}.
+  constructor({ plugins = [], pluginConf = {} } = {}) {
+    this.plugins = plugins;
+    this.pluginConf = pluginConf;
+  }
+
   async start() {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loket-browser-'));
     fs.mkdirSync(path.join(this.dir, 'data'));
     this.port = await freePort();
     this.base = `http://127.0.0.1:${this.port}`;
     this.conf = path.join(this.dir, 'loket.conf');
-    fs.writeFileSync(this.conf, config(this.dir, this.port));
+    fs.writeFileSync(this.conf, config(this.dir, this.port, this.plugins, this.pluginConf));
     this.logPath = path.join(this.dir, 'loketd.log');
     const log = fs.openSync(this.logPath, 'a');
     this.proc = spawn(LOKETD, ['-c', this.conf], { stdio: ['ignore', log, log], cwd: this.dir });
