@@ -65,6 +65,8 @@ struct http {
 	int (*auth_fn)(struct loket_http_req *req, enum loket_http_access access, void *arg);
 	void *auth_arg;
 	const struct loket_caller *(*caller_fn)(struct loket_http_req *req, void *arg);
+	void (*fallback_fn)(struct loket_http_req *req, void *arg);
+	void *fallback_arg;
 	struct metric_series *unmatched_latency;
 	struct timeval timeout; /* [http] timeout */
 	LIST_HEAD(, http_stream) streams;
@@ -300,6 +302,14 @@ http_set_caller(struct http *http,
 	http->caller_fn = fn;
 }
 
+void
+http_set_fallback(struct http *http, void (*fn)(struct loket_http_req *req, void *arg),
+    void *arg)
+{
+	http->fallback_fn = fn;
+	http->fallback_arg = arg;
+}
+
 const struct loket_caller *
 http_caller(struct loket_http_req *req)
 {
@@ -507,6 +517,35 @@ http_count(struct http *http, struct http_route *route, int method, int status)
 	}
 }
 
+/*
+ * What every answer carries unless its handler chose otherwise: the strict policy (the UI
+ * has no inline script or style, so nothing injected into a page runs), no type sniffing
+ * (an attachment is never run as a page), and no caching of anything under /api/, where
+ * personal data lives, whatever the handler answered (a problem quotes what was sent).
+ */
+static void
+http_security_headers(struct loket_http_req *req, struct evkeyvalq *out)
+{
+	static const struct {
+		const char *name;
+		const char *value;
+	} headers[] = {
+		{ "Content-Security-Policy", HTTP_CSP },
+		{ "X-Content-Type-Options", "nosniff" },
+		{ "Referrer-Policy", "same-origin" },
+	};
+	const char *p = req->path;
+
+	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++)
+		if (evhttp_find_header(out, headers[i].name) == NULL)
+			evhttp_add_header(out, headers[i].name, headers[i].value);
+	while (p != NULL && *p == '/')
+		p++;
+	if (p != NULL && strncmp(p, "api", 3) == 0 && (p[3] == '/' || p[3] == '\0') &&
+	    evhttp_find_header(out, "Cache-Control") == NULL)
+		evhttp_add_header(out, "Cache-Control", "no-store");
+}
+
 void
 http_reply(struct loket_http_req *req, int status, const char *content_type, const void *body,
     size_t len)
@@ -518,6 +557,7 @@ http_reply(struct loket_http_req *req, int status, const char *content_type, con
 
 	evhttp_remove_header(out, "Content-Type");
 	evhttp_add_header(out, "Content-Type", content_type);
+	http_security_headers(req, out);
 	/* After a chunked body the guard cannot tell where the next request starts. */
 	if (http->stopping || req->chunked)
 		evhttp_add_header(out, "Connection", "close");
@@ -526,7 +566,7 @@ http_reply(struct loket_http_req *req, int status, const char *content_type, con
 	 * is handed even to HEAD, and without a length, so the next answer on a
 	 * kept-alive connection would start inside it.
 	 */
-	if (req->method == LOKET_HTTP_HEAD) {
+	if (req->method == LOKET_HTTP_HEAD && status != 304) {
 		char n[32];
 
 		snprintf(n, sizeof(n), "%zu", len);
@@ -756,6 +796,7 @@ http_gen_cb(struct evhttp_request *ev, void *arg)
 	size_t nsegs = 0;
 	unsigned int allowed = 0;
 	struct http_route *route = NULL;
+	size_t path_len = 0;
 
 	if (uri == NULL) {
 		struct http_stream *s;
@@ -790,9 +831,10 @@ http_gen_cb(struct evhttp_request *ev, void *arg)
 	TAILQ_INIT(&req->query);
 	raw_path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	raw_query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	/* A decoded %00 would cut the path short of what was asked: refused like CR and LF. */
 	if (raw_path == NULL || raw_path[0] != '/' ||
-	    (req->path = evhttp_uridecode(raw_path, 0, NULL)) == NULL ||
-	    strlen(req->path) != strcspn(req->path, "\r\n")) {
+	    (req->path = evhttp_uridecode(raw_path, 0, &path_len)) == NULL ||
+	    strlen(req->path) != path_len || path_len != strcspn(req->path, "\r\n")) {
 		http_problem(req, 400, "the request path is not valid");
 		return;
 	}
@@ -822,6 +864,8 @@ http_gen_cb(struct evhttp_request *ev, void *arg)
 		if (allowed != 0) {
 			http_allow_header(req, allowed);
 			http_problem(req, 405, "this resource does not accept that method");
+		} else if (http->fallback_fn != NULL) {
+			http->fallback_fn(req, http->fallback_arg);
 		} else {
 			http_problem(req, 404, "no such resource");
 		}

@@ -74,6 +74,12 @@ void http_set_caller(struct http *http,
 const struct loket_caller *http_caller(struct loket_http_req *req);
 /* Runs the handler of the route req matched: an authenticator that took req over lets it on. */
 void http_route_continue(struct loket_http_req *req);
+/*
+ * The handler of requests no route matches (the static files, http_static.c); it
+ * answers every method and path, 404 included. Without one they get a 404 problem.
+ */
+void http_set_fallback(struct http *http, void (*fn)(struct loket_http_req *req, void *arg),
+    void *arg);
 /* Whether the route the request matched is public. */
 int http_route_public(struct loket_http_req *req);
 int http_route_add(struct http *http, const char *owner, unsigned int methods,
@@ -91,6 +97,11 @@ void http_reply_json(struct loket_http_req *req, int status, json_t *json);
 /* A 503 gets Retry-After: HTTP_RETRY_AFTER seconds unless the caller set one. */
 void http_problem(struct loket_http_req *req, int status, const char *detail);
 #define HTTP_RETRY_AFTER "5"
+/* The Content-Security-Policy of every answer (docs/ui.md). */
+#define HTTP_CSP                                                                          \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "  \
+	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "         \
+	"form-action 'self'; frame-ancestors 'none'"
 const char *http_status_title(int status);
 /* A complete problem+json document; owned by the caller. */
 char *http_problem_body(int status, const char *detail);
