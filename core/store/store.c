@@ -780,6 +780,7 @@ store_op_name(enum store_op op)
 		[STORE_OUTBOX_DUE] = "outbox.due",
 		[STORE_OUTBOX_NEXT] = "outbox.next",
 		[STORE_EVENTS_AFTER] = "events.after",
+		[STORE_SEARCH] = "search",
 	};
 
 	if ((unsigned int)op >= STORE_OP_COUNT || names[op] == NULL)

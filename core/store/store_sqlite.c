@@ -284,6 +284,11 @@ sq_open_writer(struct sq_store *sq, const char **error_r)
 	}
 	sq->writer.db = db;
 	sqlite3_busy_timeout(db, 5000);
+	/* The search index's triggers call them on every write, and the migration that builds it. */
+	if (sq_search_functions(db) < 0) {
+		*error_r = "cannot register the search index's SQL functions";
+		return -1;
+	}
 	if (sq_check_identity(db, &version, error_r) < 0)
 		return -1;
 	if (sq_pragma_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) < 0

@@ -33,6 +33,7 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_OUTBOX_DUE] = sq_op_outbox_due,
 		[STORE_OUTBOX_NEXT] = sq_op_outbox_next,
 		[STORE_EVENTS_AFTER] = sq_op_events_after,
+		[STORE_SEARCH] = sq_op_search,
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

@@ -184,5 +184,72 @@ const char *const sq_migrations[] = {
 	"DROP TABLE events;"
 	"ALTER TABLE events_v6 RENAME TO events;"
 	"DELETE FROM sqlite_sequence WHERE name = 'events';",
+	/*
+	 * 6 -> 7: the search index (STORE_SEARCH). Contentless FTS5 tables fed by
+	 * triggers, so every write that changes a contact's text or scope (intake,
+	 * PATCH, a resolve's answer, whatever comes later) keeps them current in
+	 * its own transaction. They hold the words of loket_fold() (core/lib/fold.c,
+	 * registered on the writer's connection: the same fold PostgreSQL's
+	 * loket_fold() does), never the text itself. A contact's scope is in its
+	 * row as tokens, so a department-scoped query is answered by the index
+	 * alone: "d" + hex of its department, "o" + hex of its organisation,
+	 * "c0"/"c1" for confidential (hex: any department name is one token).
+	 * The update triggers fire only when the indexed values changed: a
+	 * contentless row is deleted by handing back what it was made of. A
+	 * register taken back to an older schema by hand keeps its index tables
+	 * and triggers: they are made again from the contacts, not added twice.
+	 */
+	"DROP TRIGGER IF EXISTS contacts_fts_insert;"
+	"DROP TRIGGER IF EXISTS contacts_fts_update;"
+	"DROP TRIGGER IF EXISTS contacts_fts_delete;"
+	"DROP TRIGGER IF EXISTS parties_fts_insert;"
+	"DROP TRIGGER IF EXISTS parties_fts_update;"
+	"DROP TRIGGER IF EXISTS parties_fts_delete;"
+	"DROP TABLE IF EXISTS contacts_fts;"
+	"DROP TABLE IF EXISTS parties_fts;"
+	"CREATE VIRTUAL TABLE contacts_fts USING fts5(words, scope, content = '',"
+	"  tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE VIRTUAL TABLE parties_fts USING fts5(name, content = '', prefix = '2 3',"
+	"  tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts BEGIN"
+	"  INSERT INTO contacts_fts (rowid, words, scope) VALUES (NEW.id,"
+	"    loket_fold(NEW.reference, NEW.subject, NEW.body, NEW.answer),"
+	"    loket_scope(NEW.department, NEW.organisation, NEW.confidential));"
+	"END;"
+	"CREATE TRIGGER contacts_fts_update AFTER UPDATE OF reference, subject, body, answer,"
+	"  department, organisation, confidential ON contacts"
+	"  WHEN OLD.reference IS NOT NEW.reference OR OLD.subject IS NOT NEW.subject"
+	"    OR OLD.body IS NOT NEW.body OR OLD.answer IS NOT NEW.answer"
+	"    OR OLD.department IS NOT NEW.department OR OLD.organisation IS NOT NEW.organisation"
+	"    OR OLD.confidential IS NOT NEW.confidential BEGIN"
+	"  INSERT INTO contacts_fts (contacts_fts, rowid, words, scope) VALUES ('delete', OLD.id,"
+	"    loket_fold(OLD.reference, OLD.subject, OLD.body, OLD.answer),"
+	"    loket_scope(OLD.department, OLD.organisation, OLD.confidential));"
+	"  INSERT INTO contacts_fts (rowid, words, scope) VALUES (NEW.id,"
+	"    loket_fold(NEW.reference, NEW.subject, NEW.body, NEW.answer),"
+	"    loket_scope(NEW.department, NEW.organisation, NEW.confidential));"
+	"END;"
+	"CREATE TRIGGER contacts_fts_delete AFTER DELETE ON contacts BEGIN"
+	"  INSERT INTO contacts_fts (contacts_fts, rowid, words, scope) VALUES ('delete', OLD.id,"
+	"    loket_fold(OLD.reference, OLD.subject, OLD.body, OLD.answer),"
+	"    loket_scope(OLD.department, OLD.organisation, OLD.confidential));"
+	"END;"
+	"CREATE TRIGGER parties_fts_insert AFTER INSERT ON parties BEGIN"
+	"  INSERT INTO parties_fts (rowid, name) VALUES (NEW.id, loket_fold(NEW.name));"
+	"END;"
+	"CREATE TRIGGER parties_fts_update AFTER UPDATE OF name ON parties"
+	"  WHEN OLD.name IS NOT NEW.name BEGIN"
+	"  INSERT INTO parties_fts (parties_fts, rowid, name) VALUES ('delete', OLD.id,"
+	"    loket_fold(OLD.name));"
+	"  INSERT INTO parties_fts (rowid, name) VALUES (NEW.id, loket_fold(NEW.name));"
+	"END;"
+	"CREATE TRIGGER parties_fts_delete AFTER DELETE ON parties BEGIN"
+	"  INSERT INTO parties_fts (parties_fts, rowid, name) VALUES ('delete', OLD.id,"
+	"    loket_fold(OLD.name));"
+	"END;"
+	"INSERT INTO contacts_fts (rowid, words, scope) SELECT id,"
+	"  loket_fold(reference, subject, body, answer),"
+	"  loket_scope(department, organisation, confidential) FROM contacts;"
+	"INSERT INTO parties_fts (rowid, name) SELECT id, loket_fold(name) FROM parties;",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));

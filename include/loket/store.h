@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define LOKET_STORE_ABI_MAJOR 1
-#define LOKET_STORE_ABI_MINOR 1
+#define LOKET_STORE_ABI_MINOR 2
 
 /* The symbol a driver .so exports: const struct store_driver loket_store_driver. */
 #define LOKET_STORE_DRIVER_SYMBOL "loket_store_driver"
@@ -77,6 +77,8 @@ enum store_op {
 	STORE_OUTBOX_DUE,
 	STORE_OUTBOX_NEXT,
 	STORE_EVENTS_AFTER,
+	/* minor 2 */
+	STORE_SEARCH,
 	STORE_OP_COUNT,
 };
 
