@@ -3,13 +3,14 @@ case-blind, newest first, scoped like every read; identifiers typed whole are lo
 exactly. The same file runs on both storage drivers (LOKET_TEST_DRIVER=pgsql): every answer
 is compared with the ids the test expects, so both drivers must give the same results."""
 
-import re
+import sqlite3
 import time
 import uuid
 
 import pytest
 
 from api_fixtures import assert_problem, module_api, query, unique_email, valid_rrn
+from conftest import DRIVER, REGISTERS
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +318,44 @@ def test_search_needs_a_staff_token(api):
     assert_problem(api.call("GET", query("/api/v1/search", q="jan")), 401)
     intake = api.token("s-intake", "intake")
     assert_problem(api.call("GET", query("/api/v1/search", q="jan"), token=intake), 403)
+
+
+# a register written before the search index ----------------------------------------------
+
+
+def test_migration_builds_the_index_for_an_existing_register(api):
+    """The register taken back to the schema before the index (its index gone): the
+    migration that adds it finds the contacts and parties written before."""
+    t = tag()
+    c = api.create(subject="Oude Aanvraag %s" % t, department="burgerzaken",
+                   party={"name": "Oudë Burger%s" % t, "email": unique_email("oud")})
+    assert api.d.stop() == 0
+    if DRIVER == "pgsql":
+        cluster = REGISTERS.start()
+        cluster.psql_run(
+            "DROP TRIGGER contacts_search_insert ON contacts;"
+            " DROP TRIGGER contacts_search_update ON contacts;"
+            " DROP TRIGGER parties_search ON parties;"
+            " ALTER TABLE contacts DROP COLUMN search; ALTER TABLE parties DROP COLUMN search;"
+            " DROP FUNCTION loket_contacts_search_tg(), loket_parties_search_tg(),"
+            " loket_contact_search(text, text, text, text, text, text, boolean),"
+            " loket_scope_token(text, text), loket_words(text), loket_fold(text);"
+            " UPDATE loket_schema SET version = 1", db=REGISTERS.database_of(api.d))
+    else:
+        con = sqlite3.connect(api.db_path)
+        try:
+            for trigger in ("contacts_fts_insert", "contacts_fts_update", "contacts_fts_delete",
+                            "parties_fts_insert", "parties_fts_update", "parties_fts_delete"):
+                con.execute("DROP TRIGGER %s" % trigger)
+            con.execute("DROP TABLE contacts_fts")
+            con.execute("DROP TABLE parties_fts")
+            con.execute("PRAGMA user_version = 6")
+            con.commit()
+        finally:
+            con.close()
+    api.restart()
+    assert contact_ids(api, "oude aanvraag %s" % t) == [c["id"]]
+    assert party_ids(api, "oude burger%s" % t[:5]) == [c["party_id"]]
+    # and it goes on following what is written after
+    d = api.create(subject="Nieuwe aanvraag %s" % t, department="burgerzaken")
+    assert contact_ids(api, "aanvraag %s" % t) == [d["id"], c["id"]]
