@@ -148,9 +148,10 @@ void sq_op_timers_next(struct sq_conn *c, struct store_req *req);
 /* store_sqlite_parties.c: the live party id when scope may see it, else NULL (search). */
 json_t *sq_party_if_visible(struct sq_conn *c, sqlite3_int64 id, json_t *scope);
 
-/* store_sqlite_search.c: STORE_SEARCH, and the SQL functions its index triggers call. */
+/* store_sqlite_search.c: STORE_SEARCH. */
 void sq_op_search(struct sq_conn *c, struct store_req *req);
-int sq_search_functions(sqlite3 *db);
+/* Puts what the index's triggers queued during a batch into the index; called before COMMIT. */
+int sq_search_flush(struct sq_conn *c);
 
 /* store_sqlite_tokens.c */
 void sq_op_token_put(struct sq_conn *c, struct store_req *req);

@@ -1,110 +1,32 @@
 /*
  * store_sqlite_search.c: STORE_SEARCH on the FTS5 index the schema's
- * triggers keep (store_sqlite_schema.c, 6 -> 7), and the two SQL functions
- * those triggers call: loket_fold() and loket_scope().
+ * triggers keep (store_sqlite_schema.c, 6 -> 7; their SQL functions are in
+ * store_sqlite_fold.c).
  */
 #include "config.h"
 
 #include <string.h>
 
-#include "fold.h"
 #include "store_sqlite.h"
-
-/* Appends the scope token kind + hex of v's bytes ("d6275..."): one token whatever v holds. */
-static void
-scope_token(sqlite3_str *s, char kind, const char *v)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	sqlite3_str_appendchar(s, 1, kind);
-	for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
-		sqlite3_str_appendchar(s, 1, hex[*p >> 4]);
-		sqlite3_str_appendchar(s, 1, hex[*p & 0xF]);
-	}
-}
-
-/* loket_fold(text, ...): the folded words of its arguments (NULLs skipped), one text. */
-static void
-sq_fold_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-	sqlite3_str *s = sqlite3_str_new(NULL);
-	char *buf = NULL, *text;
-	size_t cap = 0;
-	int n;
-
-	for (int i = 0; i < argc; i++) {
-		const char *t = (const char *)sqlite3_value_text(argv[i]);
-		size_t len = (size_t)sqlite3_value_bytes(argv[i]), folded;
-
-		if (t == NULL || len == 0)
-			continue;
-		if (len + 1 > cap) {
-			char *grown = sqlite3_realloc64(buf, len + 1);
-
-			if (grown == NULL) {
-				sqlite3_free(buf);
-				sqlite3_free(sqlite3_str_finish(s));
-				sqlite3_result_error_nomem(ctx);
-				return;
-			}
-			buf = grown;
-			cap = len + 1;
-		}
-		if ((folded = fold_text(t, len, buf)) == 0)
-			continue;
-		if (sqlite3_str_length(s) > 0)
-			sqlite3_str_appendchar(s, 1, ' ');
-		sqlite3_str_append(s, buf, (int)folded);
-	}
-	sqlite3_free(buf);
-	if (sqlite3_str_errcode(s) != SQLITE_OK) {
-		sqlite3_free(sqlite3_str_finish(s));
-		sqlite3_result_error_nomem(ctx);
-		return;
-	}
-	n = sqlite3_str_length(s);
-	/* An empty sqlite3_str finishes as NULL: the words of a text without any are "". */
-	if ((text = sqlite3_str_finish(s)) == NULL)
-		sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
-	else
-		sqlite3_result_text(ctx, text, n, sqlite3_free);
-}
-
-/* loket_scope(department, organisation, confidential): the scope tokens of a contact. */
-static void
-sq_scope_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-	sqlite3_str *s = sqlite3_str_new(NULL);
-	const char *dep = (const char *)sqlite3_value_text(argv[0]);
-	const char *org = (const char *)sqlite3_value_text(argv[1]);
-	int n;
-	char *text;
-
-	(void)argc;
-	if (dep != NULL) {
-		scope_token(s, 'd', dep);
-		sqlite3_str_appendchar(s, 1, ' ');
-	}
-	scope_token(s, 'o', org != NULL ? org : "");
-	sqlite3_str_appendall(s, sqlite3_value_int(argv[2]) != 0 ? " c1" : " c0");
-	n = sqlite3_str_length(s);
-	if ((text = sqlite3_str_finish(s)) == NULL) {
-		sqlite3_result_error_nomem(ctx);
-		return;
-	}
-	sqlite3_result_text(ctx, text, n, sqlite3_free);
-}
+#include "store_sqlite_fold.h"
 
 int
-sq_search_functions(sqlite3 *db)
+sq_search_flush(struct sq_conn *c)
 {
-	int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+	static const char *const sql[] = { SQ_FOLD_FLUSH_1, SQ_FOLD_FLUSH_2, SQ_FOLD_FLUSH_3,
+		SQ_FOLD_FLUSH_4, SQ_FOLD_FLUSH_5, SQ_FOLD_FLUSH_6 };
 
-	if (sqlite3_create_function(db, "loket_fold", -1, flags, NULL, sq_fold_fn, NULL, NULL)
-	        != SQLITE_OK
-	    || sqlite3_create_function(db, "loket_scope", 3, flags, NULL, sq_scope_fn, NULL, NULL)
-	        != SQLITE_OK)
-		return -1;
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		sqlite3_stmt *st = sq_stmt(c, sql[i]);
+		int rc;
+
+		if (st == NULL)
+			return -1;
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
 	return 0;
 }
 
@@ -121,7 +43,8 @@ folded_word(const char *w)
 }
 
 /*
- * The FTS5 query of words (each a whole word of column col, or a prefix)
+ * The FTS5 query of words (each a whole word of column col, or of any column
+ * when col is NULL (a table of detail = none has no column filters), or a prefix)
  * and, for contacts, of the scope's tokens. NULL with *none_r set when the
  * scope sees nothing (no departments); NULL alone without memory.
  */
@@ -135,8 +58,8 @@ match_of(json_t *words, const char *col, int prefix, json_t *scope, int *none_r)
 
 	*none_r = 0;
 	json_array_foreach(words, i, w) {
-		sqlite3_str_appendf(s, "%s%s:\"%s\"%s", i > 0 ? " AND " : "", col,
-		    json_string_value(w), prefix ? "*" : "");
+		sqlite3_str_appendf(s, "%s%s%s\"%s\"%s", i > 0 ? " AND " : "", col != NULL ? col : "",
+		    col != NULL ? ":" : "", json_string_value(w), prefix ? "*" : "");
 	}
 	if (scope != NULL && !json_is_true(json_object_get(scope, "all"))) {
 		if (json_is_array(deps)) {
@@ -148,7 +71,7 @@ match_of(json_t *words, const char *col, int prefix, json_t *scope, int *none_r)
 			sqlite3_str_appendall(s, " AND (");
 			json_array_foreach(deps, i, w) {
 				sqlite3_str_appendall(s, i > 0 ? " OR scope:\"" : "scope:\"");
-				scope_token(s, 'd', json_string_value(w) != NULL ? json_string_value(w) : "");
+				sq_fold_scope_token(s, 'd', json_string_value(w) != NULL ? json_string_value(w) : "");
 				sqlite3_str_appendall(s, "\"");
 			}
 			sqlite3_str_appendall(s, ")");
@@ -157,7 +80,7 @@ match_of(json_t *words, const char *col, int prefix, json_t *scope, int *none_r)
 		sqlite3_str_appendall(s, " AND (scope:\"c0\"");
 		if ((org = json_string_value(json_object_get(scope, "organisation"))) != NULL) {
 			sqlite3_str_appendall(s, " OR scope:\"");
-			scope_token(s, 'o', org);
+			sq_fold_scope_token(s, 'o', org);
 			sqlite3_str_appendall(s, "\"");
 		}
 		sqlite3_str_appendall(s, ")");
@@ -210,7 +133,7 @@ search_words(struct sq_conn *c, json_t *in, int want_contacts, int want_parties,
 			return rc;
 	}
 	if (want_parties) {
-		if ((match = match_of(words, "name", 1, NULL, &none)) == NULL)
+		if ((match = match_of(words, NULL, 1, NULL, &none)) == NULL)
 			return SQLITE_NOMEM;
 		if ((st = sq_stmt(c, sql_parties)) == NULL) {
 			sqlite3_free(match);

@@ -347,8 +347,9 @@ def test_migration_builds_the_index_for_an_existing_register(api):
             for trigger in ("contacts_fts_insert", "contacts_fts_update", "contacts_fts_delete",
                             "parties_fts_insert", "parties_fts_update", "parties_fts_delete"):
                 con.execute("DROP TRIGGER %s" % trigger)
-            con.execute("DROP TABLE contacts_fts")
-            con.execute("DROP TABLE parties_fts")
+            for table in ("contacts_fts", "parties_fts", "contacts_fts_pending",
+                          "parties_fts_pending"):
+                con.execute("DROP TABLE %s" % table)
             con.execute("PRAGMA user_version = 6")
             con.commit()
         finally:
@@ -359,3 +360,21 @@ def test_migration_builds_the_index_for_an_existing_register(api):
     # and it goes on following what is written after
     d = api.create(subject="Nieuwe aanvraag %s" % t, department="burgerzaken")
     assert contact_ids(api, "aanvraag %s" % t) == [d["id"], c["id"]]
+
+
+@pytest.mark.sqlite_only(reason="another SQLite client writing into the register file")
+def test_contact_another_client_inserted_is_indexed_with_the_next_write(api):
+    """The index's insert triggers only queue the row (no loketd function needed), and the
+    writer's next batch puts the queue into the index."""
+    t = tag()
+    con = sqlite3.connect(api.db_path, timeout=10)
+    try:
+        con.execute("INSERT INTO contacts (reference, channel, received_at, updated_at, subject,"
+                    " department, organisation, created_by) VALUES ('1999-000002', 'phone', 0, 0,"
+                    " ?, 'burgerzaken', 'gemeente', 'import')", ("Ingevoerd %s" % t,))
+        con.commit()
+    finally:
+        con.close()
+    api.create(subject="nog een", department="burgerzaken")
+    found = search(api, "ingevoerd %s" % t)["contacts"]
+    assert [c["reference"] for c in found] == ["1999-000002"], found

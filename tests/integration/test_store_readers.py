@@ -29,10 +29,6 @@ def big(tmp_path_factory):
     api.d.close()
     api.d.proc = None
     db = sqlite3.connect(api.db_path)
-    # The search index's triggers call loketd's own SQL functions (docs/storage.md): these
-    # bulk rows, which nothing here searches for, go into the index without words.
-    db.create_function("loket_fold", -1, lambda *texts: "")
-    db.create_function("loket_scope", 3, lambda *scope: "")
     db.execute(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
         " INSERT INTO contacts (reference, channel, direction, received_at, updated_at,"
