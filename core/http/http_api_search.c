@@ -93,8 +93,8 @@ search_identifier(const char *q, json_t *in, const char **audit_r, const char **
 		return -1;
 	json_object_set_new(in, key, json_string(norm));
 	*audit_r = strcmp(key, "rrn") == 0 ? "search.rrn"
-	           : strcmp(key, "email") == 0 ? "search.email"
-	                                       : "search.phone";
+	    : strcmp(key, "email") == 0    ? "search.email"
+	                                   : "search.phone";
 	return 0;
 }
 
@@ -157,8 +157,9 @@ search_get(struct loket_http_req *req, void *arg)
 		return;
 	}
 	if (trimmed == NULL || *trimmed == '\0') {
-		http_problem(req, 422, "q: type what to search for (words, a reference, an email "
-		                       "address, a phone number or a national register number)");
+		http_problem(req, 422,
+		    "q: type what to search for (words, a reference, an email "
+		    "address, a phone number or a national register number)");
 		goto out;
 	}
 	if (search_chars(trimmed) > SEARCH_Q_MAX) {
@@ -174,9 +175,9 @@ search_get(struct loket_http_req *req, void *arg)
 	if (search_identifier(trimmed, in, &audit, &why) < 0) {
 		/* why names the identifier ("rrn: checksum does not match"), never its value. */
 		snprintf(detail, sizeof(detail), "q: looks like %s but is not valid (%s)",
-		    strncmp(why, "rrn", 3) == 0     ? "a national register number"
-		    : strncmp(why, "email", 5) == 0 ? "an email address"
-		                                    : "a phone number",
+		    strncmp(why, "rrn", 3) == 0         ? "a national register number"
+		        : strncmp(why, "email", 5) == 0 ? "an email address"
+		                                        : "a phone number",
 		    strchr(why, ':') != NULL ? strchr(why, ':') + 2 : why);
 		http_problem(req, 422, detail);
 		goto out;

@@ -8,6 +8,7 @@
  * driver's loket_fold() holds the same table as translate() and replace()
  * arguments: change both together.
  */
+/* clang-format off */
 static const char *const fold_latin[0x180 - 0xC0] = {
 	/* U+00C0 */ "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",
 	/* U+00D0 */ "d", "n", "o", "o", "o", "o", "o", "", "o", "u", "u", "u", "u", "y", "th", "ss",
@@ -22,6 +23,7 @@ static const char *const fold_latin[0x180 - 0xC0] = {
 	/* U+0160 */ "s", "s", "t", "t", "t", "t", "t", "t", "u", "u", "u", "u", "u", "u", "u", "u",
 	/* U+0170 */ "u", "u", "u", "u", "w", "w", "y", "y", "y", "z", "z", "z", "z", "z", "z", "s",
 };
+/* clang-format on */
 
 /* The code point at *p (advancing *p), or -1 for a byte that does not start valid UTF-8. */
 static long
@@ -88,7 +90,7 @@ fold_text(const char *in, size_t len, char *out)
 			one[0] = (char)cp;
 			to = one;
 		} else if (cp >= 0x300 && cp <= 0x36F) {
-			/* A combining accent belongs to the letter before it: "e" + U+0301 is "e". */
+			/* A combining accent belongs to its letter: "e" + U+0301 is "e". */
 			continue;
 		} else if (cp >= 0xC0 && cp < 0x180 && fold_latin[cp - 0xC0][0] != '\0') {
 			to = fold_latin[cp - 0xC0];
@@ -97,7 +99,7 @@ fold_text(const char *in, size_t len, char *out)
 			gap = 1;
 			continue;
 		}
-		/* Never longer than the source: every letter folded from n bytes gives at most n. */
+		/* Never longer than the source: n bytes fold to n letters at most. */
 		if (gap && n > 0)
 			out[n++] = ' ';
 		gap = 0;

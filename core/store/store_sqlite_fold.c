@@ -99,4 +99,3 @@ sq_fold_functions(sqlite3 *db)
 		return -1;
 	return 0;
 }
-

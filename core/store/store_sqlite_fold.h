@@ -25,7 +25,7 @@ void sq_fold_scope_token(sqlite3_str *s, char kind, const char *v);
  * order; the writer runs them once per batch, before COMMIT.
  */
 #define SQ_FOLD_FLUSH_1                                                                            \
-	"INSERT INTO contacts_fts (contacts_fts, rowid, words, scope) SELECT 'delete', id, words,"  \
+	"INSERT INTO contacts_fts (contacts_fts, rowid, words, scope) SELECT 'delete', id, words," \
 	" scope FROM contacts_fts_pending WHERE words IS NOT NULL"
 #define SQ_FOLD_FLUSH_2                                                                            \
 	"INSERT INTO contacts_fts (rowid, words, scope) SELECT c.id, loket_fold(c.reference,"      \
@@ -41,7 +41,7 @@ void sq_fold_scope_token(sqlite3_str *s, char kind, const char *v);
 #define SQ_FOLD_FLUSH_6 "DELETE FROM parties_fts_pending"
 /* The six as one text for sqlite3_exec (history_load). */
 #define SQ_FOLD_FLUSH_SQL                                                                          \
-	SQ_FOLD_FLUSH_1 ";" SQ_FOLD_FLUSH_2 ";" SQ_FOLD_FLUSH_3 ";" SQ_FOLD_FLUSH_4 ";"             \
-	    SQ_FOLD_FLUSH_5 ";" SQ_FOLD_FLUSH_6 ";"
+	SQ_FOLD_FLUSH_1 ";" SQ_FOLD_FLUSH_2 ";" SQ_FOLD_FLUSH_3 ";" SQ_FOLD_FLUSH_4                \
+	                ";" SQ_FOLD_FLUSH_5 ";" SQ_FOLD_FLUSH_6 ";"
 
 #endif

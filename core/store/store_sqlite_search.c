@@ -57,9 +57,11 @@ match_of(json_t *words, const char *col, int prefix, json_t *scope, int *none_r)
 	size_t i;
 
 	*none_r = 0;
-	json_array_foreach(words, i, w) {
-		sqlite3_str_appendf(s, "%s%s%s\"%s\"%s", i > 0 ? " AND " : "", col != NULL ? col : "",
-		    col != NULL ? ":" : "", json_string_value(w), prefix ? "*" : "");
+	json_array_foreach(words, i, w)
+	{
+		sqlite3_str_appendf(s, "%s%s%s\"%s\"%s", i > 0 ? " AND " : "",
+		    col != NULL ? col : "", col != NULL ? ":" : "", json_string_value(w),
+		    prefix ? "*" : "");
 	}
 	if (scope != NULL && !json_is_true(json_object_get(scope, "all"))) {
 		if (json_is_array(deps)) {
@@ -69,9 +71,11 @@ match_of(json_t *words, const char *col, int prefix, json_t *scope, int *none_r)
 				return NULL;
 			}
 			sqlite3_str_appendall(s, " AND (");
-			json_array_foreach(deps, i, w) {
+			json_array_foreach(deps, i, w)
+			{
 				sqlite3_str_appendall(s, i > 0 ? " OR scope:\"" : "scope:\"");
-				sq_fold_scope_token(s, 'd', json_string_value(w) != NULL ? json_string_value(w) : "");
+				sq_fold_scope_token(s, 'd',
+				    json_string_value(w) != NULL ? json_string_value(w) : "");
 				sqlite3_str_appendall(s, "\"");
 			}
 			sqlite3_str_appendall(s, ")");
@@ -144,8 +148,10 @@ search_words(struct sq_conn *c, json_t *in, int want_contacts, int want_parties,
 		 * Newest first, as far as the limit: a merged party, or one whose
 		 * contacts are all confidential outside the scope, is passed over.
 		 */
-		while ((int)json_array_size(parties) < limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
-			if ((p = sq_party_if_visible(c, sqlite3_column_int64(st, 0), scope)) != NULL)
+		while (
+		    (int)json_array_size(parties) < limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
+			if ((p = sq_party_if_visible(c, sqlite3_column_int64(st, 0), scope))
+			    != NULL)
 				json_array_append_new(parties, p);
 		sqlite3_reset(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != SQLITE_OK)
@@ -231,12 +237,14 @@ sq_op_search(struct sq_conn *c, struct store_req *req)
 		if (!ok) {
 			json_decref(contacts);
 			json_decref(parties);
-			store_req_fail(req, STORE_INVALID, "search: the words are not folded words");
+			store_req_fail(
+			    req, STORE_INVALID, "search: the words are not folded words");
 			return;
 		}
 		rc = search_words(c, in, want_contacts, want_parties, limit, contacts, parties);
 	} else {
-		rc = search_identifier(c, in, want_contacts, want_parties, limit, contacts, parties);
+		rc = search_identifier(
+		    c, in, want_contacts, want_parties, limit, contacts, parties);
 	}
 	if (rc != SQLITE_OK) {
 		json_decref(contacts);

@@ -78,7 +78,8 @@ query_of(json_t *words, int prefix, json_t *scope, struct q_text *q, int *none_r
 	size_t i;
 
 	*none_r = 0;
-	json_array_foreach(words, i, w) {
+	json_array_foreach(words, i, w)
+	{
 		if ((i > 0 && q_add(q, " & ") < 0) || q_add(q, "'") < 0
 		    || q_add(q, json_string_value(w)) < 0 || q_add(q, prefix ? "':*" : "'") < 0)
 			return -1;
@@ -92,9 +93,11 @@ query_of(json_t *words, int prefix, json_t *scope, struct q_text *q, int *none_r
 		}
 		if (q_add(q, " & (") < 0)
 			return -1;
-		json_array_foreach(deps, i, w) {
+		json_array_foreach(deps, i, w)
+		{
 			if ((i > 0 && q_add(q, " | ") < 0)
-			    || q_token(q, 'd', json_string_value(w) != NULL ? json_string_value(w) : "")
+			    || q_token(
+			           q, 'd', json_string_value(w) != NULL ? json_string_value(w) : "")
 			        < 0)
 				return -1;
 		}
@@ -140,19 +143,22 @@ parties_add(struct pg_conn *c, json_t *items, PGresult *r)
  * A party scope may see: live, and not one whose contacts are all
  * confidential unless one of them is in the scope (the party lookup's rule).
  */
-#define PARTY_VISIBLE(n_all, n_deps, n_org)                                                   \
-	" AND p.merged_into IS NULL AND (NOT p.confidential OR $" #n_all "::boolean OR EXISTS"   \
+#define PARTY_VISIBLE(n_all, n_deps, n_org)                                                        \
+	" AND p.merged_into IS NULL AND (NOT p.confidential OR $" #n_all "::boolean OR EXISTS"     \
 	" (SELECT 1 FROM contacts c WHERE c.party_id = p.id" PG_SCOPE(n_all, n_deps, n_org) "))"
 
 static int
 search_words(struct pg_conn *c, json_t *in, int want_contacts, int want_parties, int limit,
     json_t *contacts, json_t *parties)
 {
-	static const char sql_contacts[] = "SELECT " PG_READ_CONTACT_COLS
-	    "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
-	    " WHERE c.search @@ $1::tsquery" PG_SCOPE(2, 3, 4) " ORDER BY c.id DESC LIMIT $5::bigint";
-	static const char sql_parties[] = "SELECT p.id FROM parties p WHERE p.search @@ $1::tsquery"
-	    PARTY_VISIBLE(2, 3, 4) " ORDER BY p.id DESC LIMIT $5::bigint";
+	static const char sql_contacts[]
+	    = "SELECT " PG_READ_CONTACT_COLS
+	      "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
+	      " WHERE c.search @@ $1::tsquery" PG_SCOPE(
+	          2, 3, 4) " ORDER BY c.id DESC LIMIT $5::bigint";
+	static const char sql_parties[]
+	    = "SELECT p.id FROM parties p WHERE p.search @@ $1::tsquery" PARTY_VISIBLE(
+	        2, 3, 4) " ORDER BY p.id DESC LIMIT $5::bigint";
 	json_t *words = json_object_get(in, "words"), *scope = json_object_get(in, "scope");
 	struct q_text q = { NULL, 0, 0 };
 	struct pg_params p;
@@ -172,7 +178,7 @@ search_words(struct pg_conn *c, json_t *in, int want_contacts, int want_parties,
 			contacts_add(contacts, r);
 		}
 		free(q.s);
-		q = (struct q_text){ NULL, 0, 0 };
+		q = (struct q_text) { NULL, 0, 0 };
 	}
 	if (want_parties) {
 		if (query_of(words, 1, NULL, &q, &none) < 0)
@@ -203,14 +209,17 @@ search_identifier(struct pg_conn *c, json_t *in, int want_contacts, int want_par
 	static const struct {
 		const char *key, *sql;
 	} ids[] = { { "rrn", sql_rrn }, { "email", sql_email }, { "phone", sql_phone } };
-	static const char sql_contacts[] = "SELECT " PG_READ_CONTACT_COLS
-	    "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
-	    " WHERE c.party_id = $1::bigint" PG_SCOPE(2, 3, 4) " ORDER BY c.id DESC LIMIT $5::bigint";
-	static const char sql_reference[] = "SELECT " PG_READ_CONTACT_COLS
-	    "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
-	    " WHERE c.reference = $1::text" PG_SCOPE(2, 3, 4);
-	static const char sql_party[] = "SELECT p.id FROM parties p WHERE p.id = $1::bigint"
-	    PARTY_VISIBLE(2, 3, 4);
+	static const char sql_contacts[]
+	    = "SELECT " PG_READ_CONTACT_COLS
+	      "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
+	      " WHERE c.party_id = $1::bigint" PG_SCOPE(
+	          2, 3, 4) " ORDER BY c.id DESC LIMIT $5::bigint";
+	static const char sql_reference[]
+	    = "SELECT " PG_READ_CONTACT_COLS
+	      "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
+	      " WHERE c.reference = $1::text" PG_SCOPE(2, 3, 4);
+	static const char sql_party[]
+	    = "SELECT p.id FROM parties p WHERE p.id = $1::bigint" PARTY_VISIBLE(2, 3, 4);
 	json_t *scope = json_object_get(in, "scope");
 	struct pg_params p;
 	int64_t id = 0;
@@ -280,12 +289,14 @@ pg_op_search(struct pg_conn *c, struct store_req *req)
 		if (!ok) {
 			json_decref(contacts);
 			json_decref(parties);
-			pg_host->req_fail(req, STORE_INVALID, "search: the words are not folded words");
+			pg_host->req_fail(
+			    req, STORE_INVALID, "search: the words are not folded words");
 			return;
 		}
 		rc = search_words(c, in, want_contacts, want_parties, limit, contacts, parties);
 	} else {
-		rc = search_identifier(c, in, want_contacts, want_parties, limit, contacts, parties);
+		rc = search_identifier(
+		    c, in, want_contacts, want_parties, limit, contacts, parties);
 	}
 	if (rc < 0 || contacts == NULL || parties == NULL) {
 		json_decref(contacts);
