@@ -2,12 +2,20 @@
  * loketd itself, so the schema is loketd's own) with N contacts over P parties, straight
  * through SQLite, in big transactions and without journal or fsync.
  *
- * usage: history_load -f REGISTER [-n CONTACTS] [-p PARTIES] [-s SEED] [-H]
+ * usage: history_load -f REGISTER [-n CONTACTS] [-p PARTIES] [-s SEED] [-H] [-W] [-S]
  *   -n  contacts (default 10000000)
  *   -p  parties (default 1000000); each has an email, every 2nd a phone, every 3rd an RRN
  *   -s  seed of the pseudo-random spread (default 1)
  *   -H  also write the "created" row of contact_history for every contact (slower; the party
  *       history endpoint does not read it)
+ *   -W  subjects and bodies of words drawn from a vocabulary with a long tail (word k of
+ *       about 100,000 comes up in proportion to 1/k, as in real text): what bench/search
+ *       searches; without it every subject is "Vraag N over PRODUCT"
+ *   -S  leave the search index out: the triggers that feed it are dropped during the load
+ *       and made again after it, so the index holds none of the loaded rows (for benchmarks
+ *       that never search; bench/history). Without it the index is fed as loketd feeds it:
+ *       its triggers queue the rows, and the queue goes into the index at the end
+ *       (SQ_FOLD_FLUSH_SQL, with loketd's own SQL functions: store_sqlite_fold.c)
  *
  * Spread: 5 % of the contacts are anonymous, 10 % go to a "frequent" 1 % of the parties
  * (about 100 contacts each), the rest uniformly to all parties (about 8.5 each). Contacts are
@@ -17,6 +25,7 @@
  * Secondary indexes of the tables it fills are dropped first and built again at the end (one
  * sort each instead of 10M random B-tree inserts). Prints one line of key=value pairs.
  */
+#include <math.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +34,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "store_sqlite_fold.h"
 
 #define LOAD_YEAR_MAX 950000
 #define LOAD_MAX_INDEXES 64
@@ -69,13 +80,28 @@ static const char *const load_bodies[] = {
 	"Vraag over de stand van mijn dossier bij de sociale dienst.",
 };
 
+/* The head of the vocabulary of -W; the tail is made-up words "t" + a number. */
+static const char *const load_words[] = { "aanvraag", "adres", "afspraak", "attest", "balie",
+	"bouwvergunning", "dossier", "paspoort", "identiteitskaart", "rijbewijs", "uittreksel",
+	"geboorteakte", "huwelijk", "verhuis", "domicilie", "afval", "container", "parkeerkaart",
+	"belasting", "aanslag", "leefloon", "huurwaarborg", "premie", "renovatie", "subsidie",
+	"financiële", "ondersteuning", "kinderopvang", "school", "inschrijving", "sportkamp",
+	"bibliotheek", "zwembad", "wegenwerken", "verlichting", "fietspad", "stoep", "boom",
+	"snoeien", "klacht", "geluidsoverlast", "buren", "hond", "evenement", "vergunning", "terras",
+	"markt", "standplaats", "begraafplaats", "concessie", "één", "vraag", "antwoord", "dringend",
+	"geïnteresseerd", "termijn", "betaling", "factuur", "herinnering", "bezwaar", "beroep",
+	"digitaal", "loket", "formulier" };
+#define LOAD_VOCABULARY 100000
+
 struct load {
 	sqlite3 *db;
 	uint64_t rng;
 	long long contacts, parties;
-	int history;
+	int history, words, no_search;
 	char *index_sql[LOAD_MAX_INDEXES];
 	int nindex;
+	char *trigger_sql[LOAD_MAX_INDEXES];
+	int ntrigger;
 	struct {
 		int year;
 		long long last;
@@ -141,6 +167,60 @@ load_step(struct load *l, sqlite3_stmt *st)
 		fprintf(stderr, "history_load: insert failed: %s\n", sqlite3_errmsg(l->db));
 		return -1;
 	}
+	return 0;
+}
+
+/* Appends n words of the -W vocabulary to buf (len bytes), separated by spaces. */
+static void
+load_text(struct load *l, char *buf, size_t len, int n)
+{
+	size_t used = 0;
+	const size_t head = sizeof(load_words) / sizeof(load_words[0]);
+
+	buf[0] = '\0';
+	for (int i = 0; i < n && used + 16 < len; i++) {
+		/* Log-uniform over 1..LOAD_VOCABULARY: word k comes up in proportion to 1/k. */
+		double u = (double)(load_rand(l) >> 11) / 9007199254740992.0;
+		size_t k = (size_t)exp(u * log((double)LOAD_VOCABULARY)) - 1;
+		int w;
+
+		if (k < head)
+			w = snprintf(buf + used, len - used, "%s%s", i > 0 ? " " : "", load_words[k]);
+		else
+			w = snprintf(buf + used, len - used, "%st%zu", i > 0 ? " " : "", k);
+		if (w < 0 || (size_t)w >= len - used)
+			break;
+		used += (size_t)w;
+	}
+}
+
+/* -S: saves and drops the triggers that feed the search index; load_triggers_make restores. */
+static int
+load_triggers_drop(struct load *l)
+{
+	sqlite3_stmt *st = load_prepare(l, "SELECT name, sql FROM sqlite_master WHERE type ="
+					   " 'trigger' AND name LIKE '%fts%'");
+	char drop[256];
+	int rc = 0;
+
+	if (st == NULL)
+		return -1;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW && l->ntrigger < LOAD_MAX_INDEXES) {
+		l->trigger_sql[l->ntrigger++] = strdup((const char *)sqlite3_column_text(st, 1));
+		snprintf(drop, sizeof(drop), "DROP TRIGGER \"%s\"", sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		rc = load_exec(l, drop);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+load_triggers_make(struct load *l)
+{
+	for (int i = 0; i < l->ntrigger; i++)
+		if (load_exec(l, l->trigger_sql[i]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -275,7 +355,7 @@ load_contacts(struct load *l, int64_t start_ms, int64_t end_ms)
 	long long frequent = l->parties / 100 > 0 ? l->parties / 100 : 1;
 	double step = (double)(end_ms - start_ms) / (double)l->contacts;
 	double t0 = load_now();
-	char ref[48], subject[96];
+	char ref[48], subject[256], body[1024];
 	int rc = -1;
 
 	if (ins == NULL || (l->history && hist == NULL))
@@ -298,8 +378,14 @@ load_contacts(struct load *l, int64_t start_ms, int64_t end_ms)
 					l->parties;
 		else if (pick >= 15)
 			party = 1 + (long long)((r >> 24) % (uint64_t)l->parties);
-		snprintf(subject, sizeof(subject), "Vraag %lld over %s", id,
-		    load_departments[dep].product);
+		if (l->words) {
+			load_text(l, subject, sizeof(subject), 4);
+			load_text(l, body, sizeof(body), 12);
+		} else {
+			snprintf(subject, sizeof(subject), "Vraag %lld over %s", id,
+			    load_departments[dep].product);
+			snprintf(body, sizeof(body), "%s", load_bodies[(r >> 32) % 5]);
+		}
 		sqlite3_bind_int64(ins, 1, id);
 		sqlite3_bind_text(ins, 2, ref, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 3, load_channels[ch].channel, -1, SQLITE_STATIC);
@@ -314,7 +400,7 @@ load_contacts(struct load *l, int64_t start_ms, int64_t end_ms)
 		else
 			sqlite3_bind_null(ins, 7);
 		sqlite3_bind_text(ins, 8, subject, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 9, load_bodies[(r >> 32) % 5], -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 9, body, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 10, load_departments[dep].product, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 11, load_departments[dep].department, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 12, load_departments[dep].organisation, -1, SQLITE_STATIC);
@@ -411,7 +497,7 @@ main(int argc, char *argv[])
 	l.contacts = 10000000;
 	l.parties = 1000000;
 	l.rng = 1;
-	while ((ch = getopt(argc, argv, "f:n:p:s:Hh")) != -1) {
+	while ((ch = getopt(argc, argv, "f:n:p:s:HWSh")) != -1) {
 		switch (ch) {
 		case 'f':
 			path = optarg;
@@ -428,9 +514,15 @@ main(int argc, char *argv[])
 		case 'H':
 			l.history = 1;
 			break;
+		case 'W':
+			l.words = 1;
+			break;
+		case 'S':
+			l.no_search = 1;
+			break;
 		default:
 			fprintf(stderr, "usage: history_load -f REGISTER [-n CONTACTS] [-p PARTIES] "
-					"[-s SEED] [-H]\n");
+					"[-s SEED] [-H] [-W] [-S]\n");
 			return ch == 'h' ? 0 : 2;
 		}
 	}
@@ -447,13 +539,18 @@ main(int argc, char *argv[])
 		fprintf(stderr, "history_load: %s: %s\n", path, sqlite3_errmsg(l.db));
 		goto out;
 	}
+	/* The search index's triggers call them, as on loketd's own writer connection. */
+	if (sq_fold_functions(l.db) < 0) {
+		fprintf(stderr, "history_load: cannot register the search index's SQL functions\n");
+		goto out;
+	}
 	t0 = load_now();
 	/* A bulk load into a scratch copy: no journal, no fsync, a big page cache. */
 	if (load_exec(&l, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
 			  "PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -1048576;"
 			  "PRAGMA temp_store = MEMORY; PRAGMA threads = 2") < 0 ||
 	    load_check_empty(&l) < 0 || load_exec(&l, "BEGIN") < 0 ||
-	    load_indexes_drop(&l) < 0)
+	    load_indexes_drop(&l) < 0 || (l.no_search && load_triggers_drop(&l) < 0))
 		goto out;
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -467,7 +564,9 @@ main(int argc, char *argv[])
 	if (load_contacts(&l, start_ms, end_ms) < 0 || load_sequences(&l) < 0)
 		goto out;
 	t_contacts = load_now();
-	if (load_indexes_build(&l) < 0 || load_exec(&l, "COMMIT") < 0)
+	/* What the triggers queued goes into the search index as loketd's writer puts it. */
+	if (load_exec(&l, SQ_FOLD_FLUSH_SQL) < 0 || load_indexes_build(&l) < 0 ||
+	    load_triggers_make(&l) < 0 || load_exec(&l, "COMMIT") < 0)
 		goto out;
 	/* Hand the file back as loketd keeps it. */
 	if (load_exec(&l, "PRAGMA journal_mode = DELETE; PRAGMA locking_mode = NORMAL") < 0 ||
@@ -487,6 +586,8 @@ main(int argc, char *argv[])
 out:
 	for (int i = 0; i < l.nindex; i++)
 		free(l.index_sql[i]);
+	for (int i = 0; i < l.ntrigger; i++)
+		free(l.trigger_sql[i]);
 	if (l.db != NULL)
 		sqlite3_close(l.db);
 	return rc;

@@ -53,5 +53,7 @@ int http_api_catalogue_init(struct loketd *d, const char **error_r);
 int http_api_messages_init(struct loketd *d, const char **error_r);
 /* http_api_events.c */
 int http_api_events_init(struct loketd *d, const char **error_r);
+/* http_api_search.c */
+int http_api_search_init(struct loketd *d, const char **error_r);
 
 #endif

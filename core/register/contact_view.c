@@ -219,6 +219,10 @@ contact_view_req(struct store_req *req, void *arg)
 		json_array_foreach(json_object_get(out, "items"), i, item)
 			contact_view(item);
 		break;
+	case STORE_SEARCH:
+		json_array_foreach(json_object_get(out, "contacts"), i, item)
+			contact_view(item);
+		break;
 	case STORE_TASK_LIST:
 		json_array_foreach(json_object_get(out, "items"), i, item)
 			task_view(item);

@@ -791,6 +791,7 @@ store_op_name(enum store_op op)
 		[STORE_SESSION_GET] = "session.get",
 		[STORE_SESSION_TOUCH] = "session.touch",
 		[STORE_SESSION_END] = "session.end",
+		[STORE_SEARCH] = "search",
 	};
 
 	if ((unsigned int)op >= STORE_OP_COUNT || names[op] == NULL)

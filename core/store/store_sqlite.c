@@ -36,6 +36,7 @@
 
 #include "log.h"
 #include "store_sqlite.h"
+#include "store_sqlite_fold.h"
 #include "util.h"
 
 #define SQ_APPLICATION_ID 0x4c4f4b54 /* "LOKT" */
@@ -284,6 +285,11 @@ sq_open_writer(struct sq_store *sq, const char **error_r)
 	}
 	sq->writer.db = db;
 	sqlite3_busy_timeout(db, 5000);
+	/* The search index's triggers call them on every write, and the migration that builds it. */
+	if (sq_fold_functions(db) < 0) {
+		*error_r = "cannot register the search index's SQL functions";
+		return -1;
+	}
 	if (sq_check_identity(db, &version, error_r) < 0)
 		return -1;
 	if (sq_pragma_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)) < 0
@@ -607,6 +613,9 @@ sq_run_batch(struct sq_store *sq, struct store_req *batch, unsigned int n)
 		rc = sq_batch_intact(w);
 	}
 	if (rc == SQLITE_OK && sq_refseq_flush(w) < 0)
+		rc = sqlite3_extended_errcode(w->db) != SQLITE_OK ? sqlite3_extended_errcode(w->db)
+		                                                  : SQLITE_ERROR;
+	if (rc == SQLITE_OK && sq_search_flush(w) < 0)
 		rc = sqlite3_extended_errcode(w->db) != SQLITE_OK ? sqlite3_extended_errcode(w->db)
 		                                                  : SQLITE_ERROR;
 	if (rc == SQLITE_OK)

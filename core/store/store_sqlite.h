@@ -145,6 +145,14 @@ void sq_op_timer_done(struct sq_conn *c, struct store_req *req);
 void sq_op_timers_due(struct sq_conn *c, struct store_req *req);
 void sq_op_timers_next(struct sq_conn *c, struct store_req *req);
 
+/* store_sqlite_parties.c: the live party id when scope may see it, else NULL (search). */
+json_t *sq_party_if_visible(struct sq_conn *c, sqlite3_int64 id, json_t *scope);
+
+/* store_sqlite_search.c: STORE_SEARCH. */
+void sq_op_search(struct sq_conn *c, struct store_req *req);
+/* Puts what the index's triggers queued during a batch into the index; called before COMMIT. */
+int sq_search_flush(struct sq_conn *c);
+
 /* store_sqlite_tokens.c */
 void sq_op_token_put(struct sq_conn *c, struct store_req *req);
 void sq_op_token_revoke(struct sq_conn *c, struct store_req *req);

@@ -44,6 +44,7 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_SESSION_GET] = sq_op_session_get,
 		[STORE_SESSION_TOUCH] = sq_op_session_touch,
 		[STORE_SESSION_END] = sq_op_session_end,
+		[STORE_SEARCH] = sq_op_search,
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

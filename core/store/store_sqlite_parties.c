@@ -320,6 +320,17 @@ sq_op_party_get(struct sq_conn *c, struct store_req *req)
 		sq_step_error(c, req, SQLITE_ERROR);
 }
 
+/* The live party id as the API shows it when scope may see it, else NULL (search). */
+json_t *
+sq_party_if_visible(struct sq_conn *c, sqlite3_int64 id, json_t *scope)
+{
+	struct sq_party_row p;
+
+	if (party_row(c, id, &p) < 0 || p.merged_into != 0 || !party_visible(c, &p, scope))
+		return NULL;
+	return party_load(c, id);
+}
+
 /* A lookup answers like a list: a party the token may not see is not among the items. */
 void
 sq_op_party_find(struct sq_conn *c, struct store_req *req)

@@ -217,5 +217,71 @@ const char *const sq_migrations[] = {
 	"CREATE INDEX signin_failures_user ON signin_failures(username, at);"
 	"CREATE INDEX signin_failures_address ON signin_failures(address, at);"
 	"CREATE INDEX signin_failures_at ON signin_failures(at);",
+	/*
+	 * 7 -> 8: the search index (STORE_SEARCH). Contentless FTS5 tables of the
+	 * words of loket_fold() (core/lib/fold.c, registered on the writer's
+	 * connection: the same fold PostgreSQL's loket_fold() does), never the
+	 * text itself. A contact's scope is in its row as tokens, so that a
+	 * department-scoped query is answered by the index alone: "d" + hex of its
+	 * department, "o" + hex of its organisation, "c0"/"c1" for confidential
+	 * (hex: any department name is one token).
+	 * Every write that changes a contact's indexed values (intake, PATCH, a
+	 * resolve's answer, whatever comes later) or a party's name queues the row
+	 * by trigger, with the words it was indexed under (a contentless row is
+	 * taken out by handing back what it was made of); the writer puts the
+	 * queue into the index once per batch, before its COMMIT
+	 * (SQ_FOLD_FLUSH_SQL, store_sqlite_search.c): in the same transaction as
+	 * the writes, but outside their savepoints, where FTS5 (3.40) would write a
+	 * segment for every single write. A register taken back to an older schema
+	 * by hand keeps its index tables and triggers: they are made again here.
+	 */
+	"DROP TRIGGER IF EXISTS contacts_fts_insert;"
+	"DROP TRIGGER IF EXISTS contacts_fts_update;"
+	"DROP TRIGGER IF EXISTS contacts_fts_delete;"
+	"DROP TRIGGER IF EXISTS parties_fts_insert;"
+	"DROP TRIGGER IF EXISTS parties_fts_update;"
+	"DROP TRIGGER IF EXISTS parties_fts_delete;"
+	"DROP TABLE IF EXISTS contacts_fts;"
+	"DROP TABLE IF EXISTS parties_fts;"
+	"DROP TABLE IF EXISTS contacts_fts_pending;"
+	"DROP TABLE IF EXISTS parties_fts_pending;"
+	"CREATE VIRTUAL TABLE contacts_fts USING fts5(words, scope, content = '',"
+	"  detail = column, tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE VIRTUAL TABLE parties_fts USING fts5(name, content = '', detail = none,"
+	"  prefix = '2 3', tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE TABLE contacts_fts_pending (id INTEGER PRIMARY KEY, words TEXT, scope TEXT);"
+	"CREATE TABLE parties_fts_pending (id INTEGER PRIMARY KEY, name TEXT);"
+	"CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts BEGIN"
+	"  INSERT OR IGNORE INTO contacts_fts_pending (id) VALUES (NEW.id);"
+	"END;"
+	"CREATE TRIGGER contacts_fts_update AFTER UPDATE OF reference, subject, body, answer,"
+	"  department, organisation, confidential ON contacts"
+	"  WHEN OLD.reference IS NOT NEW.reference OR OLD.subject IS NOT NEW.subject"
+	"    OR OLD.body IS NOT NEW.body OR OLD.answer IS NOT NEW.answer"
+	"    OR OLD.department IS NOT NEW.department OR OLD.organisation IS NOT NEW.organisation"
+	"    OR OLD.confidential IS NOT NEW.confidential BEGIN"
+	"  INSERT OR IGNORE INTO contacts_fts_pending (id, words, scope) VALUES (OLD.id,"
+	"    loket_fold(OLD.reference, OLD.subject, OLD.body, OLD.answer),"
+	"    loket_scope(OLD.department, OLD.organisation, OLD.confidential));"
+	"END;"
+	"CREATE TRIGGER contacts_fts_delete AFTER DELETE ON contacts BEGIN"
+	"  INSERT OR IGNORE INTO contacts_fts_pending (id, words, scope) VALUES (OLD.id,"
+	"    loket_fold(OLD.reference, OLD.subject, OLD.body, OLD.answer),"
+	"    loket_scope(OLD.department, OLD.organisation, OLD.confidential));"
+	"END;"
+	"CREATE TRIGGER parties_fts_insert AFTER INSERT ON parties BEGIN"
+	"  INSERT OR IGNORE INTO parties_fts_pending (id) VALUES (NEW.id);"
+	"END;"
+	"CREATE TRIGGER parties_fts_update AFTER UPDATE OF name ON parties"
+	"  WHEN OLD.name IS NOT NEW.name BEGIN"
+	"  INSERT OR IGNORE INTO parties_fts_pending (id, name) VALUES (OLD.id, loket_fold(OLD.name));"
+	"END;"
+	"CREATE TRIGGER parties_fts_delete AFTER DELETE ON parties BEGIN"
+	"  INSERT OR IGNORE INTO parties_fts_pending (id, name) VALUES (OLD.id, loket_fold(OLD.name));"
+	"END;"
+	"INSERT INTO contacts_fts (rowid, words, scope) SELECT id,"
+	"  loket_fold(reference, subject, body, answer),"
+	"  loket_scope(department, organisation, confidential) FROM contacts;"
+	"INSERT INTO parties_fts (rowid, name) SELECT id, loket_fold(name) FROM parties;",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));

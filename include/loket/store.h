@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define LOKET_STORE_ABI_MAJOR 1
-#define LOKET_STORE_ABI_MINOR 1
+#define LOKET_STORE_ABI_MINOR 2
 
 /* The symbol a driver .so exports: const struct store_driver loket_store_driver. */
 #define LOKET_STORE_DRIVER_SYMBOL "loket_store_driver"
@@ -90,6 +90,8 @@ enum store_op {
 	STORE_SESSION_GET,     /* read */
 	STORE_SESSION_TOUCH,   /* write */
 	STORE_SESSION_END,     /* write */
+	/* Search over contacts and parties (docs/storage.md, "Search"). */
+	STORE_SEARCH,
 	STORE_OP_COUNT,
 };
 

@@ -147,6 +147,31 @@ int pg_party_merge(struct pg_conn *c, struct store_req *req);
 
 /* pg_read.c: runs one read on a reader's connection; sets req->out or fails req. */
 void pg_read_run(struct pg_conn *c, struct store_req *req);
+/* pg_read.c, for pg_search.c: a failed read answered; a contact row of PG_READ_CONTACT_COLS; a
+ * party as the API shows it (NULL on failure or when it is gone). */
+void pg_read_fail(struct pg_conn *c, struct store_req *req);
+json_t *pg_read_contact_row(const PGresult *r, int i);
+json_t *pg_read_party_load(struct pg_conn *c, int64_t id);
+/* pg_search.c: STORE_SEARCH on the schema's search vectors (pg_schema.c, 1 -> 2). */
+void pg_op_search(struct pg_conn *c, struct store_req *req);
+
+/*
+ * The scope of a request as three parameters (all, departments as jsonb or
+ * NULL, organisation) and its condition on contacts aliased c: the rule of
+ * docs/storage.md, the same as the SQLite driver's SCOPE_SQL.
+ */
+#define PG_SCOPE(n_all, n_deps, n_org)                                                     \
+	" AND ($" #n_all "::boolean OR (($" #n_deps "::jsonb IS NULL OR c.department IN"   \
+	" (SELECT jsonb_array_elements_text($" #n_deps "::jsonb)))"                          \
+	" AND (NOT c.confidential OR c.organisation = $" #n_org "::text)))"
+
+#define PG_READ_CONTACT_COLS                                                                      \
+	"c.id, c.reference, c.channel, c.direction, " PG_MS("c.received_at") ", "           \
+	PG_MS("c.handled_at") ", " PG_MS("c.updated_at") ", c.party_id, c.subject, c.body," \
+	" c.answer, c.product, c.department, c.organisation, c.line, c.status, c.priority," \
+	" c.tags, c.language, c.confidential, c.location, c.meta, c.created_by, p.name,"    \
+	" c.assignee, c.reply_to, c.party_conflict "
+
 /*
  * pg_read.c: the driver table's replay entry (loketctl rules replay):
  * connects itself with [storage] conninfo, reads in one read-only snapshot.

@@ -18,22 +18,7 @@
 
 #define DAY_MS (24LL * 3600 * 1000)
 
-/*
- * The scope of a request as three parameters (all, departments as jsonb or
- * NULL, organisation) and its condition on contacts aliased c: the rule of
- * docs/storage.md, the same as the SQLite driver's SCOPE_SQL.
- */
-#define PG_SCOPE(n_all, n_deps, n_org)                                                     \
-	" AND ($" #n_all "::boolean OR (($" #n_deps "::jsonb IS NULL OR c.department IN"   \
-	" (SELECT jsonb_array_elements_text($" #n_deps "::jsonb)))"                          \
-	" AND (NOT c.confidential OR c.organisation = $" #n_org "::text)))"
-
-#define CONTACT_COLS                                                                      \
-	"c.id, c.reference, c.channel, c.direction, " PG_MS("c.received_at") ", "           \
-	PG_MS("c.handled_at") ", " PG_MS("c.updated_at") ", c.party_id, c.subject, c.body," \
-	" c.answer, c.product, c.department, c.organisation, c.line, c.status, c.priority," \
-	" c.tags, c.language, c.confidential, c.location, c.meta, c.created_by, p.name,"    \
-	" c.assignee, c.reply_to, c.party_conflict "
+#define CONTACT_COLS PG_READ_CONTACT_COLS
 
 #define TASK_COLS                                                                         \
 	"t.id, t.contact_id, c.reference, t.department, t.assignee, t.reason, "             \
@@ -1329,6 +1314,25 @@ fail:
 	snapshot_end(c, own);
 }
 
+/* What pg_search.c reads with (pg.h). */
+void
+pg_read_fail(struct pg_conn *c, struct store_req *req)
+{
+	read_fail(c, req);
+}
+
+json_t *
+pg_read_contact_row(const PGresult *r, int i)
+{
+	return contact_row(r, i);
+}
+
+json_t *
+pg_read_party_load(struct pg_conn *c, int64_t id)
+{
+	return party_load(c, id);
+}
+
 void
 pg_read_run(struct pg_conn *c, struct store_req *req)
 {
@@ -1353,6 +1357,7 @@ pg_read_run(struct pg_conn *c, struct store_req *req)
 		[STORE_USER_LIST] = pg_users_read,
 		[STORE_SIGNIN_GET] = pg_users_read,
 		[STORE_SESSION_GET] = pg_users_read,
+		[STORE_SEARCH] = pg_op_search,
 	};
 
 	if ((unsigned int)req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

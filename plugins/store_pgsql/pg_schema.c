@@ -228,6 +228,91 @@ const char *const pg_migrations[] = {
 	"CREATE INDEX signin_failures_user ON signin_failures(username, at);"
 	"CREATE INDEX signin_failures_address ON signin_failures(address, at);"
 	"CREATE INDEX signin_failures_at ON signin_failures(at);",
+	/*
+	 * 2 -> 3: the search index (STORE_SEARCH). A tsvector per contact and per
+	 * party, kept by BEFORE triggers, so every write that changes a contact's
+	 * text or scope (intake, PATCH, a resolve's answer, a copy loaded by
+	 * loketctl migrate) keeps it current in its own transaction. Its lexemes
+	 * are the words of loket_fold(), which is core/lib/fold.c's fold_text()
+	 * in SQL (the same table: change both together), taken as they are
+	 * (array_to_tsvector: no parser, no dictionary), so both drivers index
+	 * the same words. A contact's scope is in its vector as lexemes no word
+	 * can be ("#d" + hex of its department, "#o" + hex of its organisation,
+	 * "#c0"/"#c1"): a department-scoped query is answered by the index.
+	 */
+	"CREATE FUNCTION loket_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE"
+	"  AS $fold$ SELECT btrim(regexp_replace(translate("
+	"    replace(replace(replace(replace(replace(replace(replace(replace(replace(regexp_replace(t, '[\\u0300-\\u036f]+', '', 'g'),"
+	"      U&'\\00C6', 'ae'),"
+	"      U&'\\00DE', 'th'),"
+	"      U&'\\00DF', 'ss'),"
+	"      U&'\\00E6', 'ae'),"
+	"      U&'\\00FE', 'th'),"
+	"      U&'\\0132', 'ij'),"
+	"      U&'\\0133', 'ij'),"
+	"      U&'\\0152', 'oe'),"
+	"      U&'\\0153', 'oe'),"
+	"    'ABCDEFGHIJKLMNOPQRSTUVWXYZ'"
+	"      || U&'\\00C0\\00C1\\00C2\\00C3\\00C4\\00C5\\00C7\\00C8\\00C9\\00CA\\00CB\\00CC'"
+	"      || U&'\\00CD\\00CE\\00CF\\00D0\\00D1\\00D2\\00D3\\00D4\\00D5\\00D6\\00D8\\00D9'"
+	"      || U&'\\00DA\\00DB\\00DC\\00DD\\00E0\\00E1\\00E2\\00E3\\00E4\\00E5\\00E7\\00E8'"
+	"      || U&'\\00E9\\00EA\\00EB\\00EC\\00ED\\00EE\\00EF\\00F0\\00F1\\00F2\\00F3\\00F4'"
+	"      || U&'\\00F5\\00F6\\00F8\\00F9\\00FA\\00FB\\00FC\\00FD\\00FF\\0100\\0101\\0102'"
+	"      || U&'\\0103\\0104\\0105\\0106\\0107\\0108\\0109\\010A\\010B\\010C\\010D\\010E'"
+	"      || U&'\\010F\\0110\\0111\\0112\\0113\\0114\\0115\\0116\\0117\\0118\\0119\\011A'"
+	"      || U&'\\011B\\011C\\011D\\011E\\011F\\0120\\0121\\0122\\0123\\0124\\0125\\0126'"
+	"      || U&'\\0127\\0128\\0129\\012A\\012B\\012C\\012D\\012E\\012F\\0130\\0131\\0134'"
+	"      || U&'\\0135\\0136\\0137\\0138\\0139\\013A\\013B\\013C\\013D\\013E\\013F\\0140'"
+	"      || U&'\\0141\\0142\\0143\\0144\\0145\\0146\\0147\\0148\\0149\\014A\\014B\\014C'"
+	"      || U&'\\014D\\014E\\014F\\0150\\0151\\0154\\0155\\0156\\0157\\0158\\0159\\015A'"
+	"      || U&'\\015B\\015C\\015D\\015E\\015F\\0160\\0161\\0162\\0163\\0164\\0165\\0166'"
+	"      || U&'\\0167\\0168\\0169\\016A\\016B\\016C\\016D\\016E\\016F\\0170\\0171\\0172'"
+	"      || U&'\\0173\\0174\\0175\\0176\\0177\\0178\\0179\\017A\\017B\\017C\\017D\\017E'"
+	"      || U&'\\017F'"
+	"      ,"
+	"    'abcdefghijklmnopqrstuvwxyz'"
+	"      || 'aaaaaaceeeeiiiidnoooooouuuuyaaaaaaceeeeiiiidnooo'"
+	"      || 'ooouuuuyyaaaaaaccccccccddddeeeeeeeeeegggggggghhh'"
+	"      || 'hiiiiiiiiiijjkkkllllllllllnnnnnnnnnoooooorrrrrrs'"
+	"      || 'sssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs'"
+	"    ), '[^a-z0-9]+', ' ', 'g'), ' ') $fold$;"
+	"CREATE FUNCTION loket_words(t text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE"
+	"  AS $w$ SELECT array_remove(string_to_array(loket_fold(t), ' '), '') $w$;"
+	"CREATE FUNCTION loket_scope_token(kind text, v text) RETURNS text LANGUAGE sql IMMUTABLE"
+	"  STRICT PARALLEL SAFE AS $s$ SELECT '#' || kind || encode(convert_to(v, 'UTF8'), 'hex') $s$;"
+	"CREATE FUNCTION loket_contact_search(reference text, subject text, body text, answer text,"
+	"  department text, organisation text, confidential boolean) RETURNS tsvector"
+	"  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $c$ SELECT array_to_tsvector("
+	"    loket_words(concat_ws(' ', reference, subject, body, answer))"
+	"    || ARRAY[loket_scope_token('o', coalesce(organisation, '')),"
+	"             CASE WHEN confidential THEN '#c1' ELSE '#c0' END]"
+	"    || CASE WHEN department IS NULL THEN '{}'::text[]"
+	"       ELSE ARRAY[loket_scope_token('d', department)] END) $c$;"
+	"CREATE FUNCTION loket_contacts_search_tg() RETURNS trigger LANGUAGE plpgsql AS $t$ BEGIN"
+	"  NEW.search := loket_contact_search(NEW.reference, NEW.subject, NEW.body, NEW.answer,"
+	"    NEW.department, NEW.organisation, NEW.confidential);"
+	"  RETURN NEW; END $t$;"
+	"CREATE FUNCTION loket_parties_search_tg() RETURNS trigger LANGUAGE plpgsql AS $t$ BEGIN"
+	"  NEW.search := array_to_tsvector(loket_words(coalesce(NEW.name, '')));"
+	"  RETURN NEW; END $t$;"
+	"ALTER TABLE contacts ADD COLUMN search tsvector;"
+	"ALTER TABLE parties ADD COLUMN search tsvector;"
+	"UPDATE contacts SET search = loket_contact_search(reference, subject, body, answer,"
+	"  department, organisation, confidential);"
+	"UPDATE parties SET search = array_to_tsvector(loket_words(coalesce(name, '')));"
+	"CREATE TRIGGER contacts_search_insert BEFORE INSERT ON contacts FOR EACH ROW"
+	"  EXECUTE FUNCTION loket_contacts_search_tg();"
+	"CREATE TRIGGER contacts_search_update BEFORE UPDATE OF reference, subject, body, answer,"
+	"  department, organisation, confidential ON contacts FOR EACH ROW"
+	"  WHEN (OLD.reference IS DISTINCT FROM NEW.reference OR OLD.subject IS DISTINCT FROM"
+	"    NEW.subject OR OLD.body IS DISTINCT FROM NEW.body OR OLD.answer IS DISTINCT FROM"
+	"    NEW.answer OR OLD.department IS DISTINCT FROM NEW.department OR OLD.organisation"
+	"    IS DISTINCT FROM NEW.organisation OR OLD.confidential IS DISTINCT FROM NEW.confidential)"
+	"  EXECUTE FUNCTION loket_contacts_search_tg();"
+	"CREATE TRIGGER parties_search BEFORE INSERT OR UPDATE OF name ON parties FOR EACH ROW"
+	"  EXECUTE FUNCTION loket_parties_search_tg();"
+	"CREATE INDEX contacts_search ON contacts USING gin (search);"
+	"CREATE INDEX parties_search ON parties USING gin (search);",
 };
 const int pg_schema_version = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]));
 
