@@ -21,7 +21,7 @@ api_reply(struct loket_http_req *req, int status, json_t *doc)
 	http_reply_json(req, status, doc);
 }
 
-/* A list whose items the store encoded already ("items_json"): sent as it is. */
+/* A list whose items the view wrote as text already ("items_json"): sent as it is. */
 static void
 api_reply_list(struct loket_http_req *req, int status, json_t *out)
 {
@@ -102,6 +102,9 @@ api_submit(struct api_call *call, enum store_op op, json_t *in)
 		free(call);
 		return;
 	}
+	/* A list goes out as the view wrote it, on the reader's thread (api_reply_list). */
+	if (op == STORE_CONTACT_LIST || op == STORE_PARTY_CONTACTS || op == STORE_TASK_LIST)
+		sr->core_flags |= STORE_REQ_TEXT;
 	store_submit(call->d->store, sr);
 }
 

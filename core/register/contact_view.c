@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "register.h"
@@ -184,6 +185,26 @@ contact_view_created_req(struct store_req *req)
 	return out;
 }
 
+/*
+ * A list's items as the text its caller sends (STORE_REQ_TEXT): written
+ * here, on the reader's thread when the driver calls store_req_view, so
+ * the loop only copies bytes. Without memory the items stay as they are.
+ */
+static void
+view_list_text(struct store_req *req)
+{
+	char *text;
+	json_t *s;
+
+	if ((req->core_flags & STORE_REQ_TEXT) == 0 ||
+	    (text = json_dumps(json_object_get(req->out, "items"), JSON_COMPACT | JSON_ENSURE_ASCII)) == NULL)
+		return;
+	s = json_stringn_nocheck(text, strlen(text));
+	free(text);
+	if (s != NULL && json_object_set_new(req->out, "items_json", s) == 0)
+		json_object_del(req->out, "items");
+}
+
 void
 contact_view_req(struct store_req *req, void *arg)
 {
@@ -218,6 +239,7 @@ contact_view_req(struct store_req *req, void *arg)
 	case STORE_PARTY_CONTACTS:
 		json_array_foreach(json_object_get(out, "items"), i, item)
 			contact_view(item);
+		view_list_text(req);
 		break;
 	case STORE_SEARCH:
 		json_array_foreach(json_object_get(out, "contacts"), i, item)
@@ -226,6 +248,7 @@ contact_view_req(struct store_req *req, void *arg)
 	case STORE_TASK_LIST:
 		json_array_foreach(json_object_get(out, "items"), i, item)
 			task_view(item);
+		view_list_text(req);
 		break;
 	case STORE_TASK_DONE:
 		task_view(out);

@@ -230,6 +230,7 @@ store_new(struct event_base *base, struct metrics *metrics, const struct conf *c
 	s->host.metric_gauge_fn = store_host_metric_gauge_fn;
 	s->host.remote_events = store_host_remote_events;
 	s->host.remote_control = store_host_remote_control;
+	s->host.req_view = store_req_view;
 	pthread_mutex_init(&s->lease_mu, NULL);
 	store_holder(s);
 	return s;
@@ -929,11 +930,23 @@ store_req_fail(struct store_req *req, enum store_result result, const char *fmt,
 }
 
 void
+store_req_view(struct store_req *req)
+{
+	struct store *s = req->store;
+
+	if (store_op_is_write(req->op) || (req->core_flags & STORE_REQ_VIEWED) != 0)
+		return;
+	req->core_flags |= STORE_REQ_VIEWED;
+	if (s != NULL && s->view_hook != NULL)
+		s->view_hook(req, s->view_arg);
+}
+
+void
 store_req_complete(struct store_req *req)
 {
 	struct store *s = req->store;
 
-	if (s != NULL && s->view_hook != NULL)
+	if (s != NULL && s->view_hook != NULL && (req->core_flags & STORE_REQ_VIEWED) == 0)
 		s->view_hook(req, s->view_arg);
 	if (s != NULL && s->done_hook != NULL && store_op_is_write(req->op))
 		s->done_hook(req, s->done_arg);

@@ -38,9 +38,10 @@ struct store {
 	struct event_base *base;
 	struct metrics *metrics;
 	/*
-	 * Called on the loop for every completed request first: turns what the
-	 * driver returned (the storage shape) into what callers see
-	 * (contact_view_req in the register).
+	 * Called for every completed request first: turns what the driver
+	 * returned (the storage shape) into what callers see (contact_view_req
+	 * in the register). On the loop, or for a read on the driver's thread
+	 * (store_req_view): for a read it must touch nothing but the request.
 	 */
 	void (*view_hook)(struct store_req *req, void *arg);
 	void *view_arg;
@@ -171,6 +172,22 @@ void store_req_fail(struct store_req *req, enum store_result result, const char 
     __attribute__((format(printf, 3, 4)));
 /* Runs a completed request's callback and frees it. */
 void store_req_complete(struct store_req *req);
+/* req->core_flags */
+enum {
+	/* view_hook has run (on the driver's thread: store_req_view). */
+	STORE_REQ_VIEWED = 1u << 0,
+	/*
+	 * The caller sends a list read's items as they are: the view also
+	 * writes them as text (out's "items_json", "items" dropped), off the loop.
+	 */
+	STORE_REQ_TEXT = 1u << 1,
+};
+/*
+ * view_hook for a finished read, on the thread that read it (the host
+ * table's req_view); store_req_complete then skips it. Writes are left to
+ * store_req_complete: their view may touch what only the loop may.
+ */
+void store_req_view(struct store_req *req);
 /* The durable name of an event kind ("contact.created"), or NULL for one never stored. */
 const char *store_event_name(enum loket_event_kind kind);
 /*

@@ -844,6 +844,7 @@ sq_reader_main(void *arg)
 		if (req == NULL)
 			break;
 		sq_read_run(&r->conn, req);
+		store_req_view(req);
 		pthread_mutex_lock(&sq->rmu);
 		*sq->rdone_tail = req;
 		sq->rdone_tail = &req->next;

@@ -153,6 +153,8 @@ struct store_req {
 	/* Set through host->req_event on a write that completed: its events, in id order. */
 	struct store_event *events;
 	size_t nevents;
+	/* Minor 2: the core's; a driver leaves it alone. */
+	unsigned int core_flags;
 };
 
 /* The longest lease holder's name a driver hands back, with its NUL. */
@@ -250,6 +252,17 @@ struct loket_store_host {
 	 * node reload its own files. Loop thread only.
 	 */
 	void (*remote_control)(const struct loket_store_host *host, const char *what);
+
+	/* Minor 2. */
+	/*
+	 * Makes what the core makes of a finished read (the API's view of its
+	 * rows, and for a list the text a caller sends as it is) on the
+	 * driver's thread, so the loop does not spend its time on it. Call it
+	 * after the read succeeded or failed and before handing the request to
+	 * the loop; a driver that does not leaves it to req_complete. Reads
+	 * only (a write is left alone). Any thread; once per request.
+	 */
+	void (*req_view)(struct store_req *req);
 };
 
 /* Whether the core's host table has entry (a driver built for a newer minor version). */

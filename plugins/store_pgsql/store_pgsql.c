@@ -1276,6 +1276,9 @@ pg_reader_main(void *arg)
 		t0 = pg_now_ns();
 		pg_reader_run(rd, req);
 		req->commit_ns = pg_now_ns() - t0;
+		/* The view of what was read, here rather than on the loop (a core older than minor 2 makes it there). */
+		if (LOKET_STORE_HOST_HAS(st->host, req_view))
+			st->host->req_view(req);
 		pthread_mutex_lock(&st->rmu);
 		pg_queue_push(&st->rdone, req);
 		pthread_mutex_unlock(&st->rmu);
