@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,16 @@ search_identifier(const char *q, json_t *in, const char **audit_r, const char **
 	*audit_r = strcmp(key, "rrn") == 0 ? "search.rrn"
 	    : strcmp(key, "email") == 0    ? "search.email"
 	                                   : "search.phone";
+	return 0;
+}
+
+/* Whether q holds a digit or what may be a letter (ASCII, or any character beyond it). */
+static int
+search_has_letters(const char *q)
+{
+	for (const unsigned char *p = (const unsigned char *)q; *p != '\0'; p++)
+		if (isalnum(*p) || *p >= 0xC0)
+			return 1;
 	return 0;
 }
 
@@ -189,7 +200,15 @@ search_get(struct loket_http_req *req, void *arg)
 		}
 		if (json_array_size(words) == 0) {
 			json_decref(words);
-			http_problem(req, 422, "q: has no letters or digits to search for");
+			/*
+			 * Letters that make no word the index keeps (a word of more than
+			 * FOLD_WORD_MAX letters, a script it does not hold) find nothing;
+			 * punctuation alone is a question to ask again.
+			 */
+			if (search_has_letters(trimmed))
+				api_reply(req, 200, json_pack("{s:[], s:[]}", "contacts", "parties"));
+			else
+				http_problem(req, 422, "q: has no letters or digits to search for");
 			goto out;
 		}
 		json_object_set_new(in, "words", words);

@@ -71,12 +71,21 @@ fold_next(const unsigned char **p, const unsigned char *end)
 	return cp;
 }
 
+/* A word just ended at n: dropped, with the space before it, when longer than FOLD_WORD_MAX. */
+static size_t
+fold_word_end(size_t n, size_t start)
+{
+	if (n - start <= FOLD_WORD_MAX)
+		return n;
+	return start > 0 ? start - 1 : 0;
+}
+
 size_t
 fold_text(const char *in, size_t len, char *out)
 {
 	const unsigned char *p = (const unsigned char *)in, *end = p + len;
-	size_t n = 0;
-	int gap = 0; /* a separator was seen since the last letter written */
+	size_t n = 0, start = 0;
+	int in_word = 0;
 
 	while (p < end) {
 		long cp = fold_next(&p, end);
@@ -96,16 +105,44 @@ fold_text(const char *in, size_t len, char *out)
 			to = fold_latin[cp - 0xC0];
 		}
 		if (to == NULL) {
-			gap = 1;
+			if (in_word)
+				n = fold_word_end(n, start);
+			in_word = 0;
 			continue;
 		}
 		/* Never longer than the source: n bytes fold to n letters at most. */
-		if (gap && n > 0)
-			out[n++] = ' ';
-		gap = 0;
+		if (!in_word) {
+			if (n > 0)
+				out[n++] = ' ';
+			start = n;
+			in_word = 1;
+		}
 		for (; *to != '\0'; to++)
 			out[n++] = *to;
 	}
+	if (in_word)
+		n = fold_word_end(n, start);
 	out[n] = '\0';
 	return n;
+}
+
+size_t
+fold_words_keep(char *text, size_t len, size_t *left)
+{
+	size_t i;
+
+	if (len == 0)
+		return 0;
+	if (*left == 0) {
+		text[0] = '\0';
+		return 0;
+	}
+	for (i = 0; i < len; i++)
+		if (text[i] == ' ' && --*left == 0) {
+			text[i] = '\0';
+			return i;
+		}
+	/* The last word ends the text. */
+	--*left;
+	return len;
 }

@@ -15,16 +15,16 @@ sq_fold_scope_token(sqlite3_str *s, char kind, const char *v)
 	}
 }
 
-/* loket_fold(text, ...): the folded words of its arguments (NULLs skipped), one text. */
+/* loket_fold(text, ...): the folded words of its arguments (NULLs skipped), one text, the first FOLD_WORDS_MAX. */
 static void
 sq_fold_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	char *buf = NULL, *text;
-	size_t cap = 0;
+	size_t cap = 0, left = FOLD_WORDS_MAX;
 	int n;
 
-	for (int i = 0; i < argc; i++) {
+	for (int i = 0; i < argc && left > 0; i++) {
 		const char *t = (const char *)sqlite3_value_text(argv[i]);
 		size_t len = (size_t)sqlite3_value_bytes(argv[i]), folded;
 
@@ -42,7 +42,7 @@ sq_fold_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 			buf = grown;
 			cap = len + 1;
 		}
-		if ((folded = fold_text(t, len, buf)) == 0)
+		if ((folded = fold_words_keep(buf, fold_text(t, len, buf), &left)) == 0)
 			continue;
 		if (sqlite3_str_length(s) > 0)
 			sqlite3_str_appendchar(s, 1, ' ');

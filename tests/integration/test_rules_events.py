@@ -2,6 +2,7 @@
 and tasks past their deadline run their handlers, and what those decide is stored as a
 follow-up. Also the catalogue the rules read, as GET /api/v1/catalogue shows it."""
 import csv
+import os
 import re
 import time
 
@@ -198,7 +199,16 @@ def test_reminder_event_runs_its_rules(loketd, tmp_path):
 
 
 def catalogue_rows(path):
-    """The products of a catalogue file as the API shows them, with Python's own CSV reader."""
+    """The products of a catalogue file as the API shows them, with Python's own CSV reader,
+    and each product's standard answer from the answers folder beside it."""
+    answers = os.path.join(os.path.dirname(path), "answers")
+
+    def answer(code):
+        try:
+            with open(os.path.join(answers, code + ".txt"), encoding="utf-8") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(line for line in f if not line.startswith("#")))
     header, products = rows[0], rows[1:]
@@ -209,7 +219,8 @@ def catalogue_rows(path):
                     "department": p["department"] or None, "organisation": p["organisation"],
                     "service_time": p["service_time"] or None,
                     "appointment": p["appointment"] == "yes", "digital": p["digital"] == "yes",
-                    "keywords": [k for k in re.split(r"[ ;]+", p["keywords"]) if k]})
+                    "keywords": [k for k in re.split(r"[ ;]+", p["keywords"]) if k],
+                    "standard_answer": answer(p["code"])})
     return out
 
 

@@ -312,6 +312,13 @@ def test_bad_query_is_a_clear_problem(api, params, status, words):
 
 def test_long_query_of_200_characters_is_fine(api):
     assert search(api, "é" * 200, token=api.agent) == {"contacts": [], "parties": []}
+    assert search(api, "é " * 99 + "é", token=api.agent) == {"contacts": [], "parties": []}
+
+
+def test_letters_the_index_keeps_no_word_of_find_nothing(api):
+    """A word longer than any indexed one, or Greek letters: nothing found, not a 422."""
+    assert search(api, "x" * 65, token=api.agent) == {"contacts": [], "parties": []}
+    assert search(api, "Αθήνα", token=api.agent) == {"contacts": [], "parties": []}
 
 
 def test_search_needs_a_staff_token(api):
@@ -378,3 +385,20 @@ def test_contact_another_client_inserted_is_indexed_with_the_next_write(api):
     api.create(subject="nog een", department="burgerzaken")
     found = search(api, "ingevoerd %s" % t)["contacts"]
     assert [c["reference"] for c in found] == ["1999-000002"], found
+
+
+def test_a_long_body_is_stored_and_indexed_up_to_what_the_index_keeps(api):
+    """A body with a word longer than any word (64 letters) and more words than the index
+    keeps (10,000) is stored on both drivers (PostgreSQL refuses lexemes over 2047 bytes and
+    tsvectors over 1 MB): the long word is no word, and only the first 10,000 words are found,
+    the same on either driver."""
+    t = tag()
+    early, late = "v" + t, "n" + t
+    words = ["w%d" % i for i in range(10050)]
+    words[10] = early
+    words[10040] = late
+    body = "x" * 64512 + " " + " ".join(words) + " " + "y" * 65
+    c = api.create(subject="Lange tekst %s" % t, body=body)
+    assert contact_ids(api, early) == [c["id"]]
+    assert contact_ids(api, late) == []
+    assert contact_ids(api, "lange tekst %s" % t) == [c["id"]]

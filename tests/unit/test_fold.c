@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,43 @@ test_fold_bad_utf8_is_a_separator(void **state)
 	assert_string_equal(fold("ab\xed\xa0\x80" "cd"), "ab cd");
 }
 
+static void
+test_fold_drops_words_longer_than_the_index_keeps(void **state)
+{
+	char word[FOLD_WORD_MAX + 2], text[3 * sizeof(word) + 16];
+
+	(void)state;
+	memset(word, 'x', FOLD_WORD_MAX);
+	word[FOLD_WORD_MAX] = '\0';
+	snprintf(text, sizeof(text), "%s kort", word);
+	/* FOLD_WORD_MAX letters is still a word */
+	assert_int_equal(strlen(fold(text)), FOLD_WORD_MAX + 5);
+	word[FOLD_WORD_MAX] = 'x';
+	word[FOLD_WORD_MAX + 1] = '\0';
+	snprintf(text, sizeof(text), "%s kort %s", word, word);
+	assert_string_equal(fold(text), "kort");
+	snprintf(text, sizeof(text), "voor %s na", word);
+	assert_string_equal(fold(text), "voor na");
+	snprintf(text, sizeof(text), "%s", word);
+	assert_string_equal(fold(text), "");
+}
+
+static void
+test_fold_words_keep_counts_across_texts(void **state)
+{
+	char a[] = "een twee drie", b[] = "vier vijf";
+	size_t left = 4;
+
+	(void)state;
+	assert_int_equal(fold_words_keep(a, strlen(a), &left), strlen(a));
+	assert_int_equal(left, 1);
+	assert_int_equal(fold_words_keep(b, strlen(b), &left), 4);
+	assert_string_equal(b, "vier");
+	assert_int_equal(left, 0);
+	assert_int_equal(fold_words_keep(a, strlen(a), &left), 0);
+	assert_string_equal(a, "");
+}
+
 int
 main(void)
 {
@@ -85,6 +123,8 @@ main(void)
 		cmocka_unit_test(test_fold_combining_accents_stay_with_their_letter),
 		cmocka_unit_test(test_fold_separators),
 		cmocka_unit_test(test_fold_bad_utf8_is_a_separator),
+		cmocka_unit_test(test_fold_drops_words_longer_than_the_index_keeps),
+		cmocka_unit_test(test_fold_words_keep_counts_across_texts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
