@@ -211,6 +211,15 @@ auth_lookup(struct auth *a, const char *token)
 }
 
 int
+auth_token_live(const struct auth *a, const char *hash)
+{
+	for (size_t i = 0; a != NULL && i < a->ntokens; i++)
+		if (!a->tokens[i]->revoked && strcmp(a->tokens[i]->hash, hash) == 0)
+			return 1;
+	return 0;
+}
+
+int
 auth_http_cb(struct loket_http_req *req, enum loket_http_access access, void *arg)
 {
 	struct auth *a = arg;

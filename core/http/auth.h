@@ -35,6 +35,8 @@ struct auth_token {
 };
 
 /* auth.c */
+/* Whether a token with this hash is known here and not revoked. */
+int auth_token_live(const struct auth *a, const char *hash);
 /* The staff sign-in state (session.h). */
 struct sessions *auth_sessions(struct auth *a);
 int auth_role_parse(const char *s, enum auth_role *role_r);

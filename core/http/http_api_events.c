@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "session.h"
 #include "conf.h"
 #include "events.h"
 #include "http_api.h"
@@ -65,6 +66,14 @@ struct events_stream {
 	int64_t read_total; /* events read back so far in this resume */
 	int catching_up;    /* a resume is reading the register */
 	int read_pending;   /* a read is out: the stream lives until it returns */
+	int check_pending;  /* a check of its session is out: likewise */
+	/*
+	 * Who opened it: a token's or a session's hash. Checked again at every
+	 * keep-alive, so a stream ends once its session was signed out, timed
+	 * out or its user disabled, or its token revoked.
+	 */
+	char auth_hash[65];
+	int auth_session;
 	int subscribed;
 	struct events_held *held, **held_tail;
 	size_t nheld;
@@ -162,7 +171,7 @@ events_stream_gone(struct events_stream *st)
 	if (st->keepalive != NULL)
 		event_free(st->keepalive);
 	st->keepalive = NULL;
-	if (!st->read_pending)
+	if (!st->read_pending && !st->check_pending)
 		events_stream_free(st);
 }
 
@@ -190,10 +199,39 @@ events_stream_closed_cb(void *arg)
 	events_stream_gone(arg);
 }
 
+/* Whether the stream's session still stands (sessions_check's answer). */
+static void
+events_stream_auth_cb(int live, void *arg)
+{
+	struct events_stream *st = arg;
+
+	st->check_pending = 0;
+	if (st->req == NULL) {
+		if (!st->read_pending)
+			events_stream_free(st);
+		return;
+	}
+	if (!live)
+		events_stream_end(st);
+}
+
 static void
 events_stream_keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
-	events_stream_send(arg, ": keep-alive\n\n");
+	struct events_stream *st = arg;
+
+	(void)fd;
+	(void)what;
+	if (events_stream_send(st, ": keep-alive\n\n") < 0)
+		return;
+	if (!st->auth_session) {
+		if (!auth_token_live(st->d->auth, st->auth_hash))
+			events_stream_end(st);
+	} else if (!st->check_pending) {
+		/* May answer at once (a session read lately): st is not touched after. */
+		st->check_pending = 1;
+		sessions_check(auth_sessions(st->d->auth), st->auth_hash, events_stream_auth_cb, st);
+	}
 }
 
 static void
@@ -299,7 +337,8 @@ events_stream_read_cb(struct store_req *sr, void *arg)
 
 	st->read_pending = 0;
 	if (st->req == NULL) {
-		events_stream_free(st);
+		if (!st->check_pending)
+			events_stream_free(st);
 		return;
 	}
 	if (sr->result != STORE_OK) {
@@ -433,6 +472,8 @@ events_get(struct loket_http_req *req, void *arg)
 	st->d = d;
 	st->req = req;
 	st->held_tail = &st->held;
+	snprintf(st->auth_hash, sizeof(st->auth_hash), "%s", ((const struct auth_token *)req->auth)->hash);
+	st->auth_session = ((const struct auth_token *)req->auth)->session;
 	st->window_ms = (int64_t)conf->http_events_window_ms;
 	st->backlog_max = conf->http_events_backlog;
 	st->catching_up = after >= 0;

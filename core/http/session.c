@@ -429,6 +429,62 @@ session_read_cb(struct store_req *sr, void *arg)
 	free(r);
 }
 
+struct session_check {
+	struct sessions *s;
+	char hash[65];
+	void (*cb)(int live, void *arg);
+	void *arg;
+};
+
+static void
+session_check_cb(struct store_req *sr, void *arg)
+{
+	struct session_check *c = arg;
+	int64_t now = util_time_ms();
+	struct session_entry *e;
+	int live = 1;
+
+	if (sr->result == STORE_NOT_FOUND) {
+		session_forget(c->s, c->hash);
+		live = 0;
+	} else if (sr->result == STORE_OK && (e = session_remember(c->s, c->hash, sr->out, now)) != NULL) {
+		live = now <= e->expires_at;
+	}
+	/* Any other answer (the register cannot say now): live; the caller asks again later. */
+	c->cb(live, c->arg);
+	free(c);
+}
+
+void
+sessions_check(struct sessions *s, const char *hash, void (*cb)(int live, void *arg), void *arg)
+{
+	int64_t now = util_time_ms();
+	size_t i = session_find(s, hash);
+	struct session_check *c;
+	struct store_req *sr;
+
+	if (i != (size_t)-1 && now - s->cache[i]->fetched_at < SESSION_CACHE_MS) {
+		cb(now <= s->cache[i]->expires_at, arg);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		cb(1, arg);
+		return;
+	}
+	c->s = s;
+	snprintf(c->hash, sizeof(c->hash), "%s", hash);
+	c->cb = cb;
+	c->arg = arg;
+	sr = store_req_new(STORE_SESSION_GET,
+	    json_pack("{s:s, s:I}", "hash", hash, "now", (json_int_t)now), session_check_cb, c);
+	if (sr == NULL) {
+		free(c);
+		cb(1, arg);
+		return;
+	}
+	store_submit(s->d->store, sr);
+}
+
 int
 sessions_auth(struct sessions *s, struct loket_http_req *req, enum loket_http_access access)
 {

@@ -28,6 +28,14 @@ int sessions_cookie(struct loket_http_req *req, char *buf, size_t len);
  */
 int sessions_auth(struct sessions *s, struct loket_http_req *req, enum loket_http_access access);
 struct pwhash *sessions_pwhash(struct sessions *s);
+/*
+ * Whether the session whose id hashes to hash still stands (not signed out,
+ * not timed out, its user not disabled), without counting as its use: cb
+ * runs once, now (read lately) or later on the loop. When the register
+ * cannot say, live is 1: ask again later.
+ */
+void sessions_check(struct sessions *s, const char *hash, void (*cb)(int live, void *arg),
+    void *arg);
 /* Drops what this node remembers of name's sessions (the register ended them). */
 void sessions_forget_user(struct sessions *s, const char *name);
 

@@ -350,3 +350,46 @@ def test_sign_in_body_errors_are_clear(loketd):
     # No credentials: a 401 that says what is missing.
     r = api.call("POST", "/api/v1/session", {"username": "a"})
     assert r.status == 401 and "password" in r.json["detail"]
+
+
+# the event stream of a session ---------------------------------------------------------------
+
+
+def test_an_event_stream_ends_when_its_session_or_token_does(loketd):
+    """A stream opened with the cookie lives while its session does: signed out (or the user
+    disabled) it ends at the next keep-alive, not when the tab is closed. Likewise a stream
+    of a token that is revoked."""
+    from sse_client import Stream
+    api = start(loketd, stream_keepalive="300ms")
+    user_add(api, "agent1", "agent")
+    user_add(api, "agent2", "agent")
+    streams = []
+    try:
+        for name in ("agent1", "agent2"):
+            b = Browser(api)
+            assert b.sign_in(name).status == 200
+            s = Stream(api.d.host, api.d.port, headers={"Cookie": "loket_session=" + b.cookie})
+            assert s.status == 200, s.raw
+            streams.append((b, s))
+        (b1, s1), (b2, s2) = streams
+        token = api.token("stream-token", "agent")
+        s3 = Stream(api.d.host, api.d.port, token=token)
+        assert s3.status == 200, s3.raw
+        # All three live through a few keep-alives.
+        time.sleep(1)
+        assert not s1.closed and not s2.closed and not s3.closed
+        assert b1.call("DELETE", "/api/v1/session").status == 204
+        assert s1.wait_closed(5 * SLOW), "the signed-out session's stream still runs"
+        r = ctl(api, "user", "disable", "agent2")
+        assert r.returncode == 0, r.stderr
+        assert s2.wait_closed(5 * SLOW), "the disabled user's stream still runs"
+        r = ctl(api, "token", "revoke", "stream-token")
+        assert r.returncode == 0, r.stderr
+        assert s3.wait_closed(5 * SLOW), "the revoked token's stream still runs"
+        # A reconnect is refused.
+        s4 = Stream(api.d.host, api.d.port, headers={"Cookie": "loket_session=" + b1.cookie})
+        assert s4.status == 401
+        s4.close()
+    finally:
+        for _, s in streams:
+            s.close()
