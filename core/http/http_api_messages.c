@@ -294,6 +294,144 @@ messages_post(struct loket_http_req *req, void *arg)
 	messages_submit(call, in, posted);
 }
 
+/* GET /api/v1/contacts/{id}/attachments/{sha256}: one document of the contact's messages. */
+struct attachment_get {
+	struct loketd *d;
+	struct loket_http_req *req;
+	json_int_t id;
+	char sha[65];
+};
+
+/* The attachment entry named sha on any of the messages in list, or NULL. */
+static json_t *
+attachment_find(json_t *list, const char *sha)
+{
+	json_t *m, *a;
+	size_t i, j;
+
+	json_array_foreach(list, i, m)
+		json_array_foreach(json_object_get(m, "attachments"), j, a)
+			if (json_is_string(json_object_get(a, "sha256")) &&
+			    strcmp(json_string_value(json_object_get(a, "sha256")), sha) == 0)
+				return a;
+	return NULL;
+}
+
+/* name as a Content-Disposition filename* value (RFC 8187: UTF-8, percent-encoded). */
+static void
+attachment_filename(const char *name, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0' && n + 4 < len; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("!#$&+-.^_`|~", *p) != NULL) {
+			out[n++] = (char)*p;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[*p >> 4];
+			out[n++] = hex[*p & 0xF];
+		}
+	}
+	out[n] = '\0';
+}
+
+/* Whether ct is a plain type/subtype a browser may be told (else octet-stream). */
+static int
+attachment_type_ok(const char *ct)
+{
+	const char *slash;
+
+	if (ct == NULL || strlen(ct) > 100 || (slash = strchr(ct, '/')) == NULL || slash == ct ||
+	    slash[1] == '\0')
+		return 0;
+	for (const char *p = ct; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			strchr("/+-.", *p) != NULL))
+			return 0;
+	return 1;
+}
+
+static void
+attachment_got_cb(struct store_req *sr, void *arg)
+{
+	struct attachment_get *g = arg;
+	struct loket_http_req *req = g->req;
+	char object[48], disp[1200], fname[1024];
+	const char *name, *ct;
+	enum store_result res;
+	void *data = NULL;
+	size_t len = 0;
+	json_t *a;
+
+	http_add_header(req, "Cache-Control", "no-store");
+	snprintf(object, sizeof(object), "contact:%lld", (long long)g->id);
+	if (sr->result != STORE_OK) {
+		/* A read refused for its scope is recorded too: probing leaves a trace. */
+		if (sr->result == STORE_FORBIDDEN)
+			auth_audit(g->d, req, "attachment.read.denied", object);
+		http_problem(req, http_status_of_store(sr->result), sr->error);
+		goto out;
+	}
+	if ((a = attachment_find(json_object_get(sr->out, "items"), g->sha)) == NULL) {
+		http_problem(req, 404, "no message of this contact has an attachment with that SHA-256");
+		goto out;
+	}
+	if ((res = store_blob_get(g->d->store, g->sha, &data, &len)) != STORE_OK) {
+		http_problem(req, res == STORE_NOT_FOUND ? 404 : 503,
+		    res == STORE_NOT_FOUND ? "the register no longer keeps this attachment" :
+					     "the register cannot read the attachment now; try again");
+		goto out;
+	}
+	name = json_string_value(json_object_get(a, "name"));
+	ct = json_string_value(json_object_get(a, "content_type"));
+	attachment_filename(name != NULL && *name != '\0' ? name : "bijlage", fname, sizeof(fname));
+	/* Always a download, never shown in loketd's origin: a document may be HTML or SVG. */
+	snprintf(disp, sizeof(disp), "attachment; filename=\"bijlage\"; filename*=UTF-8''%s", fname);
+	http_add_header(req, "Content-Disposition", disp);
+	http_add_header(req, "Content-Security-Policy", "sandbox; default-src 'none'");
+	auth_audit(g->d, req, "attachment.read", object);
+	http_reply(req, 200, attachment_type_ok(ct) ? ct : "application/octet-stream", data, len);
+	free(data);
+out:
+	free(g);
+}
+
+static void
+attachment_get(struct loket_http_req *req, void *arg)
+{
+	struct loketd *d = arg;
+	const char *sha = http_param(req, "sha256");
+	struct attachment_get *g;
+	struct store_req *sr;
+	json_int_t id;
+
+	if (auth_require(req, AUTH_STAFF) < 0 || api_id(req, "id", &id) < 0)
+		return;
+	if (sha == NULL || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64) {
+		http_problem(req, 404, "no such attachment: expected its SHA-256 in lower-case hex");
+		return;
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		http_problem(req, 503, "out of memory");
+		return;
+	}
+	g->d = d;
+	g->req = req;
+	g->id = id;
+	memcpy(g->sha, sha, sizeof(g->sha));
+	/* The contact's messages, read in the caller's scope: what it may not read it cannot fetch. */
+	sr = store_req_new(STORE_MESSAGE_LIST, json_pack("{s:I, s:o}", "id", id, "scope", auth_scope(req)),
+	    attachment_got_cb, g);
+	if (sr == NULL) {
+		free(g);
+		http_problem(req, 503, "out of memory");
+		return;
+	}
+	store_submit(d->store, sr);
+}
+
 int
 http_api_messages_init(struct loketd *d, const char **error_r)
 {
@@ -302,6 +440,10 @@ http_api_messages_init(struct loketd *d, const char **error_r)
 	        < 0
 	    || http_route_add(d->http, "core", LOKET_HTTP_POST, "/api/v1/contacts/{id}/messages",
 	           LOKET_ACCESS_TOKEN, messages_post, d, error_r)
+	        < 0
+	    || http_route_add(d->http, "core", LOKET_HTTP_GET,
+	           "/api/v1/contacts/{id}/attachments/{sha256}", LOKET_ACCESS_TOKEN, attachment_get, d,
+	           error_r)
 	        < 0)
 		return -1;
 	return 0;
