@@ -233,7 +233,6 @@ test('the header\'s search box finds a contact and a citizen, accent-blind, each
   await page.getByRole('heading', { name: 'Zoeken', level: 1 }).waitFor();
   const parties = page.locator('#zk-parties');
   await parties.getByRole('link', { name: 'Mia Peeters' }).waitFor();
-  await parties.getByRole('link', { name: 'Jan Peeters' }).waitFor();
   assert.equal(await page.getByLabel('Zoekterm').inputValue(), 'Peetërs');
   await screenshot(page, 'zoeken-peeters');
   assert.deepEqual(await axe(page), [], 'axe on the search results');
@@ -254,8 +253,8 @@ test('the header\'s search box finds a contact and a citizen, accent-blind, each
   await page.getByRole('heading', { name: 'Burger: Mia Peeters', level: 1 }).waitFor();
   assert.equal(new URL(page.url()).searchParams.get('id'), String(made.doc.party_id));
 
-  // A phone that is no phone is named beside the field.
-  await page.goto(d.url('/zoeken.html?q=%2B1'));
+  // An RRN that is no RRN: the 422 is named beside the field.
+  await page.goto(d.url('/zoeken.html?q=12345678901'));
   await page.locator('#zk-q-error').waitFor();
   assert.equal(await page.getByLabel('Zoekterm').getAttribute('aria-invalid'), 'true');
   assert.deepEqual(await axe(page), [], 'axe with the search error');
