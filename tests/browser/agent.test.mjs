@@ -261,3 +261,23 @@ test('the header\'s search box finds a contact and a citizen, accent-blind, each
   assert.deepEqual(page.pageErrors, []);
   await page.context().close();
 });
+
+test('the agent\'s and the search page speak English through the picker, and keep the choice', async () => {
+  const page = await newPage(browser);
+  await signIn(page, d, AGENT);
+  await page.getByLabel('Taal').selectOption('en');
+  await page.getByRole('heading', { name: 'Contact centre', level: 1 }).waitFor();
+  await page.getByLabel('Channel').waitFor();
+  await page.getByRole('combobox', { name: 'Find a product (name or keyword)' }).waitFor();
+  await page.getByRole('button', { name: 'Refer' }).click();
+  await page.getByLabel('Department').selectOption('omgeving');
+  await page.locator('#esc-due').filter({ hasText: /To be answered by/ }).waitFor();
+  await screenshot(page, 'agent-en');
+  assert.deepEqual(await axe(page), [], 'axe in English');
+  await page.getByLabel('Search the register').fill('peeters');
+  await page.getByLabel('Search the register').press('Enter');
+  await page.getByRole('heading', { name: 'Search', level: 1 }).waitFor();
+  await page.getByRole('heading', { name: 'Citizens' }).waitFor();
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+  await page.context().close();
+});
