@@ -57,9 +57,12 @@ function config(dir, port, plugins, pluginConf) {
 
 export class Loketd {
   // plugins: names in the build's plugins/.libs; pluginConf: {name: {key: value}}.
-  constructor({ plugins = [], pluginConf = {} } = {}) {
+  // ownAnswers: the catalogue's standard answers are a copy in the temp dir, so that a test
+  // may PUT /api/v1/catalogue/{code}/answer without writing into the source tree.
+  constructor({ plugins = [], pluginConf = {}, ownAnswers = false } = {}) {
     this.plugins = plugins;
     this.pluginConf = pluginConf;
+    this.ownAnswers = ownAnswers;
   }
 
   async start() {
@@ -68,7 +71,13 @@ export class Loketd {
     this.port = await freePort();
     this.base = `http://127.0.0.1:${this.port}`;
     this.conf = path.join(this.dir, 'loket.conf');
-    fs.writeFileSync(this.conf, config(this.dir, this.port, this.plugins, this.pluginConf));
+    let conf = config(this.dir, this.port, this.plugins, this.pluginConf);
+    if (this.ownAnswers) {
+      const answers = path.join(this.dir, 'answers');
+      fs.cpSync(path.join(SRCDIR, 'etc', 'answers'), answers, { recursive: true });
+      conf = conf.replace(/^;?answers = .*$/m, `answers = ${answers}`);
+    }
+    fs.writeFileSync(this.conf, conf);
     this.logPath = path.join(this.dir, 'loketd.log');
     const log = fs.openSync(this.logPath, 'a');
     this.proc = spawn(LOKETD, ['-c', this.conf], { stdio: ['ignore', log, log], cwd: this.dir });

@@ -1,6 +1,6 @@
 // pages.test.mjs: every page against a real loketd: it renders the register's data, passes
-// axe-core, shows citizens' and mail text as text (the XSS corpus), and the agent's page logs
-// and resolves a contact. Until the session API lands (issue 15, auth), a page's session is
+// axe-core, shows citizens' and mail text as text (the XSS corpus). (The agent's and the
+// citizen's workflows are in agent.test.mjs and citizen.test.mjs.) Until the session API lands (issue 15, auth), a page's session is
 // a stand-in: GET /api/v1/session is answered in the browser with the user a bearer token
 // belongs to, and the token is added to the page's API requests. Everything else the pages
 // ask is answered by loketd.
@@ -58,60 +58,6 @@ async function assertNothingRan(page) {
   assert.equal(await page.evaluate(() => window.__xss), undefined, 'an injected payload ran');
   assert.equal(await page.locator('iframe, svg[onload], img[onerror]').count(), 0);
 }
-
-test('the contactcenter page logs a new citizen\'s question and resolves it at the first line', async () => {
-  const page = await pageAs(AGENT, agentToken);
-  await page.goto(d.url('/contactcenter.html'));
-  await page.getByRole('heading', { name: 'Contactcenter', level: 1 }).waitFor();
-  assert.equal(await page.locator('header').getByText('Aangemeld als browser-agent').count(), 1);
-  await page.getByLabel('Kanaal').selectOption('counter');
-  await page.getByRole('button', { name: 'Nieuwe burger' }).click();
-  await page.getByLabel('Naam', { exact: true }).fill('An Janssens');
-  await page.getByLabel('E-mail', { exact: true }).fill('an.janssens@example.be');
-  await page.getByLabel('Product zoeken (naam of trefwoord)').fill('identiteitskaart');
-  await page.getByRole('button', { name: /identiteitskaart/i }).first().click();
-  await page.getByRole('heading', { name: 'Standaardantwoord' }).waitFor();
-  await page.getByLabel('Onderwerp').fill('Nieuwe identiteitskaart');
-  await page.getByLabel('Vraag').fill('Wanneer kan ik mijn kaart afhalen?');
-  await page.getByLabel('Antwoord', { exact: true }).fill('Na drie weken, met de brief.');
-  await screenshot(page, 'contactcenter-ingevuld');
-  await page.getByRole('button', { name: 'Oplossen' }).click();
-  const notice = page.getByRole('status').filter({ hasText: /Contact \d{4}-\d{6}/ });
-  await notice.waitFor();
-  const text = await notice.textContent();
-  const ref = /\d{4}-\d{6}/.exec(text)[0];
-  await screenshot(page, 'contactcenter-opgelost');
-  const list = await d.api('GET', '/api/v1/contacts?limit=5');
-  const c = list.doc.items.find((x) => x.reference === ref);
-  assert.ok(c, `contact ${ref} is in the register`);
-  // The routing rules may send an identity card to burgerzaken; the page says which it was.
-  if (/opgelost/.test(text)) assert.equal(c.status, 'resolved');
-  else assert.match(text, new RegExp(c.status === 'escalated' ? 'doorverwezen' : c.status));
-  assert.equal(c.channel, 'counter');
-  assert.equal(c.subject, 'Nieuwe identiteitskaart');
-  const full = await d.api('GET', `/api/v1/contacts/${c.id}`);
-  assert.equal(full.doc.party.name, 'An Janssens');
-  // My recent contacts lists it.
-  await page.locator('#recent').getByText(ref).waitFor();
-  assert.deepEqual(page.pageErrors, []);
-  await page.context().close();
-});
-
-test('an invalid identifier is named beside its field', async () => {
-  const page = await pageAs(AGENT, agentToken);
-  await page.goto(d.url('/contactcenter.html'));
-  await page.getByRole('button', { name: 'Nieuwe burger' }).click();
-  await page.getByLabel('Rijksregisternummer').fill('12345678901');
-  await page.getByLabel('Onderwerp').fill('Vraag met fout rijksregisternummer');
-  await page.getByRole('button', { name: 'Oplossen' }).click();
-  const field = page.getByLabel('Rijksregisternummer');
-  await page.locator('#party-rrn-error').waitFor();
-  assert.equal(await field.getAttribute('aria-invalid'), 'true');
-  assert.equal(await field.getAttribute('aria-describedby'), 'party-rrn-error');
-  assert.match(await page.locator('#party-rrn-error').textContent(), /party\.rrn/);
-  await screenshot(page, 'contactcenter-fout-rrn');
-  await page.context().close();
-});
 
 test('every page passes axe-core and is kept as a screenshot', async () => {
   const made = await d.api('POST', '/api/v1/contacts', { channel: 'phone', subject: 'Vraag over afval',

@@ -25,6 +25,18 @@ export function LanguagePicker() {
   </div>`;
 }
 
+// The search box every signed-in page has: a plain GET form to zoeken.html?q= (no script
+// needed; the search page does the asking).
+function HeaderSearch() {
+  return html`<form class="header-search" role="search" action="/zoeken.html" method="get"
+    aria-label=${t('zk_landmark')}>
+    <label for="header-q" class="visually-hidden">${t('zk_header')}</label>
+    <input id="header-q" name="q" type="search" maxlength="200" autocomplete="off"
+      placeholder=${t('zk_placeholder')} />
+    <button type="submit" class="secondary">${t('zk_go')}</button>
+  </form>`;
+}
+
 function Header({ user, current }) {
   useLang();
   const links = [
@@ -46,6 +58,7 @@ function Header({ user, current }) {
           aria-current=${current === l.href ? 'page' : undefined}>${t(l.key)}</a></li>`)}
       </ul>
     </nav>`}
+    ${user && html`<${HeaderSearch} />`}
     <${LanguagePicker} />
     ${user && html`<span class="user">${t('signed_in_as', { name: user.name })}</span>
       <button type="button" class="secondary" onClick=${out}>${t('signout')}</button>`}
