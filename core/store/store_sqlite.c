@@ -1052,10 +1052,17 @@ sq_open(const struct loket_store_host *host, void **impl_r, const char **error_r
 		*error_r = "out of memory";
 		goto fail;
 	}
-	/* Before the first connection: SQLite takes its error log only before it starts. */
+	/*
+	 * Before the first connection: SQLite takes its error log only before it
+	 * starts. And no memory statistics (loketd reads none): with them every
+	 * allocation of every connection takes one global mutex, which the
+	 * writer and the reader threads then queue on.
+	 */
 	if (!sq_errlog_installed
-	    && sqlite3_config(SQLITE_CONFIG_LOG, sq_errlog_cb, NULL) == SQLITE_OK)
+	    && sqlite3_config(SQLITE_CONFIG_LOG, sq_errlog_cb, NULL) == SQLITE_OK) {
 		sq_errlog_installed = 1;
+		sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	}
 	if (!sq_errlog_installed)
 		log_warnx("store",
 		    "SQLite's error log is taken; a full disk is seen only where a "
