@@ -117,8 +117,8 @@ function Reply({ contact, onSent }) {
   </form>`;
 }
 
-const ACTIONS = ['create', 'escalate', 'resolve', 'close', 'reopen', 'note', 'claim', 'release',
-  'forward', 'return', 'rules', 'task_done', 'party_merged', 'party_conflict', 'patch'];
+const ACTIONS = ['created', 'escalate', 'resolve', 'close', 'reopen', 'note', 'claim', 'release',
+  'forward', 'return', 'rule', 'task_done', 'party_merged', 'party_conflict', 'patch'];
 
 function actionText(h) {
   const a = h.action || h.kind || '';
@@ -233,10 +233,10 @@ function Contact({ user }) {
         </section>`}
         <h2>${t('tasks')}</h2>
         ${(c.tasks || []).length === 0 ? html`<p>${t('none_yet')}</p>` : html`<ul class="plain" id="tasks">
-          ${c.tasks.map((tk) => html`<li key=${tk.id}>${t('task_for', { department: tk.department })} ·
-            ${t('ts_' + tk.status)} · ${t('due_at')}: ${when(tk.due_at)}
-            ${tk.assignee && html` · ${t('assignee')}: ${tk.assignee}`}
-            ${tk.reason && html` · <span class="text">${tk.reason}</span>`}</li>`)}</ul>`}
+          ${c.tasks.map((tk) => html`<li key=${tk.id}>${t('task_for', { department: tk.department })}${' · '}${
+            t('ts_' + tk.status)}${' · '}${t('due_at')}: ${when(tk.due_at)}${
+            tk.assignee && html` · ${t('assignee')}: ${tk.assignee}`}${
+            tk.reason && html` · <span class="text">${tk.reason}</span>`}</li>`)}</ul>`}
         <h2>${t('notes')}</h2>
         ${notes.length === 0 ? html`<p>${t('none_yet')}</p>` : html`<ul class="plain" id="notes">
           ${notes.map((n) => html`<li><span class="text">${n.text || n.detail}</span> — ${n.actor}, ${when(n.at)}</li>`)}</ul>`}
