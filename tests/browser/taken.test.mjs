@@ -215,3 +215,26 @@ test('two colleagues: the one who did not claim sees who did, live, and is told 
   await anna.context().close();
   await bram.context().close();
 });
+
+test('a task moved out of my departments meanwhile: the refusal is said in words and the row goes', async () => {
+  const c = await referred('burgerzaken', 'Intussen verhuisd', new Date(Date.now() + 86400e3));
+  const page = await newPage(browser);
+  await signIn(page, d, BO);
+  // A page whose stream is down shows what it loaded last, as after a lost connection.
+  await page.route('**/api/v1/events**', (route) => route.abort());
+  await page.reload();
+  await settled(page);
+  await row(page, c).waitFor();
+  const moved = await d.api('PATCH', `/api/v1/contacts/${c.id}`, { department: 'omgeving' });
+  assert.equal(moved.status, 200, JSON.stringify(moved.doc));
+  await row(page, c).getByRole('button', { name: 'Opnemen' }).click();
+  // The answer is a 403 (outside my departments) or, when the read says so, a 404: in words.
+  await row(page, c).waitFor({ state: 'detached' });
+  const alert = page.getByRole('alert').filter({ hasText: `${c.reference} staat niet meer in uw lijst.` });
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /U mag dit niet doen voor deze taak|Er ging iets mis/);
+  await screenshot(page, 'taken-niet-meer-van-mij');
+  const task = (await d.api('GET', '/api/v1/tasks?status=open')).doc.items.find((x) => x.contact_id === c.id);
+  assert.equal(task.assignee, null, 'nothing was claimed');
+  await page.context().close();
+});

@@ -140,7 +140,11 @@ test('XSS corpus: subject, body, names, mail HTML, notes, reasons and attachment
   const out = agent.locator('#messages li.out').filter({ has: agent.locator('.att-name') });
   assert.match(await out.locator('.msg-subject').textContent(), new RegExp(XSS[2].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   assert.equal(await out.locator('.msg-body').textContent(), `${XSS[4]}\n${MAIL_HTML}\n${LONG}`);
-  assert.deepEqual(await out.locator('.att-name').allTextContents(), FILE_NAMES);
+  // Names as text; a direction control made visible, so no name can fake its extension.
+  assert.deepEqual(await out.locator('.att-name').allTextContents(),
+    FILE_NAMES.map((f) => f.replace(RLO, '[U+202E]')));
+  assert.equal(await out.locator('.att-name').first().evaluate((el) => getComputedStyle(el).unicodeBidi), 'isolate',
+    'a name\'s direction stays inside it');
   assert.equal(await agent.locator('#notes').getByText(XSS[1], { exact: true }).count(), 1);
   assert.ok((await agent.locator('#history').textContent()).includes(XSS[2]), 'the reason in the history');
   await screenshot(agent, 'xss-contact');

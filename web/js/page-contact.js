@@ -21,12 +21,19 @@ function size(n) {
   return t('ct_mb', { n: (n / 1024 / 1024).toFixed(1) });
 }
 
+// A file name with its direction controls made visible: an RTL override would show
+// "rekening\u202efdp.exe" as "rekeningexe.pdf" (the classic extension spoof).
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function fileName(name) {
+  return String(name).replace(BIDI, (ch) => `[U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
+}
+
 function Attachments({ list }) {
   if (!list || !list.length) return null;
   return html`<div class="attachments">
     <p>${t('attachments')} <span class="hint">(${t('ct_no_download')})</span></p>
-    <ul>${list.map((a) => html`<li><span class="text att-name">${a.name}</span>
-      · ${a.content_type} · ${size(a.size || 0)}</li>`)}</ul>
+    <ul>${list.map((a) => html`<li><span class="text att-name">${fileName(a.name)}</span>${
+      ' · '}${a.content_type}${' · '}${size(a.size || 0)}</li>`)}</ul>
   </div>`;
 }
 
@@ -36,9 +43,9 @@ function Messages({ items }) {
   if (!items.length) return html`<p id="messages-none">${t('ct_no_messages')}</p>`;
   return html`<ol class="plain thread" id="messages">${items.map((m) => html`<li key=${m.id}
     class=${'msg ' + (m.direction === 'in' ? 'in' : 'out')}>
-    <p><strong>${m.direction === 'in' ? t('msg_in') : t('msg_out')}</strong>
-      · <time datetime=${m.at}>${when(m.at)}</time> · ${channelText(m.channel)}
-      ${m.status && html` · ${t('ms_' + m.status)}`}</p>
+    <p><strong>${m.direction === 'in' ? t('msg_in') : t('msg_out')}</strong>${' · '}<time
+      datetime=${m.at}>${when(m.at)}</time>${' · '}${channelText(m.channel)}${
+      m.status && html` · ${t('ms_' + m.status)}`}</p>
     <p>${t('from')}: <span class="text">${m.sender || m.actor || ''}</span>
       ${m.recipients && m.recipients.length > 0 && html` · ${t('to')}: <span class="text">${m.recipients.join(', ')}</span>`}</p>
     <p><strong class="text msg-subject">${m.subject || ''}</strong></p>
@@ -111,7 +118,7 @@ function Reply({ contact, onSent }) {
     <${Field} id="reply-files" type="file" multiple label=${t('attachments')} error=${errors.attachments}
       hint=${t('ct_files_hint', { n: MAX_FILES, max: size(MAX_BYTES) })}
       onChange=${(e) => { setFiles([...e.target.files]); setErrors({ ...errors, attachments: undefined }); }} />
-    ${files.length > 0 && html`<ul class="chosen-files">${files.map((f) => html`<li class="text">${f.name} · ${size(f.size)}</li>`)}</ul>`}
+    ${files.length > 0 && html`<ul class="chosen-files">${files.map((f) => html`<li class="text">${fileName(f.name)}${' · '}${size(f.size)}</li>`)}</ul>`}
     <button type="submit" disabled=${busy}>${t('send')}</button>
     <${Notice} kind="ok">${msg}<//>
   </form>`;
@@ -234,7 +241,7 @@ function Contact({ user }) {
         <h2>${t('tasks')}</h2>
         ${(c.tasks || []).length === 0 ? html`<p>${t('none_yet')}</p>` : html`<ul class="plain" id="tasks">
           ${c.tasks.map((tk) => html`<li key=${tk.id}>${t('task_for', { department: tk.department })}${' · '}${
-            t('ts_' + tk.status)}${' · '}${t('due_at')}: ${when(tk.due_at)}${
+            t('ts_' + tk.status)}${' · '}${t('due_at')}: ${tk.due_at ? when(tk.due_at) : '—'}${
             tk.assignee && html` · ${t('assignee')}: ${tk.assignee}`}${
             tk.reason && html` · <span class="text">${tk.reason}</span>`}</li>`)}</ul>`}
         <h2>${t('notes')}</h2>

@@ -13,7 +13,7 @@ function isOverdue(task, now) {
   return Boolean(task.due_at) && new Date(task.due_at).getTime() < now;
 }
 
-function TaskRow({ task, user, departments, now, reload, say }) {
+function TaskRow({ task, user, departments, now, reload, say, failed }) {
   useLang();
   const [mode, setMode] = useState(null); // null, 'return' or 'forward'
   const [reason, setReason] = useState('');
@@ -34,6 +34,7 @@ function TaskRow({ task, user, departments, now, reload, say }) {
       say(done);
     } catch (err) {
       setErrors({ row: refusalText(err) });
+      failed(task, refusalText(err));
     } finally {
       setBusy(false);
       reload();
@@ -91,12 +92,14 @@ function TaskRow({ task, user, departments, now, reload, say }) {
       ${mode && html`<form id=${`${pre}-form`} class="handover" novalidate onSubmit=${confirm}
         aria-label=${mode === 'return' ? t('tk_send_back') : t('forward')}>
         ${mode === 'forward' && html`<${Field} id=${`${pre}-department`} as="select" label=${t('tk_to_department')}
-          value=${department} onInput=${setDepartment} error=${errors.department} required>
+          value=${department} onInput=${(v) => { setDepartment(v); setErrors({ ...errors, department: undefined }); }}
+          error=${errors.department} required>
           <option value="">${t('tk_choose')}</option>
           ${departments.filter((d) => d !== task.department).map((d) => html`<option value=${d}>${d}</option>`)}
         <//>`}
         <${Field} id=${`${pre}-reason`} as="textarea" label=${t('reason')} value=${reason}
-          onInput=${setReason} error=${errors.reason} required />
+          onInput=${(v) => { setReason(v); if (errors.reason && v.trim()) setErrors({ ...errors, reason: undefined }); }}
+          error=${errors.reason} required />
         <button type="submit" disabled=${busy}>${mode === 'return' ? t('tk_confirm_return') : t('tk_confirm_forward')}</button>
         <button type="button" class="secondary" onClick=${() => { setMode(null); setErrors({}); }}>${t('cancel')}</button>
       </form>`}
@@ -111,6 +114,9 @@ function Taken({ user }) {
   const [error, setError] = useState('');
   const [msg, setMsg] = useState('');
   const [now, setNow] = useState(Date.now());
+  // The last refused action: said above the list too when its task has left the list (a
+  // task moved out of my departments meanwhile takes its row, and the row's message, along).
+  const [refused, setRefused] = useState(null);
   const load = () => get(q('/api/v1/tasks', { status: 'open' }))
     .then((doc) => {
       setNow(Date.now());
@@ -121,6 +127,7 @@ function Taken({ user }) {
     .catch((e) => setError(errorText(e)));
   const say = (text) => {
     setMsg(text);
+    setRefused(null);
     // The row may be gone (forwarded, returned, done): the focus goes to what happened.
     setTimeout(() => {
       const el = document.getElementById('tasks-msg');
@@ -140,6 +147,8 @@ function Taken({ user }) {
   return html`<${Frame} user=${user} current="/taken.html" title=${t('tasks_title')}>
     <p>${t('tk_intro', { departments: (user.departments || []).join(', ') || t('tk_all') })} ${t('live')}</p>
     <${Notice} kind="error">${error}<//>
+    ${refused && tasks && !tasks.some((tk) => tk.id === refused.id) && html`<${Notice} kind="error">${
+      t('tk_gone', { ref: refused.reference, text: refused.text })}<//>`}
     <p id="tasks-msg" tabindex="-1" role="status" class=${msg ? 'notice ok' : 'visually-hidden'}>${msg}</p>
     ${tasks === null ? html`<p>${t('loading')}</p>` : tasks.length === 0 ? html`<p id="no-tasks">${t('tk_none')}</p>` : html`
     <p id="tasks-count">${t('tk_count', { n: tasks.length, late })}</p>
@@ -149,7 +158,8 @@ function Taken({ user }) {
         <th scope="col">${t('due_at')}</th><th scope="col">${t('reason')}</th>
         <th scope="col">${t('assignee')}</th><th scope="col">${t('tk_actions')}</th></tr></thead>
       <tbody>${tasks.map((tk) => html`<${TaskRow} key=${tk.id} task=${tk} user=${user} now=${now}
-        departments=${departments} reload=${load} say=${say} />`)}</tbody>
+        departments=${departments} reload=${load} say=${say}
+        failed=${(task, text) => setRefused({ id: task.id, reference: task.reference, text })} />`)}</tbody>
     </table>`}
   <//>`;
 }
