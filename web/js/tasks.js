@@ -14,7 +14,7 @@ export function refusalText(err) {
     const st = /the contact is (\w+)/.exec(err.detail);
     if (st) return t('tk_contact_status', { status: t('st_' + st[1]) || st[1] });
   }
-  if (err instanceof ApiError && err.status === 403) return t('tk_forbidden', { detail: err.detail });
+  if (err instanceof ApiError && err.status === 403) return t('tk_forbidden');
   return errorText(err);
 }
 
