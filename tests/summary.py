@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""summary.py: one closing line for the whole suite, from cmocka's logs and pytest's JUnit XML.
+"""summary.py: one closing line for the whole suite, from cmocka's logs, pytest's JUnit XML and
+the browser tests' TAP output.
 
-The line starts "loket: P passed, F failed, S skipped" (the sum over the unit tests and every
-integration run, one per storage driver: tests/pytest-junit-DRIVER.xml); what each part
-counted follows in parentheses, with the tests a run deselected (sqlite_only on pgsql)."""
+The line starts "loket: P passed, F failed, S skipped" (the sum over the unit tests, every
+integration run, one per storage driver: tests/pytest-junit-DRIVER.xml, and the browser tests:
+tests/browser-tap.txt, node --test's counts); what each part counted follows in parentheses,
+with the tests a run deselected (sqlite_only on pgsql)."""
 import glob
 import os
 import re
@@ -50,6 +52,27 @@ for junit in sorted(glob.glob(os.path.join(builddir, "tests/pytest-junit*.xml"))
     skipped += s
     parts.append("%s %d/%d/%d%s" % (driver, p, f, s,
                                     " +%d sqlite_only deselected" % deselected if deselected else ""))
+# The browser tests (tests/browser.sh keeps node --test's TAP output): its closing counts.
+# A cancelled test (a failed hook, a timeout) failed; a todo did not run, like a skip.
+tap = os.path.join(builddir, "tests/browser-tap.txt")
+if os.path.exists(tap):
+    text = open(tap, errors="replace").read()
+    counts = {}
+    for key in ("tests", "pass", "fail", "skipped", "cancelled", "todo"):
+        found = re.findall(r"^# %s (\d+)$" % key, text, re.M)
+        if found:
+            counts[key] = int(found[-1])
+    if "tests" not in counts:
+        failed += 1
+        parts.append("browser: no totals in %s (the run did not finish)" % os.path.basename(tap))
+    else:
+        b_pass = counts.get("pass", 0)
+        b_fail = counts.get("fail", 0) + counts.get("cancelled", 0)
+        b_skip = counts.get("skipped", 0) + counts.get("todo", 0)
+        passed += b_pass
+        failed += b_fail
+        skipped += b_skip
+        parts.append("browser %d/%d/%d" % (b_pass, b_fail, b_skip))
 # A whole suite automake skipped (exit 77: cmocka or pytest missing) counts as one skip.
 for trs in sorted(glob.glob(os.path.join(builddir, "tests/**/*.trs"), recursive=True)):
     if re.search(r"^:test-result: SKIP", open(trs, errors="replace").read(), re.M):

@@ -229,6 +229,24 @@ export async function screenshot(page, name) {
   return file;
 }
 
+// Waits until a page shows what it loaded: its title heading and nothing still "Laden…"
+// (never 'networkidle': the pages hold the event stream open, so the network is never idle).
+export async function settled(page) {
+  await page.locator('main h1').first().waitFor();
+  await until(page, () => !/Laden…|Loading…/.test(document.querySelector('main').textContent));
+}
+
+// Waits until fn(arg), run in the page, answers something true (polled from here: the pages'
+// policy forbids the eval that page.waitForFunction polls with).
+export async function until(page, fn, arg, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${fn}`);
+    await sleep(50);
+  }
+}
+
 const AXE = () => fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 // Runs axe-core (WCAG 2.1 A and AA) on what page shows now, in a second context that shares
@@ -242,7 +260,7 @@ export async function axeViolations(page, prepare) {
   try {
     const copy = await context.newPage();
     await copy.goto(page.url());
-    await copy.waitForLoadState('networkidle');
+    await settled(copy);
     if (prepare) await prepare(copy);
     await copy.addScriptTag({ content: AXE() });
     const result = await copy.evaluate(() => window.axe.run(document, {

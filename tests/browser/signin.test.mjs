@@ -147,10 +147,10 @@ test('the policy stops a script injected into the page, and says so', async () =
 test('a page other than sign-in sends an anonymous visitor to sign in', async () => {
   const page = await newPage(browser);
   await page.goto(d.url('/taken.html'));
-  // Without the session API (auth not merged) the page cannot know: it either goes to
-  // sign-in or shows the sign-in page's fields; it never shows the tasks.
+  // GET /api/v1/session answers 401: the page goes to sign-in, keeping where it was.
   await page.waitForURL((u) => u.pathname === '/' , { timeout: 5000 });
   assert.match(new URL(page.url()).search, /next=%2Ftaken\.html/);
   await page.getByRole('button', { name: 'Aanmelden' }).waitFor();
+  assert.equal(await page.locator('#tasks').count(), 0, 'never the tasks');
   await page.context().close();
 });

@@ -1,6 +1,6 @@
 // page-signin.js: the sign-in page (index.html): user name and password; on success the
-// page of the user's role (or the page that sent here). A failure says one thing, never
-// which part was wrong; a 429 says how long to wait.
+// page of the user's role (or the page that sent here, ?next=, a path on this site only).
+// A failure says one thing, never which part was wrong; a 429 says how many minutes to wait.
 import { html, render, useState, useEffect, Frame, Field, Notice, useLang } from './widgets.js';
 import { session, signIn, homeOf, ApiError } from './api.js';
 import { t } from './i18n.js';
@@ -43,7 +43,10 @@ function SignIn() {
       setPassword('');
       if (err instanceof ApiError && err.status === 401) setMessage(t('signin_failed'));
       else if (err instanceof ApiError && err.status === 429) {
-        setMessage(t('signin_wait', { s: err.headers.get('Retry-After') || '60' }));
+        // Retry-After is in seconds; a person is told whole minutes, rounded up.
+        const secs = parseInt(err.headers.get('Retry-After'), 10);
+        const mins = Math.max(1, Math.ceil((Number.isFinite(secs) ? secs : 60) / 60));
+        setMessage(mins === 1 ? t('signin_wait_1') : t('signin_wait_min', { n: mins }));
       } else setMessage(t('signin_unavailable', { detail: err.detail || err.message }));
       setBusy(false);
     }

@@ -29,9 +29,14 @@ function open() {
   source = new EventSource(url, { withCredentials: true });
   source.onopen = () => {
     retryMs = 1000;
+    // Subscribers of 'open' reload what they show: what changed before the stream was
+    // (re)connected reached no event handler. The attribute lets the browser tests wait for it.
+    document.documentElement.dataset.stream = 'open';
+    for (const fn of handlers.get('open') || []) fn(null, 'open');
     if (stateFn) stateFn('open');
   };
   source.onerror = () => {
+    document.documentElement.dataset.stream = 'down';
     if (stateFn) stateFn(source && source.readyState === EventSource.CONNECTING ? 'reconnecting' : 'closed');
     if (source && source.readyState === EventSource.CLOSED) {
       source = null;
@@ -46,7 +51,8 @@ function open() {
   for (const kind of KINDS) source.addEventListener(kind, (ev) => dispatch(kind, ev));
 }
 
-// Calls fn(data, kind) for each event of kind ('*': every kind); returns the unsubscribe.
+// Calls fn(data, kind) for each event of kind ('*': every kind; 'open': each time the stream
+// is connected, with data null); returns the unsubscribe.
 export function subscribe(kind, fn) {
   if (!handlers.has(kind)) handlers.set(kind, new Set());
   handlers.get(kind).add(fn);
