@@ -202,6 +202,10 @@ test('the agent refers a contact with its due time, the back office sees it live
   await sent.waitFor();
   assert.equal(await sent.locator('.att-name').textContent(), 'afschrift <b>.txt');
   assert.match(await sent.textContent(), /text\/plain · 23 B/);
+  // The attachment opens as a download of the very bytes sent, never as a page of loket's.
+  const [download] = await Promise.all([bo.waitForEvent('download'), sent.locator('.att-name').click()]);
+  assert.equal(fs.readFileSync(await download.path(), 'utf8'), 'afschrift huwelijksakte');
+  assert.match(new URL(bo.url()).pathname, /\/contact\.html$/);
   await screenshot(bo, 'workflow-contact-beantwoord');
   assert.deepEqual(await axeViolations(bo), []);
   await bo.getByLabel('Antwoord (wat de burger te horen kreeg)').fill('Afschrift per e-mail bezorgd.');

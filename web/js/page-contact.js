@@ -28,11 +28,15 @@ function fileName(name) {
   return String(name).replace(BIDI, (ch) => `[U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
 }
 
-function Attachments({ list }) {
+// Each document a download from the register (GET .../attachments/{sha256}: always saved,
+// never opened in loket's own page), its name shown as text.
+function Attachments({ list, contactId }) {
   if (!list || !list.length) return null;
   return html`<div class="attachments">
-    <p>${t('attachments')} <span class="hint">(${t('ct_no_download')})</span></p>
-    <ul>${list.map((a) => html`<li><span class="text att-name">${fileName(a.name)}</span>${
+    <p>${t('attachments')}</p>
+    <ul>${list.map((a) => html`<li><a class="text att-name"
+      href=${`/api/v1/contacts/${encodeURIComponent(contactId)}/attachments/${encodeURIComponent(a.sha256 || '')}`}
+      title=${t('ct_download')}>${fileName(a.name)}</a>${
       ' · '}${a.content_type}${' · '}${size(a.size || 0)}</li>`)}</ul>
   </div>`;
 }
@@ -50,7 +54,7 @@ function Messages({ items }) {
       ${m.recipients && m.recipients.length > 0 && html` · ${t('to')}: <span class="text">${m.recipients.join(', ')}</span>`}</p>
     <p><strong class="text msg-subject">${m.subject || ''}</strong></p>
     <p class="text msg-body">${m.body || ''}</p>
-    <${Attachments} list=${m.attachments} />
+    <${Attachments} list=${m.attachments} contactId=${m.contact_id} />
   </li>`)}</ol>`;
 }
 
