@@ -72,7 +72,9 @@ test('the contact page shows the whole thread: fields, history with notes, messa
   const out = page.locator('#messages li.out', { hasText: 'We bekijken uw vraag.' });
   assert.equal(await out.locator('.att-name').textContent(), 'formulier.txt');
   assert.match(await out.textContent(), /text\/plain · 2\.0 kB/);
-  assert.match(await out.textContent(), /downloaden kan nog niet/);
+  // The name is a link that downloads the document from the register.
+  assert.match(await out.locator('.att-name').getAttribute('href'),
+    /^\/api\/v1\/contacts\/\d+\/attachments\/[0-9a-f]{64}$/);
   assert.match(await out.textContent(), /Aan: els1@example\.be/);
   assert.match(await page.locator('#tasks').textContent(), /Taak voor burgerzaken · open/);
   await screenshot(page, 'contact-draad');
