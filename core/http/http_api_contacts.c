@@ -508,9 +508,10 @@ contacts_note(struct loket_http_req *req, void *arg)
 		return;
 	json_object_foreach(body, key, v) {
 		if (strcmp(key, "text") != 0) {
-			json_decref(body);
+			/* key belongs to body: the sentence is made before body goes. */
 			http_problem(req, 422, util_error("%.*s: unknown field; a note has only text",
 						   (int)util_utf8_prefix(key, 40), key));
+			json_decref(body);
 			return;
 		}
 	}
