@@ -231,6 +231,7 @@ store_new(struct event_base *base, struct metrics *metrics, const struct conf *c
 	s->host.remote_events = store_host_remote_events;
 	s->host.remote_control = store_host_remote_control;
 	s->host.req_view = store_req_view;
+	s->host.event_scope_add = store_event_scope_add;
 	pthread_mutex_init(&s->lease_mu, NULL);
 	store_holder(s);
 	return s;

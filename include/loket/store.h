@@ -263,6 +263,16 @@ struct loket_store_host {
 	 * only (a write is left alone). Any thread; once per request.
 	 */
 	void (*req_view)(struct store_req *req);
+	/*
+	 * Adds "scope": {department, organisation, confidential} (the event's
+	 * contact as the write left it) to an event's payload text before the
+	 * driver stores it: what the event stream checks a reader against
+	 * without a read. Names too long to fit leave {"scope":
+	 * {"confidential": true}}, which only a scope that sees everything
+	 * passes. Any thread.
+	 */
+	void (*event_scope_add)(char payload[STORE_EVENT_PAYLOAD], const char *department,
+	    const char *organisation, int confidential);
 };
 
 /* Whether the core's host table has entry (a driver built for a newer minor version). */

@@ -554,79 +554,6 @@ pg_events_last_id(void)
 	return 0;
 }
 
-/* s as a JSON string (or null) into buf; -1 when it does not fit whole. */
-static int
-pg_event_json_str(char *buf, size_t len, const char *s)
-{
-	size_t n = 0;
-
-	if (s == NULL)
-		return snprintf(buf, len, "null") < (int)len ? 0 : -1;
-	buf[n++] = '"';
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (n + 8 >= len)
-			return -1;
-		if (ch == '"' || ch == '\\') {
-			buf[n++] = '\\';
-			buf[n++] = (char)ch;
-		} else if (ch < 0x20) {
-			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", ch);
-		} else {
-			buf[n++] = (char)ch;
-		}
-	}
-	buf[n++] = '"';
-	buf[n] = '\0';
-	return 0;
-}
-
-/*
- * Adds "scope" {department, organisation, confidential} to a payload, as
- * the SQLite driver does (core/store/store.c, store_event_scope_add): what
- * the event stream checks a reader's scope against without a read. Names
- * too long to carry leave {"scope": {"confidential": true}}: only a scope
- * that sees everything passes it.
- */
-static void
-pg_event_scope_add(char *payload, const char *department, const char *organisation,
-    int confidential)
-{
-	char dep[96], org[96], scope[256];
-	size_t n = strlen(payload);
-	int k;
-
-	if (pg_event_json_str(dep, sizeof(dep), department) < 0 ||
-	    pg_event_json_str(org, sizeof(org), organisation) < 0)
-		goto closed;
-	k = snprintf(scope, sizeof(scope),
-	    "\"scope\":{\"department\":%s,\"organisation\":%s,\"confidential\":%s}", dep, org,
-	    confidential ? "true" : "false");
-	if (k < 0 || (size_t)k >= sizeof(scope))
-		goto closed;
-	if (n >= 2 && payload[n - 1] == '}' && n + (size_t)k + 1 < STORE_EVENT_PAYLOAD) {
-		size_t at = n - 1;
-
-		if (n > 2)
-			payload[at++] = ',';
-		memcpy(payload + at, scope, (size_t)k);
-		at += (size_t)k;
-		payload[at++] = '}';
-		payload[at] = '\0';
-		return;
-	}
-	if ((size_t)k + 2 < STORE_EVENT_PAYLOAD) {
-		payload[0] = '{';
-		memcpy(payload + 1, scope, (size_t)k);
-		payload[k + 1] = '}';
-		payload[k + 2] = '\0';
-		return;
-	}
-closed:
-	snprintf(payload, STORE_EVENT_PAYLOAD, "{\"scope\":{\"confidential\":true}}");
-}
-
 /*
  * Each event's contact scope as the batch leaves it, read in one statement
  * (one round trip per batch, not per event) before the events are stored.
@@ -643,6 +570,9 @@ pg_events_scope(struct pg_conn *c)
 	size_t len = 0, cap = 2 + pg_npend * 21;
 	int rows;
 
+	/* A core older than storage ABI 1.2 writes no scope: its events reach admin only. */
+	if (!LOKET_STORE_HOST_HAS(pg_host, event_scope_add))
+		return 0;
 	if ((ids = malloc(cap)) == NULL)
 		return -1;
 	ids[len++] = '{';
@@ -673,10 +603,11 @@ pg_events_scope(struct pg_conn *c)
 		for (int j = 0; j < rows && row < 0; j++)
 			if (pg_int(r, j, 0) == ev->contact_id)
 				row = j;
+		/* The core writes the scope the SQLite driver writes (host->event_scope_add). */
 		if (row < 0)
-			pg_event_scope_add(ev->payload, NULL, NULL, 1);
+			pg_host->event_scope_add(ev->payload, NULL, NULL, 1);
 		else
-			pg_event_scope_add(ev->payload, pg_str(r, row, 1), pg_str(r, row, 2),
+			pg_host->event_scope_add(ev->payload, pg_str(r, row, 1), pg_str(r, row, 2),
 			    pg_str(r, row, 3) != NULL && pg_str(r, row, 3)[0] == 't');
 	}
 	PQclear(r);
