@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalogue.h"
 #include "conf.h"
 #include "contact.h"
 #include "events.h"
@@ -20,6 +21,7 @@
 #include "plugin.h"
 #include "register.h"
 #include "store.h"
+#include "units.h"
 #include "util.h"
 
 struct loket_timer {
@@ -396,6 +398,42 @@ api_lease(struct loket_plugin *self, const char *name, uint64_t ttl_ms, int rele
 	return ttl;
 }
 
+/* 1.8: the catalogue as loaded now, for a public form; never the standard answers. */
+static char *
+api_catalogue_json(struct loket_plugin *self)
+{
+	struct loketd *d = self->daemon;
+	const struct catalogue *cat = d->units != NULL ? units_catalogue(d->units) : NULL;
+	json_t *items = json_array();
+	char *text;
+
+	for (size_t i = 0; items != NULL && cat != NULL && i < cat->nproducts; i++)
+		if (json_array_append_new(items, catalogue_product_json(&cat->products[i], 0)) < 0) {
+			json_decref(items);
+			items = NULL;
+		}
+	text = items != NULL ? json_dumps(items, JSON_COMPACT) : NULL;
+	json_decref(items);
+	return text;
+}
+
+static int
+api_expected_answer(struct loket_plugin *self, const char *product, int64_t from_ms,
+    int64_t *due_ms_r)
+{
+	struct loketd *d = self->daemon;
+	const char *error = "no calendars are loaded";
+	long long due;
+
+	if (due_ms_r == NULL || d->units == NULL ||
+	    units_expected(d->units, product, from_ms, &due, &error) < 0) {
+		log_warnx(self->name, "no expected answer date: %s", error);
+		return -1;
+	}
+	*due_ms_r = due;
+	return 0;
+}
+
 /* A plugin hears the public part of an event, its own kinds only. */
 static int
 api_events_subscribe(struct loket_plugin *self, unsigned int kinds,
@@ -484,4 +522,7 @@ const struct loket_api api_table = {
 	.blob_get = api_blob_get,
 	/* 1.7: leases */
 	.lease = api_lease,
+	/* 1.8: the e-loket */
+	.catalogue_json = api_catalogue_json,
+	.expected_answer = api_expected_answer,
 };

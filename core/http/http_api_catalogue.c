@@ -18,19 +18,8 @@ catalogue_get(struct loket_http_req *req, void *arg)
 	const struct catalogue *cat = d->units != NULL ? units_catalogue(d->units) : NULL;
 	json_t *items = json_array();
 
-	for (size_t i = 0; cat != NULL && i < cat->nproducts; i++) {
-		const struct catalogue_product *p = &cat->products[i];
-		json_t *kw = json_array();
-
-		for (size_t k = 0; k < p->nkeywords; k++)
-			json_array_append_new(kw, json_string(p->keywords[k]));
-		json_array_append_new(items,
-		    json_pack("{s:s, s:s, s:i, s:s?, s:s, s:s?, s:b, s:b, s:o, s:s?}", "code", p->code,
-			"name", p->name, "line", p->line, "department", p->department,
-			"organisation", p->organisation, "service_time", p->service_time,
-			"appointment", p->appointment, "digital", p->digital, "keywords", kw,
-			"standard_answer", p->answer));
-	}
+	for (size_t i = 0; cat != NULL && i < cat->nproducts; i++)
+		json_array_append_new(items, catalogue_product_json(&cat->products[i], 1));
 	http_reply_json(req, 200, json_pack("{s:o}", "items", items));
 }
 

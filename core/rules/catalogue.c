@@ -794,3 +794,20 @@ catalogue_match(const struct catalogue *cat, const char *text)
 				return &cat->products[i];
 	return NULL;
 }
+
+json_t *
+catalogue_product_json(const struct catalogue_product *p, int with_answer)
+{
+	json_t *kw = json_array(), *o;
+
+	for (size_t k = 0; kw != NULL && k < p->nkeywords; k++)
+		json_array_append_new(kw, json_string(p->keywords[k]));
+	o = json_pack("{s:s, s:s, s:i, s:s?, s:s, s:s?, s:b, s:b, s:o}", "code", p->code, "name",
+	    p->name, "line", p->line, "department", p->department, "organisation", p->organisation,
+	    "service_time", p->service_time, "appointment", p->appointment, "digital", p->digital,
+	    "keywords", kw);
+	if (o != NULL && with_answer)
+		json_object_set_new(o, "standard_answer", p->answer != NULL ? json_string(p->answer)
+									    : json_null());
+	return o;
+}

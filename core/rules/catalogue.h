@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 /* The columns, in this order, that the header line must name exactly. */
 #define CATALOGUE_HEADER                                                                           \
 	"code,name,line,department,organisation,service_time,appointment,digital,keywords"
@@ -71,5 +73,12 @@ int catalogue_answers_load(struct catalogue *cat, const char *dir, const char **
  */
 int catalogue_answer_set(struct catalogue *cat, const char *code, const char *text,
     const char **error_r);
+
+/*
+ * One product as the API shows it ({code, name, line, department, ...,
+ * keywords}), with its standard answer when with_answer is set. A new
+ * reference; NULL when out of memory.
+ */
+json_t *catalogue_product_json(const struct catalogue_product *p, int with_answer);
 
 #endif

@@ -169,6 +169,31 @@ units_catalogue_rw(struct units *u)
 	return u->catalogue;
 }
 
+int
+units_expected(const struct units *u, const char *product, long long from_ms,
+    long long *due_ms_r, const char **error_r)
+{
+	const struct catalogue_product *p =
+	    product != NULL && u->catalogue != NULL ? catalogue_find(u->catalogue, product) : NULL;
+	const char *unit = p == NULL ? NULL : p->department != NULL ? p->department : p->organisation;
+	const struct calendar *cal = unit != NULL ? units_calendar(u, unit) : NULL;
+	const char *within = p != NULL && p->service_time != NULL ? p->service_time
+								: UNITS_DEFAULT_WITHIN;
+	struct calendar_duration dur;
+	time_t due;
+
+	if (cal == NULL)
+		cal = u->fallback;
+	if (calendar_parse_duration(within, &dur, error_r) < 0 ||
+	    (due = calendar_add(cal, (time_t)(from_ms / 1000), &dur)) == (time_t)-1) {
+		*error_r = util_error("the calendar of '%s' has no open time for %s",
+		    unit != NULL ? unit : "default", within);
+		return -1;
+	}
+	*due_ms_r = (long long)due * 1000;
+	return 0;
+}
+
 const struct catalogue *
 units_catalogue(const struct units *u)
 {

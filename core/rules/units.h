@@ -16,6 +16,16 @@ const struct calendar *units_calendar(const struct units *u, const char *unit);
 /* Whose calendar units_calendar gives unit: the unit's, its organisation's id, or "default". */
 const char *units_calendar_source(const struct units *u, const char *unit);
 const struct catalogue *units_catalogue(const struct units *u);
+/*
+ * When a citizen asking about product (a catalogue code; NULL or unknown:
+ * none) at from_ms can expect an answer: its service time (else
+ * UNITS_DEFAULT_WITHIN) counted in the calendar of its department, else
+ * its organisation, else the default one. -1 with *error_r (util_error)
+ * when that calendar never opens.
+ */
+#define UNITS_DEFAULT_WITHIN "5d"
+int units_expected(const struct units *u, const char *product, long long from_ms,
+    long long *due_ms_r, const char **error_r);
 /* The same catalogue, to change its standard answers (catalogue_answer_set). */
 struct catalogue *units_catalogue_rw(struct units *u);
 /* Fills the catalogue, calendar and department callbacks of a rules host. */

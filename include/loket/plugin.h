@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define LOKET_ABI_MAJOR 1
-#define LOKET_ABI_MINOR 7
+#define LOKET_ABI_MINOR 8
 
 #define LOKET_PLUGIN_SYMBOL "loket_plugin"
 
@@ -404,6 +404,47 @@ struct loket_api {
 	 * plugin's own threads, concurrently; it blocks on the register.
 	 */
 	int64_t (*lease)(struct loket_plugin *self, const char *name, uint64_t ttl_ms, int release);
+
+	/* ---- 1.8: what a public channel (the e-loket) shows a citizen ---- */
+
+	/*
+	 * The products-and-services catalogue as it is loaded now (a reload
+	 * replaces it), as the JSON text of an array in file order:
+	 * [{"code", "name", "theme" (null when the catalogue has none),
+	 * "line", "department", "organisation", "service_time", "appointment",
+	 * "digital", "keywords": [..]}], the fields as GET /api/v1/catalogue
+	 * shows them without the standard answers. malloc()ed: the plugin
+	 * free()s it. NULL when out of memory; "[]" without a catalogue.
+	 */
+	char *(*catalogue_json)(struct loket_plugin *self);
+	/*
+	 * When a citizen who asks about product (a catalogue code; NULL or
+	 * unknown: none) at from_ms can expect an answer: the product's
+	 * service time (else the default of 5 open days) counted in the
+	 * calendar of the product's department, else its organisation, else
+	 * the default calendar. 0 with *due_ms_r; -1 (and the reason logged)
+	 * when that calendar never opens.
+	 */
+	int (*expected_answer)(struct loket_plugin *self, const char *product, int64_t from_ms,
+	    int64_t *due_ms_r);
+	/*
+	 * What the citizen who asked may know of one contact: reference
+	 * ("2026-000123", with or without the "C-" in front) and a contact
+	 * value the citizen gave with it (the party's email address, compared
+	 * without regard to case, or phone number, compared by its digits).
+	 * cb runs once on the loop, later, never inside this call: with status
+	 * 0 and json {"reference", "status", "received_at", "expected_at"
+	 * (null once answered or when unknown), "answered_at" (null), "answer":
+	 * the text of the reply sent to the citizen, or null} (borrowed for
+	 * the callback); 404 and json NULL when the pair does not match,
+	 * whatever is wrong (no such reference, another address, a
+	 * confidential contact) so that the answer tells nothing; 503 when the
+	 * register cannot be read now. Returns -1 (cb is not called) when an
+	 * argument is NULL.
+	 */
+	int (*contact_status)(struct loket_plugin *self, const char *reference,
+	    const char *contact_value, void (*cb)(int status, const char *json, void *arg),
+	    void *arg);
 
 	/* New entries go here, at the end, with a minor version bump. */
 };

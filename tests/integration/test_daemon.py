@@ -19,7 +19,7 @@ from conftest import LOG_LINE, LOKETD, SLOW, SRCDIR, VALGRIND, line_of, package_
 from test_rules_support import example_units
 
 VERSION = package_version()
-ABI = "1.7"
+ABI = "1.8"
 
 
 def problem(status, headers, body, expected_status):
