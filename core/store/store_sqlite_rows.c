@@ -229,24 +229,55 @@ sq_col_ms(sqlite3_stmt *st, int i)
 	    : json_integer(sqlite3_column_int64(st, i));
 }
 
-/* A contact in the storage shape (docs/storage.md): times in ms, the party's name plain. */
+/*
+ * A contact in the storage shape (docs/storage.md): times in ms, the party's
+ * name plain. Built key by key rather than with json_pack: a history or a
+ * list makes one per row, and parsing the format string for every row cost
+ * as much as the values themselves. The keys are literals, so they are set
+ * without jansson checking them again.
+ */
 json_t *
 sq_contact_row(sqlite3_stmt *st)
 {
-	return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-	                 " s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-	    "id", (json_int_t)sqlite3_column_int64(st, 0), "reference", sq_col_text(st, 1),
-	    "channel", sq_col_text(st, 2), "direction", sq_col_text(st, 3), "received_at",
-	    sq_col_ms(st, 4), "handled_at", sq_col_ms(st, 5), "updated_at", sq_col_ms(st, 6),
-	    "party_id", sq_col_ms(st, 7), "subject", sq_col_text(st, 8), "body", sq_col_text(st, 9),
-	    "answer", sq_col_text(st, 10), "product", sq_col_text(st, 11), "department",
-	    sq_col_text(st, 12), "organisation", sq_col_text(st, 13), "line",
-	    (json_int_t)sqlite3_column_int64(st, 14), "status", sq_col_text(st, 15), "priority",
-	    sq_col_text(st, 16), "tags", sq_col_json(st, 17), "language", sq_col_text(st, 18),
-	    "confidential", sqlite3_column_int(st, 19), "location", sq_col_text(st, 20), "meta",
-	    sq_col_json(st, 21), "created_by", sq_col_text(st, 22), "party_name",
-	    sq_col_text(st, 23), "assignee", sq_col_text(st, 24), "reply_to", sq_col_text(st, 25),
-	    "party_conflict", sq_col_json(st, 26));
+	static const struct {
+		const char *key;
+		char kind; /* I: integer, t: text, m: ms or null, j: JSON text, b: boolean */
+	} cols[] = {
+		{ "id", 'I' }, { "reference", 't' }, { "channel", 't' }, { "direction", 't' },
+		{ "received_at", 'm' }, { "handled_at", 'm' }, { "updated_at", 'm' },
+		{ "party_id", 'm' }, { "subject", 't' }, { "body", 't' }, { "answer", 't' },
+		{ "product", 't' }, { "department", 't' }, { "organisation", 't' }, { "line", 'I' },
+		{ "status", 't' }, { "priority", 't' }, { "tags", 'j' }, { "language", 't' },
+		{ "confidential", 'b' }, { "location", 't' }, { "meta", 'j' }, { "created_by", 't' },
+		{ "party_name", 't' }, { "assignee", 't' }, { "reply_to", 't' },
+		{ "party_conflict", 'j' },
+	};
+	json_t *o = json_object(), *v;
+
+	for (int i = 0; o != NULL && i < (int)(sizeof(cols) / sizeof(cols[0])); i++) {
+		switch (cols[i].kind) {
+		case 'I':
+			v = json_integer((json_int_t)sqlite3_column_int64(st, i));
+			break;
+		case 'm':
+			v = sq_col_ms(st, i);
+			break;
+		case 'j':
+			v = sq_col_json(st, i);
+			break;
+		case 'b':
+			v = json_boolean(sqlite3_column_int(st, i));
+			break;
+		default:
+			v = sq_col_text(st, i);
+			break;
+		}
+		if (v == NULL || json_object_set_new_nocheck(o, cols[i].key, v) < 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	}
+	return o;
 }
 
 static const char sql_contact_by_id[]

@@ -189,6 +189,10 @@ test_time_format_before_1970_and_out_of_range(void **state)
 	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
 	util_time_format(1795862264123LL, buf, sizeof(buf));
 	assert_string_equal(buf, "2026-11-28T10:37:44.123Z");
+	util_time_format(1795862264045LL, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-28T10:37:44.045Z");
+	util_time_format(1795862264000LL, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-28T10:37:44.000Z");
 	/* What a rule may store as a due time: the extremes print, without overflow. */
 	util_time_format(INT64_MAX, buf, sizeof(buf));
 	assert_string_equal(buf + strlen(buf) - 5, ".807Z");
