@@ -8,6 +8,10 @@ import urllib.parse
 import pytest
 
 from api_fixtures import REFERENCE, RFC3339, module_api, unique_email
+from conftest import SLOW, wait_for
+from email_support import CITIZEN, email_conf, messages, wait_mail
+from mail_fixtures import mailserver  # noqa: F401
+from test_rules_support import DEFAULT_RULES, Client, example_units, rules_section
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +105,67 @@ def test_expected_is_gone_once_the_contact_is_answered(api):
     assert doc["status"] == "resolved" and doc["expected_at"] is None
     # Resolving with an answer is no message sent to the citizen.
     assert doc["answer"] is None
+
+
+# the answer: a staff message on a web contact goes to the citizen by mail --------------------
+
+
+def test_staff_answer_on_a_web_contact_is_mailed_and_shown_the_acknowledgement_is_not(
+        loketd, mailserver):
+    for user in mailserver.users:
+        mailserver.clear(user)
+    d = loketd(plugins=["chan_email", "hello"],
+               plugin_conf={"chan_email": email_conf(mailserver)},
+               extra=example_units() + rules_section(DEFAULT_RULES))
+    client = Client(d)
+    st, c, _, raw = client.call("POST", "/api/v1/contacts", {
+        "channel": "web", "subject": "Vraag over mijn paspoort",
+        "body": "Wanneer is mijn paspoort klaar?",
+        "party": {"name": "Jan Peeters", "email": CITIZEN}}, token=client.agent)
+    assert st == 201, raw
+
+    def web_status():
+        q = urllib.parse.urlencode({"reference": c["reference"], "contact": CITIZEN})
+        st, doc, _, raw = client.call("POST", "/hello/status?" + q, {}, token=client.admin)
+        assert st == 200, raw
+        return doc
+
+    # The acknowledgement goes out by mail; it is an automatic reply, not the answer.
+    (ack,) = wait_mail(mailserver, CITIZEN)
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert wait_for(lambda: [m for m in messages(client, c["id"])
+                             if m["direction"] == "out" and m["status"] == "sent"], 10 * SLOW)
+    doc = web_status()
+    assert doc["answer"] is None and doc["answered_at"] is None
+
+    # Staff answer in the staff UI's way: no "via", no "to".
+    answer = "Beste,\n\nUw paspoort ligt klaar aan de balie.\n\nMet vriendelijke groeten"
+    st, msg, _, raw = client.call("POST", "/api/v1/contacts/%d/messages" % c["id"],
+                                  {"body": answer}, token=client.agent)
+    assert st == 202, raw
+    assert msg["channel"] == "email" and msg["recipients"] == [CITIZEN], msg
+    mails = wait_mail(mailserver, CITIZEN, count=2)
+    (mail,) = [m for m in mails if m["Auto-Submitted"] is None]
+    assert "[loket %s]" % c["reference"] in mail["Subject"]
+    assert "Uw paspoort ligt klaar" in mail.get_body(("plain",)).get_content()
+
+    doc = wait_for(lambda: web_status()["answer"] is not None and web_status(), 10 * SLOW)
+    assert doc, web_status()
+    assert doc["answer"] == answer
+    assert RFC3339.match(doc["answered_at"]) and doc["answered_at"] >= doc["received_at"]
+
+
+def test_staff_message_on_a_web_contact_without_an_address_stays_unsent(loketd, mailserver):
+    d = loketd(plugins=["chan_email", "hello"],
+               plugin_conf={"chan_email": email_conf(mailserver)},
+               extra=example_units())
+    client = Client(d)
+    st, c, _, raw = client.call("POST", "/api/v1/contacts", {
+        "channel": "web", "subject": "Vraag", "party": {"name": "Zonder Adres",
+                                                       "phone": "+32 9 210 10 12"}},
+        token=client.agent)
+    assert st == 201, raw
+    st, msg, _, raw = client.call("POST", "/api/v1/contacts/%d/messages" % c["id"],
+                                  {"body": "Antwoord"}, token=client.agent)
+    # Nothing to mail to: the message keeps the contact's own channel, as before.
+    assert st == 202 and msg["channel"] == "web", raw
