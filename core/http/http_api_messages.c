@@ -165,6 +165,31 @@ struct messages_pending {
 	json_t *files; /* the posted attachments, decoded again to be kept */
 };
 
+/*
+ * A web contact has no way back of its own (the e-loket is a page the
+ * citizen left): a staff message on it without "via" goes out by email when
+ * the citizen gave an address (the contact's reply_to) or staff give "to",
+ * as a rule's `via = "email"` reply would. Without one it stays on the
+ * channel "web", which no plugin sends, as before.
+ */
+static void
+messages_web_by_email(json_t *in, json_t *contact)
+{
+	json_t *outbox = json_array_get(json_object_get(in, "outbox"), 0);
+	json_t *msg = json_object_get(in, "message");
+	const char *channel = json_string_value(json_object_get(contact, "channel"));
+	const char *reply_to = json_string_value(json_object_get(contact, "reply_to"));
+
+	if (outbox == NULL || json_is_string(json_object_get(outbox, "via")) || channel == NULL ||
+	    strcmp(channel, "web") != 0)
+		return;
+	if (json_array_size(json_object_get(msg, "recipients")) > 0 ||
+	    (reply_to != NULL && strchr(reply_to, '@') != NULL)) {
+		json_object_set_new(outbox, "via", json_string("email"));
+		json_object_set_new(msg, "channel", json_string("email"));
+	}
+}
+
 static void
 messages_access_cb(struct store_req *sr, void *arg)
 {
@@ -174,6 +199,8 @@ messages_access_cb(struct store_req *sr, void *arg)
 	int status = http_status_of_store(sr->result);
 
 	if (status == 0)
+		messages_web_by_email(p->in, sr->out);
+	if (status == 0 && json_array_size(p->files) > 0)
 		status = attachments_take(p->call->d, p->files, 1, &kept, &err);
 	json_decref(kept);
 	if (status != 0) {
@@ -190,8 +217,9 @@ messages_access_cb(struct store_req *sr, void *arg)
 
 /*
  * Documents are written only once the token may see the contact: a token
- * without access must not be able to fill the disk or plant files. Takes
- * over in and files.
+ * without access must not be able to fill the disk or plant files. A message
+ * without "via" waits for the same read, which tells the contact's channel
+ * (messages_web_by_email). Takes over in and files.
  */
 static void
 messages_submit(struct api_call *call, json_t *in, json_t *files)
@@ -199,7 +227,9 @@ messages_submit(struct api_call *call, json_t *in, json_t *files)
 	struct messages_pending *p;
 	struct store_req *sr;
 
-	if (json_array_size(files) == 0) {
+	/* Without documents or a channel to decide, the write checks access itself. */
+	if (json_array_size(files) == 0 &&
+	    json_is_string(json_object_get(json_array_get(json_object_get(in, "outbox"), 0), "via"))) {
 		json_decref(files);
 		api_submit(call, STORE_MESSAGE_ADD, in);
 		return;

@@ -16,6 +16,7 @@
 #define CATALOGUE_MAX_CODE 64
 #define CATALOGUE_MAX_NAME 200
 #define CATALOGUE_MAX_IDENT 64
+#define CATALOGUE_MAX_THEME 100
 /* Six digits per part: 999999d is already absurd, and the sum cannot overflow. */
 #define CATALOGUE_MAX_DIGITS 6
 
@@ -29,6 +30,7 @@ enum catalogue_column {
 	CATALOGUE_APPOINTMENT,
 	CATALOGUE_DIGITAL,
 	CATALOGUE_KEYWORDS,
+	CATALOGUE_THEME, /* optional: a catalogue written before it has the first nine */
 	CATALOGUE_NCOLUMNS,
 };
 
@@ -42,6 +44,7 @@ static const char *const catalogue_columns[CATALOGUE_NCOLUMNS] = {
 	"appointment",
 	"digital",
 	"keywords",
+	"theme",
 };
 
 struct catalogue_field {
@@ -61,6 +64,7 @@ struct catalogue_reader {
 	const unsigned char *p;
 	const unsigned char *end;
 	int line;
+	size_t ncolumns; /* as the header has them: CATALOGUE_NCOLUMNS, or one less */
 };
 
 static int catalogue_fail(const char **error_r, const char *name, int line, const char *fmt, ...)
@@ -327,11 +331,13 @@ catalogue_check_header(struct catalogue_reader *r, struct catalogue_record *rec,
 {
 	char shown[72];
 
-	if (rec->nfields != CATALOGUE_NCOLUMNS)
+	/* The header without theme (before it was added) still reads: no product has one. */
+	if (rec->nfields != CATALOGUE_NCOLUMNS && rec->nfields != CATALOGUE_THEME)
 		return catalogue_fail(error_r, r->name, rec->line,
 		    "the header has %zu columns; expected exactly \"%s\"", rec->nfields,
 		    CATALOGUE_HEADER);
-	for (size_t i = 0; i < CATALOGUE_NCOLUMNS; i++)
+	r->ncolumns = rec->nfields;
+	for (size_t i = 0; i < r->ncolumns; i++)
 		if (strcmp(rec->fields[i].buf, catalogue_columns[i]) != 0)
 			return catalogue_fail(error_r, r->name, rec->line,
 			    "header column %zu is '%s' where '%s' was expected; the header must be "
@@ -424,6 +430,7 @@ catalogue_product_clear(struct catalogue_product *p)
 	free(p->department);
 	free(p->organisation);
 	free(p->service_time);
+	free(p->theme);
 	free(p->answer);
 	for (size_t i = 0; i < p->nkeywords; i++)
 		free(p->keywords[i]);
@@ -509,12 +516,13 @@ catalogue_product_build(struct catalogue_reader *r, const struct catalogue *cat,
 	const char *why;
 	int line = rec->line;
 
-	if (rec->nfields != CATALOGUE_NCOLUMNS)
+	if (rec->nfields != r->ncolumns)
 		return catalogue_fail(error_r, r->name, line,
-		    "%zu fields where %d were expected (%s); a field holding a comma must be "
-		    "quoted",
-		    rec->nfields, CATALOGUE_NCOLUMNS, CATALOGUE_HEADER);
-	for (size_t i = 0; i < CATALOGUE_NCOLUMNS; i++) {
+		    "%zu fields where %zu were expected (as the header has them); a field holding "
+		    "a comma must be quoted",
+		    rec->nfields, r->ncolumns);
+	field[CATALOGUE_THEME] = (char *)"";
+	for (size_t i = 0; i < r->ncolumns; i++) {
 		field[i] = rec->fields[i].buf;
 		if (!catalogue_utf8_valid((const unsigned char *)field[i], rec->fields[i].len))
 			return catalogue_fail(error_r, r->name, line,
@@ -588,6 +596,14 @@ catalogue_product_build(struct catalogue_reader *r, const struct catalogue *cat,
 
 	if (catalogue_keywords(r, line, field[CATALOGUE_KEYWORDS], p, error_r) < 0)
 		return -1;
+	if (strlen(field[CATALOGUE_THEME]) > CATALOGUE_MAX_THEME)
+		return catalogue_fail(error_r, r->name, line, "theme is %zu bytes; at most %d",
+		    strlen(field[CATALOGUE_THEME]), CATALOGUE_MAX_THEME);
+	for (const char *c = field[CATALOGUE_THEME]; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return catalogue_fail(error_r, r->name, line,
+			    "theme '%s' holds a line break or control character",
+			    catalogue_shown(shown, sizeof(shown), field[CATALOGUE_THEME]));
 
 	p->source_line = line;
 	if ((p->code = catalogue_strdup(field[CATALOGUE_CODE])) == NULL
@@ -596,7 +612,9 @@ catalogue_product_build(struct catalogue_reader *r, const struct catalogue *cat,
 	    || (field[CATALOGUE_DEPARTMENT][0] != '\0'
 	        && (p->department = catalogue_strdup(field[CATALOGUE_DEPARTMENT])) == NULL)
 	    || (field[CATALOGUE_SERVICE_TIME][0] != '\0'
-	        && (p->service_time = catalogue_strdup(field[CATALOGUE_SERVICE_TIME])) == NULL))
+	        && (p->service_time = catalogue_strdup(field[CATALOGUE_SERVICE_TIME])) == NULL)
+	    || (field[CATALOGUE_THEME][0] != '\0'
+	        && (p->theme = catalogue_strdup(field[CATALOGUE_THEME])) == NULL))
 		return catalogue_fail(error_r, r->name, line, "out of memory");
 	return 0;
 }
@@ -624,7 +642,7 @@ catalogue_parse(const char *name, const char *data, size_t len,
     const char **error_r)
 {
 	struct catalogue_reader r
-	    = { name, (const unsigned char *)data, (const unsigned char *)data + len, 1 };
+	    = { name, (const unsigned char *)data, (const unsigned char *)data + len, 1, 0 };
 	struct catalogue_record rec;
 	struct catalogue_product p;
 	struct catalogue *cat = NULL;
@@ -802,8 +820,8 @@ catalogue_product_json(const struct catalogue_product *p, int with_answer)
 
 	for (size_t k = 0; kw != NULL && k < p->nkeywords; k++)
 		json_array_append_new(kw, json_string(p->keywords[k]));
-	o = json_pack("{s:s, s:s, s:i, s:s?, s:s, s:s?, s:b, s:b, s:o}", "code", p->code, "name",
-	    p->name, "line", p->line, "department", p->department, "organisation", p->organisation,
+	o = json_pack("{s:s, s:s, s:s?, s:i, s:s?, s:s, s:s?, s:b, s:b, s:o}", "code", p->code,
+	    "name", p->name, "theme", p->theme, "line", p->line, "department", p->department, "organisation", p->organisation,
 	    "service_time", p->service_time, "appointment", p->appointment, "digital", p->digital,
 	    "keywords", kw);
 	if (o != NULL && with_answer)

@@ -6,9 +6,12 @@
 
 #include <jansson.h>
 
-/* The columns, in this order, that the header line must name exactly. */
+/*
+ * The columns, in this order, that the header line must name exactly; a
+ * header without the last one (theme, added later) still reads.
+ */
 #define CATALOGUE_HEADER                                                                           \
-	"code,name,line,department,organisation,service_time,appointment,digital,keywords"
+	"code,name,line,department,organisation,service_time,appointment,digital,keywords,theme"
 
 struct catalogue_product {
 	char *code; /* [a-z0-9_-]{1,64}, unique in the catalogue */
@@ -20,6 +23,7 @@ struct catalogue_product {
 	int appointment; /* 1: served by appointment */
 	int digital; /* 1: can be delivered digitally */
 	char **keywords; /* lower-cased, without duplicates */
+	char *theme; /* groups products on a citizen's form, at most 100 bytes; NULL: none */
 	size_t nkeywords;
 	int source_line; /* where its record starts in the file, for messages */
 	char *answer; /* the standard answer (catalogue_answers.c), NULL: none */

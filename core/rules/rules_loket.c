@@ -326,6 +326,10 @@ rules_push_catalogue(lua_State *L, const struct catalogue *cat)
 		lua_setfield(L, -2, "appointment");
 		lua_pushboolean(L, p->digital);
 		lua_setfield(L, -2, "digital");
+		if (p->theme != NULL) {
+			lua_pushstring(L, p->theme);
+			lua_setfield(L, -2, "theme");
+		}
 		lua_newtable(L);
 		for (size_t k = 0; k < p->nkeywords; k++) {
 			lua_pushstring(L, p->keywords[k]);

@@ -215,7 +215,8 @@ def catalogue_rows(path):
     out = []
     for row in products:
         p = dict(zip(header, row))
-        out.append({"code": p["code"], "name": p["name"], "line": int(p["line"]),
+        out.append({"code": p["code"], "name": p["name"], "theme": p.get("theme") or None,
+                    "line": int(p["line"]),
                     "department": p["department"] or None, "organisation": p["organisation"],
                     "service_time": p["service_time"] or None,
                     "appointment": p["appointment"] == "yes", "digital": p["digital"] == "yes",

@@ -12,7 +12,9 @@
 
 #include "catalogue.h"
 
-#define HEADER CATALOGUE_HEADER "\n"
+/* Most tests write the header of before the theme column: it must keep reading. */
+#define HEADER "code,name,line,department,organisation,service_time,appointment,digital,keywords\n"
+#define HEADER_THEME CATALOGUE_HEADER "\n"
 
 /* The departments and organisations etc/catalogue.csv needs in loket.conf. */
 static const char *const known_departments[] = {
@@ -287,6 +289,48 @@ test_match(void **state __attribute__((unused)))
 	catalogue_free(cat);
 }
 
+/* The theme column: optional, shown as given, refused with file:line when too long. */
+static void
+test_theme(void **state __attribute__((unused)))
+{
+	struct catalogue *cat;
+	char text[512], theme[102];
+	json_t *j;
+
+	cat = parse_ok(HEADER_THEME "a,A,2,omgeving,gemeente,2d,no,yes,bouw,Wonen en bouwen\n"
+	                            "b,B,1,,gemeente,,no,no,,\n");
+	assert_string_equal(cat->products[0].theme, "Wonen en bouwen");
+	assert_null(cat->products[1].theme);
+	j = catalogue_product_json(&cat->products[0], 0);
+	assert_string_equal(json_string_value(json_object_get(j, "theme")), "Wonen en bouwen");
+	json_decref(j);
+	j = catalogue_product_json(&cat->products[1], 0);
+	assert_true(json_is_null(json_object_get(j, "theme")));
+	json_decref(j);
+	catalogue_free(cat);
+
+	/* The old header: no product has a theme, and the JSON says null. */
+	cat = parse_ok(HEADER "a,A,2,omgeving,gemeente,2d,no,yes,bouw\n");
+	assert_null(cat->products[0].theme);
+	j = catalogue_product_json(&cat->products[0], 0);
+	assert_true(json_is_null(json_object_get(j, "theme")));
+	json_decref(j);
+	catalogue_free(cat);
+
+	memset(theme, 't', 101);
+	theme[101] = '\0';
+	snprintf(text, sizeof(text), HEADER_THEME "# x\na,A,1,,gemeente,,no,no,,%s\n", theme);
+	expect_error(text, 3, "theme is 101 bytes; at most 100");
+	theme[100] = '\0';
+	snprintf(text, sizeof(text), HEADER_THEME "a,A,1,,gemeente,,no,no,,%s\n", theme);
+	catalogue_free(parse_ok(text));
+	/* A record of the old width under the new header is refused, and the other way round. */
+	expect_error(HEADER_THEME "a,A,1,,gemeente,,no,no,\n", 2, "9 fields where 10");
+	expect_error(HEADER "a,A,1,,gemeente,,no,no,,Burgerzaken\n", 2, "10 fields where 9");
+	expect_error(HEADER_THEME "a,A,1,,gemeente,,no,no,,Burger\001zaken\n", 2,
+	    "theme 'Burger");
+}
+
 static void
 test_values_accepted(void **state __attribute__((unused)))
 {
@@ -330,7 +374,10 @@ test_errors_syntax(void **state __attribute__((unused)))
 	             "appointment,digital,keywords\n",
 	    3, "header column 1");
 	expect_error("code,name,line\n", 1, "the header has 3 columns");
-	expect_error(CATALOGUE_HEADER ",extra\n", 1, "the header has 10 columns");
+	expect_error(CATALOGUE_HEADER ",extra\n", 1, "the header has 11 columns");
+	expect_error("code,name,line,department,organisation,service_time,appointment,digital,"
+	             "keywords,extra\n",
+	    1, "header column 10 is 'extra' where 'theme' was expected");
 
 	expect_error(HEADER "a,A,1,,gemeente,,no,no\n", 2, "8 fields where 9 were expected");
 	expect_error(HEADER "a,A,1,,gemeente,,no,no,,\n", 2, "10 fields where 9");
@@ -467,6 +514,7 @@ main(void)
 		cmocka_unit_test(test_keywords),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_values_accepted),
+		cmocka_unit_test(test_theme),
 		cmocka_unit_test(test_errors_syntax),
 		cmocka_unit_test(test_errors_values),
 		cmocka_unit_test(test_load_errors),
