@@ -324,8 +324,9 @@ rules_m_remind(lua_State *L)
 }
 
 /*
- * c:reply{template = "escalated", via = "email", within = "2d"}: within is the
- * answer the template promises, counted in the contact's calendar.
+ * c:reply{template = "escalated", via = "email", within = "2d", unit = "omgeving"}:
+ * within is the answer the template promises, counted in the calendar of unit,
+ * else of the contact's department or organisation.
  */
 static int
 rules_m_reply(lua_State *L)
@@ -346,7 +347,19 @@ rules_m_reply(lua_State *L)
 	if (via != NULL && !register_channel_known(via))
 		return luaL_error(L, "reply: via '%s' is not a channel (phone, email, web or counter)",
 		    via);
-	if ((within = rules_opt_field(L, 2, "within", RULES_LABEL_MAX, 1)) != NULL) {
+	/*
+	 * unit: whose calendar counts within (a department or an organisation);
+	 * by default the contact's department, else its organisation. An
+	 * acknowledgement promises what the e-loket's confirmation page shows:
+	 * the product's service time in the calendar of the product's unit.
+	 */
+	unit = rules_opt_field(L, 2, "unit", RULES_LABEL_MAX, 1);
+	within = rules_opt_field(L, 2, "within", RULES_LABEL_MAX, 1);
+	if (unit != NULL && within == NULL)
+		return luaL_error(L, "reply: 'unit' is the calendar 'within' is counted in; give both");
+	if (unit != NULL) {
+		due = rules_due(L, unit, within);
+	} else if (within != NULL) {
 		rules_contact_data(L, 1);
 		lua_getfield(L, -1, "department");
 		if (!lua_isstring(L, -1)) {

@@ -175,7 +175,10 @@ units_expected(const struct units *u, const char *product, long long from_ms,
 {
 	const struct catalogue_product *p =
 	    product != NULL && u->catalogue != NULL ? catalogue_find(u->catalogue, product) : NULL;
-	const char *unit = p == NULL ? NULL : p->department != NULL ? p->department : p->organisation;
+	/* Without a product, the organisation a contact without one is given (register.c). */
+	const char *unit = p != NULL ? (p->department != NULL ? p->department : p->organisation)
+	    : u->conf->norganisations > 0 ? u->conf->organisations[0].id
+					   : NULL;
 	const struct calendar *cal = unit != NULL ? units_calendar(u, unit) : NULL;
 	const char *within = p != NULL && p->service_time != NULL ? p->service_time
 								: UNITS_DEFAULT_WITHIN;

@@ -20,7 +20,9 @@ const struct catalogue *units_catalogue(const struct units *u);
  * When a citizen asking about product (a catalogue code; NULL or unknown:
  * none) at from_ms can expect an answer: its service time (else
  * UNITS_DEFAULT_WITHIN) counted in the calendar of its department, else
- * its organisation, else the default one. -1 with *error_r (util_error)
+ * its organisation; without a product, that of the first organisation
+ * (where a contact without one goes), else the default one. The
+ * acknowledgement rule (scripts/rules/40-acknowledge.lua) promises the same. -1 with *error_r (util_error)
  * when that calendar never opens.
  */
 #define UNITS_DEFAULT_WITHIN "5d"

@@ -417,8 +417,8 @@ def test_loketctl_rules_test_prints_every_decision_and_stores_nothing(loketd, tm
         "at Thu 2026-12-24 16:55 CET",
         '20-classify.lua:3 set product = "omgevingsvergunning"',
         "10-routing.lua:3 escalate to omgeving within 5d, due 2027-01-06T07:30:00.000Z",
-        '40-acknowledge.lua:6 tag ["buiten-openingsuren"]',
-        "40-acknowledge.lua:6 reply with template ontvangen-buiten-openingsuren via email",
+        '40-acknowledge.lua:10 tag ["buiten-openingsuren"]',
+        "40-acknowledge.lua:10 reply with template ontvangen-buiten-openingsuren via email",
         "the contact would be stored as:",
         'status "escalated"',
         "line 2",
@@ -431,7 +431,7 @@ def test_loketctl_rules_test_prints_every_decision_and_stores_nothing(loketd, tm
         "reply template ontvangen-buiten-openingsuren",
         # Stored escalated, it runs the rules of "escalated" next.
         'then the rules of "escalated":',
-        "40-acknowledge.lua:17 reply with template doorverwezen via email",
+        "40-acknowledge.lua:23 reply with template doorverwezen via email",
     ], r.stdout
     assert contacts_stored(client) == []
 

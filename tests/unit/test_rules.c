@@ -311,6 +311,10 @@ test_rule_strings_checked(void **state)
 		{ "c:remind{ after = '4h', call = 'bel\\xffterug' }", "call: not valid UTF-8" },
 		{ "c:reply{ template = '../x' }", "template '../x' is not a plain name" },
 		{ "c:reply{ template = 'ontvangen', via = 'fax' }", "via 'fax' is not a channel" },
+		{ "c:reply{ template = 'ontvangen', unit = 'omgeving' }",
+		    "'unit' is the calendar 'within' is counted in; give both" },
+		{ "c:reply{ template = 'ontvangen', within = '2d', unit = 'nergens' }",
+		    "no calendar for 'nergens'" },
 		/* A timer due at once, reminded again from its own handler, would never stop. */
 		{ "c:remind{ after = '0h', call = 'x' }", "duration '0h': expected at least 1m" },
 		{ "c:escalate{ to = 'omgeving', within = '0d0h0m' }", "expected at least 1m" },
