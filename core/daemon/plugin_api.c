@@ -3,6 +3,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,6 +437,223 @@ api_expected_answer(struct loket_plugin *self, const char *product, int64_t from
 	return 0;
 }
 
+/*
+ * 1.8: what a citizen may know of one contact. The register is read on a
+ * reader thread (STORE_CONTACT_STATUS); whether the pair matches is decided
+ * here, on the loop, comparing BLAKE2b hashes of the normalised values with
+ * sodium_memcmp, so that the time taken tells as little as the answer.
+ */
+#define STATUS_REFERENCE_MAX 32
+
+struct api_status {
+	struct loket_plugin *self;
+	void (*cb)(int status, const char *json, void *arg);
+	void *arg;
+	/* The hash of the normalised value the citizen gave, and which kind it is. */
+	unsigned char want[crypto_generichash_BYTES];
+	enum { STATUS_EMAIL, STATUS_PHONE, STATUS_NONE } kind;
+	int inside;   /* store_submit has not returned yet */
+	int now;      /* answered inside and nothing could wait: answer once it returned */
+	int status;   /* the answer, kept when it must wait for the next loop turn */
+	char *json;
+};
+
+static void
+status_hash(const char *value, unsigned char out[crypto_generichash_BYTES])
+{
+	crypto_generichash(out, crypto_generichash_BYTES, (const unsigned char *)value,
+	    strlen(value), NULL, 0);
+}
+
+/* Whether any of the party's values (emails or phones) hashes to want; every one is compared. */
+static int
+status_match(json_t *values, const unsigned char want[crypto_generichash_BYTES])
+{
+	unsigned char have[crypto_generichash_BYTES];
+	int match = 0;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(values, i, v) {
+		status_hash(json_is_string(v) ? json_string_value(v) : "", have);
+		match |= sodium_memcmp(have, want, sizeof(have)) == 0;
+	}
+	return match;
+}
+
+/* A time as the API shows it (ISO 8601), or null. */
+static json_t *
+status_time(json_t *ms)
+{
+	char when[40];
+
+	if (!json_is_integer(ms))
+		return json_null();
+	util_time_format(json_integer_value(ms), when, sizeof(when));
+	return json_string(when);
+}
+
+/*
+ * When the citizen can expect the answer: the due time of the contact's open
+ * task, else its product's service time from when it was received; null once
+ * it is answered (resolved, closed).
+ */
+static json_t *
+status_expected(struct loketd *d, json_t *contact)
+{
+	const char *status = json_string_value(json_object_get(contact, "status"));
+	const char *error = "no calendars are loaded";
+	json_t *task, *due = NULL;
+	long long at;
+	size_t i;
+
+	if (status == NULL || strcmp(status, "resolved") == 0 || strcmp(status, "closed") == 0)
+		return json_null();
+	json_array_foreach(json_object_get(contact, "tasks"), i, task) {
+		const char *ts = json_string_value(json_object_get(task, "status"));
+		json_t *t = json_object_get(task, "due_at");
+
+		if (ts != NULL && strcmp(ts, "open") == 0 && json_is_integer(t) &&
+		    (due == NULL || json_integer_value(t) < json_integer_value(due)))
+			due = t;
+	}
+	if (due != NULL)
+		return status_time(due);
+	if (d->units == NULL ||
+	    units_expected(d->units, json_string_value(json_object_get(contact, "product")),
+		json_integer_value(json_object_get(contact, "received_at")), &at, &error) < 0) {
+		log_warnx("loket", "no expected answer date for a status request: %s", error);
+		return json_null();
+	}
+	{
+		json_t *ms = json_integer(at), *iso = status_time(ms);
+
+		json_decref(ms);
+		return iso;
+	}
+}
+
+static void
+status_deliver(struct api_status *p)
+{
+	p->cb(p->status, p->json, p->arg);
+	free(p->json);
+	sodium_memzero(p->want, sizeof(p->want));
+	free(p);
+}
+
+static void
+status_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	status_deliver(arg);
+}
+
+static void
+api_contact_status_cb(struct store_req *req, void *arg)
+{
+	struct api_status *p = arg;
+	struct loketd *d = p->self->daemon;
+	json_t *c = req->out, *reply, *answer;
+	unsigned char dummy[crypto_generichash_BYTES];
+	int match;
+
+	p->status = 404;
+	if (req->result != STORE_OK && req->result != STORE_NOT_FOUND) {
+		p->status = 503;
+	} else if (req->result == STORE_NOT_FOUND || c == NULL) {
+		/* No such reference: the same comparison as for a party with one address. */
+		status_hash("", dummy);
+		match = sodium_memcmp(dummy, p->want, sizeof(dummy)) == 0;
+		p->status = 404 + 0 * match; /* either way: no such pair */
+	} else {
+		match = status_match(json_object_get(c, "emails"), p->want) &
+		    (p->kind == STATUS_EMAIL);
+		match |= status_match(json_object_get(c, "phones"), p->want) &
+		    (p->kind == STATUS_PHONE);
+		/* A confidential contact is shown to nobody outside its organisation. */
+		if (match && !json_is_true(json_object_get(c, "confidential"))) {
+			json_t *out;
+
+			reply = json_object_get(c, "reply");
+			answer = json_object_get(reply, "body");
+			out = json_pack("{s:O, s:O, s:o, s:o, s:o, s:O}", "reference",
+			    json_object_get(c, "reference"), "status", json_object_get(c, "status"),
+			    "received_at", status_time(json_object_get(c, "received_at")),
+			    "expected_at", status_expected(d, c), "answered_at",
+			    status_time(json_object_get(reply, "sent_at")), "answer",
+			    json_is_string(answer) ? answer : json_null());
+			if (out == NULL || (p->json = json_dumps(out, JSON_COMPACT)) == NULL)
+				p->status = 503;
+			else
+				p->status = 0;
+			json_decref(out);
+		}
+	}
+	if (!p->inside) {
+		status_deliver(p);
+		return;
+	}
+	/* Answered before store_submit returned: the plugin hears it on the next turn. */
+	if (event_base_once(d->base, -1, EV_TIMEOUT, status_later_cb, p, &(struct timeval){ 0, 0 }) < 0) {
+		log_warnx(p->self->name, "cannot schedule a status answer; answering at once");
+		p->now = 1;
+	}
+}
+
+static int
+api_contact_status(struct loket_plugin *self, const char *reference, const char *contact_value,
+    void (*cb)(int status, const char *json, void *arg), void *arg)
+{
+	char ref[STATUS_REFERENCE_MAX + 1] = "", norm[320];
+	const char *why, *r = reference;
+	struct api_status *p;
+	struct store_req *req;
+	size_t len;
+
+	if (reference == NULL || contact_value == NULL || cb == NULL)
+		return -1;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return -1;
+	p->self = self;
+	p->cb = cb;
+	p->arg = arg;
+	/* "C-2026-000123", " 2026-000123 ": the register keeps "2026-000123". */
+	while (*r == ' ' || *r == '\t')
+		r++;
+	if ((r[0] == 'C' || r[0] == 'c') && r[1] == '-')
+		r += 2;
+	len = strlen(r);
+	while (len > 0 && (r[len - 1] == ' ' || r[len - 1] == '\t'))
+		len--;
+	if (len <= STATUS_REFERENCE_MAX) {
+		memcpy(ref, r, len);
+		ref[len] = '\0';
+	}
+	/* An address is an email; anything else is read as a phone number. */
+	p->kind = strchr(contact_value, '@') != NULL ? STATUS_EMAIL : STATUS_PHONE;
+	if (register_party_id(p->kind == STATUS_EMAIL ? "email" : "phone", contact_value, norm,
+		sizeof(norm), &why) < 0) {
+		p->kind = STATUS_NONE;
+		norm[0] = '\0';
+	}
+	status_hash(norm, p->want);
+	sodium_memzero(norm, sizeof(norm));
+	req = store_req_new(STORE_CONTACT_STATUS, json_pack("{s:s}", "reference", ref),
+	    api_contact_status_cb, p);
+	if (req == NULL) {
+		free(p);
+		return -1;
+	}
+	p->inside = 1;
+	store_submit(self->daemon->store, req);
+	p->inside = 0;
+	if (p->now)
+		status_deliver(p);
+	return 0;
+}
+
 /* A plugin hears the public part of an event, its own kinds only. */
 static int
 api_events_subscribe(struct loket_plugin *self, unsigned int kinds,
@@ -562,6 +780,7 @@ const struct loket_api api_table = {
 	/* 1.8: the e-loket */
 	.catalogue_json = api_catalogue_json,
 	.expected_answer = api_expected_answer,
+	.contact_status = api_contact_status,
 	/* 1.8: what a public channel's pages need besides (added after contact_status) */
 	.http_header_set = api_http_header_set,
 	.http_peer = api_http_peer,

@@ -177,6 +177,7 @@ void sq_op_party_contacts(struct sq_conn *c, struct store_req *req);
 void sq_op_task_list(struct sq_conn *c, struct store_req *req);
 void sq_op_counts(struct sq_conn *c, struct store_req *req);
 void sq_op_events_after(struct sq_conn *c, struct store_req *req);
+void sq_op_contact_status(struct sq_conn *c, struct store_req *req);
 
 /* store_sqlite_parties.c: parties: matching at intake, reads, staff changes and merges. */
 /*

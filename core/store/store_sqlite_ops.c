@@ -45,6 +45,7 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_SESSION_TOUCH] = sq_op_session_touch,
 		[STORE_SESSION_END] = sq_op_session_end,
 		[STORE_SEARCH] = sq_op_search,
+		[STORE_CONTACT_STATUS] = sq_op_contact_status,
 	};
 
 	if (req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

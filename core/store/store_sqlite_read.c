@@ -205,3 +205,67 @@ sq_op_events_after(struct sq_conn *c, struct store_req *req)
 	sqlite3_reset(st);
 	req->out = json_pack("{s:o, s:I}", "items", items, "last", (json_int_t)last);
 }
+
+/*
+ * What a citizen may know of one contact (the e-loket's status page): the
+ * contact by its reference, with its tasks, its party's addresses and the
+ * last staff reply that went out. Whether the citizen may see it is the
+ * core's to decide (plugin_api.c): this only reads.
+ */
+void
+sq_op_contact_status(struct sq_conn *c, struct store_req *req)
+{
+	static const char sql_id[] = "SELECT id, party_id FROM contacts WHERE reference = ?1";
+	/*
+	 * A staff message's outbox row points at its message row and is not
+	 * automatic; a rule's reply (an acknowledgement) is automatic and its
+	 * message is written when it is sent, with no outbox row pointing at it.
+	 */
+	static const char sql_reply[]
+	    = "SELECT m.body, o.sent_at FROM messages m JOIN outbox o ON o.message_row = m.id"
+	      " WHERE m.contact_id = ?1 AND m.direction = 'out' AND m.status = 'sent'"
+	      " AND o.status = 'sent' AND o.automatic = 0 ORDER BY o.sent_at DESC, m.id DESC"
+	      " LIMIT 1";
+	const char *reference = json_string_value(json_object_get(req->in, "reference"));
+	sqlite3_int64 id, party_id = 0;
+	sqlite3_stmt *st = sq_stmt(c, sql_id);
+	json_t *out, *party = NULL, *reply = json_null();
+
+	if (st == NULL) {
+		sq_step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	sq_bind_text(st, 1, reference != NULL ? reference : "");
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		store_req_fail(req, STORE_NOT_FOUND, "no such contact");
+		return;
+	}
+	id = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+		party_id = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	if ((out = sq_contact_load(c, id, 1)) == NULL) {
+		sq_step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	if (party_id != 0)
+		party = sq_party_load(c, party_id);
+	json_object_set_new(out, "emails",
+	    party != NULL ? json_incref(json_object_get(party, "emails")) : json_array());
+	json_object_set_new(out, "phones",
+	    party != NULL ? json_incref(json_object_get(party, "phones")) : json_array());
+	json_decref(party);
+	if ((st = sq_stmt(c, sql_reply)) == NULL) {
+		json_decref(out);
+		sq_step_error(c, req, SQLITE_ERROR);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		reply = json_pack("{s:o, s:o}", "body", sq_col_text(st, 0), "sent_at",
+		    sq_col_ms(st, 1));
+	sqlite3_reset(st);
+	json_object_set_new(out, "reply", reply);
+	req->out = out;
+}

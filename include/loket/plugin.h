@@ -433,10 +433,15 @@ struct loket_api {
 	 * value the citizen gave with it (the party's email address, compared
 	 * without regard to case, or phone number, compared by its digits).
 	 * cb runs once on the loop, later, never inside this call: with status
-	 * 0 and json {"reference", "status", "received_at", "expected_at"
-	 * (null once answered or when unknown), "answered_at" (null), "answer":
-	 * the text of the reply sent to the citizen, or null} (borrowed for
-	 * the callback); 404 and json NULL when the pair does not match,
+	 * 0 and json {"reference" (as stored, "2026-000123"), "status" (open,
+	 * resolved, escalated, closed), "received_at", "expected_at" (the due
+	 * time of its open task, else its product's service time from
+	 * received_at; null once resolved or closed or when unknown),
+	 * "answered_at" (when that reply went out, or null), "answer": the text
+	 * of the last staff reply sent to the citizen (a rule's automatic reply,
+	 * such as the acknowledgement, is none), or null}, times as ISO 8601
+	 * UTC text (borrowed for the callback); 404 and json NULL when the pair
+	 * does not match,
 	 * whatever is wrong (no such reference, another address, a
 	 * confidential contact) so that the answer tells nothing; 503 when the
 	 * register cannot be read now. Returns -1 (cb is not called) when an

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define LOKET_STORE_ABI_MAJOR 1
-#define LOKET_STORE_ABI_MINOR 2
+#define LOKET_STORE_ABI_MINOR 3
 
 /* The symbol a driver .so exports: const struct store_driver loket_store_driver. */
 #define LOKET_STORE_DRIVER_SYMBOL "loket_store_driver"
@@ -92,6 +92,8 @@ enum store_op {
 	STORE_SESSION_END,     /* write */
 	/* Search over contacts and parties (docs/storage.md, "Search"). */
 	STORE_SEARCH,
+	/* read (minor 3): what a citizen may know of one contact (docs/storage.md) */
+	STORE_CONTACT_STATUS,
 	STORE_OP_COUNT,
 };
 

@@ -3,7 +3,7 @@
  * timer, HTTP routes that know who calls, a contact submitted as a channel
  * does, a reload, register events (subscribing, and publishing one for a
  * role or user), blobs kept and read back, and a lease held by one node of
- * those that share a register.
+ * those that share a register, and what a citizen may know of a contact.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -406,6 +406,57 @@ hello_lease_cb(struct loket_http_req *req, void *arg)
 	h->api->http_reply(req, 200, "application/json", out, (size_t)n);
 }
 
+/* A status request on its way to the register: freed when the core answered. */
+struct hello_status {
+	struct hello *h;
+	struct loket_http_req *req;
+};
+
+/* Called on the loop, once, never inside contact_status: json is borrowed. */
+static void
+hello_status_done_cb(int status, const char *json, void *arg)
+{
+	struct hello_status *hs = arg;
+	const struct loket_api *api = hs->h->api;
+
+	if (status == 0)
+		api->http_reply(hs->req, 200, "application/json", json, strlen(json));
+	else if (status == 404)
+		api->http_problem(hs->req, 404, "no contact with that reference and address");
+	else
+		api->http_problem(hs->req, 503, "the register cannot be read now; try again later");
+	free(hs);
+}
+
+/*
+ * POST /hello/status?reference=2026-000123&contact=jan@example.org: what the
+ * citizen who gave that address (or phone number) with the contact may know
+ * of it, as a public channel's status page would show it.
+ */
+static void
+hello_status_cb(struct loket_http_req *req, void *arg)
+{
+	struct hello *h = arg;
+	const char *reference = h->api->http_query(req, "reference");
+	const char *contact = h->api->http_query(req, "contact");
+	struct hello_status *hs;
+
+	if (reference == NULL || contact == NULL) {
+		h->api->http_problem(req, 400, "reference and contact: both required");
+		return;
+	}
+	if ((hs = malloc(sizeof(*hs))) == NULL) {
+		h->api->http_problem(req, 503, "out of memory");
+		return;
+	}
+	hs->h = h;
+	hs->req = req;
+	if (h->api->contact_status(h->self, reference, contact, hello_status_done_cb, hs) < 0) {
+		free(hs);
+		h->api->http_problem(req, 503, "out of memory");
+	}
+}
+
 static int
 hello_load(struct loket_plugin *self, const struct loket_api *api, const char **error_r)
 {
@@ -463,6 +514,15 @@ hello_load(struct loket_plugin *self, const struct loket_api *api, const char **
 		api->timer_free(h->timer);
 		free(h);
 		*error_r = "cannot add the lease route";
+		return -1;
+	}
+	/* A citizen's view of a contact came with ABI 1.8. */
+	if (LOKET_API_HAS(api, contact_status) &&
+	    api->http_route(self, LOKET_HTTP_POST, "/hello/status", LOKET_ACCESS_ADMIN,
+		hello_status_cb, h) < 0) {
+		api->timer_free(h->timer);
+		free(h);
+		*error_r = "cannot add the status route";
 		return -1;
 	}
 	api->timer_arm(h->timer, (uint64_t)api->config_get_int(self, "tick"));

@@ -1314,6 +1314,78 @@ fail:
 	snapshot_end(c, own);
 }
 
+/*
+ * What a citizen may know of one contact (the e-loket's status page), in one
+ * snapshot: the contact by its reference with its tasks, its party's
+ * addresses and the last staff reply that went out. The same answer as the
+ * SQLite driver's sq_op_contact_status (its comments say why a staff reply
+ * is told by its outbox row); whether the citizen may see it is the core's.
+ */
+static void
+op_contact_status(struct pg_conn *c, struct store_req *req)
+{
+	static const char sql_id[] = "SELECT id, party_id FROM contacts WHERE reference = $1::text";
+	static const char sql_reply[] = "SELECT m.body, " PG_MS("o.sent_at")
+					" FROM messages m JOIN outbox o ON o.message_row = m.id"
+					" WHERE m.contact_id = $1::bigint AND m.direction = 'out'"
+					" AND m.status = 'sent' AND o.status = 'sent'"
+					" AND NOT o.automatic ORDER BY o.sent_at DESC, m.id DESC"
+					" LIMIT 1";
+	const char *reference = pg_jstr(req->in, "reference");
+	int own = 0;
+	int64_t id, party_id = 0;
+	struct pg_params p;
+	json_t *out = NULL, *party = NULL, *reply;
+	PGresult *r;
+
+	if (snapshot_begin(c, &own) < 0) {
+		read_fail(c, req);
+		return;
+	}
+	pg_params_init(&p);
+	pg_p_text(&p, reference != NULL ? reference : "");
+	r = pg_run(c, sql_id, &p);
+	pg_params_clear(&p);
+	if (r == NULL)
+		goto fail;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		pg_host->req_fail(req, STORE_NOT_FOUND, "no such contact");
+		goto out;
+	}
+	id = pg_int(r, 0, 0);
+	if (!pg_isnull(r, 0, 1))
+		party_id = pg_int(r, 0, 1);
+	PQclear(r);
+	if (contact_load(c, id, 1, &out) != 0)
+		goto fail;
+	if (party_id != 0 && (party = party_load(c, party_id)) == NULL && c->fault != 0)
+		goto fail;
+	json_object_set_new(out, "emails",
+	    party != NULL ? json_incref(json_object_get(party, "emails")) : json_array());
+	json_object_set_new(out, "phones",
+	    party != NULL ? json_incref(json_object_get(party, "phones")) : json_array());
+	json_decref(party);
+	pg_params_init(&p);
+	pg_p_int(&p, id);
+	r = pg_run(c, sql_reply, &p);
+	pg_params_clear(&p);
+	if (r == NULL)
+		goto fail;
+	reply = PQntuples(r) == 0 ? json_null() :
+				    json_pack("{s:o, s:o}", "body", pg_col_text(r, 0, 0), "sent_at",
+					pg_col_int(r, 0, 1));
+	PQclear(r);
+	json_object_set_new(out, "reply", reply);
+	req->out = out;
+	goto out;
+fail:
+	json_decref(out);
+	read_fail(c, req);
+out:
+	snapshot_end(c, own);
+}
+
 /* What pg_search.c reads with (pg.h). */
 void
 pg_read_fail(struct pg_conn *c, struct store_req *req)
@@ -1358,6 +1430,7 @@ pg_read_run(struct pg_conn *c, struct store_req *req)
 		[STORE_SIGNIN_GET] = pg_users_read,
 		[STORE_SESSION_GET] = pg_users_read,
 		[STORE_SEARCH] = pg_op_search,
+		[STORE_CONTACT_STATUS] = op_contact_status,
 	};
 
 	if ((unsigned int)req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {
