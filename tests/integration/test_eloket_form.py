@@ -240,3 +240,21 @@ def test_a_form_from_one_node_posts_to_another(tmp_path):
             b_api.close()
         a.d.stop()
         a.d.close()
+
+
+def test_example_config_documents_every_chan_web_key(loketd):
+    """The [plugin.chan_web] block of etc/loket.conf.example with every key switched on
+    passes `loketd -t`: each documented key exists and each default is valid."""
+    import os
+    from conftest import SRCDIR
+    with open(os.path.join(SRCDIR, "etc", "loket.conf.example")) as f:
+        text = f.read()
+    block = text[text.index("[plugin.chan_web]"):text.index("; The email channel")]
+    lines = [l[1:] for l in block.splitlines()[1:] if l.startswith(";") and "=" in l
+             and not l.startswith("; ")]
+    keys = [l.split("=", 1)[0].strip() for l in lines]
+    assert len(keys) == 14, keys
+    d = loketd(plugins=["chan_web"], start=False)
+    d.write_config(d.config() + "[plugin.chan_web]\n" + "\n".join(lines) + "\n")
+    r = d.check()
+    assert r.returncode == 0, r.stderr
