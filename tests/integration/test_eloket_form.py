@@ -223,7 +223,8 @@ def test_a_form_from_one_node_posts_to_another(tmp_path):
         (b_dir / "catalogue.csv").write_text((tmp_path / "n1" / "catalogue.csv").read_text())
         d2 = Loketd(b_dir, plugins=("chan_web",), plugin_conf={"chan_web": web_conf()},
                     extra=ORG_CONF + "[rules]\ncatalogue = %s\n" % (b_dir / "catalogue.csv"),
-                    loketd_conf={"data_dir": a.d.data_dir})
+                    loketd_conf={"data_dir": a.d.data_dir,
+                                 "control_socket": "/tmp/loket-web-%d.sock" % a.d.port})
         d2.start()
         b_api = d2
         br = Browser(a.d)
