@@ -2,11 +2,13 @@
 #include "config.h"
 
 #include <event2/event.h>
+#include <event2/http.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "catalogue.h"
 #include "conf.h"
@@ -692,6 +694,41 @@ api_outbox_sender(struct loket_plugin *self, const char *channel,
 	return outbox_sender(self->daemon, self, channel, send, arg);
 }
 
+/* A header a plugin adds: never one that could split the answer or contradict the core. */
+static int
+api_http_header_set(struct loket_http_req *req, const char *name, const char *value)
+{
+	static const char *const core_owned[] = { "Content-Type", "Content-Length",
+		"Transfer-Encoding", "Connection", NULL };
+
+	if (req == NULL || name == NULL || value == NULL || *name == '\0')
+		return -1;
+	for (const char *p = name; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			(*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p) != NULL))
+			return -1;
+	for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return -1;
+	for (size_t i = 0; core_owned[i] != NULL; i++)
+		if (strcasecmp(name, core_owned[i]) == 0)
+			return -1;
+	http_add_header(req, name, value);
+	return 0;
+}
+
+static const char *
+api_http_peer(struct loket_http_req *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req->ev);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (conn != NULL)
+		evhttp_connection_get_peer(conn, &addr, &port);
+	return addr != NULL ? addr : "";
+}
+
 const struct loket_api api_table = {
 	.size = sizeof(struct loket_api),
 	.abi_major = LOKET_ABI_MAJOR,
@@ -744,4 +781,7 @@ const struct loket_api api_table = {
 	.catalogue_json = api_catalogue_json,
 	.expected_answer = api_expected_answer,
 	.contact_status = api_contact_status,
+	/* 1.8: what a public channel's pages need besides (added after contact_status) */
+	.http_header_set = api_http_header_set,
+	.http_peer = api_http_peer,
 };

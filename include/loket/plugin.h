@@ -450,6 +450,21 @@ struct loket_api {
 	int (*contact_status)(struct loket_plugin *self, const char *reference,
 	    const char *contact_value, void (*cb)(int status, const char *json, void *arg),
 	    void *arg);
+	/*
+	 * Adds a header line to the answer req will get (Set-Cookie,
+	 * Retry-After, Cache-Control, ...); call it before http_reply. Each call
+	 * adds a line, so two cookies are two calls. Returns -1 (nothing added)
+	 * when the name is no HTTP token, the value holds a control character
+	 * (a line break), or the name is one the core writes itself
+	 * (Content-Type, Content-Length, Transfer-Encoding, Connection).
+	 */
+	int (*http_header_set)(struct loket_http_req *req, const char *name, const char *value);
+	/*
+	 * The address of the connection's peer as text ("127.0.0.1", "::1"):
+	 * the client, or a reverse proxy in front of it; "" when unknown.
+	 * Borrowed until the request is answered.
+	 */
+	const char *(*http_peer)(struct loket_http_req *req);
 
 	/* New entries go here, at the end, with a minor version bump. */
 };
