@@ -923,7 +923,7 @@ def test_loketctl_check_config_loads_what_loketd_loads(loketd, tmp_path):
     r = d.ctl("check-config")
     assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
 
-    catalogue.write_bytes(good + "cafe,Caf\u00e9 aanvragen,1,,gemeente,1d,no,yes,caf\u00e9\n"
+    catalogue.write_bytes(good + "cafe,Caf\u00e9 aanvragen,1,,gemeente,1d,no,yes,caf\u00e9,Vrije tijd\n"
                           .encode("latin-1"))
     r = d.ctl("check-config")
     assert r.returncode == 2, r.stdout
