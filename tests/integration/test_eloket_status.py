@@ -4,6 +4,7 @@ answered, the answer; every wrong pair gives one identical page, and guesses are
 rate-limited. With the mail fixtures: a form with an email address gets the
 acknowledgement mail with the reference, and the staff answer shows on the status page."""
 
+import datetime
 import re
 import time
 import urllib.parse
@@ -126,11 +127,23 @@ def test_form_with_email_gets_the_acknowledgement_and_the_answer_shows_on_status
     assert page.status == 200, page
     ref = page.by_id("reference")
     (ack,) = wait_mail(mailserver, CITIZEN)
-    assert ref in ack["Subject"] or ref in ack.get_body().get_content(), ack
+    text = ack.get_body().get_content()
+    assert ref in ack["Subject"] or ref in text, ack
+    # The mail promises the date the confirmation page showed (the product's service time
+    # in its department's calendar), in the words the mail uses for a date.
+    m = re.search(r'datetime="(\d{4})-(\d\d)-(\d\d)', page.tag_of("expected") or "")
+    assert m, page
+    day = datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    days = ["maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"]
+    months = ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
+              "september", "oktober", "november", "december"]
+    promised = "%s %d %s %d" % (days[day.weekday()], day.day, months[day.month - 1], day.year)
+    assert promised in " ".join(text.split()), (promised, text)
 
+    # Staff answer without naming a channel: a web contact with an address is answered by mail.
     (c,) = web_contacts(api, CITIZEN)
     answer = "Beste,\n\nUw attest van woonst staat in uw e-loket.\n<b>Groeten</b>"
-    r = api.call("POST", "/api/v1/contacts/%s/messages" % c["id"], {"body": answer, "via": "email"},
+    r = api.call("POST", "/api/v1/contacts/%s/messages" % c["id"], {"body": answer},
                  token=api.agent)
     assert r.status == 202, r
     wait_mail(mailserver, CITIZEN, count=2)
