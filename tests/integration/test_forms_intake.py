@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from api_fixtures import assert_problem, finish_api, make_api, module_api
-from conftest import SLOW, wait_for
+from conftest import SLOW, Loketd, wait_for
 
 ROUTE = "/api/v1/forms/intake"
 
@@ -305,3 +305,13 @@ def test_a_retry_while_the_first_answer_is_still_held_gets_the_same_contact(held
     assert len(out) == 1 and out[0].status == 201, out
     assert out[0].json == again.json
     assert len(contacts_with(api, body["subject"])) == 1
+
+
+def test_a_test_hold_that_is_no_number_stops_the_start_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOKET_TEST_HOLD_ANSWER_MS", "2s")
+    d = Loketd(tmp_path)
+    try:
+        assert d.start_fails() != 0
+    finally:
+        d.close()
+    assert "LOKET_TEST_HOLD_ANSWER_MS" in d.log(), d.log()
