@@ -149,7 +149,7 @@ forms_intake(struct loket_http_req *req, void *arg)
 	struct forms_call *fc = NULL;
 	json_t *body = NULL, *posted = NULL, *files = NULL, *doc = NULL, *msg;
 	char *key = NULL, *bound = NULL;
-	const char *err = NULL;
+	const char *err = NULL, *subject, *text;
 	int status;
 
 	if (auth_require(req, AUTH_ADMIN | AUTH_INTAKE) < 0)
@@ -161,12 +161,13 @@ forms_intake(struct loket_http_req *req, void *arg)
 		    "example) and the same key when you retry it");
 		return;
 	}
-	if (api_idempotency(req, FORMS_KEY_SCOPE, &key, &bound) < 0 ||
-	    (body = api_body(req, 0)) == NULL)
+	if (api_idempotency(req, FORMS_KEY_SCOPE, &key, &bound) < 0
+	    || (body = api_body(req, 0)) == NULL)
 		goto out;
 	if (!forms_channel_ok(body)) {
-		http_problem(req, 422, "channel: a form submission is a web contact; leave "
-				       "channel out or send \"web\"");
+		http_problem(req, 422,
+		    "channel: a form submission is a web contact; leave "
+		    "channel out or send \"web\"");
 		goto out;
 	}
 	posted = json_incref(json_object_get(body, "attachments"));
@@ -190,15 +191,10 @@ forms_intake(struct loket_http_req *req, void *arg)
 		goto out;
 	}
 	/* The contact's first message carries the files, as a mail's do on chan_email. */
+	subject = json_string_value(json_object_get(body, "subject"));
+	text = json_string_value(json_object_get(body, "body"));
 	msg = json_pack("{s:s, s:s, s:s, s:O}", "direction", "in", "subject",
-	    json_string_value(json_object_get(body, "subject")) != NULL ?
-		json_string_value(json_object_get(body, "subject")) :
-		"",
-	    "body",
-	    json_string_value(json_object_get(body, "body")) != NULL ?
-		json_string_value(json_object_get(body, "body")) :
-		"",
-	    "attachments", files);
+	    subject != NULL ? subject : "", "body", text != NULL ? text : "", "attachments", files);
 	if (msg == NULL || (fc = calloc(1, sizeof(*fc))) == NULL) {
 		json_decref(msg);
 		http_problem(req, 503, "out of memory");
