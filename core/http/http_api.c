@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,13 +190,64 @@ api_paging(struct loket_http_req *req, json_t *in)
 	return 0;
 }
 
+#define API_IDEMPOTENCY_KEY_MAX 255
+
+/*
+ * An Idempotency-Key makes a retried POST (after a 503 or a lost answer)
+ * find the contact its first try made instead of making a second one. The
+ * key is scoped to the route (scope) and the token (by its hash, so two
+ * clients' keys never collide) and stored with the contact in contact_keys,
+ * checked in the same transaction that stores the contact; a second row
+ * binds the key to the request body, so the same key with another body is
+ * refused (422).
+ */
+int
+api_idempotency(struct loket_http_req *req, const char *scope, char **key_r, char **body_r)
+{
+	const struct auth_token *t = req->auth;
+	const char *key = http_header(req, "Idempotency-Key");
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1], *scoped, *bound;
+	size_t len;
+
+	if (key == NULL)
+		return 0;
+	len = strlen(key);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
+			len = 0;
+	if (len == 0 || len > API_IDEMPOTENCY_KEY_MAX || t == NULL) {
+		http_problem(req, 400,
+		    "Idempotency-Key: expected 1 to 255 printable ASCII "
+		    "characters (a UUID, for example)");
+		return -1;
+	}
+	if (key_r == NULL)
+		return 0;
+	crypto_hash_sha256(
+	    h, (const unsigned char *)(req->body != NULL ? req->body : ""), req->body_len);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	if (asprintf(&scoped, "%s:%s:%s", scope, t->hash, key) < 0) {
+		http_problem(req, 503, "out of memory");
+		return -1;
+	}
+	if (asprintf(&bound, "%s#%s", scoped, hex) < 0) {
+		free(scoped);
+		http_problem(req, 503, "out of memory");
+		return -1;
+	}
+	*key_r = scoped;
+	*body_r = bound;
+	return 0;
+}
+
 int
 http_api_init(struct loketd *d, const char **error_r)
 {
 	if (http_api_contacts_init(d, error_r) < 0 || http_api_parties_init(d, error_r) < 0 ||
 	    http_api_tasks_init(d, error_r) < 0 || http_api_catalogue_init(d, error_r) < 0 ||
 	    http_api_messages_init(d, error_r) < 0 || http_api_events_init(d, error_r) < 0 ||
-	    http_api_search_init(d, error_r) < 0 ||
+	    http_api_search_init(d, error_r) < 0 || http_api_forms_init(d, error_r) < 0 ||
 	    /* Last: static files answer what no route of the API matched. */
 	    http_static_init(d, error_r) < 0)
 		return -1;

@@ -37,6 +37,15 @@ json_t *api_body(struct loket_http_req *req, int optional);
 /* limit (1..500, default 50) and cursor query parameters into in; answers 400 on error. */
 int api_paging(struct loket_http_req *req, json_t *in);
 void api_reply(struct loket_http_req *req, int status, json_t *doc);
+/*
+ * The Idempotency-Key header checked (400 answered and -1 when it is not 1
+ * to 255 printable ASCII characters; 0 without the header, *key_r left
+ * alone). With key_r, the key scoped to scope (a route's word: "idem" for
+ * POST /api/v1/contacts) and the token in *key_r, and the same bound to the
+ * request body in *body_r, both owned by the caller: register_caller's
+ * idempotency_key and idempotency_body.
+ */
+int api_idempotency(struct loket_http_req *req, const char *scope, char **key_r, char **body_r);
 
 /*
  * The wall between organisations on a write that moves a contact to
@@ -51,6 +60,18 @@ int http_api_parties_init(struct loketd *d, const char **error_r);
 int http_api_tasks_init(struct loketd *d, const char **error_r);
 int http_api_catalogue_init(struct loketd *d, const char **error_r);
 int http_api_messages_init(struct loketd *d, const char **error_r);
+/*
+ * The posted attachments ([{name, content_type, data (base64)}], at most 10)
+ * decoded and, with keep, kept as blobs (durable when this returns 0);
+ * their descriptions [{name, content_type, sha256, size}] in *out_r (owned
+ * by the caller). Returns 0, or an HTTP status with *error_r: 422 naming
+ * attachments[i] for what the client sent, 503 for a full disk, 500 for
+ * another failure to write.
+ */
+int http_api_messages_attachments(struct loketd *d, json_t *list, int keep, json_t **out_r,
+    const char **error_r);
+/* http_api_forms.c */
+int http_api_forms_init(struct loketd *d, const char **error_r);
 /* http_api_events.c */
 int http_api_events_init(struct loketd *d, const char **error_r);
 /* http_api_search.c */

@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,59 +15,6 @@
 #include "loketd.h"
 #include "register.h"
 #include "util.h"
-
-#define CONTACTS_IDEMPOTENCY_KEY_MAX 255
-
-/*
- * An Idempotency-Key makes a retried POST (after a 503 or a lost answer)
- * find the contact its first try made instead of making a second one. The
- * key is scoped to the token (by its hash, so two clients' keys never
- * collide) and stored with the contact in contact_keys, checked in the same
- * transaction that stores the contact; a second row binds the key to the
- * request body, so the same key with another body is refused (422).
- * With key_r NULL only checks the header. Returns 0 (*key_r and *body_r
- * owned by the caller, or left NULL without the header), or -1 after
- * answering.
- */
-static int
-contacts_idempotency(struct loket_http_req *req, char **key_r, char **body_r)
-{
-	const struct auth_token *t = req->auth;
-	const char *key = http_header(req, "Idempotency-Key");
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[2 * crypto_hash_sha256_BYTES + 1], *scoped, *bound;
-	size_t len;
-
-	if (key == NULL)
-		return 0;
-	len = strlen(key);
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
-			len = 0;
-	if (len == 0 || len > CONTACTS_IDEMPOTENCY_KEY_MAX || t == NULL) {
-		http_problem(req, 400,
-		    "Idempotency-Key: expected 1 to 255 printable ASCII "
-		    "characters (a UUID, for example)");
-		return -1;
-	}
-	if (key_r == NULL)
-		return 0;
-	crypto_hash_sha256(
-	    h, (const unsigned char *)(req->body != NULL ? req->body : ""), req->body_len);
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	if (asprintf(&scoped, "idem:%s:%s", t->hash, key) < 0) {
-		http_problem(req, 503, "out of memory");
-		return -1;
-	}
-	if (asprintf(&bound, "%s#%s", scoped, hex) < 0) {
-		free(scoped);
-		http_problem(req, 503, "out of memory");
-		return -1;
-	}
-	*key_r = scoped;
-	*body_r = bound;
-	return 0;
-}
 
 /*
  * A machine channel learns that its contact is registered, nothing of the
@@ -135,13 +81,13 @@ contacts_post(struct loket_http_req *req, void *arg)
 	json_t *body;
 
 	if (auth_require(req, AUTH_AGENT | AUTH_ADMIN | AUTH_INTAKE) < 0 ||
-	    contacts_idempotency(req, NULL, NULL) < 0 || (body = api_body(req, 0)) == NULL)
+	    api_idempotency(req, "idem", NULL, NULL) < 0 || (body = api_body(req, 0)) == NULL)
 		return;
 	if ((c = contact_from_json(d, auth_name(req), body)) == NULL) {
 		http_problem(req, 503, "out of memory");
 		return;
 	}
-	if (contacts_idempotency(req, &key, &bound) < 0) {
+	if (api_idempotency(req, "idem", &key, &bound) < 0) {
 		contact_free(c);
 		return;
 	}

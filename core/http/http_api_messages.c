@@ -82,13 +82,10 @@ name_ok(const char *s)
 	return 1;
 }
 
-/*
- * The posted attachments decoded (and with keep, kept); their descriptions
- * (no data) in *out_r. Returns 0, or an HTTP status with *error_r: 422 for what
- * the client sent, 503 for a full disk, 500 for another failure to write.
- */
-static int
-attachments_take(struct loketd *d, json_t *list, int keep, json_t **out_r, const char **error_r)
+/* Shared with POST /api/v1/forms/intake: one shape and one set of caps for posted files. */
+int
+http_api_messages_attachments(struct loketd *d, json_t *list, int keep, json_t **out_r,
+    const char **error_r)
 {
 	int status = 422;
 
@@ -201,7 +198,7 @@ messages_access_cb(struct store_req *sr, void *arg)
 	if (status == 0)
 		messages_web_by_email(p->in, sr->out);
 	if (status == 0 && json_array_size(p->files) > 0)
-		status = attachments_take(p->call->d, p->files, 1, &kept, &err);
+		status = http_api_messages_attachments(p->call->d, p->files, 1, &kept, &err);
 	json_decref(kept);
 	if (status != 0) {
 		http_add_header(p->call->req, "Cache-Control", "no-store");
@@ -301,7 +298,8 @@ messages_post(struct loket_http_req *req, void *arg)
 	        || register_party_id("email", json_string_value(to), norm, sizeof(norm), &why) < 0))
 		err = "to: expected an email address";
 	if (err != NULL
-	    || attachments_take(d, json_object_get(body, "attachments"), 0, &files, &err) != 0) {
+	    || http_api_messages_attachments(d, json_object_get(body, "attachments"), 0, &files, &err)
+	        != 0) {
 		json_decref(body);
 		http_problem(req, 422, err);
 		return;

@@ -210,6 +210,22 @@ util_test_clock_start(void)
 	return util_test_clock_move((int64_t)ms);
 }
 
+int64_t
+util_test_hold_answer_ms(void)
+{
+	const char *v = getenv("LOKET_TEST_HOLD_ANSWER_MS");
+	char *end;
+	long long ms;
+
+	if (v == NULL || *v == '\0')
+		return 0;
+	errno = 0;
+	ms = strtoll(v, &end, 10);
+	if (errno != 0 || *end != '\0' || ms < 0 || ms > 600000)
+		return -1;
+	return ms;
+}
+
 void
 util_time_format(int64_t ms, char *buf, size_t len)
 {

@@ -51,6 +51,13 @@ int util_test_clock_move(int64_t ms);
 /* At start: LOKET_TEST_CLOCK_OFFSET (a duration, "90s") moves the test clock at once, so a
  * restarted daemon can go on where the last one's clock was; -1 on a bad value. */
 int util_test_clock_start(void);
+/*
+ * A test-only hold: LOKET_TEST_HOLD_ANSWER_MS (milliseconds, at most 600000) in loketd's
+ * environment holds a fresh POST /api/v1/forms/intake's answer that long after its contact
+ * is durable, so a test can kill -9 between the write and the answer. 0 when unset (always
+ * outside tests), -1 when set to something else than a number of milliseconds.
+ */
+int64_t util_test_hold_answer_ms(void);
 /* RFC 3339 UTC with milliseconds: "2026-11-28T10:37:44.123Z". */
 void util_time_format(int64_t ms, char *buf, size_t len);
 /* RFC 3339 time or a date (YYYY-MM-DD, midnight UTC) to ms; -1 when it is neither. */

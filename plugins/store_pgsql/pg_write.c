@@ -671,17 +671,23 @@ idempotency_conflict(struct pg_conn *c, struct store_req *req)
 	return 1;
 }
 
-/* The answer to a contact whose keys were seen: 422, or the duplicate; 1 answered, 0 not, -1. */
+/*
+ * The answer to a contact whose keys were seen: 422, or the duplicate; 1
+ * answered, 0 not, -1. The body is checked after the keys were found, not
+ * before: each statement reads what is committed when it starts, so a
+ * concurrent first try committing between a body check that found nothing
+ * and the key lookup would make a retry with another body its replay.
+ */
 static int
 create_seen(struct pg_conn *c, struct store_req *req)
 {
 	int64_t dup;
 	int rc;
 
-	if ((rc = idempotency_conflict(c, req)) != 0)
-		return rc;
 	if ((dup = keys_find(c, json_object_get(req->in, "keys"))) <= 0)
 		return dup < 0 ? -1 : 0;
+	if ((rc = idempotency_conflict(c, req)) != 0)
+		return rc;
 	if (duplicate_out(c, req, dup) < 0)
 		return -1;
 	/* A client retrying with its Idempotency-Key hears what its first try made. */

@@ -257,6 +257,28 @@ test_error_survives_prefixing_by_its_callers(void **state)
 	assert_int_equal(strlen(e), UTIL_ERROR_MAX - 1);
 }
 
+/* The test hold is off unless asked for, and a value that is no number is refused, not 0. */
+static void
+test_hold_answer_only_when_set_and_refused_when_no_number(void **state)
+{
+	(void)state;
+	unsetenv("LOKET_TEST_HOLD_ANSWER_MS");
+	assert_int_equal(util_test_hold_answer_ms(), 0);
+	setenv("LOKET_TEST_HOLD_ANSWER_MS", "", 1);
+	assert_int_equal(util_test_hold_answer_ms(), 0);
+	setenv("LOKET_TEST_HOLD_ANSWER_MS", "2500", 1);
+	assert_int_equal(util_test_hold_answer_ms(), 2500);
+	setenv("LOKET_TEST_HOLD_ANSWER_MS", "600000", 1);
+	assert_int_equal(util_test_hold_answer_ms(), 600000);
+	for (const char *const *v = (const char *const[]){ "2s", "-1", "600001", "abc",
+		 "99999999999999999999", NULL };
+	     *v != NULL; v++) {
+		setenv("LOKET_TEST_HOLD_ANSWER_MS", *v, 1);
+		assert_int_equal(util_test_hold_answer_ms(), -1);
+	}
+	unsetenv("LOKET_TEST_HOLD_ANSWER_MS");
+}
+
 int
 main(void)
 {
@@ -272,6 +294,7 @@ main(void)
 		cmocka_unit_test(test_utf8_prefix_cuts_on_character_boundary),
 		cmocka_unit_test(test_utf8_clean_drops_cut_character_and_marks_bad_bytes),
 		cmocka_unit_test(test_error_survives_prefixing_by_its_callers),
+		cmocka_unit_test(test_hold_answer_only_when_set_and_refused_when_no_number),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
