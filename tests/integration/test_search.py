@@ -10,8 +10,9 @@ import uuid
 
 import pytest
 
-from api_fixtures import assert_problem, module_api, query, unique_email, valid_rrn
-from conftest import DRIVER, REGISTERS
+from api_fixtures import (ORG_CONF, Api, assert_problem, finish_api, module_api, query,
+                          unique_email, valid_rrn)
+from conftest import DRIVER, REGISTERS, Loketd
 
 
 @pytest.fixture(scope="module")
@@ -338,6 +339,37 @@ def test_confidential_contacts_of_another_organisation_never_fill_the_limit(api)
     token = api.token("s-bo-sd-gemeente", "backoffice", departments=("sociale_dienst",),
                       organisation="gemeente")
     assert contact_ids(api, "geheim %s" % t, token=token, limit=2) == mine[::-1]
+
+
+# department names that are query syntax: each is one hex token, whatever it holds
+CRAFTED = ['x" OR scope:"c0', "x' | '#c0", "x) OR (y", "a b*"]
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    conf = ORG_CONF + "".join("[department.%s]\norganisation = gemeente\n" % d
+                              for d in CRAFTED)
+    d = Loketd(tmp_path_factory.mktemp("search-crafted"), extra=conf)
+    d.start()
+    a = Api(d)
+    yield a
+    finish_api(a)
+
+
+def test_department_named_like_query_syntax_sees_only_its_own_contacts(crafted):
+    api, t = crafted, tag()
+    mine = {d: api.create(token=api.admin, subject="dossier %s" % t, department=d)["id"]
+            for d in CRAFTED}
+    others = [api.create(token=api.admin, subject="dossier %s" % t, department=d,
+                         confidential=conf)["id"]
+              for d, conf in (("burgerzaken", False), ("omgeving", True),
+                              ("sociale_dienst", True))]
+    for i, d in enumerate(CRAFTED):
+        token = api.token("s-crafted-%d" % i, "backoffice", departments=(d,),
+                          organisation="gemeente")
+        assert contact_ids(api, "dossier %s" % t, token=token) == [mine[d]], d
+    assert contact_ids(api, "dossier %s" % t) == others[::-1] + \
+        [mine[d] for d in CRAFTED][::-1]
 
 
 # the index follows every change ----------------------------------------------------------
