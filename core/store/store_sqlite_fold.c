@@ -74,9 +74,9 @@ sq_fold_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  *                                        for the scopes of every department.
  * A token reads back one way only (hex holds no "o"; "c0" is the last two
  * letters of a token without one), and no department name can make it
- * anything but one FTS5 token. A contact without
- * a department or a confidential one without an organisation gets no
- * department token: no department-scoped caller sees it (SQ_SCOPE_SQL).
+ * anything but one FTS5 token. A contact without a department, or a
+ * confidential one without an organisation, gets no department token: no
+ * department-scoped caller sees it (SQ_SCOPE_SQL).
  */
 static void
 sq_scope_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)

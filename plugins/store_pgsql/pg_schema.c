@@ -327,9 +327,6 @@ const char *const pg_migrations[] = {
 	 * nearly every contact held. Every vector is made again, without its GIN
 	 * index (one build is cheaper than a row-by-row update of it).
 	 */
-	"CREATE OR REPLACE FUNCTION loket_scope_token(kind text, v text) RETURNS text"
-	"  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE"
-	"  AS $s$ SELECT '#' || kind || encode(convert_to(v, 'UTF8'), 'hex') $s$;"
 	"CREATE OR REPLACE FUNCTION loket_contact_search(reference text, subject text, body text,"
 	"  answer text, department text, organisation text, confidential boolean) RETURNS tsvector"
 	"  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $c$ SELECT array_to_tsvector("
