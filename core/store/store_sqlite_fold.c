@@ -62,7 +62,22 @@ sq_fold_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_text(ctx, text, n, sqlite3_free);
 }
 
-/* loket_scope(department, organisation, confidential): the scope tokens of a contact. */
+/*
+ * loket_scope(department, organisation, confidential): the scope tokens of a
+ * contact (store_sqlite_schema.c, 8 -> 9), each as selective as the scopes
+ * that ask for it, so that a scoped query never intersects the words with
+ * a list holding nearly every contact:
+ *   "d" hex(department) "c0"             not confidential, in that department;
+ *   "d" hex(department) "o" hex(org)     confidential, in that department,
+ *                                        seen within that organisation;
+ *   "c1", "o" hex(org)                   confidential (org when it has one),
+ *                                        for the scopes of every department.
+ * A token reads back one way only (hex holds no "o"; "c0" is the last two
+ * letters of a token without one), and no department name can make it
+ * anything but one FTS5 token. A contact without a department, or a
+ * confidential one without an organisation, gets no department token: no
+ * department-scoped caller sees it (SQ_SCOPE_SQL).
+ */
 static void
 sq_scope_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -73,18 +88,34 @@ sq_scope_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	char *text;
 
 	(void)argc;
-	if (dep != NULL) {
-		sq_fold_scope_token(s, 'd', dep);
-		sqlite3_str_appendchar(s, 1, ' ');
+	if (sqlite3_value_int(argv[2]) == 0) {
+		if (dep != NULL) {
+			sq_fold_scope_token(s, 'd', dep);
+			sqlite3_str_appendall(s, "c0");
+		}
+	} else {
+		sqlite3_str_appendall(s, "c1");
+		if (org != NULL) {
+			sqlite3_str_appendchar(s, 1, ' ');
+			sq_fold_scope_token(s, 'o', org);
+			if (dep != NULL) {
+				sqlite3_str_appendchar(s, 1, ' ');
+				sq_fold_scope_token(s, 'd', dep);
+				sq_fold_scope_token(s, 'o', org);
+			}
+		}
 	}
-	sq_fold_scope_token(s, 'o', org != NULL ? org : "");
-	sqlite3_str_appendall(s, sqlite3_value_int(argv[2]) != 0 ? " c1" : " c0");
 	n = sqlite3_str_length(s);
-	if ((text = sqlite3_str_finish(s)) == NULL) {
+	if (sqlite3_str_errcode(s) != SQLITE_OK) {
+		sqlite3_free(sqlite3_str_finish(s));
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	sqlite3_result_text(ctx, text, n, sqlite3_free);
+	/* A contact of no department and not confidential has no token: "". */
+	if ((text = sqlite3_str_finish(s)) == NULL)
+		sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
+	else
+		sqlite3_result_text(ctx, text, n, sqlite3_free);
 }
 
 int

@@ -222,9 +222,9 @@ const char *const sq_migrations[] = {
 	 * words of loket_fold() (core/lib/fold.c, registered on the writer's
 	 * connection: the same fold PostgreSQL's loket_fold() does), never the
 	 * text itself. A contact's scope is in its row as tokens, so that a
-	 * department-scoped query is answered by the index alone: "d" + hex of its
-	 * department, "o" + hex of its organisation, "c0"/"c1" for confidential
-	 * (hex: any department name is one token).
+	 * department-scoped query is answered by the index alone (the tokens of
+	 * 8 -> 9: loket_scope() in store_sqlite_fold.c; hex: any department name
+	 * is one token).
 	 * Every write that changes a contact's indexed values (intake, PATCH, a
 	 * resolve's answer, whatever comes later) or a party's name queues the row
 	 * by trigger, with the words it was indexed under (a contentless row is
@@ -283,5 +283,21 @@ const char *const sq_migrations[] = {
 	"  loket_fold(reference, subject, body, answer),"
 	"  loket_scope(department, organisation, confidential) FROM contacts;"
 	"INSERT INTO parties_fts (rowid, name) SELECT id, loket_fold(name) FROM parties;",
+	/*
+	 * 8 -> 9: the contacts' scope tokens made selective (loket_scope(),
+	 * store_sqlite_fold.c): a department and confidentiality in one token
+	 * ("d" + hex + "c0", "d" + hex + "o" + hex) in place of "d" + hex and
+	 * "c0", so that a department-scoped query ORs a few tokens of at most a
+	 * department's contacts instead of intersecting the words with "c0",
+	 * which holds nearly every contact. A contentless row is taken out only
+	 * by handing back what it was made of, which the old tokens no longer
+	 * are: the index of the contacts is emptied and made again, and the
+	 * queue (empty between batches) dropped with it.
+	 */
+	"INSERT INTO contacts_fts (contacts_fts) VALUES ('delete-all');"
+	"DELETE FROM contacts_fts_pending;"
+	"INSERT INTO contacts_fts (rowid, words, scope) SELECT id,"
+	"  loket_fold(reference, subject, body, answer),"
+	"  loket_scope(department, organisation, confidential) FROM contacts;",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));

@@ -45,49 +45,63 @@ folded_word(const char *w)
 /*
  * The FTS5 query of words (each a whole word of column col, or of any column
  * when col is NULL (a table of detail = none has no column filters), or a prefix)
- * and, for contacts, of the scope's tokens. NULL with *none_r set when the
- * scope sees nothing (no departments); NULL alone without memory.
+ * and, for contacts, of the scope's tokens (loket_scope(), store_sqlite_fold.c):
+ *   departments D..., organisation O:  AND (scope:"dDc0" OR scope:"dDoO" ...)
+ *   every department, organisation O:  NOT (scope:"c1" NOT scope:"oO")
+ *   every department, no organisation: NOT scope:"c1"
+ * Each list is at most a department's: the words' lists are never
+ * intersected with one holding nearly every contact. The same contacts as
+ * SQ_SCOPE_SQL. NULL with *none_r set when the scope sees nothing (no
+ * departments); NULL alone without memory.
  */
 static char *
 match_of(json_t *words, const char *col, int prefix, json_t *scope, int *none_r)
 {
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	json_t *w, *deps = json_object_get(scope, "departments");
-	const char *org;
+	const char *org, *dep;
 	size_t i;
 
 	*none_r = 0;
+	sqlite3_str_appendchar(s, 1, '(');
 	json_array_foreach(words, i, w)
 	{
 		sqlite3_str_appendf(s, "%s%s%s\"%s\"%s", i > 0 ? " AND " : "",
 		    col != NULL ? col : "", col != NULL ? ":" : "", json_string_value(w),
 		    prefix ? "*" : "");
 	}
-	if (scope != NULL && !json_is_true(json_object_get(scope, "all"))) {
-		if (json_is_array(deps)) {
-			if (json_array_size(deps) == 0) {
-				*none_r = 1;
-				sqlite3_free(sqlite3_str_finish(s));
-				return NULL;
-			}
-			sqlite3_str_appendall(s, " AND (");
-			json_array_foreach(deps, i, w)
-			{
-				sqlite3_str_appendall(s, i > 0 ? " OR scope:\"" : "scope:\"");
-				sq_fold_scope_token(s, 'd',
-				    json_string_value(w) != NULL ? json_string_value(w) : "");
+	sqlite3_str_appendchar(s, 1, ')');
+	org = json_string_value(json_object_get(scope, "organisation"));
+	if (scope == NULL || json_is_true(json_object_get(scope, "all"))) {
+		/* every contact */
+	} else if (json_is_array(deps)) {
+		if (json_array_size(deps) == 0) {
+			*none_r = 1;
+			sqlite3_free(sqlite3_str_finish(s));
+			return NULL;
+		}
+		sqlite3_str_appendall(s, " AND (");
+		json_array_foreach(deps, i, w)
+		{
+			dep = json_string_value(w) != NULL ? json_string_value(w) : "";
+			sqlite3_str_appendall(s, i > 0 ? " OR scope:\"" : "scope:\"");
+			sq_fold_scope_token(s, 'd', dep);
+			sqlite3_str_appendall(s, "c0\"");
+			/* Confidential contacts only within the caller's organisation. */
+			if (org != NULL) {
+				sqlite3_str_appendall(s, " OR scope:\"");
+				sq_fold_scope_token(s, 'd', dep);
+				sq_fold_scope_token(s, 'o', org);
 				sqlite3_str_appendall(s, "\"");
 			}
-			sqlite3_str_appendall(s, ")");
-		}
-		/* Confidential contacts only within the caller's organisation. */
-		sqlite3_str_appendall(s, " AND (scope:\"c0\"");
-		if ((org = json_string_value(json_object_get(scope, "organisation"))) != NULL) {
-			sqlite3_str_appendall(s, " OR scope:\"");
-			sq_fold_scope_token(s, 'o', org);
-			sqlite3_str_appendall(s, "\"");
 		}
 		sqlite3_str_appendall(s, ")");
+	} else if (org != NULL) {
+		sqlite3_str_appendall(s, " NOT (scope:\"c1\" NOT scope:\"");
+		sq_fold_scope_token(s, 'o', org);
+		sqlite3_str_appendall(s, "\")");
+	} else {
+		sqlite3_str_appendall(s, " NOT scope:\"c1\"");
 	}
 	if (sqlite3_str_errcode(s) != SQLITE_OK) {
 		sqlite3_free(sqlite3_str_finish(s));

@@ -237,8 +237,9 @@ const char *const pg_migrations[] = {
 	 * in SQL (the same table: change both together), taken as they are
 	 * (array_to_tsvector: no parser, no dictionary), so both drivers index
 	 * the same words. A contact's scope is in its vector as lexemes no word
-	 * can be ("#d" + hex of its department, "#o" + hex of its organisation,
-	 * "#c0"/"#c1"): a department-scoped query is answered by the index.
+	 * can be (since 3 -> 4: "#d" + hex of its department + "c0" or + "o" +
+	 * hex of its organisation, "#c1", "#o" + hex): a department-scoped query
+	 * is answered by the index.
 	 */
 	"CREATE FUNCTION loket_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE"
 	"  AS $fold$ SELECT btrim(regexp_replace(translate("
@@ -315,6 +316,33 @@ const char *const pg_migrations[] = {
 	"  EXECUTE FUNCTION loket_parties_search_tg();"
 	"CREATE INDEX contacts_search ON contacts USING gin (search);"
 	"CREATE INDEX parties_search ON parties USING gin (search);",
+	/*
+	 * 3 -> 4: the contacts' scope lexemes made selective, as the SQLite
+	 * driver's 8 -> 9: "#d" + hex + "c0" for a contact that is not
+	 * confidential, "#d" + hex + "o" + hex for a confidential one (seen
+	 * within that organisation), and "#c1", "#o" + hex on confidential
+	 * contacts alone, in place of "#d" + hex, "#o" + hex and "#c0" on every
+	 * contact. A department-scoped query then ORs a few lexemes of at most
+	 * a department's contacts instead of ANDing the words with "#c0", which
+	 * nearly every contact held. Every vector is made again, without its GIN
+	 * index (one build is cheaper than a row-by-row update of it).
+	 */
+	"CREATE OR REPLACE FUNCTION loket_contact_search(reference text, subject text, body text,"
+	"  answer text, department text, organisation text, confidential boolean) RETURNS tsvector"
+	"  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $c$ SELECT array_to_tsvector("
+	"    loket_words(concat_ws(' ', reference, subject, body, answer))"
+	"    || CASE WHEN NOT confidential THEN"
+	"         CASE WHEN department IS NULL THEN '{}'::text[]"
+	"         ELSE ARRAY[loket_scope_token('d', department) || 'c0'] END"
+	"       WHEN organisation IS NULL THEN ARRAY['#c1']"
+	"       WHEN department IS NULL THEN ARRAY['#c1', loket_scope_token('o', organisation)]"
+	"       ELSE ARRAY['#c1', loket_scope_token('o', organisation),"
+	"         loket_scope_token('d', department) || substr(loket_scope_token('o', organisation),"
+	"         2)] END) $c$;"
+	"DROP INDEX IF EXISTS contacts_search;"
+	"UPDATE contacts SET search = loket_contact_search(reference, subject, body, answer,"
+	"  department, organisation, confidential);"
+	"CREATE INDEX contacts_search ON contacts USING gin (search);",
 };
 const int pg_schema_version = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]));
 

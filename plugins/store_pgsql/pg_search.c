@@ -35,21 +35,38 @@ q_add(struct q_text *q, const char *piece)
 	return 0;
 }
 
-/* The scope lexeme "#" kind hex(v), quoted for tsquery; as loket_scope_token() writes it. */
+/* Appends hex(v) to q; -1 without memory. */
 static int
-q_token(struct q_text *q, char kind, const char *v)
+q_hex(struct q_text *q, const char *v)
 {
 	static const char hex[] = "0123456789abcdef";
-	char two[3] = { 0, 0, 0 }, head[4] = { '\'', '#', kind, 0 };
+	char two[3] = { 0, 0, 0 };
 
-	if (q_add(q, head) < 0)
-		return -1;
 	for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
 		two[0] = hex[*p >> 4];
 		two[1] = hex[*p & 0xF];
 		if (q_add(q, two) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/*
+ * The scope lexeme "#" kind hex(v) [tail], or with kind2 "#" kind hex(v)
+ * kind2 hex(v2), quoted for tsquery; as loket_contact_search() writes it
+ * (pg_schema.c, 3 -> 4). Hex: any department name is one quoted lexeme.
+ */
+static int
+q_token(struct q_text *q, char kind, const char *v, const char *tail, char kind2, const char *v2)
+{
+	char head[4] = { '\'', '#', kind, 0 }, two[2] = { kind2, 0 };
+
+	if (q_add(q, head) < 0 || q_hex(q, v) < 0)
+		return -1;
+	if (tail != NULL && q_add(q, tail) < 0)
+		return -1;
+	if (v2 != NULL && (q_add(q, two) < 0 || q_hex(q, v2) < 0))
+		return -1;
 	return q_add(q, "'");
 }
 
@@ -67,14 +84,18 @@ folded_word(const char *w)
 
 /*
  * The tsquery of words (whole, or prefixes) and, for contacts, of the
- * scope's lexemes: the SQLite driver's FTS5 query, term for term. 0 with
- * *none_r when the scope sees nothing; -1 without memory.
+ * scope's lexemes: the SQLite driver's FTS5 query, term for term
+ * (store_sqlite_search.c, match_of):
+ *   departments D..., organisation O:  & ('#dDc0' | '#dDoO' ...)
+ *   every department, organisation O:  & !('#c1' & !'#oO')
+ *   every department, no organisation: & !'#c1'
+ * 0 with *none_r when the scope sees nothing; -1 without memory.
  */
 static int
 query_of(json_t *words, int prefix, json_t *scope, struct q_text *q, int *none_r)
 {
 	json_t *w, *deps = json_object_get(scope, "departments");
-	const char *org;
+	const char *org, *dep;
 	size_t i;
 
 	*none_r = 0;
@@ -86,30 +107,30 @@ query_of(json_t *words, int prefix, json_t *scope, struct q_text *q, int *none_r
 	}
 	if (scope == NULL || json_is_true(json_object_get(scope, "all")))
 		return 0;
-	if (json_is_array(deps)) {
-		if (json_array_size(deps) == 0) {
-			*none_r = 1;
-			return 0;
-		}
-		if (q_add(q, " & (") < 0)
+	org = json_string_value(json_object_get(scope, "organisation"));
+	if (!json_is_array(deps)) {
+		if (org == NULL)
+			return q_add(q, " & !'#c1'");
+		if (q_add(q, " & !('#c1' & !") < 0 || q_token(q, 'o', org, NULL, 0, NULL) < 0)
 			return -1;
-		json_array_foreach(deps, i, w)
-		{
-			if ((i > 0 && q_add(q, " | ") < 0)
-			    || q_token(
-			           q, 'd', json_string_value(w) != NULL ? json_string_value(w) : "")
-			        < 0)
-				return -1;
-		}
-		if (q_add(q, ")") < 0)
+		return q_add(q, ")");
+	}
+	if (json_array_size(deps) == 0) {
+		*none_r = 1;
+		return 0;
+	}
+	if (q_add(q, " & (") < 0)
+		return -1;
+	json_array_foreach(deps, i, w)
+	{
+		dep = json_string_value(w) != NULL ? json_string_value(w) : "";
+		if ((i > 0 && q_add(q, " | ") < 0) || q_token(q, 'd', dep, "c0", 0, NULL) < 0)
+			return -1;
+		/* Confidential contacts only within the caller's organisation. */
+		if (org != NULL
+		    && (q_add(q, " | ") < 0 || q_token(q, 'd', dep, NULL, 'o', org) < 0))
 			return -1;
 	}
-	/* Confidential contacts only within the caller's organisation. */
-	if (q_add(q, " & ('#c0'") < 0)
-		return -1;
-	if ((org = json_string_value(json_object_get(scope, "organisation"))) != NULL
-	    && (q_add(q, " | ") < 0 || q_token(q, 'o', org) < 0))
-		return -1;
 	return q_add(q, ")");
 }
 

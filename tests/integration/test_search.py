@@ -5,12 +5,14 @@ is compared with the ids the test expects, so both drivers must give the same re
 
 import sqlite3
 import time
+import unicodedata
 import uuid
 
 import pytest
 
-from api_fixtures import assert_problem, module_api, query, unique_email, valid_rrn
-from conftest import DRIVER, REGISTERS
+from api_fixtures import (ORG_CONF, Api, assert_problem, finish_api, module_api, query,
+                          unique_email, valid_rrn)
+from conftest import DRIVER, REGISTERS, Loketd
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +264,114 @@ def test_backoffice_of_one_department_never_gets_anothers_contacts(api, scoped):
     assert all(c["department"] == "burgerzaken" for c in doc["contacts"])
 
 
+@pytest.fixture(scope="module")
+def spread(api):
+    """Contacts of one query word over three departments and both organisations, open and
+    confidential: what each scope must find of them is the rule of docs/api.md, not what the
+    index holds."""
+    t = tag()
+
+    def make(key, department, confidential):
+        return key, api.create(token=api.admin, subject="aanvraag %s" % t, body="spreiding",
+                               department=department, confidential=confidential)["id"]
+
+    # oldest first: the answers are newest first
+    return t, dict([
+        make("bz", "burgerzaken", False),
+        make("omg", "omgeving", False),
+        make("sd", "sociale_dienst", False),
+        make("bz-conf", "burgerzaken", True),       # organisation gemeente
+        make("sd-conf", "sociale_dienst", True),    # organisation ocmw
+        make("omg-conf", "omgeving", True),         # organisation gemeente
+    ])
+
+
+SPREAD_ORDER = ["omg-conf", "sd-conf", "bz-conf", "sd", "omg", "bz"]
+
+
+@pytest.mark.parametrize("departments,organisation,sees", [
+    (("burgerzaken", "sociale_dienst"), "gemeente", ["bz-conf", "sd", "bz"]),
+    (("burgerzaken", "sociale_dienst"), "ocmw", ["sd-conf", "sd", "bz"]),
+    (("sociale_dienst", "burgerzaken"), None, ["sd", "bz"]),
+    (("burgerzaken", "omgeving"), "gemeente", ["omg-conf", "bz-conf", "omg", "bz"]),
+    (("omgeving",), "ocmw", ["omg"]),
+])
+def test_backoffice_of_two_departments_finds_both_and_only_its_organisations_confidential(
+        api, spread, departments, organisation, sees):
+    t, ids = spread
+    name = "s-bo-%s-%s" % ("-".join(departments), organisation)
+    token = api.token(name, "backoffice", departments=departments, organisation=organisation)
+    want = [ids[k] for k in SPREAD_ORDER if k in sees]
+    # one word, two words, three: the scope is the same whatever the words
+    for q in ("%s" % t, "aanvraag %s" % t, "Aanvraag spreiding %s" % t):
+        assert contact_ids(api, q, token=token, limit=100) == want, (q, sees)
+    # the contact list agrees: search finds what the caller may read, no more, no less
+    listed = [c["id"] for c in api.list_all(token=token)[0] if c["id"] in ids.values()]
+    assert sorted(listed) == sorted(want)
+
+
+@pytest.mark.parametrize("organisation,sees", [
+    ("gemeente", ["omg-conf", "bz-conf", "sd", "omg", "bz"]),
+    ("ocmw", ["sd-conf", "sd", "omg", "bz"]),
+    (None, ["sd", "omg", "bz"]),
+])
+def test_agent_finds_every_department_and_only_its_organisations_confidential(
+        api, spread, organisation, sees):
+    t, ids = spread
+    token = api.token("s-agent-spread-%s" % organisation, "agent", organisation=organisation)
+    want = [ids[k] for k in SPREAD_ORDER if k in sees]
+    for q in ("%s" % t, "aanvraag spreiding %s" % t):
+        assert contact_ids(api, q, token=token, limit=100) == want, (q, sees)
+    assert contact_ids(api, "aanvraag spreiding %s" % t, limit=100) == \
+        [ids[k] for k in SPREAD_ORDER]
+
+
+def test_confidential_contacts_of_another_organisation_never_fill_the_limit(api):
+    """The index answers the scope itself: a backoffice of gemeente asking for the newest 2
+    gets its 2 contacts, though newer confidential contacts of the OCMW hold the same words
+    (a filter applied after the index's LIMIT would leave it with none)."""
+    t = tag()
+    mine = [api.create(token=api.admin, subject="geheim %s" % t, department="sociale_dienst")
+            ["id"] for _ in range(2)]
+    for _ in range(3):
+        api.create(token=api.admin, subject="geheim %s" % t, department="sociale_dienst",
+                   confidential=True)
+    token = api.token("s-bo-sd-gemeente", "backoffice", departments=("sociale_dienst",),
+                      organisation="gemeente")
+    assert contact_ids(api, "geheim %s" % t, token=token, limit=2) == mine[::-1]
+
+
+# department names that are query syntax: each is one hex token, whatever it holds
+CRAFTED = ['x" OR scope:"c0', "x' | '#c0", "x) OR (y", "a b*"]
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    conf = ORG_CONF + "".join("[department.%s]\norganisation = gemeente\n" % d
+                              for d in CRAFTED)
+    d = Loketd(tmp_path_factory.mktemp("search-crafted"), extra=conf)
+    d.start()
+    a = Api(d)
+    yield a
+    finish_api(a)
+
+
+def test_department_named_like_query_syntax_sees_only_its_own_contacts(crafted):
+    api, t = crafted, tag()
+    mine = {d: api.create(token=api.admin, subject="dossier %s" % t, department=d)["id"]
+            for d in CRAFTED}
+    others = [api.create(token=api.admin, subject="dossier %s" % t, department=d,
+                         confidential=conf)["id"]
+              for d, conf in (("burgerzaken", False), ("omgeving", True),
+                              ("sociale_dienst", True))]
+    for i, d in enumerate(CRAFTED):
+        token = api.token("s-crafted-%d" % i, "backoffice", departments=(d,),
+                          organisation="gemeente")
+        assert contact_ids(api, "dossier %s" % t, token=token) == [mine[d]], d
+    assert contact_ids(api, "dossier %s" % t) == others[::-1] + \
+        [mine[d] for d in CRAFTED][::-1]
+
+
 # the index follows every change ----------------------------------------------------------
 
 
@@ -290,6 +400,44 @@ def test_index_follows_a_move_to_another_department(api):
     api.ok("PATCH", "/api/v1/contacts/%d" % c["id"], {"department": "omgeving"})
     assert contact_ids(api, "verhuis %s" % t, token=bo_omgeving) == [c["id"]]
     assert contact_ids(api, "verhuis %s" % t, token=tok(api, "bo-burgerzaken")) == []
+
+
+def test_index_follows_an_escalation_and_a_forward_to_another_department(api):
+    t = tag()
+    bo = {d: api.token("s-bo-move-%s" % d, "backoffice", departments=(d,),
+                       organisation="gemeente")
+          for d in ("burgerzaken", "omgeving", "sociale_dienst")}
+
+    def finders(cid):
+        return sorted(d for d, token in bo.items()
+                      if contact_ids(api, "verhuisd dossier %s" % t, token=token) == [cid])
+
+    c = api.create(token=api.admin, subject="verhuisd dossier %s" % t,
+                   department="burgerzaken")["id"]
+    assert finders(c) == ["burgerzaken"]
+    doc = api.action(c, "escalate", {"department": "omgeving", "reason": "bouwaanvraag"})
+    assert doc["department"] == "omgeving"
+    assert finders(c) == ["omgeving"]
+    task = [x for x in doc["tasks"] if x["status"] == "open"][0]
+    r = api.call("POST", "/api/v1/tasks/%d/forward" % task["id"],
+                 {"department": "sociale_dienst", "reason": "hoort bij het OCMW"},
+                 token=api.admin)
+    assert r.status == 200 and r.json["department"] == "sociale_dienst", r
+    assert finders(c) == ["sociale_dienst"]
+
+
+def test_confidential_contact_moved_within_its_organisation_is_found_in_the_new_department(api):
+    t = tag()
+    c = api.create(token=api.admin, subject="vertrouwelijk verhuisd %s" % t,
+                   department="burgerzaken", confidential=True)["id"]
+    bz = api.token("s-bo-conf-bz", "backoffice", departments=("burgerzaken",),
+                   organisation="gemeente")
+    omg = api.token("s-bo-conf-omg", "backoffice", departments=("omgeving",),
+                    organisation="gemeente")
+    q = "vertrouwelijk verhuisd %s" % t
+    assert (contact_ids(api, q, token=bz), contact_ids(api, q, token=omg)) == ([c], [])
+    api.ok("PATCH", "/api/v1/contacts/%d" % c, {"department": "omgeving"})
+    assert (contact_ids(api, q, token=bz), contact_ids(api, q, token=omg)) == ([], [c])
 
 
 # bad queries -----------------------------------------------------------------------------
@@ -367,6 +515,106 @@ def test_migration_builds_the_index_for_an_existing_register(api):
     # and it goes on following what is written after
     d = api.create(subject="Nieuwe aanvraag %s" % t, department="burgerzaken")
     assert contact_ids(api, "aanvraag %s" % t) == [d["id"], c["id"]]
+
+
+def old_fold(*texts):
+    """Near enough loketd's fold for the words a register of the old scope tokens held."""
+    plain = unicodedata.normalize("NFKD", " ".join(t for t in texts if t))
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).lower()
+    return " ".join("".join(c if c.isascii() and c.isalnum() else " " for c in plain).split())
+
+
+def old_scope(department, organisation, confidential):
+    """The scope tokens schema 8 wrote: department, organisation, c0/c1, each on its own."""
+    hexed = lambda v: (v or "").encode().hex()
+    return " ".join((["d" + hexed(department)] if department is not None else []) +
+                    ["o" + hexed(organisation), "c1" if confidential else "c0"])
+
+
+def test_migration_rebuilds_the_scope_tokens_of_an_existing_register(api, spread):
+    """A register indexed with the scope tokens of before (SQLite schema 8, PostgreSQL 3): the
+    migration makes every contact's tokens again, so scoped searches find what they found."""
+    t, ids = spread
+    scopes = [(("burgerzaken", "sociale_dienst"), "gemeente", ["bz-conf", "sd", "bz"]),
+              (("omgeving",), "gemeente", ["omg-conf", "omg"])]
+    tokens = [api.token("s-bo-migrate-%d" % i, "backoffice", departments=deps,
+                        organisation=org) for i, (deps, org, _) in enumerate(scopes)]
+    assert api.d.stop() == 0
+    if DRIVER == "pgsql":
+        cluster = REGISTERS.start()
+        cluster.psql_run(
+            "UPDATE contacts SET search = array_to_tsvector("
+            " loket_words(concat_ws(' ', reference, subject, body, answer))"
+            " || ARRAY[loket_scope_token('o', coalesce(organisation, '')),"
+            "          CASE WHEN confidential THEN '#c1' ELSE '#c0' END]"
+            " || CASE WHEN department IS NULL THEN '{}'::text[]"
+            "    ELSE ARRAY[loket_scope_token('d', department)] END);"
+            " UPDATE loket_schema SET version = 3", db=REGISTERS.database_of(api.d))
+    else:
+        con = sqlite3.connect(api.db_path)
+        try:
+            con.create_function("loket_fold", -1, old_fold)
+            con.create_function("loket_scope", 3, old_scope)
+            con.execute("INSERT INTO contacts_fts (contacts_fts) VALUES ('delete-all')")
+            con.execute("INSERT INTO contacts_fts (rowid, words, scope) SELECT id,"
+                        " loket_fold(reference, subject, body, answer),"
+                        " loket_scope(department, organisation, confidential) FROM contacts")
+            con.execute("PRAGMA user_version = 8")
+            con.commit()
+        finally:
+            con.close()
+    api.restart()
+    for token, (_, _, sees) in zip(tokens, scopes):
+        want = [ids[k] for k in SPREAD_ORDER if k in sees]
+        assert contact_ids(api, "aanvraag spreiding %s" % t, token=token, limit=100) == want
+    assert contact_ids(api, "aanvraag spreiding %s" % t, limit=100) == \
+        [ids[k] for k in SPREAD_ORDER]
+    # and a contact changed after it is taken out of its old place in the index
+    api.ok("PATCH", "/api/v1/contacts/%d" % ids["bz"], {"department": "omgeving"})
+    assert ids["bz"] not in contact_ids(api, "aanvraag spreiding %s" % t, token=tokens[0],
+                                        limit=100)
+    assert ids["bz"] in contact_ids(api, "aanvraag spreiding %s" % t, token=tokens[1],
+                                    limit=100)
+    api.ok("PATCH", "/api/v1/contacts/%d" % ids["bz"], {"department": "burgerzaken"})
+
+
+def scope_token_counts(api):
+    """{scope token (without PostgreSQL's "#"): how many contacts hold it}, read from the
+    index itself; and the number of contacts of each department."""
+    if DRIVER == "pgsql":
+        db = REGISTERS.database_of(api.d)
+        cluster = REGISTERS.start()
+        rows = cluster.query("SELECT substr(word, 2) AS term, ndoc FROM ts_stat("
+                             "'SELECT search FROM contacts') WHERE word LIKE '#%'", db=db)
+        terms = {r["term"]: r["ndoc"] for r in rows}
+        deps = {r["department"]: r["n"] for r in cluster.query(
+            "SELECT department, count(*) AS n FROM contacts WHERE department IS NOT NULL"
+            " GROUP BY department", db=db)}
+        return terms, deps
+    con = sqlite3.connect("file:%s?mode=ro" % api.db_path, uri=True)
+    try:
+        con.execute("CREATE VIRTUAL TABLE temp.scope_vocab USING fts5vocab(main, contacts_fts,"
+                    " 'col')")
+        terms = dict(con.execute("SELECT term, doc FROM temp.scope_vocab WHERE col = 'scope'"))
+        deps = dict(con.execute("SELECT department, count(*) FROM contacts"
+                                " WHERE department IS NOT NULL GROUP BY department"))
+        return terms, deps
+    finally:
+        con.close()
+
+
+def test_no_scope_token_holds_more_than_one_departments_contacts(api, spread):
+    """What makes a scoped search cheap: every scope token a department-scoped query asks
+    for lists at most one department's contacts (no token of nearly every contact, which
+    a two-word query would have to intersect with)."""
+    terms, per_department = scope_token_counts(api)
+    assert "c0" not in terms, terms
+    for dep, n in per_department.items():
+        d = "d" + dep.encode().hex()
+        mine = {k: v for k, v in terms.items() if k == d + "c0" or k.startswith(d + "o")}
+        assert sum(mine.values()) == n, (dep, mine)
+    everyone = sum(per_department.values())
+    assert max(v for k, v in terms.items() if k.startswith("d")) < everyone, terms
 
 
 @pytest.mark.sqlite_only(reason="another SQLite client writing into the register file")
