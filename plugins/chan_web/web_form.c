@@ -51,7 +51,8 @@ web_form_add(struct web_form *form, const char *name, const char *value, size_t 
 		free(f->filename);
 		return -1;
 	}
-	memcpy(f->value, value, len);
+	if (len > 0) /* an empty field may come without bytes at all */
+		memcpy(f->value, value, len);
 	f->value[len] = '\0';
 	f->len = len;
 	form->n++;
