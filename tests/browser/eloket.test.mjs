@@ -167,12 +167,13 @@ async function openForm(options = {}) {
 }
 
 // Fills in everything but the product (chosen by the caller) and sends the form.
+// (By id, so that it serves the English pages too; the tests above find fields by label.)
 async function fillAndSend(page, who, question) {
-  await page.getByLabel('Uw vraag').fill(question);
-  await page.getByLabel('Uw naam').fill(who.name);
-  await page.getByLabel('E-mailadres').fill(who.email);
-  await page.getByLabel(/Ik heb gelezen wat er met mijn gegevens gebeurt/).check();
-  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Vraag versturen' }).click()]);
+  await page.locator('#question').fill(question);
+  await page.locator('#name').fill(who.name);
+  await page.locator('#email').fill(who.email);
+  await page.locator('#privacy').check();
+  await Promise.all([page.waitForNavigation(), page.locator('form[action="/loket"] button[type=submit]').click()]);
 }
 
 async function readReference(page) {
@@ -190,14 +191,18 @@ test('with JavaScript on, a citizen finds a product by keyword, asks, and reads 
   assert.ok(await search.isVisible(), 'the search box shows with JavaScript');
   const all = await page.locator('.product-option').count();
   await search.fill('woonst');
-  await page.locator('#product-search-count').filter({ hasText: /onderwerpen? gevonden/ }).waitFor();
+  await page.locator('#product-search-count').filter({ hasText: /gevonden/ }).waitFor();
   const shown = await page.locator('.product-option:visible').count();
   assert.ok(shown >= 1 && shown < all, `the search narrows the list (${shown} of ${all})`);
   const option = page.getByRole('radio', { name: /Attest van woonst/ });
   assert.ok(await option.isVisible());
   await option.check();
+  await page.getByLabel('Uw vraag').fill('Ik verhuis volgende maand. Welk attest heb ik nodig?');
+  await page.getByLabel('Uw naam').fill(who.name);
+  await page.getByLabel('E-mailadres').fill(who.email);
+  await page.getByLabel(/Ik heb gelezen wat er met mijn gegevens gebeurt/).check();
   await screenshot(page, 'eloket-form-zoeken');
-  await fillAndSend(page, who, 'Ik verhuis volgende maand. Welk attest heb ik nodig?');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Vraag versturen' }).click()]);
   const ref = await readReference(page);
   await screenshot(page, 'eloket-bevestiging-js');
   const c = await contactOf(ref);
@@ -205,6 +210,7 @@ test('with JavaScript on, a citizen finds a product by keyword, asks, and reads 
   assert.equal(c.product, 'attest-woonst');
   assert.equal(c.body, 'Ik verhuis volgende maand. Welk attest heb ik nodig?');
   assert.deepEqual(page.pageErrors, []);
+  assert.deepEqual(page.consoleLines.filter((l) => l.startsWith('error')), []);
   await page.context().close();
 });
 
@@ -258,10 +264,11 @@ test('an invalid email shows beside its field, linked from the summary, with the
     await link.click();
     assert.equal(new URL(page.url()).hash, '#email');
     assert.equal(await page.evaluate(() => document.activeElement.id), 'email');
-    await until(page, () => {
-      const r = document.getElementById('email').getBoundingClientRect();
+    // In sight: the field with its label and its message above it.
+    await until(page, () => ['label[for=email]', '#email-error', '#email'].every((sel) => {
+      const r = document.querySelector(sel).getBoundingClientRect();
       return r.top >= 0 && r.bottom <= window.innerHeight;
-    });
+    }));
     await page.context().close();
   }
 });
@@ -435,15 +442,15 @@ test('axe-core finds no serious or critical violation on the form, errors, confi
     'form-errors': {
       path: '/loket',
       prepare: async (p) => {
-        await p.getByLabel('E-mailadres').fill('niet-een-adres');
-        await Promise.all([p.waitForNavigation(), p.getByRole('button', { name: 'Vraag versturen' }).click()]);
+        await p.locator('#email').fill('niet-een-adres');
+        await Promise.all([p.waitForNavigation(), p.locator('button[type=submit]').click()]);
         await p.locator('#error-summary').waitFor();
       },
     },
     confirmation: {
       path: '/loket',
       prepare: async (p) => {
-        await p.getByRole('radio', { name: /Afvalkalender/ }).check();
+        await p.locator('input[value=afvalkalender]').check();
         await fillAndSend(p, who, 'Een vraag voor axe.');
         await p.locator('#reference').waitFor();
       },
@@ -453,18 +460,19 @@ test('axe-core finds no serious or critical violation on the form, errors, confi
       path: '/loket/status',
       prepare: async (p) => {
         const ref = await referenceFor(who);
-        await p.getByLabel('Referentienummer').fill(ref);
-        await p.getByLabel('E-mailadres of telefoonnummer').fill(who.email);
-        await Promise.all([p.waitForNavigation(), p.getByRole('button', { name: 'Bekijk de stand' }).click()]);
+        await p.locator('#reference').fill(ref);
+        await p.locator('#contact').fill(who.email);
+        await Promise.all([p.waitForNavigation(), p.locator('button[type=submit]').click()]);
         await p.locator('#status').waitFor();
       },
     },
     'status-not-found': {
       path: '/loket/status',
       prepare: async (p) => {
-        await p.getByLabel('Referentienummer').fill('2020-999999');
-        await p.getByLabel('E-mailadres of telefoonnummer').fill('niemand@example.be');
-        await Promise.all([p.waitForNavigation(), p.getByRole('button', { name: 'Bekijk de stand' }).click()]);
+        await p.locator('#reference').fill('2020-999999');
+        await p.locator('#contact').fill('niemand@example.be');
+        const [r] = await Promise.all([p.waitForNavigation(), p.locator('button[type=submit]').click()]);
+        assert.equal(r.status(), 404);
       },
     },
   };
