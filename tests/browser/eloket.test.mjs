@@ -231,6 +231,27 @@ test('with JavaScript off, the whole list shows, the post works and the referenc
   await page.context().close();
 });
 
+test('the language link gives the form in English, and the question is registered in English', async () => {
+  const page = await openForm();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'nl-BE');
+  await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'English' }).click()]);
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+  await page.getByRole('heading', { name: 'Ask your question', level: 1 }).waitFor();
+  const who = citizen();
+  await page.getByRole('radio', { name: /Afvalkalender/ }).check();
+  await page.getByLabel('Your question').fill('When is the glass collected?');
+  await page.getByLabel('Your name').fill(who.name);
+  await page.getByLabel('Email address').fill(who.email);
+  await page.getByLabel(/I have read what happens to my data/).check();
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Send my question' }).click()]);
+  await page.getByRole('heading', { name: 'We received your question', level: 1 }).waitFor();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+  const c = await contactOf((await page.locator('#reference').textContent()).trim());
+  assert.equal(c.language, 'en');
+  assert.equal(c.channel, 'web');
+  await page.context().close();
+});
+
 test('an invalid email shows beside its field, linked from the summary, with the input kept', async () => {
   for (const js of [true, false]) {
     const page = await openForm({ javaScriptEnabled: js });
@@ -393,6 +414,7 @@ test('the form can be completed and sent with Tab, Space and Enter alone', async
   for (let i = 0; i < 60 && !sent; i++) {
     await page.keyboard.press('Tab');
     const f = await focused();
+    assert.notEqual(f.id, 'website', 'the honeypot is out of the tab order');
     if (f.name === 'product' && !product) {
       await page.keyboard.press('Space');
       product = f.value;
