@@ -352,6 +352,12 @@ test('the status page shows the answer once a staff member sent it from the staf
   await fillAndSend(page, who, 'Hoe lang is een attest van nationaliteit geldig?');
   const ref = await readReference(page);
   const c = await contactOf(ref);
+  // The acknowledgement the confirmation page promised reaches the citizen, with the reference.
+  const ackDeadline = Date.now() + 20000;
+  while (!sink.mails.some((m) => m.to.includes(who.email) && m.text.includes(ref))) {
+    assert.ok(Date.now() < ackDeadline, `no acknowledgement mail for ${ref}\n${d.log().slice(-3000)}`);
+    await sleep(200);
+  }
 
   const lookUp = async (p) => {
     await p.goto(d.url('/loket/status'));
