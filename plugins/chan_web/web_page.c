@@ -121,7 +121,9 @@ web_page_begin(struct web_buf *b, enum web_lang lang, const char *title, const c
 	web_buf_esc(b, title);
 	web_buf_raw(b, " – ");
 	web_buf_esc(b, org);
-	web_buf_raw(b, "</title>\n<link rel=\"stylesheet\" href=\"/eloket/eloket.css\">\n"
+	/* The staff UI's icon (web_dir): without one the browser asks for /favicon.ico, a 404. */
+	web_buf_raw(b, "</title>\n<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\n"
+		       "<link rel=\"stylesheet\" href=\"/eloket/eloket.css\">\n"
 		       "<script type=\"module\" src=\"/eloket/eloket.js\"></script>\n</head>\n<body>\n");
 	web_buf_printf(b, "<a class=\"skip-link\" href=\"#main\">%s</a>\n",
 	    WEB_TX(lang, "Naar de inhoud", "Skip to the content"));

@@ -50,7 +50,10 @@ function config(dir, port, plugins, pluginConf) {
     .replace(/^durability = .*$/m, 'durability = relaxed')
     .replace(/^dir = .*rules$/m, `dir = ${path.join(SRCDIR, 'scripts', 'rules')}`)
     .replaceAll('/usr/local/etc/loket/', path.join(SRCDIR, 'etc') + '/')
-    .replace(/^plugins =.*$/m, `plugins = ${plugins.join(' ')}`) +
+    // The example's own plugins (chan_web, whose [plugin.chan_web] section it keeps: a
+    // section for a plugin not loaded is a config error) and the test's.
+    .replace(/^plugins =(.*)$/m, (_, have) => `plugins = ${[...new Set([
+      ...have.trim().split(/[\s,]+/).filter(Boolean), ...plugins])].join(' ')}`) +
     Object.entries(pluginConf).map(([name, keys]) => `\n[plugin.${name}]\n` +
       Object.entries(keys).map(([k, v]) => `${k} = ${v}\n`).join('')).join('');
 }
