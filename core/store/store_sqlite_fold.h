@@ -22,13 +22,16 @@ void sq_fold_scope_token(sqlite3_str *s, char kind, const char *v);
  * What the search index's triggers queued (store_sqlite_schema.c, 6 -> 7),
  * put into the FTS5 tables: each row's old words taken out, its words as
  * they are now put in, the queue emptied. One statement each, in this
- * order; the writer runs them once per batch, before COMMIT.
+ * order; the writer runs them once per batch, before COMMIT. A contact's
+ * row in contacts_fts is its id negated (9 -> 10): newest first is then
+ * FTS5's ascending order, which seeks through the long lists of common
+ * words and scope tokens instead of reading them whole backwards.
  */
 #define SQ_FOLD_FLUSH_1                                                                            \
-	"INSERT INTO contacts_fts (contacts_fts, rowid, words, scope) SELECT 'delete', id, words," \
+	"INSERT INTO contacts_fts (contacts_fts, rowid, words, scope) SELECT 'delete', -id, words,"\
 	" scope FROM contacts_fts_pending WHERE words IS NOT NULL"
 #define SQ_FOLD_FLUSH_2                                                                            \
-	"INSERT INTO contacts_fts (rowid, words, scope) SELECT c.id, loket_fold(c.reference,"      \
+	"INSERT INTO contacts_fts (rowid, words, scope) SELECT -c.id, loket_fold(c.reference,"     \
 	" c.subject, c.body, c.answer), loket_scope(c.department, c.organisation, c.confidential)" \
 	" FROM contacts_fts_pending q JOIN contacts c ON c.id = q.id"
 #define SQ_FOLD_FLUSH_3 "DELETE FROM contacts_fts_pending"

@@ -128,8 +128,8 @@ search_words(struct sq_conn *c, json_t *in, int want_contacts, int want_parties,
 {
 	static const char sql_contacts[]
 	    = "SELECT " SQ_CONTACT_COLS "FROM contacts c LEFT JOIN parties p ON p.id = c.party_id"
-	      " WHERE c.id IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH ?1"
-	      " ORDER BY rowid DESC LIMIT ?2)" SQ_SCOPE_SQL(3, 4, 5) " ORDER BY c.id DESC";
+	      " WHERE c.id IN (SELECT -rowid FROM contacts_fts WHERE contacts_fts MATCH ?1"
+	      " ORDER BY rowid LIMIT ?2)" SQ_SCOPE_SQL(3, 4, 5) " ORDER BY c.id DESC";
 	static const char sql_parties[]
 	    = "SELECT rowid FROM parties_fts WHERE parties_fts MATCH ?1 ORDER BY rowid DESC";
 	json_t *words = json_object_get(in, "words"), *scope = json_object_get(in, "scope"), *p;
