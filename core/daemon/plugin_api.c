@@ -481,6 +481,43 @@ status_match(json_t *values, const unsigned char want[crypto_generichash_BYTES])
 	return match;
 }
 
+/*
+ * The newest staff message that went to the citizen: one of its recipients
+ * is an address of the contact's party. A message staff sent someone else
+ * on the contact (a colleague, a contractor) is never the citizen's answer.
+ */
+static json_t *
+status_reply(json_t *replies, json_t *emails)
+{
+	json_t *r, *to, *e;
+	size_t i, j, k;
+
+	json_array_foreach(replies, i, r) {
+		json_array_foreach(json_object_get(r, "recipients"), j, to) {
+			const char *v = json_string_value(to), *lt;
+			char addr[320], norm[320];
+			const char *why;
+			size_t n;
+
+			if (v == NULL)
+				continue;
+			/* "Name <a@b>" or a plain a@b */
+			if ((lt = strrchr(v, '<')) != NULL && (n = strcspn(lt + 1, ">")) < sizeof(addr)) {
+				memcpy(addr, lt + 1, n);
+				addr[n] = '\0';
+			} else {
+				snprintf(addr, sizeof(addr), "%s", v);
+			}
+			if (register_party_id("email", addr, norm, sizeof(norm), &why) < 0)
+				continue;
+			json_array_foreach(emails, k, e)
+				if (json_is_string(e) && strcmp(json_string_value(e), norm) == 0)
+					return r;
+		}
+	}
+	return NULL;
+}
+
 /* A time as the API shows it (ISO 8601), or null. */
 static json_t *
 status_time(json_t *ms)
@@ -576,7 +613,7 @@ api_contact_status_cb(struct store_req *req, void *arg)
 		if (match && !json_is_true(json_object_get(c, "confidential"))) {
 			json_t *out;
 
-			reply = json_object_get(c, "reply");
+			reply = status_reply(json_object_get(c, "replies"), json_object_get(c, "emails"));
 			answer = json_object_get(reply, "body");
 			out = json_pack("{s:O, s:O, s:o, s:o, s:o, s:O}", "reference",
 			    json_object_get(c, "reference"), "status", json_object_get(c, "status"),

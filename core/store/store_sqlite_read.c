@@ -222,22 +222,25 @@ sq_op_contact_status(struct sq_conn *c, struct store_req *req)
 	 * message is written when it is sent, with no outbox row pointing at it.
 	 */
 	static const char sql_reply[]
-	    = "SELECT m.body, o.sent_at FROM messages m JOIN outbox o ON o.message_row = m.id"
+	    = "SELECT m.body, o.sent_at, m.recipients FROM messages m"
+	      " JOIN outbox o ON o.message_row = m.id"
 	      " WHERE m.contact_id = ?1 AND m.direction = 'out' AND m.status = 'sent'"
 	      " AND o.status = 'sent' AND o.automatic = 0 ORDER BY o.sent_at DESC, m.id DESC"
-	      " LIMIT 1";
+	      " LIMIT " STORE_STATUS_REPLIES_STR;
 	const char *reference = json_string_value(json_object_get(req->in, "reference"));
 	sqlite3_int64 id, party_id = 0;
 	sqlite3_stmt *st = sq_stmt(c, sql_id);
-	json_t *out, *party = NULL, *reply = json_null();
+	json_t *out, *party = NULL, *replies = json_array();
 
-	if (st == NULL) {
+	if (replies == NULL || st == NULL) {
+		json_decref(replies);
 		sq_step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	sq_bind_text(st, 1, reference != NULL ? reference : "");
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_reset(st);
+		json_decref(replies);
 		store_req_fail(req, STORE_NOT_FOUND, "no such contact");
 		return;
 	}
@@ -246,6 +249,7 @@ sq_op_contact_status(struct sq_conn *c, struct store_req *req)
 		party_id = sqlite3_column_int64(st, 1);
 	sqlite3_reset(st);
 	if ((out = sq_contact_load(c, id, 1)) == NULL) {
+		json_decref(replies);
 		sq_step_error(c, req, SQLITE_ERROR);
 		return;
 	}
@@ -258,14 +262,15 @@ sq_op_contact_status(struct sq_conn *c, struct store_req *req)
 	json_decref(party);
 	if ((st = sq_stmt(c, sql_reply)) == NULL) {
 		json_decref(out);
+		json_decref(replies);
 		sq_step_error(c, req, SQLITE_ERROR);
 		return;
 	}
 	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		reply = json_pack("{s:o, s:o}", "body", sq_col_text(st, 0), "sent_at",
-		    sq_col_ms(st, 1));
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(replies, json_pack("{s:o, s:o, s:o}", "body",
+		    sq_col_text(st, 0), "sent_at", sq_col_ms(st, 1), "recipients", sq_col_json(st, 2)));
 	sqlite3_reset(st);
-	json_object_set_new(out, "reply", reply);
+	json_object_set_new(out, "replies", replies);
 	req->out = out;
 }

@@ -97,6 +97,10 @@ enum store_op {
 	STORE_OP_COUNT,
 };
 
+/* How many of a contact's last staff messages STORE_CONTACT_STATUS answers. */
+#define STORE_STATUS_REPLIES 20
+#define STORE_STATUS_REPLIES_STR "20"
+
 /*
  * What became of a request, in storage words: the core alone turns it into
  * an HTTP status. The values are ABI.

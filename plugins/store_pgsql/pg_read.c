@@ -1325,12 +1325,12 @@ static void
 op_contact_status(struct pg_conn *c, struct store_req *req)
 {
 	static const char sql_id[] = "SELECT id, party_id FROM contacts WHERE reference = $1::text";
-	static const char sql_reply[] = "SELECT m.body, " PG_MS("o.sent_at")
+	static const char sql_reply[] = "SELECT m.body, " PG_MS("o.sent_at") ", m.recipients::text"
 					" FROM messages m JOIN outbox o ON o.message_row = m.id"
 					" WHERE m.contact_id = $1::bigint AND m.direction = 'out'"
 					" AND m.status = 'sent' AND o.status = 'sent'"
 					" AND NOT o.automatic ORDER BY o.sent_at DESC, m.id DESC"
-					" LIMIT 1";
+					" LIMIT " STORE_STATUS_REPLIES_STR;
 	const char *reference = pg_jstr(req->in, "reference");
 	int own = 0;
 	int64_t id, party_id = 0;
@@ -1372,11 +1372,16 @@ op_contact_status(struct pg_conn *c, struct store_req *req)
 	pg_params_clear(&p);
 	if (r == NULL)
 		goto fail;
-	reply = PQntuples(r) == 0 ? json_null() :
-				    json_pack("{s:o, s:o}", "body", pg_col_text(r, 0, 0), "sent_at",
-					pg_col_int(r, 0, 1));
+	reply = json_array();
+	for (int i = 0; reply != NULL && i < PQntuples(r); i++) {
+		json_t *to = pg_isnull(r, i, 2) ? NULL : json_loads(PQgetvalue(r, i, 2), 0, NULL);
+
+		json_array_append_new(reply, json_pack("{s:o, s:o, s:o}", "body",
+		    pg_col_text(r, i, 0), "sent_at", pg_col_int(r, i, 1), "recipients",
+		    to != NULL ? to : json_array()));
+	}
 	PQclear(r);
-	json_object_set_new(out, "reply", reply);
+	json_object_set_new(out, "replies", reply != NULL ? reply : json_array());
 	req->out = out;
 	goto out;
 fail:

@@ -3,6 +3,7 @@ plugin's POST /hello/status): the reference with the email address or phone numb
 it shows status, received and expected dates and the answer once staff sent one; any other
 pair, and a confidential contact, answers one 404 (docs/plugins.md)."""
 
+import json
 import urllib.parse
 
 import pytest
@@ -153,6 +154,20 @@ def test_staff_answer_on_a_web_contact_is_mailed_and_shown_the_acknowledgement_i
     assert doc, web_status()
     assert doc["answer"] == answer
     assert RFC3339.match(doc["answered_at"]) and doc["answered_at"] >= doc["received_at"]
+
+    # A message staff send someone else on the contact (a colleague, a contractor) is sent
+    # later than the answer, but the citizen's status page never shows it.
+    colleague = "burger3@burger.test"
+    internal = "Kan jij nakijken of het paspoort van deze burger echt klaar ligt? Intern."
+    st, msg, _, raw = client.call("POST", "/api/v1/contacts/%d/messages" % c["id"],
+                                  {"body": internal, "to": colleague}, token=client.agent)
+    assert st == 202, raw
+    assert msg["recipients"] == [colleague], msg
+    wait_mail(mailserver, colleague)
+    assert wait_for(lambda: [m for m in messages(client, c["id"]) if m["body"] == internal
+                             and m["status"] == "sent"], 10 * SLOW)
+    doc = web_status()
+    assert doc["answer"] == answer and "Intern" not in json.dumps(doc), doc
 
 
 def test_staff_message_on_a_web_contact_without_an_address_stays_unsent(loketd, mailserver):
