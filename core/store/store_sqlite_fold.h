@@ -25,15 +25,18 @@ void sq_fold_scope_token(sqlite3_str *s, char kind, const char *v);
  * order; the writer runs them once per batch, before COMMIT. A contact's
  * row in contacts_fts is its id negated (9 -> 10): newest first is then
  * FTS5's ascending order, which seeks through the long lists of common
- * words and scope tokens instead of reading them whole backwards.
+ * words and scope tokens instead of reading them whole backwards. The rows
+ * go in by id descending: FTS5 writes its pending terms out as a new
+ * segment whenever a rowid is not above the one before, so in id order
+ * every contact of a batch would be a segment of its own.
  */
 #define SQ_FOLD_FLUSH_1                                                                            \
 	"INSERT INTO contacts_fts (contacts_fts, rowid, words, scope) SELECT 'delete', -id, words,"\
-	" scope FROM contacts_fts_pending WHERE words IS NOT NULL"
+	" scope FROM contacts_fts_pending WHERE words IS NOT NULL ORDER BY id DESC"
 #define SQ_FOLD_FLUSH_2                                                                            \
 	"INSERT INTO contacts_fts (rowid, words, scope) SELECT -c.id, loket_fold(c.reference,"     \
 	" c.subject, c.body, c.answer), loket_scope(c.department, c.organisation, c.confidential)" \
-	" FROM contacts_fts_pending q JOIN contacts c ON c.id = q.id"
+	" FROM contacts_fts_pending q JOIN contacts c ON c.id = q.id ORDER BY q.id DESC"
 #define SQ_FOLD_FLUSH_3 "DELETE FROM contacts_fts_pending"
 #define SQ_FOLD_FLUSH_4                                                                            \
 	"INSERT INTO parties_fts (parties_fts, rowid, name) SELECT 'delete', id, name"             \

@@ -313,6 +313,6 @@ const char *const sq_migrations[] = {
 	"DELETE FROM contacts_fts_pending;"
 	"INSERT INTO contacts_fts (rowid, words, scope) SELECT -id,"
 	"  loket_fold(reference, subject, body, answer),"
-	"  loket_scope(department, organisation, confidential) FROM contacts;",
+	"  loket_scope(department, organisation, confidential) FROM contacts ORDER BY id DESC;",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
