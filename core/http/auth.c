@@ -21,6 +21,13 @@
 
 #define AUTH_AUDIT_BATCH 256
 #define AUTH_AUDIT_DELAY_MS 20
+/*
+ * How often the tokens are read again from the register: a token revoked on
+ * another node sharing it (pgsql) is refused here within this time, as a
+ * session ended there is (SESSION_CACHE_MS). The node that revokes refuses
+ * it at once.
+ */
+#define AUTH_REFRESH_MS 1000
 
 struct auth {
 	struct loketd *daemon;
@@ -30,6 +37,8 @@ struct auth {
 	int loaded;         /* the tokens were read from the register */
 	struct event *audit_ev;
 	struct sessions *sessions; /* staff sign-in (session.c) */
+	struct event *refresh_ev;
+	int refreshing; /* a re-read is with the register */
 };
 
 static const struct {
@@ -142,6 +151,59 @@ auth_loaded_cb(struct store_req *req, void *arg)
 
 static void auth_audit_cb(evutil_socket_t fd, short what, void *arg);
 
+/*
+ * What the register answered, merged into the copies. A token is only ever
+ * revoked, never taken back, so a read that began before this node revoked
+ * one cannot bring it back: a revoked row marks the copy, a live row with
+ * another hash replaces only a revoked copy (the name was taken again,
+ * after a revoke, on another node), as add does. A new name is added.
+ */
+static void
+auth_refreshed_cb(struct store_req *req, void *arg)
+{
+	struct auth *a = arg;
+	json_t *row;
+	size_t i, j;
+
+	a->refreshing = 0;
+	if (req->result != STORE_OK)
+		return;
+	json_array_foreach(json_object_get(req->out, "items"), i, row) {
+		const char *name = json_string_value(json_object_get(row, "name"));
+		const char *hash = json_string_value(json_object_get(row, "hash"));
+		json_t *revoked = json_object_get(row, "revoked_at");
+
+		if (name == NULL || hash == NULL)
+			continue;
+		for (j = 0; j < a->ntokens; j++)
+			if (strcmp(a->tokens[j]->name, name) == 0)
+				break;
+		if (j < a->ntokens && strcmp(a->tokens[j]->hash, hash) == 0) {
+			if (revoked != NULL && !json_is_null(revoked))
+				a->tokens[j]->revoked = 1;
+		} else if (j == a->ntokens ||
+		    (a->tokens[j]->revoked && (revoked == NULL || json_is_null(revoked)))) {
+			auth_put(a, row);
+		}
+	}
+}
+
+static void
+auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth *a = arg;
+	struct store_req *req;
+
+	(void)fd;
+	(void)what;
+	if (!a->loaded || a->refreshing)
+		return;
+	if ((req = store_req_new(STORE_TOKEN_LIST, json_object(), auth_refreshed_cb, a)) == NULL)
+		return;
+	a->refreshing = 1;
+	store_submit(a->daemon->store, req);
+}
+
 int
 auth_init(struct loketd *d, const char **error_r)
 {
@@ -157,6 +219,11 @@ auth_init(struct loketd *d, const char **error_r)
 	d->auth = a;
 	a->audit_rows = json_array();
 	a->audit_ev = evtimer_new(d->base, auth_audit_cb, d);
+	if ((a->refresh_ev = event_new(d->base, -1, EV_PERSIST, auth_refresh_cb, a)) != NULL) {
+		struct timeval tv = { AUTH_REFRESH_MS / 1000, (AUTH_REFRESH_MS % 1000) * 1000 };
+
+		event_add(a->refresh_ev, &tv);
+	}
 	if ((req = store_req_new(STORE_TOKEN_LIST, json_object(), auth_loaded_cb, a)) == NULL) {
 		*error_r = "out of memory";
 		return -1;
@@ -193,6 +260,8 @@ auth_free(struct auth *a)
 	json_decref(a->audit_rows);
 	if (a->audit_ev != NULL)
 		event_free(a->audit_ev);
+	if (a->refresh_ev != NULL)
+		event_free(a->refresh_ev);
 	free(a);
 }
 

@@ -74,6 +74,8 @@ int http_api_messages_attachments(struct loketd *d, json_t *list, int keep, json
 int http_api_forms_init(struct loketd *d, const char **error_r);
 /* http_api_events.c */
 int http_api_events_init(struct loketd *d, const char **error_r);
+/* http_api_admin.c: users, tokens and the audit trail (admin only) */
+int http_api_admin_init(struct loketd *d, const char **error_r);
 /* http_api_search.c */
 int http_api_search_init(struct loketd *d, const char **error_r);
 

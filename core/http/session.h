@@ -54,6 +54,13 @@ void users_passwd(struct loketd *d, json_t *args,
 /* args: {name}; ends the user's sessions on every node. */
 void users_disable(struct loketd *d, json_t *args,
     void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg);
+/*
+ * args: {name, role?, departments?, organisation? (null: none), disabled?};
+ * checked as loketctl user add checks them, against what is stored; ends
+ * the user's sessions on every node.
+ */
+void users_update(struct loketd *d, json_t *args,
+    void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg);
 void users_list(struct loketd *d,
     void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg);
 /* Whether name is a user name loket accepts: 1 to 64 letters, digits, '-', '_', '.', '@'. */

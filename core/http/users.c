@@ -149,6 +149,34 @@ users_password_check(const char *pw)
 	return NULL;
 }
 
+/*
+ * What a user may be: a staff role, configured departments (at least one
+ * for backoffice), a configured organisation. NULL when it is fine, else the
+ * sentence loketctl user add shows (and the API answers with 422).
+ */
+static const char *
+users_rights_check(struct loketd *d, const char *role, json_t *deps, const char *org)
+{
+	enum auth_role r;
+	json_t *dv;
+	size_t i;
+
+	if (role == NULL || auth_role_parse(role, &r) < 0 || (r & AUTH_STAFF) == 0)
+		return "the role of a user must be agent, backoffice or admin";
+	if (deps != NULL && !json_is_array(deps))
+		return "--department names a department that is not configured";
+	json_array_foreach(deps, i, dv) {
+		if (!json_is_string(dv) || conf_department(d->conf, json_string_value(dv)) == NULL)
+			return util_error("--department %s: no such department in the configuration",
+			    json_is_string(dv) ? json_string_value(dv) : "?");
+	}
+	if (r == AUTH_BACKOFFICE && json_array_size(deps) == 0)
+		return "a backoffice user needs at least one --department";
+	if (org != NULL && conf_organisation(d->conf, org) == NULL)
+		return util_error("--organisation %s: no such organisation in the configuration", org);
+	return NULL;
+}
+
 /* Hands the password to the hashing threads, then stores u->in with the hash. */
 static void
 users_hash_and_store(struct users_op *u, const char *password)
@@ -183,10 +211,8 @@ users_add(struct loketd *d, json_t *args,
     void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg)
 {
 	const char *name = NULL, *role = NULL, *org = NULL, *ext = NULL, *pw = NULL, *why;
-	json_t *deps = NULL, *dv;
-	enum auth_role r;
+	json_t *deps = NULL;
 	struct users_op *u;
-	size_t i;
 
 	if (json_unpack(args, "{s:s, s:s, s?s, s?o, s?s, s?s}", "name", &name, "role", &role,
 		"password", &pw, "departments", &deps, "organisation", &org, "extension",
@@ -200,31 +226,8 @@ users_add(struct loketd *d, json_t *args,
 		done_cb(NULL, "a user name has 1 to 64 letters, digits, '-', '_', '.' or '@'", arg);
 		return;
 	}
-	if (auth_role_parse(role, &r) < 0 || (r & AUTH_STAFF) == 0) {
-		done_cb(NULL, "the role of a user must be agent, backoffice or admin", arg);
-		return;
-	}
-	if (deps != NULL && !json_is_array(deps)) {
-		done_cb(NULL, "--department names a department that is not configured", arg);
-		return;
-	}
-	json_array_foreach(deps, i, dv) {
-		if (!json_is_string(dv) || conf_department(d->conf, json_string_value(dv)) == NULL) {
-			done_cb(NULL,
-			    util_error("--department %s: no such department in the configuration",
-				json_is_string(dv) ? json_string_value(dv) : "?"),
-			    arg);
-			return;
-		}
-	}
-	if (r == AUTH_BACKOFFICE && json_array_size(deps) == 0) {
-		done_cb(NULL, "a backoffice user needs at least one --department", arg);
-		return;
-	}
-	if (org != NULL && conf_organisation(d->conf, org) == NULL) {
-		done_cb(NULL,
-		    util_error("--organisation %s: no such organisation in the configuration", org),
-		    arg);
+	if ((why = users_rights_check(d, role, deps, org)) != NULL) {
+		done_cb(NULL, why, arg);
 		return;
 	}
 	if (ext != NULL && (strlen(ext) == 0 || strlen(ext) > USERS_EXTENSION_MAX ||
@@ -338,5 +341,86 @@ users_list(struct loketd *d,
 	}
 	l->done_cb = done_cb;
 	l->arg = arg;
+	store_submit(d->store, sr);
+}
+
+/* users_update: the user as stored, then the change checked against it and stored. */
+struct users_change {
+	struct loketd *d;
+	void (*done_cb)(json_t *answer, const char *error, void *arg);
+	void *arg;
+	json_t *args;
+};
+
+static void
+users_change_got_cb(struct store_req *sr, void *arg)
+{
+	struct users_change *ch = arg;
+	const char *name = json_string_value(json_object_get(ch->args, "name"));
+	json_t *row = NULL, *v, *org;
+	struct users_op *u;
+	const char *why;
+	size_t i;
+
+	if (sr->result != STORE_OK) {
+		ch->done_cb(NULL, sr->error, ch->arg);
+		goto out;
+	}
+	json_array_foreach(json_object_get(sr->out, "items"), i, v)
+		if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+			row = v;
+	if (row == NULL) {
+		ch->done_cb(NULL, util_error("no user named '%s'", name), ch->arg);
+		goto out;
+	}
+	/* The rights the user will have, each part given or kept, checked as a whole. */
+	org = json_object_get(ch->args, "organisation");
+	why = users_rights_check(ch->d,
+	    json_string_value(json_object_get(json_object_get(ch->args, "role") != NULL ? ch->args :
+	        row, "role")),
+	    json_object_get(json_object_get(ch->args, "departments") != NULL ? ch->args : row,
+		"departments"),
+	    json_string_value(org != NULL ? org : json_object_get(row, "organisation")));
+	if (why != NULL) {
+		ch->done_cb(NULL, why, ch->arg);
+		goto out;
+	}
+	if ((u = users_op_new(ch->d, STORE_USER_UPDATE, name, ch->done_cb, ch->arg)) == NULL)
+		goto out;
+	u->in = json_deep_copy(ch->args);
+	if (u->in == NULL ||
+	    json_object_set_new(u->in, "at", json_integer((json_int_t)util_time_ms())) < 0) {
+		ch->done_cb(NULL, "out of memory", ch->arg);
+		users_op_free(u);
+		goto out;
+	}
+	users_submit(u);
+out:
+	json_decref(ch->args);
+	free(ch);
+}
+
+void
+users_update(struct loketd *d, json_t *args,
+    void (*done_cb)(json_t *answer, const char *error, void *arg), void *arg)
+{
+	const char *name = json_string_value(json_object_get(args, "name"));
+	struct users_change *ch;
+	struct store_req *sr;
+
+	if (name == NULL || !users_name_ok(name)) {
+		done_cb(NULL, "a user name has 1 to 64 letters, digits, '-', '_', '.' or '@'", arg);
+		return;
+	}
+	if ((ch = calloc(1, sizeof(*ch))) == NULL ||
+	    (sr = store_req_new(STORE_USER_LIST, json_object(), users_change_got_cb, ch)) == NULL) {
+		free(ch);
+		done_cb(NULL, "out of memory", arg);
+		return;
+	}
+	ch->d = d;
+	ch->done_cb = done_cb;
+	ch->arg = arg;
+	ch->args = json_incref(args);
 	store_submit(d->store, sr);
 }

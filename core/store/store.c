@@ -795,6 +795,7 @@ store_op_name(enum store_op op)
 		[STORE_SESSION_END] = "session.end",
 		[STORE_SEARCH] = "search",
 		[STORE_CONTACT_STATUS] = "contact.status",
+		[STORE_AUDIT_LIST] = "audit.list",
 	};
 
 	if ((unsigned int)op >= STORE_OP_COUNT || names[op] == NULL)

@@ -158,6 +158,7 @@ void sq_op_token_put(struct sq_conn *c, struct store_req *req);
 void sq_op_token_revoke(struct sq_conn *c, struct store_req *req);
 void sq_op_token_list(struct sq_conn *c, struct store_req *req);
 void sq_op_audit(struct sq_conn *c, struct store_req *req);
+void sq_op_audit_list(struct sq_conn *c, struct store_req *req);
 
 /* store_sqlite_users.c */
 void sq_op_user_add(struct sq_conn *c, struct store_req *req);

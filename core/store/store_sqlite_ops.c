@@ -13,6 +13,7 @@ sq_op_run(struct sq_conn *c, struct store_req *req)
 		[STORE_TOKEN_PUT] = sq_op_token_put,
 		[STORE_TOKEN_REVOKE] = sq_op_token_revoke,
 		[STORE_AUDIT] = sq_op_audit,
+		[STORE_AUDIT_LIST] = sq_op_audit_list,
 		[STORE_CONTACT_GET] = sq_op_contact_get,
 		[STORE_CONTACT_LIST] = sq_op_contact_list,
 		[STORE_PARTY_GET] = sq_op_party_get,

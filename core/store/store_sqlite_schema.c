@@ -314,5 +314,16 @@ const char *const sq_migrations[] = {
 	"INSERT INTO contacts_fts (rowid, words, scope) SELECT -id,"
 	"  loket_fold(reference, subject, body, answer),"
 	"  loket_scope(department, organisation, confidential) FROM contacts ORDER BY id DESC;",
+	/*
+	 * 10 -> 11: the audit trail read back (STORE_AUDIT_LIST, GET
+	 * /api/v1/audit): each filter is answered from an index, newest first,
+	 * never by a scan of the whole trail: by staff member (token), by what
+	 * was done (action), by what was read (object: a party, one of its
+	 * contacts), by time.
+	 */
+	"CREATE INDEX audit_token ON audit(token, id);"
+	"CREATE INDEX audit_action ON audit(action, id);"
+	"CREATE INDEX audit_object ON audit(object, id);"
+	"CREATE INDEX audit_at ON audit(at);",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));

@@ -52,12 +52,19 @@ sq_op_user_add(struct sq_conn *c, struct store_req *req)
 		store_req_fail(req, STORE_CONFLICT, "a user named '%s' exists", sq_jstr(in, "name"));
 }
 
-/* A new password or disabling ends every session of the user, on every node. */
+/*
+ * Any change (a new password, disabled, another role, departments or
+ * organisation) ends every session of the user, on every node: a session
+ * carries what the user was when it began. "organisation" present and null
+ * takes the user's organisation away.
+ */
 void
 sq_op_user_update(struct sq_conn *c, struct store_req *req)
 {
 	static const char sql[] = "UPDATE users SET hash = coalesce(?2, hash),"
-	                          " disabled = coalesce(?3, disabled), changed_at = ?4"
+	                          " disabled = coalesce(?3, disabled), changed_at = ?4,"
+	                          " role = coalesce(?5, role), departments = coalesce(?6, departments),"
+	                          " organisation = CASE WHEN ?7 THEN ?8 ELSE organisation END"
 	                          " WHERE name = ?1";
 	static const char sql_end[] = "DELETE FROM sessions WHERE user_name = ?1";
 	json_t *in = req->in, *disabled = json_object_get(in, "disabled");
@@ -72,6 +79,11 @@ sq_op_user_update(struct sq_conn *c, struct store_req *req)
 	if (json_is_boolean(disabled))
 		sqlite3_bind_int(st, 3, json_is_true(disabled));
 	sq_bind_json_int(st, 4, in, "at");
+	sq_bind_json_text(st, 5, in, "role");
+	if (json_is_array(json_object_get(in, "departments")))
+		sq_bind_dump(st, 6, json_object_get(in, "departments"), "[]");
+	sqlite3_bind_int(st, 7, json_object_get(in, "organisation") != NULL);
+	sq_bind_json_text(st, 8, in, "organisation");
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sq_step_error(c, req, SQLITE_ERROR);
 		return;

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define LOKET_STORE_ABI_MAJOR 1
-#define LOKET_STORE_ABI_MINOR 3
+#define LOKET_STORE_ABI_MINOR 4
 
 /* The symbol a driver .so exports: const struct store_driver loket_store_driver. */
 #define LOKET_STORE_DRIVER_SYMBOL "loket_store_driver"
@@ -94,6 +94,8 @@ enum store_op {
 	STORE_SEARCH,
 	/* read (minor 3): what a citizen may know of one contact (docs/storage.md) */
 	STORE_CONTACT_STATUS,
+	/* read (minor 4): the audit trail, filtered, newest first (docs/storage.md) */
+	STORE_AUDIT_LIST,
 	STORE_OP_COUNT,
 };
 

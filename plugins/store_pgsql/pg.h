@@ -247,6 +247,11 @@ int pg_alive(struct pg_conn *c);
  * set and the server's message logged with the statement's first words.
  */
 PGresult *pg_run(struct pg_conn *c, const char *sql, const struct pg_params *p);
+/*
+ * pg_run for a statement made at run time (a filter's own SQL): unprepared,
+ * so no cached statement is ever taken for it; then the parameters cleared.
+ */
+PGresult *pg_q_once(struct pg_conn *c, const char *sql, struct pg_params *p);
 /* Runs sql without parameters, unprepared (BEGIN, COMMIT, DDL); 0 or -1 as pg_run. */
 int pg_exec(struct pg_conn *c, const char *sql);
 

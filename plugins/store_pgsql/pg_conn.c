@@ -237,6 +237,29 @@ pg_q(struct pg_conn *c, const char *sql, struct pg_params *p)
 	return r;
 }
 
+PGresult *
+pg_q_once(struct pg_conn *c, const char *sql, struct pg_params *p)
+{
+	PGresult *r;
+
+	c->fault = PG_FAULT_NONE;
+	c->sqlstate[0] = '\0';
+	if (c->conn == NULL) {
+		c->fault = PG_FAULT_CONNECTION;
+		pg_params_clear(p);
+		return NULL;
+	}
+	r = PQexecParams(c->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
+	pg_params_clear(p);
+	if (r == NULL ||
+	    (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)) {
+		pg_note_failure(c, r, sql);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
 int64_t
 pg_q_exec(struct pg_conn *c, const char *sql, struct pg_params *p)
 {

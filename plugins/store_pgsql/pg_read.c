@@ -1410,6 +1410,96 @@ pg_read_party_load(struct pg_conn *c, int64_t id)
 	return party_load(c, id);
 }
 
+/*
+ * The audit trail, newest first, as the SQLite driver's sq_op_audit_list:
+ * every filter is answered from an index of 4 -> 5; a party's rows by
+ * object ("party:N", "party:N ...", "contact:ID" of each of its contacts).
+ */
+static void
+op_audit_list(struct pg_conn *c, struct store_req *req)
+{
+	json_t *in = req->in, *items;
+	json_int_t limit = json_integer_value(json_object_get(in, "limit"));
+	json_int_t party = json_integer_value(json_object_get(in, "party"));
+	json_int_t contact = json_integer_value(json_object_get(in, "contact"));
+	char sql[1400], obj[48], cursor[32];
+	struct pg_params p;
+	size_t len;
+	int64_t last = 0;
+	int n, more = 0;
+	PGresult *r;
+
+	pg_params_init(&p);
+	len = (size_t)snprintf(sql, sizeof(sql), "SELECT id, " PG_MS("at")
+	    ", token, action, object FROM audit WHERE true");
+#define AUDIT_SQL(...) len += (size_t)snprintf(sql + len, sizeof(sql) - len, __VA_ARGS__)
+	if (json_is_string(json_object_get(in, "actor"))) {
+		pg_p_jtext(&p, in, "actor");
+		AUDIT_SQL(" AND token = $%d", p.n);
+	}
+	if (json_is_string(json_object_get(in, "action"))) {
+		pg_p_jtext(&p, in, "action");
+		AUDIT_SQL(" AND action = $%d", p.n);
+	}
+	if (contact > 0) {
+		snprintf(obj, sizeof(obj), "contact:%lld", (long long)contact);
+		pg_p_text(&p, obj);
+		AUDIT_SQL(" AND object COLLATE \"C\" = $%d", p.n);
+	}
+	if (party > 0) {
+		snprintf(obj, sizeof(obj), "party:%lld", (long long)party);
+		pg_p_text(&p, obj);
+		pg_p_int(&p, party);
+		/* "party:N " up to "party:N!" is what follows N after a space, never party:N0. */
+		AUDIT_SQL(" AND id IN (SELECT id FROM audit WHERE object COLLATE \"C\" = $%d"
+			  " UNION ALL SELECT id FROM audit WHERE object COLLATE \"C\" > ($%d || ' ')"
+			  " AND object COLLATE \"C\" < ($%d || '!')"
+			  " UNION ALL SELECT a.id FROM contacts k JOIN audit a"
+			  " ON a.object COLLATE \"C\" = 'contact:' || k.id WHERE k.party_id = $%d::bigint)",
+		    p.n - 1, p.n - 1, p.n - 1, p.n);
+	}
+	if (json_is_integer(json_object_get(in, "from"))) {
+		pg_p_jint(&p, in, "from");
+		AUDIT_SQL(" AND at >= " PG_TS(%d), p.n);
+	}
+	if (json_is_integer(json_object_get(in, "to"))) {
+		pg_p_jint(&p, in, "to");
+		AUDIT_SQL(" AND at <= " PG_TS(%d), p.n);
+	}
+	if (json_is_integer(json_object_get(in, "cursor"))) {
+		pg_p_jint(&p, in, "cursor");
+		AUDIT_SQL(" AND id < $%d::bigint", p.n);
+	}
+	pg_p_int(&p, limit + 1);
+	AUDIT_SQL(" ORDER BY id DESC LIMIT $%d::bigint", p.n);
+#undef AUDIT_SQL
+	if (len >= sizeof(sql)) {
+		pg_params_clear(&p);
+		pg_host->req_fail(req, STORE_FAILED, "the audit filter is too long");
+		return;
+	}
+	if ((r = pg_q_once(c, sql, &p)) == NULL) {
+		read_fail(c, req);
+		return;
+	}
+	items = json_array();
+	for (n = 0; items != NULL && n < PQntuples(r); n++) {
+		if (n == limit) {
+			more = 1;
+			break;
+		}
+		json_array_append_new(items,
+		    json_pack("{s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)pg_int(r, n, 0), "at",
+			pg_col_int(r, n, 1), "actor", pg_col_text(r, n, 2), "action",
+			pg_col_text(r, n, 3), "object", pg_col_text(r, n, 4)));
+		last = pg_int(r, n, 0);
+	}
+	PQclear(r);
+	snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
+	req->out = json_pack(
+	    "{s:o, s:o}", "items", items, "next_cursor", more ? json_string(cursor) : json_null());
+}
+
 void
 pg_read_run(struct pg_conn *c, struct store_req *req)
 {
@@ -1436,6 +1526,7 @@ pg_read_run(struct pg_conn *c, struct store_req *req)
 		[STORE_SESSION_GET] = pg_users_read,
 		[STORE_SEARCH] = pg_op_search,
 		[STORE_CONTACT_STATUS] = op_contact_status,
+		[STORE_AUDIT_LIST] = op_audit_list,
 	};
 
 	if ((unsigned int)req->op >= STORE_OP_COUNT || ops[req->op] == NULL) {

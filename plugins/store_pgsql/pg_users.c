@@ -67,13 +67,21 @@ op_user_add(struct pg_conn *c, struct store_req *req)
 	return 0;
 }
 
-/* A new password or disabling ends every session of the user, on every node. */
+/*
+ * Any change (a new password, disabled, another role, departments or
+ * organisation) ends every session of the user, on every node: a session
+ * carries what the user was when it began. "organisation" present and null
+ * takes the user's organisation away.
+ */
 static int
 op_user_update(struct pg_conn *c, struct store_req *req)
 {
 	static const char sql[] = "UPDATE users SET hash = coalesce($2, hash),"
 				  " disabled = coalesce($3::boolean, disabled),"
-				  " changed_at = " PG_TS(4) " WHERE name = $1";
+				  " changed_at = " PG_TS(4) ", role = coalesce($5, role),"
+				  " departments = coalesce($6::jsonb, departments),"
+				  " organisation = CASE WHEN $7::boolean THEN $8 ELSE organisation END"
+				  " WHERE name = $1";
 	static const char sql_end[] = "DELETE FROM sessions WHERE user_name = $1";
 	json_t *in = req->in, *disabled = json_object_get(in, "disabled");
 	struct pg_params p;
@@ -87,6 +95,13 @@ op_user_update(struct pg_conn *c, struct store_req *req)
 	else
 		pg_p_null(&p);
 	pg_p_jint(&p, in, "at");
+	pg_p_jtext(&p, in, "role");
+	if (json_is_array(json_object_get(in, "departments")))
+		pg_p_json(&p, json_object_get(in, "departments"), "[]");
+	else
+		pg_p_null(&p);
+	pg_p_bool(&p, json_object_get(in, "organisation") != NULL);
+	pg_p_jtext(&p, in, "organisation");
 	if ((n = pg_q_exec(c, sql, &p)) < 0)
 		return pg_write_fail(c, req);
 	if (n == 0) {
