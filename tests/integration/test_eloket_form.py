@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from conftest import DRIVER
 from eloket_support import (EXE, PDF, PNG, Browser, good_fields, start_eloket, web_contacts,
                             web_conf)
 
@@ -211,7 +210,7 @@ def test_a_question_with_markup_is_shown_as_text(api):
     assert page.value_of("name") == '"><b>x</b>'
 
 
-@pytest.mark.skipif(DRIVER != "pgsql", reason="two nodes share a register only on pgsql")
+@pytest.mark.pgsql_only("two nodes share a register only on pgsql")
 def test_a_form_from_one_node_posts_to_another(tmp_path):
     a = start_eloket(tmp_path / "n1")
     b_api = None
