@@ -211,7 +211,7 @@ function Users({ say }) {
     <button type="button" id="add-user-open" onClick=${() => setAdding(true)}>${t('bh_add_user')}</button>
     ${adding && html`<${AddUser} onClose=${() => { setAdding(false); load();
       setTimeout(() => document.getElementById('add-user-open').focus(), 0); }} done=${say} />`}
-    ${users === null ? html`<p>${t('loading')}</p>` : html`<div class="scroll"><table id="users-table">
+    ${users === null ? html`<p>${t('loading')}</p>` : html`<div class="scroll" tabindex="0" role="region" aria-label=${t('bh_users')}><table id="users-table">
       <caption class="visually-hidden">${t('bh_users')}</caption>
       <thead><tr><th scope="col">${t('bh_login')}</th><th scope="col">${t('bh_role')}</th>
         <th scope="col">${t('bh_departments')}</th><th scope="col">${t('bh_organisation')}</th>
@@ -290,7 +290,7 @@ function Tokens({ say }) {
         <form method="dialog"><button type="submit" class="secondary" autofocus>${t('cancel')}</button></form>
       </div>
     <//>`}
-    ${tokens === null ? html`<p>${t('loading')}</p>` : html`<div class="scroll"><table id="tokens-table">
+    ${tokens === null ? html`<p>${t('loading')}</p>` : html`<div class="scroll" tabindex="0" role="region" aria-label=${t('bh_tokens')}><table id="tokens-table">
       <caption class="visually-hidden">${t('bh_tokens')}</caption>
       <thead><tr><th scope="col">${t('bh_token_name')}</th><th scope="col">${t('bh_role')}</th>
         <th scope="col">${t('bh_departments')}</th><th scope="col">${t('bh_organisation')}</th>
@@ -418,7 +418,7 @@ function Audit() {
     </form>
     ${rows === null ? (busy ? html`<p>${t('loading')}</p>` : null) : html`
     <p role="status" id="audit-count">${t('bh_audit_count', { n: rows.length })}</p>
-    ${rows.length > 0 && html`<div class="scroll"><table id="audit-table">
+    ${rows.length > 0 && html`<div class="scroll" tabindex="0" role="region" aria-label=${t('bh_audit')}><table id="audit-table">
       <caption class="visually-hidden">${t('bh_audit')}</caption>
       <thead><tr><th scope="col">${t('bh_at')}</th><th scope="col">${t('bh_actor')}</th>
         <th scope="col">${t('bh_action')}</th><th scope="col">${t('bh_object')}</th></tr></thead>
@@ -449,7 +449,7 @@ function Quarantine() {
     ${absent ? html`<p id="quarantine-absent">${t('bh_no_email')}</p>`
       : items === null ? (error ? null : html`<p>${t('loading')}</p>`)
       : items.length === 0 ? html`<p id="quarantine-none">${t('bh_quarantine_none')}</p>`
-      : html`<div class="scroll"><table id="quarantine-table">
+      : html`<div class="scroll" tabindex="0" role="region" aria-label=${t('bh_quarantine')}><table id="quarantine-table">
         <caption class="visually-hidden">${t('bh_quarantine')}</caption>
         <thead><tr><th scope="col">${t('bh_at')}</th><th scope="col">${t('bh_mailbox')}</th>
           <th scope="col">UID</th><th scope="col">${t('bh_reason')}</th><th scope="col">${t('bh_folder')}</th>
