@@ -35,6 +35,15 @@ async function openBeheer(viewport) {
   return page;
 }
 
+// Closes the pages' contexts, after checking that none of them threw or broke the policy.
+async function done(...pages) {
+  for (const p of pages) {
+    assert.deepEqual(p.pageErrors, [], 'no script error');
+    assert.deepEqual(p.consoleLines.filter((l) => /Content Security Policy|Refused to/.test(l)), [], 'no policy violation');
+  }
+  await Promise.all(pages.map((p) => p.context().close()));
+}
+
 test('an agent opening beheer.html sees the refusal and no data, and no link to it', async () => {
   const page = await newPage(browser);
   const asked = [];
@@ -52,7 +61,7 @@ test('an agent opening beheer.html sees the refusal and no data, and no link to 
     'the page asks the API for nothing it would refuse');
   await screenshot(page, 'beheer-agent-geweigerd');
   assert.deepEqual(await axeViolations(page), []);
-  await page.context().close();
+  await done(page);
 });
 
 test('the admin adds a user in the page, sees the password once, and that user signs in', async () => {
@@ -118,7 +127,7 @@ test('the admin adds a user in the page, sees the password once, and that user s
   const after = await d.api('GET', '/api/v1/users');
   assert.equal(after.doc.items.find((u) => u.login === 'bo-nieuw').role, 'agent');
   await screenshot(page, 'beheer-gebruikers');
-  await Promise.all([page, other, third].map((p) => p.context().close()));
+  await done(page, other, third);
 });
 
 test('the add-user dialog is completed and closed with the keyboard alone', async () => {
@@ -150,7 +159,7 @@ test('the add-user dialog is completed and closed with the keyboard alone', asyn
   await page.locator('#user-agent-toetsen').waitFor();
   const listed = await d.api('GET', '/api/v1/users');
   assert.ok(listed.doc.items.some((u) => u.login === 'agent-toetsen' && u.role === 'agent'));
-  await page.context().close();
+  await done(page);
 });
 
 test('a token made in the page is shown once; revoked in the page it gets 401 from the API', async () => {
@@ -184,7 +193,7 @@ test('a token made in the page is shown once; revoked in the page it gets 401 fr
   assert.equal((await d.api('GET', '/api/v1/catalogue', undefined, made)).status, 401, 'the revoked token is refused');
   assert.equal(await page.getByRole('button', { name: 'Token te-intrekken intrekken' }).count(), 0);
   await screenshot(page, 'beheer-tokens');
-  await page.context().close();
+  await done(page);
 });
 
 test('the admin edits a standard answer and the catalogue serves it; removing it too', async () => {
@@ -207,7 +216,7 @@ test('the admin edits a standard answer and the catalogue serves it; removing it
   const gone = (await d.api('GET', '/api/v1/catalogue')).doc.items.find((p) => p.code === product.code);
   assert.equal(gone.standard_answer, null);
   assert.equal(await box.inputValue(), '');
-  await page.context().close();
+  await done(page);
 });
 
 test('the audit log filtered by a staff member lists their contact reads; Meer pages on', async () => {
@@ -250,7 +259,7 @@ test('the audit log filtered by a staff member lists their contact reads; Meer p
   await page.locator('#au-f-party-error').waitFor();
   assert.match(await page.locator('#au-f-party-error').textContent(), /^party: /);
   await screenshot(page, 'beheer-audit-fout');
-  await Promise.all([page, agent].map((p) => p.context().close()));
+  await done(page, agent);
 });
 
 test('without chan_email the quarantine says so; English through the picker', async () => {
@@ -263,7 +272,7 @@ test('without chan_email the quarantine says so; English through the picker', as
   assert.match(await page.locator('#quarantine-absent').textContent(), /email channel is not loaded/);
   await screenshot(page, 'beheer-english');
   await page.getByLabel('Language').selectOption('nl-BE');
-  await page.context().close();
+  await done(page);
 });
 
 for (const width of [1280, 320]) {
@@ -284,6 +293,6 @@ for (const width of [1280, 320]) {
       await copy.locator('#au-login-error').waitFor();
       await screenshot(copy, `beheer-dialoog-${width}`);
     }), []);
-    await page.context().close();
+    await done(page);
   });
 }
