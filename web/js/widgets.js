@@ -42,6 +42,7 @@ function Header({ user, current }) {
   const links = [
     { href: '/contactcenter.html', key: 'nav_contactcenter', roles: ['agent', 'admin'] },
     { href: '/taken.html', key: 'nav_tasks', roles: ['backoffice', 'admin'] },
+    { href: '/beheer.html', key: 'nav_admin', roles: ['admin'] },
   ].filter((l) => user && l.roles.includes(user.role));
   const out = async () => {
     try {
