@@ -151,7 +151,9 @@ def stored_email_contacts(d):
 # tests ----------------------------------------------------------------------------------
 
 def test_dovecot_restart_during_intake_loses_and_doubles_nothing(loketd, mailserver):
-    n = 200
+    # Enough mails that the fault lands mid-intake also when this test process gets the CPU
+    # late (200 were all read once before a loaded machine let it stop Dovecot).
+    n = 600
     d, client = email_daemon(loketd, mailserver, rules=None, start=False)
     subjects, raws = numbered_mails("herstart", n)
     bulk_append(mailserver, INFO, raws)
