@@ -111,6 +111,8 @@ rulebook_try(struct loketd *d, struct rules *rules, const char *event, json_t *s
 
 	td.rulebook = NULL;
 	td.rules_hooks = &rulebook_register_hooks;
+	/* As loketctl shows them: every reply decided, whether or not a plugin sends its channel. */
+	td.outbox = NULL;
 	*out_r = NULL;
 	if (!json_is_object(sample)) {
 		*error_r = "expected a JSON object: the sample contact";
@@ -342,6 +344,7 @@ rulebook_replay(struct loketd *d, struct rules *rules, int64_t from, int64_t to,
 
 	rp.d.rulebook = NULL;
 	rp.d.rules_hooks = &rulebook_register_hooks;
+	rp.d.outbox = NULL;
 	*out_r = NULL;
 	rp.per_rule = json_object();
 	if (store_replay(d->conf, from, rules_replay_one_cb, &rp, error_r) < 0) {
