@@ -170,6 +170,11 @@ def test_replay_counts_per_rule_over_a_period(loketd, tmp_path):
     status, doc, _, _ = client.call("POST", "/api/v1/rules/replay",
                                     {"from": "2099-01-01", "rules": "folder"}, token=client.admin)
     assert status == 200 and doc["contacts"] == 0, doc
+    # A period that ends before the contacts came in holds none of them.
+    status, doc, _, _ = client.call("POST", "/api/v1/rules/replay",
+                                    {"from": since, "to": since + "T12:00:00Z",
+                                     "rules": "folder"}, token=client.admin)
+    assert status == 200 and doc["contacts"] == 0, doc
     for body, field in [({}, "from"), ({"from": "vorige week"}, "from"),
                         ({"from": since, "to": "2000-01-01"}, "to"),
                         ({"from": since, "limit": 0}, "limit")]:
