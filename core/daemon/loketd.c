@@ -102,6 +102,8 @@ loketd_reload(struct loketd *d, const char **error_r)
 	conf_free(d->conf);
 	d->conf = conf;
 	d->reloads++;
+	d->reload_error[0] = '\0';
+	d->reload_failed_at = 0;
 	log_info("loketd", "reloaded config=%s", d->conf_path);
 	loketd_notify("READY=1");
 	return 0;
@@ -109,10 +111,30 @@ fail:
 	rulebook_discard(pending);
 	conf_free(conf);
 	d->reload_failures++;
+	/* Kept for the admin (GET /api/v1/rules): the old rules keep running until a good one. */
+	snprintf(d->reload_error, sizeof(d->reload_error), "%s",
+	    *error_r != NULL ? *error_r : "unknown error");
+	d->reload_failed_at = util_time_ms();
 	log_errorx("loketd", "reload failed, keeping the running config: %s",
 	    *error_r != NULL ? *error_r : "unknown error");
 	loketd_notify("READY=1");
 	return -1;
+}
+
+/*
+ * loketctl reload's work, for the HTTP API: this node, then the other nodes
+ * sharing the register. A reload that failed here tells nobody.
+ */
+static int
+loketd_reload_all(struct loketd *d, int *told_r, const char **error_r)
+{
+	*told_r = 0;
+	if (loketd_reload(d, error_r) < 0)
+		return -1;
+	*told_r = store_broadcast(d->store, "reload") == 0;
+	if (!*told_r)
+		log_warnx("loketd", "reloaded here, but could not ask the other nodes to reload");
+	return 0;
 }
 
 static void
@@ -404,6 +426,7 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	d.started = time(NULL);
+	d.reload_all = loketd_reload_all;
 	if (loketd_start(&d) < 0) {
 		loketd_teardown(&d);
 		return 2;

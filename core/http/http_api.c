@@ -248,7 +248,7 @@ http_api_init(struct loketd *d, const char **error_r)
 	    http_api_tasks_init(d, error_r) < 0 || http_api_catalogue_init(d, error_r) < 0 ||
 	    http_api_messages_init(d, error_r) < 0 || http_api_events_init(d, error_r) < 0 ||
 	    http_api_search_init(d, error_r) < 0 || http_api_forms_init(d, error_r) < 0 ||
-	    http_api_admin_init(d, error_r) < 0 ||
+	    http_api_admin_init(d, error_r) < 0 || http_api_rules_init(d, error_r) < 0 ||
 	    /* Last: static files answer what no route of the API matched. */
 	    http_static_init(d, error_r) < 0)
 		return -1;

@@ -76,6 +76,8 @@ int http_api_forms_init(struct loketd *d, const char **error_r);
 int http_api_events_init(struct loketd *d, const char **error_r);
 /* http_api_admin.c: users, tokens and the audit trail (admin only) */
 int http_api_admin_init(struct loketd *d, const char **error_r);
+/* http_api_rules.c: the rules loaded, tried out, replayed and reloaded (admin only) */
+int http_api_rules_init(struct loketd *d, const char **error_r);
 /* http_api_search.c */
 int http_api_search_init(struct loketd *d, const char **error_r);
 

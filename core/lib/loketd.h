@@ -59,6 +59,16 @@ struct loketd {
 	time_t started;
 	uint64_t reloads;
 	uint64_t reload_failures;
+	/*
+	 * Installed by the daemon: what loketctl reload does (reload this node,
+	 * then ask the other nodes sharing the register), for layers that may
+	 * not call the daemon (POST /api/v1/rules/reload). *told_r: whether the
+	 * other nodes were asked.
+	 */
+	int (*reload_all)(struct loketd *d, int *told_r, const char **error_r);
+	/* Why the last reload failed ("" after a good one) and when (ms; 0: never). */
+	char reload_error[512];
+	int64_t reload_failed_at;
 };
 
 #endif

@@ -97,6 +97,22 @@ metrics_family(struct metrics *m, enum metric_type type, const char *name, const
 }
 
 struct metric_series *
+metrics_find(struct metrics *m, const char *name, const char *labels)
+{
+	for (size_t i = 0; i < m->nfamilies; i++) {
+		struct metric_family *f = m->families[i];
+
+		if (strcmp(f->name, name) != 0)
+			continue;
+		for (size_t k = 0; k < f->nseries; k++)
+			if (strcmp(f->series[k]->labels, labels) == 0)
+				return f->series[k];
+		return NULL;
+	}
+	return NULL;
+}
+
+struct metric_series *
 metrics_series(struct metrics *m, enum metric_type type, const char *name, const char *help,
     const char *labels, const double *bounds, size_t nbounds)
 {

@@ -24,6 +24,8 @@ void metrics_free(struct metrics *m);
  */
 struct metric_series *metrics_series(struct metrics *m, enum metric_type type, const char *name,
     const char *help, const char *labels, const double *bounds, size_t nbounds);
+/* The series of name with exactly labels, or NULL when there is none yet (never creates one). */
+struct metric_series *metrics_find(struct metrics *m, const char *name, const char *labels);
 void metrics_add(struct metric_series *s, double v);
 void metrics_set(struct metric_series *s, double v);
 void metrics_observe(struct metric_series *s, double v);

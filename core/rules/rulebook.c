@@ -98,6 +98,23 @@ rulebook_count_cb(void *arg, const char *rule, enum rules_result result, void **
 }
 
 static void
+rulebook_cost_cb(void *arg, const char *rule, uint64_t instructions, void **cache)
+{
+	struct rulebook_host *rb = arg;
+	char labels[300], esc[256];
+
+	if (*cache == NULL) {
+		snprintf(labels, sizeof(labels), "rule=\"%s\"",
+		    metrics_label_escape(esc, sizeof(esc), rule));
+		*cache = metrics_series(rb->d->metrics, METRIC_COUNTER,
+		    "loket_rule_instructions_total",
+		    "Lua instructions rule handlers ran, by rule (file:line), in steps of 1000.",
+		    labels, NULL, 0);
+	}
+	metrics_add(*cache, (double)instructions);
+}
+
+static void
 rulebook_log_cb(void *arg, const char *rule, const char *msg)
 {
 	log_info("rules", "log rule=%s msg=\"%s\"", rule, msg);
@@ -150,6 +167,7 @@ rulebook_build(struct loketd *d, const struct conf *conf, struct rulebook_host *
 		host.calendar = rulebook_calendar_cb;
 		host.department_known = rulebook_department_cb;
 		host.count = rulebook_count_cb;
+		host.cost = rulebook_cost_cb;
 		host.log = rulebook_log_cb;
 		if (rules_load(conf->rules_dir, &limits, &host, rules_r, error_r) < 0) {
 			units_free(rb->units);
@@ -263,6 +281,69 @@ rulebook_stats(struct loketd *d)
 		json_array_append_new(failing, json_string(key));
 	return json_pack("{s:s, s:o, s:o}", "dir", d->conf->rules_dir, "handlers", handlers,
 	    "failing since loaded", failing);
+}
+
+/* A handler's runs and cost from the metrics: by its label, so they outlive a reload. */
+static void
+rulebook_describe_cb(void *arg, json_t *handler, void *const *count_cache, void *cost_cache)
+{
+	struct loketd *d = arg;
+	const char *rule = json_string_value(json_object_get(handler, "rule"));
+	json_t *runs = json_object();
+	struct metric_series *s;
+	char labels[300], esc[256];
+	json_int_t total = 0, errors = 0;
+
+	(void)count_cache;
+	(void)cost_cache;
+	metrics_label_escape(esc, sizeof(esc), rule);
+	for (int res = 0; res < RULES_RESULT_COUNT; res++) {
+		json_int_t n;
+
+		snprintf(labels, sizeof(labels), "rule=\"%s\",result=\"%s\"", esc,
+		    rules_result_name((enum rules_result)res));
+		s = metrics_find(d->metrics, "loket_rule_runs_total", labels);
+		n = s != NULL ? (json_int_t)metrics_value(s) : 0;
+		json_object_set_new(runs, rules_result_name((enum rules_result)res), json_integer(n));
+		total += n;
+		if (res != RULES_OK)
+			errors += n;
+	}
+	snprintf(labels, sizeof(labels), "rule=\"%s\"", esc);
+	s = metrics_find(d->metrics, "loket_rule_instructions_total", labels);
+	json_object_set_new(handler, "runs", json_integer(total));
+	json_object_set_new(handler, "errors", json_integer(errors));
+	json_object_set_new(handler, "results", runs);
+	json_object_set_new(handler, "instructions",
+	    json_integer(s != NULL ? (json_int_t)metrics_value(s) : 0));
+}
+
+json_t *
+rulebook_describe(struct loketd *d)
+{
+	json_t *doc, *failing = json_array(), *v;
+	const char *key;
+
+	if (d->rules == NULL)
+		doc = json_pack("{s:s, s:[], s:[]}", "dir", d->conf->rules_dir, "files", "handlers");
+	else
+		doc = rules_describe(d->rules, rulebook_describe_cb, d);
+	if (doc == NULL) {
+		json_decref(failing);
+		return NULL;
+	}
+	if (d->rulebook != NULL)
+		json_object_foreach(d->rulebook->failures, key, v) {
+			const char *space = strrchr(key, ' ');
+
+			if (space != NULL)
+				json_array_append_new(failing,
+				    json_pack("{s:s%, s:s, s:I}", "rule", key, (size_t)(space - key),
+					"result", space + 1, "logged_since",
+					json_integer_value(json_array_get(v, 1))));
+		}
+	json_object_set_new(doc, "failing_since_loaded", failing);
+	return doc;
 }
 
 static const double rulebook_bounds[] = { 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,

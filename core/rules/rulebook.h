@@ -34,6 +34,35 @@ void rulebook_failed(struct loketd *d, const char *rule, const char *result,
  * that failed since they were loaded ("file:line result").
  */
 json_t *rulebook_stats(struct loketd *d);
+/*
+ * For the admin (GET /api/v1/rules): the running rules (rules_describe),
+ * each handler with its runs, errors and instructions as the metrics keep
+ * them (since loketd started, across reloads), and the rules that failed
+ * since they were loaded.
+ */
+json_t *rulebook_describe(struct loketd *d);
+/*
+ * Tries rules out on a sample contact, storing and sending nothing: the
+ * engine of loketctl rules test and POST /api/v1/rules/test (rules_try.c).
+ * sample: the contact as posted (borrowed; status and extra for an event
+ * other than "contact"). *out_r: {"decisions": [{"rule", "line", "text"}],
+ * "contact": {...as it would be stored}, "event", "then": {"event",
+ * "decisions"} or null, "failed": n, "lines": [the printed lines]}. -1 with
+ * *error_r naming the field when the sample is refused.
+ */
+int rulebook_try(struct loketd *d, struct rules *rules, const char *event, json_t *sample,
+    int64_t at, json_t **out_r, const char **error_r);
+/*
+ * Replays rules on the contacts received from from (ms) until to (ms; 0:
+ * now), read-only, at most limit of them (0: all): the engine of loketctl
+ * rules replay and POST /api/v1/rules/replay. *out_r: {"contacts",
+ * "changed", "failed", "complete" (false when limit stopped it), "rules":
+ * [{"rule", "changed", "failed", "examples"}], "lines": [the printed
+ * lines]}. progress (may be NULL) hears every 100 contacts.
+ */
+int rulebook_replay(struct loketd *d, struct rules *rules, int64_t from, int64_t to, size_t limit,
+    void (*progress)(size_t seen, size_t changed, void *arg), void *progress_arg,
+    json_t **out_r, const char **error_r);
 /* Runs the contact rules on a prepared contact and applies their decisions to it. */
 void rulebook_contact(struct loketd *d, json_t *doc);
 /* The register's hooks into the rules (rulebook_init installs them in d->rules_hooks). */

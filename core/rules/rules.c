@@ -133,6 +133,9 @@ rules_free(struct rules *r)
 	}
 	for (int i = 0; i < r->nchannels; i++)
 		free(r->channels[i]);
+	for (size_t i = 0; i < r->nfiles; i++)
+		free(r->files[i]);
+	free(r->files);
 	free(r->dir);
 	free(r);
 }
@@ -148,8 +151,13 @@ rules_handler_count(const struct rules *r, const char *event)
 static void
 rules_count(struct rules *r, struct rules_handler *h, enum rules_result res)
 {
+	if (r->trying)
+		return;
 	if (r->host.count != NULL)
 		r->host.count(r->host.arg, h->where, res, &h->counter[res]);
+	/* The ticks of this call: rules_guard_begin zeroes them per handler. */
+	if (r->host.cost != NULL)
+		r->host.cost(r->host.arg, h->where, r->ticks * RULES_HOOK_EVERY, &h->cost);
 }
 
 /*
@@ -274,4 +282,66 @@ rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra, in
 	/* Garbage is left to the collector's own pace; at the cap it runs in full first. */
 	lua_settop(L, top);
 	return out;
+}
+
+json_t *
+rules_run_try(struct rules *r, const char *event, json_t *contact, json_t *extra,
+    int64_t now_ms, void (*log)(void *arg, const char *rule, const char *msg), void *log_arg)
+{
+	json_t *out;
+
+	r->trying = 1;
+	r->try_log = log;
+	r->try_log_arg = log_arg;
+	out = rules_run(r, event, contact, extra, now_ms);
+	r->try_log = NULL;
+	r->try_log_arg = NULL;
+	r->trying = 0;
+	return out;
+}
+
+static const char *
+rules_basename(const char *where, size_t *len_r)
+{
+	const char *colon = strrchr(where, ':');
+
+	*len_r = colon != NULL ? (size_t)(colon - where) : strlen(where);
+	return where;
+}
+
+json_t *
+rules_describe(const struct rules *r,
+    void (*each)(void *arg, json_t *handler, void *const *count_cache, void *cost_cache),
+    void *arg)
+{
+	json_t *files = json_array(), *handlers = json_array();
+
+	for (int e = 0; e < RULES_NEVENTS; e++)
+		for (size_t k = 0; k < r->nby_event[e]; k++) {
+			const struct rules_handler *h = &r->handlers[r->by_event[e][k]];
+			json_t *channels = json_null(), *one;
+			const char *colon = strrchr(h->where, ':');
+			size_t flen;
+			const char *file = rules_basename(h->where, &flen);
+
+			if (h->channels != 0) {
+				channels = json_array();
+				for (int c = 0; c < r->nchannels; c++)
+					if ((h->channels & (1u << c)) != 0)
+						json_array_append_new(channels,
+						    json_string(r->channels[c]));
+			}
+			one = json_pack("{s:s, s:s, s:s%, s:I, s:o, s:i}", "event", h->event,
+			    "rule", h->where, "file", file, flen, "line",
+			    (json_int_t)(colon != NULL ? atoll(colon + 1) : 0), "channels", channels,
+			    "priority", h->priority);
+			if (one == NULL)
+				continue;
+			if (each != NULL)
+				each(arg, one, h->counter, h->cost);
+			json_array_append_new(handlers, one);
+		}
+	for (size_t i = 0; i < r->nfiles; i++)
+		json_array_append_new(files, json_string(r->files[i]));
+	return json_pack("{s:s, s:o, s:o}", "dir", r->dir, "files", files, "handlers", handlers);
 }

@@ -43,6 +43,11 @@ struct rules_host {
 	 * these rules, so that counting can skip the lookup of the rule.
 	 */
 	void (*count)(void *arg, const char *rule, enum rules_result result, void **cache);
+	/*
+	 * Called once per handler call with about how many Lua instructions it
+	 * took (counted in steps of the hook, 1000); may be NULL. cache as for count.
+	 */
+	void (*cost)(void *arg, const char *rule, uint64_t instructions, void **cache);
 	/* A line from loket.log(); may be NULL. */
 	void (*log)(void *arg, const char *rule, const char *msg);
 };
@@ -68,5 +73,24 @@ int rules_event_known(const char *event);
  */
 json_t *rules_run(struct rules *r, const char *event, json_t *contact, json_t *extra,
     int64_t now_ms);
+
+/*
+ * rules_run for trying rules out (loketctl rules test, the admin's test in
+ * the browser): neither count nor cost is called, so the metrics hold live
+ * contacts only, and loket.log lines go to log (with log_arg) instead of the
+ * host's. The same decisions as rules_run.
+ */
+json_t *rules_run_try(struct rules *r, const char *event, json_t *contact, json_t *extra,
+    int64_t now_ms, void (*log)(void *arg, const char *rule, const char *msg), void *log_arg);
+/*
+ * The loaded rules as JSON: {"dir", "files": [names of *.lua, in load
+ * order], "handlers": [{"event", "rule": "file:line", "file", "line",
+ * "channels": [...] or null for every contact, "priority"}]} in running
+ * order per event. each (may be NULL) is called per handler with its JSON
+ * object and the host's caches (rules_host.count, .cost) to add to it.
+ */
+json_t *rules_describe(const struct rules *r,
+    void (*each)(void *arg, json_t *handler, void *const *count_cache, void *cost_cache),
+    void *arg);
 
 #endif

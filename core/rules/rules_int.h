@@ -43,6 +43,7 @@ struct rules_handler {
 	/* The channels of its filter (bits of rules.channels); 0: every contact. */
 	unsigned int channels;
 	void *counter[RULES_RESULT_COUNT]; /* the host's, per outcome (rules_host.count) */
+	void *cost; /* the host's (rules_host.cost) */
 };
 
 #define RULES_NEVENTS 9
@@ -107,6 +108,12 @@ struct rules {
 	int nchannels;
 	unsigned int log_lines; /* loket.log lines of the running handler call */
 	int run_event;		/* the run's event, its index in rules_events */
+	int trying;		/* a run of rules_run_try: nothing counted */
+	/* rules_run_try's loket.log, instead of the host's */
+	void (*try_log)(void *arg, const char *rule, const char *msg);
+	void *try_log_arg;
+	char **files; /* the rule files loaded, in load order */
+	size_t nfiles;
 };
 
 /* The engine of a state, kept in the state's extra space: every guarded call asks for it. */

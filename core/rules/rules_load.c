@@ -99,8 +99,16 @@ rules_load_folder(struct rules *r, const char **error_r)
 		return -1;
 	}
 	r->loading = 1;
-	for (int i = 0; i < n && ret == 0; i++)
+	if (n > 0 && (r->files = calloc((size_t)n, sizeof(*r->files))) == NULL) {
+		*error_r = util_error("%s: out of memory loading the rules", r->dir);
+		ret = -1;
+	}
+	for (int i = 0; i < n && ret == 0; i++) {
+		/* Listed for the admin (rules_describe), even a file without handlers. */
+		if ((r->files[r->nfiles] = strdup(names[i]->d_name)) != NULL)
+			r->nfiles++;
 		ret = rules_load_file(r, names[i]->d_name, 0, error_r);
+	}
 	r->loading = 0;
 	for (int i = 0; i < n; i++)
 		free(names[i]);

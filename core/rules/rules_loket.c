@@ -180,11 +180,13 @@ rules_l_log(lua_State *L)
 	char clean[RULES_MESSAGE_MAX + 1];
 	luaL_Buffer b;
 	int n = lua_gettop(L);
+	void (*log)(void *, const char *, const char *) = r->trying ? r->try_log : r->host.log;
+	void *log_arg = r->trying ? r->try_log_arg : r->host.arg;
 
-	if (r->host.log == NULL || ++r->log_lines > RULES_LOG_PER_CALL + 1)
+	if (log == NULL || ++r->log_lines > RULES_LOG_PER_CALL + 1)
 		return 0;
 	if (r->log_lines == RULES_LOG_PER_CALL + 1) {
-		r->host.log(r->host.arg, where, "(more loket.log lines in this call are left out)");
+		log(log_arg, where, "(more loket.log lines in this call are left out)");
 		return 0;
 	}
 	luaL_buffinit(L, &b);
@@ -195,7 +197,7 @@ rules_l_log(lua_State *L)
 		luaL_addvalue(&b);
 	}
 	luaL_pushresult(&b);
-	r->host.log(r->host.arg, where, rules_loket_clean_message(clean, lua_tostring(L, -1)));
+	log(log_arg, where, rules_loket_clean_message(clean, lua_tostring(L, -1)));
 	return 0;
 }
 
