@@ -321,9 +321,9 @@ const char *const sq_migrations[] = {
 	 * was done (action), by what was read (object: a party, one of its
 	 * contacts), by time.
 	 */
-	"CREATE INDEX audit_token ON audit(token, id);"
-	"CREATE INDEX audit_action ON audit(action, id);"
-	"CREATE INDEX audit_object ON audit(object, id);"
-	"CREATE INDEX audit_at ON audit(at);",
+	"CREATE INDEX IF NOT EXISTS audit_token ON audit(token, id);"
+	"CREATE INDEX IF NOT EXISTS audit_action ON audit(action, id);"
+	"CREATE INDEX IF NOT EXISTS audit_object ON audit(object, id);"
+	"CREATE INDEX IF NOT EXISTS audit_at ON audit(at);",
 };
 const int sq_schema_version = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));

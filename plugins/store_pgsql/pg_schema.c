@@ -348,11 +348,11 @@ const char *const pg_migrations[] = {
 	 * /api/v1/audit), as the SQLite driver's 10 -> 11: each filter from an
 	 * index, newest first, never a scan of the whole trail.
 	 */
-	"CREATE INDEX audit_token ON audit(token, id);"
-	"CREATE INDEX audit_action ON audit(action, id);"
+	"CREATE INDEX IF NOT EXISTS audit_token ON audit(token, id);"
+	"CREATE INDEX IF NOT EXISTS audit_action ON audit(action, id);"
 	/* Byte order ("C"), which the prefix range of a party's changes needs. */
-	"CREATE INDEX audit_object ON audit((object COLLATE \"C\"), id);"
-	"CREATE INDEX audit_at ON audit(at);",
+	"CREATE INDEX IF NOT EXISTS audit_object ON audit((object COLLATE \"C\"), id);"
+	"CREATE INDEX IF NOT EXISTS audit_at ON audit(at);",
 };
 const int pg_schema_version = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]));
 
